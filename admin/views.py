@@ -1,0 +1,83 @@
+from __future__ import annotations
+
+from flask import Blueprint, abort, flash, redirect, render_template, url_for
+from flask_login import current_user
+from sqlalchemy import select
+
+from admin.forms import ApproveForm, DeclineForm
+from portal.extensions import db
+from portal.models import AuditEvent, Role, Status, User
+from portal.security import admin_required
+from portal.services import accounts
+from portal.services.errors import DomainError
+
+bp = Blueprint("admin", __name__, url_prefix="/admin")
+
+
+@bp.before_request
+@admin_required
+def guard():
+    return None
+
+
+@bp.route("/")
+def index():
+    counts = accounts.count_by_status(db.session)
+    recent = db.session.scalars(select(AuditEvent).order_by(AuditEvent.id.desc()).limit(10)).all()
+    return render_template("admin/index.html", counts=counts, recent=recent)
+
+
+@bp.route("/pending")
+def pending():
+    users = db.session.scalars(
+        select(User).where(User.status == Status.PENDING, User.role == Role.ADVOCATE).order_by(User.created_at)
+    ).all()
+    return render_template("admin/pending.html", users=users, approve_form=ApproveForm(), decline_form=DeclineForm())
+
+
+def _target(form) -> User:
+    try:
+        user_id = int(form.user_id.data)
+    except (TypeError, ValueError):
+        abort(400)
+    return db.get_or_404(User, user_id)
+
+
+@bp.route("/pending/approve", methods=["POST"])
+def approve():
+    form = ApproveForm()
+    if not form.validate_on_submit():
+        abort(400)
+    user = _target(form)
+    try:
+        accounts.approve(db.session, user, actor_id=current_user.id)
+    except DomainError as err:
+        flash(err.message, "error")
+    else:
+        db.session.commit()
+        flash(f"{user.name} is approved and has been emailed.", "success")
+    return redirect(url_for("admin.pending"))
+
+
+@bp.route("/pending/decline", methods=["POST"])
+def decline():
+    form = DeclineForm()
+    if not form.validate_on_submit():
+        abort(400)
+    user = _target(form)
+    try:
+        accounts.reject(db.session, user, actor_id=current_user.id, reason=form.reason.data or "")
+    except DomainError as err:
+        flash(err.message, "error")
+    else:
+        db.session.commit()
+        flash(f"{user.name}'s application is declined.", "success")
+    return redirect(url_for("admin.pending"))
+
+
+@bp.route("/audit")
+def audit_log():
+    events = db.session.scalars(select(AuditEvent).order_by(AuditEvent.id.desc()).limit(200)).all()
+    actors = {u.id: u for u in db.session.scalars(
+        select(User).where(User.id.in_({e.actor_id for e in events if e.actor_id}))).all()}
+    return render_template("admin/audit.html", events=events, actors=actors)

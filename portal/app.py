@@ -1,0 +1,87 @@
+"""The application factory: it wires, in named steps, and does nothing else."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from flask import Flask
+from jinja2 import select_autoescape
+
+from portal.config import load_config
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def create_app(test_config: dict | None = None) -> Flask:
+    app = Flask(
+        "portal",
+        instance_path=str(ROOT / "instance"),
+        instance_relative_config=True,
+        template_folder=str(ROOT / "templates"),
+        static_folder=str(ROOT / "static"),
+    )
+    load_config(app, test_config)
+    configure_jinja(app)
+    register_extensions(app)
+    register_blueprints(app)
+    register_errorhandlers(app)
+    register_hooks(app)
+    register_commands(app)
+    return app
+
+
+def configure_jinja(app: Flask) -> None:
+    # Escape user content in every template, plain-text emails included.
+    app.jinja_env.autoescape = select_autoescape(enabled_extensions=("html", "htm", "xml", "txt"), default=True)
+    from portal import templating
+
+    templating.register(app)
+
+
+def register_extensions(app: Flask) -> None:
+    from portal.database import configure_engine
+    from portal.extensions import csrf, db, limiter, login_manager, mail, migrate
+
+    db.init_app(app)
+    with app.app_context():
+        configure_engine(db.engine, app.config["SQLITE_BUSY_TIMEOUT_MS"])
+    migrate.init_app(app, db, directory=str(ROOT / "migrations"), render_as_batch=True, compare_type=True)
+    csrf.init_app(app)
+    mail.init_app(app)
+    limiter.init_app(app)
+    login_manager.init_app(app)
+    login_manager.login_view = "auth.login"
+    login_manager.login_message = "Please sign in to see that page."
+    login_manager.login_message_category = "info"
+    login_manager.session_protection = "basic"
+    import portal.security  # noqa: F401  (registers the user loader)
+
+
+def register_blueprints(app: Flask) -> None:
+    from admin import bp as admin_bp
+    from portal.blueprints import account, auth, main
+
+    app.register_blueprint(main.bp)
+    app.register_blueprint(auth.bp)
+    app.register_blueprint(account.bp)
+    app.register_blueprint(admin_bp)
+
+
+def register_errorhandlers(app: Flask) -> None:
+    from portal.errors import register_errorhandlers as register
+
+    register(app)
+
+
+def register_hooks(app: Flask) -> None:
+    from portal.security import set_security_headers
+    from portal.services.outbox import deliver_after_request
+
+    app.after_request(set_security_headers)
+    app.after_request(deliver_after_request)
+
+
+def register_commands(app: Flask) -> None:
+    from portal.cli import GROUPS
+
+    for group in GROUPS:
+        app.cli.add_command(group)

@@ -1,0 +1,33 @@
+"""The signed-in user's own account settings."""
+from __future__ import annotations
+
+from flask import Blueprint, flash, redirect, render_template, url_for
+from flask_login import current_user, login_user
+
+from portal.extensions import db
+from portal.forms.auth import ChangePasswordForm
+from portal.security import login_required_active
+from portal.services import accounts
+from portal.services.errors import DomainError, PasswordRejected
+
+bp = Blueprint("account", __name__, url_prefix="/account")
+
+
+@bp.route("/password", methods=["GET", "POST"])
+@login_required_active
+def change_password():
+    form = ChangePasswordForm()
+    if form.validate_on_submit():
+        try:
+            accounts.change_password(db.session, current_user, form.current_password.data, form.password.data)
+        except PasswordRejected as err:
+            form.password.errors.append(err.message)
+        except DomainError as err:
+            form.current_password.errors.append(err.message)
+        else:
+            db.session.commit()
+            # The session token rotated: every other session is over; keep this one.
+            login_user(current_user, remember=False)
+            flash("Your password is changed. You are signed out everywhere else.", "success")
+            return redirect(url_for("main.dashboard"))
+    return render_template("account/change_password.html", form=form), 422 if form.errors else 200

@@ -1,0 +1,39 @@
+"""The public landing page, the signed-in home and the account-status page."""
+from __future__ import annotations
+
+from flask import Blueprint, redirect, render_template, url_for
+from flask_login import current_user, login_required
+
+from portal.forms.auth import ConfirmForm
+from portal.models import Role, Status
+from portal.security import login_required_active
+
+bp = Blueprint("main", __name__)
+
+
+@bp.route("/")
+def index():
+    return render_template("main/index.html")
+
+
+@bp.route("/dashboard")
+@login_required_active
+def dashboard():
+    if current_user.role == Role.ADMIN:
+        return redirect(url_for("admin.index"))
+    if current_user.role == Role.STAFF:
+        return render_template("main/staff_home.html")
+    return render_template("main/dashboard.html")
+
+
+@bp.route("/account/status")
+@login_required
+def account_status():
+    if current_user.status == Status.ACTIVE:
+        return redirect(url_for("main.dashboard"))
+    return render_template("main/account_status.html", form=ConfirmForm())
+
+
+@bp.route("/healthz")
+def healthz():
+    return {"status": "ok"}

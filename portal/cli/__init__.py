@@ -1,0 +1,5 @@
+from portal.cli.demo import demo_cli
+from portal.cli.outbox import outbox_cli
+from portal.cli.users import users_cli
+
+GROUPS = [users_cli, outbox_cli, demo_cli]

@@ -1,0 +1,91 @@
+"""flask demo seed: a realistic demo community for a new machine."""
+from __future__ import annotations
+
+import random
+from datetime import timedelta
+
+import click
+from flask.cli import AppGroup
+from sqlalchemy import func, select
+
+from portal.extensions import db
+from portal.models import Consent, Role, Status, User, utcnow
+from portal.services.passwords import hash_password
+
+demo_cli = AppGroup("demo", help="Demo data.")
+
+DEMO_PASSWORD = "demo-advocacy-2026"
+
+FIRST = ["Maria", "James", "Aiko", "Oluwaseun", "Sofia", "Liam", "Priya", "Mateo", "Chloe", "Wei", "Fatima",
+         "Noah", "Ingrid", "Rafael", "Amara", "Lucas", "Hana", "Diego", "Elena", "Kwame", "Zoe", "Arjun",
+         "Isabel", "Tomasz", "Leila", "Samuel", "Mei", "Jonas", "Nadia", "Carlos", "Yuki", "Grace"]
+LAST = ["Garcia", "Okafor", "Tanaka", "Nielsen", "Rossi", "Kowalski", "Chen", "Haddad", "Silva", "Murphy",
+        "Schmidt", "Patel", "Dubois", "Andersson", "Mensah", "Kim", "Novak", "Fernandes", "O'Brien", "Ivanova",
+        "Nakamura", "Moreau", "Berg", "Adeyemi", "Lopez", "Wright"]
+COMPANIES = ["Northwind Health", "Bluefin Bank", "Kestrel Logistics", "Aurora Retail Group", "Helix Biotech",
+             "Cobalt Insurance", "Meridian Energy", "Lumen Education", "Orbit Telecom", "Sable Manufacturing",
+             "Tidewater Public Services", "Quartz Software", "Juniper Hospitality", "Atlas Media",
+             "Vertex Automotive", "Pinecrest Credit Union", "Harbor City Council", "Nimbus Cloud Co."]
+TITLES = ["Chief Information Security Officer", "VP of Engineering", "IT Director", "Head of Customer Success",
+          "Data Platform Lead", "Senior DevOps Engineer", "CTO", "Director of Operations", "Product Manager",
+          "Head of Marketing Operations", "Solutions Architect", "CFO", "Security Analyst",
+          "Director of Digital Transformation", "Procurement Manager"]
+
+
+def _email(first: str, last: str, company: str, n: int) -> str:
+    domain = "".join(ch for ch in company.lower().split()[0] if ch.isalnum()) + ".example.com"
+    local = f"{first}.{last}".lower().replace("'", "")
+    return f"{local}{n if n else ''}@{domain}"
+
+
+@demo_cli.command("seed")
+@click.option("--if-empty", is_flag=True, help="Do nothing when the database already has users.")
+@click.option("--advocates", default=60, show_default=True, help="How many advocates.")
+def seed(if_empty, advocates):
+    """Create one admin, two staff and a community of advocates (demo password for all)."""
+    if db.session.scalar(select(func.count()).select_from(User)):
+        if if_empty:
+            click.echo("Database already has users; demo seed skipped.")
+            return
+        raise click.ClickException("The database already has users; seed only an empty database.")
+    rng = random.Random(2026)
+    pw = hash_password(DEMO_PASSWORD)
+    now = utcnow()
+    people = [
+        User(email="admin@example.com", name="Alex Admin", role=Role.ADMIN, job_title="Customer Advocacy Manager",
+             company="Example Corp"),
+        User(email="sam.sales@example.com", name="Sam Seller", role=Role.STAFF, job_title="Account Executive",
+             company="Example Corp"),
+        User(email="casey.cs@example.com", name="Casey Success", role=Role.STAFF,
+             job_title="Customer Success Manager", company="Example Corp"),
+    ]
+    seen = {u.email for u in people}
+    with click.progressbar(range(advocates), label="Creating advocates") as bar:
+        for i in bar:
+            first, last, company = rng.choice(FIRST), rng.choice(LAST), rng.choice(COMPANIES)
+            email, n = _email(first, last, company, 0), 1
+            while email in seen:
+                email, n = _email(first, last, company, n), n + 1
+            seen.add(email)
+            status = Status.ACTIVE if i < advocates - 4 else Status.PENDING
+            joined = now - timedelta(days=rng.randint(5, 900))
+            people.append(User(email=email, name=f"{first} {last}", company=company, job_title=rng.choice(TITLES),
+                               role=Role.ADVOCATE, status=status, created_at=joined))
+    for u in people:
+        u.password_hash = pw
+        u.email_verified_at = u.created_at or now
+        if u.status is None or u.role != Role.ADVOCATE:
+            u.status = Status.ACTIVE
+        if u.status == Status.ACTIVE:
+            u.approved_at = now
+        db.session.add(u)
+    db.session.flush()
+    for u in people:
+        if u.role == Role.ADVOCATE:
+            db.session.add(Consent(user_id=u.id, kind="program_terms", version="2026-01", given_at=u.created_at))
+    db.session.commit()
+    click.echo(f"Seeded 1 admin, 2 staff and {advocates} advocates.")
+    click.echo("Demo sign-ins (password for all: %s):" % DEMO_PASSWORD)
+    click.echo("  admin     admin@example.com")
+    click.echo("  staff     sam.sales@example.com, casey.cs@example.com")
+    click.echo(f"  advocate  {people[3].email}")

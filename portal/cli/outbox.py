@@ -1,0 +1,40 @@
+"""flask outbox send | status"""
+from __future__ import annotations
+
+import click
+from flask.cli import AppGroup
+from sqlalchemy import func, select
+
+from portal.extensions import db
+from portal.models import OutboxMessage
+from portal.services import outbox
+
+outbox_cli = AppGroup("outbox", help="The email outbox.")
+
+
+@outbox_cli.command("send")
+@click.option("--all", "send_all", is_flag=True, help="Also send messages whose retry time has not come yet.")
+def send(send_all):
+    """Send queued emails that are due (retries with back-off)."""
+    released = outbox.release_stuck(db.session)
+    total_sent = total_failed = 0
+    while True:
+        sent, failed = outbox.send_due(limit=200, include_not_due=send_all)
+        total_sent += sent
+        total_failed += failed
+        if sent + failed < 200 or failed:
+            break
+    msg = f"Sent {total_sent}, failed {total_failed}."
+    if released:
+        msg += f" {released} interrupted message(s) re-queued."
+    click.echo(msg)
+
+
+@outbox_cli.command("status")
+def status():
+    """Count messages by status."""
+    rows = db.session.execute(select(OutboxMessage.status, func.count()).group_by(OutboxMessage.status)).all()
+    if not rows:
+        click.echo("The outbox is empty.")
+    for st, n in rows:
+        click.echo(f"{st.value:8} {n}")

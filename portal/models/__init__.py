@@ -1,0 +1,9 @@
+"""All models, one module per domain; importing this package registers every table."""
+from portal.models.base import Base, utcnow
+from portal.models.accounts import Consent, Role, Status, User
+from portal.models.audit import AuditEvent
+from portal.models.mail import OutboxMessage, OutboxStatus
+
+__all__ = [
+    "Base", "utcnow", "User", "Role", "Status", "Consent", "AuditEvent", "OutboxMessage", "OutboxStatus",
+]

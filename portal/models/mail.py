@@ -1,0 +1,48 @@
+"""The outbox: every email is a row written in the transaction that causes it, sent after commit."""
+from __future__ import annotations
+
+import enum
+from datetime import datetime
+
+from sqlalchemy import Enum, Index, String, Text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from portal.models.base import Base, utcnow
+
+
+class OutboxStatus(str, enum.Enum):
+    QUEUED = "queued"
+    SENDING = "sending"
+    SENT = "sent"
+    FAILED = "failed"  # gave up after OUTBOX_MAX_ATTEMPTS
+
+
+class OutboxMessage(Base):
+    __tablename__ = "outbox_messages"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    recipient: Mapped[str] = mapped_column(String(254))
+    subject: Mapped[str] = mapped_column(String(255))
+    body_text: Mapped[str] = mapped_column(Text)
+    body_html: Mapped[str] = mapped_column(Text)
+    template: Mapped[str] = mapped_column(String(80))
+    user_id: Mapped[int | None] = mapped_column(index=True)
+    status: Mapped[OutboxStatus] = mapped_column(
+        Enum(
+            OutboxStatus,
+            name="outbox_status",
+            native_enum=False,
+            create_constraint=True,
+            length=10,
+            values_callable=lambda e: [m.value for m in e],
+        ),
+        default=OutboxStatus.QUEUED,
+    )
+    attempts: Mapped[int] = mapped_column(default=0)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    next_attempt_at: Mapped[datetime] = mapped_column(default=utcnow)
+    claimed_at: Mapped[datetime | None]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    sent_at: Mapped[datetime | None]
+
+    __table_args__ = (Index("ix_outbox_status_next", "status", "next_attempt_at"),)

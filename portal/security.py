@@ -1,0 +1,87 @@
+"""Security wiring: headers, role guards, safe redirects, session-token user loading."""
+from __future__ import annotations
+
+from functools import wraps
+from urllib.parse import urlsplit
+
+from flask import abort, current_app, redirect, request, url_for
+from flask_login import current_user
+from sqlalchemy import select
+
+from portal.extensions import db, login_manager
+from portal.models import Role, Status, User
+
+CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "font-src 'self'; connect-src 'self'; form-action 'self'; base-uri 'self'; "
+    "object-src 'none'; frame-ancestors 'none'"
+)
+
+
+def set_security_headers(response):
+    h = response.headers
+    h.setdefault("Content-Security-Policy", CSP)
+    h.setdefault("X-Content-Type-Options", "nosniff")
+    h.setdefault("Referrer-Policy", "strict-origin-when-cross-origin")
+    h.setdefault("X-Frame-Options", "DENY")
+    h.setdefault("Permissions-Policy", "camera=(), microphone=(), geolocation=()")
+    if current_app.config["SESSION_COOKIE_SECURE"]:
+        h.setdefault("Strict-Transport-Security", "max-age=31536000; includeSubDomains")
+    if current_user.is_authenticated:
+        h.setdefault("Cache-Control", "no-store")
+    return response
+
+
+@login_manager.user_loader
+def load_user(token: str) -> User | None:
+    if not token or len(token) > 64:
+        return None
+    user = db.session.scalar(select(User).where(User.session_token == token))
+    if user is None or not user.is_active:
+        return None
+    return user
+
+
+def is_safe_next(target: str | None) -> bool:
+    """Only a local path: no scheme, no host, no '//' or '\\' tricks."""
+    if not target or not isinstance(target, str) or len(target) > 2000:
+        return False
+    if not target.startswith("/") or target.startswith("//") or "\\" in target:
+        return False
+    if any(ord(c) < 32 for c in target):
+        return False
+    parts = urlsplit(target)
+    return not parts.scheme and not parts.netloc
+
+
+def safe_next(target: str | None, default_endpoint: str = "main.dashboard") -> str:
+    return target if is_safe_next(target) else url_for(default_endpoint)
+
+
+def roles_required(*roles: Role, approved: bool = True):
+    """Anonymous -> login (with a local next); wrong role -> 403; not yet approved -> status page."""
+
+    def decorator(view):
+        @wraps(view)
+        def wrapped(*args, **kwargs):
+            if not current_user.is_authenticated:
+                return login_manager.unauthorized()
+            if approved and current_user.status != Status.ACTIVE:
+                return redirect(url_for("main.account_status"))
+            if roles and current_user.role not in roles:
+                abort(403)
+            return view(*args, **kwargs)
+
+        return wrapped
+
+    return decorator
+
+
+login_required_active = roles_required()
+advocate_required = roles_required(Role.ADVOCATE)
+staff_required = roles_required(Role.STAFF, Role.ADMIN)
+admin_required = roles_required(Role.ADMIN)
+
+
+def client_ip() -> str | None:
+    return request.remote_addr

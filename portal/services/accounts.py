@@ -1,0 +1,291 @@
+"""Account rules: registration, verification, approval, login, lockout, passwords, suspension."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+
+from flask import current_app
+from sqlalchemy import func, select, update
+
+from portal.models import Consent, Role, Status, User, utcnow
+from portal.services import audit
+from portal.services.errors import Conflict, DomainError, InvalidToken, NotFound
+from portal.services.outbox import external_url, queue_email
+from portal.services.passwords import check_password_policy, hash_password, needs_rehash, verify_password
+from portal.services.tokens import fingerprint, make_token, read_token
+
+VERIFY = "verify-email"
+RESET = "reset-password"
+
+
+def normalize_email(email: str) -> str:
+    return (email or "").strip().lower()
+
+
+def get_by_email(session, email: str) -> User | None:
+    return session.scalar(select(User).where(User.email == normalize_email(email)))
+
+
+# --- registration and verification -------------------------------------------------------------
+
+
+@dataclass
+class Registration:
+    name: str
+    email: str
+    password: str
+    company: str
+    job_title: str
+    accepted_terms: bool
+    ip_address: str | None = None
+    referred_by_id: int | None = None
+
+
+def _verify_state(user: User) -> str:
+    return fingerprint(user.email, user.status.value, user.email_verified_at)
+
+
+def verification_link(user: User) -> str:
+    token = make_token(VERIFY, user.id, _verify_state(user))
+    return external_url("auth.verify_email", token=token)
+
+
+def register_advocate(session, reg: Registration) -> User | None:
+    """Create an unverified advocate and queue the verification email.
+
+    If the email is taken, nothing is created and the owner is told instead; the caller answers
+    the same way in both cases. Returns the new user or None.
+    """
+    if not reg.accepted_terms:
+        raise DomainError("Please accept the program terms to join.")
+    email = normalize_email(reg.email)
+    check_password_policy(reg.password, email)
+    existing = get_by_email(session, email)
+    if existing is not None:
+        if existing.status != Status.DELETED:
+            queue_email(
+                session, to=existing.email, subject="Someone tried to register with your email",
+                template="already_registered", user_id=existing.id, name=existing.name,
+                login_url=external_url("auth.login"), reset_url=external_url("auth.forgot_password"),
+            )
+        return None
+    user = User(
+        email=email,
+        name=reg.name.strip(),
+        company=reg.company.strip() or None,
+        job_title=reg.job_title.strip() or None,
+        password_hash=hash_password(reg.password),
+        role=Role.ADVOCATE,
+        status=Status.UNVERIFIED,
+        referred_by_id=reg.referred_by_id,
+    )
+    session.add(user)
+    session.flush()
+    session.add(Consent(user_id=user.id, kind="program_terms",
+                        version=current_app.config["TERMS_VERSION"], ip_address=reg.ip_address))
+    queue_email(session, to=user.email, subject="Confirm your email address", template="verify_email",
+                user_id=user.id, name=user.name, verify_url=verification_link(user))
+    return user
+
+
+def resend_verification(session, user: User) -> None:
+    if user.status == Status.UNVERIFIED:
+        queue_email(session, to=user.email, subject="Confirm your email address", template="verify_email",
+                    user_id=user.id, name=user.name, verify_url=verification_link(user))
+
+
+def verify_email(session, token: str) -> User:
+    data = read_token(VERIFY, token, current_app.config["VERIFY_TOKEN_MAX_AGE"])
+    user = session.get(User, data["u"])
+    if user is None or user.status != Status.UNVERIFIED or data.get("s") != _verify_state(user):
+        raise InvalidToken("This link has already been used or is no longer valid.")
+    user.email_verified_at = utcnow()
+    if current_app.config["AUTO_APPROVE_ADVOCATES"]:
+        _activate(session, user, actor_id=None)
+    else:
+        user.status = Status.PENDING
+        _notify_admins_of_pending(session, user)
+    session.flush()
+    return user
+
+
+def _notify_admins_of_pending(session, user: User) -> None:
+    admins = session.scalars(select(User).where(User.role == Role.ADMIN, User.status == Status.ACTIVE)).all()
+    for admin in admins:
+        queue_email(session, to=admin.email, subject="A new advocate is waiting for approval",
+                    template="admin_pending", user_id=admin.id, name=admin.name, applicant=user,
+                    review_url=external_url("admin.pending"))
+
+
+def _activate(session, user: User, actor_id: int | None) -> None:
+    user.status = Status.ACTIVE
+    user.approved_at = utcnow()
+    queue_email(session, to=user.email, subject="Welcome: your advocate account is approved",
+                template="approved", user_id=user.id, name=user.name, login_url=external_url("auth.login"))
+
+
+def approve(session, user: User, actor_id: int | None, via: str = "admin") -> User:
+    if user.status == Status.ACTIVE:
+        raise Conflict(f"{user.email} is already active.")
+    if user.status != Status.PENDING:
+        raise Conflict(f"{user.email} cannot be approved while {user.status.value.replace('_', ' ')}.")
+    _activate(session, user, actor_id)
+    audit.record(session, "user.approve", actor_id, user, via=via)
+    session.flush()
+    return user
+
+
+def reject(session, user: User, actor_id: int | None, reason: str = "") -> User:
+    if user.status != Status.PENDING:
+        raise Conflict("Only accounts waiting for approval can be declined.")
+    user.status = Status.SUSPENDED
+    user.rotate_session_token()
+    queue_email(session, to=user.email, subject="About your advocate application", template="declined",
+                user_id=user.id, name=user.name, reason=reason)
+    audit.record(session, "user.decline", actor_id, user, reason=reason)
+    return user
+
+
+def suspend(session, user: User, actor_id: int | None, reason: str) -> User:
+    if user.status == Status.DELETED:
+        raise Conflict("Deleted accounts cannot be suspended.")
+    user.status = Status.SUSPENDED
+    user.rotate_session_token()  # ends every session and remember cookie
+    audit.record(session, "user.suspend", actor_id, user, reason=reason)
+    return user
+
+
+def create_internal_user(session, email: str, role: Role, name: str | None = None,
+                         password: str | None = None, actor_id: int | None = None) -> User:
+    email = normalize_email(email)
+    if get_by_email(session, email) is not None:
+        raise Conflict(f"An account with {email} already exists.")
+    if password is not None:
+        check_password_policy(password, email)
+    user = User(
+        email=email, name=name or email.split("@")[0].replace(".", " ").title(), role=role,
+        status=Status.ACTIVE, email_verified_at=utcnow(), approved_at=utcnow(),
+        password_hash=hash_password(password) if password is not None else None,
+    )
+    session.add(user)
+    session.flush()
+    audit.record(session, f"user.create_{role.value}", actor_id, user)
+    return user
+
+
+# --- login and lockout -------------------------------------------------------------------------
+
+
+class LoginFailed(DomainError):
+    def __init__(self):
+        super().__init__("The email or password is not right, or the account is locked for a while. "
+                         "Try again, or reset your password.")
+
+
+def authenticate(session, email: str, password: str) -> User:
+    """Return the user for a correct email and password, or raise LoginFailed.
+
+    Unknown email, wrong password, locked, deleted: one answer. Each failure counts toward a lock;
+    the owner is told when the account locks.
+    """
+    user = get_by_email(session, email)
+    if user is None or user.status == Status.DELETED:
+        verify_password(None, password)
+        raise LoginFailed()
+    now = utcnow()
+    if user.locked_until and user.locked_until > now:
+        verify_password(None, password)
+        raise LoginFailed()
+    if not verify_password(user.password_hash, password):
+        cfg = current_app.config
+        # Count the failure atomically so concurrent attempts cannot undercount.
+        session.execute(update(User).where(User.id == user.id)
+                        .values(failed_login_count=User.failed_login_count + 1))
+        session.refresh(user, ["failed_login_count"])
+        if user.failed_login_count >= cfg["LOGIN_MAX_FAILURES"]:
+            user.locked_until = now + timedelta(minutes=cfg["LOGIN_LOCK_MINUTES"])
+            user.failed_login_count = 0
+            queue_email(session, to=user.email, subject="Your account is locked for a while",
+                        template="account_locked", user_id=user.id, name=user.name,
+                        minutes=cfg["LOGIN_LOCK_MINUTES"], reset_url=external_url("auth.forgot_password"))
+            audit.record(session, "user.locked", None, user)
+        raise LoginFailed()
+    if user.status == Status.SUSPENDED:
+        raise DomainError("This account is suspended. Contact the program team if you think this is a mistake.")
+    user.failed_login_count = 0
+    user.locked_until = None
+    user.last_login_at = now
+    if needs_rehash(user.password_hash):
+        user.password_hash = hash_password(password)
+    return user
+
+
+# --- passwords ---------------------------------------------------------------------------------
+
+
+def _reset_state(user: User) -> str:
+    return fingerprint(user.password_hash, user.status.value)
+
+
+def request_password_reset(session, email: str) -> None:
+    """Email a reset link if the account exists; the caller answers the same either way."""
+    user = get_by_email(session, email)
+    if user is None or user.status in (Status.DELETED, Status.SUSPENDED):
+        return
+    token = make_token(RESET, user.id, _reset_state(user))
+    queue_email(session, to=user.email, subject="Reset your password", template="reset_password",
+                user_id=user.id, name=user.name, reset_url=external_url("auth.reset_password", token=token))
+
+
+def user_for_reset_token(session, token: str) -> User:
+    data = read_token(RESET, token, current_app.config["RESET_TOKEN_MAX_AGE"])
+    user = session.get(User, data["u"])
+    if user is None or data.get("s") != _reset_state(user) or user.status in (Status.DELETED, Status.SUSPENDED):
+        raise InvalidToken("This link has already been used or is no longer valid. Ask for a new one.")
+    return user
+
+
+def _set_password(session, user: User, new_password: str) -> None:
+    check_password_policy(new_password, user.email)
+    user.password_hash = hash_password(new_password)
+    user.password_changed_at = utcnow()
+    user.rotate_session_token()
+    user.failed_login_count = 0
+    user.locked_until = None
+    queue_email(session, to=user.email, subject="Your password was changed", template="password_changed",
+                user_id=user.id, name=user.name, reset_url=external_url("auth.forgot_password"))
+
+
+def reset_password(session, token: str, new_password: str) -> User:
+    user = user_for_reset_token(session, token)
+    _set_password(session, user, new_password)
+    if user.status == Status.UNVERIFIED:
+        # Opening a link sent to the address proves it, as a verification link would.
+        user.email_verified_at = utcnow()
+        user.status = Status.PENDING
+        _notify_admins_of_pending(session, user)
+    return user
+
+
+def change_password(session, user: User, current_password: str, new_password: str) -> None:
+    if not verify_password(user.password_hash, current_password):
+        raise DomainError("Your current password is not right.")
+    if current_password == new_password:
+        raise DomainError("Choose a password different from the current one.")
+    _set_password(session, user, new_password)
+
+
+def end_all_sessions(session, user: User) -> None:
+    user.rotate_session_token()
+
+
+def count_by_status(session) -> dict[str, int]:
+    rows = session.execute(select(User.status, func.count()).group_by(User.status)).all()
+    return {s.value: n for s, n in rows}
+
+
+def find_user(session, email: str) -> User:
+    user = get_by_email(session, email)
+    if user is None:
+        raise NotFound(f"No account with {normalize_email(email)}.")
+    return user

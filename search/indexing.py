@@ -1,0 +1,1 @@
+"""indexing: filled by the search issue."""

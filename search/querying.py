@@ -1,0 +1,1 @@
+"""querying: filled by the search issue."""

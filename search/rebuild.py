@@ -1,0 +1,1 @@
+"""rebuild: filled by the search issue."""
