@@ -73,9 +73,11 @@ def register_errorhandlers(app: Flask) -> None:
 
 
 def register_hooks(app: Flask) -> None:
+    from portal.database import begin_write_for_unsafe_methods
     from portal.security import set_security_headers
     from portal.services.outbox import deliver_after_request
 
+    app.before_request(begin_write_for_unsafe_methods)
     app.after_request(set_security_headers)
     app.after_request(deliver_after_request)
 

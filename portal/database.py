@@ -43,6 +43,8 @@ def begin_write(session) -> None:
     Call before the first query of a read-then-write unit of work (awarding points, taking stock,
     taking a seat). On PostgreSQL it is a no-op; use ``with_for_update`` or conditional updates there.
     """
+    if hasattr(session, "registry"):  # a scoped_session: act on the current session
+        session = session()
     if session.in_transaction():
         conn = session.connection()
         if conn.dialect.name == "sqlite" and not conn.get_execution_options().get(IMMEDIATE):
@@ -57,3 +59,18 @@ def begin_write(session) -> None:
 def write_transaction(session):
     begin_write(session)
     yield
+
+
+def begin_write_for_unsafe_methods():
+    """before_request hook: on SQLite, a POST (or any unsafe method) starts as a writer.
+
+    Such requests read (the user, the form's target) and then write. With deferred transactions a
+    write committed by another request in between makes the upgrade fail at once with "database is
+    locked"; taking the write lock first makes concurrent writers wait their turn (busy timeout).
+    """
+    from flask import request
+
+    from portal.extensions import db
+
+    if request.method not in ("GET", "HEAD", "OPTIONS") and db.engine.dialect.name == "sqlite":
+        begin_write(db.session)

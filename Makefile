@@ -1,0 +1,44 @@
+# make run   : install (first time), migrate, seed demo data if empty, serve on http://127.0.0.1:$(PORT)
+# make test  : install with test extras (first time), run the whole suite
+# make bench : search benchmarks (not part of the tests)
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+PORT   ?= 5000
+export FLASK_APP := portal
+
+.PHONY: run test bench install install-test clean-venv
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+$(VENV)/.installed: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet -e .
+	touch $@
+
+$(VENV)/.installed-test: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet -e '.[test,postgres]'
+	touch $@ $(VENV)/.installed
+
+install: $(VENV)/.installed
+install-test: $(VENV)/.installed-test
+
+run: install
+	$(BIN)/flask db upgrade
+	$(BIN)/flask demo seed --if-empty
+	@echo ""
+	@echo "  The portal is at http://127.0.0.1:$(PORT)/"
+	@echo "  Demo sign-ins (password: demo-advocacy-2026): admin@example.com (admin),"
+	@echo "  sam.sales@example.com (staff), and any advocate listed by 'flask demo seed'."
+	@echo ""
+	$(BIN)/flask run --host 127.0.0.1 --port $(PORT)
+
+test: install-test
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+bench: install-test
+	$(BIN)/python -m bench $(BENCH_ARGS)
+
+clean-venv:
+	rm -rf $(VENV)
