@@ -26,6 +26,7 @@ install-test: $(VENV)/.installed-test
 
 run: install
 	$(BIN)/flask db upgrade
+	$(BIN)/flask lists seed
 	$(BIN)/flask demo seed --if-empty
 	@echo ""
 	@echo "  The portal is at http://127.0.0.1:$(PORT)/"

@@ -74,6 +74,8 @@ DEFAULTS: dict[str, object] = {
     "SERVER_NAME": None,
     "PREFERRED_URL_SCHEME": "http",
     "PUBLIC_BASE_URL": "http://127.0.0.1:5000",
+    # Advocates
+    "PROFILE_STALE_DAYS": 180,
     # Search (filled by the search issue)
     "SEARCH_INDEX_DIR": None,
 }

@@ -9,10 +9,23 @@ from flask_login import current_user
 from portal.forms.auth import ConfirmForm
 
 
+def _stale_profile() -> bool:
+    """True when the signed-in advocate's profile needs confirming (shown as a banner on every page)."""
+    if not (current_user.is_authenticated and current_user.is_advocate and current_user.is_approved):
+        return False
+    from portal.extensions import db
+    from portal.models import AdvocateProfile
+    from portal.services.profiles import is_stale
+
+    profile = db.session.get(AdvocateProfile, current_user.id)
+    return profile is None or is_stale(profile)
+
+
 def register(app) -> None:
     @app.context_processor
     def inject():
         return {
+            "stale_profile": _stale_profile(),
             "site_name": current_app.config["SITE_NAME"],
             "company_name": current_app.config["COMPANY_NAME"],
             "logout_form": ConfirmForm() if current_user.is_authenticated else None,

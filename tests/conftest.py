@@ -15,6 +15,7 @@ from sqlalchemy import create_engine, text
 from portal import create_app
 from portal.extensions import db
 from portal.models import Base, Role, Status, User, utcnow
+from portal.services import reference
 from portal.services.passwords import hash_password
 from tests.helpers import TEST_PASSWORD, Mailbox, login
 
@@ -143,6 +144,8 @@ def app(app_config):
     application = create_app(app_config)
     application.test_client_class = FreshContextClient
     with application.app_context():
+        reference.ensure_defaults(db.session)  # the lists admins manage (industries, countries, ...)
+        db.session.commit()
         yield application
         db.session.remove()
         empty_tables(db.engine)

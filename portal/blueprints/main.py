@@ -4,9 +4,11 @@ from __future__ import annotations
 from flask import Blueprint, redirect, render_template, url_for
 from flask_login import current_user, login_required
 
+from portal.extensions import db
 from portal.forms.auth import ConfirmForm
 from portal.models import Role, Status
 from portal.security import login_required_active
+from portal.services import profiles
 
 bp = Blueprint("main", __name__)
 
@@ -23,7 +25,12 @@ def dashboard():
         return redirect(url_for("admin.index"))
     if current_user.role == Role.STAFF:
         return render_template("main/staff_home.html")
-    return render_template("main/dashboard.html")
+    profile = profiles.get_profile(db.session, current_user)
+    db.session.commit()  # the empty profile is created on first visit
+    return render_template(
+        "main/dashboard.html", profile=profile, completeness=profiles.completeness(current_user, profile),
+        availability=profiles.availability(profile), freshness_days=profiles.freshness_days(profile),
+        stale=profiles.is_stale(profile), stale_after=profiles.stale_days(), confirm_form=ConfirmForm())
 
 
 @bp.route("/account/status")

@@ -69,6 +69,8 @@ class User(UserMixin, Base):
         back_populates="user", cascade="all, delete-orphan", order_by="Consent.given_at"
     )
 
+    profile = relationship("AdvocateProfile", back_populates="user", uselist=False, cascade="all, delete-orphan")
+
     __table_args__ = (Index("ix_users_role_status", "role", "status"),)
 
     # Flask-Login

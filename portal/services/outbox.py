@@ -40,7 +40,8 @@ def _plain(text: str) -> str:
     return text.replace("&#39;", "'").replace("&#34;", '"').replace("&amp;", "&")
 
 
-def queue_email(session, *, to: str, subject: str, template: str, user_id: int | None = None, **context):
+def queue_email(session, *, to: str, subject: str, template: str, user_id: int | None = None,
+                headers: dict[str, str] | None = None, **context):
     """Render ``email/<template>.txt`` and ``.html`` and add the message to the caller's transaction."""
     context.setdefault("site_name", current_app.config["SITE_NAME"])
     context.setdefault("home_url", external_url("main.index"))
@@ -53,6 +54,7 @@ def queue_email(session, *, to: str, subject: str, template: str, user_id: int |
         body_html=html,
         template=template,
         user_id=user_id,
+        headers=headers or None,
     )
     session.add(msg)
     session.flush()
@@ -85,6 +87,7 @@ def _send_one(session: Session, msg: OutboxMessage) -> bool:
         body=msg.body_text,
         html=msg.body_html,
         sender=current_app.config["MAIL_DEFAULT_SENDER"],
+        extra_headers=dict(msg.headers or {}),
     )
     try:
         mail.send(message)

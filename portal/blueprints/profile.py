@@ -1,0 +1,322 @@
+"""The advocate's own corner: profile, preferences, availability, privacy, unsubscribe."""
+from __future__ import annotations
+
+import json
+
+from flask import Blueprint, Response, abort, flash, redirect, render_template, request, session, url_for
+from flask_login import current_user, logout_user
+from flask_wtf import FlaskForm
+from wtforms import BooleanField, StringField, SubmitField
+from wtforms.validators import Length, Optional
+
+from portal.extensions import csrf, db
+from portal.forms.auth import ConfirmForm
+from portal.forms.profile import (BlackoutForm, ChangeEmailForm, CommunicationForm, DeleteAccountForm, LimitsForm,
+                                  ProfileForm)
+from portal.models import Country, Industry, Product, SizeBand, TagKind
+from portal.security import advocate_required
+from portal.services import privacy, profiles, reference, subscriptions
+from portal.services.errors import DomainError, InvalidToken, NotFound
+
+bp = Blueprint("profile", __name__, url_prefix="/me")
+
+
+def _choices(model, blank: str):
+    return [(None, blank)] + [(item.id, item.name) for item in reference.active_items(db.session, model)]
+
+
+def _fill_profile_choices(form: ProfileForm) -> None:
+    form.industry_id.choices = _choices(Industry, "Choose your industry")
+    form.size_band_id.choices = _choices(SizeBand, "Choose a size")
+    form.country_code.choices = [("", "Choose your country")] + [
+        (c.code, c.name) for c in reference.countries(db.session)]
+    form.product_ids.choices = [(p.id, p.name) for p in reference.active_items(db.session, Product)]
+
+
+@bp.route("/profile", methods=["GET", "POST"])
+@advocate_required
+def edit():
+    profile = profiles.get_profile(db.session, current_user)
+    form = ProfileForm()
+    _fill_profile_choices(form)
+    if request.method == "GET":
+        form.name.data, form.job_title.data, form.company.data = (current_user.name, current_user.job_title,
+                                                                  current_user.company)
+        form.industry_id.data, form.size_band_id.data = profile.industry_id, profile.size_band_id
+        form.country_code.data = profile.country_code or ""
+        form.product_ids.data = [p.id for p in profile.products]
+        form.use_cases.data = ", ".join(t.name for t in profile.use_cases)
+        form.topics.data = ", ".join(t.name for t in profile.topics)
+        form.story.data, form.linkedin_url.data = profile.story, profile.linkedin_url or ""
+        form.show_in_directory.data, form.show_on_leaderboard.data = (profile.show_in_directory,
+                                                                      profile.show_on_leaderboard)
+    elif form.validate_on_submit():
+        data = profiles.ProfileInput(
+            name=form.name.data, job_title=form.job_title.data, company=form.company.data,
+            industry_id=form.industry_id.data, size_band_id=form.size_band_id.data,
+            country_code=form.country_code.data or None, product_ids=form.product_ids.data or [],
+            use_cases=form.use_cases.data or "", topics=form.topics.data or "", story=form.story.data or "",
+            linkedin_url=form.linkedin_url.data or "", show_in_directory=form.show_in_directory.data,
+            show_on_leaderboard=form.show_on_leaderboard.data)
+        try:
+            profiles.update_profile(db.session, current_user, data)
+        except DomainError as err:
+            db.session.rollback()
+            form.form_errors.append(err.message)
+        else:
+            db.session.commit()
+            flash("Your profile is saved and marked as current.", "success")
+            return redirect(url_for("profile.edit"))
+    status = 422 if request.method == "POST" else 200
+    return render_template(
+        "profile/edit.html", form=form, profile=profile,
+        completeness=profiles.completeness(current_user, profile),
+        use_case_suggestions=profiles.tag_suggestions(db.session, TagKind.USE_CASE),
+        topic_suggestions=profiles.tag_suggestions(db.session, TagKind.TOPIC),
+    ), status
+
+
+@bp.route("/profile/confirm", methods=["POST"])
+@advocate_required
+def confirm():
+    if not ConfirmForm().validate_on_submit():
+        abort(400)
+    profiles.confirm_current(db.session, current_user)
+    db.session.commit()
+    flash("Thanks! Your profile is marked as current.", "success")
+    return redirect(url_for("main.dashboard"))
+
+
+# --- preferences -------------------------------------------------------------------------------------
+
+
+def _activity_form_class(types):
+    class ActivityForm(FlaskForm):
+        submit = SubmitField("Save activities")
+
+    for t in types:
+        setattr(ActivityForm, f"opt_{t.id}", BooleanField(t.name, description=t.description))
+        setattr(ActivityForm, f"note_{t.id}", StringField(f"Note for {t.name}", validators=[
+            Optional(), Length(max=200)], render_kw={"placeholder": "e.g. virtual events only"}))
+    return ActivityForm
+
+
+def _preferences_page(activity_form, comm_form, types, status=200):
+    return render_template("profile/preferences.html", activity_form=activity_form, comm_form=comm_form,
+                           types=types), status
+
+
+@bp.route("/preferences", methods=["GET"])
+@advocate_required
+def preferences():
+    profile = profiles.get_profile(db.session, current_user)
+    types = profiles.activity_types(db.session)
+    current = {p.activity_type_id: p for p in profile.preferences}
+    data = {}
+    for t in types:
+        pref = current.get(t.id)
+        data[f"opt_{t.id}"] = bool(pref and pref.opted_in)
+        data[f"note_{t.id}"] = pref.note if pref else ""
+    activity_form = _activity_form_class(types)(data=data, formdata=None)
+    comm_form = CommunicationForm(formdata=None, data={
+        "digest": profile.digest.value, "notify_opportunities": profile.notify_opportunities,
+        "notify_reminders": profile.notify_reminders, "notify_news": profile.notify_news})
+    return _preferences_page(activity_form, comm_form, types)
+
+
+@bp.route("/preferences/activities", methods=["POST"])
+@advocate_required
+def save_activities():
+    types = profiles.activity_types(db.session)
+    form = _activity_form_class(types)()
+    if form.validate_on_submit():
+        choices = {t.id: (form[f"opt_{t.id}"].data, form[f"note_{t.id}"].data) for t in types}
+        try:
+            profiles.set_activity_preferences(db.session, current_user, choices)
+        except DomainError as err:
+            db.session.rollback()
+            form.form_errors.append(err.message)
+        else:
+            db.session.commit()
+            flash("Your activity preferences are saved.", "success")
+            return redirect(url_for("profile.preferences"))
+    profile = profiles.get_profile(db.session, current_user)
+    comm_form = CommunicationForm(formdata=None, data={"digest": profile.digest.value})
+    return _preferences_page(form, comm_form, types, 422)
+
+
+@bp.route("/preferences/communication", methods=["POST"])
+@advocate_required
+def save_communication():
+    form = CommunicationForm()
+    if form.validate_on_submit():
+        try:
+            profiles.set_communication(db.session, current_user, form.digest.data, form.notify_opportunities.data,
+                                       form.notify_reminders.data, form.notify_news.data)
+        except DomainError as err:
+            db.session.rollback()
+            form.form_errors.append(err.message)
+        else:
+            db.session.commit()
+            flash("Your email settings are saved.", "success")
+            return redirect(url_for("profile.preferences"))
+    types = profiles.activity_types(db.session)
+    return _preferences_page(_activity_form_class(types)(formdata=None), form, types, 422)
+
+
+# --- availability -------------------------------------------------------------------------------------------
+
+
+def _availability_page(limits_form, blackout_form, status=200):
+    profile = profiles.get_profile(db.session, current_user)
+    upcoming, past = profiles.split_blackouts(profile)
+    return render_template("profile/availability.html", limits_form=limits_form, blackout_form=blackout_form,
+                           upcoming=upcoming, past=past, status=profiles.availability(profile),
+                           delete_form=ConfirmForm()), status
+
+
+@bp.route("/availability", methods=["GET", "POST"])
+@advocate_required
+def availability():
+    profile = profiles.get_profile(db.session, current_user)
+    if request.method == "GET":
+        form = LimitsForm(formdata=None, data={
+            "max_asks_per_month": profile.max_asks_per_month, "max_asks_per_quarter": profile.max_asks_per_quarter,
+            "paused_until": profile.paused_until, "timezone": profile.timezone})
+        return _availability_page(form, BlackoutForm(formdata=None))
+    form = LimitsForm()
+    if form.validate_on_submit():
+        try:
+            profiles.set_limits(db.session, current_user, form.max_asks_per_month.data,
+                                form.max_asks_per_quarter.data, form.paused_until.data, form.timezone.data)
+        except DomainError as err:
+            db.session.rollback()
+            form.form_errors.append(err.message)
+        else:
+            db.session.commit()
+            flash("Your availability is saved.", "success")
+            return redirect(url_for("profile.availability"))
+    return _availability_page(form, BlackoutForm(formdata=None), 422)
+
+
+@bp.route("/availability/blackouts", methods=["POST"])
+@advocate_required
+def add_blackout():
+    form = BlackoutForm()
+    if form.validate_on_submit():
+        try:
+            profiles.add_blackout(db.session, current_user, form.starts_on.data, form.ends_on.data, form.note.data)
+        except DomainError as err:
+            db.session.rollback()
+            form.form_errors.append(err.message)
+        else:
+            db.session.commit()
+            flash("Blackout added. Nobody will ask you during it.", "success")
+            return redirect(url_for("profile.availability"))
+    profile = profiles.get_profile(db.session, current_user)
+    limits = LimitsForm(formdata=None, data={"timezone": profile.timezone})
+    return _availability_page(limits, form, 422)
+
+
+@bp.route("/availability/blackouts/<int:blackout_id>/delete", methods=["POST"])
+@advocate_required
+def delete_blackout(blackout_id):
+    if not ConfirmForm().validate_on_submit():
+        abort(400)
+    try:
+        profiles.remove_blackout(db.session, current_user, blackout_id)
+    except NotFound:
+        abort(404)
+    db.session.commit()
+    flash("Blackout removed.", "success")
+    return redirect(url_for("profile.availability"))
+
+
+# --- privacy ---------------------------------------------------------------------------------------------------
+
+
+@bp.route("/privacy")
+@advocate_required
+def privacy_page():
+    return render_template("profile/privacy.html", form=ConfirmForm())
+
+
+@bp.route("/data.json")
+@advocate_required
+def export_data():
+    data = privacy.export_user_data(db.session, current_user)
+    db.session.commit()  # get_profile may have created the empty profile
+    body = json.dumps(data, indent=2, ensure_ascii=False, sort_keys=False)
+    return Response(body, mimetype="application/json", headers={
+        "Content-Disposition": 'attachment; filename="my-advocate-data.json"', "Cache-Control": "no-store"})
+
+
+@bp.route("/delete", methods=["GET", "POST"])
+@advocate_required
+def delete_account():
+    form = DeleteAccountForm()
+    if form.validate_on_submit():
+        try:
+            privacy.delete_account(db.session, current_user, form.password.data)
+        except DomainError as err:
+            db.session.rollback()
+            form.password.errors.append(err.message)
+        else:
+            db.session.commit()
+            logout_user()
+            session.clear()
+            flash("Your account is deleted. Thank you for having been part of the program.", "success")
+            return redirect(url_for("main.index"))
+    return render_template("profile/delete.html", form=form), 422 if form.errors else 200
+
+
+@bp.route("/email", methods=["GET", "POST"])
+@advocate_required
+def change_email():
+    form = ChangeEmailForm()
+    if form.validate_on_submit():
+        try:
+            privacy.request_email_change(db.session, current_user, form.password.data, form.new_email.data)
+        except DomainError as err:
+            db.session.rollback()
+            form.form_errors.append(err.message)
+        else:
+            db.session.commit()
+            flash("We have sent a confirmation link to the new address. Your email changes when you open it.",
+                  "success")
+            return redirect(url_for("profile.privacy_page"))
+    return render_template("profile/change_email.html", form=form), 422 if form.errors else 200
+
+
+@bp.route("/email/confirm/<token>", methods=["GET", "POST"])
+def confirm_email_change(token):
+    form = ConfirmForm()
+    if request.method == "POST" and form.validate_on_submit():
+        try:
+            privacy.confirm_email_change(db.session, token)
+        except DomainError as err:
+            db.session.rollback()
+            return render_template("auth/link_invalid.html", message=err.message), 400
+        db.session.commit()
+        logout_user()
+        session.clear()
+        flash("Your email address is changed. Sign in with the new address.", "success")
+        return redirect(url_for("auth.login"))
+    return render_template("profile/confirm_email.html", form=form, token=token)
+
+
+# --- unsubscribe (no login: the signed token is the authority) -----------------------------------------------
+
+
+@bp.route("/unsubscribe/<token>", methods=["GET", "POST"])
+@csrf.exempt  # mail clients POST here (RFC 8058); the signed token, not a cookie, authorises it
+def unsubscribe(token):
+    try:
+        user, topic = subscriptions.read_unsubscribe(db.session, token)
+    except InvalidToken as err:
+        return render_template("auth/link_invalid.html", message=err.message), 400
+    if request.method == "POST":
+        subscriptions.apply_unsubscribe(db.session, user, topic)
+        db.session.commit()
+        return render_template("profile/unsubscribed.html", what=subscriptions.TOPICS[topic], done=True)
+    return render_template("profile/unsubscribed.html", what=subscriptions.TOPICS[topic], done=False, token=token)

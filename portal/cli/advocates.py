@@ -1,0 +1,33 @@
+"""flask advocates remind-stale · flask lists seed"""
+from __future__ import annotations
+
+import click
+from flask.cli import AppGroup
+
+from portal.extensions import db
+from portal.services import reference, subscriptions
+
+advocates_cli = AppGroup("advocates", help="Advocate maintenance.")
+lists_cli = AppGroup("lists", help="The lists admins manage (industries, products, countries, ...).")
+
+
+@advocates_cli.command("remind-stale")
+def remind_stale():
+    """Email each stale advocate (at most once every 30 days; respects their preferences)."""
+    from portal.database import begin_write
+
+    begin_write(db.session)
+    count = subscriptions.remind_stale(db.session)
+    db.session.commit()
+    from portal.services.outbox import send_due
+
+    sent, failed = send_due()
+    click.echo(f"Queued {count} reminder(s); sent {sent}, {failed} waiting for retry.")
+
+
+@lists_cli.command("seed")
+def seed_lists():
+    """Add the default industries, products, size bands, regions, countries and activity types."""
+    added = reference.ensure_defaults(db.session)
+    db.session.commit()
+    click.echo(f"Added {added} list item(s)." if added else "All default list items are present.")

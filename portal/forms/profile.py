@@ -1,0 +1,91 @@
+from zoneinfo import available_timezones
+
+from flask_wtf import FlaskForm
+from wtforms import (BooleanField, DateField, EmailField, IntegerField, PasswordField, SelectField,
+                     SelectMultipleField, StringField, SubmitField, TextAreaField, URLField)
+from wtforms.validators import DataRequired, Email, InputRequired, Length, NumberRange, Optional
+from wtforms.widgets import CheckboxInput, ListWidget
+
+from portal.services.profiles import MAX_ASKS_MONTH, MAX_ASKS_QUARTER, MAX_STORY
+
+
+class MultiCheckboxField(SelectMultipleField):
+    widget = ListWidget(prefix_label=False)
+    option_widget = CheckboxInput()
+
+
+def _optional_int(value):
+    if value in (None, "", "None"):
+        return None
+    return int(value)
+
+
+class ProfileForm(FlaskForm):
+    name = StringField("Full name", validators=[DataRequired(), Length(max=120)])
+    job_title = StringField("Job title", validators=[DataRequired(), Length(max=160)])
+    company = StringField("Company", validators=[DataRequired(), Length(max=160)])
+    industry_id = SelectField("Industry", coerce=_optional_int, validators=[Optional()])
+    size_band_id = SelectField("Company size", coerce=_optional_int, validators=[Optional()])
+    country_code = SelectField("Country", validators=[Optional()],
+                               description="Your region is derived from the country.")
+    product_ids = MultiCheckboxField("Products you use", coerce=int, validators=[Optional()])
+    use_cases = StringField("Use cases", validators=[Optional(), Length(max=800)],
+                            description="Separate with commas, e.g. fraud detection, customer onboarding.",
+                            render_kw={"list": "use-case-suggestions", "autocomplete": "off"})
+    topics = StringField("Topics you know well", validators=[Optional(), Length(max=800)],
+                         description="Separate with commas, e.g. zero trust, cloud migration.",
+                         render_kw={"list": "topic-suggestions", "autocomplete": "off"})
+    story = TextAreaField("Your story and outcomes", validators=[Optional(), Length(max=MAX_STORY)],
+                          description="Plain text; leave an empty line between paragraphs. What did you achieve?",
+                          render_kw={"rows": 8})
+    linkedin_url = URLField("LinkedIn profile", validators=[Optional(), Length(max=255)],
+                            description="https://www.linkedin.com/in/…")
+    show_in_directory = BooleanField("Show me in the community directory")
+    show_on_leaderboard = BooleanField("Show me on leaderboards")
+    submit = SubmitField("Save profile")
+
+
+class CommunicationForm(FlaskForm):
+    digest = SelectField("Opportunity digest", choices=[("off", "Off"), ("weekly", "Weekly"), ("monthly", "Monthly")])
+    notify_opportunities = BooleanField("Tell me about new opportunities that match me")
+    notify_reminders = BooleanField("Remind me when my profile may be out of date")
+    notify_news = BooleanField("Program news")
+    submit = SubmitField("Save email settings")
+
+
+class LimitsForm(FlaskForm):
+    max_asks_per_month = IntegerField("At most this many asks per month", validators=[
+        Optional(), NumberRange(0, MAX_ASKS_MONTH)], description="Leave empty for no limit of your own.")
+    max_asks_per_quarter = IntegerField("At most this many asks per quarter", validators=[
+        Optional(), NumberRange(0, MAX_ASKS_QUARTER)], description="Leave empty for no limit of your own.")
+    paused_until = DateField("Pause all asks until", validators=[Optional()],
+                             description="Leave empty when you are not pausing.")
+    timezone = SelectField("Time zone", choices=[], validate_choice=True)
+    submit = SubmitField("Save availability")
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.timezone.choices = sorted(available_timezones())
+
+
+class BlackoutForm(FlaskForm):
+    starts_on = DateField("First day", validators=[InputRequired("Give the first day.")])
+    ends_on = DateField("Last day", validators=[InputRequired("Give the last day.")])
+    note = StringField("Note (optional)", validators=[Optional(), Length(max=200)],
+                       description="e.g. parental leave, product launch")
+    submit = SubmitField("Add blackout")
+
+
+class DeleteAccountForm(FlaskForm):
+    password = PasswordField("Your password", validators=[DataRequired(), Length(max=1024)],
+                             render_kw={"autocomplete": "current-password"})
+    confirm = BooleanField("I understand my profile and personal data will be erased and cannot be restored.",
+                           validators=[DataRequired("Tick the box to confirm.")])
+    submit = SubmitField("Delete my account")
+
+
+class ChangeEmailForm(FlaskForm):
+    new_email = EmailField("New email address", validators=[DataRequired(), Email(), Length(max=254)])
+    password = PasswordField("Your password", validators=[DataRequired(), Length(max=1024)],
+                             render_kw={"autocomplete": "current-password"})
+    submit = SubmitField("Send confirmation link")

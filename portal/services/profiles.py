@@ -1,0 +1,367 @@
+"""Advocate profile, preferences, availability and freshness rules."""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from urllib.parse import urlsplit
+from zoneinfo import available_timezones
+
+from flask import current_app
+from sqlalchemy import and_, func, or_, select
+
+from portal.models import (ActivityPreference, ActivityType, AdvocateProfile, Blackout, Country, Digest, Industry,
+                           Product, Role, SizeBand, Status, Tag, TagKind, User, utcnow)
+from portal.services.errors import DomainError, NotFound
+
+MAX_TAGS = 15
+MAX_TAG_LENGTH = 40
+MAX_STORY = 5000
+MAX_ASKS_MONTH = 50
+MAX_ASKS_QUARTER = 150
+
+
+def get_profile(session, user: User) -> AdvocateProfile:
+    """The advocate's profile, created empty on first use."""
+    profile = session.get(AdvocateProfile, user.id)
+    if profile is None:
+        profile = AdvocateProfile(user_id=user.id)
+        session.add(profile)
+        session.flush()
+    return profile
+
+
+# --- profile ---------------------------------------------------------------------------------------
+
+
+@dataclass
+class ProfileInput:
+    name: str
+    job_title: str
+    company: str
+    industry_id: int | None = None
+    size_band_id: int | None = None
+    country_code: str | None = None
+    product_ids: list[int] = field(default_factory=list)
+    use_cases: list[str] = field(default_factory=list)
+    topics: list[str] = field(default_factory=list)
+    story: str = ""
+    linkedin_url: str = ""
+    show_in_directory: bool = True
+    show_on_leaderboard: bool = True
+
+
+def parse_tags(raw: str | list[str] | None, label: str = "tags") -> list[str]:
+    """Split "a, b ,c" into clean, case-insensitively unique tags; raise on too many or too long."""
+    if raw is None:
+        return []
+    parts = raw if isinstance(raw, list) else raw.split(",")
+    seen, out = set(), []
+    for part in parts:
+        tag = re.sub(r"\s+", " ", part).strip()
+        if not tag:
+            continue
+        if len(tag) > MAX_TAG_LENGTH:
+            raise DomainError(f"Each of your {label} can be at most {MAX_TAG_LENGTH} characters.")
+        key = tag.casefold()
+        if key not in seen:
+            seen.add(key)
+            out.append(tag)
+    if len(out) > MAX_TAGS:
+        raise DomainError(f"Add at most {MAX_TAGS} {label}.")
+    return out
+
+
+def _slug(name: str) -> str:
+    return name.casefold()[:MAX_TAG_LENGTH]
+
+
+def _tags(session, kind: TagKind, names: list[str]) -> list[Tag]:
+    if not names:
+        return []
+    slugs = {_slug(n): n for n in names}
+    existing = {t.slug: t for t in session.scalars(select(Tag).where(Tag.kind == kind, Tag.slug.in_(slugs)))}
+    tags = []
+    for slug, name in slugs.items():
+        tag = existing.get(slug)
+        if tag is None:
+            tag = Tag(kind=kind, name=name, slug=slug)
+            session.add(tag)
+        tags.append(tag)
+    return tags
+
+
+def tag_suggestions(session, kind: TagKind, limit: int = 300) -> list[str]:
+    return list(session.scalars(select(Tag.name).where(Tag.kind == kind).order_by(Tag.name).limit(limit)))
+
+
+def check_linkedin(url: str) -> str | None:
+    url = (url or "").strip()
+    if not url:
+        return None
+    parts = urlsplit(url)
+    host = (parts.hostname or "").lower()
+    if parts.scheme != "https":
+        raise DomainError("The LinkedIn address must start with https://")
+    if not (host == "linkedin.com" or host.endswith(".linkedin.com")):
+        raise DomainError("That is not a LinkedIn address (https://www.linkedin.com/in/...).")
+    if len(url) > 255:
+        raise DomainError("The LinkedIn address is too long.")
+    return url
+
+
+def _active(session, model, ident):
+    if ident in (None, "", 0):
+        return None
+    item = session.get(model, ident)
+    if item is None or (hasattr(item, "active") and not item.active):
+        raise DomainError(f"Choose a {model.__name__.lower().replace('sizeband', 'company size')} from the list.")
+    return item
+
+
+def update_profile(session, user: User, data: ProfileInput) -> AdvocateProfile:
+    """Validate and save the profile; saving counts as confirming it is current."""
+    profile = get_profile(session, user)
+    name, job_title, company = data.name.strip(), data.job_title.strip(), data.company.strip()
+    if not name:
+        raise DomainError("Your name cannot be empty.")
+    industry = _active(session, Industry, data.industry_id)
+    size_band = _active(session, SizeBand, data.size_band_id)
+    country = None
+    if data.country_code:
+        country = session.get(Country, data.country_code.upper())
+        if country is None:
+            raise DomainError("Choose a country from the list.")
+    products = []
+    if data.product_ids:
+        ids = set(data.product_ids)
+        products = list(session.scalars(select(Product).where(Product.id.in_(ids), Product.active.is_(True))))
+        if len(products) != len(ids):
+            raise DomainError("Choose products from the list.")
+    story = (data.story or "").replace("\r\n", "\n").strip()
+    if len(story) > MAX_STORY:
+        raise DomainError(f"Your story can be at most {MAX_STORY} characters.")
+    use_cases = parse_tags(data.use_cases, "use cases")
+    topics = parse_tags(data.topics, "topics")
+
+    user.name, user.job_title, user.company = name[:120], job_title[:160] or None, company[:160] or None
+    profile.industry, profile.size_band, profile.country = industry, size_band, country
+    profile.products = sorted(products, key=lambda p: p.position)
+    profile.tags = _tags(session, TagKind.USE_CASE, use_cases) + _tags(session, TagKind.TOPIC, topics)
+    profile.story = story
+    profile.linkedin_url = check_linkedin(data.linkedin_url)
+    profile.show_in_directory = bool(data.show_in_directory)
+    profile.show_on_leaderboard = bool(data.show_on_leaderboard)
+    profile.confirmed_at = utcnow()
+    session.flush()
+    return profile
+
+
+def confirm_current(session, user: User) -> AdvocateProfile:
+    profile = get_profile(session, user)
+    profile.confirmed_at = utcnow()
+    return profile
+
+
+@dataclass
+class Completeness:
+    percent: int
+    missing: list[str]
+
+
+def completeness(user: User, profile: AdvocateProfile) -> Completeness:
+    checks = [
+        ("your job title", bool(user.job_title)),
+        ("your company", bool(user.company)),
+        ("your industry", profile.industry_id is not None),
+        ("your company size", profile.size_band_id is not None),
+        ("your country", profile.country_code is not None),
+        ("the products you use", bool(profile.products)),
+        ("your use cases", bool(profile.use_cases)),
+        ("topics you know well", bool(profile.topics)),
+        ("your story (at least a few sentences)", len(profile.story or "") >= 80),
+        ("your LinkedIn profile", bool(profile.linkedin_url)),
+        ("at least one activity you are willing to do", any(p.opted_in for p in profile.preferences)),
+    ]
+    missing = [label for label, ok in checks if not ok]
+    return Completeness(round(100 * (len(checks) - len(missing)) / len(checks)), missing)
+
+
+def stale_days() -> int:
+    return int(current_app.config.get("PROFILE_STALE_DAYS", 180))
+
+
+def freshness_days(profile: AdvocateProfile, now: datetime | None = None) -> int | None:
+    if profile.confirmed_at is None:
+        return None
+    return ((now or utcnow()) - profile.confirmed_at).days
+
+
+def is_stale(profile: AdvocateProfile, now: datetime | None = None) -> bool:
+    days = freshness_days(profile, now)
+    if days is None:  # never confirmed: count from approval
+        since = profile.user.approved_at or profile.user.created_at
+        days = ((now or utcnow()) - since).days if since else stale_days()
+    return days >= stale_days()
+
+
+# --- preferences -------------------------------------------------------------------------------------
+
+
+def activity_types(session) -> list[ActivityType]:
+    return list(session.scalars(select(ActivityType).where(ActivityType.active.is_(True))
+                                .order_by(ActivityType.position, ActivityType.name)))
+
+
+def set_activity_preferences(session, user: User, choices: dict[int, tuple[bool, str]]) -> AdvocateProfile:
+    """choices: activity type id -> (opted in, note). Unknown ids are refused."""
+    profile = get_profile(session, user)
+    types = {t.id: t for t in activity_types(session)}
+    unknown = set(choices) - set(types)
+    if unknown:
+        raise DomainError("Unknown activity type.")
+    current = {p.activity_type_id: p for p in profile.preferences}
+    for type_id, (opted_in, note) in choices.items():
+        note = (note or "").strip()
+        if len(note) > 200:
+            raise DomainError(f"The note for {types[type_id].name} can be at most 200 characters.")
+        pref = current.get(type_id)
+        if pref is None:
+            pref = ActivityPreference(activity_type_id=type_id)
+            profile.preferences.append(pref)
+        pref.opted_in, pref.note = bool(opted_in), note
+    session.flush()
+    return profile
+
+
+def set_communication(session, user: User, digest: str, opportunities: bool, reminders: bool,
+                      news: bool) -> AdvocateProfile:
+    try:
+        period = Digest(digest)
+    except ValueError:
+        raise DomainError("Choose how often you want the digest.") from None
+    profile = get_profile(session, user)
+    profile.digest = period
+    profile.notify_opportunities, profile.notify_reminders, profile.notify_news = bool(opportunities), bool(
+        reminders), bool(news)
+    return profile
+
+
+# --- availability -----------------------------------------------------------------------------------------
+
+
+def set_limits(session, user: User, per_month: int | None, per_quarter: int | None, paused_until: date | None,
+               timezone: str, today: date | None = None) -> AdvocateProfile:
+    today = today or utcnow().date()
+    for value, top, label in ((per_month, MAX_ASKS_MONTH, "month"), (per_quarter, MAX_ASKS_QUARTER, "quarter")):
+        if value is not None and not (0 <= value <= top):
+            raise DomainError(f"Asks per {label} must be between 0 and {top}.")
+    if per_month is not None and per_quarter is not None and per_quarter < per_month:
+        raise DomainError("Asks per quarter cannot be fewer than asks per month.")
+    if paused_until is not None and paused_until < today:
+        raise DomainError("A pause must last until today or a later date.")
+    if paused_until is not None and paused_until > today + timedelta(days=366 * 2):
+        raise DomainError("A pause can last at most two years.")
+    if timezone not in available_timezones():
+        raise DomainError("Choose a time zone from the list.")
+    profile = get_profile(session, user)
+    profile.max_asks_per_month, profile.max_asks_per_quarter = per_month, per_quarter
+    profile.paused_until, profile.timezone = paused_until, timezone
+    return profile
+
+
+def add_blackout(session, user: User, starts_on: date, ends_on: date, note: str = "",
+                 today: date | None = None) -> Blackout:
+    today = today or utcnow().date()
+    if starts_on is None or ends_on is None:
+        raise DomainError("Give both the first and the last day.")
+    if ends_on < starts_on:
+        raise DomainError("The last day cannot be before the first day.")
+    if ends_on < today:
+        raise DomainError("That period is already over.")
+    if (ends_on - starts_on).days > 366:
+        raise DomainError("A blackout can last at most a year; use a pause for longer.")
+    note = (note or "").strip()
+    if len(note) > 200:
+        raise DomainError("The note can be at most 200 characters.")
+    profile = get_profile(session, user)
+    blackout = Blackout(starts_on=starts_on, ends_on=ends_on, note=note)
+    profile.blackouts.append(blackout)
+    session.flush()
+    return blackout
+
+
+def remove_blackout(session, user: User, blackout_id: int) -> None:
+    blackout = session.get(Blackout, blackout_id)
+    if blackout is None or blackout.user_id != user.id:  # another advocate's id: same answer as a missing one
+        raise NotFound("That blackout period does not exist.")
+    session.delete(blackout)
+
+
+@dataclass
+class Availability:
+    kind: str  # available | paused | blackout
+    until: date | None = None
+    note: str = ""
+
+    @property
+    def label(self) -> str:
+        if self.kind == "paused":
+            return f"Paused until {self.until:%d %b %Y}"
+        if self.kind == "blackout":
+            return f"In a blackout until {self.until:%d %b %Y}"
+        return "Available"
+
+
+def availability(profile: AdvocateProfile, today: date | None = None) -> Availability:
+    today = today or utcnow().date()
+    if profile.paused_until and profile.paused_until >= today:
+        return Availability("paused", profile.paused_until)
+    current = [b for b in profile.blackouts if b.starts_on <= today <= b.ends_on]
+    if current:
+        # Overlapping blackouts chain: the advocate is away until the last day of the connected run.
+        until = max(b.ends_on for b in current)
+        changed = True
+        while changed:
+            changed = False
+            for b in profile.blackouts:
+                if b.starts_on <= until + timedelta(days=1) and b.ends_on > until:
+                    until, changed = b.ends_on, True
+        return Availability("blackout", until, current[0].note)
+    return Availability("available")
+
+
+def split_blackouts(profile: AdvocateProfile, today: date | None = None) -> tuple[list[Blackout], list[Blackout]]:
+    """(current and upcoming, past) — past ones collapse into history."""
+    today = today or utcnow().date()
+    upcoming = [b for b in profile.blackouts if b.ends_on >= today]
+    past = sorted((b for b in profile.blackouts if b.ends_on < today), key=lambda b: b.starts_on, reverse=True)
+    return upcoming, past
+
+
+def unavailable_condition(today: date):
+    """SQL: advocates paused or in a blackout on ``today`` (for feeds and search)."""
+    in_blackout = select(Blackout.user_id).where(and_(Blackout.starts_on <= today, Blackout.ends_on >= today))
+    return or_(AdvocateProfile.paused_until >= today, AdvocateProfile.user_id.in_(in_blackout))
+
+
+# --- freshness reminders --------------------------------------------------------------------------------------
+
+REMIND_EVERY = timedelta(days=30)
+
+
+def stale_for_reminder(session, now: datetime | None = None) -> list[User]:
+    """Active advocates whose profile was last confirmed (or, never confirmed, approved) more than
+    PROFILE_STALE_DAYS ago, who accept reminders and were not reminded in the last 30 days."""
+    now = now or utcnow()
+    cutoff = now - timedelta(days=stale_days())
+    confirmed = func.coalesce(AdvocateProfile.confirmed_at, User.approved_at, User.created_at)
+    q = (select(User)
+         .outerjoin(AdvocateProfile, AdvocateProfile.user_id == User.id)
+         .where(User.role == Role.ADVOCATE, User.status == Status.ACTIVE,
+                or_(AdvocateProfile.user_id.is_(None), AdvocateProfile.notify_reminders.is_(True)),
+                confirmed <= cutoff,
+                or_(AdvocateProfile.stale_reminder_sent_at.is_(None),
+                    AdvocateProfile.stale_reminder_sent_at <= now - REMIND_EVERY))
+         .order_by(User.id))
+    return list(session.scalars(q))
