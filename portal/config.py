@@ -76,6 +76,10 @@ DEFAULTS: dict[str, object] = {
     "PUBLIC_BASE_URL": "http://127.0.0.1:5000",
     # Advocates
     "PROFILE_STALE_DAYS": 180,
+    # Recognition
+    "POINTS_PROFILE_COMPLETE": 100,
+    "POINTS_REFERRAL": 250,
+    "POINTS_LEVELS": None,  # [["Member", 0], ["Bronze", 500], ...]; None: the defaults
     # Search (filled by the search issue)
     "SEARCH_INDEX_DIR": None,
 }

@@ -16,6 +16,7 @@ from portal import create_app
 from portal.extensions import db
 from portal.models import Base, Role, Status, User, utcnow
 from portal.services import reference
+from portal.services.badges import ensure_default_badges
 from portal.services.passwords import hash_password
 from tests.helpers import TEST_PASSWORD, Mailbox, login
 
@@ -145,6 +146,7 @@ def app(app_config):
     application.test_client_class = FreshContextClient
     with application.app_context():
         reference.ensure_defaults(db.session)  # the lists admins manage (industries, countries, ...)
+        ensure_default_badges(db.session)
         db.session.commit()
         yield application
         db.session.remove()

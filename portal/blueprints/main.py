@@ -8,7 +8,7 @@ from portal.extensions import db
 from portal.forms.auth import ConfirmForm
 from portal.models import Role, Status
 from portal.security import login_required_active
-from portal.services import profiles
+from portal.services import badges, points, profiles
 
 bp = Blueprint("main", __name__)
 
@@ -30,7 +30,10 @@ def dashboard():
     return render_template(
         "main/dashboard.html", profile=profile, completeness=profiles.completeness(current_user, profile),
         availability=profiles.availability(profile), freshness_days=profiles.freshness_days(profile),
-        stale=profiles.is_stale(profile), stale_after=profiles.stale_days(), confirm_form=ConfirmForm())
+        stale=profiles.is_stale(profile), stale_after=profiles.stale_days(), confirm_form=ConfirmForm(),
+        balance=points.balance(db.session, current_user.id),
+        level=points.level_for(points.lifetime_earned(db.session, current_user.id)),
+        earned_badges=[b for b, mine in badges.gallery(db.session, current_user.id) if mine])
 
 
 @bp.route("/account/status")

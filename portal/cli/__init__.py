@@ -1,6 +1,7 @@
 from portal.cli.advocates import advocates_cli, lists_cli
 from portal.cli.demo import demo_cli
 from portal.cli.outbox import outbox_cli
+from portal.cli.recognition import badges_cli, points_cli
 from portal.cli.users import users_cli
 
-GROUPS = [users_cli, outbox_cli, demo_cli, advocates_cli, lists_cli]
+GROUPS = [users_cli, outbox_cli, demo_cli, advocates_cli, lists_cli, points_cli, badges_cli]

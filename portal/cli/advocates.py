@@ -27,7 +27,10 @@ def remind_stale():
 
 @lists_cli.command("seed")
 def seed_lists():
-    """Add the default industries, products, size bands, regions, countries and activity types."""
+    """Add the default industries, products, size bands, regions, countries, activity types and badges."""
+    from portal.services.badges import ensure_default_badges
+
     added = reference.ensure_defaults(db.session)
+    added += ensure_default_badges(db.session)
     db.session.commit()
     click.echo(f"Added {added} list item(s)." if added else "All default list items are present.")

@@ -101,6 +101,31 @@ def _profiles(rng, advocates, now):
         db.session.flush()
 
 
+REWARDS = [
+    ("Program hoodie", "A warm, soft hoodie with the advocate program logo.", 800, 40, 1),
+    ("Coffee gift card", "A $15 gift card for your favourite coffee place.", 300, None, None),
+    ("Donation to Code Club", "We donate $50 to Code Club in your name.", 1000, None, None),
+    ("Conference pass", "A full pass to our annual user conference, travel not included.", 5000, 5, 1),
+    ("Noise-cancelling headphones", "For deep work between calls.", 4000, 3, 1),
+]
+
+
+def _recognition(rng, advocates, admin):
+    from portal.models import EntrySource, Reward
+    from portal.services import badges, points
+
+    badges.ensure_default_badges(db.session)
+    for name, desc, cost, stock, limit in REWARDS:
+        db.session.add(Reward(name=name, description=desc, points_cost=cost, stock=stock, per_advocate_limit=limit))
+    for u in advocates:
+        for n in range(rng.randint(0, 4)):
+            points.award(db.session, u.id, rng.choice([100, 150, 200, 300, 500, 800]), key=f"demo:{u.id}:{n}",
+                         reason=rng.choice(["Founding member bonus", "Spoke at the user group",
+                                            "Wrote a peer review", "Joined a reference call"]),
+                         source=EntrySource.MANUAL, actor_id=admin.id)
+    db.session.flush()
+
+
 @demo_cli.command("seed")
 @click.option("--if-empty", is_flag=True, help="Do nothing when the database already has users.")
 @click.option("--advocates", default=60, show_default=True, help="How many advocates.")
@@ -146,7 +171,9 @@ def seed(if_empty, advocates):
     for u in people:
         if u.role == Role.ADVOCATE:
             db.session.add(Consent(user_id=u.id, kind="program_terms", version="2026-01", given_at=u.created_at))
-    _profiles(rng, [u for u in people if u.role == Role.ADVOCATE and u.status == Status.ACTIVE], now)
+    active = [u for u in people if u.role == Role.ADVOCATE and u.status == Status.ACTIVE]
+    _profiles(rng, active, now)
+    _recognition(rng, active, people[0])
     db.session.commit()
     click.echo(f"Seeded 1 admin, 2 staff and {advocates} advocates.")
     click.echo("Demo sign-ins (password for all: %s):" % DEMO_PASSWORD)

@@ -4,10 +4,14 @@ from portal.models.accounts import Consent, Role, Status, User
 from portal.models.advocates import (ActivityPreference, ActivityType, AdvocateProfile, Blackout, Country, Digest,
                                     Industry, Product, Region, SizeBand, Tag, TagKind, profile_products, profile_tags)
 from portal.models.audit import AuditEvent
+from portal.models.recognition import (Badge, EntryKind, EntrySource, PointsBalance, PointsEntry, Redemption,
+                                       RedemptionStatus, Reward, UserBadge)
 from portal.models.mail import OutboxMessage, OutboxStatus
 
 __all__ = [
     "ActivityPreference", "ActivityType", "AdvocateProfile", "Blackout", "Country", "Digest", "Industry", "Product",
     "Region", "SizeBand", "Tag", "TagKind", "profile_products", "profile_tags",
+    "Badge", "EntryKind", "EntrySource", "PointsBalance", "PointsEntry", "Redemption", "RedemptionStatus",
+    "Reward", "UserBadge",
     "Base", "utcnow", "User", "Role", "Status", "Consent", "AuditEvent", "OutboxMessage", "OutboxStatus",
 ]

@@ -122,6 +122,10 @@ def _activate(session, user: User, actor_id: int | None) -> None:
     user.approved_at = utcnow()
     queue_email(session, to=user.email, subject="Welcome: your advocate account is approved",
                 template="approved", user_id=user.id, name=user.name, login_url=external_url("auth.login"))
+    from portal.services.referrals import credit_referral
+
+    session.flush()
+    credit_referral(session, user)
 
 
 def approve(session, user: User, actor_id: int | None, via: str = "admin") -> User:

@@ -154,7 +154,21 @@ def update_profile(session, user: User, data: ProfileInput) -> AdvocateProfile:
     profile.show_on_leaderboard = bool(data.show_on_leaderboard)
     profile.confirmed_at = utcnow()
     session.flush()
+    award_if_complete(session, user, profile)
     return profile
+
+
+def award_if_complete(session, user: User, profile: AdvocateProfile) -> bool:
+    """Points for a completed profile, once per advocate (the ledger's idempotency key sees to "once")."""
+    if completeness(user, profile).percent < 100:
+        return False
+    from portal.models import EntrySource
+    from portal.services import points
+
+    amount = int(current_app.config.get("POINTS_PROFILE_COMPLETE", 100))
+    _, created = points.award(session, user.id, amount, key=f"profile-complete:{user.id}",
+                              reason="Completed your profile", source=EntrySource.PROFILE, source_id=user.id)
+    return created
 
 
 def confirm_current(session, user: User) -> AdvocateProfile:
@@ -231,6 +245,7 @@ def set_activity_preferences(session, user: User, choices: dict[int, tuple[bool,
             profile.preferences.append(pref)
         pref.opted_in, pref.note = bool(opted_in), note
     session.flush()
+    award_if_complete(session, user, profile)
     return profile
 
 

@@ -1,0 +1,150 @@
+"""Admin pages for recognition: rewards catalog, fulfilment queue, point adjustments, badge grants."""
+from __future__ import annotations
+
+import secrets
+
+from flask import abort, flash, redirect, render_template, request, url_for
+from flask_login import current_user
+from sqlalchemy import select
+
+from admin.views import bp
+from portal.extensions import db
+from portal.forms.recognition import AdjustPointsForm, CancelRedemptionForm, FulfilForm, GrantBadgeForm, RewardForm
+from portal.models import Badge, EntryKind, PointsEntry, RedemptionStatus, Reward, Role, User
+from portal.services import accounts, badges, points, rewards
+from portal.services.errors import DomainError
+
+
+def _reward_input(form: RewardForm) -> rewards.RewardInput:
+    return rewards.RewardInput(name=form.name.data or "", description=form.description.data or "",
+                               points_cost=form.points_cost.data, stock=form.stock.data,
+                               per_advocate_limit=form.per_advocate_limit.data, active=form.active.data)
+
+
+@bp.route("/rewards")
+def rewards_list():
+    return render_template("admin/rewards.html", rewards=rewards.catalog(db.session, include_inactive=True))
+
+
+@bp.route("/rewards/new", methods=["GET", "POST"])
+def reward_new():
+    form = RewardForm()
+    if form.validate_on_submit():
+        try:
+            reward = rewards.create_reward(db.session, _reward_input(form), current_user.id)
+        except DomainError as err:
+            db.session.rollback()
+            form.form_errors.append(err.message)
+        else:
+            db.session.commit()
+            flash(f"{reward.name} is in the catalog.", "success")
+            return redirect(url_for("admin.rewards_list"))
+    return render_template("admin/reward_form.html", form=form, reward=None), 422 if form.errors else 200
+
+
+@bp.route("/rewards/<int:reward_id>", methods=["GET", "POST"])
+def reward_edit(reward_id):
+    reward = db.get_or_404(Reward, reward_id)
+    form = RewardForm(obj=reward if request.method == "GET" else None)
+    if form.validate_on_submit():
+        try:
+            rewards.update_reward(db.session, reward, _reward_input(form), current_user.id)
+        except DomainError as err:
+            db.session.rollback()
+            form.form_errors.append(err.message)
+        else:
+            db.session.commit()
+            flash(f"{reward.name} is saved.", "success")
+            return redirect(url_for("admin.rewards_list"))
+    return render_template("admin/reward_form.html", form=form, reward=reward), 422 if form.errors else 200
+
+
+@bp.route("/redemptions")
+def redemptions_queue():
+    status = request.args.get("status", "requested")
+    try:
+        wanted = RedemptionStatus(status) if status != "all" else None
+    except ValueError:
+        wanted = RedemptionStatus.REQUESTED
+    return render_template("admin/redemptions.html", items=rewards.queue(db.session, wanted), status=status,
+                           fulfil_form=FulfilForm(), cancel_form=CancelRedemptionForm())
+
+
+@bp.route("/redemptions/<int:redemption_id>/fulfil", methods=["POST"])
+def redemption_fulfil(redemption_id):
+    form = FulfilForm()
+    if not form.validate_on_submit():
+        abort(400)
+    try:
+        rewards.fulfil(db.session, redemption_id, current_user.id, form.note.data or "")
+    except DomainError as err:
+        db.session.rollback()
+        flash(err.message, "error")
+    else:
+        db.session.commit()
+        flash("Marked fulfilled; the advocate has been emailed.", "success")
+    return redirect(url_for("admin.redemptions_queue"))
+
+
+@bp.route("/redemptions/<int:redemption_id>/cancel", methods=["POST"])
+def redemption_cancel(redemption_id):
+    form = CancelRedemptionForm()
+    if not form.validate_on_submit():
+        abort(400)
+    try:
+        rewards.cancel(db.session, redemption_id, current_user, form.reason.data or "")
+    except DomainError as err:
+        db.session.rollback()
+        flash(err.message, "error")
+    else:
+        db.session.commit()
+        flash("Cancelled: the points are refunded and the stock returned.", "success")
+    return redirect(url_for("admin.redemptions_queue"))
+
+
+@bp.route("/points", methods=["GET", "POST"])
+def points_adjust():
+    form = AdjustPointsForm()
+    if request.method == "GET":
+        form.idempotency_key.data = secrets.token_urlsafe(16)
+    if form.validate_on_submit():
+        user = accounts.get_by_email(db.session, form.email.data)
+        if user is None or user.role != Role.ADVOCATE:
+            form.email.errors.append("No advocate with that email.")
+        else:
+            try:
+                points.adjust(db.session, user, form.amount.data, form.reason.data, current_user.id,
+                              key=f"adjust:{current_user.id}:{form.idempotency_key.data}")
+            except DomainError as err:
+                db.session.rollback()
+                form.form_errors.append(err.message)
+            else:
+                db.session.commit()
+                flash(f"Adjusted {user.name}'s points by {form.amount.data:+,}.", "success")
+                return redirect(url_for("admin.points_adjust"))
+    recent = db.session.execute(
+        select(PointsEntry, User).join(User, User.id == PointsEntry.user_id)
+        .where(PointsEntry.kind == EntryKind.ADJUSTED).order_by(PointsEntry.id.desc()).limit(50)).all()
+    return render_template("admin/points.html", form=form, recent=recent), 422 if form.errors else 200
+
+
+@bp.route("/badges", methods=["GET", "POST"])
+def badges_admin():
+    form = GrantBadgeForm()
+    form.badge_id.choices = [(b.id, f"{b.icon} {b.name}") for b in db.session.scalars(
+        select(Badge).where(Badge.active.is_(True)).order_by(Badge.position))]
+    if form.validate_on_submit():
+        user = accounts.get_by_email(db.session, form.email.data)
+        if user is None or user.role != Role.ADVOCATE:
+            form.email.errors.append("No advocate with that email.")
+        else:
+            try:
+                badges.grant_manual(db.session, user, form.badge_id.data, current_user.id, form.reason.data or "")
+            except DomainError as err:
+                db.session.rollback()
+                form.form_errors.append(err.message)
+            else:
+                db.session.commit()
+                flash(f"Badge granted to {user.name}.", "success")
+                return redirect(url_for("admin.badges_admin"))
+    return render_template("admin/badges.html", form=form), 422 if form.errors else 200

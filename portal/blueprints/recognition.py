@@ -1,0 +1,114 @@
+"""Points, level, badges, rewards, leaderboard and referrals: the advocate's side."""
+from __future__ import annotations
+
+import secrets
+
+from flask import Blueprint, abort, flash, redirect, render_template, request, session, url_for
+from flask_login import current_user
+
+from portal.extensions import db
+from portal.forms.recognition import CancelRedemptionForm, RedeemForm
+from portal.models import RedemptionStatus
+from portal.security import advocate_required, login_required_active
+from portal.services import badges, leaderboard, points, referrals, rewards
+from portal.services.errors import DomainError
+
+bp = Blueprint("recognition", __name__)
+
+
+@bp.route("/me/points")
+@advocate_required
+def my_points():
+    lifetime = points.lifetime_earned(db.session, current_user.id)
+    return render_template("recognition/points.html", balance=points.balance(db.session, current_user.id),
+                           level=points.level_for(lifetime), entries=points.history(db.session, current_user.id))
+
+
+@bp.route("/me/badges")
+@advocate_required
+def badges_page():
+    return render_template("recognition/badges.html", gallery=badges.gallery(db.session, current_user.id))
+
+
+@bp.route("/rewards")
+@advocate_required
+def catalog():
+    return render_template("recognition/rewards.html", rewards=rewards.catalog(db.session),
+                           balance=points.balance(db.session, current_user.id), form=RedeemForm(),
+                           idem=secrets.token_urlsafe(16))
+
+
+@bp.route("/rewards/redeem", methods=["POST"])
+@advocate_required
+def redeem():
+    form = RedeemForm()
+    if not form.validate_on_submit():
+        flash("That order could not be read. Please try again.", "error")
+        return redirect(url_for("recognition.catalog"))
+    try:
+        redemption, created = rewards.redeem(db.session, current_user, int(form.reward_id.data),
+                                             form.idempotency_key.data)
+    except DomainError as err:
+        db.session.rollback()
+        flash(err.message, "error")
+        return redirect(url_for("recognition.catalog")), 303
+    db.session.commit()
+    if created:
+        flash(f"Thanks! Your order for {redemption.reward.name} is in. We will email you when it is on its way.",
+              "success")
+    return redirect(url_for("recognition.redemptions"))
+
+
+@bp.route("/me/redemptions")
+@advocate_required
+def redemptions():
+    return render_template("recognition/redemptions.html", redemptions=rewards.history(db.session, current_user.id),
+                           cancel_form=CancelRedemptionForm(), requested=RedemptionStatus.REQUESTED)
+
+
+@bp.route("/me/redemptions/<int:redemption_id>/cancel", methods=["POST"])
+@advocate_required
+def cancel_redemption(redemption_id):
+    form = CancelRedemptionForm()
+    if not form.validate_on_submit():
+        abort(400)
+    try:
+        rewards.cancel(db.session, redemption_id, current_user, form.reason.data or "Cancelled by the advocate")
+    except DomainError as err:
+        db.session.rollback()
+        if err.status_code == 404:
+            abort(404)
+        flash(err.message, "error")
+    else:
+        db.session.commit()
+        flash("Your order is cancelled and the points are back in your balance.", "success")
+    return redirect(url_for("recognition.redemptions"))
+
+
+@bp.route("/leaderboard")
+@login_required_active
+def leaderboard_page():
+    period = request.args.get("period", "all")
+    if period not in leaderboard.PERIODS:
+        period = "all"
+    rows, mine = leaderboard.ranking(db.session, period, viewer_id=current_user.id)
+    return render_template("recognition/leaderboard.html", rows=rows, mine=mine, period=period,
+                           periods=leaderboard.PERIODS)
+
+
+@bp.route("/me/referrals")
+@advocate_required
+def my_referrals():
+    return render_template("recognition/referrals.html", link=referrals.referral_link(current_user),
+                           people=referrals.referrals_of(db.session, current_user.id),
+                           credited=referrals.credited_ids(db.session, current_user.id))
+
+
+@bp.route("/r/<code>")
+def referred(code):
+    """A personal referral link: remember who sent the visitor, then show the sign-up form."""
+    referrer = referrals.referrer_for_code(db.session, code)
+    if referrer is not None and not current_user.is_authenticated:
+        session["referred_by"] = referrer.id
+        flash(f"{referrer.name} invited you to the advocate program. Welcome!", "info")
+    return redirect(url_for("auth.register"))

@@ -1,0 +1,146 @@
+"""Badges: rules are data (Badge.rule), evaluated by a small set of metrics; each badge is earned once.
+
+rule = {"metric": "activities", "activity_type": "review" | None, "count": 5}
+       {"metric": "tenure_days", "count": 365}
+       {"metric": "referrals", "count": 3}
+       {"metric": "manual"}                       (granted by admins only)
+"""
+from __future__ import annotations
+
+from datetime import timedelta
+
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
+
+from portal.models import (ActivityType, Badge, EntryKind, EntrySource, PointsEntry, Role, Status, User, UserBadge,
+                           utcnow)
+from portal.services import audit
+from portal.services.errors import Conflict, DomainError, NotFound
+
+
+def _activities(session, user: User, rule: dict) -> int:
+    """Completed activities: earned participation entries not reversed, optionally of one type."""
+    reversed_ids = select(PointsEntry.reverses_id).where(PointsEntry.reverses_id.is_not(None))
+    q = select(func.count()).select_from(PointsEntry).where(
+        PointsEntry.user_id == user.id, PointsEntry.source == EntrySource.PARTICIPATION,
+        PointsEntry.kind == EntryKind.EARNED, PointsEntry.id.not_in(reversed_ids))
+    key = rule.get("activity_type")
+    if key:
+        q = q.join(ActivityType, ActivityType.id == PointsEntry.activity_type_id).where(ActivityType.key == key)
+    return session.scalar(q) or 0
+
+
+def _tenure_days(session, user: User, rule: dict) -> int:
+    since = user.approved_at or user.created_at
+    return (utcnow() - since).days if since else 0
+
+
+def _referrals(session, user: User, rule: dict) -> int:
+    return session.scalar(select(func.count()).select_from(PointsEntry).where(
+        PointsEntry.user_id == user.id, PointsEntry.source == EntrySource.REFERRAL,
+        PointsEntry.kind == EntryKind.EARNED)) or 0
+
+
+METRICS = {"activities": _activities, "tenure_days": _tenure_days, "referrals": _referrals}
+
+
+def earned_ids(session, user_id: int) -> set[int]:
+    return set(session.scalars(select(UserBadge.badge_id).where(UserBadge.user_id == user_id)))
+
+
+def _grant(session, user_id: int, badge: Badge, actor_id: int | None = None, reason: str = "") -> bool:
+    try:
+        with session.begin_nested():
+            session.add(UserBadge(user_id=user_id, badge_id=badge.id, awarded_by_id=actor_id, reason=reason[:255]))
+            session.flush()
+    except IntegrityError:
+        return False  # already has it (a concurrent evaluation won)
+    return True
+
+
+def evaluate(session, user_id: int) -> list[Badge]:
+    """Grant every automatic badge whose rule the advocate now meets; returns the new ones."""
+    user = session.get(User, user_id)
+    if user is None or user.role != Role.ADVOCATE:
+        return []
+    have = earned_ids(session, user_id)
+    new = []
+    for badge in session.scalars(select(Badge).where(Badge.active.is_(True)).order_by(Badge.position)):
+        if badge.id in have:
+            continue
+        metric = METRICS.get((badge.rule or {}).get("metric"))
+        if metric is None:
+            continue
+        if metric(session, user, badge.rule) >= int(badge.rule.get("count", 1)) and _grant(session, user_id, badge):
+            new.append(badge)
+    if new:
+        from portal.services.outbox import external_url, queue_email
+
+        queue_email(session, to=user.email, subject=f"You earned a badge: {new[0].name}", template="badge_earned",
+                    user_id=user.id, name=user.name, badges=[(b.icon, b.name, b.description) for b in new],
+                    url=external_url("recognition.badges"))
+    return new
+
+
+def evaluate_all(session) -> int:
+    ids = session.scalars(select(User.id).where(User.role == Role.ADVOCATE, User.status == Status.ACTIVE))
+    return sum(len(evaluate(session, uid)) for uid in list(ids))
+
+
+def grant_manual(session, user: User, badge_id: int, actor_id: int, reason: str) -> UserBadge:
+    badge = session.get(Badge, badge_id)
+    if badge is None:
+        raise NotFound("No such badge.")
+    if user.role != Role.ADVOCATE:
+        raise DomainError("Badges are for advocates.")
+    if not _grant(session, user.id, badge, actor_id, reason):
+        raise Conflict(f"{user.name} already has the {badge.name} badge.")
+    audit.record(session, "badge.grant", actor_id, user, badge=badge.key, reason=reason)
+    return session.scalar(select(UserBadge).where(UserBadge.user_id == user.id, UserBadge.badge_id == badge.id))
+
+
+def gallery(session, user_id: int) -> list[tuple[Badge, UserBadge | None]]:
+    mine = {ub.badge_id: ub for ub in session.scalars(select(UserBadge).where(UserBadge.user_id == user_id))}
+    badges = session.scalars(select(Badge).where(Badge.active.is_(True)).order_by(Badge.position, Badge.id))
+    return [(b, mine.get(b.id)) for b in badges]
+
+
+DEFAULT_BADGES = [
+    # key, name, description, icon, rule
+    ("first-activity", "First step", "Completed your first activity", "👣", {"metric": "activities", "count": 1}),
+    ("five-reviews", "Reviewer", "Wrote five peer reviews", "✍️",
+     {"metric": "activities", "activity_type": "review", "count": 5}),
+    ("board-member", "Advisory board member", "Served on the customer advisory board", "🏛️",
+     {"metric": "activities", "activity_type": "advisory_board", "count": 1}),
+    ("one-year", "One year strong", "One year as an advocate", "🎂", {"metric": "tenure_days", "count": 365}),
+    ("three-referrals", "Connector", "Three colleagues joined through you", "🤝", {"metric": "referrals", "count": 3}),
+    ("champion", "Champion", "Granted by the program team for outstanding advocacy", "🏆", {"metric": "manual"}),
+]
+FIRST_OF_TYPE_ICONS = {"speaking": "🎤", "review": "⭐", "reference_call": "📞", "case_study": "📄",
+                       "advisory_board": "🏛️", "quote": "💬", "media": "📰", "analyst": "📊", "webinar": "🖥️",
+                       "podcast": "🎧", "video": "🎬", "referral": "🔗", "beta": "🧪"}
+
+
+def ensure_default_badges(session) -> int:
+    have = set(session.scalars(select(Badge.key)))
+    added = 0
+    pos = 0
+    for key, name, desc, icon, rule in DEFAULT_BADGES:
+        pos += 1
+        if key not in have:
+            session.add(Badge(key=key, name=name, description=desc, icon=icon, rule=rule, position=pos))
+            added += 1
+    for t in session.scalars(select(ActivityType).order_by(ActivityType.position)):
+        pos += 1
+        key = f"first-{t.key}"
+        if key not in have:
+            session.add(Badge(key=key, name=f"First {t.name.lower()}", description=f"Completed your first {t.name.lower()}",
+                              icon=FIRST_OF_TYPE_ICONS.get(t.key, "★"),
+                              rule={"metric": "activities", "activity_type": t.key, "count": 1}, position=pos))
+            added += 1
+    session.flush()
+    return added
+
+
+def tenure_cutoff(days: int = 365):
+    return utcnow() - timedelta(days=days)

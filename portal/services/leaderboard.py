@@ -1,0 +1,58 @@
+"""Leaderboards: points earned in a period; ties go to whoever reached the score first."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timezone
+
+from sqlalchemy import and_, func, or_, select
+
+from portal.models import AdvocateProfile, PointsEntry, Role, Status, User, utcnow
+
+PERIODS = {"all": "All time", "quarter": "This quarter", "month": "This month"}
+
+
+def period_start(period: str, now: datetime | None = None) -> datetime | None:
+    now = (now or utcnow()).astimezone(timezone.utc)
+    if period == "month":
+        return datetime(now.year, now.month, 1, tzinfo=timezone.utc)
+    if period == "quarter":
+        return datetime(now.year, 3 * ((now.month - 1) // 3) + 1, 1, tzinfo=timezone.utc)
+    if period == "all":
+        return None
+    raise ValueError(period)
+
+
+@dataclass
+class Row:
+    rank: int
+    user_id: int
+    name: str
+    company: str | None
+    points: int
+
+
+def ranking(session, period: str = "all", viewer_id: int | None = None, top: int = 50,
+            now: datetime | None = None) -> tuple[list[Row], Row | None]:
+    """(top rows, the viewer's own row or None). Left out: staff, inactive and opted-out advocates."""
+    start = period_start(period, now)
+    conds = [PointsEntry.counts_toward_lifetime.is_(True)]
+    if start is not None:
+        conds.append(PointsEntry.created_at >= start)
+    if now is not None:
+        conds.append(PointsEntry.created_at <= now)
+    totals = (select(PointsEntry.user_id.label("user_id"), func.sum(PointsEntry.amount).label("points"),
+                     func.max(PointsEntry.created_at).label("reached_at"))
+              .where(*conds).group_by(PointsEntry.user_id).subquery())
+    ranked = (select(totals.c.user_id, totals.c.points, User.name, User.company,
+                     func.row_number().over(order_by=(totals.c.points.desc(), totals.c.reached_at.asc(),
+                                                      totals.c.user_id.asc())).label("rank"))
+              .join(User, User.id == totals.c.user_id)
+              .outerjoin(AdvocateProfile, AdvocateProfile.user_id == User.id)
+              .where(totals.c.points > 0, User.role == Role.ADVOCATE, User.status == Status.ACTIVE,
+                     or_(AdvocateProfile.user_id.is_(None), AdvocateProfile.show_on_leaderboard.is_(True)))
+              .subquery())
+    q = select(ranked).where(or_(ranked.c.rank <= top, and_(viewer_id is not None, ranked.c.user_id == viewer_id)))
+    rows = [Row(r.rank, r.user_id, r.name, r.company, int(r.points))
+            for r in session.execute(q.order_by(ranked.c.rank))]
+    mine = next((r for r in rows if r.user_id == viewer_id), None)
+    return [r for r in rows if r.rank <= top], mine

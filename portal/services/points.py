@@ -1,0 +1,208 @@
+"""The points ledger: one function awards, one reverses; balances are sums of entries.
+
+Idempotency: every entry has a unique key naming the event ("participation:42:complete"); the same
+event awarded twice, from a double click, a retry or ten concurrent requests, yields one entry.
+The cached balance row changes in the same transaction, by a relative UPDATE, and a CHECK
+constraint (balance >= 0) backs the conditional debit.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from flask import current_app
+from sqlalchemy import case, func, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.exc import IntegrityError
+
+from portal.models import EntryKind, EntrySource, PointsBalance, PointsEntry, User, utcnow
+from portal.services import audit
+from portal.services.errors import Conflict, DomainError, NotFound
+
+DEFAULT_LEVELS = [("Member", 0), ("Bronze", 500), ("Silver", 1500), ("Gold", 4000), ("Platinum", 10000)]
+
+
+class InsufficientPoints(DomainError):
+    pass
+
+
+def _ensure_balance_row(session, user_id: int) -> None:
+    dialect = session.get_bind().dialect.name
+    ins = pg_insert if dialect == "postgresql" else sqlite_insert
+    session.execute(ins(PointsBalance).values(user_id=user_id, balance=0, lifetime_earned=0, updated_at=utcnow())
+                    .on_conflict_do_nothing(index_elements=["user_id"]))
+
+
+def lock_account(session, user_id: int) -> PointsBalance:
+    """Serialise point operations of one advocate (row lock on PostgreSQL; SQLite writers are serial)."""
+    _ensure_balance_row(session, user_id)
+    return session.scalars(select(PointsBalance).where(PointsBalance.user_id == user_id)
+                           .with_for_update().execution_options(populate_existing=True)).one()
+
+
+def _existing(session, key: str) -> PointsEntry | None:
+    return session.scalar(select(PointsEntry).where(PointsEntry.idempotency_key == key))
+
+
+def _insert_entry(session, entry: PointsEntry) -> tuple[PointsEntry, bool]:
+    """Insert the entry and move the cached sums; (entry, False) if the key was already used."""
+    found = _existing(session, entry.idempotency_key)
+    if found is not None:
+        return found, False
+    _ensure_balance_row(session, entry.user_id)
+    try:
+        with session.begin_nested():
+            session.add(entry)
+            session.flush()
+            lifetime = entry.amount if entry.counts_toward_lifetime else 0
+            q = (update(PointsBalance).where(PointsBalance.user_id == entry.user_id)
+                 .values(balance=PointsBalance.balance + entry.amount,
+                         lifetime_earned=PointsBalance.lifetime_earned + lifetime, updated_at=utcnow()))
+            if entry.amount < 0:
+                q = q.where(PointsBalance.balance >= -entry.amount)
+            if session.execute(q).rowcount != 1:
+                raise InsufficientPoints("Not enough points for that.")
+    except IntegrityError:
+        # Lost a race on the idempotency key (or the balance check): the other writer's entry stands.
+        found = _existing(session, entry.idempotency_key)
+        if found is None:
+            raise InsufficientPoints("Not enough points for that.") from None
+        return found, False
+    return entry, True
+
+
+def award(session, user_id: int, amount: int, *, key: str, reason: str, source: EntrySource,
+          source_id: int | None = None, actor_id: int | None = None, kind: EntryKind = EntryKind.EARNED,
+          activity_type_id: int | None = None) -> tuple[PointsEntry, bool]:
+    """The one way points are credited (or, for adjustments, debited). Returns (entry, created)."""
+    if amount == 0:
+        raise DomainError("An award of zero points records nothing.")
+    if kind not in (EntryKind.EARNED, EntryKind.ADJUSTED):
+        raise DomainError("Use redeem() or reverse() for that kind of entry.")
+    entry, created = _insert_entry(session, PointsEntry(
+        user_id=user_id, amount=amount, kind=kind, source=source, source_id=source_id, reason=reason[:255],
+        actor_id=actor_id, idempotency_key=key, counts_toward_lifetime=True, activity_type_id=activity_type_id))
+    if created:
+        from portal.services import badges  # badges read the ledger; evaluate after each credit
+
+        badges.evaluate(session, user_id)
+    return entry, created
+
+
+def debit_for_redemption(session, user_id: int, cost: int, redemption_id: int, reward_name: str) -> PointsEntry:
+    entry, created = _insert_entry(session, PointsEntry(
+        user_id=user_id, amount=-cost, kind=EntryKind.REDEEMED, source=EntrySource.REDEMPTION,
+        source_id=redemption_id, reason=f"Redeemed: {reward_name}"[:255], counts_toward_lifetime=False,
+        idempotency_key=f"redemption:{redemption_id}:debit"))
+    if not created:
+        raise Conflict("This redemption was already charged.")
+    return entry
+
+
+def reverse(session, entry_id: int, *, reason: str, actor_id: int | None = None) -> tuple[PointsEntry, bool]:
+    """Undo an entry with an opposite entry (at most once per entry)."""
+    original = session.get(PointsEntry, entry_id)
+    if original is None:
+        raise NotFound("No such ledger entry.")
+    if original.kind == EntryKind.REVERSED:
+        raise DomainError("A reversal cannot itself be reversed; add an adjustment instead.")
+    return _insert_entry(session, PointsEntry(
+        user_id=original.user_id, amount=-original.amount, kind=EntryKind.REVERSED, source=original.source,
+        source_id=original.source_id, activity_type_id=original.activity_type_id,
+        counts_toward_lifetime=original.counts_toward_lifetime, reason=reason[:255], actor_id=actor_id,
+        idempotency_key=f"reverse:{original.id}", reverses_id=original.id))
+
+
+def adjust(session, user: User, amount: int, reason: str, actor_id: int, key: str) -> PointsEntry:
+    """An admin's manual adjustment: a reason is required and the action is audit-logged."""
+    reason = (reason or "").strip()
+    if not reason:
+        raise DomainError("Give a reason for the adjustment.")
+    if not -100_000 <= amount <= 100_000 or amount == 0:
+        raise DomainError("The adjustment must be a non-zero number between -100,000 and 100,000.")
+    entry, created = award(session, user.id, amount, key=key, reason=reason, source=EntrySource.MANUAL,
+                           actor_id=actor_id, kind=EntryKind.ADJUSTED)
+    if created:
+        audit.record(session, "points.adjust", actor_id, user, amount=amount, reason=reason, entry_id=entry.id)
+    return entry
+
+
+# --- reading ---------------------------------------------------------------------------------------------------
+
+
+def balance(session, user_id: int) -> int:
+    return session.scalar(select(PointsBalance.balance).where(PointsBalance.user_id == user_id)) or 0
+
+
+def lifetime_earned(session, user_id: int) -> int:
+    return session.scalar(select(PointsBalance.lifetime_earned).where(PointsBalance.user_id == user_id)) or 0
+
+
+def ledger_sums(session, user_id: int | None = None):
+    """(user_id, balance, lifetime) computed from the entries themselves."""
+    q = select(PointsEntry.user_id, func.sum(PointsEntry.amount),
+               func.sum(case((PointsEntry.counts_toward_lifetime, PointsEntry.amount), else_=0))
+               ).group_by(PointsEntry.user_id)
+    if user_id is not None:
+        q = q.where(PointsEntry.user_id == user_id)
+    return session.execute(q).all()
+
+
+def verify(session) -> list[str]:
+    """Compare every cached balance with the ledger; return the differences (empty when all agree)."""
+    cached = {b.user_id: (b.balance, b.lifetime_earned) for b in session.scalars(select(PointsBalance))}
+    problems = []
+    seen = set()
+    for user_id, total, lifetime in ledger_sums(session):
+        seen.add(user_id)
+        if cached.get(user_id, (0, 0)) != (total, lifetime):
+            problems.append(f"user {user_id}: cached {cached.get(user_id)} but ledger says ({total}, {lifetime})")
+        if total < 0:
+            problems.append(f"user {user_id}: ledger balance is negative ({total})")
+    for user_id, values in cached.items():
+        if user_id not in seen and values != (0, 0):
+            problems.append(f"user {user_id}: cached {values} but has no ledger entries")
+    return problems
+
+
+def history(session, user_id: int, limit: int = 200) -> list[PointsEntry]:
+    return list(session.scalars(select(PointsEntry).where(PointsEntry.user_id == user_id)
+                                .order_by(PointsEntry.created_at.desc(), PointsEntry.id.desc()).limit(limit)))
+
+
+# --- levels -------------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Level:
+    name: str
+    threshold: int
+    next_name: str | None
+    next_threshold: int | None
+    lifetime: int
+
+    @property
+    def progress(self) -> int:
+        if self.next_threshold is None:
+            return 100
+        span = self.next_threshold - self.threshold
+        return max(0, min(100, int(100 * (self.lifetime - self.threshold) / span)))
+
+    @property
+    def to_next(self) -> int | None:
+        return None if self.next_threshold is None else self.next_threshold - self.lifetime
+
+
+def levels() -> list[tuple[str, int]]:
+    configured = current_app.config.get("POINTS_LEVELS") or DEFAULT_LEVELS
+    return sorted(((str(n), int(t)) for n, t in configured), key=lambda lv: lv[1])
+
+
+def level_for(lifetime: int) -> Level:
+    table = levels()
+    current, nxt = table[0], None
+    for i, (name, threshold) in enumerate(table):
+        if lifetime >= threshold:
+            current = (name, threshold)
+            nxt = table[i + 1] if i + 1 < len(table) else None
+    return Level(current[0], current[1], nxt[0] if nxt else None, nxt[1] if nxt else None, lifetime)

@@ -1,0 +1,52 @@
+"""Referrals: a personal link; a colleague who joins through it and is approved credits the referrer once."""
+from __future__ import annotations
+
+from flask import current_app
+from itsdangerous import BadSignature, URLSafeSerializer
+from sqlalchemy import select
+
+from portal.models import EntrySource, Role, Status, User
+from portal.services import points
+from portal.services.outbox import external_url
+
+
+def _serializer() -> URLSafeSerializer:
+    return URLSafeSerializer(current_app.config["SECRET_KEY"], salt="portal.referral")
+
+
+def referral_link(user: User) -> str:
+    return external_url("recognition.referred", code=_serializer().dumps(user.id))
+
+
+def referrer_for_code(session, code: str) -> User | None:
+    try:
+        user_id = _serializer().loads(code[:200])
+    except BadSignature:
+        return None
+    user = session.get(User, user_id) if isinstance(user_id, int) else None
+    if user is None or user.role != Role.ADVOCATE or user.status != Status.ACTIVE:
+        return None
+    return user
+
+
+def credit_referral(session, referred: User) -> bool:
+    """Called when an advocate becomes active: credit whoever referred them, once."""
+    if referred.referred_by_id is None or referred.referred_by_id == referred.id:
+        return False
+    referrer = session.get(User, referred.referred_by_id)
+    if referrer is None or referrer.role != Role.ADVOCATE or referrer.status != Status.ACTIVE:
+        return False
+    amount = int(current_app.config.get("POINTS_REFERRAL", 250))
+    _, created = points.award(session, referrer.id, amount, key=f"referral:{referred.id}",
+                              reason=f"Referral: {referred.name} joined", source=EntrySource.REFERRAL,
+                              source_id=referred.id)
+    return created
+
+
+def referrals_of(session, user_id: int) -> list[User]:
+    return list(session.scalars(select(User).where(User.referred_by_id == user_id).order_by(User.created_at.desc())))
+
+
+def credited_ids(session, user_id: int) -> set[int]:
+    return set(session.scalars(select(points.PointsEntry.source_id).where(
+        points.PointsEntry.user_id == user_id, points.PointsEntry.source == EntrySource.REFERRAL)))

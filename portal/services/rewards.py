@@ -1,0 +1,166 @@
+"""The rewards catalog and redemptions.
+
+Redeeming debits the ledger and takes one from stock in one transaction. Stock is taken with a
+conditional UPDATE (stock > 0, row count checked), points with a conditional debit backed by a
+CHECK constraint, and an advocate's point operations are serialised by locking their balance row,
+so no number of concurrent requests can overdraw a balance, oversell stock or pass a per-advocate
+limit.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import func, select, update
+
+from portal.models import Redemption, RedemptionStatus, Reward, Role, Status, User, utcnow
+from portal.services import audit, points
+from portal.services.errors import Conflict, DomainError, NotAllowed, NotFound
+from portal.services.outbox import external_url, queue_email
+
+
+@dataclass
+class RewardInput:
+    name: str
+    description: str
+    points_cost: int
+    stock: int | None
+    per_advocate_limit: int | None
+    active: bool = True
+
+
+def _validate(data: RewardInput) -> None:
+    if not data.name.strip():
+        raise DomainError("Give the reward a name.")
+    if data.points_cost is None or not 1 <= data.points_cost <= 1_000_000:
+        raise DomainError("The cost must be between 1 and 1,000,000 points.")
+    if data.stock is not None and not 0 <= data.stock <= 1_000_000:
+        raise DomainError("Stock must be between 0 and 1,000,000 (leave it empty for unlimited).")
+    if data.per_advocate_limit is not None and not 1 <= data.per_advocate_limit <= 1000:
+        raise DomainError("The per-advocate limit must be between 1 and 1,000 (leave it empty for none).")
+
+
+def create_reward(session, data: RewardInput, actor_id: int) -> Reward:
+    _validate(data)
+    reward = Reward(name=data.name.strip()[:120], description=data.description.strip(), points_cost=data.points_cost,
+                    stock=data.stock, per_advocate_limit=data.per_advocate_limit, active=data.active)
+    session.add(reward)
+    session.flush()
+    audit.record(session, "reward.create", actor_id, reward, name=reward.name, cost=reward.points_cost)
+    return reward
+
+
+def update_reward(session, reward: Reward, data: RewardInput, actor_id: int) -> Reward:
+    _validate(data)
+    reward.name, reward.description = data.name.strip()[:120], data.description.strip()
+    reward.points_cost, reward.stock = data.points_cost, data.stock
+    reward.per_advocate_limit, reward.active = data.per_advocate_limit, data.active
+    audit.record(session, "reward.update", actor_id, reward, name=reward.name, cost=reward.points_cost,
+                 stock=reward.stock, active=reward.active)
+    return reward
+
+
+def catalog(session, include_inactive: bool = False) -> list[Reward]:
+    q = select(Reward).order_by(Reward.points_cost, Reward.name)
+    if not include_inactive:
+        q = q.where(Reward.active.is_(True))
+    return list(session.scalars(q))
+
+
+def _held(session, user_id: int, reward_id: int) -> int:
+    return session.scalar(select(func.count()).select_from(Redemption).where(
+        Redemption.user_id == user_id, Redemption.reward_id == reward_id,
+        Redemption.status != RedemptionStatus.CANCELLED)) or 0
+
+
+def redeem(session, user: User, reward_id: int, idempotency_key: str) -> tuple[Redemption, bool]:
+    """Order a reward. Returns (redemption, created); the same key returns the first order again."""
+    if user.role != Role.ADVOCATE or user.status != Status.ACTIVE:
+        raise NotAllowed("Only active advocates can redeem rewards.")
+    key = f"redeem:{user.id}:{idempotency_key}"[:160]
+    points.lock_account(session, user.id)  # one point operation per advocate at a time
+    existing = session.scalar(select(Redemption).where(Redemption.idempotency_key == key))
+    if existing is not None:
+        return existing, False
+    reward = session.get(Reward, reward_id)
+    if reward is None or not reward.active:
+        raise NotFound("That reward is not available.")
+    if reward.per_advocate_limit is not None and _held(session, user.id, reward.id) >= reward.per_advocate_limit:
+        raise Conflict(f"You have already redeemed {reward.name} as many times as allowed.")
+    if points.balance(session, user.id) < reward.points_cost:
+        raise points.InsufficientPoints(f"{reward.name} costs {reward.points_cost:,} points; "
+                                        f"you have {points.balance(session, user.id):,}.")
+    if reward.stock is not None:
+        taken = session.execute(update(Reward).where(Reward.id == reward.id, Reward.stock > 0)
+                                .values(stock=Reward.stock - 1)).rowcount
+        if taken != 1:
+            raise Conflict(f"{reward.name} is out of stock.")
+    redemption = Redemption(user_id=user.id, reward_id=reward.id, points_cost=reward.points_cost,
+                            idempotency_key=key)
+    session.add(redemption)
+    session.flush()
+    points.debit_for_redemption(session, user.id, reward.points_cost, redemption.id, reward.name)
+    queue_email(session, to=user.email, subject=f"We received your order: {reward.name}",
+                template="redemption_requested", user_id=user.id, name=user.name, reward=reward.name,
+                cost=reward.points_cost, url=external_url("recognition.redemptions"))
+    return redemption, True
+
+
+def _get_for_update(session, redemption_id: int) -> Redemption:
+    redemption = session.scalars(select(Redemption).where(Redemption.id == redemption_id).with_for_update()
+                                 .execution_options(populate_existing=True)).one_or_none()
+    if redemption is None:
+        raise NotFound("No such redemption.")
+    return redemption
+
+
+def fulfil(session, redemption_id: int, actor_id: int, note: str = "") -> Redemption:
+    redemption = _get_for_update(session, redemption_id)
+    if redemption.status != RedemptionStatus.REQUESTED:
+        raise Conflict(f"This order is already {redemption.status.value}.")
+    redemption.status, redemption.fulfilled_at = RedemptionStatus.FULFILLED, utcnow()
+    redemption.handled_by_id, redemption.note = actor_id, (note or "").strip()[:500]
+    user = session.get(User, redemption.user_id)
+    audit.record(session, "redemption.fulfil", actor_id, redemption, reward=redemption.reward.name)
+    queue_email(session, to=user.email, subject=f"On its way: {redemption.reward.name}",
+                template="redemption_fulfilled", user_id=user.id, name=user.name, reward=redemption.reward.name,
+                note=redemption.note, url=external_url("recognition.redemptions"))
+    return redemption
+
+
+def cancel(session, redemption_id: int, actor: User, reason: str = "") -> Redemption:
+    """Cancel a requested order: refund through a reversal entry (once) and return the stock."""
+    redemption = _get_for_update(session, redemption_id)
+    if actor.role != Role.ADMIN and actor.id != redemption.user_id:
+        raise NotFound("No such redemption.")
+    if redemption.status != RedemptionStatus.REQUESTED:
+        raise Conflict(f"This order is already {redemption.status.value}.")
+    redemption.status, redemption.cancelled_at = RedemptionStatus.CANCELLED, utcnow()
+    redemption.handled_by_id, redemption.note = actor.id, (reason or "").strip()[:500]
+    debit = session.scalar(select(points.PointsEntry).where(
+        points.PointsEntry.idempotency_key == f"redemption:{redemption.id}:debit"))
+    _, refunded = points.reverse(session, debit.id, reason=f"Refund: {redemption.reward.name} cancelled",
+                                 actor_id=actor.id)
+    if not refunded:
+        raise Conflict("This order was already refunded.")
+    session.execute(update(Reward).where(Reward.id == redemption.reward_id, Reward.stock.is_not(None))
+                    .values(stock=Reward.stock + 1))
+    user = session.get(User, redemption.user_id)
+    if actor.role == Role.ADMIN:
+        audit.record(session, "redemption.cancel", actor.id, redemption, reward=redemption.reward.name,
+                     reason=redemption.note)
+    queue_email(session, to=user.email, subject=f"Order cancelled: {redemption.reward.name}",
+                template="redemption_cancelled", user_id=user.id, name=user.name, reward=redemption.reward.name,
+                cost=redemption.points_cost, note=redemption.note, url=external_url("recognition.redemptions"))
+    return redemption
+
+
+def history(session, user_id: int) -> list[Redemption]:
+    return list(session.scalars(select(Redemption).where(Redemption.user_id == user_id)
+                                .order_by(Redemption.created_at.desc(), Redemption.id.desc())))
+
+
+def queue(session, status: RedemptionStatus | None = RedemptionStatus.REQUESTED) -> list[Redemption]:
+    q = select(Redemption).order_by(Redemption.created_at, Redemption.id)
+    if status is not None:
+        q = q.where(Redemption.status == status)
+    return list(session.scalars(q.limit(500)))
