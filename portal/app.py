@@ -58,13 +58,14 @@ def register_extensions(app: Flask) -> None:
 
 def register_blueprints(app: Flask) -> None:
     from admin import bp as admin_bp
-    from portal.blueprints import account, auth, main, profile, recognition
+    from portal.blueprints import account, auth, main, opportunities, profile, recognition
 
     app.register_blueprint(main.bp)
     app.register_blueprint(auth.bp)
     app.register_blueprint(account.bp)
     app.register_blueprint(profile.bp)
     app.register_blueprint(recognition.bp)
+    app.register_blueprint(opportunities.bp)
     app.register_blueprint(admin_bp)
 
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from flask import current_app
+from flask import current_app, has_request_context
 from flask_login import current_user
 
 from portal.forms.auth import ConfirmForm
@@ -24,6 +24,8 @@ def _stale_profile() -> bool:
 def register(app) -> None:
     @app.context_processor
     def inject():
+        if not has_request_context():  # emails rendered by CLI commands
+            return {"site_name": current_app.config["SITE_NAME"], "company_name": current_app.config["COMPANY_NAME"]}
         return {
             "stale_profile": _stale_profile(),
             "site_name": current_app.config["SITE_NAME"],

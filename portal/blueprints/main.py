@@ -8,7 +8,8 @@ from portal.extensions import db
 from portal.forms.auth import ConfirmForm
 from portal.models import Role, Status
 from portal.security import login_required_active
-from portal.services import badges, points, profiles
+from portal.models import ACTIVE_STATUSES
+from portal.services import badges, opportunities, participation, points, profiles
 
 bp = Blueprint("main", __name__)
 
@@ -33,7 +34,9 @@ def dashboard():
         stale=profiles.is_stale(profile), stale_after=profiles.stale_days(), confirm_form=ConfirmForm(),
         balance=points.balance(db.session, current_user.id),
         level=points.level_for(points.lifetime_earned(db.session, current_user.id)),
-        earned_badges=[b for b, mine in badges.gallery(db.session, current_user.id) if mine])
+        earned_badges=[b for b, mine in badges.gallery(db.session, current_user.id) if mine],
+        commitments=[p for p in participation.of_user(db.session, current_user.id) if p.status in ACTIVE_STATUSES],
+        recommended=opportunities.feed(db.session, current_user)[:3])
 
 
 @bp.route("/account/status")

@@ -88,7 +88,8 @@ def _profiles(rng, advocates, now):
         p.products = rng.sample(products, rng.randint(1, 3))
         p.tags = _tags(db.session, TagKind.TOPIC, rng.sample(TOPICS, rng.randint(2, 5))) + _tags(
             db.session, TagKind.USE_CASE, rng.sample(USE_CASES, rng.randint(1, 3)))
-        for t in rng.sample(types, rng.randint(2, 6)):
+        chosen = types if i == 1 else rng.sample(types, rng.randint(2, 6))  # the demo sign-in sees everything
+        for t in chosen:
             p.preferences.append(ActivityPreference(activity_type=t, opted_in=True,
                                                     note=rng.choice(["", "", "virtual only", "not in Q4"])))
         if i % 11 == 0:
@@ -123,6 +124,46 @@ def _recognition(rng, advocates, admin):
                          reason=rng.choice(["Founding member bonus", "Spoke at the user group",
                                             "Wrote a peer review", "Joined a reference call"]),
                          source=EntrySource.MANUAL, actor_id=admin.id)
+    db.session.flush()
+
+
+OPPORTUNITIES = [
+    ("review", "Share your experience on G2", "Tell peers what it is like to use the product day to day. "
+     "Fifteen minutes, in your own words.", None, 10, "first_come", "https://www.g2.com/"),
+    ("speaking", "Speak at the Customer Summit in Berlin", "A 20-minute session on your journey, with a Q&A.\n\n"
+     "Travel and a hotel night are covered.", 4, 45, "selection", None),
+    ("reference_call", "Reference call with a European bank", "A 30-minute call with the CISO of a bank "
+     "evaluating the Security Suite.", 2, 14, "selection", None),
+    ("webinar", "Panel: data governance in practice", "Join two other customers on a one-hour webinar panel.",
+     3, 30, "first_come", None),
+    ("beta", "Beta: the new AI Assistant", "Try the assistant before launch and give feedback in two short calls.",
+     25, 20, "first_come", None),
+    ("case_study", "Case study: healthcare outcomes", "A written story of your results, reviewed by you "
+     "before anything is published.", 2, 60, "selection", None),
+]
+
+
+def _opportunities(rng, admin, now):
+    from portal.models import ActivityType, Industry, Opportunity, OpportunityStatus, Region, SelectionMode
+
+    types = {t.key: t for t in db.session.scalars(select(ActivityType))}
+    today = now.date()
+    for key, title, desc, capacity, days, mode, url in OPPORTUNITIES:
+        opp = Opportunity(activity_type=types[key], title=title, description=desc, capacity=capacity,
+                          deadline=today + timedelta(days=days - 3), event_date=today + timedelta(days=days),
+                          is_virtual=key != "speaking", location="Berlin" if key == "speaking" else "",
+                          external_url=url, selection_mode=SelectionMode(mode), status=OpportunityStatus.OPEN,
+                          opened_at=now - timedelta(days=rng.randint(0, 10)), created_by_id=admin.id)
+        if key == "reference_call":
+            opp.regions = list(db.session.scalars(select(Region).where(Region.name == "Europe")))
+        if key == "case_study":
+            opp.industries = list(db.session.scalars(select(Industry).where(Industry.name == "Healthcare")))
+        db.session.add(opp)
+    db.session.add(Opportunity(
+        activity_type=types["advisory_board"], title="Customer Advisory Board 2027",
+        description="Meet quarterly with product leadership and shape the roadmap.", capacity=12,
+        term_start=today + timedelta(days=40), term_end=today + timedelta(days=40 + 365), deadline=today + timedelta(days=30),
+        selection_mode=SelectionMode.SELECTION, status=OpportunityStatus.OPEN, opened_at=now, created_by_id=admin.id))
     db.session.flush()
 
 
@@ -174,9 +215,10 @@ def seed(if_empty, advocates):
     active = [u for u in people if u.role == Role.ADVOCATE and u.status == Status.ACTIVE]
     _profiles(rng, active, now)
     _recognition(rng, active, people[0])
+    _opportunities(rng, people[0], now)
     db.session.commit()
     click.echo(f"Seeded 1 admin, 2 staff and {advocates} advocates.")
     click.echo("Demo sign-ins (password for all: %s):" % DEMO_PASSWORD)
     click.echo("  admin     admin@example.com")
     click.echo("  staff     sam.sales@example.com, casey.cs@example.com")
-    click.echo(f"  advocate  {people[3].email}")
+    click.echo(f"  advocate  {people[4].email}")

@@ -4,6 +4,9 @@ from portal.models.accounts import Consent, Role, Status, User
 from portal.models.advocates import (ActivityPreference, ActivityType, AdvocateProfile, Blackout, Country, Digest,
                                     Industry, Product, Region, SizeBand, Tag, TagKind, profile_products, profile_tags)
 from portal.models.audit import AuditEvent
+from portal.models.opportunities import (ACTIVE_STATUSES, ENGAGED_STATUSES, DigestDelivery, Opportunity,
+                                         OpportunityStatus, Participation, ParticipationStatus, ProgramSetting,
+                                         SelectionMode)
 from portal.models.recognition import (Badge, EntryKind, EntrySource, PointsBalance, PointsEntry, Redemption,
                                        RedemptionStatus, Reward, UserBadge)
 from portal.models.mail import OutboxMessage, OutboxStatus
@@ -12,6 +15,7 @@ __all__ = [
     "ActivityPreference", "ActivityType", "AdvocateProfile", "Blackout", "Country", "Digest", "Industry", "Product",
     "Region", "SizeBand", "Tag", "TagKind", "profile_products", "profile_tags",
     "Badge", "EntryKind", "EntrySource", "PointsBalance", "PointsEntry", "Redemption", "RedemptionStatus",
-    "Reward", "UserBadge",
+    "Reward", "UserBadge", "ACTIVE_STATUSES", "ENGAGED_STATUSES", "DigestDelivery", "Opportunity",
+    "OpportunityStatus", "Participation", "ParticipationStatus", "ProgramSetting", "SelectionMode",
     "Base", "utcnow", "User", "Role", "Status", "Consent", "AuditEvent", "OutboxMessage", "OutboxStatus",
 ]

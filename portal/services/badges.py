@@ -78,7 +78,7 @@ def evaluate(session, user_id: int) -> list[Badge]:
 
         queue_email(session, to=user.email, subject=f"You earned a badge: {new[0].name}", template="badge_earned",
                     user_id=user.id, name=user.name, badges=[(b.icon, b.name, b.description) for b in new],
-                    url=external_url("recognition.badges"))
+                    url=external_url("recognition.badges_page"))
     return new
 
 

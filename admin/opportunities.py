@@ -1,0 +1,211 @@
+"""Admin pages: opportunities, participants and decisions, boards, fatigue policy, advocates."""
+from __future__ import annotations
+
+from datetime import timedelta
+
+from flask import abort, flash, redirect, render_template, request, url_for
+from flask_login import current_user
+from sqlalchemy import func, select
+
+from admin.views import bp
+from portal.extensions import db
+from portal.forms.auth import ConfirmForm
+from portal.forms.opportunities import DecisionForm, FatiguePolicyForm, OpportunityForm, StatusForm
+from portal.models import (ActivityType, Industry, Opportunity, OpportunityStatus, Participation, ParticipationStatus,
+                           Product, Region, Role, SizeBand, Status, User, utcnow)
+from portal.services import fatigue, opportunities, participation, profiles, reference
+from portal.services.errors import DomainError
+
+
+def _fill(form: OpportunityForm) -> None:
+    form.activity_type_id.choices = [(t.id, t.name) for t in profiles.activity_types(db.session)]
+    form.industry_ids.choices = [(i.id, i.name) for i in reference.active_items(db.session, Industry)]
+    form.product_ids.choices = [(i.id, i.name) for i in reference.active_items(db.session, Product)]
+    form.region_ids.choices = [(i.id, i.name) for i in reference.active_items(db.session, Region)]
+    form.size_band_ids.choices = [(i.id, i.name) for i in reference.active_items(db.session, SizeBand)]
+
+
+def _input(form: OpportunityForm) -> opportunities.OpportunityInput:
+    return opportunities.OpportunityInput(
+        activity_type_id=form.activity_type_id.data, title=form.title.data or "",
+        description=form.description.data or "", capacity=form.capacity.data, points=form.points.data,
+        event_date=form.event_date.data, deadline=form.deadline.data, is_virtual=form.is_virtual.data,
+        location=form.location.data or "", external_url=form.external_url.data or "",
+        selection_mode=form.selection_mode.data or "selection", term_start=form.term_start.data,
+        term_end=form.term_end.data, industry_ids=form.industry_ids.data or [], product_ids=form.product_ids.data or [],
+        region_ids=form.region_ids.data or [], size_band_ids=form.size_band_ids.data or [])
+
+
+@bp.route("/opportunities")
+def opportunities_list():
+    status = request.args.get("status") or None
+    if status not in (None, *[s.value for s in OpportunityStatus]):
+        status = None
+    items = opportunities.admin_list(db.session, status)
+    counts = dict(db.session.execute(
+        select(Participation.opportunity_id, func.count()).where(
+            Participation.status == ParticipationStatus.REQUESTED).group_by(Participation.opportunity_id)).all())
+    return render_template("admin/opportunities.html", items=items, status=status, waiting=counts,
+                           statuses=[s.value for s in OpportunityStatus])
+
+
+@bp.route("/opportunities/new", methods=["GET", "POST"])
+def opportunity_new():
+    form = OpportunityForm()
+    _fill(form)
+    if form.validate_on_submit():
+        try:
+            opp = opportunities.create(db.session, _input(form), current_user.id)
+        except DomainError as err:
+            db.session.rollback()
+            form.form_errors.append(err.message)
+        else:
+            db.session.commit()
+            flash(f"Draft saved. Open it when it is ready: {opp.title}", "success")
+            return redirect(url_for("admin.opportunity_detail", opp_id=opp.id))
+    return render_template("admin/opportunity_form.html", form=form, opp=None), 422 if request.method == "POST" else 200
+
+
+@bp.route("/opportunities/<int:opp_id>/edit", methods=["GET", "POST"])
+def opportunity_edit(opp_id):
+    opp = db.get_or_404(Opportunity, opp_id)
+    form = OpportunityForm(obj=opp if request.method == "GET" else None)
+    _fill(form)
+    if request.method == "GET":
+        form.selection_mode.data = opp.selection_mode.value
+        form.industry_ids.data = [i.id for i in opp.industries]
+        form.product_ids.data = [i.id for i in opp.products]
+        form.region_ids.data = [i.id for i in opp.regions]
+        form.size_band_ids.data = [i.id for i in opp.size_bands]
+    elif form.validate_on_submit():
+        try:
+            opportunities.update(db.session, opp, _input(form), current_user.id)
+        except DomainError as err:
+            db.session.rollback()
+            form.form_errors.append(err.message)
+        else:
+            db.session.commit()
+            flash("Saved.", "success")
+            return redirect(url_for("admin.opportunity_detail", opp_id=opp.id))
+    return render_template("admin/opportunity_form.html", form=form, opp=opp), 422 if request.method == "POST" else 200
+
+
+@bp.route("/opportunities/<int:opp_id>/duplicate", methods=["POST"])
+def opportunity_duplicate(opp_id):
+    if not ConfirmForm().validate_on_submit():
+        abort(400)
+    copy = opportunities.duplicate(db.session, db.get_or_404(Opportunity, opp_id), current_user.id)
+    db.session.commit()
+    flash("A draft copy was made; adjust it and open it.", "success")
+    return redirect(url_for("admin.opportunity_edit", opp_id=copy.id))
+
+
+@bp.route("/opportunities/<int:opp_id>/status", methods=["POST"])
+def opportunity_status(opp_id):
+    form = StatusForm()
+    opp = db.get_or_404(Opportunity, opp_id)
+    if not form.validate_on_submit():
+        abort(400)
+    try:
+        opportunities.set_status(db.session, opp, OpportunityStatus(form.status.data), current_user.id)
+    except ValueError:
+        abort(400)
+    except DomainError as err:
+        db.session.rollback()
+        flash(err.message, "error")
+    else:
+        db.session.commit()
+        flash(f"The opportunity is now {opp.status.value}.", "success")
+    return redirect(url_for("admin.opportunity_detail", opp_id=opp.id))
+
+
+@bp.route("/opportunities/<int:opp_id>")
+def opportunity_detail(opp_id):
+    opp = db.get_or_404(Opportunity, opp_id)
+    people = opportunities.participants(db.session, opp.id)
+    status_of = fatigue.statuses(db.session, [p.user_id for p in people])
+    return render_template("admin/opportunity.html", opp=opp, people=people, status_of=status_of,
+                           decision_form=DecisionForm(), confirm_form=ConfirmForm(), status_form=StatusForm(),
+                           transitions=sorted(s.value for s in opportunities.TRANSITIONS[opp.status]))
+
+
+def _decide(action, participation_id):
+    form = DecisionForm()
+    if not form.validate_on_submit():
+        abort(400)
+    p = db.get_or_404(Participation, participation_id)
+    opp_id = p.opportunity_id
+    try:
+        if action == "approve":
+            participation.approve(db.session, p.id, current_user, form.message.data or "", form.override_reason.data)
+        elif action == "decline":
+            participation.decline(db.session, p.id, current_user, form.message.data or "")
+        elif action == "complete":
+            participation.complete(db.session, p.id, current_user)
+        else:
+            participation.no_show(db.session, p.id, current_user)
+    except participation.FatigueBlocked as err:
+        db.session.rollback()
+        flash("Not approved: " + err.message + " To approve anyway, give an override reason.", "error")
+    except DomainError as err:
+        db.session.rollback()
+        flash(err.message, "error")
+    else:
+        db.session.commit()
+        flash({"approve": "Approved; the advocate has been emailed.", "decline": "Declined; the advocate has been emailed.",
+               "complete": "Completed; points credited and the advocate emailed.",
+               "no_show": "Marked as a no-show."}[action], "success")
+    return redirect(url_for("admin.opportunity_detail", opp_id=opp_id))
+
+
+@bp.route("/participations/<int:participation_id>/<any(approve, decline, complete, no_show):action>",
+          methods=["POST"])
+def participation_action(participation_id, action):
+    return _decide(action, participation_id)
+
+
+@bp.route("/boards")
+def boards():
+    today = utcnow().date()
+    board_opps = list(db.session.scalars(
+        select(Opportunity).join(ActivityType).where(ActivityType.key == "advisory_board",
+                                                     Opportunity.status != OpportunityStatus.DRAFT)
+        .order_by(Opportunity.term_start.desc())))
+    rosters = {}
+    for opp in board_opps:
+        rosters[opp.id] = [p for p in opportunities.participants(db.session, opp.id)
+                           if p.status in (ParticipationStatus.APPROVED, ParticipationStatus.COMPLETED)]
+    renewal_cutoff = today + timedelta(days=60)
+    return render_template("admin/boards.html", boards=board_opps, rosters=rosters, today=today,
+                           renewal_cutoff=renewal_cutoff)
+
+
+@bp.route("/settings", methods=["GET", "POST"])
+def settings():
+    pol = fatigue.policy(db.session)
+    form = FatiguePolicyForm(data=pol.__dict__ if request.method == "GET" else None)
+    if form.validate_on_submit():
+        try:
+            fatigue.set_policy(db.session, {"max_engagements_90d": form.max_engagements_90d.data,
+                                            "reference_call_gap_days": form.reference_call_gap_days.data or 0},
+                               current_user.id)
+        except DomainError as err:
+            db.session.rollback()
+            form.form_errors.append(err.message)
+        else:
+            db.session.commit()
+            flash("The fatigue policy is saved.", "success")
+            return redirect(url_for("admin.settings"))
+    return render_template("admin/settings.html", form=form), 422 if request.method == "POST" else 200
+
+
+@bp.route("/advocates")
+def advocates():
+    status = request.args.get("fatigue") or ""
+    users = list(db.session.scalars(select(User).where(User.role == Role.ADVOCATE, User.status == Status.ACTIVE)
+                                    .order_by(User.name).limit(1000)))
+    status_of = fatigue.statuses(db.session, [u.id for u in users])
+    if status in fatigue.STATUS_LABELS:
+        users = [u for u in users if status_of[u.id].key == status]
+    return render_template("admin/advocates.html", users=users, status_of=status_of, status=status,
+                           labels=fatigue.STATUS_LABELS)

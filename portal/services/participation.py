@@ -1,0 +1,194 @@
+"""One advocate's part in one opportunity: request, withdraw, approve, decline, complete, no-show.
+
+Seats are taken with a conditional UPDATE (``seats_taken < capacity``, row count checked) and
+given back the same way, so concurrent requests or approvals can never pass capacity. One
+participation per advocate and opportunity is a unique constraint. A participation row is locked
+(``FOR UPDATE``) before its status changes, and completion credits points through the ledger with
+a key per participation: completed twice, paid once.
+"""
+from __future__ import annotations
+
+from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
+
+from portal.models import (EntrySource, Opportunity, OpportunityStatus, Participation, ParticipationStatus, Role,
+                           SelectionMode, Status, User, utcnow)
+from portal.services import audit, fatigue, opportunities, points
+from portal.services.errors import Conflict, DomainError, NotAllowed, NotFound
+from portal.services.outbox import external_url, queue_email
+
+
+class FatigueBlocked(DomainError):
+    def __init__(self, reasons: list[str]):
+        super().__init__(" ".join(reasons))
+        self.reasons = reasons
+
+
+def _take_seat(session, opp: Opportunity) -> bool:
+    res = session.execute(update(Opportunity).where(
+        Opportunity.id == opp.id,
+        (Opportunity.capacity.is_(None)) | (Opportunity.seats_taken < Opportunity.capacity))
+        .values(seats_taken=Opportunity.seats_taken + 1))
+    session.refresh(opp, ["seats_taken"])
+    return res.rowcount == 1
+
+
+def _release_seat(session, p: Participation) -> None:
+    if p.holds_seat:
+        session.execute(update(Opportunity).where(Opportunity.id == p.opportunity_id, Opportunity.seats_taken > 0)
+                        .values(seats_taken=Opportunity.seats_taken - 1))
+        p.holds_seat = False
+
+
+def _locked(session, participation_id: int) -> Participation:
+    p = session.scalars(select(Participation).where(Participation.id == participation_id).with_for_update()
+                        .execution_options(populate_existing=True)).one_or_none()
+    if p is None:
+        raise NotFound("No such participation.")
+    return p
+
+
+def _mail(session, p: Participation, template: str, subject: str, **extra) -> None:
+    user = session.get(User, p.user_id)
+    queue_email(session, to=user.email, subject=subject, template=template, user_id=user.id, name=user.name,
+                title=p.opportunity.title, activity=p.opportunity.activity_type.name,
+                url=external_url("opportunities.detail", opp_id=p.opportunity_id),
+                commitments_url=external_url("opportunities.commitments"), external=p.opportunity.external_url,
+                admin_message=p.admin_message, **extra)
+
+
+def request(session, user: User, opp_id: int, message: str = "") -> Participation:
+    """The advocate says "I'm in". First-come: takes a seat at once; selection: waits for an admin."""
+    if user.role != Role.ADVOCATE or user.status != Status.ACTIVE:
+        raise NotAllowed("Only active advocates can take part.")
+    message = (message or "").strip()
+    if len(message) > 1000:
+        raise DomainError("Your message can be at most 1,000 characters.")
+    opp = opportunities.get(session, opp_id)
+    existing = session.scalar(select(Participation).where(Participation.opportunity_id == opp.id,
+                                                          Participation.user_id == user.id).with_for_update())
+    if existing is not None and existing.status != ParticipationStatus.WITHDRAWN:
+        raise Conflict("You have already answered this opportunity; see My commitments.")
+    ok, why, _ = opportunities.eligibility(session, user, opp)
+    if not ok:
+        raise DomainError(why)
+    reasons = fatigue.check(session, user, opp)
+    if reasons:
+        raise FatigueBlocked(reasons)
+    p = existing or Participation(opportunity_id=opp.id, user_id=user.id)
+    p.status, p.message, p.requested_at = ParticipationStatus.REQUESTED, message, utcnow()
+    p.admin_message, p.decided_at, p.engaged_at, p.override_reason = "", None, None, None
+    if existing is None:
+        try:
+            with session.begin_nested():
+                session.add(p)
+                session.flush()
+        except IntegrityError:
+            raise Conflict("You have already answered this opportunity; see My commitments.") from None
+    if opp.selection_mode == SelectionMode.FIRST_COME:
+        if not _take_seat(session, opp):
+            raise Conflict("Sorry, the last seat was just taken.")
+        p.status, p.holds_seat, p.engaged_at, p.decided_at = ParticipationStatus.APPROVED, True, utcnow(), utcnow()
+        session.flush()
+        _mail(session, p, "participation_approved", f"You're in: {opp.title}")
+    else:
+        session.flush()
+        _mail(session, p, "participation_requested", f"We received your request: {opp.title}")
+    return p
+
+
+def withdraw(session, user: User, participation_id: int) -> Participation:
+    p = _locked(session, participation_id)
+    if p.user_id != user.id:
+        raise NotFound("No such participation.")
+    if p.status not in (ParticipationStatus.REQUESTED, ParticipationStatus.APPROVED):
+        raise Conflict("Only a request or an approved place can be withdrawn.")
+    _release_seat(session, p)
+    p.status = ParticipationStatus.WITHDRAWN
+    _mail(session, p, "participation_withdrawn", f"You withdrew from: {p.opportunity.title}")
+    return p
+
+
+def approve(session, participation_id: int, actor: User, message: str = "",
+            override_reason: str | None = None) -> Participation:
+    p = _locked(session, participation_id)
+    if p.status != ParticipationStatus.REQUESTED:
+        raise Conflict(f"This participation is already {p.status.value.replace('_', ' ')}.")
+    user = session.get(User, p.user_id)
+    reasons = fatigue.check(session, user, p.opportunity, counts_as_ask=False, exclude_participation_id=p.id)
+    override_reason = (override_reason or "").strip() or None
+    if reasons and not override_reason:
+        raise FatigueBlocked(reasons)
+    if not _take_seat(session, p.opportunity):
+        raise Conflict("All seats are taken; raise the capacity or decline someone first.")
+    p.status, p.holds_seat, p.engaged_at, p.decided_at = ParticipationStatus.APPROVED, True, utcnow(), utcnow()
+    p.decided_by_id, p.admin_message = actor.id, (message or "").strip()[:1000]
+    if reasons:
+        p.override_reason = override_reason[:500]
+        audit.record(session, "participation.override", actor.id, p, reasons=reasons, reason=override_reason)
+    audit.record(session, "participation.approve", actor.id, p, opportunity_id=p.opportunity_id, user_id=p.user_id)
+    _mail(session, p, "participation_approved", f"You're in: {p.opportunity.title}")
+    return p
+
+
+def decline(session, participation_id: int, actor: User, message: str = "") -> Participation:
+    p = _locked(session, participation_id)
+    if p.status not in (ParticipationStatus.REQUESTED, ParticipationStatus.APPROVED):
+        raise Conflict(f"This participation is already {p.status.value.replace('_', ' ')}.")
+    _release_seat(session, p)
+    p.status, p.decided_at, p.decided_by_id = ParticipationStatus.DECLINED, utcnow(), actor.id
+    p.admin_message = (message or "").strip()[:1000]
+    audit.record(session, "participation.decline", actor.id, p, opportunity_id=p.opportunity_id, user_id=p.user_id)
+    _mail(session, p, "participation_declined", f"About your request: {p.opportunity.title}")
+    return p
+
+
+def complete(session, participation_id: int, actor: User) -> Participation:
+    """Mark done and credit the points, exactly once per participation."""
+    p = _locked(session, participation_id)
+    if p.status == ParticipationStatus.COMPLETED:
+        raise Conflict("Already marked completed; the points were credited then.")
+    if p.status != ParticipationStatus.APPROVED:
+        raise Conflict("Only an approved participation can be completed.")
+    p.status, p.completed_at = ParticipationStatus.COMPLETED, utcnow()
+    amount = p.opportunity.effective_points
+    if amount > 0:
+        points.award(session, p.user_id, amount, key=f"participation:{p.id}:complete",
+                     reason=f"{p.opportunity.activity_type.name}: {p.opportunity.title}"[:255],
+                     source=EntrySource.PARTICIPATION, source_id=p.id, actor_id=actor.id,
+                     activity_type_id=p.opportunity.activity_type_id)
+    audit.record(session, "participation.complete", actor.id, p, points=amount)
+    _mail(session, p, "participation_completed", f"Thank you! {amount} points for {p.opportunity.title}",
+          points=amount)
+    return p
+
+
+def no_show(session, participation_id: int, actor: User) -> Participation:
+    p = _locked(session, participation_id)
+    if p.status != ParticipationStatus.APPROVED:
+        raise Conflict("Only an approved participation can be marked as a no-show.")
+    p.status, p.decided_by_id = ParticipationStatus.NO_SHOW, actor.id
+    audit.record(session, "participation.no_show", actor.id, p)
+    _mail(session, p, "participation_no_show", f"We missed you: {p.opportunity.title}")
+    return p
+
+
+def of_user(session, user_id: int) -> list[Participation]:
+    return list(session.scalars(select(Participation).where(Participation.user_id == user_id)
+                                .order_by(Participation.updated_at.desc(), Participation.id.desc())))
+
+
+def boards_of(session, user_id: int):
+    """(current, past) advisory board memberships: approved or completed board participations."""
+    from portal.models import ActivityType
+
+    rows = list(session.scalars(
+        select(Participation).join(Opportunity, Opportunity.id == Participation.opportunity_id)
+        .join(ActivityType, ActivityType.id == Opportunity.activity_type_id)
+        .where(Participation.user_id == user_id, ActivityType.key == "advisory_board",
+               Participation.status.in_((ParticipationStatus.APPROVED, ParticipationStatus.COMPLETED)))
+        .order_by(Opportunity.term_start.desc())))
+    today = utcnow().date()
+    current = [p for p in rows if p.opportunity.term_end is None or p.opportunity.term_end >= today]
+    past = [p for p in rows if p.opportunity.term_end is not None and p.opportunity.term_end < today]
+    return current, past
