@@ -28,6 +28,7 @@ run: install
 	$(BIN)/flask db upgrade
 	$(BIN)/flask lists seed
 	$(BIN)/flask demo seed --if-empty
+	$(BIN)/flask search sync --no-refresh-fatigue || $(BIN)/flask search reindex
 	@echo ""
 	@echo "  The portal is at http://127.0.0.1:$(PORT)/"
 	@echo "  Demo sign-ins (password: demo-advocacy-2026): admin@example.com (admin),"

@@ -54,10 +54,14 @@ def register_extensions(app: Flask) -> None:
     login_manager.login_message_category = "info"
     login_manager.session_protection = "basic"
     import portal.security  # noqa: F401  (registers the user loader)
+    from search.indexing import register_listeners
+
+    register_listeners(db.session)
 
 
 def register_blueprints(app: Flask) -> None:
     from admin import bp as admin_bp
+    from search.views import bp as search_bp
     from portal.blueprints import account, auth, main, opportunities, profile, recognition
 
     app.register_blueprint(main.bp)
@@ -67,6 +71,7 @@ def register_blueprints(app: Flask) -> None:
     app.register_blueprint(recognition.bp)
     app.register_blueprint(opportunities.bp)
     app.register_blueprint(admin_bp)
+    app.register_blueprint(search_bp)
 
 
 def register_errorhandlers(app: Flask) -> None:
@@ -79,14 +84,18 @@ def register_hooks(app: Flask) -> None:
     from portal.database import begin_write_for_unsafe_methods
     from portal.security import set_security_headers
     from portal.services.outbox import deliver_after_request
+    from search.indexing import apply_after_appcontext, apply_after_request
 
     app.before_request(begin_write_for_unsafe_methods)
     app.after_request(set_security_headers)
     app.after_request(deliver_after_request)
+    app.after_request(apply_after_request)
+    app.teardown_appcontext(apply_after_appcontext)
 
 
 def register_commands(app: Flask) -> None:
     from portal.cli import GROUPS
+    from search.cli import search_cli
 
-    for group in GROUPS:
+    for group in [*GROUPS, search_cli]:
         app.cli.add_command(group)

@@ -1,1 +1,281 @@
-"""indexing: filled by the search issue."""
+"""The index on disk, its writers, and the queue that keeps it following the database.
+
+Layout under SEARCH_INDEX_DIR: ``current`` is a symlink to ``gen-<stamp>/`` which holds two Whoosh
+indexes, ``advocates/`` and ``opportunities/``. A rebuild writes a new generation beside the live
+one and swaps the symlink atomically (rename), so searches keep answering throughout.
+
+Following the database: a ``before_flush`` listener adds a ``search_pending`` row for every changed
+advocate or opportunity, in the same transaction as the change. After the request (or CLI command)
+commits, the pending rows are applied under the index lock, reading the documents' state from the
+database *after* taking the lock, and deleted only once written. A failed write leaves them for
+the next writer or ``flask search sync``; nothing is lost and the user's request never fails.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import random
+import shutil
+import threading
+import time
+from contextlib import contextmanager
+from datetime import datetime
+from pathlib import Path
+
+from flask import current_app, g, has_request_context
+from sqlalchemy import delete, event, select, update
+from sqlalchemy.orm import Session
+from whoosh import index as windex
+from whoosh.index import LockError
+
+from portal.models import (ActivityPreference, AdvocateProfile, Blackout, Opportunity, Participation, SearchPending,
+                           User, utcnow)
+from search import documents
+from search.schema import advocate_schema, opportunity_schema
+
+log = logging.getLogger(__name__)
+
+ADVOCATES, OPPORTUNITIES = "advocates", "opportunities"
+SCHEMAS = {ADVOCATES: advocate_schema, OPPORTUNITIES: opportunity_schema}
+KEYS = {ADVOCATES: "uid", OPPORTUNITIES: "oid"}
+WRITER_PATIENCE = 30.0  # seconds a writer waits for the lock in all
+
+
+class IndexUnavailable(Exception):
+    """The index is missing or cannot be read: callers fall back to the database."""
+
+
+def root() -> Path:
+    return Path(current_app.config["SEARCH_INDEX_DIR"])
+
+
+def current_dir() -> Path:
+    return root() / "current"
+
+
+def rebuilding_marker() -> Path:
+    return root() / "rebuilding"
+
+
+def open_index(kind: str):
+    path = current_dir() / kind
+    try:
+        if not windex.exists_in(str(path)):
+            raise IndexUnavailable(f"no {kind} index at {path}")
+        return windex.open_dir(str(path))
+    except IndexUnavailable:
+        raise
+    except Exception as exc:  # corrupt files, permissions, half-deleted directories
+        raise IndexUnavailable(f"{kind} index unreadable: {exc}") from exc
+
+
+def create_generation() -> Path:
+    gen = root() / f"gen-{datetime.now().strftime('%Y%m%d%H%M%S')}-{os.getpid()}-{random.randint(0, 9999):04d}"
+    for kind, schema in SCHEMAS.items():
+        (gen / kind).mkdir(parents=True)
+        windex.create_in(str(gen / kind), schema())
+    return gen
+
+
+def swap_in(gen: Path) -> None:
+    """Point ``current`` at ``gen`` atomically, then remove generations older than the previous one."""
+    link = current_dir()
+    previous = link.resolve() if link.is_symlink() else None
+    tmp = root() / f".current-{os.getpid()}-{random.randint(0, 99999)}"
+    os.symlink(gen.name, tmp)
+    os.replace(tmp, link)
+    keep = {gen.resolve(), previous}
+    for old in root().glob("gen-*"):
+        if old.resolve() not in keep:
+            shutil.rmtree(old, ignore_errors=True)
+
+
+def ensure_index() -> None:
+    """Create an empty index if there is none (a new install); never touches an existing one."""
+    link = current_dir()
+    if link.exists() and all(windex.exists_in(str(link / k)) for k in SCHEMAS):
+        return
+    root().mkdir(parents=True, exist_ok=True)
+    swap_in(create_generation())
+
+
+@contextmanager
+def writer_for(kind: str, merge: bool = True, optimize: bool = False, **kwargs):
+    """A writer that waits its turn: lock timeout with retry, never AsyncWriter."""
+    ix = open_index(kind)
+    deadline = time.monotonic() + WRITER_PATIENCE
+    while True:
+        try:
+            w = ix.writer(timeout=5.0, delay=0.02, **kwargs)
+            break
+        except LockError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(random.uniform(0.01, 0.1))
+    try:
+        yield w
+    except BaseException:
+        w.cancel()
+        raise
+    else:
+        w.commit(merge=merge, optimize=optimize)
+
+
+# --- following the database ------------------------------------------------------------------------------
+
+
+def _keys_for(obj) -> list[tuple[str, int]]:
+    if isinstance(obj, User):
+        return [(ADVOCATES, obj.id)] if obj.id else []
+    if isinstance(obj, (AdvocateProfile, ActivityPreference, Blackout)):
+        return [(ADVOCATES, obj.user_id)] if obj.user_id else []
+    if isinstance(obj, Participation):
+        keys = [(ADVOCATES, obj.user_id)] if obj.user_id else []
+        return keys + ([(OPPORTUNITIES, obj.opportunity_id)] if obj.opportunity_id else [])
+    if isinstance(obj, Opportunity):
+        return [(OPPORTUNITIES, obj.id)] if obj.id else []
+    return []
+
+
+def _track(session, flush_context, instances):
+    keys = set()
+    for obj in list(session.new) + list(session.dirty) + list(session.deleted):
+        if isinstance(obj, SearchPending):
+            continue
+        if obj in session.dirty and not session.is_modified(obj, include_collections=True):
+            continue
+        keys.update(_keys_for(obj))
+    if not keys:
+        return
+    already = session.info.setdefault("search_keys", set())
+    for kind, doc_id in keys - already:
+        session.add(SearchPending(doc_type=kind, doc_id=doc_id))
+    already.update(keys)
+
+
+def _new_ids_need_keys(session, flush_context):
+    """New rows get their ids during the flush: queue them afterwards."""
+    keys = set()
+    for obj in session.new:
+        keys.update(_keys_for(obj))
+    already = session.info.setdefault("search_keys", set())
+    missing = keys - already
+    if missing:
+        session.info.setdefault("search_after_flush", set()).update(missing)
+
+
+def _after_flush_postexec(session, flush_context):
+    missing = session.info.pop("search_after_flush", set())
+    already = session.info.setdefault("search_keys", set())
+    for kind, doc_id in missing - already:
+        session.add(SearchPending(doc_type=kind, doc_id=doc_id))
+    already.update(missing)
+
+
+def _after_commit(session):
+    if session.info.pop("search_keys", None):
+        if has_request_context():
+            g.search_dirty = True
+        else:  # a CLI command or job: applied when its app context ends
+            session.info["search_dirty"] = True
+
+
+def _after_rollback(session):
+    session.info.pop("search_keys", None)
+    session.info.pop("search_after_flush", None)
+
+
+def register_listeners(session_factory) -> None:
+    """Called by the factory with the scoped session (the models never import search)."""
+    if event.contains(session_factory, "before_flush", _track):
+        return  # the listeners are per Session class: once per process is enough
+    event.listen(session_factory, "before_flush", _track)
+    event.listen(session_factory, "after_flush", _new_ids_need_keys)
+    event.listen(session_factory, "after_flush_postexec", _after_flush_postexec)
+    event.listen(session_factory, "after_commit", _after_commit)
+    event.listen(session_factory, "after_soft_rollback", lambda s, t: _after_rollback(s))
+
+
+_apply_lock = threading.Lock()
+
+
+def apply_pending(engine, limit: int = 500) -> int:
+    """Write pending documents to the index; returns how many were applied (raises on failure)."""
+    applied = 0
+    with _apply_lock, Session(engine) as session:
+        for kind in (ADVOCATES, OPPORTUNITIES):
+            rows = session.execute(select(SearchPending.id, SearchPending.doc_id)
+                                   .where(SearchPending.doc_type == kind).order_by(SearchPending.id)
+                                   .limit(limit)).all()
+            session.commit()
+            if not rows:
+                continue
+            ids = sorted({doc_id for _, doc_id in rows})
+            with writer_for(kind) as w:
+                session.expire_all()
+                if kind == ADVOCATES:
+                    docs, remove = documents.advocate_docs(session, ids)
+                else:
+                    docs, remove = documents.opportunity_docs(session, ids)
+                session.commit()
+                key = KEYS[kind]
+                for doc_id in remove:
+                    w.delete_by_term(key, str(doc_id))
+                for doc in docs:
+                    w.update_document(**doc)
+            if not rebuilding_marker().exists():
+                session.execute(delete(SearchPending).where(SearchPending.id.in_([r for r, _ in rows])))
+                session.commit()
+            applied += len(rows)
+    return applied
+
+
+def _note_failure(engine, exc: Exception) -> None:
+    try:
+        with Session(engine) as session:
+            session.execute(update(SearchPending).values(attempts=SearchPending.attempts + 1,
+                                                         last_error=f"{type(exc).__name__}: {exc}"[:500]))
+            session.commit()
+    except Exception:
+        log.exception("could not record the search index failure")
+
+
+def apply_after_request(response):
+    """after_request hook: the request committed changes to indexed data; bring the index up to date."""
+    if not g.pop("search_dirty", False):
+        return response
+    from portal.extensions import db
+
+    try:
+        apply_pending(db.engine)
+    except Exception as exc:  # never fail the user's request; the pending rows stay for later
+        log.warning("search index not updated now (will retry): %s", exc)
+        _note_failure(db.engine, exc)
+    return response
+
+
+def apply_after_appcontext(exc=None):
+    """teardown_appcontext hook: changes committed outside a request (CLI, jobs) are applied now."""
+    from portal.extensions import db
+
+    try:
+        session = db.session()
+    except Exception:
+        return
+    if not session.info.pop("search_dirty", False):
+        return
+    try:
+        apply_pending(db.engine)
+    except Exception as err:
+        log.warning("search index not updated now (will retry): %s", err)
+        _note_failure(db.engine, err)
+
+
+def pending_count(session) -> int:
+    from sqlalchemy import func
+
+    return session.scalar(select(func.count()).select_from(SearchPending)) or 0
+
+
+def utc_stamp() -> str:
+    return utcnow().strftime("%Y-%m-%d %H:%M UTC")

@@ -17,6 +17,7 @@ from portal.extensions import db
 from portal.models import Base, Role, Status, User, utcnow
 from portal.services import reference
 from portal.services.badges import ensure_default_badges
+from search.indexing import ensure_index
 from portal.services.passwords import hash_password
 from tests.helpers import TEST_PASSWORD, Mailbox, login
 
@@ -148,6 +149,7 @@ def app(app_config):
         reference.ensure_defaults(db.session)  # the lists admins manage (industries, countries, ...)
         ensure_default_badges(db.session)
         db.session.commit()
+        ensure_index()  # an empty search index in tmp_path that then follows the database
         yield application
         db.session.remove()
         empty_tables(db.engine)

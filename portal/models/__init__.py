@@ -4,6 +4,7 @@ from portal.models.accounts import Consent, Role, Status, User
 from portal.models.advocates import (ActivityPreference, ActivityType, AdvocateProfile, Blackout, Country, Digest,
                                     Industry, Product, Region, SizeBand, Tag, TagKind, profile_products, profile_tags)
 from portal.models.audit import AuditEvent
+from portal.models.indexing import SearchPending
 from portal.models.opportunities import (ACTIVE_STATUSES, ENGAGED_STATUSES, DigestDelivery, Opportunity,
                                          OpportunityStatus, Participation, ParticipationStatus, ProgramSetting,
                                          SelectionMode)
@@ -17,5 +18,6 @@ __all__ = [
     "Badge", "EntryKind", "EntrySource", "PointsBalance", "PointsEntry", "Redemption", "RedemptionStatus",
     "Reward", "UserBadge", "ACTIVE_STATUSES", "ENGAGED_STATUSES", "DigestDelivery", "Opportunity",
     "OpportunityStatus", "Participation", "ParticipationStatus", "ProgramSetting", "SelectionMode",
+    "SearchPending",
     "Base", "utcnow", "User", "Role", "Status", "Consent", "AuditEvent", "OutboxMessage", "OutboxStatus",
 ]

@@ -1,0 +1,71 @@
+"""flask search reindex | sync | check | optimize"""
+from __future__ import annotations
+
+import click
+from flask.cli import AppGroup
+
+from portal.extensions import db
+from portal.models import SearchPending
+from search import rebuild as rb
+from search.indexing import ADVOCATES, OPPORTUNITIES, IndexUnavailable, apply_pending, ensure_index, writer_for
+
+search_cli = AppGroup("search", help="The search index.")
+
+
+@search_cli.command("reindex")
+@click.option("--procs", type=int, default=None, help="Writer processes (default: up to 2).")
+def reindex(procs):
+    """Build a new index beside the live one and swap it in (search keeps answering)."""
+    total = len(rb.documents.all_advocate_ids(db.session))
+    db.session.commit()
+    with click.progressbar(length=total, label="Indexing advocates", show_pos=True) as bar:
+        counts = rb.rebuild(db.engine, progress=bar.update, procs=procs)
+    click.echo(f"Indexed {counts[ADVOCATES]:,} advocates and {counts[OPPORTUNITIES]:,} opportunities; swapped in.")
+
+
+@search_cli.command("sync")
+@click.option("--refresh-fatigue/--no-refresh-fatigue", default=True,
+              help="Also requeue advocates whose fatigue status changed with time (run daily).")
+def sync(refresh_fatigue):
+    """Apply pending index changes (and time-dependent ones)."""
+    try:
+        ensure_index()
+        if refresh_fatigue:
+            changed = rb.stale_fatigue(db.session)
+            for uid in changed:
+                db.session.add(SearchPending(doc_type=ADVOCATES, doc_id=uid))
+            db.session.commit()
+            if changed:
+                click.echo(f"{len(changed)} advocate(s) changed fatigue status.")
+        total = 0
+        while True:
+            n = apply_pending(db.engine)
+            total += n
+            if n == 0:
+                break
+    except IndexUnavailable as exc:
+        raise click.ClickException(f"{exc}. Run 'flask search reindex'.") from None
+    click.echo(f"Applied {total} pending change(s).")
+
+
+@search_cli.command("check")
+def check():
+    """Report drift between the index and the database; exit 1 if any."""
+    try:
+        problems = rb.check(db.session)
+    except IndexUnavailable as exc:
+        raise click.ClickException(f"{exc}. Run 'flask search reindex'.") from None
+    for p in problems:
+        click.echo(p, err=True)
+    if problems:
+        raise SystemExit(1)
+    click.echo("The index matches the database.")
+
+
+@search_cli.command("optimize")
+def optimize():
+    """Merge the index segments (off the request path; e.g. nightly)."""
+    for kind in (ADVOCATES, OPPORTUNITIES):
+        with writer_for(kind, optimize=True):
+            pass
+    click.echo("Optimized.")

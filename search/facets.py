@@ -1,0 +1,186 @@
+"""Facet counts and filters as bitsets (Python ints), built per index segment and cached.
+
+Whoosh's own grouping visits every match in Python, which made facet counts the slowest part of a
+search at 50,000 advocates (../shared/PERFORMANCE.md). Here each facet value owns a bitset of the
+documents that have it; a search turns its matches into one bitset, and a count is
+``(matches & value_bits).bit_count()``: a C-level AND and popcount per value. Bitsets are built
+once per segment (segments never change, only their deletions do), so a refresh after a one-document
+update builds one tiny segment and re-combines the rest with shifts.
+"""
+from __future__ import annotations
+
+import heapq
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import date
+
+FACETS = {  # facet name -> index column (multi-valued columns join values with '|')
+    "industry": "f_industry",
+    "region": "f_region",
+    "country": "f_country",
+    "size": "f_size",
+    "product": "f_products",
+    "activity": "f_activities",
+    "fatigue": "f_fatigue",
+}
+MULTI = {"product", "activity"}
+FRESHNESS = {"fresh": "Confirmed in the last 90 days", "aging": "90–180 days", "stale": "Over 180 days",
+             "never": "Never confirmed"}
+
+
+def freshness_bucket(confirmed_day: int, today: int) -> str:
+    if not confirmed_day:
+        return "never"
+    age = today - confirmed_day
+    if age < 90:
+        return "fresh"
+    if age < 180:
+        return "aging"
+    return "stale"
+
+
+def bits_from_positions(positions, size: int) -> int:
+    buf = bytearray((size >> 3) + 1)
+    for p in positions:
+        buf[p >> 3] |= 1 << (p & 7)
+    return int.from_bytes(buf, "little")
+
+
+def positions_of(bits: int) -> list[int]:
+    out = []
+    raw = bits.to_bytes((bits.bit_length() + 7) >> 3 or 1, "little")
+    for i, byte in enumerate(raw):
+        if byte:
+            base = i << 3
+            for j in range(8):
+                if byte >> j & 1:
+                    out.append(base + j)
+    return out
+
+
+@dataclass
+class SegmentFacets:
+    """What one segment contributes; positions are local to the segment."""
+
+    size: int
+    values: dict[str, dict[str, int]]  # facet -> value -> bits
+    uids: list[int]
+    uid_pos: dict[int, int]
+    confirmed: list[int]
+    engaged: list[int]
+    freshness: dict[str, int] = field(default_factory=dict)
+    freshness_day: int = -1
+    by_confirmed: list[tuple[int, int]] = field(default_factory=list)  # (-confirmed_day, local doc)
+    by_engaged: list[tuple[int, int]] = field(default_factory=list)    # (engaged_day, local doc)
+
+
+def _build_segment(reader) -> SegmentFacets:
+    size = reader.doc_count_all()
+    values: dict[str, dict[str, int]] = {}
+    for facet, column in FACETS.items():
+        groups = defaultdict(list)
+        col = list(reader.column_reader(column))
+        if facet in MULTI:
+            for doc, raw in enumerate(col):
+                for v in (raw.split("|") if raw else ()):
+                    groups[v].append(doc)
+        else:
+            for doc, raw in enumerate(col):
+                if raw:
+                    groups[raw].append(doc)
+        values[facet] = {v: bits_from_positions(docs, size) for v, docs in groups.items()}
+    uids = [int(x) if x else -1 for x in reader.column_reader("uid")]
+    confirmed = list(reader.column_reader("confirmed_day"))
+    engaged = list(reader.column_reader("engaged_day"))
+    seg = SegmentFacets(size, values, uids, {u: d for d, u in enumerate(uids)}, confirmed, engaged)
+    seg.by_confirmed = sorted((-c, d) for d, c in enumerate(confirmed))
+    seg.by_engaged = sorted((e, d) for d, e in enumerate(engaged))
+    return seg
+
+
+class FacetCache:
+    """Per-process cache of segment facets, combined for one searcher."""
+
+    def __init__(self):
+        self.segments: dict[str, SegmentFacets] = {}
+
+    def view(self, searcher, today: date) -> "FacetView":
+        reader = searcher.reader()
+        leaves = list(reader.leaf_readers())
+        today_n = today.toordinal()
+        combined: dict[str, dict[str, int]] = {f: defaultdict(int) for f in FACETS}
+        combined["freshness"] = defaultdict(int)
+        alive = 0
+        parts = []
+        seen = set()
+        for leaf, base in leaves:
+            segment = leaf.segment() if hasattr(leaf, "segment") else None
+            key = segment.segment_id() if segment is not None else f"anon-{id(leaf)}"
+            seen.add(key)
+            seg = self.segments.get(key)
+            if seg is None:
+                seg = self.segments[key] = _build_segment(leaf)
+            if seg.freshness_day != today_n:
+                groups = defaultdict(list)
+                for doc, c in enumerate(seg.confirmed):
+                    groups[freshness_bucket(c, today_n)].append(doc)
+                seg.freshness = {b: bits_from_positions(d, seg.size) for b, d in groups.items()}
+                seg.freshness_day = today_n
+            seg_alive = (1 << seg.size) - 1
+            if leaf.has_deletions():
+                seg_alive &= ~bits_from_positions(leaf.deleted_docs_set, seg.size)
+            alive |= seg_alive << base
+            for facet, vals in seg.values.items():
+                target = combined[facet]
+                for v, bits in vals.items():
+                    target[v] |= bits << base
+            for b, bits in seg.freshness.items():
+                combined["freshness"][b] |= bits << base
+            parts.append((base, seg))
+        for key in list(self.segments):
+            if key not in seen:
+                del self.segments[key]  # merged away
+        return FacetView(alive, {f: dict(v) for f, v in combined.items()}, parts, reader.doc_count_all())
+
+
+@dataclass
+class FacetView:
+    alive: int
+    values: dict[str, dict[str, int]]
+    parts: list[tuple[int, SegmentFacets]]
+    size: int
+
+    def docnums_for_uids(self, uids: set[int]) -> list[int]:
+        out = []
+        for base, seg in self.parts:
+            for uid in uids:
+                doc = seg.uid_pos.get(uid)
+                if doc is not None and self.alive >> (base + doc) & 1:
+                    out.append(base + doc)
+        return out
+
+    def uid_of(self, docnum: int) -> int:
+        for base, seg in reversed(self.parts):
+            if docnum >= base:
+                return seg.uids[docnum - base]
+        raise KeyError(docnum)
+
+    def ordered(self, bits: int, order: str, limit: int) -> list[int]:
+        """The first ``limit`` documents of ``bits`` in the given order (confirmed desc / engaged asc)."""
+        raw = bits.to_bytes((self.size >> 3) + 1, "little")
+
+        def member(d):
+            return raw[d >> 3] >> (d & 7) & 1
+
+        def stream(base, keyed):  # a function, so each generator keeps its own base
+            return ((k, base + d) for k, d in keyed)
+
+        streams = [stream(base, seg.by_confirmed if order == "confirmed" else seg.by_engaged)
+                   for base, seg in self.parts]
+        out = []
+        for _, d in heapq.merge(*streams):
+            if member(d):
+                out.append(d)
+                if len(out) >= limit:
+                    break
+        return out

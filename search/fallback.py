@@ -1,0 +1,69 @@
+"""Plain database search, used when the index is missing or unreadable (with a notice)."""
+from __future__ import annotations
+
+from datetime import date
+
+from sqlalchemy import and_, or_, select
+
+from portal.models import AdvocateProfile, Role, Status, User
+from search import documents
+from search.facets import FACETS, MULTI, freshness_bucket
+from search.querying import (PER_PAGE, UNAVAILABLE_FATIGUE, AdvocateSearch, FacetValue, Results, _hits, _labels,
+                             unavailable_today)
+
+LIMIT = 2000
+
+
+def search_advocates(session, req: AdvocateSearch, today: date) -> Results:
+    words = [w for w in (req.q or "").replace('"', " ").split() if w.strip("()*:")][:10]
+    q = (select(User.id).outerjoin(AdvocateProfile, AdvocateProfile.user_id == User.id)
+         .where(User.role == Role.ADVOCATE, User.status == Status.ACTIVE))
+    for w in words:
+        like = f"%{w.strip('()*:')[:100]}%"
+        q = q.where(or_(User.name.ilike(like), User.company.ilike(like), User.job_title.ilike(like),
+                        and_(AdvocateProfile.user_id.is_not(None), AdvocateProfile.story.ilike(like))))
+    ids = list(session.scalars(q.order_by(User.id).limit(LIMIT)))
+    docs = []
+    for i in range(0, len(ids), 500):
+        docs.extend(documents.advocate_docs(session, ids[i:i + 500])[0])
+    blocked = set() if req.include_unavailable else unavailable_today(session, today)
+    today_n = today.toordinal()
+
+    def values(doc, facet):
+        if facet == "freshness":
+            return [freshness_bucket(doc["confirmed_day"], today_n)]
+        raw = doc[FACETS[facet]]
+        return raw.split("|") if facet in MULTI and raw else ([raw] if raw else [])
+
+    docs = [d for d in docs if req.include_unavailable or (int(d["uid"]) not in blocked
+                                                           and d["f_fatigue"] not in UNAVAILABLE_FATIGUE)]
+    chosen = {f: [v for v in req.filters.get(f, []) if v] for f in list(FACETS) + ["freshness"]}
+
+    def keep(doc, skip=None):
+        return all(not vals or f == skip or set(values(doc, f)) & set(vals) for f, vals in chosen.items())
+
+    final = [d for d in docs if keep(d)]
+    labels = _labels(session)
+    facets = {}
+    for f in chosen:
+        counts: dict[str, int] = {}
+        for d in docs:
+            if keep(d, f):
+                for v in values(d, f):
+                    counts[v] = counts.get(v, 0) + 1
+        facets[f] = sorted((FacetValue(v, labels[f].get(v, v), n, v in chosen[f]) for v, n in counts.items()),
+                           key=lambda r: (-r.count, r.label))
+    if req.sort == "engaged":
+        final.sort(key=lambda d: d["engaged_day"])
+    else:
+        final.sort(key=lambda d: -d["confirmed_day"])
+    total = len(final)
+    pages = max(1, -(-total // PER_PAGE))
+    page = min(max(1, req.page), pages)
+    uids = [int(d["uid"]) for d in final[(page - 1) * PER_PAGE:page * PER_PAGE]]
+    notes = ["The search index is not available right now, so this is a simpler search of the database"
+             + (f" (the first {LIMIT:,} matches)." if len(ids) >= LIMIT else ".")]
+    from search.schema import advocate_schema
+
+    return Results(total, _hits(session, uids, set(), advocate_schema(), today), facets, page, pages, notes,
+                   fallback=True)

@@ -1,0 +1,78 @@
+"""What the views call: search with a fallback, health, opportunity search for advocates."""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from sqlalchemy import func, select
+
+from portal.models import Opportunity, Role, SearchPending, Status, User, utcnow
+from search import fallback, querying
+from search.indexing import ADVOCATES, OPPORTUNITIES, IndexUnavailable, current_dir, rebuilding_marker
+
+log = logging.getLogger(__name__)
+
+
+def advocates(session, req: querying.AdvocateSearch) -> querying.Results:
+    today = utcnow().date()
+    try:
+        return querying.search_advocates(session, req, today)
+    except IndexUnavailable as exc:
+        log.warning("search index unavailable, using the database: %s", exc)
+    except Exception:  # a corrupt segment can fail late; the page must still answer
+        log.exception("search failed, using the database")
+        querying.forget_searchers()
+    return fallback.search_advocates(session, req, today)
+
+
+def opportunities_for(session, user, text: str, type_id: int | None):
+    """(matches the advocate is eligible for, notes): text and type over the feed."""
+    from portal.services import opportunities as opps
+
+    matches = opps.feed(session, user, type_id)
+    notes: list[str] = []
+    if not (text or "").strip():
+        return matches, notes
+    try:
+        ids, notes = querying.search_opportunity_ids(text, type_id)
+    except Exception as exc:
+        log.warning("opportunity search fell back to the database: %s", exc)
+        words = [w.lower() for w in text.split()[:10]]
+        return [m for m in matches if all(w in f"{m.opportunity.title} {m.opportunity.description}".lower()
+                                          for w in words)], ["A simpler search was used."]
+    if ids is None:
+        return matches, notes
+    rank = {oid: i for i, oid in enumerate(ids)}
+    return sorted((m for m in matches if m.opportunity.id in rank), key=lambda m: rank[m.opportunity.id]), notes
+
+
+@dataclass
+class Health:
+    ok: bool
+    message: str
+    indexed_advocates: int | None
+    db_advocates: int
+    indexed_opportunities: int | None
+    pending: int
+    rebuilding: bool
+    location: str
+
+
+def health(session) -> Health:
+    db_adv = session.scalar(select(func.count()).select_from(User).where(
+        User.role == Role.ADVOCATE, User.status == Status.ACTIVE)) or 0
+    pending = session.scalar(select(func.count()).select_from(SearchPending)) or 0
+    try:
+        adv = querying.searcher_for(ADVOCATES).searcher.doc_count()
+        opp = querying.searcher_for(OPPORTUNITIES).searcher.doc_count()
+        ok, msg = True, "The index is readable."
+        if adv != db_adv:
+            ok, msg = False, f"The index holds {adv:,} advocates but the database has {db_adv:,}."
+    except Exception as exc:
+        adv = opp = None
+        ok, msg = False, f"The index cannot be read ({exc}). Search falls back to the database."
+    return Health(ok, msg, adv, db_adv, opp, pending, rebuilding_marker().exists(), str(current_dir()))
+
+
+def opportunity_count(session) -> int:
+    return session.scalar(select(func.count()).select_from(Opportunity)) or 0

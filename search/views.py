@@ -1,0 +1,57 @@
+"""Advocate search (staff and admins), opportunity search (advocates), index health (admins)."""
+from __future__ import annotations
+
+from flask import Blueprint, render_template, request
+from flask_login import current_user
+
+from portal.extensions import db
+from portal.security import admin_required, advocate_required, staff_required
+from portal.services import profiles
+from search import querying, service
+from search.facets import FACETS
+
+bp = Blueprint("search", __name__)
+
+FACET_TITLES = {"industry": "Industry", "region": "Region", "country": "Country", "size": "Company size",
+                "product": "Product", "activity": "Willing to do", "freshness": "Freshness", "fatigue": "Fatigue"}
+
+
+def _int(value, default=1, lo=1, hi=10_000):
+    try:
+        return min(max(int(value), lo), hi)
+    except (TypeError, ValueError):
+        return default
+
+
+@bp.route("/search/advocates")
+@staff_required
+def advocates():
+    args = request.args
+    req = querying.AdvocateSearch(
+        q=args.get("q", "")[:10_000],
+        filters={f: args.getlist(f)[:50] for f in list(FACETS) + ["freshness"]},
+        include_unavailable=args.get("include_unavailable") == "1",
+        sort=args.get("sort", "relevance"),
+        page=_int(args.get("page")))
+    results = service.advocates(db.session, req)
+    return render_template("search/advocates.html", req=req, results=results, titles=FACET_TITLES,
+                           sorts=querying.SORTS, fatigue_labels=querying._labels(db.session)["fatigue"])
+
+
+@bp.route("/search/opportunities")
+@advocate_required
+def opportunities():
+    types = profiles.activity_types(db.session)
+    type_id = _int(request.args.get("type"), default=0, lo=0, hi=10**9) or None
+    if type_id not in {t.id for t in types}:
+        type_id = None
+    text = request.args.get("q", "")[:10_000]
+    matches, notes = service.opportunities_for(db.session, current_user, text, type_id)
+    return render_template("search/opportunities.html", matches=matches, notes=notes, q=text, types=types,
+                           type_id=type_id)
+
+
+@bp.route("/admin/search-index")
+@admin_required
+def health():
+    return render_template("search/health.html", health=service.health(db.session))
