@@ -10,7 +10,7 @@ update builds one tiny segment and re-combines the rest with shifts.
 from __future__ import annotations
 
 import heapq
-from collections import defaultdict
+from collections import OrderedDict, defaultdict
 from dataclasses import dataclass, field
 from datetime import date
 
@@ -24,6 +24,38 @@ FACETS = {  # facet name -> index column (multi-valued columns join values with 
     "fatigue": "f_fatigue",
 }
 MULTI = {"product", "activity"}
+TERM_CACHE = 4096  # posting bitsets kept per segment (a 50,000-document segment: ~6 KB each)
+STATS_CACHE = 256  # per-term score lists kept per segment (larger: one entry per posting)
+K1, B = 1.2, 0.75  # BM25 parameters (Whoosh's BM25F defaults)
+
+
+@dataclass
+class TermStats:
+    """A term's BM25 length-normalised frequency per document, best first (times idf = its score)."""
+
+    docs: list[int]
+    norms: list[float]
+    norm_of: dict[int, float]
+
+
+def _postings(leaf, fieldname, text) -> tuple[list[int], list[float]]:
+    """All (doc, term frequency) of a term, read a block at a time where the codec allows it."""
+    m = leaf.postings(fieldname, text)
+    ids: list[int] = []
+    weights: list[float] = []
+    if all(hasattr(m, a) for a in ("_read_ids", "_read_weights", "_next_block", "_atend")):
+        while not m._atend:
+            m._read_ids()
+            m._read_weights()
+            ids.extend(m._ids)
+            weights.extend(m._weights)
+            m._next_block()
+    else:  # another matcher type: one posting at a time
+        while m.is_active():
+            ids.append(m.id())
+            weights.append(m.weight())
+            m.next()
+    return ids, weights
 FRESHNESS = {"fresh": "Confirmed in the last 90 days", "aging": "90–180 days", "stale": "Over 180 days",
              "never": "Never confirmed"}
 
@@ -72,6 +104,56 @@ class SegmentFacets:
     freshness_day: int = -1
     by_confirmed: list[tuple[int, int]] = field(default_factory=list)  # (-confirmed_day, local doc)
     by_engaged: list[tuple[int, int]] = field(default_factory=list)    # (engaged_day, local doc)
+    terms: OrderedDict = field(default_factory=OrderedDict)  # (field, term) -> bits, least recently used first
+    stats: OrderedDict = field(default_factory=OrderedDict)  # (field, term, avgdl) -> TermStats
+    lengths: dict = field(default_factory=dict)  # field -> per-document length
+
+    def field_lengths(self, leaf, fieldname: str) -> list[int] | None:
+        if fieldname not in self.lengths:
+            try:
+                self.lengths[fieldname] = [leaf.doc_field_length(d, fieldname) or 0 for d in range(self.size)]
+            except Exception:
+                self.lengths[fieldname] = None
+        return self.lengths[fieldname]
+
+    def term_stats(self, leaf, fieldname: str, text, avgdl: float) -> TermStats:
+        key = (fieldname, text, round(avgdl, 1))
+        st = self.stats.get(key)
+        if st is not None:
+            self.stats.move_to_end(key)
+            return st
+        if (fieldname, text) in leaf:
+            ids, tfs = _postings(leaf, fieldname, text)
+        else:
+            ids, tfs = [], []
+        lengths = self.field_lengths(leaf, fieldname)
+        k1p1, base = K1 + 1, K1 * (1 - B)
+        slope = K1 * B / (avgdl or 1)
+        if lengths:
+            norms = [tf * k1p1 / (tf + base + slope * lengths[d]) for d, tf in zip(ids, tfs)]
+        else:
+            norms = [tf * k1p1 / (tf + K1) for tf in tfs]
+        order = sorted(range(len(ids)), key=norms.__getitem__, reverse=True)
+        st = TermStats([ids[i] for i in order], [norms[i] for i in order], dict(zip(ids, norms)))
+        self.stats[key] = st
+        if len(self.stats) > STATS_CACHE:
+            self.stats.popitem(last=False)
+        return st
+
+    def term_bits(self, leaf, fieldname: str, text) -> int:
+        key = (fieldname, text)
+        bits = self.terms.get(key)
+        if bits is not None:
+            self.terms.move_to_end(key)
+            return bits
+        if (fieldname, text) in leaf:
+            bits = bits_from_positions(leaf.postings(fieldname, text).all_ids(), self.size)
+        else:
+            bits = 0
+        self.terms[key] = bits
+        if len(self.terms) > TERM_CACHE:
+            self.terms.popitem(last=False)
+        return bits
 
 
 def _build_segment(reader) -> SegmentFacets:
@@ -112,6 +194,7 @@ class FacetCache:
         combined["freshness"] = defaultdict(int)
         alive = 0
         parts = []
+        leaves_out = []
         seen = set()
         for leaf, base in leaves:
             segment = leaf.segment() if hasattr(leaf, "segment") else None
@@ -137,10 +220,11 @@ class FacetCache:
             for b, bits in seg.freshness.items():
                 combined["freshness"][b] |= bits << base
             parts.append((base, seg))
+            leaves_out.append((leaf, base, seg))
         for key in list(self.segments):
             if key not in seen:
                 del self.segments[key]  # merged away
-        return FacetView(alive, {f: dict(v) for f, v in combined.items()}, parts, reader.doc_count_all())
+        return FacetView(alive, {f: dict(v) for f, v in combined.items()}, parts, reader.doc_count_all(), leaves_out)
 
 
 @dataclass
@@ -149,6 +233,16 @@ class FacetView:
     values: dict[str, dict[str, int]]
     parts: list[tuple[int, SegmentFacets]]
     size: int
+    leaves: list = field(default_factory=list)  # (segment reader, docbase, SegmentFacets)
+
+    def term_bits(self, fieldname: str, text) -> int:
+        """Documents containing a term, from cached per-segment posting bitsets."""
+        bits = 0
+        for leaf, base, seg in self.leaves:
+            b = seg.term_bits(leaf, fieldname, text)
+            if b:
+                bits |= b << base
+        return bits & self.alive
 
     def docnums_for_uids(self, uids: set[int]) -> list[int]:
         out = []

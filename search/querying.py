@@ -15,7 +15,8 @@ from whoosh.qparser import QueryParser
 from whoosh.query import And, Every, NullQuery, Term
 
 from portal.models import ActivityType, AdvocateProfile, Blackout, Country, Industry, Product, Region, SizeBand, User, utcnow
-from search.facets import FACETS, FRESHNESS, FacetCache, bits_from_positions, positions_of
+from search import ranking
+from search.facets import FACETS, FRESHNESS, FacetCache, bits_from_positions
 from search.indexing import ADVOCATES, OPPORTUNITIES, IndexUnavailable, current_dir, open_index
 
 PER_PAGE = 20
@@ -162,7 +163,24 @@ class Results:
     fallback: bool = False
 
 
+_labels_cache: dict[str, tuple[float, dict]] = {}
+LABELS_TTL = 60.0
+
+
 def _labels(session) -> dict[str, dict[str, str]]:
+    """Display names of facet values (the lists admins manage), cached for a minute."""
+    import time
+
+    key = str(session.get_bind().url)
+    hit = _labels_cache.get(key)
+    if hit and time.monotonic() - hit[0] < LABELS_TTL:
+        return hit[1]
+    labels = _load_labels(session)
+    _labels_cache[key] = (time.monotonic(), labels)
+    return labels
+
+
+def _load_labels(session) -> dict[str, dict[str, str]]:
     return {
         "industry": {str(i.id): i.name for i in session.scalars(select(Industry))},
         "region": {str(i.id): i.name for i in session.scalars(select(Region))},
@@ -190,14 +208,11 @@ def search_advocates(session, req: AdvocateSearch, today: date | None = None) ->
         view = st.facets.view(searcher, today)
     q, notes = parse(searcher.schema, req.q)
     try:
-        if q is None or isinstance(q, Every):
-            matched = view.alive
-        else:
-            matched = bits_from_positions(searcher.docs_for_query(q), view.size) & view.alive
+        matched = ranking.match_bits(searcher, view, q)
     except Exception:
         q = plain_words(searcher.schema, req.q[:MAX_QUERY])
         notes.append("Your search was read as plain words.")
-        matched = bits_from_positions(searcher.docs_for_query(q), view.size) & view.alive if q is not NullQuery else 0
+        matched = ranking.match_bits(searcher, view, q)
 
     blocked = 0
     if not req.include_unavailable:
@@ -235,14 +250,8 @@ def search_advocates(session, req: AdvocateSearch, today: date | None = None) ->
     page = min(max(1, req.page), pages)
     want = page * PER_PAGE
     sort = req.sort if req.sort in SORTS else "relevance"
-    if sort == "relevance" and q is not None and not isinstance(q, Every):
-        kwargs = {}
-        if any(chosen.values()):
-            kwargs["filter"] = set(positions_of(final))
-        elif blocked:
-            kwargs["mask"] = set(positions_of(blocked & matched))
-        results = searcher.search(q, limit=want, **kwargs)
-        docnums = [hit.docnum for hit in results][(page - 1) * PER_PAGE:want]
+    if sort == "relevance" and q is not None and not isinstance(q, Every) and total:
+        docnums = ranking.top_docs(searcher, view, q, final, total, want)[(page - 1) * PER_PAGE:want]
     else:
         order = "engaged" if sort == "engaged" else "confirmed"
         docnums = view.ordered(final, order, want)[(page - 1) * PER_PAGE:want]

@@ -138,7 +138,7 @@ class AdvocateProfile(Base):
     # Availability: the advocate's own limits, in a form queries can use
     max_asks_per_month: Mapped[int | None]
     max_asks_per_quarter: Mapped[int | None]
-    paused_until: Mapped[date | None] = mapped_column(Date)
+    paused_until: Mapped[date | None] = mapped_column(Date, index=True)
     timezone: Mapped[str] = mapped_column(String(64), default="UTC")
     # Freshness
     confirmed_at: Mapped[datetime | None] = mapped_column(index=True)
@@ -195,7 +195,7 @@ class Blackout(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     user_id: Mapped[int] = mapped_column(ForeignKey("advocate_profiles.user_id", ondelete="CASCADE"), index=True)
     starts_on: Mapped[date] = mapped_column(Date)
-    ends_on: Mapped[date] = mapped_column(Date)
+    ends_on: Mapped[date] = mapped_column(Date, index=True)
     note: Mapped[str] = mapped_column(String(200), default="")
 
     profile: Mapped[AdvocateProfile] = relationship(back_populates="blackouts")
