@@ -1,79 +1,143 @@
-"""Search documents built from the database, in bulk (a chunk of ids at a time)."""
+"""Search documents built from the database in bulk, with plain SQL (Core) rows: building 50,000
+documents through the ORM took 16 s of a rebuild; this takes a fraction of that."""
 from __future__ import annotations
 
 from collections import defaultdict
-from datetime import datetime
+from datetime import date, datetime, timedelta
 
 from sqlalchemy import func, select
-from sqlalchemy.orm import selectinload
 
-from portal.models import (ENGAGED_STATUSES, ActivityPreference, ActivityType, AdvocateProfile, Opportunity,
-                           OpportunityStatus, Participation, Role, Status, User, utcnow)
+from portal.models import (ENGAGED_STATUSES, ActivityPreference, ActivityType, AdvocateProfile, Blackout, Country,
+                           Industry, Opportunity, OpportunityStatus, Participation, Product, Region, Role, SizeBand,
+                           Status, Tag, User, profile_products, profile_tags, utcnow)
 from portal.services import fatigue
 
 NEVER = 0  # day number used when an advocate never confirmed / never engaged
+SEP = "~"  # between the packed facet values of a document; "|" between the values of one facet
 
 
 def day(value: datetime | None) -> int:
     return value.date().toordinal() if value else NEVER
 
 
-def _join(values) -> str:
-    return "|".join(str(v) for v in values)
+def _names(session, model) -> dict[int, str]:
+    return dict(session.execute(select(model.id, model.name)).all())
+
+
+def _grouped(rows) -> dict[int, list]:
+    out = defaultdict(list)
+    for key, value in rows:
+        out[key].append(value)
+    return out
+
+
+def _fatigue_keys(session, ids: list[int], profiles: dict, now: datetime) -> dict[int, str]:
+    """The same rules as portal.services.fatigue.statuses, from rows already loaded (no ORM)."""
+    pol = fatigue.policy(session)
+    today = now.date()
+    month = datetime(today.year, today.month, 1, tzinfo=now.tzinfo)
+    quarter = datetime(today.year, 3 * ((today.month - 1) // 3) + 1, 1, tzinfo=now.tzinfo)
+    P = Participation
+    engaged = dict(session.execute(select(P.user_id, func.count()).where(
+        P.user_id.in_(ids), P.status.in_(ENGAGED_STATUSES),
+        P.engaged_at >= now - timedelta(days=fatigue.WINDOW_DAYS)).group_by(P.user_id)).all())
+    asks_m = dict(session.execute(select(P.user_id, func.count()).where(
+        P.user_id.in_(ids), P.status.in_(fatigue.ASK_STATUSES), P.requested_at >= month).group_by(P.user_id)).all())
+    asks_q = dict(session.execute(select(P.user_id, func.count()).where(
+        P.user_id.in_(ids), P.status.in_(fatigue.ASK_STATUSES), P.requested_at >= quarter).group_by(P.user_id)).all())
+    away = set(session.scalars(select(Blackout.user_id).where(
+        Blackout.user_id.in_(ids), Blackout.starts_on <= today, Blackout.ends_on >= today)))
+    last = dict(session.execute(select(P.user_id, func.max(P.engaged_at)).where(
+        P.user_id.in_(ids), P.status.in_(ENGAGED_STATUSES)).group_by(P.user_id)).all())
+    out = {}
+    for uid in ids:
+        p = profiles.get(uid)
+        n = engaged.get(uid, 0)
+        if (p and p["paused_until"] and p["paused_until"] >= today) or uid in away:
+            out[uid] = "unavailable"
+            continue
+        pairs = [(n, pol.max_engagements_90d)]
+        if p and p["max_asks_per_month"] is not None:
+            pairs.append((asks_m.get(uid, 0), p["max_asks_per_month"]))
+        if p and p["max_asks_per_quarter"] is not None:
+            pairs.append((asks_q.get(uid, 0), p["max_asks_per_quarter"]))
+        if any(used >= limit for used, limit in pairs):
+            out[uid] = "at_limit"
+        elif any(limit > 0 and used == limit - 1 for used, limit in pairs):
+            out[uid] = "near_limit"
+        else:
+            since = last.get(uid) or (p["approved_at"] if p else None)
+            if since is not None and since.tzinfo is None:
+                from datetime import timezone
+                since = since.replace(tzinfo=timezone.utc)
+            out[uid] = "under_used" if since is None or now - since >= timedelta(days=fatigue.UNDER_USED_DAYS) \
+                else "available"
+    return out
 
 
 def advocate_docs(session, user_ids: list[int], now: datetime | None = None) -> tuple[list[dict], list[int]]:
     """(documents for the active advocates among ``user_ids``, ids whose document must be removed)."""
     now = now or utcnow()
-    users = {u.id: u for u in session.scalars(select(User).where(User.id.in_(user_ids)))}
-    active = [uid for uid in user_ids
-              if uid in users and users[uid].role == Role.ADVOCATE and users[uid].status == Status.ACTIVE]
-    remove = [uid for uid in user_ids if uid not in active]
+    U, P = User, AdvocateProfile
+    rows = session.execute(
+        select(U.id, U.name, U.company, U.job_title, U.approved_at, U.created_at, P.user_id.label("has_profile"),
+               P.industry_id, P.size_band_id, P.country_code, P.story, P.confirmed_at, P.paused_until,
+               P.max_asks_per_month, P.max_asks_per_quarter)
+        .outerjoin(P, P.user_id == U.id)
+        .where(U.id.in_(user_ids), U.role == Role.ADVOCATE, U.status == Status.ACTIVE)).mappings().all()
+    by_id = {r["id"]: r for r in rows}
+    active = [uid for uid in user_ids if uid in by_id]
+    remove = [uid for uid in user_ids if uid not in by_id]
     if not active:
         return [], remove
-    profiles = {p.user_id: p for p in session.scalars(
-        select(AdvocateProfile).where(AdvocateProfile.user_id.in_(active))
-        .options(selectinload(AdvocateProfile.products), selectinload(AdvocateProfile.tags)))}
-    activities = defaultdict(list)
-    for uid, key, name in session.execute(
-            select(ActivityPreference.user_id, ActivityType.key, ActivityType.name)
-            .join(ActivityType, ActivityType.id == ActivityPreference.activity_type_id)
-            .where(ActivityPreference.user_id.in_(active), ActivityPreference.opted_in.is_(True))):
-        activities[uid].append((key, name))
+    industries, sizes, products = _names(session, Industry), _names(session, SizeBand), _names(session, Product)
+    regions = _names(session, Region)
+    countries = {code: (name, region_id) for code, name, region_id in
+                 session.execute(select(Country.code, Country.name, Country.region_id)).all()}
+    prods = _grouped(session.execute(select(profile_products.c.user_id, profile_products.c.product_id)
+                                     .where(profile_products.c.user_id.in_(active))).all())
+    tags = _grouped(session.execute(select(profile_tags.c.user_id, Tag.name).join(Tag, Tag.id == profile_tags.c.tag_id)
+                                    .where(profile_tags.c.user_id.in_(active))).all())
+    acts = _grouped(session.execute(
+        select(ActivityPreference.user_id, ActivityType.key)
+        .join(ActivityType, ActivityType.id == ActivityPreference.activity_type_id)
+        .where(ActivityPreference.user_id.in_(active), ActivityPreference.opted_in.is_(True))).all())
+    act_names = dict(session.execute(select(ActivityType.key, ActivityType.name)).all())
     engaged = dict(session.execute(
         select(Participation.user_id, func.max(Participation.engaged_at))
         .where(Participation.user_id.in_(active), Participation.status.in_(ENGAGED_STATUSES))
         .group_by(Participation.user_id)).all())
-    fatigue_of = fatigue.statuses(session, active, now)
+    profile_rows = {uid: ({**by_id[uid], "approved_at": by_id[uid]["approved_at"] or by_id[uid]["created_at"]}
+                          if by_id[uid]["has_profile"] else None) for uid in active}
+    fatigue_of = _fatigue_keys(session, active, profile_rows, now)
     docs = []
     for uid in active:
-        u, p = users[uid], profiles.get(uid)
-        products = [x.name for x in p.products] if p else []
-        topics = [t.name for t in p.tags] if p else []
-        acts = activities.get(uid, [])
-        industry = p.industry.name if p and p.industry else ""
-        size = p.size_band.name if p and p.size_band else ""
-        country = p.country.name if p and p.country else ""
-        region = p.region.name if p and p.region else ""
+        r = by_id[uid]
+        prod_ids = sorted(prods.get(uid, []))
+        prod_names = [products[p] for p in prod_ids if p in products]
+        topics = tags.get(uid, [])
+        act_keys = sorted(acts.get(uid, []))
+        industry = industries.get(r["industry_id"], "")
+        size = sizes.get(r["size_band_id"], "")
+        country, region_id = countries.get(r["country_code"], ("", None))
+        region = regions.get(region_id, "")
         content = " \n".join(filter(None, [
-            u.name, u.company or "", u.job_title or "", industry, size, country, region, " ".join(products),
-            " ".join(topics), " ".join(n for _, n in acts), p.story if p else ""]))
-        docs.append({
-            "uid": str(uid), "content": content, "name": u.name, "company": u.company or "",
-            "title": u.job_title or "", "industry": industry, "region": region, "country": country, "size": size,
-            "product": ",".join(products), "topic": ",".join(topics), "activity": ",".join(k for k, _ in acts),
-            "f_industry": str(p.industry_id) if p and p.industry_id else "",
-            "f_region": str(p.region.id) if p and p.region else "",
-            "f_country": p.country_code if p and p.country_code else "",
-            "f_size": str(p.size_band_id) if p and p.size_band_id else "",
-            "f_products": _join(sorted(x.id for x in p.products)) if p else "",
-            "f_activities": _join(sorted(k for k, _ in acts)),
-            "f_fatigue": fatigue_of[uid].key,
-            "status": u.status.value,
-            "confirmed_day": day(p.confirmed_at) if p else NEVER,
-            "engaged_day": day(engaged.get(uid)),
-        })
+            r["name"], r["company"] or "", r["job_title"] or "", industry, size, country, region, " ".join(prod_names),
+            " ".join(topics), " ".join(act_names.get(k, k) for k in act_keys), r["story"] or ""]))
+        facets = SEP.join([
+            str(r["industry_id"] or ""), str(region_id or ""), r["country_code"] or "", str(r["size_band_id"] or ""),
+            "|".join(map(str, prod_ids)), "|".join(act_keys), fatigue_of[uid],
+            str(day(_aware(r["confirmed_at"]))), str(day(_aware(engaged.get(uid))))])
+        docs.append({"uid": str(uid), "content": content, "name": r["name"], "company": r["company"] or "",
+                     "title": r["job_title"] or "", "facets": facets})
     return docs, remove
+
+
+def _aware(value):
+    if value is not None and value.tzinfo is None:
+        from datetime import timezone
+        return value.replace(tzinfo=timezone.utc)
+    return value
 
 
 def all_advocate_ids(session) -> list[int]:
@@ -93,6 +157,8 @@ def opportunity_docs(session, ids: list[int]) -> tuple[list[dict], list[int]]:
                      "content": f"{o.title}\n{o.activity_type.name}\n{o.location}\n{o.description}",
                      "type": str(o.activity_type_id), "status": o.status.value})
     return docs, remove
+
+
 
 
 def all_opportunity_ids(session) -> list[int]:

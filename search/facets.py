@@ -14,14 +14,14 @@ from collections import OrderedDict, defaultdict
 from dataclasses import dataclass, field
 from datetime import date
 
-FACETS = {  # facet name -> index column (multi-valued columns join values with '|')
-    "industry": "f_industry",
-    "region": "f_region",
-    "country": "f_country",
-    "size": "f_size",
-    "product": "f_products",
-    "activity": "f_activities",
-    "fatigue": "f_fatigue",
+FACETS = {  # facet name -> its position in the packed ``facets`` column (multi-valued: joined with '|')
+    "industry": 0,
+    "region": 1,
+    "country": 2,
+    "size": 3,
+    "product": 4,
+    "activity": 5,
+    "fatigue": 6,
 }
 MULTI = {"product", "activity"}
 TERM_CACHE = 4096  # posting bitsets kept per segment (a 50,000-document segment: ~6 KB each)
@@ -157,23 +157,27 @@ class SegmentFacets:
 
 
 def _build_segment(reader) -> SegmentFacets:
+    from search.schema import PACKED
+
     size = reader.doc_count_all()
-    values: dict[str, dict[str, int]] = {}
-    for facet, column in FACETS.items():
-        groups = defaultdict(list)
-        col = list(reader.column_reader(column))
-        if facet in MULTI:
-            for doc, raw in enumerate(col):
-                for v in (raw.split("|") if raw else ()):
-                    groups[v].append(doc)
-        else:
-            for doc, raw in enumerate(col):
-                if raw:
-                    groups[raw].append(doc)
-        values[facet] = {v: bits_from_positions(docs, size) for v, docs in groups.items()}
+    groups = {facet: defaultdict(list) for facet in FACETS}
+    confirmed, engaged = [], []
+    n_facets = len(FACETS)
+    names = PACKED[:n_facets]
+    for doc, raw in enumerate(reader.column_reader("facets")):
+        parts = raw.split("~") if raw else [""] * len(PACKED)
+        for facet, value in zip(names, parts):
+            if not value:
+                continue
+            if facet in MULTI:
+                for v in value.split("|"):
+                    groups[facet][v].append(doc)
+            else:
+                groups[facet][value].append(doc)
+        confirmed.append(int(parts[n_facets] or 0) if len(parts) > n_facets else 0)
+        engaged.append(int(parts[n_facets + 1] or 0) if len(parts) > n_facets + 1 else 0)
+    values = {facet: {v: bits_from_positions(docs, size) for v, docs in vals.items()} for facet, vals in groups.items()}
     uids = [int(x) if x else -1 for x in reader.column_reader("uid")]
-    confirmed = list(reader.column_reader("confirmed_day"))
-    engaged = list(reader.column_reader("engaged_day"))
     seg = SegmentFacets(size, values, uids, {u: d for d, u in enumerate(uids)}, confirmed, engaged)
     seg.by_confirmed = sorted((-c, d) for d, c in enumerate(confirmed))
     seg.by_engaged = sorted((e, d) for d, e in enumerate(engaged))

@@ -29,14 +29,17 @@ def search_advocates(session, req: AdvocateSearch, today: date) -> Results:
     blocked = set() if req.include_unavailable else unavailable_today(session, today)
     today_n = today.toordinal()
 
+    for d in docs:
+        d["packed"] = d["facets"].split(documents.SEP)
+
     def values(doc, facet):
         if facet == "freshness":
-            return [freshness_bucket(doc["confirmed_day"], today_n)]
-        raw = doc[FACETS[facet]]
+            return [freshness_bucket(int(doc["packed"][len(FACETS)] or 0), today_n)]
+        raw = doc["packed"][FACETS[facet]]
         return raw.split("|") if facet in MULTI and raw else ([raw] if raw else [])
 
     docs = [d for d in docs if req.include_unavailable or (int(d["uid"]) not in blocked
-                                                           and d["f_fatigue"] not in UNAVAILABLE_FATIGUE)]
+                                                           and d["packed"][FACETS["fatigue"]] not in UNAVAILABLE_FATIGUE)]
     chosen = {f: [v for v in req.filters.get(f, []) if v] for f in list(FACETS) + ["freshness"]}
 
     def keep(doc, skip=None):
@@ -54,9 +57,9 @@ def search_advocates(session, req: AdvocateSearch, today: date) -> Results:
         facets[f] = sorted((FacetValue(v, labels[f].get(v, v), n, v in chosen[f]) for v, n in counts.items()),
                            key=lambda r: (-r.count, r.label))
     if req.sort == "engaged":
-        final.sort(key=lambda d: d["engaged_day"])
+        final.sort(key=lambda d: int(d["packed"][len(FACETS) + 1] or 0))
     else:
-        final.sort(key=lambda d: -d["confirmed_day"])
+        final.sort(key=lambda d: -int(d["packed"][len(FACETS)] or 0))
     total = len(final)
     pages = max(1, -(-total // PER_PAGE))
     page = min(max(1, req.page), pages)

@@ -99,6 +99,24 @@ def ensure_index() -> None:
     swap_in(create_generation())
 
 
+TINY_SEGMENT = 2000  # documents; smaller segments are merged on commit, larger ones only by optimize
+
+
+def merge_tiny(writer, segments):
+    """Merge policy for incremental writes: fold the small segments left by single-document updates
+    into one, never rewrite a large one (that is 'flask search optimize', off the request path)."""
+    from whoosh.reading import SegmentReader
+
+    small = [s for s in segments if s.doc_count_all() < TINY_SEGMENT]
+    if len(small) < 4:
+        return segments
+    for seg in small:
+        reader = SegmentReader(writer.storage, writer.schema, seg)
+        writer.add_reader(reader)
+        reader.close()
+    return [s for s in segments if s.doc_count_all() >= TINY_SEGMENT]
+
+
 @contextmanager
 def writer_for(kind: str, merge: bool = True, optimize: bool = False, **kwargs):
     """A writer that waits its turn: lock timeout with retry, never AsyncWriter."""
@@ -118,7 +136,12 @@ def writer_for(kind: str, merge: bool = True, optimize: bool = False, **kwargs):
         w.cancel()
         raise
     else:
-        w.commit(merge=merge, optimize=optimize)
+        if optimize:
+            w.commit(optimize=True)
+        elif merge:
+            w.commit(mergetype=merge_tiny)
+        else:
+            w.commit(merge=False)
 
 
 # --- following the database ------------------------------------------------------------------------------

@@ -22,8 +22,8 @@ from search.indexing import ADVOCATES, OPPORTUNITIES, IndexUnavailable, current_
 PER_PAGE = 20
 MAX_QUERY = 500
 SORTS = {"relevance": "Relevance", "engaged": "Least recently engaged", "confirmed": "Most recently confirmed"}
-FIELDNAMES = ["content", "name", "company", "title", "industry", "region", "country", "size", "product", "topic",
-              "activity"]
+FACET_FIELD_ALIASES = re.compile(r"\b(industry|region|country|size|product|topic|usecase|activity|story):",
+                                 re.IGNORECASE)
 UNAVAILABLE_FATIGUE = ("at_limit", "unavailable")
 
 
@@ -96,7 +96,8 @@ def parse(schema, text: str) -> tuple[object | None, list[str]]:
         return None, notes
     parser = QueryParser("content", schema)
     try:
-        q = parser.parse(text)
+        # Facet names used as fields search the content, which holds those values.
+        q = parser.parse(FACET_FIELD_ALIASES.sub("", text) if "content" in schema and "facets" in schema else text)
         if q is NullQuery or isinstance(q, type(NullQuery)):
             q = None
         bad = q is not None and _has_unknown_field(q, schema)

@@ -45,13 +45,41 @@ def match_bits(searcher, view: FacetView, q) -> int:
     if q is wq.NullQuery or isinstance(q, type(wq.NullQuery)):
         return 0
     if isinstance(q, wq.Phrase):
-        words = view.alive
-        for w in q.words:
-            words &= view.term_bits(q.fieldname, w)
-            if not words:
-                return 0
-        return _verify(searcher, q, words, view.size)
+        return phrase_bits(searcher, view, q)
     return bits_from_positions(searcher.docs_for_query(q), view.size) & view.alive
+
+
+def phrase_bits(searcher, view: FacetView, q) -> int:
+    """Documents holding the phrase: per segment, positions are checked only on documents holding
+    every word, and the answer is cached with the segment (segments never change)."""
+    bits = 0
+    subs = list(searcher.leaf_searchers())
+    for (leaf, base, seg), (sub, _) in zip(view.leaves, subs):
+        key = ("phrase", q.fieldname, tuple(q.words), q.slop)
+        local = seg.terms.get(key)
+        if local is None:
+            candidates = (1 << seg.size) - 1
+            for w in q.words:
+                candidates &= seg.term_bits(leaf, q.fieldname, w)
+                if not candidates:
+                    break
+            found = []
+            if candidates:
+                m = q.matcher(sub, sub.boolean_context())
+                for d in positions_of(candidates):
+                    if not m.is_active():
+                        break
+                    if m.id() < d:
+                        m.skip_to(d)
+                        if not m.is_active():
+                            break
+                    if m.id() == d:
+                        found.append(d)
+            local = bits_from_positions(found, seg.size)
+            seg.terms[key] = local
+        if local:
+            bits |= local << base
+    return bits & view.alive
 
 
 def _per_leaf(searcher, bits: int):
@@ -77,10 +105,6 @@ def _walk(searcher, q, bits: int, context_of):
                     break
             if m.id() == d:
                 yield d + offset, m
-
-
-def _verify(searcher, q, candidates: int, size: int) -> int:
-    return bits_from_positions([d for d, _ in _walk(searcher, q, candidates, lambda s: s.boolean_context())], size)
 
 
 def score_direct(searcher, q, final: int, limit: int) -> list[int]:

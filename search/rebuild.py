@@ -41,7 +41,7 @@ def rebuild(engine, progress: Callable[[int], None] | None = None, procs: int | 
             with Session(engine) as session:
                 ids = documents.all_advocate_ids(session)
                 ix = windex.open_dir(str(gen / ADVOCATES))
-                kwargs = {"procs": procs, "multisegment": True, "limitmb": 128} if procs > 1 else {"limitmb": 128}
+                kwargs = {"procs": procs, "multisegment": True, "limitmb": 512} if procs > 1 else {"limitmb": 512}
                 w = ix.writer(**kwargs)
                 try:
                     for i in range(0, len(ids), CHUNK):
@@ -102,8 +102,8 @@ def stale_fatigue(session) -> list[int]:
         for docnum in s.reader().all_doc_ids():
             f = s.stored_fields(docnum)
             indexed[int(f["uid"])] = docnum
-        col = s.reader().column_reader("f_fatigue")
-        current = {uid: col[d] for uid, d in indexed.items()}
+        col = s.reader().column_reader("facets")
+        current = {uid: (col[d] or "").split(documents.SEP)[6] if col[d] else "" for uid, d in indexed.items()}
     ids = list(current)
     changed = []
     for i in range(0, len(ids), 1000):
