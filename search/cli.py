@@ -7,7 +7,8 @@ from flask.cli import AppGroup
 from portal.extensions import db
 from portal.models import SearchPending
 from search import rebuild as rb
-from search.indexing import ADVOCATES, OPPORTUNITIES, IndexUnavailable, apply_pending, ensure_index, writer_for
+from search.indexing import (ADVOCATES, OPPORTUNITIES, IndexUnavailable, apply_pending, ensure_index, wait_for_merges,
+                             writer_for)
 
 search_cli = AppGroup("search", help="The search index.")
 
@@ -43,6 +44,10 @@ def sync(refresh_fatigue):
             total += n
             if n == 0:
                 break
+        for kind in (ADVOCATES, OPPORTUNITIES):  # fold the small segments of the day's updates
+            with writer_for(kind, merge=True):
+                pass
+        wait_for_merges()
     except IndexUnavailable as exc:
         raise click.ClickException(f"{exc}. Run 'flask search reindex'.") from None
     click.echo(f"Applied {total} pending change(s).")

@@ -20,8 +20,45 @@ def day(value: datetime | None) -> int:
     return value.date().toordinal() if value else NEVER
 
 
+_name_cache: dict[tuple, tuple[float, dict]] = {}
+NAMES_TTL = 30.0  # seconds; renaming a list item shows in documents written after this
+
+
 def _names(session, model) -> dict[int, str]:
-    return dict(session.execute(select(model.id, model.name)).all())
+    import time
+
+    key = (str(session.get_bind().url), model.__tablename__)
+    hit = _name_cache.get(key)
+    if hit and time.monotonic() - hit[0] < NAMES_TTL:
+        return hit[1]
+    names = dict(session.execute(select(model.id, model.name)).all())
+    _name_cache[key] = (time.monotonic(), names)
+    return names
+
+
+def _countries(session) -> dict[str, tuple[str, int]]:
+    import time
+
+    key = (str(session.get_bind().url), "countries")
+    hit = _name_cache.get(key)
+    if hit and time.monotonic() - hit[0] < NAMES_TTL:
+        return hit[1]
+    value = {code: (name, region_id) for code, name, region_id in
+             session.execute(select(Country.code, Country.name, Country.region_id)).all()}
+    _name_cache[key] = (time.monotonic(), value)
+    return value
+
+
+def _activity_names(session) -> dict[str, str]:
+    import time
+
+    key = (str(session.get_bind().url), "activity_types")
+    hit = _name_cache.get(key)
+    if hit and time.monotonic() - hit[0] < NAMES_TTL:
+        return hit[1]
+    value = dict(session.execute(select(ActivityType.key, ActivityType.name)).all())
+    _name_cache[key] = (time.monotonic(), value)
+    return value
 
 
 def _grouped(rows) -> dict[int, list]:
@@ -92,8 +129,7 @@ def advocate_docs(session, user_ids: list[int], now: datetime | None = None) -> 
         return [], remove
     industries, sizes, products = _names(session, Industry), _names(session, SizeBand), _names(session, Product)
     regions = _names(session, Region)
-    countries = {code: (name, region_id) for code, name, region_id in
-                 session.execute(select(Country.code, Country.name, Country.region_id)).all()}
+    countries = _countries(session)
     prods = _grouped(session.execute(select(profile_products.c.user_id, profile_products.c.product_id)
                                      .where(profile_products.c.user_id.in_(active))).all())
     tags = _grouped(session.execute(select(profile_tags.c.user_id, Tag.name).join(Tag, Tag.id == profile_tags.c.tag_id)
@@ -102,7 +138,7 @@ def advocate_docs(session, user_ids: list[int], now: datetime | None = None) -> 
         select(ActivityPreference.user_id, ActivityType.key)
         .join(ActivityType, ActivityType.id == ActivityPreference.activity_type_id)
         .where(ActivityPreference.user_id.in_(active), ActivityPreference.opted_in.is_(True))).all())
-    act_names = dict(session.execute(select(ActivityType.key, ActivityType.name)).all())
+    act_names = _activity_names(session)
     engaged = dict(session.execute(
         select(Participation.user_id, func.max(Participation.engaged_at))
         .where(Participation.user_id.in_(active), Participation.status.in_(ENGAGED_STATUSES))
