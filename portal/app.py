@@ -83,7 +83,7 @@ def register_errorhandlers(app: Flask) -> None:
 def register_hooks(app: Flask) -> None:
     from portal.database import begin_write_for_unsafe_methods
     from portal.security import set_security_headers
-    from portal.services.outbox import deliver_after_request
+    from portal.services.outbox import deliver_after_appcontext, deliver_after_request
     from search.indexing import apply_after_appcontext, apply_after_request
 
     app.before_request(begin_write_for_unsafe_methods)
@@ -91,6 +91,7 @@ def register_hooks(app: Flask) -> None:
     app.after_request(deliver_after_request)
     app.after_request(apply_after_request)
     app.teardown_appcontext(apply_after_appcontext)
+    app.teardown_appcontext(deliver_after_appcontext)
 
 
 def register_commands(app: Flask) -> None:

@@ -260,7 +260,7 @@ _apply_lock = threading.Lock()
 def apply_pending(engine, limit: int = 500) -> int:
     """Write pending documents to the index; returns how many were applied (raises on failure)."""
     applied = 0
-    with _apply_lock, Session(engine) as session:
+    with _apply_lock, Session(engine, expire_on_commit=False) as session:
         rows = session.execute(select(SearchPending.id, SearchPending.doc_type, SearchPending.doc_id)
                                .order_by(SearchPending.id).limit(limit)).all()
         session.commit()

@@ -27,7 +27,7 @@ def change_password():
         else:
             db.session.commit()
             # The session token rotated: every other session is over; keep this one.
-            login_user(current_user, remember=False)
+            login_user(current_user._get_current_object(), remember=False)
             flash("Your password is changed. You are signed out everywhere else.", "success")
             return redirect(url_for("main.dashboard"))
     return render_template("account/change_password.html", form=form), 422 if form.errors else 200

@@ -4,6 +4,7 @@ from __future__ import annotations
 import click
 from flask.cli import AppGroup
 
+from portal.cli.common import commit
 from portal.extensions import db
 from portal.services import reference, subscriptions
 
@@ -18,7 +19,7 @@ def remind_stale():
 
     begin_write(db.session)
     count = subscriptions.remind_stale(db.session)
-    db.session.commit()
+    commit()
     from portal.services.outbox import send_due
 
     sent, failed = send_due()
@@ -32,5 +33,5 @@ def seed_lists():
 
     added = reference.ensure_defaults(db.session)
     added += ensure_default_badges(db.session)
-    db.session.commit()
+    commit()
     click.echo(f"Added {added} list item(s)." if added else "All default list items are present.")

@@ -4,6 +4,7 @@ from __future__ import annotations
 import click
 from flask.cli import AppGroup
 
+from portal.cli.common import commit
 from portal.extensions import db
 from portal.services import digest
 from portal.services.outbox import send_due
@@ -19,7 +20,7 @@ def send(period):
 
     begin_write(db.session)
     sent, skipped = digest.send(db.session, period)
-    db.session.commit()
+    commit()
     delivered, failed = send_due()
     click.echo(f"{sent} digest(s) queued, {skipped} advocate(s) skipped (nothing new or already sent); "
                f"{delivered} email(s) sent, {failed} waiting for retry.")

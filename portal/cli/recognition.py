@@ -4,6 +4,7 @@ from __future__ import annotations
 import click
 from flask.cli import AppGroup
 
+from portal.cli.common import commit
 from portal.extensions import db
 from portal.services import badges, points
 
@@ -29,5 +30,5 @@ def evaluate():
 
     begin_write(db.session)
     granted = badges.evaluate_all(db.session)
-    db.session.commit()
+    commit()
     click.echo(f"Granted {granted} badge(s).")

@@ -6,6 +6,7 @@ import sys
 import click
 from flask.cli import AppGroup
 
+from portal.cli.common import commit
 from portal.extensions import db
 from portal.models import Role
 from portal.services import accounts
@@ -29,7 +30,7 @@ def _create(email: str, role: Role, name: str | None, password_stdin: bool, no_p
         raise click.ClickException(err.message) from None
     if password is None:
         accounts.request_password_reset(db.session, user.email)
-    db.session.commit()
+    commit()
     click.echo(f"Created {role.value} {user.email}." + (" A link to set the password was emailed." if password is None else ""))
 
 
@@ -62,7 +63,7 @@ def approve(email):
     except DomainError as err:
         db.session.rollback()
         raise click.ClickException(err.message) from None
-    db.session.commit()
+    commit()
     click.echo(f"Approved {user.email}; they have been emailed.")
 
 
@@ -77,5 +78,5 @@ def suspend(email, reason):
     except DomainError as err:
         db.session.rollback()
         raise click.ClickException(err.message) from None
-    db.session.commit()
+    commit()
     click.echo(f"Suspended {user.email}.")

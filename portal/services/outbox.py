@@ -60,6 +60,8 @@ def queue_email(session, *, to: str, subject: str, template: str, user_id: int |
     session.flush()
     if has_request_context():
         g.setdefault("outbox_ids", []).append(msg.id)
+    else:  # a CLI command or job: sent when its app context ends (see deliver_after_appcontext)
+        session.info.setdefault("outbox_ids", []).append(msg.id)
     return msg
 
 
@@ -131,7 +133,9 @@ def release_stuck(session: Session) -> int:
 def send_due(ids: list[int] | None = None, limit: int = 200, include_not_due: bool = False) -> tuple[int, int]:
     """Send queued messages (those named, or all that are due). Returns (sent, failed)."""
     sent = failed = 0
-    with Session(db.engine) as session:
+    # expire_on_commit=False: reading an expired attribute after a commit would open a read
+    # transaction that SQLite cannot upgrade to a write if another sender wrote meanwhile.
+    with Session(db.engine, expire_on_commit=False) as session:
         q = select(OutboxMessage).where(OutboxMessage.status == OutboxStatus.QUEUED)
         if ids is not None:
             q = q.where(OutboxMessage.id.in_(ids))
@@ -159,6 +163,21 @@ def deliver_after_request(response):
     except Exception:  # never fail the user's request because of mail
         log.exception("sending queued email failed")
     return response
+
+
+def deliver_after_appcontext(exc=None):
+    """teardown_appcontext hook: send what a command queued (only rows that were committed exist)."""
+    try:
+        session = db.session()
+    except Exception:
+        return
+    ids = session.info.pop("outbox_ids", None)
+    if not ids or not current_app.config["OUTBOX_SEND_AFTER_REQUEST"]:
+        return
+    try:
+        send_due(ids=ids)
+    except Exception:
+        log.exception("sending queued email failed")
 
 
 def pending_count(session) -> int:
