@@ -137,8 +137,24 @@ class FreshContextClient(FlaskClient):
     """
 
     def open(self, *args, **kwargs):
-        with self.application.app_context():
-            return super().open(*args, **kwargs)
+        _end_test_transaction()
+        try:
+            with self.application.app_context():
+                return super().open(*args, **kwargs)
+        finally:
+            _end_test_transaction()
+
+
+def _end_test_transaction():
+    """End the test's own read transaction around each request, so that the test's session sees
+    what the request committed (SQLite keeps a snapshot per open transaction). Tests commit the
+    data they set up before making requests."""
+    from flask import has_app_context
+
+    if has_app_context():
+        session = db.session()
+        if not (session.new or session.dirty or session.deleted):
+            session.rollback()
 
 
 @pytest.fixture

@@ -41,7 +41,8 @@ def _release_seat(session, p: Participation) -> None:
 
 
 def _locked(session, participation_id: int) -> Participation:
-    p = session.scalars(select(Participation).where(Participation.id == participation_id).with_for_update()
+    p = session.scalars(select(Participation).where(Participation.id == participation_id)
+                        .with_for_update(of=Participation)
                         .execution_options(populate_existing=True)).one_or_none()
     if p is None:
         raise NotFound("No such participation.")
@@ -66,7 +67,8 @@ def request(session, user: User, opp_id: int, message: str = "") -> Participatio
         raise DomainError("Your message can be at most 1,000 characters.")
     opp = opportunities.get(session, opp_id)
     existing = session.scalar(select(Participation).where(Participation.opportunity_id == opp.id,
-                                                          Participation.user_id == user.id).with_for_update())
+                                                          Participation.user_id == user.id)
+                               .with_for_update(of=Participation))
     if existing is not None and existing.status != ParticipationStatus.WITHDRAWN:
         raise Conflict("You have already answered this opportunity; see My commitments.")
     ok, why, _ = opportunities.eligibility(session, user, opp)

@@ -106,7 +106,8 @@ def redeem(session, user: User, reward_id: int, idempotency_key: str) -> tuple[R
 
 
 def _get_for_update(session, redemption_id: int) -> Redemption:
-    redemption = session.scalars(select(Redemption).where(Redemption.id == redemption_id).with_for_update()
+    redemption = session.scalars(select(Redemption).where(Redemption.id == redemption_id)
+                                 .with_for_update(of=Redemption)
                                  .execution_options(populate_existing=True)).one_or_none()
     if redemption is None:
         raise NotFound("No such redemption.")
