@@ -152,7 +152,8 @@ def test_cancellation_refunds_exactly_once_even_concurrently(app, advocate, admi
     rid = reward(cost=200, stock=3)
     red, _ = rewards.redeem(db.session, reload(User, advocate.id), rid, "one")
     db.session.commit()
-    results = run_threads(2, in_context(app, lambda i: rewards.cancel(db.session, red.id, db.session.get(User, admin.id))))
+    red_id, admin_id = red.id, admin.id  # plain values: threads must not touch this session's objects
+    results = run_threads(2, in_context(app, lambda i: rewards.cancel(db.session, red_id, db.session.get(User, admin_id))))
     assert sum(1 for r in results if not isinstance(r, DomainError)) == 1
     db.session.rollback()
     assert points.balance(db.session, advocate.id) == 300 and db.session.get(Reward, rid).stock == 3
