@@ -20,45 +20,35 @@ def day(value: datetime | None) -> int:
     return value.date().toordinal() if value else NEVER
 
 
-_name_cache: dict[tuple, tuple[float, dict]] = {}
+_cache: dict[tuple, tuple[float, dict]] = {}
 NAMES_TTL = 30.0  # seconds; renaming a list item shows in documents written after this
 
 
-def _names(session, model) -> dict[int, str]:
+def _cached(session, what: str, load):
+    """Small lookup tables (list names), kept for NAMES_TTL per database."""
     import time
 
-    key = (str(session.get_bind().url), model.__tablename__)
-    hit = _name_cache.get(key)
+    key = (str(session.get_bind().url), what)
+    hit = _cache.get(key)
     if hit and time.monotonic() - hit[0] < NAMES_TTL:
         return hit[1]
-    names = dict(session.execute(select(model.id, model.name)).all())
-    _name_cache[key] = (time.monotonic(), names)
-    return names
+    value = load()
+    _cache[key] = (time.monotonic(), value)
+    return value
+
+
+def _names(session, model) -> dict[int, str]:
+    return _cached(session, model.__tablename__, lambda: dict(session.execute(select(model.id, model.name)).all()))
 
 
 def _countries(session) -> dict[str, tuple[str, int]]:
-    import time
-
-    key = (str(session.get_bind().url), "countries")
-    hit = _name_cache.get(key)
-    if hit and time.monotonic() - hit[0] < NAMES_TTL:
-        return hit[1]
-    value = {code: (name, region_id) for code, name, region_id in
-             session.execute(select(Country.code, Country.name, Country.region_id)).all()}
-    _name_cache[key] = (time.monotonic(), value)
-    return value
+    return _cached(session, "countries", lambda: {code: (name, region_id) for code, name, region_id in session.execute(
+        select(Country.code, Country.name, Country.region_id)).all()})
 
 
 def _activity_names(session) -> dict[str, str]:
-    import time
-
-    key = (str(session.get_bind().url), "activity_types")
-    hit = _name_cache.get(key)
-    if hit and time.monotonic() - hit[0] < NAMES_TTL:
-        return hit[1]
-    value = dict(session.execute(select(ActivityType.key, ActivityType.name)).all())
-    _name_cache[key] = (time.monotonic(), value)
-    return value
+    return _cached(session, "activity_types",
+                   lambda: dict(session.execute(select(ActivityType.key, ActivityType.name)).all()))
 
 
 def _grouped(rows) -> dict[int, list]:

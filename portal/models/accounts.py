@@ -6,10 +6,10 @@ import secrets
 from datetime import datetime
 
 from flask_login import UserMixin
-from sqlalchemy import Enum, ForeignKey, Index, String
+from sqlalchemy import ForeignKey, Index, String
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from portal.models.base import Base, utcnow
+from portal.models.base import Base, str_enum, utcnow
 
 
 class Role(str, enum.Enum):
@@ -26,18 +26,6 @@ class Status(str, enum.Enum):
     DELETED = "deleted"
 
 
-def _enum(cls, name):
-    return Enum(
-        cls,
-        name=name,
-        native_enum=False,
-        create_constraint=True,
-        length=20,
-        values_callable=lambda e: [m.value for m in e],
-        validate_strings=True,
-    )
-
-
 def new_session_token() -> str:
     return secrets.token_urlsafe(32)
 
@@ -51,8 +39,8 @@ class User(UserMixin, Base):
     company: Mapped[str | None] = mapped_column(String(160))
     job_title: Mapped[str | None] = mapped_column(String(160))
     password_hash: Mapped[str | None] = mapped_column(String(255))
-    role: Mapped[Role] = mapped_column(_enum(Role, "user_role"), default=Role.ADVOCATE)
-    status: Mapped[Status] = mapped_column(_enum(Status, "user_status"), default=Status.UNVERIFIED)
+    role: Mapped[Role] = mapped_column(str_enum(Role, "user_role"), default=Role.ADVOCATE)
+    status: Mapped[Status] = mapped_column(str_enum(Status, "user_status"), default=Status.UNVERIFIED)
     # Flask-Login "alternative token": rotating it ends every session and remember cookie.
     session_token: Mapped[str] = mapped_column(String(64), unique=True, default=new_session_token)
     email_verified_at: Mapped[datetime | None]

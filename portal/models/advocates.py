@@ -4,11 +4,10 @@ from __future__ import annotations
 import enum
 from datetime import date, datetime
 
-from sqlalchemy import (Boolean, CheckConstraint, Column, Date, Enum, ForeignKey, Integer, String, Table, Text,
-                        UniqueConstraint)
+from sqlalchemy import Boolean, CheckConstraint, Column, Date, ForeignKey, String, Table, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from portal.models.base import Base, utcnow
+from portal.models.base import Base, str_enum, utcnow
 
 # --- reference lists that admins manage ------------------------------------------------------------
 
@@ -97,9 +96,7 @@ class Tag(Base):
     __tablename__ = "tags"
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    kind: Mapped[TagKind] = mapped_column(
-        Enum(TagKind, name="tag_kind", native_enum=False, create_constraint=True, length=10,
-             values_callable=lambda e: [m.value for m in e]))
+    kind: Mapped[TagKind] = mapped_column(str_enum(TagKind, "tag_kind", 10))
     name: Mapped[str] = mapped_column(String(40))
     slug: Mapped[str] = mapped_column(String(40))
 
@@ -129,9 +126,7 @@ class AdvocateProfile(Base):
     show_in_directory: Mapped[bool] = mapped_column(default=True)
     show_on_leaderboard: Mapped[bool] = mapped_column(default=True)
     # Communication
-    digest: Mapped[Digest] = mapped_column(
-        Enum(Digest, name="digest_period", native_enum=False, create_constraint=True, length=10,
-             values_callable=lambda e: [m.value for m in e]), default=Digest.MONTHLY)
+    digest: Mapped[Digest] = mapped_column(str_enum(Digest, "digest_period", 10), default=Digest.MONTHLY)
     notify_opportunities: Mapped[bool] = mapped_column(default=True)
     notify_reminders: Mapped[bool] = mapped_column(default=True)
     notify_news: Mapped[bool] = mapped_column(default=True)

@@ -4,10 +4,10 @@ from __future__ import annotations
 import enum
 from datetime import datetime
 
-from sqlalchemy import JSON, Enum, Index, String, Text
+from sqlalchemy import JSON, Index, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from portal.models.base import Base, utcnow
+from portal.models.base import Base, str_enum, utcnow
 
 
 class OutboxStatus(str, enum.Enum):
@@ -28,17 +28,8 @@ class OutboxMessage(Base):
     template: Mapped[str] = mapped_column(String(80))
     headers: Mapped[dict | None] = mapped_column(JSON)  # extra headers, e.g. List-Unsubscribe
     user_id: Mapped[int | None] = mapped_column(index=True)
-    status: Mapped[OutboxStatus] = mapped_column(
-        Enum(
-            OutboxStatus,
-            name="outbox_status",
-            native_enum=False,
-            create_constraint=True,
-            length=10,
-            values_callable=lambda e: [m.value for m in e],
-        ),
-        default=OutboxStatus.QUEUED,
-    )
+    status: Mapped[OutboxStatus] = mapped_column(str_enum(OutboxStatus, "outbox_status", 10),
+                                                 default=OutboxStatus.QUEUED)
     attempts: Mapped[int] = mapped_column(default=0)
     last_error: Mapped[str | None] = mapped_column(Text)
     next_attempt_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -4,17 +4,12 @@ from __future__ import annotations
 import enum
 from datetime import date, datetime
 
-from sqlalchemy import (CheckConstraint, Column, Date, Enum, ForeignKey, Index, String, Table, Text,
+from sqlalchemy import (CheckConstraint, Column, Date, ForeignKey, Index, String, Table, Text,
                         UniqueConstraint)
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from portal.models.advocates import ActivityType, Industry, Product, Region, SizeBand
-from portal.models.base import Base, utcnow
-
-
-def _enum(cls, name, length=12):
-    return Enum(cls, name=name, native_enum=False, create_constraint=True, length=length,
-                values_callable=lambda e: [m.value for m in e])
+from portal.models.base import Base, str_enum, utcnow
 
 
 class OpportunityStatus(str, enum.Enum):
@@ -60,9 +55,9 @@ class Opportunity(Base):
     is_virtual: Mapped[bool] = mapped_column(default=True)
     location: Mapped[str] = mapped_column(String(160), default="")
     external_url: Mapped[str | None] = mapped_column(String(500))
-    status: Mapped[OpportunityStatus] = mapped_column(_enum(OpportunityStatus, "opportunity_status"),
+    status: Mapped[OpportunityStatus] = mapped_column(str_enum(OpportunityStatus, "opportunity_status", 12),
                                                       default=OpportunityStatus.DRAFT)
-    selection_mode: Mapped[SelectionMode] = mapped_column(_enum(SelectionMode, "selection_mode"),
+    selection_mode: Mapped[SelectionMode] = mapped_column(str_enum(SelectionMode, "selection_mode", 12),
                                                           default=SelectionMode.SELECTION)
     # Advisory boards: members serve for a term
     term_start: Mapped[date | None] = mapped_column(Date)
@@ -122,7 +117,7 @@ class Participation(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     opportunity_id: Mapped[int] = mapped_column(ForeignKey("opportunities.id", ondelete="CASCADE"))
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
-    status: Mapped[ParticipationStatus] = mapped_column(_enum(ParticipationStatus, "participation_status"),
+    status: Mapped[ParticipationStatus] = mapped_column(str_enum(ParticipationStatus, "participation_status", 12),
                                                         default=ParticipationStatus.REQUESTED)
     holds_seat: Mapped[bool] = mapped_column(default=False)
     message: Mapped[str] = mapped_column(String(1000), default="")

@@ -4,15 +4,10 @@ from __future__ import annotations
 import enum
 from datetime import datetime
 
-from sqlalchemy import JSON, CheckConstraint, Enum, ForeignKey, Index, String, Text, UniqueConstraint
+from sqlalchemy import JSON, CheckConstraint, ForeignKey, Index, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from portal.models.base import Base, utcnow
-
-
-def _enum(cls, name, length=12):
-    return Enum(cls, name=name, native_enum=False, create_constraint=True, length=length,
-                values_callable=lambda e: [m.value for m in e])
+from portal.models.base import Base, str_enum, utcnow
 
 
 class EntryKind(str, enum.Enum):
@@ -39,8 +34,8 @@ class PointsEntry(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="RESTRICT"))
     amount: Mapped[int]
-    kind: Mapped[EntryKind] = mapped_column(_enum(EntryKind, "points_entry_kind"))
-    source: Mapped[EntrySource] = mapped_column(_enum(EntrySource, "points_entry_source", 14))
+    kind: Mapped[EntryKind] = mapped_column(str_enum(EntryKind, "points_entry_kind", 12))
+    source: Mapped[EntrySource] = mapped_column(str_enum(EntrySource, "points_entry_source", 14))
     source_id: Mapped[int | None]
     activity_type_id: Mapped[int | None] = mapped_column(ForeignKey("activity_types.id", ondelete="SET NULL"))
     # Earned and adjusted points count toward levels and leaderboards; spending does not.
@@ -134,7 +129,7 @@ class Redemption(Base):
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="RESTRICT"), index=True)
     reward_id: Mapped[int] = mapped_column(ForeignKey("rewards.id", ondelete="RESTRICT"), index=True)
     points_cost: Mapped[int]
-    status: Mapped[RedemptionStatus] = mapped_column(_enum(RedemptionStatus, "redemption_status"),
+    status: Mapped[RedemptionStatus] = mapped_column(str_enum(RedemptionStatus, "redemption_status", 12),
                                                      default=RedemptionStatus.REQUESTED)
     idempotency_key: Mapped[str] = mapped_column(String(160), unique=True)
     note: Mapped[str] = mapped_column(String(500), default="")

@@ -14,7 +14,7 @@ from datetime import timedelta
 
 from flask import current_app, g, has_request_context, render_template, url_for
 from flask_mail import Message
-from sqlalchemy import or_, select, update
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from portal.extensions import db, mail
@@ -178,8 +178,3 @@ def deliver_after_appcontext(exc=None):
         send_due(ids=ids)
     except Exception:
         log.exception("sending queued email failed")
-
-
-def pending_count(session) -> int:
-    return len(session.scalars(select(OutboxMessage.id).where(
-        or_(OutboxMessage.status == OutboxStatus.QUEUED, OutboxMessage.status == OutboxStatus.SENDING))).all())
