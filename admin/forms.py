@@ -1,4 +1,4 @@
-from flask_wtf import FlaskForm
+from portal.forms import BaseForm as FlaskForm
 from wtforms import HiddenField, StringField, SubmitField
 from wtforms.validators import DataRequired, Length, Optional
 

@@ -42,7 +42,7 @@ def reward_new():
     return render_template("admin/reward_form.html", form=form, reward=None), 422 if form.errors else 200
 
 
-@bp.route("/rewards/<int:reward_id>", methods=["GET", "POST"])
+@bp.route(f"/rewards/<int(max={rewards.MAX_ID}):reward_id>", methods=["GET", "POST"])
 def reward_edit(reward_id):
     reward = db.get_or_404(Reward, reward_id)
     form = RewardForm(obj=reward if request.method == "GET" else None)

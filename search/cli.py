@@ -7,8 +7,8 @@ from flask.cli import AppGroup
 from portal.extensions import db
 from portal.models import SearchPending
 from search import rebuild as rb
-from search.indexing import (ADVOCATES, OPPORTUNITIES, IndexUnavailable, apply_pending, ensure_index, wait_for_merges,
-                             writer_for)
+from search.indexing import (ADVOCATES, OPPORTUNITIES, IndexUnavailable, apply_pending, index_exists,
+                             rebuilding_marker, wait_for_merges, writer_for)
 
 search_cli = AppGroup("search", help="The search index.")
 
@@ -30,7 +30,9 @@ def reindex(procs):
 def sync(refresh_fatigue):
     """Apply pending index changes (and time-dependent ones)."""
     try:
-        ensure_index()
+        if not index_exists():  # lost (or a new install): an empty index would hide everyone not queued
+            counts = rb.rebuild(db.engine)
+            click.echo(f"There was no index; built one with {counts[ADVOCATES]:,} advocates.")
         if refresh_fatigue:
             changed = rb.stale_fatigue(db.session)
             for uid in changed:
@@ -42,7 +44,7 @@ def sync(refresh_fatigue):
         while True:
             n = apply_pending(db.engine)
             total += n
-            if n == 0:
+            if n == 0 or rebuilding_marker().exists():  # a rebuild keeps the rows: it applies them itself
                 break
         for kind in (ADVOCATES, OPPORTUNITIES):  # fold the small segments of the day's updates
             with writer_for(kind, merge=True):

@@ -133,8 +133,10 @@ def advocate_docs(session, user_ids: list[int], now: datetime | None = None) -> 
         select(Participation.user_id, func.max(Participation.engaged_at))
         .where(Participation.user_id.in_(active), Participation.status.in_(ENGAGED_STATUSES))
         .group_by(Participation.user_id)).all())
-    profile_rows = {uid: ({**by_id[uid], "approved_at": by_id[uid]["approved_at"] or by_id[uid]["created_at"]}
-                          if by_id[uid]["has_profile"] else None) for uid in active}
+    # One row per advocate, with or without a profile (the outer join leaves the profile's limits empty):
+    # like fatigue.statuses, an advocate who never engaged counts from their approval either way.
+    profile_rows = {uid: {**by_id[uid], "approved_at": by_id[uid]["approved_at"] or by_id[uid]["created_at"]}
+                    for uid in active}
     fatigue_of = _fatigue_keys(session, active, profile_rows, now)
     docs = []
     for uid in active:

@@ -160,6 +160,8 @@ def _build_segment(reader) -> SegmentFacets:
     from search.schema import PACKED
 
     size = reader.doc_count_all()
+    if not size:  # an index without segments (a new install): Whoosh's EmptyReader has no columns
+        return SegmentFacets(0, {facet: {} for facet in FACETS}, [], {}, [], [])
     groups = {facet: defaultdict(list) for facet in FACETS}
     confirmed, engaged = [], []
     n_facets = len(FACETS)

@@ -58,15 +58,23 @@ def rebuilding_marker() -> Path:
 
 
 def open_index(kind: str):
-    path = current_dir() / kind
-    try:
-        if not windex.exists_in(str(path)):
-            raise IndexUnavailable(f"no {kind} index at {path}")
-        return windex.open_dir(str(path))
-    except IndexUnavailable:
-        raise
-    except Exception as exc:  # corrupt files, permissions, half-deleted directories
-        raise IndexUnavailable(f"{kind} index unreadable: {exc}") from exc
+    """The index of the generation ``current`` points at now, opened by its real path: Whoosh opens
+    files by name as it goes, and through the symlink a writer that straddled a swap would write its
+    segment and TOC into the new generation (which then lists segments it does not hold)."""
+    path = Path(os.path.realpath(current_dir() / kind))
+    for attempt in range(20):
+        try:
+            if not windex.exists_in(str(path)):
+                raise IndexUnavailable(f"no {kind} index at {path}")
+            return windex.open_dir(str(path))
+        except IndexUnavailable:
+            raise
+        except FileNotFoundError as exc:  # another process's commit replaced the TOC just as we read it
+            if attempt == 19 or not path.is_dir():
+                raise IndexUnavailable(f"{kind} index unreadable: {exc}") from exc
+            time.sleep(0.01)
+        except Exception as exc:  # corrupt files, permissions, half-deleted directories
+            raise IndexUnavailable(f"{kind} index unreadable: {exc}") from exc
 
 
 def create_generation() -> Path:
@@ -90,10 +98,14 @@ def swap_in(gen: Path) -> None:
             shutil.rmtree(old, ignore_errors=True)
 
 
+def index_exists() -> bool:
+    link = current_dir()
+    return link.exists() and all(windex.exists_in(str(link / k)) for k in SCHEMAS)
+
+
 def ensure_index() -> None:
     """Create an empty index if there is none (a new install); never touches an existing one."""
-    link = current_dir()
-    if link.exists() and all(windex.exists_in(str(link / k)) for k in SCHEMAS):
+    if index_exists():
         return
     root().mkdir(parents=True, exist_ok=True)
     swap_in(create_generation())
@@ -260,6 +272,7 @@ _apply_lock = threading.Lock()
 def apply_pending(engine, limit: int = 500) -> int:
     """Write pending documents to the index; returns how many were applied (raises on failure)."""
     applied = 0
+    written: set[str] = set()  # the generations written to
     with _apply_lock, Session(engine, expire_on_commit=False) as session:
         rows = session.execute(select(SearchPending.id, SearchPending.doc_type, SearchPending.doc_id)
                                .order_by(SearchPending.id).limit(limit)).all()
@@ -270,6 +283,7 @@ def apply_pending(engine, limit: int = 500) -> int:
                 continue
             ids = sorted({doc_id for _, doc_id in mine})
             with writer_for(kind) as w:  # documents are read after taking the lock: the latest state wins
+                written.add(os.path.dirname(w.storage.folder))
                 session.expire_all()
                 if kind == ADVOCATES:
                     docs, remove = documents.advocate_docs(session, ids)
@@ -285,7 +299,9 @@ def apply_pending(engine, limit: int = 500) -> int:
             if small_segments(kind) >= MERGE_AFTER:
                 merge_in_background(kind)
         unknown = [pid for pid, k, _ in rows if k not in KEYS]
-        if rows and not rebuilding_marker().exists():
+        # Keep the rows while a rebuild runs, or when a rebuild swapped in a new generation after we
+        # opened the old one (checked in this order): the new generation still needs them.
+        if rows and not rebuilding_marker().exists() and written <= {os.path.realpath(current_dir())}:
             session.execute(delete(SearchPending).where(SearchPending.id.in_([pid for pid, _, _ in rows])))
             session.commit()
         applied += len(unknown)

@@ -51,20 +51,15 @@ def searcher_for(kind: str):
     with _open_lock:
         st = _open.get(key)
         if st is None or st.target != target:
-            ix = open_index(kind)
-            if st is not None:
-                try:
-                    st.searcher.close()
-                except Exception:
-                    pass
-            st = _open[key] = _Open(target, ix)
+            # The old searcher is not closed here: another thread may be searching with it (closed
+            # readers answered "no matches" or raised). It closes its files when the last user drops it.
+            st = _open[key] = _Open(target, open_index(kind))
     with st.lock:
         try:
             if not st.searcher.up_to_date():
                 # A fresh reader, not searcher.refresh(): refresh() reuses the readers of unchanged
                 # segments, and those keep their old deletions (an updated document showed twice).
-                old, st.searcher = st.searcher, st.ix.searcher()
-                old.close()
+                st.searcher = st.ix.searcher()  # the old one is left to its current users (see above)
         except Exception as exc:
             with _open_lock:
                 _open.pop(key, None)
@@ -74,12 +69,7 @@ def searcher_for(kind: str):
 
 def forget_searchers() -> None:
     with _open_lock:
-        for st in _open.values():
-            try:
-                st.searcher.close()
-            except Exception:
-                pass
-        _open.clear()
+        _open.clear()  # not closed: searches in other threads may still use them (see searcher_for)
 
 
 # --- parsing ------------------------------------------------------------------------------------------------

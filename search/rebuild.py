@@ -102,6 +102,8 @@ def stale_fatigue(session) -> list[int]:
 
     ix = open_index(ADVOCATES)
     with ix.searcher() as s:
+        if not s.doc_count_all():  # no segment yet: Whoosh's empty reader has no columns
+            return []
         indexed = {}
         for docnum in s.reader().all_doc_ids():
             f = s.stored_fields(docnum)

@@ -5,6 +5,7 @@ from flask import Blueprint, render_template, request
 from flask_login import current_user
 
 from portal.extensions import db
+from portal.forms import clean_text
 from portal.security import admin_required, advocate_required, staff_required
 from portal.services import profiles
 from search import querying, service
@@ -28,7 +29,7 @@ def _int(value, default=1, lo=1, hi=10_000):
 def advocates():
     args = request.args
     req = querying.AdvocateSearch(
-        q=args.get("q", "")[:10_000],
+        q=clean_text(args.get("q", "")[:10_000]),
         filters={f: args.getlist(f)[:50] for f in list(FACETS) + ["freshness"]},
         include_unavailable=args.get("include_unavailable") == "1",
         sort=args.get("sort", "relevance"),
@@ -45,7 +46,7 @@ def opportunities():
     type_id = _int(request.args.get("type"), default=0, lo=0, hi=10**9) or None
     if type_id not in {t.id for t in types}:
         type_id = None
-    text = request.args.get("q", "")[:10_000]
+    text = clean_text(request.args.get("q", "")[:10_000])
     matches, notes = service.opportunities_for(db.session, current_user, text, type_id)
     return render_template("search/opportunities.html", matches=matches, notes=notes, q=text, types=types,
                            type_id=type_id)

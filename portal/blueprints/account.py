@@ -1,7 +1,7 @@
 """The signed-in user's own account settings."""
 from __future__ import annotations
 
-from flask import Blueprint, flash, redirect, render_template, url_for
+from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
 from flask_login import current_user, login_user
 
 from portal.extensions import db
@@ -26,8 +26,10 @@ def change_password():
             form.current_password.errors.append(err.message)
         else:
             db.session.commit()
-            # The session token rotated: every other session is over; keep this one.
-            login_user(current_user._get_current_object(), remember=False)
+            # The session token rotated: every other session is over; keep this one, and renew this
+            # browser's remember cookie if it had one (the old one now names a dead token).
+            remembered = current_app.config.get("REMEMBER_COOKIE_NAME", "remember_token") in request.cookies
+            login_user(current_user._get_current_object(), remember=remembered)
             flash("Your password is changed. You are signed out everywhere else.", "success")
             return redirect(url_for("main.dashboard"))
     return render_template("account/change_password.html", form=form), 422 if form.errors else 200

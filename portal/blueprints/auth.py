@@ -123,8 +123,8 @@ def logout():
     if current_user.is_authenticated:
         accounts.end_all_sessions(db.session, current_user)
         db.session.commit()
-    logout_user()
     session.clear()
+    logout_user()  # after clear(): it leaves the note that tells Flask-Login to delete the remember cookie
     flash("You are signed out.", "success")
     return redirect(url_for("main.index"))
 
@@ -158,8 +158,8 @@ def reset_password(token):
             return render_template("auth/link_invalid.html", message=err.message), 400
         else:
             db.session.commit()
-            logout_user()
             session.clear()
+            logout_user()  # after clear(), so the remember cookie is deleted too
             flash("Your password is changed. Sign in with the new one.", "success")
             return redirect(url_for("auth.login"))
     return render_template("auth/reset_password.html", form=form, token=token), 422 if form.errors else 200

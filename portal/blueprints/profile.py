@@ -5,7 +5,7 @@ import json
 
 from flask import Blueprint, Response, abort, flash, redirect, render_template, request, session, url_for
 from flask_login import current_user, logout_user
-from flask_wtf import FlaskForm
+from portal.forms import BaseForm as FlaskForm
 from wtforms import BooleanField, StringField, SubmitField
 from wtforms.validators import Length, Optional
 

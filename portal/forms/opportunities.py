@@ -1,4 +1,4 @@
-from flask_wtf import FlaskForm
+from portal.forms import BaseForm as FlaskForm
 from wtforms import (BooleanField, DateField, HiddenField, IntegerField, RadioField, SelectField, StringField,
                      SubmitField, TextAreaField, URLField)
 from wtforms.validators import DataRequired, Length, NumberRange, Optional

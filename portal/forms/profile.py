@@ -1,6 +1,6 @@
 from zoneinfo import available_timezones
 
-from flask_wtf import FlaskForm
+from portal.forms import BaseForm as FlaskForm
 from wtforms import (BooleanField, DateField, EmailField, IntegerField, PasswordField, SelectField,
                      SelectMultipleField, StringField, SubmitField, TextAreaField, URLField)
 from wtforms.validators import DataRequired, Email, InputRequired, Length, NumberRange, Optional

@@ -1,4 +1,4 @@
-from flask_wtf import FlaskForm
+from portal.forms import BaseForm as FlaskForm
 from wtforms import BooleanField, HiddenField, IntegerField, SelectField, StringField, SubmitField, TextAreaField
 from wtforms.validators import DataRequired, InputRequired, Length, NumberRange, Optional, Regexp
 

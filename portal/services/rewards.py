@@ -18,6 +18,10 @@ from portal.services.errors import Conflict, DomainError, NotAllowed, NotFound
 from portal.services.outbox import external_url, queue_email
 
 
+# Ids come from forms and URLs; beyond the column's range PostgreSQL raises instead of finding nothing.
+MAX_ID = 2**31 - 1
+
+
 @dataclass
 class RewardInput:
     name: str
@@ -81,7 +85,7 @@ def redeem(session, user: User, reward_id: int, idempotency_key: str) -> tuple[R
     existing = session.scalar(select(Redemption).where(Redemption.idempotency_key == key))
     if existing is not None:
         return existing, False
-    reward = session.get(Reward, reward_id)
+    reward = session.get(Reward, reward_id) if 0 < reward_id <= MAX_ID else None
     if reward is None or not reward.active:
         raise NotFound("That reward is not available.")
     if reward.per_advocate_limit is not None and _held(session, user.id, reward.id) >= reward.per_advocate_limit:
@@ -106,6 +110,8 @@ def redeem(session, user: User, reward_id: int, idempotency_key: str) -> tuple[R
 
 
 def _get_for_update(session, redemption_id: int) -> Redemption:
+    if not 0 < redemption_id <= MAX_ID:
+        raise NotFound("No such redemption.")
     redemption = session.scalars(select(Redemption).where(Redemption.id == redemption_id)
                                  .with_for_update(of=Redemption)
                                  .execution_options(populate_existing=True)).one_or_none()
