@@ -207,12 +207,33 @@ def _keys_for(obj) -> list[tuple[str, int]]:
     return []
 
 
+# Changes to these columns alone do not alter a document (a sign-in updates last_login_at, a reminder
+# stamps stale_reminder_sent_at): no index write for them.
+NOT_INDEXED = {
+    User: {"last_login_at", "failed_login_count", "locked_until", "session_token", "password_hash",
+           "password_changed_at", "updated_at", "email_verified_at"},
+    AdvocateProfile: {"stale_reminder_sent_at", "updated_at", "digest", "notify_opportunities", "notify_reminders",
+                      "notify_news", "timezone"},
+}
+
+
+def _changes_indexed_data(obj) -> bool:
+    from sqlalchemy import inspect
+
+    ignored = NOT_INDEXED.get(type(obj))
+    if not ignored:
+        return True
+    state = inspect(obj)
+    return any(attr.history.has_changes() for attr in state.attrs if attr.key not in ignored)
+
+
 def _track(session, flush_context, instances):
     keys = set()
     for obj in list(session.new) + list(session.dirty) + list(session.deleted):
         if isinstance(obj, SearchPending):
             continue
-        if obj in session.dirty and not session.is_modified(obj, include_collections=True):
+        if obj in session.dirty and (not session.is_modified(obj, include_collections=True)
+                                     or not _changes_indexed_data(obj)):
             continue
         keys.update(_keys_for(obj))
     if not keys:
