@@ -36,10 +36,14 @@ def pending():
 
 
 def _target(form) -> User:
+    from portal.routing import MAX_ID
+
     try:
         user_id = int(form.user_id.data)
     except (TypeError, ValueError):
         abort(400)
+    if not 0 < user_id <= MAX_ID:
+        abort(404)
     return db.get_or_404(User, user_id)
 
 

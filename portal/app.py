@@ -60,6 +60,9 @@ def register_extensions(app: Flask) -> None:
 
 
 def register_blueprints(app: Flask) -> None:
+    from portal.routing import BoundedIntConverter
+
+    app.url_map.converters["int"] = BoundedIntConverter  # before any rule is added
     from admin import bp as admin_bp
     from search.views import bp as search_bp
     from portal.blueprints import account, auth, main, opportunities, profile, recognition

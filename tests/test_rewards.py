@@ -390,3 +390,18 @@ def test_reward_html_is_escaped_everywhere(app, advocate_client, advocate, admin
         assert "<script>alert" not in body and "<img src=x" not in body, url
         assert "&lt;script&gt;alert(" in body, url
     assert "&lt;img src=x onerror=" in pages["/rewards"].get_data(as_text=True)
+
+
+def test_forged_out_of_range_ids_are_not_found_not_500(app, advocate_client, advocate, admin_client):
+    """Ids beyond the integer column's range made PostgreSQL raise (a 500) instead of finding nothing."""
+    give(advocate.id, 100)
+    huge = "99999999999"
+    resp = redeem(advocate_client, "9999999999", "order-huge-id-1")  # the most digits the form accepts
+    assert resp.status_code == 303 and "That reward is not available." in flashes(advocate_client)
+    resp = post_form(advocate_client, f"/me/redemptions/{huge}/cancel", {}, page="/me/redemptions")
+    assert resp.status_code == 404
+    for action in ("fulfil", "cancel"):  # such ids match no route at all (portal.routing.BoundedIntConverter)
+        resp = post_form(admin_client, f"/admin/redemptions/{huge}/{action}", {}, page="/admin/redemptions")
+        assert resp.status_code == 404
+    assert admin_client.get(f"/admin/rewards/{huge}").status_code == 404
+    assert _redemptions() == [] and cached(advocate.id) == (100, 100)

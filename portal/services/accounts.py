@@ -1,9 +1,11 @@
 """Account rules: registration, verification, approval, login, lockout, passwords, suspension."""
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import timedelta
 
+from email_validator import EmailNotValidError, validate_email
 from flask import current_app
 from sqlalchemy import func, select, update
 
@@ -22,8 +24,14 @@ def normalize_email(email: str) -> str:
     return (email or "").strip().lower()
 
 
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
 def get_by_email(session, email: str) -> User | None:
-    return session.scalar(select(User).where(User.email == normalize_email(email)))
+    email = normalize_email(email)
+    if _CONTROL.search(email):  # no stored address has one; PostgreSQL cannot even compare NUL
+        return None
+    return session.scalar(select(User).where(User.email == email))
 
 
 # --- registration and verification -------------------------------------------------------------
@@ -62,6 +70,7 @@ def register_advocate(session, reg: Registration) -> User | None:
     check_password_policy(reg.password, email)
     existing = get_by_email(session, email)
     if existing is not None:
+        hash_password(reg.password)  # the same work as a new account: the answer's timing tells nothing
         if existing.status != Status.DELETED:
             queue_email(
                 session, to=existing.email, subject="Someone tried to register with your email",
@@ -129,6 +138,8 @@ def _activate(session, user: User, actor_id: int | None) -> None:
 
 
 def approve(session, user: User, actor_id: int | None, via: str = "admin") -> User:
+    # Lock the row and read the status again: two admins approving at once must not both succeed.
+    session.refresh(user, with_for_update=True)
     if user.status == Status.ACTIVE:
         raise Conflict(f"{user.email} is already active.")
     if user.status != Status.PENDING:
@@ -162,6 +173,10 @@ def suspend(session, user: User, actor_id: int | None, reason: str) -> User:
 def create_internal_user(session, email: str, role: Role, name: str | None = None,
                          password: str | None = None, actor_id: int | None = None) -> User:
     email = normalize_email(email)
+    try:  # the CLI hands the address over unchecked (the web forms check it with WTForms' Email())
+        validate_email(email, check_deliverability=False)
+    except EmailNotValidError as err:
+        raise DomainError(f"{email!r} is not a valid email address: {err}") from None
     if get_by_email(session, email) is not None:
         raise Conflict(f"An account with {email} already exists.")
     if password is not None:

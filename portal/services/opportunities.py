@@ -47,8 +47,11 @@ def check_external_url(url: str) -> str | None:
     url = (url or "").strip()
     if not url:
         return None
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.netloc:
+    try:
+        parts = urlsplit(url)
+    except ValueError:  # e.g. "http://[::1": an unbalanced IPv6 bracket
+        parts = None
+    if parts is None or parts.scheme not in ("http", "https") or not parts.netloc:
         raise DomainError("The external link must be an http:// or https:// address.")
     if len(url) > 500:
         raise DomainError("The external link is too long.")
