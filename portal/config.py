@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import time
 from datetime import timedelta
 from pathlib import Path
 
@@ -85,13 +86,23 @@ DEFAULTS: dict[str, object] = {
 }
 
 
-def _instance_secret(instance_path: Path) -> str:
-    """Development only: a random SECRET_KEY created once and kept in instance/."""
+def _instance_secret(instance_path: Path, wait: float = 2.0) -> str:
+    """Development only: a random SECRET_KEY created once and kept in instance/.
+
+    Several processes may start at once (workers, the reloader): exactly one creates the file (O_EXCL);
+    the others wait until its key is written rather than fail or read it empty.
+    """
     key_file = instance_path / "secret_key"
-    if key_file.exists():
-        return key_file.read_text().strip()
+    try:
+        fd = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        deadline = time.monotonic() + wait
+        while not (key := key_file.read_text().strip()):
+            if time.monotonic() > deadline:
+                raise ConfigError(f"{key_file} is empty: delete it to have a new key created.") from None
+            time.sleep(0.01)
+        return key
     key = secrets.token_hex(32)
-    fd = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "w") as fh:
         fh.write(key)
     return key
