@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from flask import render_template, request
 from flask_wtf.csrf import CSRFError
+from werkzeug.datastructures import ImmutableMultiDict
 from werkzeug.exceptions import HTTPException
 
 from portal.extensions import db
@@ -18,8 +19,25 @@ MESSAGES = {
 }
 
 
+def _forget_unreadable_body() -> None:
+    """Templates build forms (the sign-out button) from the request body. When the body itself is the
+    error (too large, malformed JSON), reading it again would raise inside this handler and turn the
+    friendly page into a bare 500; treat such a body as empty instead."""
+    for attr in ("form", "files"):
+        try:
+            getattr(request, attr)
+        except Exception:
+            request.__dict__[attr] = ImmutableMultiDict()
+    if request.is_json:
+        try:
+            request.get_json()
+        except Exception:
+            request._cached_json = (None, None)
+
+
 def render_error(code: int, detail: str | None = None):
     title, hint = MESSAGES.get(code, MESSAGES[500])
+    _forget_unreadable_body()
     if request.accept_mimetypes.best == "application/json":
         return {"error": title, "detail": detail or hint}, code
     template = "admin/error.html" if request.blueprint == "admin" else "errors/error.html"
