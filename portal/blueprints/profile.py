@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 from flask import Blueprint, Response, abort, flash, redirect, render_template, request, session, url_for
 from flask_login import current_user, logout_user
@@ -106,22 +107,32 @@ def _preferences_page(activity_form, comm_form, types, status=200):
                            types=types), status
 
 
-@bp.route("/preferences", methods=["GET"])
-@advocate_required
-def preferences():
-    profile = profiles.get_profile(db.session, current_user)
-    types = profiles.activity_types(db.session)
+def _saved_activity_form(profile, types):
+    """The activity form filled with what is saved (also when the other form on the page was refused)."""
     current = {p.activity_type_id: p for p in profile.preferences}
     data = {}
     for t in types:
         pref = current.get(t.id)
         data[f"opt_{t.id}"] = bool(pref and pref.opted_in)
         data[f"note_{t.id}"] = pref.note if pref else ""
-    activity_form = _activity_form_class(types)(data=data, formdata=None)
-    comm_form = CommunicationForm(formdata=None, data={
+    return _activity_form_class(types)(data=data, formdata=None)
+
+
+def _saved_comm_form(profile):
+    return CommunicationForm(formdata=None, data={
         "digest": profile.digest.value, "notify_opportunities": profile.notify_opportunities,
         "notify_reminders": profile.notify_reminders, "notify_news": profile.notify_news})
-    return _preferences_page(activity_form, comm_form, types)
+
+
+@bp.route("/preferences", methods=["GET"])
+@advocate_required
+def preferences():
+    profile = profiles.get_profile(db.session, current_user)
+    types = profiles.activity_types(db.session)
+    return _preferences_page(_saved_activity_form(profile, types), _saved_comm_form(profile), types)
+
+
+_ACTIVITY_FIELD = re.compile(r"^(?:opt|note)_(\w+)$")
 
 
 @bp.route("/preferences/activities", methods=["POST"])
@@ -129,7 +140,13 @@ def preferences():
 def save_activities():
     types = profiles.activity_types(db.session)
     form = _activity_form_class(types)()
-    if form.validate_on_submit():
+    known = {str(t.id) for t in types}
+    # A field for an activity type that is not offered (unknown or retired) is refused, not ignored.
+    unknown = any(m and m.group(1) not in known for m in map(_ACTIVITY_FIELD.match, request.form))
+    valid = form.validate_on_submit()
+    if valid and unknown:
+        form.form_errors.append("Unknown activity type.")
+    elif valid:
         choices = {t.id: (form[f"opt_{t.id}"].data, form[f"note_{t.id}"].data) for t in types}
         try:
             profiles.set_activity_preferences(db.session, current_user, choices)
@@ -141,8 +158,7 @@ def save_activities():
             flash("Your activity preferences are saved.", "success")
             return redirect(url_for("profile.preferences"))
     profile = profiles.get_profile(db.session, current_user)
-    comm_form = CommunicationForm(formdata=None, data={"digest": profile.digest.value})
-    return _preferences_page(form, comm_form, types, 422)
+    return _preferences_page(form, _saved_comm_form(profile), types, 422)
 
 
 @bp.route("/preferences/communication", methods=["POST"])
@@ -161,7 +177,8 @@ def save_communication():
             flash("Your email settings are saved.", "success")
             return redirect(url_for("profile.preferences"))
     types = profiles.activity_types(db.session)
-    return _preferences_page(_activity_form_class(types)(formdata=None), form, types, 422)
+    profile = profiles.get_profile(db.session, current_user)
+    return _preferences_page(_saved_activity_form(profile, types), form, types, 422)
 
 
 # --- availability -------------------------------------------------------------------------------------------
@@ -175,15 +192,19 @@ def _availability_page(limits_form, blackout_form, status=200):
                            delete_form=ConfirmForm()), status
 
 
+def _saved_limits_form(profile):
+    """The limits form filled with what is saved (also when the blackout form was refused)."""
+    return LimitsForm(formdata=None, data={
+        "max_asks_per_month": profile.max_asks_per_month, "max_asks_per_quarter": profile.max_asks_per_quarter,
+        "paused_until": profile.paused_until, "timezone": profile.timezone})
+
+
 @bp.route("/availability", methods=["GET", "POST"])
 @advocate_required
 def availability():
     profile = profiles.get_profile(db.session, current_user)
     if request.method == "GET":
-        form = LimitsForm(formdata=None, data={
-            "max_asks_per_month": profile.max_asks_per_month, "max_asks_per_quarter": profile.max_asks_per_quarter,
-            "paused_until": profile.paused_until, "timezone": profile.timezone})
-        return _availability_page(form, BlackoutForm(formdata=None))
+        return _availability_page(_saved_limits_form(profile), BlackoutForm(formdata=None))
     form = LimitsForm()
     if form.validate_on_submit():
         try:
@@ -214,8 +235,7 @@ def add_blackout():
             flash("Blackout added. Nobody will ask you during it.", "success")
             return redirect(url_for("profile.availability"))
     profile = profiles.get_profile(db.session, current_user)
-    limits = LimitsForm(formdata=None, data={"timezone": profile.timezone})
-    return _availability_page(limits, form, 422)
+    return _availability_page(_saved_limits_form(profile), form, 422)
 
 
 @bp.route("/availability/blackouts/<int:blackout_id>/delete", methods=["POST"])

@@ -99,8 +99,11 @@ def check_linkedin(url: str) -> str | None:
     url = (url or "").strip()
     if not url:
         return None
-    parts = urlsplit(url)
-    host = (parts.hostname or "").lower()
+    try:
+        parts = urlsplit(url)
+        host = (parts.hostname or "").lower()
+    except ValueError:  # e.g. "https://[www.linkedin.com/..." (an unclosed IPv6 bracket)
+        raise DomainError("That is not a LinkedIn address (https://www.linkedin.com/in/...).") from None
     if parts.scheme != "https":
         raise DomainError("The LinkedIn address must start with https://")
     if not (host == "linkedin.com" or host.endswith(".linkedin.com")):

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from portal.models import AdvocateProfile, Digest, User, utcnow
+from portal.models import AdvocateProfile, Digest, Status, User, utcnow
 from portal.services.errors import InvalidToken
 from portal.services.outbox import external_url, queue_email
 from portal.services.profiles import get_profile, stale_days, stale_for_reminder
@@ -29,7 +29,7 @@ def read_unsubscribe(session, token: str) -> tuple[User, str]:
     data = read_token(UNSUBSCRIBE, token, UNSUBSCRIBE_MAX_AGE)
     topic = data.get("s")
     user = session.get(User, data["u"])
-    if user is None or topic not in TOPICS:
+    if user is None or user.status == Status.DELETED or topic not in TOPICS:  # an erased account stays erased
         raise InvalidToken("This unsubscribe link is not valid.")
     return user, topic
 
