@@ -1,7 +1,7 @@
 from portal.forms import BaseForm as FlaskForm
 from wtforms import (BooleanField, DateField, HiddenField, IntegerField, RadioField, SelectField, StringField,
                      SubmitField, TextAreaField, URLField)
-from wtforms.validators import DataRequired, Length, NumberRange, Optional
+from wtforms.validators import DataRequired, InputRequired, Length, NumberRange, Optional
 
 from portal.forms.profile import MultiCheckboxField
 
@@ -52,7 +52,7 @@ class StatusForm(FlaskForm):
 
 class FatiguePolicyForm(FlaskForm):
     max_engagements_90d = IntegerField("Most engagements per advocate in a rolling 90 days",
-                                       validators=[DataRequired(), NumberRange(1, 365)])
+                                       validators=[InputRequired(), NumberRange(1, 365)])
     reference_call_gap_days = IntegerField("Fewest days between two reference calls for one advocate",
                                            validators=[Optional(), NumberRange(0, 365)])
     submit = SubmitField("Save policy")

@@ -49,6 +49,13 @@ def _locked(session, participation_id: int) -> Participation:
     return p
 
 
+def _lock_advocate(session, user_id: int) -> None:
+    """Serialise the fatigue-checked steps of one advocate: two requests (or approvals) at once must
+    not both pass a limit that only one of them fits under. A row lock on PostgreSQL (taken after any
+    participation lock, in the same order everywhere); SQLite writers are serial already."""
+    session.execute(select(User.id).where(User.id == user_id).with_for_update())
+
+
 def _mail(session, p: Participation, template: str, subject: str, **extra) -> None:
     user = session.get(User, p.user_id)
     queue_email(session, to=user.email, subject=subject, template=template, user_id=user.id, name=user.name,
@@ -71,6 +78,7 @@ def request(session, user: User, opp_id: int, message: str = "") -> Participatio
                                .with_for_update(of=Participation))
     if existing is not None and existing.status != ParticipationStatus.WITHDRAWN:
         raise Conflict("You have already answered this opportunity; see My commitments.")
+    _lock_advocate(session, user.id)
     ok, why, _ = opportunities.eligibility(session, user, opp)
     if not ok:
         raise DomainError(why)
@@ -116,6 +124,7 @@ def approve(session, participation_id: int, actor: User, message: str = "",
     p = _locked(session, participation_id)
     if p.status != ParticipationStatus.REQUESTED:
         raise Conflict(f"This participation is already {p.status.value.replace('_', ' ')}.")
+    _lock_advocate(session, p.user_id)
     user = session.get(User, p.user_id)
     reasons = fatigue.check(session, user, p.opportunity, counts_as_ask=False, exclude_participation_id=p.id)
     override_reason = (override_reason or "").strip() or None
