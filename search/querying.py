@@ -194,9 +194,18 @@ def unavailable_today(session, today: date) -> set[int]:
 def search_advocates(session, req: AdvocateSearch, today: date | None = None) -> Results:
     today = today or utcnow().date()
     st = searcher_for(ADVOCATES)
-    searcher = st.searcher
+    # One search at a time per searcher: Whoosh's readers share file positions between threads (two
+    # threads reading a freshly opened segment at once cached "no documents" for a term), and the
+    # per-segment caches are plain dicts.
     with st.lock:
-        view = st.facets.view(searcher, today)
+        results, uids, q = _search_index(session, req, today, st.searcher, st.facets)
+    results.hits = _hits(session, uids, _content_terms(q), st.searcher.schema, today)
+    return results
+
+
+def _search_index(session, req: AdvocateSearch, today: date, searcher, facet_cache: FacetCache):
+    """(results without their hits, the page's advocate ids, the query); run under the searcher's lock."""
+    view = facet_cache.view(searcher, today)
     q, notes = parse(searcher.schema, req.q)
     try:
         matched = ranking.match_bits(searcher, view, q)
@@ -247,8 +256,7 @@ def search_advocates(session, req: AdvocateSearch, today: date | None = None) ->
         order = "engaged" if sort == "engaged" else "confirmed"
         docnums = view.ordered(final, order, want)[(page - 1) * PER_PAGE:want]
     uids = [view.uid_of(d) for d in docnums]
-    terms = _content_terms(q)
-    return Results(total, _hits(session, uids, terms, searcher.schema, today), facets, page, pages, notes)
+    return Results(total, [], facets, page, pages, notes), uids, q
 
 
 def _union(values: dict[str, int], chosen: list[str]) -> int:
@@ -312,5 +320,6 @@ def search_opportunity_ids(text: str, type_id: int | None) -> tuple[list[int] | 
     if q is None:
         return None, notes
     filt = Term("type", str(type_id)) if type_id else None
-    results = st.searcher.search(q, limit=500, filter=filt)
-    return [int(hit["oid"]) for hit in results], notes
+    with st.lock:  # see search_advocates
+        results = st.searcher.search(q, limit=500, filter=filt)
+        return [int(hit["oid"]) for hit in results], notes
