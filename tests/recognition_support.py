@@ -10,7 +10,7 @@ from html import unescape
 from sqlalchemy import event, select
 
 from portal.extensions import db
-from portal.models import ActivityType, Badge, EntrySource, PointsEntry, Reward, UserBadge, utcnow
+from portal.models import ActivityType, Badge, EntrySource, PointsEntry, Reward, UserBadge
 from portal.services import points
 from tests.helpers import csrf_from, post_form
 
@@ -177,6 +177,3 @@ def redeem(client, reward_id: int, key: str | None = None):
 def csrf_token(client, page: str) -> str:
     return csrf_from(client.get(page).get_data(as_text=True))
 
-
-def now():
-    return utcnow()

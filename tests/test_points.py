@@ -1,5 +1,8 @@
 """The points ledger: append-only entries, balances as sums, idempotent awards, reversals once,
 `flask points verify`, profile-completion points once, and admin adjustments (issue 4)."""
+import re
+from html import unescape
+
 import pytest
 from sqlalchemy import func, select, text
 
@@ -325,3 +328,79 @@ def test_adjustment_only_for_advocates_and_only_by_admins(app, admin_client, sta
     assert db.session.scalar(select(func.count()).select_from(PointsEntry).where(
         PointsEntry.user_id == staff.id)) == 0
     assert db.session.get(User, staff.id).role == Role.STAFF
+
+
+# --- levels -------------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("lifetime,name,next_name,to_next", [
+    (0, "Member", "Bronze", 500), (499, "Member", "Bronze", 1), (500, "Bronze", "Silver", 1000),
+    (1499, "Bronze", "Silver", 1), (1500, "Silver", "Gold", 2500), (3999, "Silver", "Gold", 1),
+    (4000, "Gold", "Platinum", 6000), (9999, "Gold", "Platinum", 1), (10000, "Platinum", None, None),
+    (250000, "Platinum", None, None),
+])
+def test_level_thresholds(app, lifetime, name, next_name, to_next):
+    level = points.level_for(lifetime)
+    assert (level.name, level.next_name, level.to_next) == (name, next_name, to_next)
+
+
+def test_level_progress(app):
+    assert points.level_for(700).progress == 20  # (700 - 500) / (1500 - 500)
+    assert points.level_for(500).progress == 0
+    assert points.level_for(1499).progress == 99
+    assert points.level_for(10000).progress == 100
+
+
+def _dashboard_level(client):
+    """(level name, level progress %, the points card's text) from the dashboard."""
+    html = client.get("/dashboard").get_data(as_text=True)
+    card = re.search(r'<section class="card" aria-labelledby="h-points">(.*?)</section>', html, re.S).group(1)
+    level = re.search(r"level <strong>([^<]+)</strong>", card).group(1)
+    meter = re.search(r'<progress class="meter" max="100" value="(\d+)"', card)
+    return level, (int(meter.group(1)) if meter else None), unescape(card)
+
+
+def test_level_follows_lifetime_points_not_the_balance(app, advocate, advocate_client):
+    level, progress, text_ = _dashboard_level(advocate_client)
+    assert (level, progress) == ("Member", 0) and "500 more points to reach Bronze" in text_
+    give(advocate.id, 499)
+    assert _dashboard_level(advocate_client)[0] == "Member"
+    give(advocate.id, 101)  # 600 in all
+    level, progress, text_ = _dashboard_level(advocate_client)
+    assert (level, progress) == ("Bronze", 10) and "900 more points to reach Silver" in text_
+    # Spending 500 leaves 100 to spend, and the level stays Bronze.
+    assert redeem(advocate_client, make_reward(cost=500, name="Headphones"), "lvl-spend-1").status_code == 302
+    assert cached(advocate.id) == (100, 600)
+    level, progress, text_ = _dashboard_level(advocate_client)
+    assert (level, progress) == ("Bronze", 10) and "900 more points to reach Silver" in text_
+    assert "100</strong> points to spend" in text_
+    points_page = page_text(advocate_client.get("/me/points"))
+    assert "Level: Bronze" in points_page and "600 points earned in all" in points_page
+    # Reaching the top: no progress bar, a thank-you.
+    give(advocate.id, 9400)
+    level, progress, text_ = _dashboard_level(advocate_client)
+    assert (level, progress) == ("Platinum", None)
+    assert "The highest level" in page_text(advocate_client.get("/me/points"))
+
+
+@pytest.fixture
+def custom_levels(app_config):
+    app_config["POINTS_LEVELS"] = [["Legend", 1000], ["Rookie", 0], ["Pro", 100]]  # any order
+
+
+def test_points_levels_config_overrides_the_defaults(custom_levels, app, advocate, advocate_client):
+    assert [name for name, _ in points.levels()] == ["Rookie", "Pro", "Legend"]
+    assert points.level_for(99).name == "Rookie" and points.level_for(100).name == "Pro"
+    assert points.level_for(999).name == "Pro" and points.level_for(1000).name == "Legend"
+    give(advocate.id, 550)
+    level, progress, text_ = _dashboard_level(advocate_client)
+    assert (level, progress) == ("Pro", 50) and "450 more points to reach Legend" in text_
+    assert "Bronze" not in text_
+
+
+def test_adjustment_reason_is_escaped(app, admin_client, advocate, advocate_client):
+    reason = "<script>alert('r')</script> bonus"
+    assert _adjust(admin_client, advocate.email, 30, reason, "adj-xss-0001").status_code == 302
+    for resp in (admin_client.get("/admin/points"), advocate_client.get("/me/points")):
+        body = resp.get_data(as_text=True)
+        assert "<script>alert('r')" not in body and "&lt;script&gt;alert(" in body

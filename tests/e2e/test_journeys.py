@@ -1,63 +1,107 @@
-"""Register, open the emailed link, be approved, sign in, sign out; and the layout at 375 px."""
+"""Join, confirm the email, wait for approval, be approved by an admin, sign in, sign out; and the
+layout at 375 px. Everything the applicant and the admin do happens in the browser."""
 import re
 
+import pytest
 from playwright.sync_api import expect
 
-from portal.models import Role
 from tests.e2e.conftest import sign_in
 
+pytestmark = pytest.mark.e2e
 
-def test_register_verify_approve_login_logout(live_server, browser, mailbox):
+NAME = "Jordan Journey"
+EMAIL = "jordan.journey@example.com"
+PASSWORD = "violet-kayak-harbour-7"
+
+
+def test_register_verify_approve_sign_in_and_out(live_server, page, new_context, mailbox):
     base = live_server.url
-    live_server.make_user("e2e.admin@example.com", role=Role.ADMIN, name="Erin Admin")
-    page = browser.new_page()
-    page.on("dialog", lambda d: d.accept())
+    live_server.create_admin("erin.admin@example.com", name="Erin Admin")  # `flask users create-admin`
+
+    # The landing page leads to the form.
     page.goto(base + "/")
-    page.get_by_role("link", name="Join the program").first.click()
-    page.get_by_label("Full name").fill("Jordan Journey")
-    page.get_by_label("Work email").fill("jordan.journey@example.com")
+    page.get_by_role("main").get_by_role("link", name="Join the program").click()
+    expect(page).to_have_url(base + "/auth/register")
+    page.get_by_label("Full name").fill(NAME)
+    page.get_by_label("Work email").fill(EMAIL)
     page.get_by_label("Company").fill("Globex")
     page.get_by_label("Job title").fill("Head of Data")
-    page.get_by_label("Password", exact=True).fill("violet-kayak-harbour-7")
-    page.get_by_label("Repeat the password").fill("violet-kayak-harbour-7")
+    page.get_by_label("Password", exact=True).fill(PASSWORD)
+    page.get_by_label("Repeat the password").fill(PASSWORD)
     page.get_by_label(re.compile("I accept the program terms")).check()
     page.get_by_role("button", name="Join the program").click()
+    expect(page).to_have_url(base + "/auth/check-email")
     expect(page.get_by_role("heading", name="Check your email")).to_be_visible()
 
-    link = mailbox.last("jordan.journey@example.com", subject="Confirm your email").link("/auth/verify/")
+    # The emailed link (built from PUBLIC_BASE_URL) opens on the live server; confirming is a POST.
+    link = mailbox.last(EMAIL, subject="Confirm your email").link("/auth/verify/")
+    assert link.startswith(base + "/auth/verify/"), link
     page.goto(link)
     page.get_by_role("button", name="Confirm my email").click()
     expect(page.get_by_text("Your email is confirmed")).to_be_visible()
+    expect(page).to_have_url(re.compile(r"/auth/login$"))
 
-    sign_in(page, base, "jordan.journey@example.com", "violet-kayak-harbour-7")
+    # Signed in but not yet approved: the status page, and no way into the dashboard.
+    sign_in(page, base, EMAIL, PASSWORD)
+    expect(page).to_have_url(base + "/account/status")
     expect(page.get_by_role("heading", name="Your application")).to_be_visible()
     expect(page.get_by_text("reviews every application")).to_be_visible()
-
-    admin = browser.new_context().new_page()
-    admin.on("dialog", lambda d: d.accept())
-    sign_in(admin, base, "e2e.admin@example.com")
-    admin.goto(base + "/admin/pending")
-    admin.get_by_role("button", name="Approve Jordan Journey").click()
-    expect(admin.get_by_text("Jordan Journey is approved")).to_be_visible()
-    assert mailbox.last("jordan.journey@example.com", subject="approved")
-
     page.goto(base + "/dashboard")
-    expect(page.get_by_role("heading", name="Welcome, Jordan Journey")).to_be_visible()
+    expect(page).to_have_url(base + "/account/status")
     page.get_by_role("button", name="Sign out").click()
     expect(page.get_by_text("You are signed out")).to_be_visible()
+
+    # The admin, in a browser context of their own, approves the applicant.
+    admin = new_context().new_page()
+    sign_in(admin, base, "erin.admin@example.com")
+    expect(admin.get_by_role("link", name="Admin")).to_be_visible()
+    admin.goto(base + "/admin/pending")
+    row = admin.get_by_role("row", name=re.compile(NAME))
+    expect(row).to_contain_text(EMAIL)
+    expect(row).to_contain_text("Globex")
+    row.get_by_role("button", name=f"Approve {NAME}").click()
+    expect(admin.get_by_text(f"{NAME} is approved and has been emailed")).to_be_visible()
+    expect(admin.get_by_role("row", name=re.compile(NAME))).to_have_count(0)
+
+    # The approval email's sign-in link, then the dashboard.
+    login_link = mailbox.last(EMAIL, subject="approved").link("/auth/login")
+    assert login_link.startswith(base + "/"), login_link
+    page.goto(login_link)
+    page.get_by_label("Email").fill(EMAIL)
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+    expect(page).to_have_url(base + "/dashboard")
+    expect(page).to_have_title(re.compile("My dashboard"))
+    expect(page.get_by_role("heading", name=f"Welcome, {NAME}")).to_be_visible()
+    expect(page.get_by_role("navigation", name="Main").get_by_role("link", name="My dashboard")).to_be_visible()
+
+    # Sign out: the session is over, the dashboard asks to sign in again.
+    page.get_by_role("button", name="Sign out").click()
+    expect(page.get_by_text("You are signed out")).to_be_visible()
+    expect(page.get_by_role("navigation", name="Main").get_by_role("link", name="Sign in")).to_be_visible()
     page.goto(base + "/dashboard")
-    expect(page).to_have_url(re.compile(r"/auth/login\?next="))
+    expect(page).to_have_url(re.compile(r"/auth/login\?next=%2Fdashboard$"))
+    expect(page.get_by_role("heading", name="Sign in")).to_be_visible()
 
 
-def test_small_screen_layout(live_server, browser):
-    context = browser.new_context(viewport={"width": 375, "height": 740})
-    page = context.new_page()
+def test_small_screen_has_no_sideways_scroll_and_the_menu_opens(live_server, new_context):
+    page = new_context(viewport={"width": 375, "height": 740}).new_page()
     for path in ("/", "/auth/login", "/auth/register"):
         page.goto(live_server.url + path)
         width = page.evaluate("document.documentElement.scrollWidth")
         assert width <= 375, f"{path} scrolls sideways at 375 px ({width}px)"
+        if path == "/auth/login":  # the whole form fits: fields and button inside the viewport
+            for control in (page.get_by_label("Email"), page.get_by_label("Password"),
+                            page.get_by_role("button", name="Sign in")):
+                box = control.bounding_box()
+                assert box and box["x"] >= 0 and box["x"] + box["width"] <= 375, (control, box)
+
     page.goto(live_server.url + "/")
+    toggle = page.get_by_role("button", name="Menu")
     nav_link = page.get_by_role("navigation", name="Main").get_by_role("link", name="Sign in")
+    expect(toggle).to_have_attribute("aria-expanded", "false")
     expect(nav_link).to_be_hidden()
-    page.get_by_role("button", name="Menu").click()
+    toggle.click()
+    expect(toggle).to_have_attribute("aria-expanded", "true")
     expect(nav_link).to_be_visible()
+    assert page.evaluate("document.documentElement.scrollWidth") <= 375

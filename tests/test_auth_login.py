@@ -1,0 +1,368 @@
+"""Signing in: one answer for every failure, lockout, suspension, safe `next`, guards, rate limits."""
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+from urllib.parse import parse_qs, quote, urlsplit
+
+import pytest
+import time_machine
+from sqlalchemy import select
+
+from portal.extensions import db
+from portal.models import AuditEvent, Role, Status, User, utcnow
+from tests.conftest import reload
+from tests.helpers import TEST_PASSWORD, csrf_from, login, post_form
+
+WRONG = "not-the-right-password-1"
+
+
+def sign_in(client, email, password=TEST_PASSWORD, next=None, remember=False):
+    """Like helpers.login, but `next` is URL-encoded the way a browser would send it."""
+    data = {"email": email, "password": password}
+    if remember:
+        data["remember"] = "y"
+    url = "/auth/login" + (f"?next={quote(next, safe='')}" if next is not None else "")
+    return post_form(client, url, data, page="/auth/login")
+
+
+def location_path(resp) -> str:
+    return urlsplit(resp.headers["Location"]).path
+
+
+def flashes(html: str) -> list[str]:
+    return [m.strip() for m in re.findall(r'<div class="alert alert-\w+" role="\w+">(.*?)</div>', html, re.S)]
+
+
+def page_without_tokens(html: str) -> str:
+    return re.sub(r'value="[^"]*"', 'value=""', html)
+
+
+# --- one answer for every failure --------------------------------------------------------------------------
+
+
+def test_wrong_password_and_unknown_email_answer_alike(app, advocate):
+    a, b = app.test_client(), app.test_client()
+    wrong = sign_in(a, advocate.email, WRONG)
+    unknown = sign_in(b, "nobody-here@example.com", WRONG)
+    assert wrong.status_code == unknown.status_code == 401
+    wrong_html, unknown_html = wrong.get_data(as_text=True), unknown.get_data(as_text=True)
+    assert flashes(wrong_html) == flashes(unknown_html)
+    assert "The email or password is not right" in flashes(wrong_html)[0]
+    # the pages differ only in the email typed back into the field
+    assert page_without_tokens(wrong_html) == page_without_tokens(unknown_html)
+    assert "nobody" not in flashes(unknown_html)[0]
+
+
+@pytest.mark.parametrize("status", [Status.DELETED])
+def test_deleted_account_answers_like_unknown(app, make_user, status):
+    user = make_user(status=status)
+    resp = sign_in(app.test_client(), user.email)
+    assert resp.status_code == 401
+    assert "The email or password is not right" in resp.get_data(as_text=True)
+
+
+def test_email_is_case_insensitive(client, advocate):
+    resp = sign_in(client, advocate.email.upper())
+    assert resp.status_code == 302 and location_path(resp) == "/dashboard"
+
+
+def test_successful_login_records_time_and_redirects_to_dashboard(client, advocate):
+    resp = sign_in(client, advocate.email)
+    assert resp.status_code == 302 and location_path(resp) == "/dashboard"
+    assert reload(User, advocate.id).last_login_at is not None
+    assert client.get("/dashboard").status_code == 200
+
+
+def test_login_form_errors_are_422_not_500(client):
+    token = csrf_from(client.get("/auth/login").get_data(as_text=True))
+    assert client.post("/auth/login", data={"csrf_token": token}).status_code == 422
+    assert client.post("/auth/login", data={"csrf_token": token, "email": "x@example.com",
+                                            "password": "p" * 5000}).status_code == 422
+    assert client.post("/auth/login", data={"email": "x@example.com", "password": "x"}).status_code == 400  # no CSRF
+
+
+@pytest.mark.parametrize("email", ["ada\x00@example.com", "ghost\x00@example.com", "\x00", "x\x1f@example.com"])
+def test_control_characters_in_login_email_never_500(client, advocate, email):
+    resp = sign_in(client, email)
+    assert resp.status_code in (401, 422)
+    assert sign_in(client, email, WRONG).status_code in (401, 422)
+
+
+def test_get_by_email_with_control_characters_finds_nobody(app, advocate):
+    """Callers outside the forms (the CLI) hand emails straight to the service: no query with NUL
+    (PostgreSQL raises on it), and no match."""
+    from portal.services import accounts
+
+    assert accounts.get_by_email(db.session, advocate.email) is not None
+    assert accounts.get_by_email(db.session, advocate.email + "\x00") is None
+    assert accounts.get_by_email(db.session, "ada\x00.advocate@example.com") is None
+    db.session.rollback()
+
+
+# --- lockout ------------------------------------------------------------------------------------------------
+
+
+def fail(client, email, times):
+    for _ in range(times):
+        assert sign_in(client, email, WRONG).status_code == 401
+
+
+def test_lockout_after_ten_failures(app, client, advocate, mailbox):
+    assert app.config["LOGIN_MAX_FAILURES"] == 10
+    fail(client, advocate.email, 9)
+    assert mailbox.to(advocate.email) == []
+    assert reload(User, advocate.id).failed_login_count == 9
+    fail(client, advocate.email, 1)
+    locked = reload(User, advocate.id)
+    assert locked.locked_until is not None and locked.locked_until > utcnow() + timedelta(minutes=14)
+
+    right = sign_in(client, advocate.email)  # the right password is refused while locked
+    assert right.status_code == 401
+    assert flashes(right.get_data(as_text=True)) == flashes(
+        sign_in(app.test_client(), "nobody@example.com").get_data(as_text=True))
+    assert client.get("/dashboard").status_code == 302
+
+    fail(client, advocate.email, 5)  # more tries while locked send nothing more
+    mails = mailbox.wait_for(advocate.email)
+    assert len(mails) == 1
+    assert "locked" in mails[0].subject
+    assert "15 minutes" in mails[0].text
+    assert "/auth/forgot-password" in mails[0].text
+    assert db.session.scalars(select(AuditEvent).where(AuditEvent.action == "user.locked",
+                                                        AuditEvent.target_id == advocate.id)).one()
+
+    with time_machine.travel(utcnow() + timedelta(minutes=14)):
+        assert sign_in(app.test_client(), advocate.email).status_code == 401
+    with time_machine.travel(utcnow() + timedelta(minutes=15, seconds=5)):
+        c = app.test_client()
+        resp = sign_in(c, advocate.email)
+        assert resp.status_code == 302 and location_path(resp) == "/dashboard"
+        assert c.get("/dashboard").status_code == 200
+    user = reload(User, advocate.id)
+    assert user.locked_until is None and user.failed_login_count == 0
+    assert len(mailbox.to(advocate.email)) == 1
+
+
+def test_after_lock_expires_counting_starts_again(app, advocate, mailbox):
+    c = app.test_client()
+    fail(c, advocate.email, 10)
+    with time_machine.travel(utcnow() + timedelta(minutes=16)):
+        c = app.test_client()
+        fail(c, advocate.email, 9)  # a fresh count: nine more do not lock again
+        assert sign_in(c, advocate.email).status_code == 302
+
+
+def test_successful_login_resets_the_counter(app, advocate, mailbox):
+    c = app.test_client()
+    fail(c, advocate.email, 9)
+    assert sign_in(c, advocate.email).status_code == 302
+    assert reload(User, advocate.id).failed_login_count == 0
+    c2 = app.test_client()
+    fail(c2, advocate.email, 9)
+    assert sign_in(c2, advocate.email).status_code == 302  # 18 failures in all, but never 10 in a row
+    assert reload(User, advocate.id).locked_until is None
+    assert mailbox.to(advocate.email) == []
+
+
+def test_failures_on_one_account_do_not_lock_another(app, advocate, make_user):
+    other = make_user()
+    fail(app.test_client(), advocate.email, 10)
+    assert sign_in(app.test_client(), other.email).status_code == 302
+
+
+def test_unknown_email_failures_lock_nothing(app, advocate):
+    fail(app.test_client(), "ghost@example.com", 12)
+    assert sign_in(app.test_client(), advocate.email).status_code == 302
+
+
+# --- suspended, pending, unverified -------------------------------------------------------------------------
+
+
+def test_suspended_user_cannot_log_in(app, make_user):
+    user = make_user(status=Status.SUSPENDED)
+    c = app.test_client()
+    resp = sign_in(c, user.email)
+    assert resp.status_code == 401
+    assert "suspended" in resp.get_data(as_text=True)
+    assert c.get("/dashboard").status_code == 302
+    assert location_path(c.get("/dashboard")) == "/auth/login"
+    # a wrong password does not reveal the suspension
+    wrong = sign_in(app.test_client(), user.email, WRONG)
+    assert wrong.status_code == 401 and "suspended" not in wrong.get_data(as_text=True)
+
+
+@pytest.mark.parametrize("status", [Status.PENDING, Status.UNVERIFIED])
+def test_not_approved_login_goes_to_status_even_with_next(client, make_user, status):
+    user = make_user(status=status)
+    resp = sign_in(client, user.email, next="/opportunities")
+    assert resp.status_code == 302 and location_path(resp) == "/account/status"
+
+
+# --- next ---------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("target", ["/me/profile", "/opportunities?q=data&page=2", "/dashboard"])
+def test_local_next_honoured(client, advocate, target):
+    resp = sign_in(client, advocate.email, next=target)
+    assert resp.status_code == 302
+    loc = urlsplit(resp.headers["Location"])
+    assert loc.netloc in ("", "localhost")
+    assert loc.path + (f"?{loc.query}" if loc.query else "") == target
+
+
+@pytest.mark.parametrize("target", [
+    "//evil.example",
+    "//evil.example/dashboard",
+    "https://evil.example",
+    "https://evil.example/dashboard",
+    "/\\evil.example",
+    "\\\\evil.example",
+    "/\\/evil.example",
+    "javascript:alert(1)",
+    "JavaScript:alert(1)",
+    "data:text/html,<script>alert(1)</script>",
+    "/\t/evil.example",
+    "/\r\nSet-Cookie: x=1",
+    "evil.example",
+    "http:evil.example",
+    "///evil.example",
+    "",
+])
+def test_unsafe_next_refused(client, advocate, target):
+    resp = sign_in(client, advocate.email, next=target)
+    assert resp.status_code == 302
+    loc = urlsplit(resp.headers["Location"])
+    assert loc.netloc in ("", "localhost")
+    assert loc.path == "/dashboard"
+    assert "evil" not in resp.headers["Location"]
+
+
+def test_unsafe_next_not_echoed_into_login_form(client):
+    html = client.get("/auth/login?next=" + quote("//evil.example", safe="")).get_data(as_text=True)
+    assert "evil.example" not in html
+    html = client.get("/auth/login?next=" + quote("/me/profile", safe="")).get_data(as_text=True)
+    assert "/auth/login?next=/me/profile" in html or "/auth/login?next=%2Fme%2Fprofile" in html
+
+
+def test_signed_in_user_visiting_login_follows_safe_next_only(advocate_client):
+    resp = advocate_client.get("/auth/login?next=" + quote("https://evil.example", safe=""))
+    assert resp.status_code == 302 and location_path(resp) == "/dashboard"
+    assert "evil" not in resp.headers["Location"]
+    resp = advocate_client.get("/auth/login?next=" + quote("/me/profile", safe=""))
+    assert location_path(resp) == "/me/profile"
+
+
+@pytest.mark.parametrize("path", ["/dashboard", "/admin/", "/admin/pending", "/account/password"])
+def test_anonymous_redirected_to_login_with_local_next(client, advocate, path):
+    resp = client.get(path)
+    assert resp.status_code == 302
+    loc = urlsplit(resp.headers["Location"])
+    assert loc.path == "/auth/login"
+    nxt = parse_qs(loc.query)["next"][0]
+    assert nxt == path  # a local path, not an absolute URL
+    # following the whole loop lands where the user wanted to go (or is refused by role)
+    after = sign_in(client, advocate.email, next=nxt)
+    assert after.status_code == 302
+    assert location_path(after) == path
+
+
+def test_anonymous_post_to_admin_is_redirected_not_run(client, make_user):
+    pending = make_user(status=Status.PENDING)
+    resp = client.post("/admin/pending/approve", data={"user_id": pending.id})
+    assert resp.status_code in (302, 400)
+    assert reload(User, pending.id).status == Status.PENDING
+
+
+# --- roles --------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("path", ["/admin/", "/admin/pending", "/admin/audit"])
+def test_advocate_and_staff_get_403_in_admin(advocate_client, staff_client, admin_client, path):
+    for c in (advocate_client, staff_client):
+        resp = c.get(path)
+        assert resp.status_code == 403
+        assert "You do not have access to this page" in resp.get_data(as_text=True)
+    assert admin_client.get(path).status_code == 200
+
+
+def test_staff_cannot_approve(staff_client, make_user):
+    pending = make_user(status=Status.PENDING)
+    resp = post_form(staff_client, "/admin/pending/approve", {"user_id": pending.id}, page="/dashboard")
+    assert resp.status_code == 403
+    assert reload(User, pending.id).status == Status.PENDING
+
+
+def test_roles_land_on_their_home(app, staff, admin):
+    s = app.test_client()
+    sign_in(s, staff.email)
+    assert "Hello, Sam Staff" in s.get("/dashboard").get_data(as_text=True)
+    a = app.test_client()
+    sign_in(a, admin.email)
+    resp = a.get("/dashboard")
+    assert resp.status_code == 302 and location_path(resp) == "/admin/"
+
+
+# --- rate limits --------------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def limited(app_config):
+    app_config["RATELIMIT_ENABLED"] = True
+    return app_config
+
+
+LIMITED_FORMS = {
+    "/auth/login": {"email": "someone@example.com", "password": WRONG},
+    "/auth/register": {"name": "N", "email": "bad"},
+    "/auth/forgot-password": {"email": "someone@example.com"},
+}
+
+
+@pytest.mark.parametrize("path", list(LIMITED_FORMS))
+def test_eleventh_post_in_a_minute_is_429(limited, app, path):
+    c = app.test_client()
+    token = csrf_from(c.get(path).get_data(as_text=True))
+    data = {"csrf_token": token, **LIMITED_FORMS[path]}
+    codes = [c.post(path, data=data).status_code for _ in range(10)]
+    assert 429 not in codes and 500 not in codes
+    blocked = c.post(path, data=data)
+    assert blocked.status_code == 429
+    html = blocked.get_data(as_text=True)
+    assert "Too many attempts" in html and "wait a minute" in html
+    assert "Traceback" not in html
+    # reading the page is not limited
+    assert c.get(path).status_code == 200
+    # another address is not affected
+    other = app.test_client()
+    other_token = csrf_from(other.get(path, environ_base={"REMOTE_ADDR": "10.9.8.7"}).get_data(as_text=True))
+    ok = other.post(path, data={**data, "csrf_token": other_token}, environ_base={"REMOTE_ADDR": "10.9.8.7"})
+    assert ok.status_code != 429
+
+
+def test_rate_limit_lifts_after_a_minute(limited, app):
+    c = app.test_client()
+    token = csrf_from(c.get("/auth/login").get_data(as_text=True))
+    data = {"csrf_token": token, **LIMITED_FORMS["/auth/login"]}
+    for _ in range(10):
+        c.post("/auth/login", data=data)
+    assert c.post("/auth/login", data=data).status_code == 429
+    with time_machine.travel(utcnow() + timedelta(seconds=61)):
+        assert c.post("/auth/login", data=data).status_code == 401
+
+
+def test_rate_limited_json_client_gets_json(limited, app):
+    c = app.test_client()
+    token = csrf_from(c.get("/auth/forgot-password").get_data(as_text=True))
+    for _ in range(10):
+        c.post("/auth/forgot-password", data={"csrf_token": token, "email": "a@example.com"})
+    resp = c.post("/auth/forgot-password", data={"csrf_token": token, "email": "a@example.com"},
+                  headers={"Accept": "application/json"})
+    assert resp.status_code == 429
+    assert resp.get_json()["error"] == "Too many attempts"
+
+
+def test_rate_limit_off_in_tests_by_default(app, advocate):
+    c = app.test_client()
+    for _ in range(12):
+        assert sign_in(c, "ghost@example.com", WRONG).status_code == 401
