@@ -115,7 +115,9 @@ INVALID_LIMITS = [
     ({"max_asks_per_month": "51"}, "Number must be between 0 and 50"),
     ({"max_asks_per_month": "abc"}, "Not a valid integer value"),
     ({"max_asks_per_month": "1.5"}, "Not a valid integer value"),
-    ({"max_asks_per_month": "9" * 40}, "Number must be between 0 and 50"),
+    ({"max_asks_per_month": "9" * 40}, "That number is too large."),
+    ({"max_asks_per_month": "9" * 400}, "That number is too large."),  # was a 500 (float overflow in NumberRange)
+    ({"max_asks_per_quarter": "-" + "9" * 400}, "That number is too large."),
     ({"max_asks_per_quarter": "151"}, "Number must be between 0 and 150"),
     ({"max_asks_per_month": "5", "max_asks_per_quarter": "4"}, "cannot be fewer than asks per month"),
     ({"paused_until": "yesterday"}, "A pause must last until today or a later date."),

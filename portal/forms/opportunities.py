@@ -1,5 +1,5 @@
-from portal.forms import BaseForm as FlaskForm
-from wtforms import (BooleanField, DateField, HiddenField, IntegerField, RadioField, SelectField, StringField,
+from portal.forms import IntegerField, BaseForm as FlaskForm
+from wtforms import (BooleanField, DateField, HiddenField, RadioField, SelectField, StringField,
                      SubmitField, TextAreaField, URLField)
 from wtforms.validators import DataRequired, InputRequired, Length, NumberRange, Optional
 
