@@ -49,7 +49,7 @@ class CommunicationForm(FlaskForm):
     digest = SelectField("Opportunity digest", choices=[("off", "Off"), ("weekly", "Weekly"), ("monthly", "Monthly")])
     notify_opportunities = BooleanField("Tell me about new opportunities that match me")
     notify_reminders = BooleanField("Remind me when my profile may be out of date")
-    notify_news = BooleanField("Program news")
+    notify_news = BooleanField("Program news and recognition (badges you earn)")
     submit = SubmitField("Save email settings")
 
 

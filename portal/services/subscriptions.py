@@ -14,7 +14,7 @@ TOPICS = {
     "digest": "the opportunity digest",
     "opportunities": "announcements of opportunities that match you",
     "reminders": "reminders to keep your profile current",
-    "news": "program news",
+    "news": "program news and recognition emails",
     "all": "all non-essential email from the program",
 }
 UNSUBSCRIBE_MAX_AGE = 400 * 24 * 3600  # links in old emails keep working for over a year
