@@ -9,12 +9,17 @@ import time_machine
 from sqlalchemy import func, select
 
 from portal.extensions import db
-from portal.models import (ActivityPreference, ActivityType, AdvocateProfile, Blackout, Consent, Industry,
-                           OutboxMessage, Product, Status, User, profile_products, profile_tags, utcnow)
+from portal.models import (ActivityPreference, ActivityType, AdvocateProfile, AuditEvent, Blackout, Consent,
+                           Industry, Opportunity, OutboxMessage, Participation, ParticipationStatus, PointsEntry,
+                           Product, Redemption, RedemptionStatus, Reward, Status, Tag, User, UserBadge,
+                           profile_products, profile_tags, utcnow)
+from portal.services import privacy
 from portal.services.privacy import CHANGE_EMAIL
 from portal.services.tokens import fingerprint, make_token
 from tests.conftest import reload
 from tests.helpers import TEST_PASSWORD, login, post_form
+from tests.privacy_support import ADVOCATE_IP, fill_program_data
+from tests.recognition_support import assert_ledger_consistent
 
 SCRIPT = '<script>alert("pwn")</script>'
 
@@ -100,6 +105,88 @@ def test_export_of_a_fresh_advocate_works(advocate_client, advocate):
     data = json.loads(advocate_client.get("/me/data.json").get_data(as_text=True))
     assert data["profile"]["story"] == "" and data["profile"]["preferences"]["activities"] == []
     assert data["consents"] == []
+    assert data["participations"] == [] and data["redemptions"] == [] and data["badges"] == []
+    assert data["points"] == {"balance": 0, "lifetime_earned": 0, "entries": []}
+    assert data["referrals"] == {"you_were_referred": False, "referrals_made": []}
+    assert data["digests"] == []
+
+
+def test_export_holds_participations_points_redemptions_badges_referrals_emails_and_log(
+        advocate_client, advocate, admin, make_user):
+    fill_everything(advocate_client, advocate.id)
+    d = fill_program_data(advocate.id, admin.id, make_user)
+    raw = advocate_client.get("/me/data.json").get_data(as_text=True)
+    data = json.loads(raw)
+    assert set(data) >= {"account", "consents", "profile", "participations", "points", "redemptions", "badges",
+                         "referrals", "emails", "digests", "activity_log"}
+
+    parts = {p["opportunity"]: p for p in data["participations"]}
+    assert set(parts) == {"Fintech Summit panel", "Fraud webinar", "G2 review"}
+    assert (parts["Fintech Summit panel"]["status"], parts["Fintech Summit panel"]["message"]) == (
+        "requested", d.texts["requested message"])
+    webinar = parts["Fraud webinar"]
+    assert (webinar["status"], webinar["activity"], webinar["message"]) == (
+        "approved", "Webinar", d.texts["approved message"])
+    assert webinar["message_from_the_program"] == d.texts["admin message"]
+    assert webinar["limit_override_reason"] == d.texts["override reason"]
+    assert webinar["requested_at"] and webinar["engaged_at"] and webinar["completed_at"] is None
+    review = parts["G2 review"]
+    assert review["status"] == "completed" and review["completed_at"] and review["message"] == d.texts[
+        "completed message"]
+
+    pts = data["points"]
+    # 250 for Rita + 50 for the review + 1000 welcome - 25 adjustment - 100 hoodie - 200 mug
+    assert pts["balance"] == 250 + 50 + 1000 - 25 - 100 - 200 and pts["lifetime_earned"] == 250 + 50 + 1000 - 25
+    assert sum(e["amount"] for e in pts["entries"]) == pts["balance"]
+    by_reason = {e["reason"]: e for e in pts["entries"]}
+    assert by_reason["Review: G2 review"]["amount"] == 50 and by_reason["Review: G2 review"]["kind"] == "earned"
+    assert by_reason[d.texts["manual reason"]]["amount"] == 1000
+    assert by_reason["Duplicate award"] == {"at": by_reason["Duplicate award"]["at"], "amount": -25,
+                                            "kind": "adjusted", "source": "manual", "reason": "Duplicate award"}
+    assert by_reason["Redeemed: Hoodie"]["amount"] == -100 and by_reason["Redeemed: Mug"]["amount"] == -200
+    assert [e["amount"] for e in pts["entries"] if e["source"] == "referral"] == [250]
+
+    orders = {r["reward"]: r for r in data["redemptions"]}
+    assert (orders["Hoodie"]["status"], orders["Hoodie"]["note"], orders["Hoodie"]["points_cost"]) == (
+        "requested", d.texts["order note"], 100)
+    assert (orders["Mug"]["status"], orders["Mug"]["note"]) == ("fulfilled", d.texts["fulfil note"])
+    assert orders["Mug"]["ordered_at"] and orders["Mug"]["fulfilled_at"] and orders["Mug"]["cancelled_at"] is None
+
+    assert {"badge": "Champion", "description": "Granted by the program team for outstanding advocacy",
+            "awarded_at": [b for b in data["badges"] if b["badge"] == "Champion"][0]["awarded_at"],
+            "reason": d.texts["badge reason"]} in data["badges"]
+    assert "First step" in {b["badge"] for b in data["badges"]}  # earned with the completed review
+
+    # Referrals: the advocate's own part only. Rita's name and address are Rita's personal data.
+    refs = data["referrals"]
+    assert refs["you_were_referred"] is True and len(refs["referrals_made"]) == 1
+    assert refs["referrals_made"][0]["points_credited"] == 250 and refs["referrals_made"][0]["signed_up_on"]
+    assert "Rita" not in raw and "rita.referred@example.com" not in raw
+    assert "Rob Referrer" not in raw and "rob.referrer@example.com" not in raw
+
+    subjects = {m["subject"] for m in data["emails"]}
+    assert "We received your order: Hoodie" in subjects and "On its way: Mug" in subjects
+    assert all(set(m) == {"subject", "kind", "status", "created_at", "sent_at"} for m in data["emails"])
+    assert data["digests"] == [{"period": "weekly", "period_key": "2026-W10", "opportunities": 3,
+                                "sent_at": data["digests"][0]["sent_at"]}]
+    log = {e["action"]: e for e in data["activity_log"]}
+    assert log["user.email_change"]["ip_address"] == ADVOCATE_IP
+    assert log["badge.grant"]["details"]["reason"] == d.texts["badge reason"]
+    assert log["badge.grant"]["ip_address"] is None  # the admin's address is not the advocate's data
+    assert log["points.adjust"]["details"]["amount"] == -25
+    assert "alex.admin@example.com" not in raw and "Alex Admin" not in raw
+
+
+def test_export_holds_only_the_advocates_own_program_data(app, advocate_client, advocate, admin, make_user):
+    fill_everything(advocate_client, advocate.id)
+    fill_program_data(advocate.id, admin.id, make_user)
+    other = make_user(email="eve@example.com", name="Eve Other")
+    oc = app.test_client()
+    login(oc, other.email)
+    data = json.loads(oc.get(f"/me/data.json?user_id={advocate.id}").get_data(as_text=True))
+    assert data["participations"] == [] and data["redemptions"] == [] and data["badges"] == []
+    assert data["points"]["entries"] == [] and data["digests"] == [] and data["activity_log"] == []
+    assert data["referrals"]["referrals_made"] == []
 
 
 def test_export_round_trips_emoji_and_right_to_left_text(advocate_client, advocate):
@@ -199,12 +286,80 @@ def test_delete_erases_ends_every_session_and_says_goodbye(app, advocate_client,
         resp = c.get("/dashboard")
         assert resp.status_code == 302 and "/auth/login" in resp.headers["Location"]
         assert c.get("/me/data.json").status_code == 302
-    # The goodbye reaches the old address.
+    # The goodbye reaches the old address (without the name: its outbox row keeps only the address).
     goodbye = mailbox.last(advocate.email, subject="Your advocate account is deleted")
-    assert "Ada Advocate" in goodbye.text
+    assert "Your advocate account is deleted and your personal data erased" in goodbye.text
+    assert "Ada" not in goodbye.text and "Ada" not in goodbye.part("html")
     # Nobody can sign in to it any more: not with the old address, not with the placeholder.
     assert login(app.test_client(), advocate.email).status_code != 302
     assert login(app.test_client(), u.email).status_code != 302
+
+
+def test_delete_withdraws_open_commitments_cancels_open_orders_and_erases_free_text(
+        app, advocate_client, advocate, admin, make_user, mailbox):
+    fill_everything(advocate_client, advocate.id)
+    d = fill_program_data(advocate.id, admin.id, make_user)
+    # Another advocate shares one of Ada's tags: that one stays a suggestion, Ada's own ones go.
+    bob = make_user(email="bob@example.com", name="Bob Other")
+    bc = app.test_client()
+    login(bc, bob.email)
+    assert post_form(bc, "/me/profile", {"name": "Bob Other", "job_title": "CTO", "company": "Other Co",
+                                         "topics": "zero trust"}).status_code == 302
+    mailbox.clear()
+    advocate_client.environ_base["REMOTE_ADDR"] = ADVOCATE_IP
+    resp = post_form(advocate_client, "/me/delete", {"password": TEST_PASSWORD, "confirm": "y"})
+    assert resp.status_code == 302
+    db.session.rollback()
+
+    # Open participations are withdrawn (out of the admins' queues), the seat is free again; done work stays.
+    status = {p.id: p for p in db.session.scalars(select(Participation).where(Participation.user_id == advocate.id))}
+    assert status[d.requested_id].status == ParticipationStatus.WITHDRAWN
+    assert status[d.approved_id].status == ParticipationStatus.WITHDRAWN and not status[d.approved_id].holds_seat
+    assert status[d.completed_id].status == ParticipationStatus.COMPLETED
+    assert db.session.get(Opportunity, d.seat_opp_id).seats_taken == 0
+    assert all(p.message == "" and p.admin_message == "" for p in status.values())
+    assert status[d.approved_id].override_reason == "(erased)"
+    # The open order is cancelled (points refunded through the ledger, stock back); no order keeps a note.
+    orders = {r.id: r for r in db.session.scalars(select(Redemption).where(Redemption.user_id == advocate.id))}
+    assert orders[d.open_order_id].status == RedemptionStatus.CANCELLED
+    assert orders[d.fulfilled_order_id].status == RedemptionStatus.FULFILLED
+    assert all(r.note == "" for r in orders.values())
+    assert db.session.get(Reward, d.hoodie_id).stock == 3
+    debit = db.session.scalar(select(PointsEntry).where(
+        PointsEntry.idempotency_key == f"redemption:{d.open_order_id}:debit"))
+    refund = db.session.scalar(select(PointsEntry).where(PointsEntry.reverses_id == debit.id))
+    assert refund is not None and refund.amount == 100
+    assert_ledger_consistent(advocate.id)
+    assert db.session.scalar(select(func.count()).select_from(PointsEntry).where(
+        PointsEntry.user_id == advocate.id)) > 0  # the ledger keeps its rows for the program's totals
+    badge_reasons = list(db.session.scalars(select(UserBadge.reason).where(UserBadge.user_id == advocate.id)))
+    assert badge_reasons and set(badge_reasons) == {""}  # the badges stay (how many were earned), the text goes
+    # Tags only Ada used are gone (they were offered to everyone as suggestions); a shared one stays.
+    tags = set(db.session.scalars(select(Tag.name)))
+    assert "fraud detection" not in tags and "zero trust" in tags
+    db.session.rollback()
+    page = text(bc.get("/me/profile"))
+    assert '<option value="fraud detection">' not in page and '<option value="zero trust">' in page
+    # The audit log keeps what happened but not where from; the deletion is logged against the user row.
+    db.session.rollback()
+    assert db.session.scalars(select(AuditEvent.ip_address).where(AuditEvent.actor_id == advocate.id)).all()
+    assert set(db.session.scalars(select(AuditEvent.ip_address).where(AuditEvent.actor_id == advocate.id))) == {None}
+    event = db.session.scalar(select(AuditEvent).where(AuditEvent.action == "user.delete_self"))
+    assert (event.target_type, event.target_id, event.actor_id) == ("user", advocate.id, advocate.id)
+    override = db.session.scalar(select(AuditEvent).where(AuditEvent.action == "participation.override"))
+    assert override.details["reason"] == "(erased)" and "Ada" not in json.dumps(override.details)
+    # Withdrawal and cancellation notices queued during the erasure are dropped: only the goodbye is sent.
+    assert [m.subject for m in mailbox.wait_for(advocate.email)] == ["Your advocate account is deleted"]
+
+
+def test_delete_account_needs_the_user_not_the_login_proxy(app, advocate):
+    from werkzeug.local import LocalProxy
+
+    user = db.session.get(User, advocate.id)
+    with pytest.raises(TypeError):
+        privacy.delete_account(db.session, LocalProxy(lambda: user), TEST_PASSWORD)
+    db.session.rollback()
+    assert reload(User, advocate.id).status == Status.ACTIVE
 
 
 def test_deleted_advocate_disappears_from_admin_and_search(app, advocate_client, advocate, admin_client,
@@ -241,6 +396,11 @@ def request_change(client, new_email, password=TEST_PASSWORD):
     ("ADA.Advocate@Example.com", TEST_PASSWORD, "That is already your email address."),
     ("a" * 250 + "@example.com", TEST_PASSWORD, "cannot be longer than 254"),
     ("<script>@example.com", TEST_PASSWORD, "Invalid email address."),
+    # The mailer speaks plain SMTP: an address it cannot send to would be retried and never arrive.
+    ("ada+😀@example.com", TEST_PASSWORD, "Invalid email address."),
+    ("zoë@example.com", TEST_PASSWORD, "Invalid email address."),
+    ("ada@exämple.com", TEST_PASSWORD, "plain (ASCII) letters only"),
+    ("ada@例え.jp", TEST_PASSWORD, "plain (ASCII) letters only"),
 ])
 def test_email_change_refused(advocate_client, advocate, mailbox, new_email, password, message):
     resp = request_change(advocate_client, new_email, password)

@@ -1,7 +1,9 @@
 """What the portal holds about an advocate: download it, change the email, delete the account.
 
-Later domains (participations, points, redemptions) add their part of the export with
-``register_export_section`` and their part of the erasure with ``register_erasure_step``.
+Every table that holds an advocate's data has a section in the export (below) and, where it holds
+personal data, a step in the erasure (``portal.services.erasure``). A new table adds its part with
+``register_export_section`` and ``register_erasure_step``; ``tests/test_erasure.py`` scans every
+table and column after a deletion, so a forgotten one shows up there.
 """
 from __future__ import annotations
 
@@ -10,10 +12,11 @@ from datetime import date, datetime
 from typing import Any
 
 from flask import current_app
-from sqlalchemy import delete, update
+from sqlalchemy import delete, or_, select, update
 
-from portal.models import Consent, OutboxMessage, Status, User, utcnow
-from portal.services import audit
+from portal.models import (AuditEvent, Consent, DigestDelivery, EntrySource, OutboxMessage, Participation,
+                           PointsEntry, Redemption, Status, User, UserBadge, utcnow)
+from portal.services import audit, erasure, points
 from portal.services.accounts import get_by_email, normalize_email
 from portal.services.errors import Conflict, DomainError, InvalidToken
 from portal.services.outbox import external_url, queue_email
@@ -37,6 +40,10 @@ def register_erasure_step(fn: ErasureStep) -> ErasureStep:
     return fn
 
 
+for _step in erasure.STEPS:
+    register_erasure_step(_step)
+
+
 def _iso(value):
     if isinstance(value, (datetime, date)):
         return value.isoformat()
@@ -50,6 +57,7 @@ def _account(session, user: User):
         "job_title": user.job_title, "role": user.role.value, "status": user.status.value,
         "created_at": _iso(user.created_at), "email_verified_at": _iso(user.email_verified_at),
         "approved_at": _iso(user.approved_at), "last_login_at": _iso(user.last_login_at),
+        "updated_at": _iso(user.updated_at),
     }
 
 
@@ -76,6 +84,7 @@ def _profile(session, user: User):
         "show_in_directory": p.show_in_directory,
         "show_on_leaderboard": p.show_on_leaderboard,
         "confirmed_at": _iso(p.confirmed_at),
+        "stale_reminder_sent_at": _iso(p.stale_reminder_sent_at),
         "preferences": {
             "activities": [{"activity": pref.activity_type.name, "opted_in": pref.opted_in, "note": pref.note}
                            for pref in p.preferences],
@@ -95,6 +104,95 @@ def _profile(session, user: User):
     }
 
 
+@register_export_section
+def _participations(session, user: User):
+    rows = session.scalars(select(Participation).where(Participation.user_id == user.id)
+                           .order_by(Participation.requested_at, Participation.id))
+    return "participations", [{
+        "opportunity": p.opportunity.title, "activity": p.opportunity.activity_type.name,
+        "event_date": _iso(p.opportunity.event_date), "status": p.status.value, "message": p.message,
+        "message_from_the_program": p.admin_message, "limit_override_reason": p.override_reason,
+        "requested_at": _iso(p.requested_at), "decided_at": _iso(p.decided_at), "engaged_at": _iso(p.engaged_at),
+        "completed_at": _iso(p.completed_at),
+    } for p in rows]
+
+
+@register_export_section
+def _points(session, user: User):
+    rows = session.scalars(select(PointsEntry).where(PointsEntry.user_id == user.id)
+                           .order_by(PointsEntry.created_at, PointsEntry.id))
+    return "points", {
+        "balance": points.balance(session, user.id),
+        "lifetime_earned": points.lifetime_earned(session, user.id),
+        "entries": [{"at": _iso(e.created_at), "amount": e.amount, "kind": e.kind.value, "source": e.source.value,
+                     "reason": e.reason} for e in rows],
+    }
+
+
+@register_export_section
+def _redemptions(session, user: User):
+    rows = session.scalars(select(Redemption).where(Redemption.user_id == user.id)
+                           .order_by(Redemption.created_at, Redemption.id))
+    return "redemptions", [{
+        "reward": r.reward.name, "points_cost": r.points_cost, "status": r.status.value, "note": r.note,
+        "ordered_at": _iso(r.created_at), "fulfilled_at": _iso(r.fulfilled_at), "cancelled_at": _iso(r.cancelled_at),
+    } for r in rows]
+
+
+@register_export_section
+def _badges(session, user: User):
+    rows = session.scalars(select(UserBadge).where(UserBadge.user_id == user.id)
+                           .order_by(UserBadge.awarded_at, UserBadge.id))
+    return "badges", [{"badge": b.badge.name, "description": b.badge.description, "awarded_at": _iso(b.awarded_at),
+                       "reason": b.reason} for b in rows]
+
+
+@register_export_section
+def _referrals(session, user: User):
+    """The advocate's own part of each referral: that it happened, when, and the points it brought.
+
+    Not the colleague's name or address: that is the colleague's personal data, theirs to download (and
+    to erase), and a file that leaves the portal should not carry it."""
+    referred = session.execute(select(User.id, User.created_at).where(User.referred_by_id == user.id)
+                               .order_by(User.created_at, User.id)).all()
+    credits = {e.source_id: e for e in session.scalars(select(PointsEntry).where(
+        PointsEntry.user_id == user.id, PointsEntry.source == EntrySource.REFERRAL))}
+    made = []
+    for ref_id, created_at in referred:
+        credit = credits.get(ref_id)
+        made.append({"signed_up_on": _iso(created_at.date()), "points_credited": credit.amount if credit else 0,
+                     "credited_at": _iso(credit.created_at) if credit else None})
+    return "referrals", {"you_were_referred": user.referred_by_id is not None, "referrals_made": made}
+
+
+@register_export_section
+def _emails(session, user: User):
+    """Email the portal sent (or will send) to the advocate: what and when, not the bodies (they hold
+    one-time links)."""
+    rows = session.scalars(select(OutboxMessage).where(OutboxMessage.user_id == user.id)
+                           .order_by(OutboxMessage.created_at, OutboxMessage.id))
+    return "emails", [{"subject": m.subject, "kind": m.template, "status": m.status.value,
+                       "created_at": _iso(m.created_at), "sent_at": _iso(m.sent_at)} for m in rows]
+
+
+@register_export_section
+def _digests(session, user: User):
+    rows = session.scalars(select(DigestDelivery).where(DigestDelivery.user_id == user.id)
+                           .order_by(DigestDelivery.sent_at, DigestDelivery.id))
+    return "digests", [{"period": d.period, "period_key": d.period_key, "opportunities": d.opportunity_count,
+                        "sent_at": _iso(d.sent_at)} for d in rows]
+
+
+@register_export_section
+def _activity_log(session, user: User):
+    """Audit events done by the advocate or to their account (without who on the program's side did it)."""
+    rows = session.scalars(select(AuditEvent).where(or_(
+        AuditEvent.actor_id == user.id, (AuditEvent.target_type == "user") & (AuditEvent.target_id == user.id)))
+        .order_by(AuditEvent.created_at, AuditEvent.id))
+    return "activity_log", [{"action": e.action, "at": _iso(e.created_at), "details": e.details or {},
+                             "ip_address": e.ip_address if e.actor_id == user.id else None} for e in rows]
+
+
 def export_user_data(session, user: User) -> dict:
     data: dict[str, Any] = {"exported_at": utcnow().isoformat(), "site": current_app.config["SITE_NAME"]}
     for section in EXPORT_SECTIONS:
@@ -107,16 +205,24 @@ def export_user_data(session, user: User) -> dict:
 
 
 def delete_account(session, user: User, password: str) -> None:
-    """Erase or anonymise personal data; keep the rows program totals need, without personal data."""
+    """Erase or anonymise personal data; keep the rows program totals need, without personal data.
+
+    ``user`` must be the User itself, not Flask-Login's ``current_user`` proxy (the audit row names
+    the type of its target)."""
+    if type(user) is not User:  # a LocalProxy passes isinstance(); its type does not
+        raise TypeError(f"delete_account needs a User, not {type(user).__name__}")
     if not verify_password(user.password_hash, password):
         raise DomainError("That password is not right.")
-    original_email, name = user.email, user.name
+    original_email = user.email
+    # Open commitments are withdrawn, open orders cancelled, free text blanked, ... (erasure.py). The steps
+    # run first: the mails they queue ("you withdrew from ...") are dropped with the rest just below.
+    for step in ERASURE_STEPS:
+        step(session, user)
     # Earlier queued mail to this person carries personal data: drop what was not sent yet, blank the rest.
     session.execute(delete(OutboxMessage).where(OutboxMessage.user_id == user.id, OutboxMessage.status != "sent"))
     session.execute(update(OutboxMessage).where(OutboxMessage.user_id == user.id)
-                    .values(recipient="erased", body_text="", body_html="", subject="(erased)"))
-    for step in ERASURE_STEPS:
-        step(session, user)
+                    .values(recipient="erased", body_text="", body_html="", subject="(erased)", headers=None,
+                            last_error=None))
     profile = get_profile(session, user)
     session.delete(profile)
     session.execute(delete(Consent).where(Consent.user_id == user.id))
@@ -126,12 +232,15 @@ def delete_account(session, user: User, password: str) -> None:
     user.password_hash = None
     user.status = Status.DELETED
     user.referred_by_id = None
+    user.last_login_at = None
     user.rotate_session_token()
-    audit.record(session, "user.delete_self", user.id, user)
+    event = audit.record(session, "user.delete_self", user.id, user)
+    event.ip_address = None  # the erasure clears this person's addresses from the log; this row too
     session.flush()
-    # The goodbye message is the one mail that must still reach the old address.
+    # The goodbye message is the one mail that must still reach the old address. It carries no name: its
+    # outbox row keeps only the address it must be sent to (see tests/test_erasure.py).
     queue_email(session, to=original_email, subject="Your advocate account is deleted", template="account_deleted",
-                user_id=None, name=name)
+                user_id=None)
 
 
 # --- email change -----------------------------------------------------------------------------------------------
