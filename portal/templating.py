@@ -1,10 +1,12 @@
 """Template globals and filters."""
 from __future__ import annotations
 
+import re
 from datetime import datetime
 
 from flask import current_app, has_request_context
 from flask_login import current_user
+from markupsafe import Markup, escape
 
 from portal.forms.auth import ConfirmForm
 
@@ -19,6 +21,23 @@ def _stale_profile() -> bool:
 
     profile = db.session.get(AdvocateProfile, current_user.id)
     return profile is None or is_stale(profile)
+
+
+_BLANK_LINE = re.compile(r"\n[ \t\u00a0]*\n\s*")
+
+
+def paragraphs(value) -> Markup:
+    """Plain text as HTML: escaped, blank lines -> paragraphs, single line breaks -> <br>.
+
+    Each paragraph gets ``dir="auto"`` so right-to-left text reads the right way round."""
+    text = str(value or "").replace("\r\n", "\n").replace("\r", "\n").strip()
+    if not text:
+        return Markup("")
+    out = []
+    for para in _BLANK_LINE.split(text):
+        lines = [escape(line) for line in para.strip("\n").split("\n")]
+        out.append(Markup('<p dir="auto">') + Markup("<br>\n").join(lines) + Markup("</p>"))
+    return Markup("\n").join(out)
 
 
 def register(app) -> None:
@@ -36,6 +55,8 @@ def register(app) -> None:
     @app.template_filter("dt")
     def format_dt(value: datetime | None, fmt: str = "%d %b %Y, %H:%M UTC") -> str:
         return value.strftime(fmt) if value else "—"
+
+    app.add_template_filter(paragraphs, "paragraphs")
 
     @app.template_filter("label")
     def enum_label(value) -> str:

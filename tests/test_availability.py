@@ -2,14 +2,18 @@
 (end not before start, overlapping allowed, past ones collapse into history) and the dashboard status."""
 import json
 import re
-from datetime import date, timedelta
+from datetime import date, datetime, time, timedelta, timezone
+from zoneinfo import ZoneInfo, available_timezones
 
 import pytest
 import time_machine
 from sqlalchemy import select
 
 from portal.extensions import db
+from portal.forms.profile import LimitsForm
 from portal.models import AdvocateProfile, Blackout, utcnow
+from portal.services import profiles
+from portal.services.errors import DomainError
 from tests.conftest import reload
 from tests.helpers import login, post_form
 
@@ -129,6 +133,13 @@ INVALID_LIMITS = [
     ({"timezone": ""}, "Not a valid choice"),
     ({"timezone": "utc"}, "Not a valid choice"),
     ({"timezone": "Europe/" + "x" * 300}, "Not a valid choice"),
+    # In the tz database but not places: pseudo zones, POSIX rules, legacy aliases.
+    ({"timezone": "localtime"}, "Not a valid choice"),
+    ({"timezone": "Factory"}, "Not a valid choice"),
+    ({"timezone": "EST5EDT"}, "Not a valid choice"),
+    ({"timezone": "Etc/GMT+5"}, "Not a valid choice"),
+    ({"timezone": "US/Eastern"}, "Not a valid choice"),
+    ({"timezone": "posixrules"}, "Not a valid choice"),
 ]
 
 
@@ -140,8 +151,9 @@ def test_invalid_limits_are_refused_and_nothing_saved(advocate_client, advocate,
     data = dict(data)
     if data.get("paused_until") == "yesterday":
         data["paused_until"] = (today() - timedelta(days=1)).isoformat()
-    if data.get("paused_until") == "far":
-        data["paused_until"] = (today() + timedelta(days=366 * 2 + 1)).isoformat()
+    if data.get("paused_until") == "far":  # two years and a day after today in Tokyo (the zone posted below)
+        tokyo_today = utcnow().astimezone(ZoneInfo("Asia/Tokyo")).date()
+        data["paused_until"] = (tokyo_today + timedelta(days=366 * 2 + 1)).isoformat()
     payload = {"max_asks_per_month": "3", "max_asks_per_quarter": "9", "timezone": "Asia/Tokyo", **data}
     resp = set_limits(advocate_client, **payload)
     assert resp.status_code == 422
@@ -325,3 +337,86 @@ def test_blackout_note_is_escaped_and_exported_exactly(advocate_client, advocate
     data = json.loads(advocate_client.get("/me/data.json").get_data(as_text=True))
     assert [b["note"] for b in data["profile"]["availability"]["blackouts"]] == [SCRIPT, note_rtl]
     assert data["profile"]["availability"]["blackouts"][0]["starts_on"] == (t + timedelta(days=1)).isoformat()
+
+
+# --- time zones ---------------------------------------------------------------------------------------------------
+
+
+def test_only_real_places_are_offered_as_time_zones(advocate_client, app):
+    with app.test_request_context():
+        choices = [value for value, *_ in LimitsForm(formdata=None).timezone.iter_choices()]
+    assert choices[0] == "UTC" and choices[1:] == sorted(choices[1:])
+    assert {"Europe/Paris", "America/Argentina/Buenos_Aires", "Asia/Kolkata", "Pacific/Auckland",
+            "Antarctica/Troll"} <= set(choices)
+    for odd in ("localtime", "Factory", "posixrules", "EST5EDT", "Etc/GMT+5", "Etc/UTC", "US/Eastern", "GB",
+                "Japan", "Zulu", "GMT0"):
+        assert odd not in choices, odd
+    assert all("/" in c for c in choices[1:])
+    assert set(choices) <= available_timezones() | {"UTC"}
+    page = text(advocate_client.get("/me/availability"))
+    assert 'value="localtime"' not in page and 'value="Factory"' not in page
+    # The service keeps the same list (a form is not the only way in).
+    for odd in ("localtime", "Factory", "Etc/GMT+5"):
+        with pytest.raises(DomainError, match="Choose a time zone from the list."):
+            profiles.set_limits(db.session, None, None, None, None, odd)
+
+
+def _at(day: date, hour: int) -> datetime:
+    return datetime.combine(day, time(hour), tzinfo=timezone.utc)
+
+
+def test_status_and_history_use_the_advocates_day_not_utcs(advocate_client, advocate):
+    """Los Angeles is 7 hours behind UTC in summer: at 03:00 UTC on the day after a blackout, it is still the
+    blackout's last evening there."""
+    last = date(2031, 7, 10)
+    with time_machine.travel(_at(last - timedelta(days=5), 12), tick=False):
+        ensure_login(advocate_client, advocate.email)
+        assert set_limits(advocate_client, timezone="America/Los_Angeles").status_code == 302
+        assert add_blackout(advocate_client, last - timedelta(days=2), last, "conference").status_code == 302
+    with time_machine.travel(_at(last + timedelta(days=1), 3), tick=False):  # 20:00 on the 10th in LA
+        ensure_login(advocate_client, advocate.email)
+        assert status_pill(text(advocate_client.get("/dashboard"))) == ("blackout", f"In a blackout until {fmt(last)}")
+        page = text(advocate_client.get("/me/availability"))
+        assert status_pill(page) == ("blackout", f"In a blackout until {fmt(last)}")
+        assert "Past blackouts" not in page and "conference" in page  # still current, not history
+    with time_machine.travel(_at(last + timedelta(days=1), 8), tick=False):  # 01:00 on the 11th in LA
+        ensure_login(advocate_client, advocate.email)
+        assert status_pill(text(advocate_client.get("/dashboard"))) == ("available", "Available")
+        page = text(advocate_client.get("/me/availability"))
+        assert "<summary>Past blackouts (1)</summary>" in page
+
+
+def test_a_blackout_starts_at_the_advocates_midnight(advocate_client, advocate):
+    """Auckland is 12 hours ahead of UTC in winter: its new day starts at noon UTC."""
+    first = date(2031, 7, 10)
+    with time_machine.travel(_at(first - timedelta(days=5), 12), tick=False):
+        ensure_login(advocate_client, advocate.email)
+        assert set_limits(advocate_client, timezone="Pacific/Auckland").status_code == 302
+        assert add_blackout(advocate_client, first, first + timedelta(days=3)).status_code == 302
+    with time_machine.travel(_at(first - timedelta(days=1), 11), tick=False):  # 23:00 on the 9th in Auckland
+        ensure_login(advocate_client, advocate.email)
+        assert status_pill(text(advocate_client.get("/dashboard"))) == ("available", "Available")
+    with time_machine.travel(_at(first - timedelta(days=1), 13), tick=False):  # 01:00 on the 10th in Auckland
+        ensure_login(advocate_client, advocate.email)
+        assert status_pill(text(advocate_client.get("/dashboard"))) == (
+            "blackout", f"In a blackout until {fmt(first + timedelta(days=3))}")
+
+
+def test_a_pause_lasts_to_the_end_of_its_day_where_the_advocate_is(advocate_client, advocate):
+    until = date(2031, 7, 10)
+    with time_machine.travel(_at(until - timedelta(days=5), 12), tick=False):
+        ensure_login(advocate_client, advocate.email)
+        assert set_limits(advocate_client, timezone="America/Los_Angeles",
+                          paused_until=until.isoformat()).status_code == 302
+    with time_machine.travel(_at(until + timedelta(days=1), 3), tick=False):  # still the 10th in LA
+        ensure_login(advocate_client, advocate.email)
+        assert status_pill(text(advocate_client.get("/dashboard"))) == ("paused", f"Paused until {fmt(until)}")
+        # "Today" for the form is LA's too: a pause until the 10th can still be set, a blackout ending then too.
+        assert set_limits(advocate_client, timezone="America/Los_Angeles",
+                          paused_until=until.isoformat()).status_code == 302
+        assert add_blackout(advocate_client, until, until).status_code == 302
+    with time_machine.travel(_at(until + timedelta(days=1), 8), tick=False):  # the 11th in LA
+        ensure_login(advocate_client, advocate.email)
+        assert status_pill(text(advocate_client.get("/dashboard"))) == ("available", "Available")
+        resp = set_limits(advocate_client, timezone="America/Los_Angeles", paused_until=until.isoformat())
+        assert resp.status_code == 422 and "A pause must last until today or a later date." in text(resp)

@@ -185,6 +185,27 @@ INVALID = [
     ("linkedin_url", "https://notlinkedin.com/in/ada", "not a LinkedIn address"),
     ("linkedin_url", "https://www.linkedin.com/in/" + "a" * 230, "cannot be longer than 255"),
     ("linkedin_url", "https://[www.linkedin.com/in/ada", "LinkedIn"),
+    # Browsers read everything before a (backslash-hidden) '@' as user info and go to the host after it.
+    ("linkedin_url", "https://evil.example\\@www.linkedin.com/in/x", "not a LinkedIn address"),
+    ("linkedin_url", "https://evil.example@www.linkedin.com/in/x", "not a LinkedIn address"),
+    ("linkedin_url", "https://ada:secret@www.linkedin.com/in/x", "not a LinkedIn address"),
+    ("linkedin_url", "https://www.linkedin.com\\@evil.example/in/x", "not a LinkedIn address"),
+    ("linkedin_url", "https://www.linkedin.com:99999/in/x", "not a LinkedIn address"),
+    ("linkedin_url", "https://www.linkedin.com:443/in/x", "not a LinkedIn address"),
+    ("linkedin_url", "https://www.linkedin.com:/in/x", "not a LinkedIn address"),
+    ("linkedin_url", "https://www.linkedin.com/in/ada smith", "not a LinkedIn address"),
+    ("linkedin_url", "https://www.linkedin.com/in/ada\tsmith", "not a LinkedIn address"),
+    ("linkedin_url", "https://www.linkedin.com/in/ada%0A", "not a LinkedIn address"),
+    ("linkedin_url", "https://www.linkedin.com/in/%2F%2Fevil.example", "not a LinkedIn address"),
+    ("linkedin_url", "https://www.linkedin.com/in/..", "not a LinkedIn address"),
+    ("linkedin_url", 'https://www.linkedin.com/in/a"><script>alert(1)</script>', "not a LinkedIn address"),
+    ("linkedin_url", "https://www.linkedin.com/", "not a LinkedIn address"),
+    ("linkedin_url", "https://www.linkedin.com/in/", "not a LinkedIn address"),
+    ("linkedin_url", "https://www.linkedin.com/feed/", "not a LinkedIn address"),
+    ("linkedin_url", "https://www.linkedin.com/redir/redirect?url=https://evil.example", "not a LinkedIn address"),
+    ("linkedin_url", "https://www.linkedin.com./in/x", "not a LinkedIn address"),
+    ("linkedin_url", "https://ads.evil.linkedin.com/in/x", "not a LinkedIn address"),
+    ("linkedin_url", "https:www.linkedin.com/in/x", "not a LinkedIn address"),
 ]
 
 
@@ -199,6 +220,23 @@ def test_invalid_profile_input_is_refused_and_nothing_saved(advocate_client, adv
     assert message.lower() in body.lower()
     assert 'role="alert"' in body
     assert snapshot(advocate.id) == before
+
+
+@pytest.mark.parametrize("typed,stored", [
+    ("https://www.linkedin.com/in/ada", "https://www.linkedin.com/in/ada"),
+    ("  https://LinkedIn.com/in/ada-advocate/?utm_source=share&trk=x#about  ", "https://www.linkedin.com/in/ada-advocate"),
+    ("https://de.linkedin.com/in/ada_advocate.1/details/experience/", "https://www.linkedin.com/in/ada_advocate.1"),
+    ("HTTPS://WWW.LINKEDIN.COM/IN/Ada", "https://www.linkedin.com/in/Ada"),
+    ("https://www.linkedin.com/in/jürgen-müller", "https://www.linkedin.com/in/j%C3%BCrgen-m%C3%BCller"),
+    ("https://www.linkedin.com/in/j%C3%BCrgen-m%C3%BCller", "https://www.linkedin.com/in/j%C3%BCrgen-m%C3%BCller"),
+    ("https://www.linkedin.com/company/bluefin-bank/", "https://www.linkedin.com/company/bluefin-bank"),
+])
+def test_linkedin_address_is_stored_rebuilt_and_canonical(advocate_client, advocate, typed, stored):
+    assert save(advocate_client, linkedin_url=typed).status_code == 302
+    assert reload(AdvocateProfile, advocate.id).linkedin_url == stored
+    db.session.rollback()
+    assert save(advocate_client, linkedin_url=stored).status_code == 302  # the stored form saves again unchanged
+    assert reload(AdvocateProfile, advocate.id).linkedin_url == stored
 
 
 def test_invalid_first_save_creates_nothing(advocate_client, advocate):
@@ -235,8 +273,7 @@ def test_profile_post_without_csrf_token_is_refused(advocate_client, advocate):
 
 def test_html_in_every_text_field_is_shown_escaped(app, advocate_client, advocate, admin_client, staff_client):
     resp = save(advocate_client, name=f"Ada {SCRIPT}", job_title=f"CISO {BOLD}", company=f"Evil {SCRIPT} Inc",
-                use_cases=SCRIPT[:40], topics=BOLD, story=f"{SCRIPT}\n\n{BOLD}",
-                linkedin_url='https://www.linkedin.com/in/a"><script>alert(1)</script>')
+                use_cases=SCRIPT[:40], topics=BOLD, story=f"{SCRIPT}\n\n{BOLD}")
     assert resp.status_code == 302
     assert reload(User, advocate.id).name == f"Ada {SCRIPT}"  # stored as typed
     pages = {
@@ -245,6 +282,8 @@ def test_html_in_every_text_field_is_shown_escaped(app, advocate_client, advocat
         "preferences": advocate_client.get("/me/preferences"),
         "admin advocates": admin_client.get("/admin/advocates"),
         "staff search": staff_client.get("/search/advocates?q=Ada&include_unavailable=1"),
+        "preview": advocate_client.get("/me/profile/preview"),
+        "admin profile": admin_client.get(f"/admin/advocates/{advocate.id}/profile"),
     }
     for where, page in pages.items():
         assert page.status_code == 200, where

@@ -77,6 +77,15 @@ def edit():
     ), status
 
 
+@bp.route("/profile/preview")
+@advocate_required
+def preview():
+    """The profile as the program's staff and admins see it."""
+    card = profiles.profile_card(db.session, current_user)
+    db.session.commit()  # the empty profile is created on first use
+    return render_template("profile/preview.html", card=card)
+
+
 @bp.route("/profile/confirm", methods=["POST"])
 @advocate_required
 def confirm():
@@ -277,7 +286,8 @@ def delete_account():
     form = DeleteAccountForm()
     if form.validate_on_submit():
         try:
-            privacy.delete_account(db.session, current_user, form.password.data)
+            # The User itself: the service records it in the audit log (a proxy would be logged as "localproxy").
+            privacy.delete_account(db.session, current_user._get_current_object(), form.password.data)
         except DomainError as err:
             db.session.rollback()
             form.password.errors.append(err.message)

@@ -1,12 +1,24 @@
-from zoneinfo import available_timezones
-
 from portal.forms import IntegerField, BaseForm as FlaskForm
 from wtforms import (BooleanField, DateField, EmailField, PasswordField, SelectField,
                      SelectMultipleField, StringField, SubmitField, TextAreaField, URLField)
-from wtforms.validators import DataRequired, Email, InputRequired, Length, NumberRange, Optional
+from wtforms.validators import DataRequired, Email, InputRequired, Length, NumberRange, Optional, ValidationError
 from wtforms.widgets import CheckboxInput, ListWidget
 
-from portal.services.profiles import MAX_ASKS_MONTH, MAX_ASKS_QUARTER, MAX_STORY
+from portal.services.profiles import MAX_ASKS_MONTH, MAX_ASKS_QUARTER, MAX_STORY, timezone_choices
+
+
+def mailable_email():
+    """Validators for an address the mailer can send to: a valid address in plain ASCII.
+
+    ``Email(allow_smtputf8=False)`` refuses non-ASCII before the '@' (``ada+😀@example.com``), which
+    needs SMTPUTF8; the ASCII check also refuses internationalised domains, which would be stored as
+    typed and fail the same way when sent (and would not match the address typed at sign-in)."""
+
+    def ascii_only(form, field):
+        if field.data and not field.data.isascii():
+            raise ValidationError("Use an address with plain (ASCII) letters only; we cannot send email to this one.")
+
+    return [Email(allow_smtputf8=False), ascii_only]
 
 
 class MultiCheckboxField(SelectMultipleField):
@@ -40,7 +52,9 @@ class ProfileForm(FlaskForm):
                           render_kw={"rows": 8})
     linkedin_url = URLField("LinkedIn profile", validators=[Optional(), Length(max=255)],
                             description="https://www.linkedin.com/in/…")
-    show_in_directory = BooleanField("Show me in the community directory")
+    show_in_directory = BooleanField(
+        "List me in the community directory", description="There is no community directory yet. When it opens, "
+        "other advocates will see your name, title and company there only if this is ticked.")
     show_on_leaderboard = BooleanField("Show me on leaderboards")
     submit = SubmitField("Save profile")
 
@@ -65,7 +79,7 @@ class LimitsForm(FlaskForm):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        self.timezone.choices = sorted(available_timezones())
+        self.timezone.choices = list(timezone_choices())
 
 
 class BlackoutForm(FlaskForm):
@@ -85,7 +99,7 @@ class DeleteAccountForm(FlaskForm):
 
 
 class ChangeEmailForm(FlaskForm):
-    new_email = EmailField("New email address", validators=[DataRequired(), Email(), Length(max=254)])
+    new_email = EmailField("New email address", validators=[DataRequired(), *mailable_email(), Length(max=254)])
     password = PasswordField("Your password", validators=[DataRequired(), Length(max=1024)],
                              render_kw={"autocomplete": "current-password"})
     submit = SubmitField("Send confirmation link")

@@ -4,8 +4,9 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
-from urllib.parse import urlsplit
-from zoneinfo import available_timezones
+from functools import cache
+from urllib.parse import quote, unquote, urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 from flask import current_app
 from sqlalchemy import and_, func, or_, select
@@ -95,22 +96,55 @@ def tag_suggestions(session, kind: TagKind, limit: int = 300) -> list[str]:
     return list(session.scalars(select(Tag.name).where(Tag.kind == kind).order_by(Tag.name).limit(limit)))
 
 
+# Real LinkedIn hosts (www, the bare domain, mobile and two-letter country sites) and the kinds of page an
+# advocate can point to: a person (/in/...) or a company (/company/...).
+_LINKEDIN_HOST = re.compile(r"(?:(?:www|m|[a-z]{2})\.)?linkedin\.com")
+_LINKEDIN_KINDS = ("in", "company")
+_LINKEDIN_SLUG = re.compile(r"[\w.\-]{1,100}")  # letters (any script), digits, '_', '.', '-'
+_NOT_LINKEDIN = "That is not a LinkedIn address (https://www.linkedin.com/in/...)."
+
+
 def check_linkedin(url: str) -> str | None:
+    """The canonical https://www.linkedin.com/in/<slug> (or /company/<slug>) for what was typed, or None.
+
+    Refused: another scheme, whitespace or control characters, backslashes and '@' (browsers read
+    ``https://evil.example\\@www.linkedin.com/`` as a visit to evil.example), user info, any explicit
+    port, hosts that are not LinkedIn's, and paths that are not a profile or company page. Query and
+    fragment (tracking parameters) are dropped; the stored address is rebuilt from the parts checked."""
     url = (url or "").strip()
     if not url:
         return None
-    try:
-        parts = urlsplit(url)
-        host = (parts.hostname or "").lower()
-    except ValueError:  # e.g. "https://[www.linkedin.com/..." (an unclosed IPv6 bracket)
-        raise DomainError("That is not a LinkedIn address (https://www.linkedin.com/in/...).") from None
-    if parts.scheme != "https":
-        raise DomainError("The LinkedIn address must start with https://")
-    if not (host == "linkedin.com" or host.endswith(".linkedin.com")):
-        raise DomainError("That is not a LinkedIn address (https://www.linkedin.com/in/...).")
     if len(url) > 255:
         raise DomainError("The LinkedIn address is too long.")
-    return url
+    if any(c.isspace() or c in "\\@" or ord(c) < 32 or ord(c) == 127 for c in url):
+        raise DomainError(_NOT_LINKEDIN)
+    try:
+        parts = urlsplit(url)
+        port = parts.port  # "99999" or "x" raise here
+    except ValueError:  # e.g. "https://[www.linkedin.com/..." (an unclosed IPv6 bracket)
+        raise DomainError(_NOT_LINKEDIN) from None
+    if parts.scheme.lower() != "https":
+        raise DomainError("The LinkedIn address must start with https://")
+    if port is not None or ":" in parts.netloc or parts.username is not None or parts.password is not None:
+        raise DomainError(_NOT_LINKEDIN)
+    if not _LINKEDIN_HOST.fullmatch(parts.hostname or ""):
+        raise DomainError(_NOT_LINKEDIN)
+    segments = parts.path.split("/")
+    if segments and segments[-1] == "":
+        segments.pop()  # one trailing slash
+    if len(segments) < 3 or segments[0] != "" or segments[1].lower() not in _LINKEDIN_KINDS:
+        raise DomainError(_NOT_LINKEDIN)
+    try:
+        slug = unquote(segments[2], errors="strict")
+    except UnicodeDecodeError:
+        raise DomainError(_NOT_LINKEDIN) from None
+    if not _LINKEDIN_SLUG.fullmatch(slug) or set(slug) == {"."}:
+        raise DomainError(_NOT_LINKEDIN)
+    # Sub-pages (/in/ada/details/experience) lead to the same profile: keep the profile itself.
+    canonical = f"https://www.linkedin.com/{segments[1].lower()}/{quote(slug, safe='-._')}"
+    if len(canonical) > 255:
+        raise DomainError("The LinkedIn address is too long.")
+    return canonical
 
 
 def _active(session, model, ident):
@@ -222,6 +256,30 @@ def is_stale(profile: AdvocateProfile, now: datetime | None = None) -> bool:
     return days >= stale_days()
 
 
+@dataclass
+class ProfileCard:
+    """What the program's people see of an advocate (and what the advocate's "preview" shows)."""
+
+    user: User
+    profile: AdvocateProfile
+    activities: list[ActivityPreference]  # the activity types the advocate opted in to, with their notes
+    availability: "Availability"
+    upcoming_blackouts: list[Blackout]
+    freshness_days: int | None
+    stale: bool
+    completeness: Completeness
+
+
+def profile_card(session, user: User) -> ProfileCard:
+    profile = get_profile(session, user)
+    activities = sorted((p for p in profile.preferences if p.opted_in and p.activity_type.active),
+                        key=lambda p: (p.activity_type.position, p.activity_type.name))
+    upcoming, _ = split_blackouts(profile)
+    return ProfileCard(user=user, profile=profile, activities=activities, availability=availability(profile),
+                       upcoming_blackouts=upcoming, freshness_days=freshness_days(profile), stale=is_stale(profile),
+                       completeness=completeness(user, profile))
+
+
 # --- preferences -------------------------------------------------------------------------------------
 
 
@@ -267,10 +325,36 @@ def set_communication(session, user: User, digest: str, opportunities: bool, rem
 
 # --- availability -----------------------------------------------------------------------------------------
 
+# IANA areas of real "Region/City" zones; everything else in the tz database is a legacy alias (US/Eastern,
+# Etc/GMT+5, Japan), a POSIX rule (EST5EDT) or a pseudo zone (localtime, Factory).
+_TZ_AREAS = ("Africa", "America", "Antarctica", "Arctic", "Asia", "Atlantic", "Australia", "Europe", "Indian",
+             "Pacific")
+
+
+@cache
+def timezone_choices() -> tuple[str, ...]:
+    """The time zones an advocate can choose: UTC, then every Region/City zone, sorted."""
+    zones = {z for z in available_timezones() if "/" in z and z.split("/", 1)[0] in _TZ_AREAS}
+    return ("UTC", *sorted(zones))
+
+
+def zone_of(profile: AdvocateProfile) -> ZoneInfo:
+    try:
+        return ZoneInfo(profile.timezone or "UTC")
+    except (ZoneInfoNotFoundError, ValueError):  # a value stored before the list was narrowed, or garbage
+        return ZoneInfo("UTC")
+
+
+def local_today(profile: AdvocateProfile, now: datetime | None = None) -> date:
+    """Today's date where the advocate is: blackouts and pauses are the advocate's calendar days."""
+    return (now or utcnow()).astimezone(zone_of(profile)).date()
+
 
 def set_limits(session, user: User, per_month: int | None, per_quarter: int | None, paused_until: date | None,
                timezone: str, today: date | None = None) -> AdvocateProfile:
-    today = today or utcnow().date()
+    if timezone not in timezone_choices():
+        raise DomainError("Choose a time zone from the list.")
+    today = today or (utcnow().astimezone(ZoneInfo(timezone)).date())
     for value, top, label in ((per_month, MAX_ASKS_MONTH, "month"), (per_quarter, MAX_ASKS_QUARTER, "quarter")):
         if value is not None and not (0 <= value <= top):
             raise DomainError(f"Asks per {label} must be between 0 and {top}.")
@@ -280,8 +364,6 @@ def set_limits(session, user: User, per_month: int | None, per_quarter: int | No
         raise DomainError("A pause must last until today or a later date.")
     if paused_until is not None and paused_until > today + timedelta(days=366 * 2):
         raise DomainError("A pause can last at most two years.")
-    if timezone not in available_timezones():
-        raise DomainError("Choose a time zone from the list.")
     profile = get_profile(session, user)
     profile.max_asks_per_month, profile.max_asks_per_quarter = per_month, per_quarter
     profile.paused_until, profile.timezone = paused_until, timezone
@@ -290,7 +372,8 @@ def set_limits(session, user: User, per_month: int | None, per_quarter: int | No
 
 def add_blackout(session, user: User, starts_on: date, ends_on: date, note: str = "",
                  today: date | None = None) -> Blackout:
-    today = today or utcnow().date()
+    profile = get_profile(session, user)
+    today = today or local_today(profile)
     if starts_on is None or ends_on is None:
         raise DomainError("Give both the first and the last day.")
     if ends_on < starts_on:
@@ -302,7 +385,6 @@ def add_blackout(session, user: User, starts_on: date, ends_on: date, note: str 
     note = (note or "").strip()
     if len(note) > 200:
         raise DomainError("The note can be at most 200 characters.")
-    profile = get_profile(session, user)
     blackout = Blackout(starts_on=starts_on, ends_on=ends_on, note=note)
     profile.blackouts.append(blackout)
     session.flush()
@@ -332,7 +414,8 @@ class Availability:
 
 
 def availability(profile: AdvocateProfile, today: date | None = None) -> Availability:
-    today = today or utcnow().date()
+    """Available, paused or in a blackout on ``today`` (by default: today in the advocate's time zone)."""
+    today = today or local_today(profile)
     if profile.paused_until and profile.paused_until >= today:
         return Availability("paused", profile.paused_until)
     current = [b for b in profile.blackouts if b.starts_on <= today <= b.ends_on]
@@ -350,8 +433,8 @@ def availability(profile: AdvocateProfile, today: date | None = None) -> Availab
 
 
 def split_blackouts(profile: AdvocateProfile, today: date | None = None) -> tuple[list[Blackout], list[Blackout]]:
-    """(current and upcoming, past) — past ones collapse into history."""
-    today = today or utcnow().date()
+    """(current and upcoming, past) — past ones collapse into history (days in the advocate's time zone)."""
+    today = today or local_today(profile)
     upcoming = [b for b in profile.blackouts if b.ends_on >= today]
     past = sorted((b for b in profile.blackouts if b.ends_on < today), key=lambda b: b.starts_on, reverse=True)
     return upcoming, past

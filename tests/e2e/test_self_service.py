@@ -57,6 +57,20 @@ def test_edit_profile_add_blackout_confirm_and_download(live_server, browser):
     expect(page.get_by_label("Topics you know well")).to_have_value(re.compile(r"<b>HIPAA</b>"))
     assert page.locator("b", has_text="HIPAA").count() == 0  # shown as text, never as markup
 
+    # Preview it as the program's team sees it: the story in paragraphs, right-to-left text kept, no markup.
+    page.get_by_role("link", name="Preview my profile").click()
+    expect(page.get_by_role("heading", name="Preview my profile")).to_be_visible()
+    story = page.locator(".profile-card .story p")
+    expect(story).to_have_count(2)
+    expect(story.nth(0)).to_have_text("We moved 40 clinics to the cloud 🚀")
+    expect(story.nth(1)).to_have_text("שלום — downtime fell by 60%, and نعم it stayed there.")
+    expect(page.get_by_text("<b>HIPAA</b>, zero trust")).to_be_visible()
+    assert page.locator(".profile-card b").count() == 0
+    page.set_viewport_size({"width": 375, "height": 800})
+    assert page.evaluate("document.documentElement.scrollWidth") <= 375  # fits a phone
+    page.set_viewport_size({"width": 1280, "height": 800})
+    page.get_by_role("link", name="Edit my profile").click()
+
     # A wrong blackout is refused with a message; a right one is added and shown as the status.
     page.get_by_role("link", name="Availability").click()
     start = utcnow().date() - timedelta(days=1)
