@@ -4,8 +4,8 @@ from __future__ import annotations
 import enum
 from datetime import datetime
 
-from sqlalchemy import JSON, CheckConstraint, ForeignKey, Index, String, Text, UniqueConstraint
-from sqlalchemy.orm import Mapped, mapped_column, relationship
+from sqlalchemy import JSON, CheckConstraint, ForeignKey, Index, String, Text, UniqueConstraint, event
+from sqlalchemy.orm import Mapped, Session, mapped_column, object_session, relationship
 
 from portal.models.base import Base, str_enum, utcnow
 
@@ -37,11 +37,12 @@ class PointsEntry(Base):
     kind: Mapped[EntryKind] = mapped_column(str_enum(EntryKind, "points_entry_kind", 12))
     source: Mapped[EntrySource] = mapped_column(str_enum(EntrySource, "points_entry_source", 14))
     source_id: Mapped[int | None]
-    activity_type_id: Mapped[int | None] = mapped_column(ForeignKey("activity_types.id", ondelete="SET NULL"))
+    # RESTRICT, not SET NULL: the database must never rewrite a ledger row (triggers refuse it anyway).
+    activity_type_id: Mapped[int | None] = mapped_column(ForeignKey("activity_types.id", ondelete="RESTRICT"))
     # Earned and adjusted points count toward levels and leaderboards; spending does not.
     counts_toward_lifetime: Mapped[bool]
     reason: Mapped[str] = mapped_column(String(255))
-    actor_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    actor_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="RESTRICT"))
     idempotency_key: Mapped[str] = mapped_column(String(160), unique=True)
     reverses_id: Mapped[int | None] = mapped_column(ForeignKey("points_entries.id"), unique=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
@@ -51,6 +52,41 @@ class PointsEntry(Base):
         Index("ix_points_entries_user_created", "user_id", "created_at"),
         Index("ix_points_entries_created", "created_at"),
     )
+
+    @property
+    def display_reason(self) -> str:
+        """The reason as pages show it. Referral entries store no name (the ledger outlives an erased
+        account); the referred colleague's name is looked up when drawn, if the account still exists."""
+        if self.source == EntrySource.REFERRAL and self.kind == EntryKind.EARNED and self.source_id is not None:
+            from portal.models.accounts import Status, User
+
+            session = object_session(self)
+            referred = session.get(User, self.source_id) if session is not None else None
+            if referred is not None and referred.status != Status.DELETED:
+                return f"Referral: {referred.name} joined"
+        return self.reason
+
+
+class LedgerIsAppendOnly(RuntimeError):
+    """Code tried to change or delete a ledger row: undo a mistake with a reversal entry instead."""
+
+
+@event.listens_for(Session, "before_flush")
+def _refuse_ledger_rewrites(session, flush_context, instances) -> None:
+    """The ORM half of the append-only rule (triggers in the database are the other half)."""
+    for obj in session.deleted:
+        if isinstance(obj, PointsEntry):
+            raise LedgerIsAppendOnly(f"Ledger entry {obj.id} cannot be deleted; add a reversal entry instead.")
+    for obj in session.dirty:
+        if isinstance(obj, PointsEntry) and session.is_modified(obj, include_collections=False):
+            raise LedgerIsAppendOnly(f"Ledger entry {obj.id} cannot be changed; add a reversal entry instead.")
+
+
+@event.listens_for(Session, "do_orm_execute")
+def _refuse_bulk_ledger_rewrites(state) -> None:
+    if (state.is_update or state.is_delete) and state.bind_mapper is not None \
+            and state.bind_mapper.class_ is PointsEntry:
+        raise LedgerIsAppendOnly("Ledger entries cannot be updated or deleted; add a reversal entry instead.")
 
 
 class PointsBalance(Base):
