@@ -1,4 +1,5 @@
-"""Admin pages for recognition: rewards catalog, fulfilment queue, point adjustments, badge grants."""
+"""Admin pages for recognition: rewards catalog, fulfilment queue, point adjustments, badge grants,
+default points per activity type."""
 from __future__ import annotations
 
 import secrets
@@ -9,8 +10,9 @@ from sqlalchemy import select
 
 from admin.views import bp
 from portal.extensions import db
-from portal.forms.recognition import AdjustPointsForm, CancelRedemptionForm, FulfilForm, GrantBadgeForm, RewardForm
-from portal.models import Badge, EntryKind, PointsEntry, RedemptionStatus, Reward, Role, User
+from portal.forms.recognition import (ActivityTypePointsForm, AdjustPointsForm, CancelRedemptionForm, FulfilForm,
+                                     GrantBadgeForm, RewardEditForm, RewardForm)
+from portal.models import ActivityType, Badge, EntryKind, PointsEntry, RedemptionStatus, Reward, Role, User
 from portal.services import accounts, badges, points, rewards
 from portal.services.errors import DomainError
 
@@ -45,18 +47,25 @@ def reward_new():
 @bp.route(f"/rewards/<int(max={rewards.MAX_ID}):reward_id>", methods=["GET", "POST"])
 def reward_edit(reward_id):
     reward = db.get_or_404(Reward, reward_id)
-    form = RewardForm(obj=reward if request.method == "GET" else None)
+    form = RewardEditForm(obj=reward if request.method == "GET" else None)
+    if request.method == "GET":
+        form.stock_seen.data = RewardEditForm.encode_stock(reward.stock)
+    status = 422
     if form.validate_on_submit():
         try:
-            rewards.update_reward(db.session, reward, _reward_input(form), current_user.id)
+            rewards.update_reward(db.session, reward, _reward_input(form), current_user.id,
+                                  stock_seen=form.seen_stock)
         except DomainError as err:
             db.session.rollback()
             form.form_errors.append(err.message)
+            status = err.status_code if err.status_code == 409 else 422
         else:
             db.session.commit()
             flash(f"{reward.name} is saved.", "success")
             return redirect(url_for("admin.rewards_list"))
-    return render_template("admin/reward_form.html", form=form, reward=reward), 422 if form.errors else 200
+    elif form.stock_seen.errors:  # a form from before this field existed, or a forged one
+        form.form_errors.append("This form is out of date; reload the page.")
+    return render_template("admin/reward_form.html", form=form, reward=reward), status if form.errors else 200
 
 
 @bp.route("/redemptions")
@@ -105,6 +114,7 @@ def redemption_cancel(redemption_id):
 @bp.route("/points", methods=["GET", "POST"])
 def points_adjust():
     form = AdjustPointsForm()
+    status = 422
     if request.method == "GET":
         form.idempotency_key.data = secrets.token_urlsafe(16)
     if form.validate_on_submit():
@@ -113,19 +123,23 @@ def points_adjust():
             form.email.errors.append("No advocate with that email.")
         else:
             try:
-                points.adjust(db.session, user, form.amount.data, form.reason.data, current_user.id,
-                              key=f"adjust:{current_user.id}:{form.idempotency_key.data}")
+                _, created = points.adjust(db.session, user, form.amount.data, form.reason.data, current_user.id,
+                                           key=f"adjust:{current_user.id}:{form.idempotency_key.data}")
             except DomainError as err:
                 db.session.rollback()
                 form.form_errors.append(err.message)
+                status = err.status_code if err.status_code == 409 else 422
             else:
                 db.session.commit()
-                flash(f"Adjusted {user.name}'s points by {form.amount.data:+,}.", "success")
+                if created:
+                    flash(f"Adjusted {user.name}'s points by {form.amount.data:+,}.", "success")
+                else:  # the same form sent twice: recorded once, when it was first sent
+                    flash(f"That adjustment of {user.name}'s points was already recorded.", "info")
                 return redirect(url_for("admin.points_adjust"))
     recent = db.session.execute(
         select(PointsEntry, User).join(User, User.id == PointsEntry.user_id)
         .where(PointsEntry.kind == EntryKind.ADJUSTED).order_by(PointsEntry.id.desc()).limit(50)).all()
-    return render_template("admin/points.html", form=form, recent=recent), 422 if form.errors else 200
+    return render_template("admin/points.html", form=form, recent=recent), status if form.errors else 200
 
 
 @bp.route("/badges", methods=["GET", "POST"])
@@ -148,3 +162,26 @@ def badges_admin():
                 flash(f"Badge granted to {user.name}.", "success")
                 return redirect(url_for("admin.badges_admin"))
     return render_template("admin/badges.html", form=form), 422 if form.errors else 200
+
+
+@bp.route("/activity-types")
+def activity_types():
+    return render_template("admin/activity_types.html", types=points.activity_types(db.session))
+
+
+@bp.route(f"/activity-types/<int(max={rewards.MAX_ID}):type_id>", methods=["GET", "POST"])
+def activity_type_edit(type_id):
+    activity_type = db.get_or_404(ActivityType, type_id)
+    form = ActivityTypePointsForm(obj=activity_type if request.method == "GET" else None)
+    if form.validate_on_submit():
+        try:
+            points.set_default_points(db.session, activity_type, form.default_points.data, current_user.id)
+        except DomainError as err:
+            db.session.rollback()
+            form.form_errors.append(err.message)
+        else:
+            db.session.commit()
+            flash(f"{activity_type.name}: {activity_type.default_points:,} points by default.", "success")
+            return redirect(url_for("admin.activity_types"))
+    return (render_template("admin/activity_type_form.html", form=form, activity_type=activity_type),
+            422 if form.errors else 200)

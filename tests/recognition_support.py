@@ -10,7 +10,8 @@ from html import unescape
 from sqlalchemy import event, select
 
 from portal.extensions import db
-from portal.models import ActivityType, Badge, EntrySource, PointsEntry, Reward, UserBadge
+from portal.models import (ActivityType, Badge, EntrySource, Opportunity, OpportunityStatus, Participation,
+                           ParticipationStatus, PointsEntry, Reward, SelectionMode, UserBadge, utcnow)
 from portal.services import points
 from tests.helpers import csrf_from, post_form
 
@@ -31,15 +32,38 @@ def activity_type_id(key: str) -> int:
     return db.session.scalar(select(ActivityType.id).where(ActivityType.key == key))
 
 
-def participate(user_id: int, type_key: str, n: int = 1, amount: int = 10) -> list[int]:
-    """n completed activities of one type, as the participation service records them in the ledger."""
+def participation_row(user_id: int, type_key: str, status: ParticipationStatus = ParticipationStatus.COMPLETED,
+                      points: int | None = None) -> int:
+    """One participation of the advocate in a new opportunity of that type, straight in the database
+    (no ledger entry, no badge evaluation); returns its id."""
     tid = activity_type_id(type_key)
     assert tid is not None, f"no activity type {type_key!r}"
+    _seq["n"] += 1
+    opp = Opportunity(activity_type_id=tid, title=f"{type_key} #{_seq['n']}", status=OpportunityStatus.OPEN,
+                      selection_mode=SelectionMode.SELECTION, points=points, opened_at=utcnow())
+    db.session.add(opp)
+    db.session.flush()
+    now = utcnow()
+    engaged = status in (ParticipationStatus.APPROVED, ParticipationStatus.COMPLETED)
+    p = Participation(opportunity_id=opp.id, user_id=user_id, status=status, holds_seat=engaged,
+                      engaged_at=now if engaged else None, decided_at=now if engaged else None,
+                      completed_at=now if status == ParticipationStatus.COMPLETED else None)
+    db.session.add(p)
+    db.session.commit()
+    pid = p.id
+    db.session.rollback()
+    return pid
+
+
+def participate(user_id: int, type_key: str, n: int = 1, amount: int = 10) -> list[int]:
+    """n completed activities of one type, as the participation service records them: a completed
+    participation and its ledger entry (whose award evaluates badges). Returns the entry ids."""
+    tid = activity_type_id(type_key)
     ids = []
     for _ in range(n):
-        _seq["n"] += 1
-        entry_id, _ = give(user_id, amount, key=f"participation:{_seq['n']}:complete",
-                           source=EntrySource.PARTICIPATION, activity_type_id=tid, source_id=_seq["n"])
+        pid = participation_row(user_id, type_key)
+        entry_id, _ = give(user_id, amount, key=f"participation:{pid}:complete",
+                           source=EntrySource.PARTICIPATION, activity_type_id=tid, source_id=pid)
         ids.append(entry_id)
     return ids
 
@@ -176,4 +200,22 @@ def redeem(client, reward_id: int, key: str | None = None):
 
 def csrf_token(client, page: str) -> str:
     return csrf_from(client.get(page).get_data(as_text=True))
+
+
+def hidden_value(html: str, name: str) -> str:
+    m = re.search(rf'<input[^>]*name="{name}"[^>]*>', html)
+    assert m, f"no {name} field on the page"
+    value = re.search(r'value="([^"]*)"', m.group(0))
+    return unescape(value.group(1)) if value else ""
+
+
+def reward_edit_form(client, reward_id: int) -> dict:
+    """The edit form as the browser has it when opened: CSRF token and the stock it was drawn with."""
+    html = client.get(f"/admin/rewards/{reward_id}").get_data(as_text=True)
+    return {"csrf_token": csrf_from(html), "stock_seen": hidden_value(html, "stock_seen")}
+
+
+def edit_reward(client, reward_id: int, data: dict, opened: dict | None = None):
+    """POST the reward edit form; ``opened`` is a form opened earlier (reward_edit_form), else it is opened now."""
+    return client.post(f"/admin/rewards/{reward_id}", data={**(opened or reward_edit_form(client, reward_id)), **data})
 

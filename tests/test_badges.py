@@ -9,11 +9,14 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
 from portal.extensions import db
-from portal.models import ActivityType, AuditEvent, Badge, EntrySource, Role, Status, User, UserBadge, utcnow
-from portal.services import badges, points, referrals
+from portal.models import (ActivityType, AdvocateProfile, AuditEvent, Badge, EntrySource, Participation,
+                           ParticipationStatus, PointsEntry, Role, SelectionMode, Status, User, UserBadge, utcnow)
+from portal.services import badges, fatigue, participation, points, referrals
+from portal.services.outbox import send_due
 from tests.conftest import reload
 from tests.helpers import post_form
-from tests.recognition_support import activity_type_id, badge_keys, give, page_text, participate
+from tests.opportunity_support import ALL_TYPES, make_advocate, make_opp, participation_of, user
+from tests.recognition_support import activity_type_id, badge_keys, give, page_text, participate, participation_row
 
 
 def _count_user_badges(user_id=None):
@@ -35,8 +38,9 @@ def test_first_activity_badge(app, advocate):
     give(advocate.id, 100, source=EntrySource.MANUAL)  # points, but no activity
     give(advocate.id, 100, source=EntrySource.PROFILE)
     assert badge_keys(advocate.id) == set()
-    points.award(db.session, advocate.id, 50, key="participation:1:complete", reason="Review on G2",
-                 source=EntrySource.PARTICIPATION, activity_type_id=activity_type_id("review"), source_id=1)
+    pid = participation_row(advocate.id, "review")
+    points.award(db.session, advocate.id, 50, key=f"participation:{pid}:complete", reason="Review on G2",
+                 source=EntrySource.PARTICIPATION, activity_type_id=activity_type_id("review"), source_id=pid)
     db.session.commit()
     assert badge_keys(advocate.id) == {"first-activity", "first-review"}
 
@@ -226,16 +230,135 @@ def test_gallery_shows_earned_and_still_to_earn(app, advocate_client, advocate):
 
 def test_earning_badges_sends_one_email(app, advocate, mailbox):
     # As a job would: its own app context, which sends what it queued once it ends.
+    first, second = participation_row(advocate.id, "review"), participation_row(advocate.id, "review")
     with app.app_context():
-        points.award(db.session, advocate.id, 40, key="participation:9:complete", reason="Reference call",
-                     source=EntrySource.PARTICIPATION, activity_type_id=activity_type_id("review"))
+        points.award(db.session, advocate.id, 40, key=f"participation:{first}:complete", reason="Reference call",
+                     source=EntrySource.PARTICIPATION, activity_type_id=activity_type_id("review"), source_id=first)
         db.session.commit()
     mail = mailbox.last(advocate.email, subject="You earned a badge")
     assert mail.subject.endswith("First step")
     assert "First peer review" in mail.text and "First step" in mail.text and "new badges" in mail.text
     assert mail.link("/me/badges")
     with app.app_context():  # nothing new: no email
-        points.award(db.session, advocate.id, 40, key="participation:10:complete", reason="Another",
-                     source=EntrySource.PARTICIPATION, activity_type_id=activity_type_id("review"))
+        points.award(db.session, advocate.id, 40, key=f"participation:{second}:complete", reason="Another",
+                     source=EntrySource.PARTICIPATION, activity_type_id=activity_type_id("review"), source_id=second)
         db.session.commit()
     assert len(mailbox.to(advocate.email)) == 1
+
+
+# --- through the participation service (badges from participations, not from the ledger) --------------------------
+
+
+@pytest.fixture
+def roomy_policy(app, admin):
+    """Room for many engagements in 90 days (the default program policy allows four)."""
+    fatigue.set_policy(db.session, {"max_engagements_90d": 50, "reference_call_gap_days": 0}, admin.id)
+    db.session.commit()
+
+
+def _take_part(user_id: int, admin_id: int, key: str, *, points: int | None = None, complete: bool = True,
+               mode: SelectionMode = SelectionMode.FIRST_COME) -> int:
+    """Request, approve (if the opportunity selects) and complete, each step through the real service and
+    committed as its request would be; returns the participation id."""
+    oid = make_opp(key, points=points, mode=mode)
+    p = participation.request(db.session, user(user_id), oid)
+    db.session.commit()
+    pid = p.id
+    if reload(Participation, pid).status == ParticipationStatus.REQUESTED:
+        participation.approve(db.session, pid, user(admin_id))
+        db.session.commit()
+    if complete:
+        participation.complete(db.session, pid, user(admin_id))
+        db.session.commit()
+    return pid
+
+
+def _svc_advocate(make_user, email="svc@example.com"):
+    return make_advocate(make_user, email, types=ALL_TYPES + ("beta",))
+
+
+def test_five_reviews_through_the_participation_service(app, make_user, admin, roomy_policy):
+    adv = _svc_advocate(make_user)
+    _take_part(adv, admin.id, "speaking")  # another type does not count toward reviews
+    for _ in range(3):
+        _take_part(adv, admin.id, "review")
+    _take_part(adv, admin.id, "review", points=0)  # a review is a review, whatever it paid
+    _take_part(adv, admin.id, "review", complete=False)  # approved, not done yet
+    assert "five-reviews" not in badge_keys(adv)
+    _take_part(adv, admin.id, "review")
+    assert {"five-reviews", "first-review", "first-speaking", "first-activity"} <= badge_keys(adv)
+
+
+def test_first_activity_of_a_type_through_the_participation_service(app, make_user, admin):
+    adv = _svc_advocate(make_user)
+    pid = _take_part(adv, admin.id, "webinar", mode=SelectionMode.SELECTION, complete=False)
+    assert badge_keys(adv) == set()  # approved is not done
+    participation.complete(db.session, pid, user(admin.id))
+    db.session.commit()
+    assert badge_keys(adv) == {"first-activity", "first-webinar"}
+
+
+def test_a_zero_point_completion_earns_its_badges(app, make_user, admin):
+    adv = _svc_advocate(make_user)
+    _take_part(adv, admin.id, "beta", points=0)
+    db.session.rollback()
+    assert db.session.query(PointsEntry).count() == 0  # no ledger entry at all
+    assert badge_keys(adv) == {"first-activity", "first-beta"}
+
+
+def test_an_approved_board_member_has_the_badge_before_the_term_ends(app, make_user, admin):
+    adv = _svc_advocate(make_user)
+    other = _svc_advocate(make_user, "requested.only@example.com")
+    _take_part(adv, admin.id, "advisory_board", mode=SelectionMode.SELECTION, complete=False)
+    assert badge_keys(adv) == {"board-member"}  # a member from approval on; not yet a completed activity
+    oid = make_opp("advisory_board", title="Board 2028", mode=SelectionMode.SELECTION)
+    participation.request(db.session, user(other), oid)  # asked, not approved: not a member
+    db.session.commit()
+    assert badge_keys(other) == set()
+
+
+def test_a_withdrawn_or_declined_activity_earns_nothing(app, make_user, admin):
+    adv = _svc_advocate(make_user)
+    oid = make_opp("review", mode=SelectionMode.SELECTION)
+    participation.request(db.session, user(adv), oid)
+    db.session.commit()
+    participation.decline(db.session, participation_of(adv, oid).id, user(admin.id))
+    db.session.commit()
+    assert badges.evaluate(db.session, adv) == []
+    assert badge_keys(adv) == set()
+
+
+# --- the badge email: under "Program news and recognition", with one-click unsubscribe ----------------------------
+
+
+def test_badge_email_carries_unsubscribe_and_honours_notify_news(app, client, make_user, admin, mailbox):
+    adv = _svc_advocate(make_user, "news.reader@example.com")
+    with app.app_context():  # as a job would: mail goes out when its context ends
+        _take_part(adv, admin.id, "review")
+    mail = mailbox.last("news.reader@example.com", subject="You earned a badge")
+    url = mail.link("/me/unsubscribe/")
+    assert mail.message["List-Unsubscribe"] == f"<{url}>"
+    assert mail.message["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+    assert url in mail.html and "Unsubscribe" in mail.html
+    path = url[len("http://localhost"):]
+    assert "program news and recognition emails" in page_text(client.get(path))
+    assert client.post(path).status_code == 200
+    assert reload(AdvocateProfile, adv).notify_news is False
+
+    mailbox.clear()
+    with app.app_context():
+        _take_part(adv, admin.id, "speaking")
+    assert "first-speaking" in badge_keys(adv)  # still earned and shown in the gallery ...
+    with app.app_context():
+        send_due(include_not_due=True)
+    assert [m.subject for m in mailbox.to("news.reader@example.com") if "badge" in m.subject] == []  # ... not mailed
+    # ... and the activity's own (transactional) email still is.
+    assert mailbox.last("news.reader@example.com", subject="Thank you!")
+
+
+def test_badge_email_goes_to_an_advocate_without_a_profile_row(app, advocate, mailbox):
+    """notify_news is on by default: no profile yet means the default."""
+    with app.app_context():
+        participate(advocate.id, "review")
+    mail = mailbox.last(advocate.email, subject="You earned a badge")
+    assert mail.message["List-Unsubscribe"]

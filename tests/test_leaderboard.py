@@ -8,8 +8,8 @@ import time_machine
 from sqlalchemy import update
 
 from portal.extensions import db
-from portal.models import AdvocateProfile, Role, Status, User
-from portal.services import leaderboard, rewards
+from portal.models import AdvocateProfile, EntryKind, Role, Status, User
+from portal.services import leaderboard, points, rewards
 from tests.conftest import reload
 from tests.helpers import login, post_form
 from tests.recognition_support import give, make_reward
@@ -204,6 +204,39 @@ def test_ties_go_to_whoever_reached_the_score_first(app, make_user):
     # the next point decides it
     give_at(base + timedelta(minutes=3), slow.id, 1)
     assert names("all", base + timedelta(hours=1)) == ["Slow", "Fast"]
+
+
+def test_a_reversed_award_does_not_move_the_time_the_score_was_reached(app, make_user, admin):
+    """Anna has 100 from 09:00; +50 at 09:05 is reversed at 09:10. Ben reaches 100 at 09:01. Anna reached
+    the final score first; the time of her latest entry must not decide the tie."""
+    anna = make_user(name="Anna")
+    ben = make_user(name="Ben")
+    base = at(2026, 5, 4, 9, 0, 0)
+    give_at(base, anna.id, 100)
+    give_at(base + timedelta(minutes=1), ben.id, 100)
+    bonus, _ = give_at(base + timedelta(minutes=5), anna.id, 50)
+    with time_machine.travel(base + timedelta(minutes=10), tick=False):
+        points.reverse(db.session, bonus, reason="given twice", actor_id=admin.id)
+        db.session.commit()
+    later = base + timedelta(hours=1)
+    for period in ("all", "quarter", "month"):
+        rows, _ = leaderboard.ranking(db.session, period, now=later)
+        assert [(r.name, r.points, r.rank) for r in rows] == [("Anna", 100, 1), ("Ben", 100, 2)], period
+
+
+def test_reached_at_is_when_the_running_total_first_reached_the_final_score(app, make_user):
+    """Cleo: 60 at 09:00, 60 more at 09:02 (120), -20 at 09:04 (100): she first had 100 at 09:02.
+    Dan: 100 at 09:03, so Cleo is ahead of him; Eve, at 100 since 09:01, is ahead of both."""
+    cleo = make_user(name="Cleo")
+    dan = make_user(name="Dan")
+    eve = make_user(name="Eve")
+    base = at(2026, 5, 4, 9, 0, 0)
+    give_at(base, cleo.id, 60)
+    give_at(base + timedelta(minutes=2), cleo.id, 60)
+    give_at(base + timedelta(minutes=3), dan.id, 100)
+    give_at(base + timedelta(minutes=4), cleo.id, -20, kind=EntryKind.ADJUSTED)
+    give_at(base + timedelta(minutes=1), eve.id, 100)
+    assert names("all", base + timedelta(hours=1)) == ["Eve", "Cleo", "Dan"]
 
 
 def test_redemptions_do_not_lower_leaderboard_points(app, make_user):

@@ -10,7 +10,7 @@ from portal.extensions import db
 from portal.models import (ActivityType, AuditEvent, EntryKind, EntrySource, Industry, PointsBalance, PointsEntry,
                            Product, Role, SizeBand, User)
 from portal.services import points, profiles, rewards
-from portal.services.errors import DomainError, NotFound
+from portal.services.errors import Conflict, DomainError, NotFound
 from tests.conftest import reload
 from tests.helpers import post_form
 from tests.recognition_support import (assert_ledger_consistent, cached, entries, give, ledger_balance, ledger_rows,
@@ -304,6 +304,39 @@ def test_negative_adjustment_beyond_the_balance_is_refused(app, admin_client, ad
     assert cached(advocate.id) == (0, 0)
     assert len(_audits("points.adjust")) == 1
     assert_ledger_consistent(advocate.id)
+
+
+def test_a_used_adjustment_form_sent_again_with_other_values_is_refused_not_lost(app, admin_client, admin, advocate,
+                                                                                  make_user):
+    ben = make_user(name="Ben Second")
+    assert _adjust(admin_client, advocate.email, 50, "Webinar panel", "adj-reused-1").status_code == 302
+    assert f"Adjusted {advocate.name}'s points by +50." in page_text(admin_client.get("/admin/points"))
+    # Back button, another advocate and amount, same form (same key): refused, with a clear message.
+    resp = _adjust(admin_client, ben.email, 70, "Case study", "adj-reused-1")
+    assert resp.status_code == 409
+    body = page_text(resp)
+    assert "This form was already used for another adjustment; reload the page and enter it again." in body
+    assert "Adjusted" not in body
+    assert entries(ben.id) == [] and [e.amount for e in entries(advocate.id)] == [50]
+    # Same advocate, another amount or reason: refused too.
+    assert _adjust(admin_client, advocate.email, 60, "Webinar panel", "adj-reused-1").status_code == 409
+    assert _adjust(admin_client, advocate.email, 50, "Another reason", "adj-reused-1").status_code == 409
+    # The very same form again (a double click): recorded once, and the page says so instead of "Adjusted".
+    assert _adjust(admin_client, advocate.email, 50, "Webinar panel", "adj-reused-1").status_code == 302
+    page = page_text(admin_client.get("/admin/points"))
+    assert f"That adjustment of {advocate.name}'s points was already recorded." in page
+    assert "points by +50." not in page
+    assert [e.amount for e in entries(advocate.id)] == [50] and len(_audits("points.adjust")) == 1
+    # Through the service: a Conflict, and the flag tells a first adjustment from a repeat.
+    with pytest.raises(Conflict):
+        points.adjust(db.session, db.session.get(User, ben.id), 70, "Case study", admin.id,
+                      key=f"adjust:{admin.id}:adj-reused-1")
+    db.session.rollback()
+    _, created = points.adjust(db.session, db.session.get(User, advocate.id), 50, "Webinar panel", admin.id,
+                               key=f"adjust:{admin.id}:adj-reused-1")
+    assert created is False
+    db.session.rollback()
+    assert_ledger_consistent(advocate.id, ben.id)
 
 
 @pytest.mark.parametrize("amount", ["0", "100001", "-100001", "ten"])

@@ -12,15 +12,15 @@ from sqlalchemy import func, select
 
 from portal.database import begin_write
 from portal.extensions import db
-from portal.models import (AuditEvent, EntryKind, EntrySource, Redemption, RedemptionStatus, Reward, Status, User,
-                           UserBadge)
-from portal.services import points
+from portal.models import (AuditEvent, EntryKind, EntrySource, ParticipationStatus, Redemption, RedemptionStatus,
+                           Reward, Status, User, UserBadge)
+from portal.services import participation, points
 from portal.services.errors import DomainError
 from tests.conftest import reload
 from tests.helpers import login, post_form
 from tests.recognition_support import (activity_type_id, assert_ledger_consistent, badge_keys, cached, clone_client,
-                                       csrf_token, entries, give, make_reward, page_text, run_threads,
-                                       running_balances)
+                                       csrf_token, entries, give, make_reward, page_text, participation_row,
+                                       run_threads, running_balances)
 
 
 def _client_for(app, user):
@@ -57,12 +57,13 @@ def _in_own_context(app, fn):
 
 
 def test_ten_concurrent_awards_of_one_event_make_one_entry(app, advocate):
+    pid = participation_row(advocate.id, "webinar")
     db.session.rollback()
 
     def award(i):
-        entry, created = points.award(db.session, advocate.id, 250, key="participation:42:complete",
+        entry, created = points.award(db.session, advocate.id, 250, key=f"participation:{pid}:complete",
                                       reason=f"Webinar (attempt {i})", source=EntrySource.PARTICIPATION,
-                                      activity_type_id=activity_type_id("webinar"))
+                                      activity_type_id=activity_type_id("webinar"), source_id=pid)
         return created
 
     results = run_threads(10, _in_own_context(app, award))
@@ -246,13 +247,14 @@ def test_concurrent_cancellations_refund_once(app, advocate, advocate_client, ad
 # --- badges and referral credits under concurrency -----------------------------------------------------------------
 
 
-def test_concurrent_activities_grant_each_badge_once(app, advocate):
-    review = activity_type_id("review")
+def test_concurrent_activities_grant_each_badge_once(app, advocate, admin):
+    """Ten approved reviews completed at once through the participation service: each badge once."""
+    pids = [participation_row(advocate.id, "review", status=ParticipationStatus.APPROVED, points=20)
+            for _ in range(10)]
     db.session.rollback()
 
     def award(i):
-        points.award(db.session, advocate.id, 20, key=f"participation:{100 + i}:complete", reason="Review",
-                     source=EntrySource.PARTICIPATION, activity_type_id=review)
+        participation.complete(db.session, pids[i], db.session.get(User, admin.id))
         return True
 
     results = run_threads(10, _in_own_context(app, award))

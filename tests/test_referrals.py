@@ -8,11 +8,11 @@ from itsdangerous import URLSafeSerializer
 from sqlalchemy import select, update
 
 from portal.extensions import db
-from portal.models import EntrySource, Role, Status, User
-from portal.services import accounts, referrals
+from portal.models import EntrySource, PointsEntry, Role, Status, User
+from portal.services import accounts, privacy, referrals
 from portal.services.errors import Conflict
 from tests.conftest import reload
-from tests.helpers import post_form
+from tests.helpers import TEST_PASSWORD, post_form
 from tests.recognition_support import cached, entries, page_text
 
 FRIEND = {"name": "Riley Referred", "email": "riley.referred@example.com", "company": "Globex",
@@ -167,3 +167,30 @@ def test_self_referral_is_not_credited(app, make_user):
     accounts.approve(db.session, reload(User, user.id), actor_id=None)
     db.session.commit()
     assert referral_entries(user.id) == []
+
+
+# --- the ledger keeps no name --------------------------------------------------------------------------------------
+
+
+def test_the_ledger_keeps_no_name_and_pages_show_it_only_while_the_account_exists(app, advocate_client, advocate,
+                                                                                  make_user):
+    friend = make_user(name="Quinn Quietly", email="quinn@example.com", referred_by_id=advocate.id)
+    assert referrals.credit_referral(db.session, reload(User, friend.id)) is True
+    db.session.commit()
+    (credit,) = referral_entries(advocate.id)
+    assert credit.reason == "Referral of a colleague who joined"
+    db.session.rollback()
+    assert not [r for r in db.session.scalars(select(PointsEntry.reason)) if "Quinn" in r]
+    # While Quinn's account exists, Ada's history names who joined (drawn from the account, not the ledger).
+    assert "Referral: Quinn Quietly joined" in page_text(advocate_client.get("/me/points"))
+
+    # Quinn erases the account: the ledger row stays (it is money), the name is gone from every page.
+    privacy.delete_account(db.session, reload(User, friend.id), TEST_PASSWORD)
+    db.session.commit()
+    points_page = page_text(advocate_client.get("/me/points"))
+    assert "Referral of a colleague who joined" in points_page and "Quinn" not in points_page
+    assert "Deleted advocate" not in points_page
+    assert "Quinn" not in page_text(advocate_client.get("/me/referrals"))
+    (kept,) = referral_entries(advocate.id)
+    assert (kept.id, kept.amount, kept.source_id) == (credit.id, credit.amount, friend.id)
+    assert cached(advocate.id) == (250, 250)

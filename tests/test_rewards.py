@@ -12,8 +12,8 @@ from portal.services import points, rewards
 from portal.services.errors import DomainError
 from tests.conftest import reload
 from tests.helpers import post_form
-from tests.recognition_support import (assert_ledger_consistent, cached, entries, flashes, give, make_reward,
-                                       page_text, redeem)
+from tests.recognition_support import (assert_ledger_consistent, cached, edit_reward, entries, flashes, give,
+                                       make_reward, page_text, redeem, reward_edit_form)
 
 
 def _redemptions(user_id=None):
@@ -265,8 +265,7 @@ def test_refund_is_what_was_paid_even_if_the_price_changed(app, advocate_client,
     rid = make_reward(cost=200, name="Jacket")
     redeem(advocate_client, rid, "order-price-1")
     (order,) = _redemptions()
-    assert post_form(admin_client, f"/admin/rewards/{rid}", {"name": "Jacket", "points_cost": "350",
-                                                             "active": "y"}).status_code == 302
+    assert edit_reward(admin_client, rid, {"name": "Jacket", "points_cost": "350", "active": "y"}).status_code == 302
     post_form(advocate_client, f"/me/redemptions/{order.id}/cancel", {}, page="/me/redemptions")
     assert cached(advocate.id) == (500, 500)
     assert_ledger_consistent(advocate.id)
@@ -329,7 +328,7 @@ def test_admin_reward_form_rejects_invalid_input(app, admin_client, field, value
     assert db.session.scalar(select(func.count()).select_from(Reward)) == 0
 
     rid = make_reward(cost=300, stock=4, name="Original")
-    resp = post_form(admin_client, f"/admin/rewards/{rid}", data)
+    resp = edit_reward(admin_client, rid, data)
     assert resp.status_code == 422 and message in page_text(resp)
     r = reload(Reward, rid)
     assert (r.name, r.points_cost, r.stock) == ("Original", 300, 4)
@@ -355,9 +354,8 @@ def test_admin_creates_and_edits_a_reward(app, admin_client, admin, advocate_cli
     assert (r.name, r.points_cost, r.stock, r.per_advocate_limit, r.active) == ("Donation to charity", 250, 10, 1, True)
     assert "Donation to charity" in page_text(advocate_client.get("/rewards"))
     # Edit: unlimited stock, no limit, and switched off (inactive: not in the catalog).
-    resp = post_form(admin_client, f"/admin/rewards/{r.id}", {"name": "Donation", "description": "",
-                                                               "points_cost": "300", "stock": "",
-                                                               "per_advocate_limit": ""})
+    resp = edit_reward(admin_client, r.id, {"name": "Donation", "description": "", "points_cost": "300",
+                                            "stock": "", "per_advocate_limit": ""})
     assert resp.status_code == 302
     r = reload(Reward, r.id)
     assert (r.name, r.points_cost, r.stock, r.per_advocate_limit, r.active) == ("Donation", 300, None, None, False)
@@ -405,3 +403,96 @@ def test_forged_out_of_range_ids_are_not_found_not_500(app, advocate_client, adv
         assert resp.status_code == 404
     assert admin_client.get(f"/admin/rewards/{huge}").status_code == 404
     assert _redemptions() == [] and cached(advocate.id) == (100, 100)
+
+
+# --- editing a reward while orders come in ---------------------------------------------------------------------
+
+
+def _orders(make_user, rid, n):
+    """n advocates each order the reward once (stock goes down by n)."""
+    for i in range(n):
+        u = make_user(name=f"Buyer {i}")
+        give(u.id, 1000)
+        rewards.redeem(db.session, reload(User, u.id), rid, f"buy-{i}")
+        db.session.commit()
+
+
+def _edit(name="Hoodie", stock="5", **over):
+    return {"name": name, "description": "", "points_cost": "200", "stock": stock, "per_advocate_limit": "",
+            "active": "y", **over}
+
+
+def test_saving_an_edit_form_opened_before_orders_does_not_put_the_stock_back(app, admin_client, make_user):
+    rid = make_reward(cost=200, stock=5, name="Hoodie")
+    opened = reward_edit_form(admin_client, rid)
+    assert opened["stock_seen"] == "5"
+    _orders(make_user, rid, 3)
+    assert _stock(rid) == 2
+    resp = edit_reward(admin_client, rid, _edit(name="Program hoodie", stock="5"), opened=opened)  # rename only
+    assert resp.status_code == 302
+    r = reload(Reward, rid)
+    assert (r.name, r.stock) == ("Program hoodie", 2)  # not 5: the three ordered are not sold again
+
+
+def test_a_stock_change_is_applied_to_what_is_left(app, admin_client, admin, make_user):
+    rid = make_reward(cost=200, stock=5, name="Hoodie")
+    opened = reward_edit_form(admin_client, rid)
+    _orders(make_user, rid, 3)
+    assert edit_reward(admin_client, rid, _edit(stock="8"), opened=opened).status_code == 302  # 3 more arrived
+    assert _stock(rid) == 5
+    (event,) = [e for e in _audits("reward.update")]
+    assert (event.details["stock_seen"], event.details["stock_entered"], event.details["stock"]) == (5, 8, 5)
+
+
+def test_a_stock_change_that_would_go_below_zero_is_refused(app, admin_client, make_user):
+    rid = make_reward(cost=200, stock=5, name="Hoodie")
+    opened = reward_edit_form(admin_client, rid)
+    _orders(make_user, rid, 3)
+    resp = edit_reward(admin_client, rid, _edit(name="Renamed", stock="1"), opened=opened)  # 2 left, minus 4
+    assert resp.status_code == 409
+    assert "The stock changed since you opened this form (it is now 2)." in page_text(resp)
+    r = reload(Reward, rid)
+    assert (r.name, r.stock) == ("Hoodie", 2)  # nothing saved
+    # A freshly opened form works.
+    assert edit_reward(admin_client, rid, _edit(name="Renamed", stock="0")).status_code == 302
+    r = reload(Reward, rid)
+    assert (r.name, r.stock) == ("Renamed", 0)
+
+
+def test_unlimited_and_limited_stock_edits(app, admin_client, make_user):
+    rid = make_reward(cost=200, stock=None, name="Sticker")
+    opened = reward_edit_form(admin_client, rid)
+    assert opened["stock_seen"] == "none"
+    _orders(make_user, rid, 2)  # unlimited: nothing is taken
+    assert edit_reward(admin_client, rid, _edit(stock="10"), opened=opened).status_code == 302
+    assert _stock(rid) == 10
+    assert edit_reward(admin_client, rid, _edit(stock="")).status_code == 302
+    assert _stock(rid) is None
+    # Someone else limited it meanwhile: this form's "from unlimited to 3" is refused, not applied blindly.
+    opened = reward_edit_form(admin_client, rid)
+    assert edit_reward(admin_client, rid, _edit(stock="7")).status_code == 302
+    resp = edit_reward(admin_client, rid, _edit(stock="3"), opened=opened)
+    assert resp.status_code == 409 and "it is now 7" in page_text(resp)
+    assert _stock(rid) == 7
+
+
+def test_an_edit_form_without_the_stock_it_was_opened_with_is_refused(app, admin_client):
+    rid = make_reward(cost=200, stock=5, name="Hoodie")
+    for seen in (None, "", "lots", "-1"):
+        data = {"csrf_token": reward_edit_form(admin_client, rid)["csrf_token"], **_edit(name="Changed", stock="9")}
+        if seen is not None:
+            data["stock_seen"] = seen
+        resp = admin_client.post(f"/admin/rewards/{rid}", data=data)
+        assert resp.status_code == 422 and "This form is out of date; reload the page." in page_text(resp), seen
+    r = reload(Reward, rid)
+    assert (r.name, r.stock) == ("Hoodie", 5)
+
+
+def test_stock_edit_service_never_goes_below_zero(app, admin):
+    rid = make_reward(cost=10, stock=1, name="Pin")
+    r = db.session.get(Reward, rid)
+    data = rewards.RewardInput(name="Pin", description="", points_cost=10, stock=0, per_advocate_limit=None)
+    with pytest.raises(rewards.StockChanged):
+        rewards.update_reward(db.session, r, data, admin.id, stock_seen=3)  # 1 - 3 < 0
+    db.session.rollback()
+    assert _stock(rid) == 1

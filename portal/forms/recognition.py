@@ -27,6 +27,27 @@ class RewardForm(FlaskForm):
     submit = SubmitField("Save reward")
 
 
+class RewardEditForm(RewardForm):
+    # The stock the form was drawn with ("none": unlimited). Orders placed while the form is open change
+    # the stock; saving applies the admin's change to today's stock instead of writing back the old number.
+    stock_seen = HiddenField(validators=[DataRequired(), Regexp(r"^(\d{1,7}|none)$")])
+
+    @staticmethod
+    def encode_stock(stock: int | None) -> str:
+        return "none" if stock is None else str(stock)
+
+    @property
+    def seen_stock(self) -> int | None:
+        return None if self.stock_seen.data == "none" else int(self.stock_seen.data)
+
+
+class ActivityTypePointsForm(FlaskForm):
+    default_points = IntegerField("Default points", validators=[InputRequired(), NumberRange(0, 100_000)],
+                                  description="Credited when an activity of this type is completed, unless the "
+                                              "opportunity sets its own points. 0 to 100,000.")
+    submit = SubmitField("Save")
+
+
 class FulfilForm(FlaskForm):
     note = StringField("Note to the advocate (e.g. tracking number)", validators=[Optional(), Length(max=500)])
     submit = SubmitField("Mark fulfilled")

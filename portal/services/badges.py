@@ -1,6 +1,7 @@
 """Badges: rules are data (Badge.rule), evaluated by a small set of metrics; each badge is earned once.
 
-rule = {"metric": "activities", "activity_type": "review" | None, "count": 5}
+rule = {"metric": "activities", "activity_type": "review" | None, "count": 5,
+        "statuses": ["completed"] (the default) | ["approved", "completed"]}
        {"metric": "tenure_days", "count": 365}
        {"metric": "referrals", "count": 3}
        {"metric": "manual"}                       (granted by admins only)
@@ -11,22 +12,31 @@ from datetime import timedelta
 
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import aliased
 
-from portal.models import (ActivityType, Badge, EntryKind, EntrySource, PointsEntry, Role, Status, User, UserBadge,
-                           utcnow)
+from portal.models import (ActivityType, AdvocateProfile, Badge, EntryKind, EntrySource, Opportunity, Participation,
+                           ParticipationStatus, PointsEntry, Role, Status, User, UserBadge, utcnow)
 from portal.services import audit
 from portal.services.errors import Conflict, DomainError, NotFound
 
 
 def _activities(session, user: User, rule: dict) -> int:
-    """Completed activities: earned participation entries not reversed, optionally of one type."""
-    reversed_ids = select(PointsEntry.reverses_id).where(PointsEntry.reverses_id.is_not(None))
-    q = select(func.count()).select_from(PointsEntry).where(
-        PointsEntry.user_id == user.id, PointsEntry.source == EntrySource.PARTICIPATION,
-        PointsEntry.kind == EntryKind.EARNED, PointsEntry.id.not_in(reversed_ids))
+    """Activities done: the advocate's participations in the rule's statuses (completed by default),
+    optionally of one activity type. Counted from the participations themselves, not the ledger, so a
+    0-point activity counts too; a completion whose points were reversed (work withdrawn) does not.
+    ``"statuses": ["approved", "completed"]`` counts a place as soon as it is approved (board members)."""
+    statuses = [ParticipationStatus(s) for s in rule.get("statuses") or ["completed"]]
+    earned = aliased(PointsEntry)
+    reversal = aliased(PointsEntry)
+    reversed_completion = (select(earned.id).join(reversal, reversal.reverses_id == earned.id)
+                           .where(earned.source == EntrySource.PARTICIPATION, earned.kind == EntryKind.EARNED,
+                                  earned.source_id == Participation.id).exists())
+    q = (select(func.count()).select_from(Participation)
+         .join(Opportunity, Opportunity.id == Participation.opportunity_id)
+         .where(Participation.user_id == user.id, Participation.status.in_(statuses), ~reversed_completion))
     key = rule.get("activity_type")
     if key:
-        q = q.join(ActivityType, ActivityType.id == PointsEntry.activity_type_id).where(ActivityType.key == key)
+        q = q.join(ActivityType, ActivityType.id == Opportunity.activity_type_id).where(ActivityType.key == key)
     return session.scalar(q) or 0
 
 
@@ -73,13 +83,22 @@ def evaluate(session, user_id: int) -> list[Badge]:
             continue
         if metric(session, user, badge.rule) >= int(badge.rule.get("count", 1)) and _grant(session, user_id, badge):
             new.append(badge)
-    if new:
+    if new and _wants_news(session, user_id):
         from portal.services.outbox import external_url, queue_email
+        from portal.services.subscriptions import list_unsubscribe_headers, unsubscribe_url
 
+        unsubscribe = unsubscribe_url(user, "news")
         queue_email(session, to=user.email, subject=f"You earned a badge: {new[0].name}", template="badge_earned",
                     user_id=user.id, name=user.name, badges=[(b.icon, b.name, b.description) for b in new],
-                    url=external_url("recognition.badges_page"))
+                    url=external_url("recognition.badges_page"), unsubscribe_url=unsubscribe,
+                    headers=list_unsubscribe_headers(unsubscribe))
     return new
+
+
+def _wants_news(session, user_id: int) -> bool:
+    """Badge emails fall under "Program news and recognition" (notify_news; on unless switched off)."""
+    wanted = session.scalar(select(AdvocateProfile.notify_news).where(AdvocateProfile.user_id == user_id))
+    return wanted is None or bool(wanted)
 
 
 def evaluate_all(session) -> int:
@@ -110,8 +129,9 @@ DEFAULT_BADGES = [
     ("first-activity", "First step", "Completed your first activity", "👣", {"metric": "activities", "count": 1}),
     ("five-reviews", "Reviewer", "Wrote five peer reviews", "✍️",
      {"metric": "activities", "activity_type": "review", "count": 5}),
+    # A member from approval on, not only once a term is completed (migration 0007 sets existing rows).
     ("board-member", "Advisory board member", "Served on the customer advisory board", "🏛️",
-     {"metric": "activities", "activity_type": "advisory_board", "count": 1}),
+     {"metric": "activities", "activity_type": "advisory_board", "statuses": ["approved", "completed"], "count": 1}),
     ("one-year", "One year strong", "One year as an advocate", "🎂", {"metric": "tenure_days", "count": 365}),
     ("three-referrals", "Connector", "Three colleagues joined through you", "🤝", {"metric": "referrals", "count": 3}),
     ("champion", "Champion", "Granted by the program team for outstanding advocacy", "🏆", {"metric": "manual"}),

@@ -4,7 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
-from sqlalchemy import and_, func, or_, select
+from sqlalchemy import and_, case, func, or_, select
 
 from portal.models import AdvocateProfile, PointsEntry, Role, Status, User, utcnow
 
@@ -40,9 +40,18 @@ def ranking(session, period: str = "all", viewer_id: int | None = None, top: int
         conds.append(PointsEntry.created_at >= start)
     if now is not None:
         conds.append(PointsEntry.created_at <= now)
-    totals = (select(PointsEntry.user_id.label("user_id"), func.sum(PointsEntry.amount).label("points"),
-                     func.max(PointsEntry.created_at).label("reached_at"))
-              .where(*conds).group_by(PointsEntry.user_id).subquery())
+    # "Reached at": the earliest moment the running sum (in the order entries were written) reached the
+    # period's final total. Not the latest entry: +50 and its reversal later must not push an advocate
+    # behind someone who reached the same score after them.
+    running = (select(PointsEntry.user_id, PointsEntry.created_at,
+                      func.sum(PointsEntry.amount).over(
+                          partition_by=PointsEntry.user_id, order_by=(PointsEntry.created_at, PointsEntry.id),
+                          rows=(None, 0)).label("running"),
+                      func.sum(PointsEntry.amount).over(partition_by=PointsEntry.user_id).label("total"))
+               .where(*conds).subquery())
+    totals = (select(running.c.user_id.label("user_id"), func.max(running.c.total).label("points"),
+                     func.min(case((running.c.running >= running.c.total, running.c.created_at))).label("reached_at"))
+              .group_by(running.c.user_id).subquery())
     ranked = (select(totals.c.user_id, totals.c.points, User.name, User.company,
                      func.row_number().over(order_by=(totals.c.points.desc(), totals.c.reached_at.asc(),
                                                       totals.c.user_id.asc())).label("rank"))

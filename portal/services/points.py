@@ -15,7 +15,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 
-from portal.models import EntryKind, EntrySource, PointsBalance, PointsEntry, User, utcnow
+from portal.models import ActivityType, EntryKind, EntrySource, PointsBalance, PointsEntry, User, utcnow
 from portal.services import audit
 from portal.services.errors import Conflict, DomainError, NotFound
 
@@ -113,8 +113,13 @@ def reverse(session, entry_id: int, *, reason: str, actor_id: int | None = None)
         idempotency_key=f"reverse:{original.id}", reverses_id=original.id))
 
 
-def adjust(session, user: User, amount: int, reason: str, actor_id: int, key: str) -> PointsEntry:
-    """An admin's manual adjustment: a reason is required and the action is audit-logged."""
+def adjust(session, user: User, amount: int, reason: str, actor_id: int, key: str) -> tuple[PointsEntry, bool]:
+    """An admin's manual adjustment: a reason is required and the action is audit-logged.
+
+    Returns (entry, created). The key comes from the rendered form: the same form sent twice (a double
+    click, a retry) records one adjustment; the same form sent again for another advocate, amount or
+    reason would silently record nothing, so that is refused with a Conflict.
+    """
     reason = (reason or "").strip()
     if not reason:
         raise DomainError("Give a reason for the adjustment.")
@@ -124,7 +129,31 @@ def adjust(session, user: User, amount: int, reason: str, actor_id: int, key: st
                            actor_id=actor_id, kind=EntryKind.ADJUSTED)
     if created:
         audit.record(session, "points.adjust", actor_id, user, amount=amount, reason=reason, entry_id=entry.id)
-    return entry
+    elif (entry.user_id, entry.amount, entry.reason, entry.kind) != (user.id, amount, reason[:255], EntryKind.ADJUSTED):
+        raise Conflict("This form was already used for another adjustment; reload the page and enter it again.")
+    return entry, created
+
+
+# --- default points per activity type -------------------------------------------------------------------------
+
+MAX_DEFAULT_POINTS = 100_000
+
+
+def activity_types(session) -> list[ActivityType]:
+    return list(session.scalars(select(ActivityType).order_by(ActivityType.position, ActivityType.name)))
+
+
+def set_default_points(session, activity_type: ActivityType, value: int, actor_id: int) -> ActivityType:
+    """What completing an activity of this type credits, unless the opportunity sets its own points.
+    Read when an activity is completed, so it applies to opportunities that do not override it."""
+    if value is None or not 0 <= value <= MAX_DEFAULT_POINTS:
+        raise DomainError(f"Default points must be a whole number from 0 to {MAX_DEFAULT_POINTS:,}.")
+    before = activity_type.default_points
+    if before != value:
+        activity_type.default_points = value
+        audit.record(session, "activity_type.default_points", actor_id, activity_type, key=activity_type.key,
+                     before=before, after=value)
+    return activity_type
 
 
 # --- reading ---------------------------------------------------------------------------------------------------

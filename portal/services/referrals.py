@@ -10,6 +10,9 @@ from portal.services import points
 from portal.services.outbox import external_url
 
 
+REFERRAL_REASON = "Referral of a colleague who joined"
+
+
 def _serializer() -> URLSafeSerializer:
     return URLSafeSerializer(current_app.config["SECRET_KEY"], salt="portal.referral")
 
@@ -37,14 +40,16 @@ def credit_referral(session, referred: User) -> bool:
     if referrer is None or referrer.role != Role.ADVOCATE or referrer.status != Status.ACTIVE:
         return False
     amount = int(current_app.config.get("POINTS_REFERRAL", 250))
+    # The ledger keeps its rows forever, also after the colleague erases their account: no name in it.
+    # Pages show the name while the account exists (PointsEntry.display_reason).
     _, created = points.award(session, referrer.id, amount, key=f"referral:{referred.id}",
-                              reason=f"Referral: {referred.name} joined", source=EntrySource.REFERRAL,
-                              source_id=referred.id)
+                              reason=REFERRAL_REASON, source=EntrySource.REFERRAL, source_id=referred.id)
     return created
 
 
 def referrals_of(session, user_id: int) -> list[User]:
-    return list(session.scalars(select(User).where(User.referred_by_id == user_id).order_by(User.created_at.desc())))
+    return list(session.scalars(select(User).where(User.referred_by_id == user_id, User.status != Status.DELETED)
+                                .order_by(User.created_at.desc())))
 
 
 def credited_ids(session, user_id: int) -> set[int]:

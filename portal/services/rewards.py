@@ -53,13 +53,51 @@ def create_reward(session, data: RewardInput, actor_id: int) -> Reward:
     return reward
 
 
-def update_reward(session, reward: Reward, data: RewardInput, actor_id: int) -> Reward:
+MAX_STOCK = 1_000_000
+
+
+class StockChanged(Conflict):
+    pass
+
+
+def _apply_stock(session, reward: Reward, seen: int | None, wanted: int | None) -> None:
+    """Apply the admin's stock change to the stock as it is now, in one conditional UPDATE.
+
+    ``seen`` is the stock the form was drawn with. Orders placed while the form was open took stock;
+    writing ``wanted`` back as an absolute number would hand that stock out again. So a change from
+    5 to 8 adds 3 to whatever is left; an unchanged field changes nothing; the result is never below
+    zero (refused instead).
+    """
+    if wanted == seen:
+        return
+    q = update(Reward).where(Reward.id == reward.id)
+    if wanted is None:  # unlimited from now on
+        q = q.values(stock=None)
+    elif seen is None:  # it was unlimited: nothing was taken from it, set the number (unless someone else did)
+        q = q.where(Reward.stock.is_(None)).values(stock=wanted)
+    else:
+        delta = wanted - seen
+        q = q.where(Reward.stock.is_not(None), Reward.stock + delta >= 0, Reward.stock + delta <= MAX_STOCK
+                    ).values(stock=Reward.stock + delta)
+    if session.execute(q).rowcount != 1:
+        now = session.scalar(select(Reward.stock).where(Reward.id == reward.id))
+        now_text = "unlimited" if now is None else f"{now:,}"
+        raise StockChanged(f"The stock changed since you opened this form (it is now {now_text}). "
+                           "Reload the page and enter the stock again.")
+    session.refresh(reward, ["stock"])
+
+
+def update_reward(session, reward: Reward, data: RewardInput, actor_id: int, *, stock_seen: int | None) -> Reward:
+    """Save the edit form. ``stock_seen`` is the stock the form showed when it was opened (see _apply_stock)."""
     _validate(data)
+    before = reward.stock
+    _apply_stock(session, reward, stock_seen, data.stock)
     reward.name, reward.description = data.name.strip()[:120], data.description.strip()
-    reward.points_cost, reward.stock = data.points_cost, data.stock
+    reward.points_cost = data.points_cost
     reward.per_advocate_limit, reward.active = data.per_advocate_limit, data.active
     audit.record(session, "reward.update", actor_id, reward, name=reward.name, cost=reward.points_cost,
-                 stock=reward.stock, active=reward.active)
+                 stock=reward.stock, stock_before=before, stock_seen=stock_seen, stock_entered=data.stock,
+                 active=reward.active)
     return reward
 
 
