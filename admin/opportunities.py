@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from math import ceil
 
 from flask import abort, flash, redirect, render_template, request, url_for
 from flask_login import current_user
@@ -10,7 +11,7 @@ from sqlalchemy import func, select
 from admin.views import bp
 from portal.extensions import db
 from portal.forms.auth import ConfirmForm
-from portal.forms.opportunities import DecisionForm, FatiguePolicyForm, OpportunityForm, StatusForm
+from portal.forms.opportunities import AddAdvocateForm, DecisionForm, FatiguePolicyForm, OpportunityForm, StatusForm
 from portal.models import (ActivityType, Industry, Opportunity, OpportunityStatus, Participation, ParticipationStatus,
                            Product, Region, Role, SizeBand, Status, User, utcnow)
 from portal.services import fatigue, opportunities, participation, profiles, reference
@@ -126,15 +127,66 @@ def opportunity_detail(opp_id):
     status_of = fatigue.statuses(db.session, [p.user_id for p in people])
     return render_template("admin/opportunity.html", opp=opp, people=people, status_of=status_of,
                            decision_form=DecisionForm(), confirm_form=ConfirmForm(), status_form=StatusForm(),
+                           add_form=AddAdvocateForm(),
                            transitions=sorted(s.value for s in opportunities.TRANSITIONS[opp.status]))
+
+
+def _flash_errors(form) -> None:
+    """A refused small form on the opportunity page: its errors as messages (a bad CSRF token stays a 400)."""
+    if "csrf_token" in form.errors:
+        abort(400)
+    for name, errors in form.errors.items():
+        label = getattr(form, name).label.text
+        for error in errors:
+            flash(f"{label}: {error}", "error")
+
+
+def _find_advocate(value: str) -> User | None:
+    from portal.routing import MAX_ID
+
+    value = (value or "").strip()
+    if value.isdigit():
+        user = db.session.get(User, int(value)) if 0 < int(value) <= MAX_ID else None
+    else:
+        user = db.session.scalar(select(User).where(func.lower(User.email) == value.lower()))
+    return user if user is not None and user.role == Role.ADVOCATE else None
+
+
+@bp.route("/opportunities/<int:opp_id>/add", methods=["POST"])
+def opportunity_add_advocate(opp_id):
+    opp = db.get_or_404(Opportunity, opp_id)
+    form = AddAdvocateForm()
+    back = redirect(url_for("admin.opportunity_detail", opp_id=opp.id))
+    if not form.validate_on_submit():
+        _flash_errors(form)
+        return back
+    who = _find_advocate(form.advocate.data)
+    if who is None:
+        flash("No advocate has that email address or id.", "error")
+        return back
+    name = who.name
+    try:
+        participation.add_by_admin(db.session, opp.id, who.id, current_user, form.override_reason.data,
+                                   form.message.data or "")
+    except participation.FatigueBlocked as err:
+        db.session.rollback()
+        flash(f"Not added: {err.message} To add {name} anyway, give an override reason.", "error")
+    except DomainError as err:
+        db.session.rollback()
+        flash(err.message, "error")
+    else:
+        db.session.commit()
+        flash(f"{name} is in; they have been emailed.", "success")
+    return back
 
 
 def _decide(action, participation_id):
     form = DecisionForm()
-    if not form.validate_on_submit():
-        abort(400)
     p = db.get_or_404(Participation, participation_id)
     opp_id = p.opportunity_id
+    if not form.validate_on_submit():
+        _flash_errors(form)
+        return redirect(url_for("admin.opportunity_detail", opp_id=opp_id))
     try:
         if action == "approve":
             participation.approve(db.session, p.id, current_user, form.message.data or "", form.override_reason.data)
@@ -176,8 +228,9 @@ def boards():
         rosters[opp.id] = [p for p in opportunities.participants(db.session, opp.id)
                            if p.status in (ParticipationStatus.APPROVED, ParticipationStatus.COMPLETED)]
     renewal_cutoff = today + timedelta(days=60)
+    status_of = fatigue.statuses(db.session, [p.user_id for roster in rosters.values() for p in roster])
     return render_template("admin/boards.html", boards=board_opps, rosters=rosters, today=today,
-                           renewal_cutoff=renewal_cutoff)
+                           renewal_cutoff=renewal_cutoff, status_of=status_of)
 
 
 @bp.route("/settings", methods=["GET", "POST"])
@@ -199,13 +252,29 @@ def settings():
     return render_template("admin/settings.html", form=form), 422 if request.method == "POST" else 200
 
 
+ADVOCATES_PER_PAGE = 50
+
+
 @bp.route("/advocates")
 def advocates():
     status = request.args.get("fatigue") or ""
-    users = list(db.session.scalars(select(User).where(User.role == Role.ADVOCATE, User.status == Status.ACTIVE)
-                                    .order_by(User.name).limit(1000)))
-    status_of = fatigue.statuses(db.session, [u.id for u in users])
-    if status in fatigue.STATUS_LABELS:
-        users = [u for u in users if status_of[u.id].key == status]
+    if status not in fatigue.STATUS_LABELS:
+        status = ""
+    page = max(request.args.get("page", 1, type=int) or 1, 1)
+    active = (User.role == Role.ADVOCATE, User.status == Status.ACTIVE)
+    if status:
+        # The status is computed by the rules, not stored: every active advocate is checked (in
+        # chunks, a fixed number of queries each), and only the page's rows are loaded.
+        ids = fatigue.ids_with_status(db.session, status, select(User.id).where(*active).order_by(User.name, User.id))
+        total = len(ids)
+        ids = ids[(page - 1) * ADVOCATES_PER_PAGE:page * ADVOCATES_PER_PAGE]
+    else:
+        total = db.session.scalar(select(func.count()).select_from(User).where(*active)) or 0
+        ids = list(db.session.scalars(select(User.id).where(*active).order_by(User.name, User.id)
+                                      .offset((page - 1) * ADVOCATES_PER_PAGE).limit(ADVOCATES_PER_PAGE)))
+    by_id = {u.id: u for u in db.session.scalars(select(User).where(User.id.in_(ids)))} if ids else {}
+    users = [by_id[i] for i in ids if i in by_id]
+    status_of = fatigue.statuses(db.session, ids)
+    pages = max(ceil(total / ADVOCATES_PER_PAGE), 1)
     return render_template("admin/advocates.html", users=users, status_of=status_of, status=status,
-                           labels=fatigue.STATUS_LABELS)
+                           labels=fatigue.STATUS_LABELS, page=page, pages=pages, total=total)

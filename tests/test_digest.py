@@ -177,3 +177,54 @@ def test_an_invalid_period_is_rejected(app, runner, mailbox, people, args, messa
     result = runner.invoke(args=args)
     assert result.exit_code == 2 and message in result.output
     assert deliveries() == [] and mailbox.messages == []
+
+
+def test_after_a_gap_of_weeks_the_digest_covers_the_whole_gap_since_the_last_one(app, runner, mailbox, people):
+    with time_machine.travel(T0):
+        make_opp("speaking", title="Before the first digest", opened_at=T0 - timedelta(days=1))
+        run(runner, "weekly")
+    assert "Before the first digest" in mailbox.last("weekly@example.com").text
+    make_opp("speaking", title="Right after it", opened_at=T0 + timedelta(hours=1))
+    make_opp("review", title="Two weeks in", opened_at=T0 + timedelta(days=14))
+    # three weeks without a digest (the cron was down): everything since the last one, not just 7 days
+    with time_machine.travel(T0 + timedelta(days=21)):
+        make_opp("speaking", title="Yesterday", opened_at=T0 + timedelta(days=20))
+        assert "1 digest(s) queued" in run(runner, "weekly")
+    second = mailbox.wait_for("weekly@example.com", 2)[-1]
+    assert second.subject == "3 new opportunities for you"
+    for title in ("Right after it", "Two weeks in", "Yesterday"):
+        assert title in second.text
+    assert "Before the first digest" not in second.text
+    assert [d[2] for d in deliveries()] == ["2031-W10", "2031-W13"]
+
+
+def test_an_advocate_at_their_own_limit_gets_no_digest(app, runner, mailbox, people):
+    asked = make_opp("speaking", title="Asked already", opened_at=T0 - timedelta(days=30))
+    db.session.add(Participation(opportunity_id=asked, user_id=people["weekly"], status=ParticipationStatus.REQUESTED,
+                                 requested_at=T0 - timedelta(days=1)))
+    db.session.query(AdvocateProfile).filter_by(user_id=people["weekly"]).update({"max_asks_per_month": 1})
+    db.session.commit()
+    with time_machine.travel(T0):
+        make_opp("speaking", title="Would be refused", opened_at=T0 - timedelta(days=1))
+        output = run(runner, "weekly")
+    assert "0 digest(s) queued" in output
+    assert mailbox.to("weekly@example.com") == []
+
+
+def test_the_digest_leaves_out_what_a_program_rule_would_refuse(app, runner, mailbox, people):
+    from datetime import date
+
+    with time_machine.travel(T0):
+        for i in range(4):  # four talks in late April: nothing more within 90 days of them
+            oid = make_opp("speaking", title=f"Talk {i}", event_date=date(2031, 4, 20 + i),
+                           opened_at=T0 - timedelta(days=60))
+            db.session.add(Participation(opportunity_id=oid, user_id=people["weekly"],
+                                         status=ParticipationStatus.APPROVED, holds_seat=True,
+                                         requested_at=T0 - timedelta(days=40), engaged_at=T0 - timedelta(days=40)))
+        db.session.commit()
+        make_opp("speaking", title="Also in April", event_date=date(2031, 4, 28), opened_at=T0 - timedelta(days=1))
+        make_opp("review", title="A review in September", event_date=date(2031, 9, 1), opened_at=T0 - timedelta(days=1))
+        run(runner, "weekly")
+    mail = mailbox.last("weekly@example.com")
+    assert mail.subject == "1 new opportunity for you"
+    assert "A review in September" in mail.text and "Also in April" not in mail.text

@@ -2,6 +2,7 @@
 empty dimension means everyone), opted-in activity types, seats, deadlines, pause and blackouts,
 best fits first with the reason, the type filter, and a direct request for an ineligible
 opportunity refused with a message."""
+import re
 from datetime import date, datetime, timedelta, timezone
 
 import pytest
@@ -259,3 +260,87 @@ def test_requests_for_drafts_and_unknown_opportunities(app, make_user, staff_cli
     assert staff_client.get("/opportunities").status_code == 403
     assert post_form(staff_client, f"/opportunities/{draft}/request", {}, page="/dashboard").status_code == 403
     assert db.session.query(Participation).count() == 0
+
+
+# --- the advocate's own limits and the program's, told before the click -------------------------------------------
+
+
+def test_an_advocate_at_their_own_limit_is_told_before_the_click(app, make_user):
+    from portal.services import participation
+
+    adv = make_advocate(make_user, "full@example.com", name="Fay Full", max_asks_per_month=1)
+    asked = make_opp(title="Already asked", capacity=5)
+    participation.request(db.session, user(adv), asked)
+    db.session.commit()
+    talk = make_opp(title="Keynote", capacity=5)
+    make_opp("review", title="G2 review")
+    assert titles(adv) == []  # nothing the advocate could say "I'm in" to now
+    c = client_for(app, adv)
+    said = "You asked for at most one ask a month and have one this month."
+    page = text_of(c.get("/opportunities"))
+    assert f"Not now: {said}" in page and page.count(said) == 1  # said once, not on every card
+    assert "Keynote" in page and "G2 review" in page and "Fay Full" not in page
+    body = c.get(f"/opportunities/{talk}").get_data(as_text=True)
+    assert said in text_of(body)
+    assert f"/opportunities/{talk}/request" not in body and "I&#39;m in</button>" not in body
+    assert "Keynote" not in text_of(c.get("/dashboard"))  # not recommended either
+    # next month the limit allows it again
+    with time_machine.travel(datetime.now(timezone.utc) + timedelta(days=32), tick=False):
+        assert set(titles(adv)) == {"Keynote", "G2 review"}
+
+
+def test_a_rule_for_one_opportunity_shows_on_its_card_only(app, make_user):
+    from portal.models import ParticipationStatus, utcnow
+
+    adv = make_advocate(make_user, "caller@example.com", name="Rey Ref")
+    past = make_opp("reference_call", title="Last week's call")
+    then = utcnow() - timedelta(days=7)
+    db.session.add(Participation(opportunity_id=past, user_id=adv, status=ParticipationStatus.COMPLETED,
+                                 requested_at=then, engaged_at=then))
+    db.session.commit()
+    call = make_opp("reference_call", title="Bank call")
+    make_opp("speaking", title="A talk")
+    assert titles(adv) == ["A talk"]
+    c = client_for(app, adv)
+    body = c.get("/opportunities").get_data(as_text=True)
+    cards = {t: text_of(card) for card in re.findall(r'<article class="card opp-card">.*?</article>', body, flags=re.S)
+             for t in ("Bank call", "A talk") if t in card}
+    last = then.strftime("%d %b %Y").lstrip("0")
+    assert cards["Bank call"].count("Not now") == 1
+    assert (f"The program keeps at least 30 days between reference calls, and your last one was on {last}."
+            in cards["Bank call"])
+    assert "Not now" not in cards["A talk"]
+    assert body.index("A talk") < body.index("Bank call")  # what can be taken now first
+    assert "Not now:" not in text_of(body)  # no banner: the rule is about one opportunity
+    detail = c.get(f"/opportunities/{call}").get_data(as_text=True)
+    assert f"your last one was on {last}" in detail and f"/opportunities/{call}/request" not in detail
+
+
+def test_the_feed_reads_the_fatigue_facts_once_per_advocate(app, make_user):
+    """The number of queries does not grow with the number of open opportunities."""
+    from sqlalchemy import event
+
+    adv = make_advocate(make_user, "count@example.com", max_asks_per_month=5, max_asks_per_quarter=9,
+                        blackouts=[(date.today() + timedelta(days=50), date.today() + timedelta(days=51))])
+    for i in range(2):
+        make_opp("reference_call", title=f"Call {i}", event_date=date.today() + timedelta(days=i + 3))
+
+    def queries():
+        seen = []
+
+        def count(*_args):
+            seen.append(1)
+
+        u = user(adv)
+        event.listen(db.engine, "before_cursor_execute", count)
+        try:
+            assert len(opportunities.feed(db.session, u)) > 0
+        finally:
+            event.remove(db.engine, "before_cursor_execute", count)
+        return len(seen)
+
+    few = queries()
+    for i in range(10):
+        make_opp("reference_call" if i % 2 else "speaking", title=f"More {i}",
+                 event_date=date.today() + timedelta(days=i + 10))
+    assert queries() == few

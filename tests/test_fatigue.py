@@ -36,11 +36,16 @@ def ask(user_id, oid):
 
 
 def refused(user_id, oid) -> str:
+    """The refusal of the advocate's request, in the admins' words (third person)."""
+    return " ".join(refusal(user_id, oid).reasons)
+
+
+def refusal(user_id, oid) -> participation.FatigueBlocked:
     with pytest.raises(participation.FatigueBlocked) as err:
         participation.request(db.session, user(user_id), oid)
     db.session.rollback()
     assert participation_of(user_id, oid) is None
-    return err.value.message
+    return err.value
 
 
 def row_for(body: str, needle: str) -> str:
@@ -113,17 +118,22 @@ def test_fifth_engagement_in_90_days_refused_until_the_oldest_is_90_days_old(app
             assert ask(adv, firsts[i]).status == ParticipationStatus.APPROVED
     fifth = make_opp(title="Fifth talk", mode=SelectionMode.FIRST_COME)
 
-    with time_machine.travel(T0 + timedelta(days=89, hours=23), tick=False):
+    # Engagements count on their day (here: the approval day, the talks have no date): the last
+    # minute of day 89 after the oldest is still inside its 90 days, the first minute of day 90 is not.
+    with time_machine.travel(datetime(2031, 5, 31, 23, 59, tzinfo=timezone.utc), tick=False):
+        assert (T0 + timedelta(days=89)).date() == date(2031, 5, 31)
         assert refused(adv, fifth) == "The program allows at most 4 engagements in 90 days; Bea Busy has 4."
-        # through the page, in plain words
         c = client_for(app, adv)
         resp = post_form(c, f"/opportunities/{fifth}/request", {}, page=f"/opportunities/{fifth}",
                          follow_redirects=True)
-        assert "The program allows at most 4 engagements in 90 days; Bea Busy has 4." in text_of(resp)
+        # through the page, told to the advocate (second person)
+        assert ("The program asks nobody to take part more than 4 times in 90 days, and you already have 4 in "
+                "that time.") in text_of(resp)
+        assert "Bea Busy" not in text_of(resp)
         assert participation_of(adv, fifth) is None
         assert reload(Opportunity, fifth).seats_taken == 0
 
-    with time_machine.travel(T0 + timedelta(days=90, minutes=1), tick=False):
+    with time_machine.travel(datetime(2031, 6, 1, 0, 1, tzinfo=timezone.utc), tick=False):
         p = ask(adv, fifth)
         assert p.status == ParticipationStatus.APPROVED
         assert fatigue.check(db.session, user(adv), db.session.get(Opportunity, make_opp(title="Sixth"))) == [
@@ -184,7 +194,7 @@ def test_own_monthly_limit_resets_on_the_first_of_the_month(app, make_user):
     with time_machine.travel(datetime(2031, 1, 31, 23, 58, tzinfo=timezone.utc), tick=False):
         ask(adv, opps[1])
     with time_machine.travel(datetime(2031, 1, 31, 23, 59, 59, tzinfo=timezone.utc), tick=False):
-        assert refused(adv, opps[2]) == "Mo asked for at most 2 ask(s) a month and has 2 this month."
+        assert refused(adv, opps[2]) == "Mo asked for at most two asks a month and has two this month."
     with time_machine.travel(datetime(2031, 2, 1, 0, 0, 1, tzinfo=timezone.utc), tick=False):
         assert ask(adv, opps[2]).status == ParticipationStatus.REQUESTED
         ask(adv, opps[3])
@@ -198,7 +208,7 @@ def test_own_quarterly_limit_resets_on_the_first_of_the_quarter(app, make_user):
     with time_machine.travel(datetime(2031, 3, 2, 12, tzinfo=timezone.utc), tick=False):
         ask(adv, opps[1])
     with time_machine.travel(datetime(2031, 3, 31, 23, 59, tzinfo=timezone.utc), tick=False):
-        assert refused(adv, opps[2]) == "Quinn asked for at most 2 ask(s) a quarter and has 2 this quarter."
+        assert refused(adv, opps[2]) == "Quinn asked for at most two asks a quarter and has two this quarter."
     with time_machine.travel(datetime(2031, 4, 1, 0, 1, tzinfo=timezone.utc), tick=False):
         assert ask(adv, opps[2]).status == ParticipationStatus.REQUESTED
 
@@ -364,3 +374,225 @@ def test_only_active_advocates_are_listed(app, make_user, admin_client):
     make_user(Role.STAFF, email="staffer@example.com")
     body = admin_client.get("/admin/advocates").get_data(as_text=True)
     assert "listed@example.com" in body and "staffer@example.com" not in body
+
+
+# --- engagements count on the day they happen (not the approval day) ------------------------------------------------
+
+
+def scheduled(user_id, when: date, approved_at: datetime, key="speaking", title=None):
+    """An engagement approved at ``approved_at`` for an event on ``when``."""
+    oid = make_opp(key, title=title or f"{key} on {when}", event_date=when)
+    db.session.add(Participation(opportunity_id=oid, user_id=user_id, status=ParticipationStatus.APPROVED,
+                                 holds_seat=True, requested_at=approved_at, engaged_at=approved_at,
+                                 decided_at=approved_at))
+    db.session.commit()
+    return oid
+
+
+def day(n: int) -> date:
+    return (T0 + timedelta(days=n)).date()
+
+
+def test_reference_calls_5_and_120_days_out_are_both_allowed_though_approved_the_same_day(app, make_user):
+    adv = make_advocate(make_user, "calls@example.com", name="Cal Caller")
+    with time_machine.travel(T0, tick=False):
+        soon = make_opp("reference_call", title="Call in 5 days", event_date=day(5), mode=SelectionMode.FIRST_COME)
+        later = make_opp("reference_call", title="Call in 120 days", event_date=day(120),
+                         mode=SelectionMode.FIRST_COME)
+        assert ask(adv, soon).status == ParticipationStatus.APPROVED
+        assert ask(adv, later).status == ParticipationStatus.APPROVED  # 115 days apart when they happen
+        # a call 20 days before the later one is too close to it (a future call counts too)
+        between = make_opp("reference_call", title="Call in 100 days", event_date=day(100),
+                           mode=SelectionMode.FIRST_COME)
+        assert refused(adv, between) == ("The program keeps at least 30 days between reference calls; "
+                                         "Cal Caller has one on 1 Jul 2031.")
+        assert refusal(adv, between).message == ("The program keeps at least 30 days between reference calls, "
+                                                 "and you have one on 1 Jul 2031.")
+
+
+def test_calls_on_consecutive_days_are_refused_though_approved_30_days_apart(app, make_user, admin_client):
+    adv = make_advocate(make_user, "twodays@example.com", name="Tad Two")
+    with time_machine.travel(T0, tick=False):
+        first = make_opp("reference_call", title="Call on day 40", event_date=day(40), mode=SelectionMode.FIRST_COME)
+        ask(adv, first)
+    nxt = make_opp("reference_call", title="Call on day 41", event_date=day(41), capacity=3)
+    far = make_opp("reference_call", title="Call on day 70", event_date=day(70), capacity=3)
+    with time_machine.travel(T0 + timedelta(days=30), tick=False):
+        assert refused(adv, nxt) == ("The program keeps at least 30 days between reference calls; "
+                                     "Tad Two has one on 12 Apr 2031.")
+        assert ask(adv, far).status == ParticipationStatus.REQUESTED  # 30 days after the first call
+    # and at approval, the same rule from the other side: the day-70 call against a day-41 call
+    with time_machine.travel(T0 + timedelta(days=31), tick=False):
+        db.session.add(Participation(opportunity_id=nxt, user_id=adv, status=ParticipationStatus.COMPLETED,
+                                     requested_at=utcnow(), engaged_at=utcnow()))
+        db.session.commit()
+        p = participation_of(adv, far)
+        reasons = fatigue.check(db.session, user(adv), p.opportunity, counts_as_ask=False,
+                                exclude_participation_id=p.id)
+        assert reasons == ["The program keeps at least 30 days between reference calls; "
+                           "Tad Two has one on 13 Apr 2031."]
+
+
+@pytest.mark.parametrize("event_day,allowed", [(7, True), (150, False), (189, False), (190, True)])
+def test_the_90_days_hold_the_engagements_that_happen_in_them(app, make_user, event_day, allowed):
+    """Four talks approved today happen on days 100-103: a talk next week is fine; one on day 150 or
+    189 shares a 90-day window with all four; from day 190 on, no window holds them all and it."""
+    adv = make_advocate(make_user, "far@example.com", name="Eve Ent")
+    with time_machine.travel(T0, tick=False):
+        for i in range(4):
+            scheduled(adv, day(100 + i), T0)
+        oid = make_opp(title="Another talk", event_date=day(event_day), mode=SelectionMode.FIRST_COME)
+        if allowed:
+            assert ask(adv, oid).status == ParticipationStatus.APPROVED
+        else:
+            when = day(event_day).strftime("%d %b %Y").lstrip("0")
+            assert refused(adv, oid) == (f"The program allows at most 4 engagements in 90 days; Eve Ent has 4 "
+                                         f"in the 90 days around {when}.")
+            assert refusal(adv, oid).message == (
+                f"The program asks nobody to take part more than 4 times in 90 days, and you already have 4 in "
+                f"the 90 days around {when}.")
+
+
+def test_engagements_approved_long_ago_count_when_they_happen(app, make_user):
+    """Approved 120 days ago for events in two weeks: they are this quarter's engagements."""
+    adv = make_advocate(make_user, "early@example.com", name="Ear Ly")
+    with time_machine.travel(T0, tick=False):
+        for i in range(4):
+            scheduled(adv, day(130 + i), T0)
+    with time_machine.travel(T0 + timedelta(days=120), tick=False):
+        talk = make_opp(title="Talk this week", event_date=day(125), mode=SelectionMode.FIRST_COME)
+        assert refused(adv, talk) == ("The program allows at most 4 engagements in 90 days; Ear Ly has 4 in the "
+                                      "90 days around 6 Jul 2031.")
+        assert fatigue.status(db.session, adv).key == "at_limit"
+        assert fatigue.status(db.session, adv).engagements_90d == 4
+
+
+def test_status_counts_engagements_on_their_days(app, make_user):
+    booked_far = make_advocate(make_user, "booked@example.com")
+    with time_machine.travel(T0, tick=False):
+        for i in range(4):  # approved today, all happening in 200 days
+            scheduled(booked_far, day(200 + i), T0)
+        got = fatigue.status(db.session, booked_far)
+        assert (got.key, got.engagements_90d) == ("available", 0)
+    with time_machine.travel(T0 + timedelta(days=180), tick=False):
+        got = fatigue.status(db.session, booked_far)
+        assert (got.key, got.engagements_90d) == ("at_limit", 4)
+
+
+# --- plain words: the advocate is told in the second person, admins in the third ---------------------------------
+
+
+@pytest.mark.parametrize("limit,admin_words,advocate_words", [
+    (1, "Lim asked for at most one ask a month and has one this month.",
+     "You asked for at most one ask a month and have one this month."),
+    (3, "Lim asked for at most three asks a month and has three this month.",
+     "You asked for at most three asks a month and have three this month."),
+    (12, "Lim asked for at most 12 asks a month and has 12 this month.",
+     "You asked for at most 12 asks a month and have 12 this month."),
+])
+def test_own_limits_in_plain_words_for_each_reader(app, make_user, admin_client, limit, admin_words,
+                                                   advocate_words):
+    adv = make_advocate(make_user, "lim@example.com", name="Lim", max_asks_per_month=limit)
+    for i in range(limit):
+        db.session.add(Participation(opportunity_id=make_opp(title=f"Asked {i}", capacity=5), user_id=adv,
+                                     status=ParticipationStatus.REQUESTED, requested_at=utcnow()))
+    db.session.commit()
+    oid = make_opp(title="One too many", capacity=50)
+    assert refused(adv, oid) == admin_words
+    assert refusal(adv, oid).message == advocate_words
+    c = client_for(app, adv)
+    detail = text_of(c.get(f"/opportunities/{oid}"))
+    assert advocate_words in detail and "Lim asked" not in detail
+    resp = post_form(c, f"/opportunities/{oid}/request", {}, page=f"/opportunities/{oid}", follow_redirects=True)
+    assert advocate_words in text_of(resp) and "ask(s)" not in text_of(resp)
+    assert participation_of(adv, oid) is None
+    # the admin adding Lim by hand reads the third person
+    resp = post_form(admin_client, f"/admin/opportunities/{oid}/add", {"advocate": "lim@example.com"},
+                     page=f"/admin/opportunities/{oid}", follow_redirects=True)
+    assert f"Not added: {admin_words}" in text_of(resp)
+
+
+def test_a_limit_of_zero_and_singular_policy_figures(app, make_user, admin):
+    adv = make_advocate(make_user, "zero@example.com", name="Zed", max_asks_per_quarter=0)
+    engaged(adv, utcnow() - timedelta(days=3), key="reference_call")
+    fatigue.set_policy(db.session, {"max_engagements_90d": 1, "reference_call_gap_days": 5}, admin.id)
+    db.session.commit()
+    call = make_opp("reference_call", title="Call", mode=SelectionMode.FIRST_COME)
+    err = refusal(adv, call)
+    today = utcnow() - timedelta(days=3)
+    last = today.strftime("%d %b %Y").lstrip("0")
+    assert list(err.reasons) == ["Zed asked for no asks a quarter.",
+                                 "The program allows at most 1 engagement in 90 days; Zed has 1.",
+                                 f"The program keeps at least 5 days between reference calls; Zed's last one was "
+                                 f"on {last}."]
+    assert err.message == ("You asked for no asks a quarter. The program asks nobody to take part more than 1 time "
+                           "in 90 days, and you already have 1 in that time. The program keeps at least 5 days "
+                           f"between reference calls, and your last one was on {last}.")
+    engaged(adv, utcnow(), key="reference_call", title="A call today")
+    fatigue.set_policy(db.session, {"reference_call_gap_days": 1}, admin.id)
+    db.session.commit()
+    assert "The program keeps at least 1 day between reference calls; Zed's last one was on" in refused(adv, call)
+
+
+# --- the admins' advocate list: pages, and a filter over every advocate ----------------------------------------
+
+
+def test_advocate_list_pages_of_50_and_the_fatigue_filter_covers_all(app, make_user, admin_client):
+    ids = {}
+    for i in range(120):  # every second advocate at their own limit (0 asks a month)
+        ids[i] = make_advocate(make_user, f"adv{i:03d}@example.com", name=f"Adv {i:03d}", types=(),
+                               max_asks_per_month=0 if i % 2 == 0 else None)
+
+    def names(query=""):
+        body = admin_client.get(f"/admin/advocates{query}").get_data(as_text=True)
+        return re.findall(r"(Adv \d{3})<br>", body), text_of(body)
+
+    got, page = names()
+    assert got == [f"Adv {i:03d}" for i in range(50)] and "Page 1 of 3" in page and "120 advocates" in page
+    got, page = names("?page=3")
+    assert got == [f"Adv {i:03d}" for i in range(100, 120)] and "Page 3 of 3" in page
+    got, page = names("?fatigue=at_limit")
+    assert got == [f"Adv {i:03d}" for i in range(0, 100, 2)] and "Page 1 of 2" in page
+    assert "60 advocates at limit" in page
+    got, page = names("?fatigue=at_limit&page=2")
+    assert got == [f"Adv {i:03d}" for i in range(100, 120, 2)] and "Page 2 of 2" in page
+    got, _ = names("?fatigue=under_used")
+    assert got == []
+    got, page = names("?page=99")
+    assert got == [] and "No advocates here." in page
+    assert names("?page=abc")[0][:1] == ["Adv 000"]
+    # the filter is computed over every advocate, in chunks, whatever the chunk size
+    from sqlalchemy import select as sa_select
+
+    q = sa_select(User.id).where(User.role == Role.ADVOCATE).order_by(User.name, User.id)
+    assert fatigue.ids_with_status(db.session, "at_limit", q, chunk=7) == [ids[i] for i in range(0, 120, 2)]
+
+
+# --- a policy change reaches the search index ---------------------------------------------------------------------
+
+
+def test_a_policy_change_queues_every_active_advocate_for_the_index(app, make_user, admin_client, runner):
+    from search.indexing import apply_pending
+    from tests.test_search_sync import find, indexed, pending_rows
+
+    two = make_advocate(make_user, "two@example.com", name="Tess Two")
+    none = make_advocate(make_user, "none@example.com", name="Nell None")
+    suspended = make_advocate(make_user, "gone@example.com", name="Sus Pended")
+    db.session.query(User).filter_by(id=suspended).update({"status": "suspended"})
+    db.session.commit()
+    engaged(two, utcnow() - timedelta(days=5))
+    engaged(two, utcnow() - timedelta(days=4))
+    apply_pending(db.engine)
+    assert pending_rows() == []
+    assert indexed(two)["fatigue"] == "available"
+
+    post_form(admin_client, "/admin/settings", {"max_engagements_90d": "2", "reference_call_gap_days": "30"})
+    queued = {r.doc_id for r in pending_rows() if r.doc_type == "advocates"}
+    assert queued == {two, none}
+    apply_pending(db.engine)  # what the next index writer, or the `flask search sync` cron, does
+    assert indexed(two)["fatigue"] == "at_limit" and indexed(none)["fatigue"] != "at_limit"
+    assert [h.user.id for h in find(fatigue="at_limit", include_unavailable=True).hits] == [two]
+
+    # saving the same policy again changes nothing and queues nothing
+    post_form(admin_client, "/admin/settings", {"max_engagements_90d": "2", "reference_call_gap_days": "30"})
+    assert pending_rows() == []

@@ -68,6 +68,10 @@ def test_points_left_empty_use_the_activity_default(app, admin_client):
     assert o.points is None and o.effective_points == t.default_points == 200
 
 
+SPACES = "The external link cannot contain spaces or control characters (write a space as %20)."
+USERINFO = "The external link cannot contain a user name or password."
+HOST = "The external link needs a valid host name, like https://www.example.com/."
+
 INVALID = [
     ({"title": ""}, "This field is required."),
     ({"title": "   "}, "This field is required."),
@@ -75,7 +79,7 @@ INVALID = [
     ({"capacity": "0"}, "Number must be between 1 and 10000."),
     ({"capacity": "-3"}, "Number must be between 1 and 10000."),
     ({"capacity": "lots"}, "Not a valid integer value."),
-    ({"capacity": "99999999999999999999999"}, "Number must be between 1 and 10000."),
+    ({"capacity": "99999999999999999999999"}, "That number is too large."),
     ({"points": "-1"}, "Number must be between 0 and 100000."),
     ({"activity_type_id": "999999"}, "Not a valid choice."),
     ({"activity_type_id": "speaking"}, "This field is required."),
@@ -96,6 +100,30 @@ INVALID = [
     ({"external_url": "https://"}, "The external link must be an http:// or https:// address."),
     ({"external_url": "http://[::1"}, "The external link must be an http:// or https:// address."),
     ({"external_url": "https://example.com/" + "a" * 600}, "Field cannot be longer than 500 characters."),
+    # whitespace, user names and passwords, host names that cannot exist
+    ({"external_url": "https://ex ample.com/a b"}, SPACES),
+    ({"external_url": "https://example.com/a b"}, SPACES),
+    ({"external_url": "https://example.com/\tx"}, SPACES),
+    ({"external_url": "https://example.com/\u200bx"}, SPACES),
+    ({"external_url": "https://user:secret@example.com/"}, USERINFO),
+    ({"external_url": "https://www.g2.com@evil.example.net/"}, USERINFO),
+    ({"external_url": "https://-bad-.example.com/"}, HOST),
+    ({"external_url": "https://exa_mple.com/"}, HOST),
+    ({"external_url": "https://exa%20mple.com/"}, HOST),
+    ({"external_url": "https://localhost/x"}, HOST),
+    ({"external_url": "https://example./x"}, HOST),
+    ({"external_url": "https://..example.com/"}, HOST),
+    ({"external_url": "https://1.2.3.4.5/"}, HOST),
+    ({"external_url": "https://example.com:99999/"}, HOST),
+    ({"external_url": "https://example.com:port/"}, HOST),
+    ({"external_url": "https://" + "a" * 64 + ".example.com/"}, HOST),
+    # dates that are typos, not plans
+    ({"event_date": "0001-01-01"}, "The event date must be within ten years of today"),
+    ({"event_date": "9999-12-31"}, "The event date must be within ten years of today"),
+    ({"deadline": "0001-01-01"}, "The deadline must be within ten years of today"),
+    ({"deadline": "9999-12-31"}, "The deadline must be within ten years of today"),
+    ({"term_start": "0001-01-01", "term_end": "2027-01-01"}, "The term start must be within ten years of today"),
+    ({"term_start": "2027-01-01", "term_end": "9999-12-31"}, "The term end must be within ten years of today"),
 ]
 
 
@@ -117,6 +145,41 @@ def test_an_advisory_board_needs_a_term(app, admin_client):
                    admin_form(board.id, title="CAB 2027", term_start="2027-01-01", term_end="2027-12-31"))
     assert ok.status_code == 302
     assert (_only_opportunity().term_start, _only_opportunity().term_end) == (date(2027, 1, 1), date(2027, 12, 31))
+
+
+@pytest.mark.parametrize("url", [
+    "https://www.g2.com/products/acme/reviews?utm_source=portal#write",
+    "http://192.0.2.10:8080/form",
+    "https://[2001:db8::1]/x",
+    "https://bücher.example.org/review",
+    "HTTPS://Events.Example.COM/Summit",
+    "https://example.com./trailing-dot",
+    "https://example.com/a%20b",
+])
+def test_valid_external_links_are_kept_as_typed(app, admin_client, url):
+    resp = post_form(admin_client, "/admin/opportunities/new", admin_form(atype("speaking").id, external_url=url))
+    assert resp.status_code == 302, text_of(resp)
+    assert _only_opportunity().external_url == url
+
+
+def test_dates_within_ten_years_and_an_old_saved_date_may_stay(app, admin_client):
+    from portal.models import utcnow
+
+    today = utcnow().date()
+    t = atype("speaking")
+    for days in (3652, -3652):
+        ok = post_form(admin_client, "/admin/opportunities/new",
+                       admin_form(t.id, title=f"In {days} days", event_date=str(today + timedelta(days=days))))
+        assert ok.status_code == 302, text_of(ok)
+    # a date saved before the rule (or by a data import) does not block editing other fields
+    oid = make_opp("speaking", title="Legacy", event_date=date(1999, 5, 1), status=OpportunityStatus.DRAFT)
+    resp = post_form(admin_client, f"/admin/opportunities/{oid}/edit",
+                     admin_form(t.id, title="Legacy, renamed", event_date="1999-05-01"))
+    assert resp.status_code == 302 and reload(Opportunity, oid).title == "Legacy, renamed"
+    resp = post_form(admin_client, f"/admin/opportunities/{oid}/edit",
+                     admin_form(t.id, title="Legacy", event_date="1999-05-02"))
+    assert resp.status_code == 422 and "The event date must be within ten years of today" in text_of(resp)
+    assert reload(Opportunity, oid).event_date == date(1999, 5, 1)
 
 
 # --- edit -----------------------------------------------------------------------------------------------------

@@ -345,3 +345,104 @@ def test_admin_boards_list_only_approved_and_completed_members(app, make_user, a
     assert "Ann Approved" in page and "Cam Completed" in page
     for name in ("Rita Requested", "Dan Declined", "Wes Withdrawn"):
         assert name not in page
+
+
+# --- approval checks the opportunity and the advocate -------------------------------------------------------
+
+
+@pytest.mark.parametrize("opp_status,user_status,message", [
+    ("archived", "suspended", "This opportunity is archived: only open or closed opportunities take participants."),
+    ("archived", "active", "This opportunity is archived: only open or closed opportunities take participants."),
+    ("open", "suspended", "This advocate's account is suspended: only active advocates can be approved."),
+    ("closed", "pending_approval",
+     "This advocate's account is pending approval: only active advocates can be approved."),
+])
+def test_approval_needs_an_open_or_closed_opportunity_and_an_active_advocate(app, make_user, admin_client, mailbox,
+                                                                             opp_status, user_status, message):
+    from portal.models import OpportunityStatus, Status, User
+
+    adv = make_advocate(make_user, "late@example.com", name="Lee Late")
+    oid = make_opp("speaking", title="Old talk", capacity=3)
+    _request(client_for(app, adv), oid)
+    mailbox.clear()
+    db.session.query(Opportunity).filter_by(id=oid).update({"status": OpportunityStatus(opp_status)})
+    db.session.query(User).filter_by(id=adv).update({"status": Status(user_status)})
+    db.session.commit()
+    p = participation_of(adv, oid)
+    resp = _act(admin_client, p.id, "approve", oid, {"override_reason": "even so"}, follow_redirects=True)
+    assert message in text_of(resp)
+    p = participation_of(adv, oid)
+    assert p.status == ParticipationStatus.REQUESTED and not p.holds_seat and p.override_reason is None
+    assert reload(Opportunity, oid).seats_taken == 0
+    assert mailbox.to("late@example.com") == []
+    db.session.rollback()
+    assert db.session.query(AuditEvent).filter_by(action="participation.approve").count() == 0
+
+
+def test_a_closed_opportunity_can_still_approve_and_complete(app, make_user, admin_client):
+    from portal.models import OpportunityStatus
+
+    adv = make_advocate(make_user, "closing@example.com")
+    oid = make_opp("speaking", title="Closing soon", capacity=3)
+    _request(client_for(app, adv), oid)
+    db.session.query(Opportunity).filter_by(id=oid).update({"status": OpportunityStatus.CLOSED})
+    db.session.commit()
+    p = participation_of(adv, oid)
+    _act(admin_client, p.id, "approve", oid)
+    assert participation_of(adv, oid).status == ParticipationStatus.APPROVED
+    # archived after the event: the work was done, completion still credits it
+    db.session.query(Opportunity).filter_by(id=oid).update({"status": OpportunityStatus.ARCHIVED})
+    db.session.commit()
+    _act(admin_client, p.id, "complete", oid)
+    assert participation_of(adv, oid).status == ParticipationStatus.COMPLETED
+
+
+# --- decision forms: too long is a message, not a bare 400 ---------------------------------------------------------
+
+
+@pytest.mark.parametrize("field,limit,label", [
+    ("message", 1000, "Message to the advocate"),
+    ("override_reason", 500, "Override reason (only to approve beyond a fatigue limit)"),
+])
+def test_an_over_long_message_or_reason_is_flashed_not_a_400(app, make_user, admin_client, mailbox, field, limit,
+                                                               label):
+    adv = make_advocate(make_user, "long@example.com")
+    oid = make_opp("speaking", title="Wordy", capacity=3)
+    _request(client_for(app, adv), oid)
+    mailbox.clear()
+    p = participation_of(adv, oid)
+    for action in ("approve", "decline"):
+        if field == "override_reason" and action == "decline":
+            continue
+        resp = _act(admin_client, p.id, action, oid, {field: "x" * (limit + 1)})
+        assert resp.status_code == 302 and resp.headers["Location"].endswith(f"/admin/opportunities/{oid}")
+        page = text_of(admin_client.get(f"/admin/opportunities/{oid}"))
+        assert f"{label}: Field cannot be longer than {limit} characters." in page
+        assert participation_of(adv, oid).status == ParticipationStatus.REQUESTED
+    assert mailbox.to("long@example.com") == []
+    # a missing CSRF token is still a plain 400
+    assert admin_client.post(f"/admin/participations/{p.id}/approve", data={}).status_code == 400
+
+
+def test_board_roster_shows_each_members_fatigue(app, make_user, admin_client):
+    import re
+    from datetime import timedelta as td
+
+    from portal.models import utcnow
+
+    tired = make_advocate(make_user, "tired@example.com", name="Tia Tired")
+    fresh = make_advocate(make_user, "fresh@example.com", name="Finn Fresh")
+    oid = make_opp("advisory_board", title="CAB with fatigue", capacity=5)
+    for uid in (tired, fresh):
+        db.session.add(Participation(opportunity_id=oid, user_id=uid, status=ParticipationStatus.APPROVED,
+                                     holds_seat=True, engaged_at=utcnow()))
+    for i in range(3):  # three more engagements: four with the board, the program's limit
+        other = make_opp("speaking", title=f"Talk {i}")
+        db.session.add(Participation(opportunity_id=other, user_id=tired, status=ParticipationStatus.COMPLETED,
+                                     engaged_at=utcnow() - td(days=i + 1)))
+    db.session.commit()
+    page = admin_client.get("/admin/boards").get_data(as_text=True)
+    items = {name: text_of(li) for li in re.findall(r"<li>.*?</li>", page, flags=re.S)
+             for name in ("Tia Tired", "Finn Fresh") if name in li}
+    assert "Fatigue: At limit" in items["Tia Tired"]
+    assert "Fatigue: Available" in items["Finn Fresh"]

@@ -25,8 +25,9 @@ def feed():
         type_id = None
     if type_id and type_id not in {t.id for t in types}:
         type_id = None
-    return render_template("opportunities/feed.html", matches=opportunities.feed(db.session, current_user, type_id),
-                           types=types, type_id=type_id)
+    matches, held_back = opportunities.feed_with_limits(db.session, current_user, type_id)
+    return render_template("opportunities/feed.html", matches=matches, held_back=held_back, types=types,
+                           type_id=type_id)
 
 
 @bp.route("/opportunities/<int:opp_id>")
@@ -36,7 +37,7 @@ def detail(opp_id):
     mine = db.session.query(Participation).filter_by(opportunity_id=opp.id, user_id=current_user.id).one_or_none()
     if opp.status in (OpportunityStatus.DRAFT, OpportunityStatus.ARCHIVED) and mine is None:
         abort(404)
-    ok, why, reasons = opportunities.eligibility(db.session, current_user, opp)
+    ok, why, reasons = opportunities.request_check(db.session, current_user, opp)
     return render_template("opportunities/detail.html", opp=opp, mine=mine, eligible=ok, why=why,
                            match=opportunities.Match(opp, reasons), form=RequestForm(), withdraw_form=ConfirmForm(),
                            active=ACTIVE_STATUSES)

@@ -1,8 +1,9 @@
 from portal.cli.advocates import advocates_cli, lists_cli
 from portal.cli.demo import demo_cli
-from portal.cli.opportunities import digest_cli
+from portal.cli.opportunities import digest_cli, opportunities_cli
 from portal.cli.outbox import outbox_cli
 from portal.cli.recognition import badges_cli, points_cli
 from portal.cli.users import users_cli
 
-GROUPS = [users_cli, outbox_cli, demo_cli, advocates_cli, lists_cli, points_cli, badges_cli, digest_cli]
+GROUPS = [users_cli, outbox_cli, demo_cli, advocates_cli, lists_cli, points_cli, badges_cli, digest_cli,
+          opportunities_cli]

@@ -1,4 +1,4 @@
-"""flask digest send --period weekly|monthly"""
+"""flask digest send --period weekly|monthly · flask opportunities announce"""
 from __future__ import annotations
 
 import click
@@ -10,6 +10,7 @@ from portal.services import digest
 from portal.services.outbox import send_due
 
 digest_cli = AppGroup("digest", help="The opportunity digest.")
+opportunities_cli = AppGroup("opportunities", help="Opportunity announcements.")
 
 
 @digest_cli.command("send")
@@ -23,4 +24,30 @@ def send(period):
     commit()
     delivered, failed = send_due()
     click.echo(f"{sent} digest(s) queued, {skipped} advocate(s) skipped (nothing new or already sent); "
+               f"{delivered} email(s) sent, {failed} waiting for retry.")
+
+
+@opportunities_cli.command("announce")
+@click.option("--days", type=click.IntRange(1, 60), default=digest.ANNOUNCE_WINDOW.days, show_default=True,
+              help="Announce opportunities first opened within this many days (a missed run is caught up).")
+@click.option("--batch", type=click.IntRange(1, 10_000), default=500, show_default=True,
+              help="Advocates per transaction.")
+def announce(days, batch):
+    """Tell advocates who asked for it about newly opened opportunities that match them (run from cron,
+    e.g. hourly; nobody is told twice about one opportunity)."""
+    from datetime import timedelta
+
+    from portal.database import begin_write
+    from portal.models import utcnow
+
+    now, after, sent, skipped = utcnow(), 0, 0, 0
+    while True:  # one write transaction per batch of advocates: others keep writing meanwhile
+        begin_write(db.session)
+        n, s, after = digest.announce(db.session, now=now, window=timedelta(days=days), after_id=after, limit=batch)
+        commit()
+        sent, skipped = sent + n, skipped + s
+        if after is None:
+            break
+    delivered, failed = send_due()
+    click.echo(f"{sent} announcement(s) queued, {skipped} advocate(s) skipped (nothing new for them); "
                f"{delivered} email(s) sent, {failed} waiting for retry.")

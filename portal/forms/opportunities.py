@@ -45,6 +45,14 @@ class DecisionForm(FlaskForm):
     submit = SubmitField("Save")
 
 
+class AddAdvocateForm(FlaskForm):
+    advocate = StringField("Advocate's email address or id", validators=[DataRequired(), Length(max=254)])
+    message = StringField("Message to the advocate", validators=[Optional(), Length(max=1000)])
+    override_reason = StringField("Override reason (only to add beyond a limit or the targeting)",
+                                  validators=[Optional(), Length(max=500)])
+    submit = SubmitField("Add to this opportunity")
+
+
 class StatusForm(FlaskForm):
     status = HiddenField(validators=[DataRequired()])
     submit = SubmitField("Change status")

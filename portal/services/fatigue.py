@@ -1,19 +1,27 @@
 """Protection from over-use (and visibility of under-use).
 
-Program policy (settings table, editable by admins): at most N engagements per advocate in a
-rolling 90 days, at least D days between reference calls. The advocate's own limits: asks per
-calendar month and quarter, blackouts and a pause. A request or an approval that would break any
-rule is refused with the reason in plain words; an admin may override with a recorded reason.
+Program policy (settings table, editable by admins): at most N engagements per advocate in any
+90 days, at least D days between reference calls. The advocate's own limits: asks per calendar
+month and quarter, blackouts and a pause. A request or an approval that would break any rule is
+refused with the reason in plain words (third person for admins, second person for the advocate);
+an admin may override with a recorded reason.
+
+An engagement is counted on the day it happens, not the day it was approved: the opportunity's
+event date, else its board term start, else its deadline, else the approval day (``engaged_at``).
+A new engagement on day D breaks the program limit when some 90-day window holding D already holds
+N engagements (past or future ones), and the reference-call gap when another reference call is
+fewer than D days before *or after* it.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta, timezone
+from datetime import date, datetime, time, timedelta, timezone
 
-from sqlalchemy import func, select
+from sqlalchemy import and_, cast, func, insert, literal, or_, select, String
 
 from portal.models import (ACTIVE_STATUSES, ENGAGED_STATUSES, ActivityType, AdvocateProfile, Blackout, Opportunity,
-                           Participation, ParticipationStatus, ProgramSetting, User, utcnow)
+                           Participation, ParticipationStatus, ProgramSetting, Role, SearchPending, Status, User,
+                           utcnow)
 from portal.services import audit
 from portal.services.errors import DomainError
 
@@ -23,6 +31,7 @@ LABELS = {"max_engagements_90d": "Most engagements per advocate in 90 days",
 WINDOW_DAYS = 90
 UNDER_USED_DAYS = 180
 ASK_STATUSES = (ParticipationStatus.REQUESTED, ParticipationStatus.APPROVED, ParticipationStatus.COMPLETED)
+SEARCH_ADVOCATES = "advocates"  # search_pending.doc_type of advocate documents (search.indexing.ADVOCATES)
 
 
 @dataclass
@@ -39,6 +48,7 @@ def policy(session) -> Policy:
 
 
 def set_policy(session, values: dict[str, int], actor_id: int) -> Policy:
+    before = policy(session)
     for key, value in values.items():
         if key not in DEFAULTS:
             raise DomainError(f"Unknown setting {key}.")
@@ -51,7 +61,119 @@ def set_policy(session, values: dict[str, int], actor_id: int) -> Policy:
             row.value, row.updated_by_id = int(value), actor_id
     audit.record(session, "settings.fatigue", actor_id, None, **{k: int(v) for k, v in values.items()})
     session.flush()
-    return policy(session)
+    after = policy(session)
+    if after != before:
+        queue_all_for_reindex(session)
+    return after
+
+
+def queue_all_for_reindex(session) -> None:
+    """Every active advocate's search document holds a fatigue status computed from the policy: queue
+    them all (one INSERT ... SELECT, in the caller's transaction). The next index writer, or the
+    ``flask search sync`` cron, applies them in batches; the admin's request does not wait for it."""
+    session.execute(insert(SearchPending).from_select(
+        ["doc_type", "doc_id"],
+        select(cast(literal(SEARCH_ADVOCATES), String(20)), User.id)
+        .where(User.role == Role.ADVOCATE, User.status == Status.ACTIVE)))
+
+
+# --- plain words ---------------------------------------------------------------------------------------------
+
+class Reason(str):
+    """One broken rule. As a string it is the admins' wording (third person, stored in the audit log);
+    ``.advocate`` is the same rule told to the advocate (second person)."""
+
+    advocate: str
+
+    def __new__(cls, admin: str, advocate: str):
+        obj = super().__new__(cls, admin)
+        obj.advocate = advocate
+        return obj
+
+    @property
+    def admin(self) -> str:
+        return str.__str__(self)
+
+
+_WORDS = ("no", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
+
+
+def _num(n: int) -> str:
+    return _WORDS[n] if 0 <= n < len(_WORDS) else f"{n:,}"
+
+
+def _count(n: int, noun: str) -> str:
+    """'one ask', 'two asks', '12 asks', 'no asks'."""
+    return f"{_num(n)} {noun if n == 1 else noun + 's'}"
+
+
+def _n(n: int, noun: str) -> str:
+    """'1 engagement', '4 engagements' (policy figures stay digits)."""
+    return f"{n:,} {noun if n == 1 else noun + 's'}"
+
+
+def _fmt(d: date) -> str:
+    return d.strftime("%d %b %Y").lstrip("0")
+
+
+def _ask_limit(name: str, limit: int, used: int, period: str) -> Reason:
+    if limit == 0:
+        return Reason(f"{name} asked for no asks a {period}.", f"You asked for no asks a {period}.")
+    have = _num(used) if used else "none"
+    return Reason(f"{name} asked for at most {_count(limit, 'ask')} a {period} and has {have} this {period}.",
+                  f"You asked for at most {_count(limit, 'ask')} a {period} and have {have} this {period}.")
+
+
+# --- engagement days -------------------------------------------------------------------------------------------
+
+
+def engagement_day(event_date: date | None, term_start: date | None, deadline: date | None,
+                   engaged_at: datetime | None) -> date | None:
+    """The day an engagement counts on: when it happens, else when it was approved."""
+    d = event_date or term_start or deadline
+    if d is None and engaged_at is not None:
+        d = engaged_at.astimezone(timezone.utc).date() if engaged_at.tzinfo else engaged_at.date()
+    return d
+
+
+def _window_peak(days: list[int], d: int, span: int = WINDOW_DAYS) -> int:
+    """The most of ``days`` (day ordinals) in any ``span``-day window that also holds day ``d``."""
+    near = sorted(x for x in days if d - span < x < d + span)
+    if not near:
+        return 0
+    best, lo = 0, 0
+    for start in range(d - span + 1, d + 1):
+        end = start + span - 1
+        while lo < len(near) and near[lo] < start:
+            lo += 1
+        hi = lo
+        while hi < len(near) and near[hi] <= end:
+            hi += 1
+        best = max(best, hi - lo)
+    return best
+
+
+def _engagement_rows(session, user_ids: list[int], exclude_id: int | None = None, since: date | None = None):
+    """(user_id, day, activity key) of the advocates' engagements (approved or completed)."""
+    O, P = Opportunity, Participation
+    q = (select(P.user_id, O.event_date, O.term_start, O.deadline, P.engaged_at, ActivityType.key)
+         .join(O, O.id == P.opportunity_id).join(ActivityType, ActivityType.id == O.activity_type_id)
+         .where(P.user_id.in_(user_ids), P.status.in_(ENGAGED_STATUSES)))
+    if exclude_id:
+        q = q.where(P.id != exclude_id)
+    if since is not None:  # only engagements on or after ``since`` (by the same coalesce, in SQL)
+        since_at = datetime.combine(since, time.min, tzinfo=timezone.utc)
+        q = q.where(or_(O.event_date >= since,
+                        and_(O.event_date.is_(None), O.term_start >= since),
+                        and_(O.event_date.is_(None), O.term_start.is_(None), O.deadline >= since),
+                        and_(O.event_date.is_(None), O.term_start.is_(None), O.deadline.is_(None),
+                             P.engaged_at >= since_at)))
+    out = []
+    for uid, event_date, term_start, deadline, engaged_at, key in session.execute(q).all():
+        day = engagement_day(event_date, term_start, deadline, engaged_at)
+        if day is not None:
+            out.append((uid, day, key))
+    return out
 
 
 def _month_start(d: date) -> datetime:
@@ -70,66 +192,90 @@ def _asks_since(session, user_id: int, since: datetime, exclude_id: int | None) 
     return session.scalar(q) or 0
 
 
-def _engagements_since(session, user_id: int, since: datetime, exclude_id: int | None) -> int:
-    q = select(func.count()).select_from(Participation).where(
-        Participation.user_id == user_id, Participation.status.in_(ENGAGED_STATUSES), Participation.engaged_at >= since)
-    if exclude_id:
-        q = q.where(Participation.id != exclude_id)
-    return session.scalar(q) or 0
+# --- the check -------------------------------------------------------------------------------------------------
 
 
-def _last_reference_call(session, user_id: int, exclude_id: int | None) -> datetime | None:
-    q = (select(func.max(Participation.engaged_at)).join(Opportunity, Opportunity.id == Participation.opportunity_id)
-         .join(ActivityType, ActivityType.id == Opportunity.activity_type_id)
-         .where(Participation.user_id == user_id, Participation.status.in_(ENGAGED_STATUSES),
-                ActivityType.key == "reference_call"))
-    if exclude_id:
-        q = q.where(Participation.id != exclude_id)
-    return session.scalar(q)
+class Snapshot:
+    """One advocate's fatigue facts, read once (a handful of queries); the rules are then checked for
+    any number of opportunities without another query (the feed, the digest, announcements)."""
 
+    def __init__(self, session, user: User, *, counts_as_ask: bool = True, exclude_participation_id: int | None = None,
+                 now: datetime | None = None, pol: Policy | None = None):
+        self.now = now or utcnow()
+        self.today = self.now.date()
+        self.name = user.name
+        self.counts_as_ask = counts_as_ask
+        self.policy = pol or policy(session)
+        profile = session.get(AdvocateProfile, user.id)
+        self.paused_until = profile.paused_until if profile is not None else None
+        self.blackouts = [] if profile is None else [(b.starts_on, b.ends_on) for b in session.scalars(
+            select(Blackout).where(Blackout.user_id == user.id).order_by(Blackout.starts_on))]
+        self.limits = []  # (limit, used, "month" | "quarter")
+        if profile is not None and counts_as_ask:
+            if profile.max_asks_per_month is not None:
+                self.limits.append((profile.max_asks_per_month, _asks_since(
+                    session, user.id, _month_start(self.today), exclude_participation_id), "month"))
+            if profile.max_asks_per_quarter is not None:
+                self.limits.append((profile.max_asks_per_quarter, _asks_since(
+                    session, user.id, _quarter_start(self.today), exclude_participation_id), "quarter"))
+        rows = _engagement_rows(session, [user.id], exclude_participation_id)
+        self.days = [d.toordinal() for _, d, _ in rows]
+        self.call_days = sorted(d.toordinal() for _, d, key in rows if key == "reference_call")
 
-def _fmt(d: date) -> str:
-    return d.strftime("%d %b %Y").lstrip("0")
+    def _pause(self) -> list[Reason]:
+        if self.paused_until and self.paused_until >= self.today:
+            until = _fmt(self.paused_until)
+            return [Reason(f"{self.name} has paused all asks until {until}.", f"You have paused all asks until {until}.")]
+        return []
+
+    def _limits(self) -> list[Reason]:
+        return [_ask_limit(self.name, limit, used, period) for limit, used, period in self.limits if used + 1 > limit]
+
+    def general(self) -> list[Reason]:
+        """The rules that refuse every opportunity alike (a pause, the advocate's own ask limits)."""
+        return self._pause() + self._limits()
+
+    def reasons(self, opportunity: Opportunity) -> list[Reason]:
+        """Every rule an engagement in ``opportunity`` would break (empty: allowed)."""
+        when = opportunity.engagement_date or self.today
+        reasons = self._pause()
+        for starts, ends in self.blackouts:
+            if starts <= when <= ends:
+                span = f"from {_fmt(starts)} to {_fmt(ends)}"
+                reasons.append(Reason(f"{self.name} is in a blackout {span}.",
+                                      f"It falls in your blackout {span}."))
+                break
+        reasons += self._limits()
+        pol, d = self.policy, when.toordinal()
+        peak = _window_peak(self.days, d)
+        if peak + 1 > pol.max_engagements_90d:
+            most = _n(pol.max_engagements_90d, "engagement")
+            around = "" if when == self.today else f" in the 90 days around {_fmt(when)}"
+            reasons.append(Reason(
+                f"The program allows at most {most} in 90 days; {self.name} has {peak}{around}.",
+                f"The program asks nobody to take part more than {_n(pol.max_engagements_90d, 'time')} in 90 days, "
+                f"and you already have {peak}{around or ' in that time'}."))
+        gap = pol.reference_call_gap_days
+        if opportunity.activity_type.key == "reference_call" and gap:
+            clashes = [x for x in self.call_days if abs(x - d) < gap]
+            if clashes:
+                x = min(clashes, key=lambda c: (abs(c - d), c))
+                other = _fmt(date.fromordinal(x))
+                rule = f"The program keeps at least {_n(gap, 'day')} between reference calls"
+                if x <= self.today.toordinal():
+                    reasons.append(Reason(f"{rule}; {self.name}'s last one was on {other}.",
+                                          f"{rule}, and your last one was on {other}."))
+                else:
+                    reasons.append(Reason(f"{rule}; {self.name} has one on {other}.",
+                                          f"{rule}, and you have one on {other}."))
+        return reasons
 
 
 def check(session, user: User, opportunity: Opportunity, *, counts_as_ask: bool = True,
-          exclude_participation_id: int | None = None, now: datetime | None = None) -> list[str]:
+          exclude_participation_id: int | None = None, now: datetime | None = None) -> list[Reason]:
     """Every rule the engagement would break, in plain words (empty: allowed)."""
-    now = now or utcnow()
-    today = now.date()
-    reasons: list[str] = []
-    profile = session.get(AdvocateProfile, user.id)
-    when = opportunity.engagement_date or today
-    if profile is not None:
-        if profile.paused_until and profile.paused_until >= today:
-            reasons.append(f"{user.name} has paused all asks until {_fmt(profile.paused_until)}.")
-        blackout = session.scalar(select(Blackout).where(Blackout.user_id == user.id, Blackout.starts_on <= when,
-                                                         Blackout.ends_on >= when).limit(1))
-        if blackout is not None:
-            reasons.append(f"{user.name} is in a blackout from {_fmt(blackout.starts_on)} to "
-                           f"{_fmt(blackout.ends_on)}.")
-        if counts_as_ask:
-            if profile.max_asks_per_month is not None:
-                used = _asks_since(session, user.id, _month_start(today), exclude_participation_id)
-                if used + 1 > profile.max_asks_per_month:
-                    reasons.append(f"{user.name} asked for at most {profile.max_asks_per_month} ask(s) a month "
-                                   f"and has {used} this month.")
-            if profile.max_asks_per_quarter is not None:
-                used = _asks_since(session, user.id, _quarter_start(today), exclude_participation_id)
-                if used + 1 > profile.max_asks_per_quarter:
-                    reasons.append(f"{user.name} asked for at most {profile.max_asks_per_quarter} ask(s) a quarter "
-                                   f"and has {used} this quarter.")
-    pol = policy(session)
-    engaged = _engagements_since(session, user.id, now - timedelta(days=WINDOW_DAYS), exclude_participation_id)
-    if engaged + 1 > pol.max_engagements_90d:
-        reasons.append(f"The program allows at most {pol.max_engagements_90d} engagements in 90 days; "
-                       f"{user.name} has {engaged}.")
-    if opportunity.activity_type.key == "reference_call" and pol.reference_call_gap_days:
-        last = _last_reference_call(session, user.id, exclude_participation_id)
-        if last is not None and now - last < timedelta(days=pol.reference_call_gap_days):
-            reasons.append(f"The program keeps at least {pol.reference_call_gap_days} days between reference calls; "
-                           f"{user.name}'s last one was on {_fmt(last.date())}.")
-    return reasons
+    return Snapshot(session, user, counts_as_ask=counts_as_ask, exclude_participation_id=exclude_participation_id,
+                    now=now).reasons(opportunity)
 
 
 # --- status for lists ----------------------------------------------------------------------------------------
@@ -150,7 +296,12 @@ class FatigueStatus:
 
 
 def statuses(session, user_ids: list[int], now: datetime | None = None) -> dict[int, FatigueStatus]:
-    """Fatigue status for many advocates in a fixed number of queries (for lists and search)."""
+    """Fatigue status for many advocates in a fixed number of queries, with plain rows (no ORM
+    objects), so lists, search documents and bulk filters can call it for thousands of ids.
+
+    ``engagements_90d`` is the most engagements in a 90-day window that holds today (what a new
+    engagement today would be checked against); under-used: no engagement within the last 180 days
+    (none ever: counted from the approval)."""
     now = now or utcnow()
     today = now.date()
     if not user_ids:
@@ -161,11 +312,12 @@ def statuses(session, user_ids: list[int], now: datetime | None = None) -> dict[
     def grouped(q):
         return dict(session.execute(q).all())
 
-    engaged = grouped(select(Participation.user_id, func.count()).where(
-        Participation.user_id.in_(ids), Participation.status.in_(ENGAGED_STATUSES),
-        Participation.engaged_at >= now - timedelta(days=WINDOW_DAYS)).group_by(Participation.user_id))
-    last_engaged = grouped(select(Participation.user_id, func.max(Participation.engaged_at)).where(
-        Participation.user_id.in_(ids), Participation.status.in_(ENGAGED_STATUSES)).group_by(Participation.user_id))
+    recent_from = today - timedelta(days=UNDER_USED_DAYS - 1)
+    days: dict[int, list[int]] = {}
+    for uid, day, _ in _engagement_rows(session, ids, since=min(recent_from, today - timedelta(days=WINDOW_DAYS))):
+        days.setdefault(uid, []).append(day.toordinal())
+    ever_engaged = set(session.scalars(select(Participation.user_id).where(
+        Participation.user_id.in_(ids), Participation.status.in_(ENGAGED_STATUSES)).distinct()))
     asks_month = grouped(select(Participation.user_id, func.count()).where(
         Participation.user_id.in_(ids), Participation.status.in_(ASK_STATUSES),
         Participation.requested_at >= _month_start(today)).group_by(Participation.user_id))
@@ -174,16 +326,21 @@ def statuses(session, user_ids: list[int], now: datetime | None = None) -> dict[
         Participation.requested_at >= _quarter_start(today)).group_by(Participation.user_id))
     in_blackout = set(session.scalars(select(Blackout.user_id).where(
         Blackout.user_id.in_(ids), Blackout.starts_on <= today, Blackout.ends_on >= today)))
-    profiles = {p.user_id: p for p in session.scalars(select(AdvocateProfile).where(AdvocateProfile.user_id.in_(ids)))}
-    users = {u.id: u for u in session.scalars(select(User).where(User.id.in_(ids)))}
+    profiles = {r.user_id: r for r in session.execute(select(
+        AdvocateProfile.user_id, AdvocateProfile.paused_until, AdvocateProfile.max_asks_per_month,
+        AdvocateProfile.max_asks_per_quarter).where(AdvocateProfile.user_id.in_(ids))).all()}
+    joined = {r.id: r.approved_at or r.created_at for r in session.execute(
+        select(User.id, User.approved_at, User.created_at).where(User.id.in_(ids))).all()}
 
+    t, recent = today.toordinal(), recent_from.toordinal()
     out = {}
     for uid in ids:
         p = profiles.get(uid)
-        n = engaged.get(uid, 0)
-        if (p and p.paused_until and p.paused_until >= today) or uid in in_blackout:
-            out[uid] = FatigueStatus("unavailable", n, "paused" if p and p.paused_until and p.paused_until >= today
-                                     else "in a blackout")
+        mine = days.get(uid, [])
+        n = _window_peak(mine, t)
+        paused = bool(p and p.paused_until and p.paused_until >= today)
+        if paused or uid in in_blackout:
+            out[uid] = FatigueStatus("unavailable", n, "paused" if paused else "in a blackout")
             continue
         pairs = [(n, pol.max_engagements_90d)]
         if p and p.max_asks_per_month is not None:
@@ -194,14 +351,27 @@ def statuses(session, user_ids: list[int], now: datetime | None = None) -> dict[
             out[uid] = FatigueStatus("at_limit", n)
         elif any(limit > 0 and used == limit - 1 for used, limit in pairs):
             out[uid] = FatigueStatus("near_limit", n)
+        elif any(d >= recent for d in mine):
+            out[uid] = FatigueStatus("available", n)
         else:
-            last = last_engaged.get(uid)
-            user = users.get(uid)
-            since = last or (user.approved_at or user.created_at if user else None)
-            if since is None or now - since >= timedelta(days=UNDER_USED_DAYS):
+            since = joined.get(uid)
+            if uid in ever_engaged or since is None or now - since >= timedelta(days=UNDER_USED_DAYS):
                 out[uid] = FatigueStatus("under_used", n, "no engagement in 180 days")
             else:
                 out[uid] = FatigueStatus("available", n)
+    return out
+
+
+def ids_with_status(session, key: str, ids_query, chunk: int = 1000, now: datetime | None = None) -> list[int]:
+    """The user ids of ``ids_query`` (a select of ids, in the caller's order) whose status is ``key``.
+    The status is computed, not stored, so all of them are checked: ``statuses`` per chunk of ids."""
+    now = now or utcnow()
+    ids = list(session.scalars(ids_query))
+    out: list[int] = []
+    for i in range(0, len(ids), chunk):
+        part = ids[i:i + chunk]
+        got = statuses(session, part, now)
+        out += [uid for uid in part if got[uid].key == key]
     return out
 
 

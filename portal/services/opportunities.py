@@ -1,8 +1,10 @@
 """Opportunities: editing by admins, status changes, and what each advocate is eligible for."""
 from __future__ import annotations
 
+import ipaddress
+import re
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from urllib.parse import urlsplit
 
 from sqlalchemy import select
@@ -11,7 +13,7 @@ from sqlalchemy.orm import selectinload
 from portal.models import (ActivityPreference, ActivityType, AdvocateProfile, Industry, Opportunity,
                            OpportunityStatus, Participation, Product, Region, SelectionMode, SizeBand, User, utcnow)
 from portal.models.opportunities import ACTIVE_STATUSES
-from portal.services import audit
+from portal.services import audit, fatigue
 from portal.services.errors import Conflict, DomainError, NotFound
 
 TRANSITIONS = {
@@ -43,18 +45,51 @@ class OpportunityInput:
     size_band_ids: list[int] = field(default_factory=list)
 
 
+_LABEL = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
+NOT_A_LINK = "The external link must be an http:// or https:// address."
+
+
+def _valid_host(host: str) -> bool:
+    """A DNS name with a dot (international names allowed), or an IP address."""
+    if not host:
+        return False
+    try:
+        ipaddress.ip_address(host)
+        return True
+    except ValueError:
+        pass
+    try:
+        ascii_host = host.rstrip(".").encode("idna").decode("ascii").lower()
+    except UnicodeError:
+        return False
+    labels = ascii_host.split(".")
+    return (len(ascii_host) <= 253 and len(labels) >= 2 and all(_LABEL.match(label) for label in labels)
+            and not labels[-1].isdigit())
+
+
 def check_external_url(url: str) -> str | None:
     url = (url or "").strip()
     if not url:
         return None
+    if len(url) > 500:
+        raise DomainError("The external link is too long.")
     try:
         parts = urlsplit(url)
     except ValueError:  # e.g. "http://[::1": an unbalanced IPv6 bracket
         parts = None
-    if parts is None or parts.scheme not in ("http", "https") or not parts.netloc:
-        raise DomainError("The external link must be an http:// or https:// address.")
-    if len(url) > 500:
-        raise DomainError("The external link is too long.")
+    if parts is None or parts.scheme.lower() not in ("http", "https") or not parts.netloc:
+        raise DomainError(NOT_A_LINK)
+    if any(c.isspace() or not c.isprintable() or c == "\\" for c in url):
+        raise DomainError("The external link cannot contain spaces or control characters (write a space as %20).")
+    if "@" in parts.netloc:
+        raise DomainError("The external link cannot contain a user name or password.")
+    try:
+        parts.port  # noqa: B018 - raises ValueError for a port that is not a number in range
+        host = parts.hostname or ""
+    except ValueError:
+        host = ""
+    if not _valid_host(host):
+        raise DomainError("The external link needs a valid host name, like https://www.example.com/.")
     return url
 
 
@@ -66,6 +101,23 @@ def _items(session, model, ids: list[int], label: str) -> list:
     if len(items) != len(ids):
         raise DomainError(f"Choose {label} from the list.")
     return items
+
+
+DATE_RANGE_DAYS = 3653  # new dates within ten years of today, either way
+DATE_FIELDS = (("event_date", "The event date"), ("deadline", "The deadline"), ("term_start", "The term start"),
+               ("term_end", "The term end"))
+
+
+def _check_dates(opp: Opportunity, data: OpportunityInput) -> None:
+    """A new or changed date must be within ten years of today (0001-01-01 and 9999-12-31 are typos);
+    a date already saved may stay as it is."""
+    today = utcnow().date()
+    lo, hi = today - timedelta(days=DATE_RANGE_DAYS), today + timedelta(days=DATE_RANGE_DAYS)
+    for attr, label in DATE_FIELDS:
+        value = getattr(data, attr)
+        if value is not None and value != getattr(opp, attr, None) and not lo <= value <= hi:
+            raise DomainError(f"{label} must be within ten years of today "
+                              f"(between {lo.strftime('%d %b %Y').lstrip('0')} and {hi.strftime('%d %b %Y').lstrip('0')}).")
 
 
 def _apply(session, opp: Opportunity, data: OpportunityInput) -> None:
@@ -85,6 +137,7 @@ def _apply(session, opp: Opportunity, data: OpportunityInput) -> None:
         raise DomainError(f"{opp.seats_taken} seats are already taken; capacity cannot be lower.")
     if data.points is not None and not 0 <= data.points <= 100_000:
         raise DomainError("Points must be between 0 and 100,000 (leave empty for the activity's default).")
+    _check_dates(opp, data)
     if data.deadline and data.event_date and data.deadline > data.event_date:
         raise DomainError("The deadline cannot be after the event date.")
     if activity_type.key == "advisory_board":
@@ -166,6 +219,9 @@ def get(session, opp_id: int) -> Opportunity:
 class Match:
     opportunity: Opportunity
     reasons: list[str]
+    # Fatigue rules a request would break now, told to the advocate ("You asked for at most ..."):
+    # the opportunity fits, but "I'm in" would be refused.
+    blocked: list[str] = field(default_factory=list)
 
     @property
     def why(self) -> str:
@@ -233,22 +289,77 @@ def eligibility(session, user: User, opp: Opportunity, profile: AdvocateProfile 
     return True, "", reasons
 
 
-def feed(session, user: User, activity_type_id: int | None = None, today: date | None = None) -> list[Match]:
-    """Open opportunities this advocate is eligible for and not yet part of, best fits first."""
-    today = today or utcnow().date()
+def _matches(session, user: User, activity_type_id: int | None, now: datetime, include_blocked: bool,
+             opps: list[Opportunity] | None, snapshot: "fatigue.Snapshot | None" = None,
+             policy: "fatigue.Policy | None" = None) -> list[Match]:
+    today = now.date()
     profile = session.get(AdvocateProfile, user.id)
     opted_in = set(session.scalars(select(ActivityPreference.activity_type_id).where(
         ActivityPreference.user_id == user.id, ActivityPreference.opted_in.is_(True))))
     taken = set(session.scalars(select(Participation.opportunity_id).where(Participation.user_id == user.id)))
+    snap = snapshot
     matches = []
-    for opp in open_opportunities(session, today):
+    for opp in (opps if opps is not None else open_opportunities(session, today)):
         if opp.id in taken or (activity_type_id and opp.activity_type_id != activity_type_id):
             continue
         ok, _, reasons = eligibility(session, user, opp, profile, today, opted_in)
-        if ok:
-            matches.append(Match(opp, reasons))
-    matches.sort(key=lambda m: -len(m.reasons))  # stable: deadline order kept within a score
+        if not ok:
+            continue
+        if snap is None:  # read once per advocate; the rules are then checked per opportunity in Python
+            snap = fatigue.Snapshot(session, user, now=now, pol=policy)
+        blocked = [r.advocate for r in snap.reasons(opp)]
+        if blocked and not include_blocked:
+            continue
+        matches.append(Match(opp, reasons, blocked))
+    # requestable first, then best fits; stable: deadline order kept within a score
+    matches.sort(key=lambda m: (bool(m.blocked), -len(m.reasons)))
     return matches
+
+
+def feed(session, user: User, activity_type_id: int | None = None, today: date | None = None, *,
+         now: datetime | None = None, opps: list[Opportunity] | None = None,
+         policy: "fatigue.Policy | None" = None) -> list[Match]:
+    """Open opportunities this advocate is eligible for, not yet part of and could say "I'm in" to
+    now (no fatigue rule against it), best fits first. ``opps``: the open opportunities, when the
+    caller already has them (the digest, for every advocate)."""
+    now = now or (utcnow() if today is None else datetime.combine(today, utcnow().timetz()))
+    return _matches(session, user, activity_type_id, now, False, opps, policy=policy)
+
+
+def feed_with_limits(session, user: User, activity_type_id: int | None = None) -> tuple[list[Match], list[str]]:
+    """The feed page: what ``feed`` lists, then the fitting opportunities a fatigue rule holds back
+    (each with its reason), and the reasons that hold back every one of them (a pause, the advocate's
+    own ask limits), said once."""
+    now = utcnow()
+    snap = fatigue.Snapshot(session, user, now=now)
+    general = [r.advocate for r in snap.general()]
+    return _matches(session, user, activity_type_id, now, True, None, snap), general
+
+
+def request_check(session, user: User, opp: Opportunity) -> tuple[bool, list[str], list[str]]:
+    """For the detail page: (can say "I'm in" now, why not in the advocate's words, matched dimensions)."""
+    ok, why, reasons = eligibility(session, user, opp)
+    if not ok:
+        return False, [why], reasons
+    blocked = [r.advocate for r in fatigue.check(session, user, opp)]
+    return not blocked, blocked, reasons
+
+
+def admin_refusals(session, user: User, opp: Opportunity) -> list[str]:
+    """Why this advocate would not be offered the opportunity, for an admin adding them by hand (third
+    person; a pause and blackouts are fatigue rules, told by ``fatigue.check``)."""
+    today = utcnow().date()
+    profile = session.get(AdvocateProfile, user.id)
+    out = []
+    if opp.deadline and opp.deadline < today:
+        out.append(f"The sign-up deadline ({opp.deadline.strftime('%d %b %Y').lstrip('0')}) has passed.")
+    opted_in = session.scalar(select(ActivityPreference.opted_in).where(
+        ActivityPreference.user_id == user.id, ActivityPreference.activity_type_id == opp.activity_type_id))
+    if not opted_in:
+        out.append(f"{user.name} has not opted in to {opp.activity_type.name.lower()} activities.")
+    if _targeting_reasons(opp, profile) is None:
+        out.append(f"{user.name}'s profile does not match the opportunity's targeting.")
+    return out
 
 
 def participants(session, opp_id: int) -> list[Participation]:

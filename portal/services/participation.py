@@ -13,14 +13,17 @@ from sqlalchemy.exc import IntegrityError
 
 from portal.models import (EntrySource, Opportunity, OpportunityStatus, Participation, ParticipationStatus, Role,
                            SelectionMode, Status, User, utcnow)
-from portal.services import audit, fatigue, opportunities, points
+from portal.services import audit, badges, fatigue, opportunities, points
 from portal.services.errors import Conflict, DomainError, NotAllowed, NotFound
 from portal.services.outbox import external_url, queue_email
 
 
 class FatigueBlocked(DomainError):
-    def __init__(self, reasons: list[str]):
-        super().__init__(" ".join(reasons))
+    """Refused by fatigue (or, for an admin adding someone, eligibility) rules. ``reasons`` are the
+    admins' words (``fatigue.Reason``: str); the message is the advocate's when ``for_advocate``."""
+
+    def __init__(self, reasons: list[str], for_advocate: bool = False):
+        super().__init__(" ".join(getattr(r, "advocate", r) if for_advocate else str(r) for r in reasons))
         self.reasons = reasons
 
 
@@ -65,6 +68,23 @@ def _mail(session, p: Participation, template: str, subject: str, **extra) -> No
                 admin_message=p.admin_message, **extra)
 
 
+SEATED_STATUSES = (OpportunityStatus.OPEN, OpportunityStatus.CLOSED)
+
+
+def _can_take_part(opp: Opportunity, user: User | None, what: str) -> None:
+    """A seat is given only on an open or closed opportunity, to an active advocate."""
+    if opp.status not in SEATED_STATUSES:
+        state = "a draft" if opp.status == OpportunityStatus.DRAFT else opp.status.value
+        raise Conflict(f"This opportunity is {state}: only open or closed opportunities take participants.")
+    if user is None or user.status == Status.DELETED:
+        raise Conflict(f"This account was deleted: only active advocates can be {what}.")
+    if user.role != Role.ADVOCATE:
+        raise Conflict(f"This is not an advocate's account: only active advocates can be {what}.")
+    if user.status != Status.ACTIVE:
+        raise Conflict(f"This advocate's account is {user.status.value.replace('_', ' ')}: only active advocates "
+                       f"can be {what}.")
+
+
 def request(session, user: User, opp_id: int, message: str = "") -> Participation:
     """The advocate says "I'm in". First-come: takes a seat at once; selection: waits for an admin."""
     if user.role != Role.ADVOCATE or user.status != Status.ACTIVE:
@@ -84,7 +104,7 @@ def request(session, user: User, opp_id: int, message: str = "") -> Participatio
         raise DomainError(why)
     reasons = fatigue.check(session, user, opp)
     if reasons:
-        raise FatigueBlocked(reasons)
+        raise FatigueBlocked(reasons, for_advocate=True)
     p = existing or Participation(opportunity_id=opp.id, user_id=user.id)
     p.status, p.message, p.requested_at = ParticipationStatus.REQUESTED, message, utcnow()
     p.admin_message, p.decided_at, p.engaged_at, p.override_reason = "", None, None, None
@@ -101,6 +121,7 @@ def request(session, user: User, opp_id: int, message: str = "") -> Participatio
         p.status, p.holds_seat, p.engaged_at, p.decided_at = ParticipationStatus.APPROVED, True, utcnow(), utcnow()
         session.flush()
         _mail(session, p, "participation_approved", f"You're in: {opp.title}")
+        badges.evaluate(session, p.user_id)  # e.g. a board member from approval on
     else:
         session.flush()
         _mail(session, p, "participation_requested", f"We received your request: {opp.title}")
@@ -126,6 +147,7 @@ def approve(session, participation_id: int, actor: User, message: str = "",
         raise Conflict(f"This participation is already {p.status.value.replace('_', ' ')}.")
     _lock_advocate(session, p.user_id)
     user = session.get(User, p.user_id)
+    _can_take_part(p.opportunity, user, "approved")
     reasons = fatigue.check(session, user, p.opportunity, counts_as_ask=False, exclude_participation_id=p.id)
     override_reason = (override_reason or "").strip() or None
     if reasons and not override_reason:
@@ -139,6 +161,65 @@ def approve(session, participation_id: int, actor: User, message: str = "",
         audit.record(session, "participation.override", actor.id, p, reasons=reasons, reason=override_reason)
     audit.record(session, "participation.approve", actor.id, p, opportunity_id=p.opportunity_id, user_id=p.user_id)
     _mail(session, p, "participation_approved", f"You're in: {p.opportunity.title}")
+    badges.evaluate(session, p.user_id)  # e.g. a board member from approval on
+    return p
+
+
+def add_by_admin(session, opp_id: int, user_id: int, actor: User, override_reason: str | None = None,
+                 message: str = "") -> Participation:
+    """An admin adds an advocate to an opportunity (either selection mode): approved, with a seat.
+
+    The rules of the advocate's own request (eligibility, and fatigue with their own ask limits) are
+    told in plain words and refuse the addition unless an override reason is given, which is then
+    recorded and audit-logged. A draft or archived opportunity, an advocate who is not active, a
+    full opportunity or an existing place are refused regardless; the seat is taken with the same
+    conditional UPDATE as a request, so capacity is never exceeded."""
+    message = (message or "").strip()
+    override_reason = (override_reason or "").strip() or None
+    if len(message) > 1000:
+        raise DomainError("The message can be at most 1,000 characters.")
+    if override_reason and len(override_reason) > 500:
+        raise DomainError("The override reason can be at most 500 characters.")
+    opp = opportunities.get(session, opp_id)
+    existing = session.scalar(select(Participation).where(Participation.opportunity_id == opp.id,
+                                                          Participation.user_id == user_id)
+                              .with_for_update(of=Participation))
+    _lock_advocate(session, user_id)
+    user = session.get(User, user_id)
+    _can_take_part(opp, user, "added")
+    if existing is not None:
+        if existing.status == ParticipationStatus.REQUESTED:
+            raise Conflict(f"{user.name} has already asked for a place: approve the request instead.")
+        if existing.status not in (ParticipationStatus.DECLINED, ParticipationStatus.WITHDRAWN):
+            raise Conflict(f"{user.name} is already {existing.status.value.replace('_', ' ')} here.")
+    if opp.seats_left == 0:
+        raise Conflict("All seats are taken; raise the capacity or decline someone first.")
+    reasons = [fatigue.Reason(r, r) for r in opportunities.admin_refusals(session, user, opp)]
+    reasons += fatigue.check(session, user, opp)
+    if reasons and not override_reason:
+        raise FatigueBlocked(reasons)
+    now = utcnow()
+    p = existing or Participation(opportunity_id=opp.id, user_id=user.id)
+    p.status, p.message, p.requested_at = ParticipationStatus.APPROVED, "", now
+    p.engaged_at, p.decided_at, p.decided_by_id, p.completed_at = now, now, actor.id, None
+    p.admin_message, p.override_reason = message, (override_reason if reasons else None)
+    if existing is None:
+        try:
+            with session.begin_nested():
+                session.add(p)
+                session.flush()
+        except IntegrityError:
+            raise Conflict(f"{user.name} answered this opportunity just now; reload the page.") from None
+    if not _take_seat(session, opp):
+        raise Conflict("All seats are taken; raise the capacity or decline someone first.")
+    p.holds_seat = True
+    session.flush()
+    if reasons:
+        audit.record(session, "participation.override", actor.id, p, reasons=[str(r) for r in reasons],
+                     reason=override_reason)
+    audit.record(session, "participation.add", actor.id, p, opportunity_id=opp.id, user_id=user.id)
+    _mail(session, p, "participation_added", f"You're in: {opp.title}")
+    badges.evaluate(session, p.user_id)  # as on approval
     return p
 
 
@@ -171,6 +252,7 @@ def complete(session, participation_id: int, actor: User) -> Participation:
     audit.record(session, "participation.complete", actor.id, p, points=amount)
     _mail(session, p, "participation_completed", f"Thank you! {amount} points for {p.opportunity.title}",
           points=amount)
+    badges.evaluate(session, p.user_id)  # whatever the points: a 0-point activity counts too
     return p
 
 
