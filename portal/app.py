@@ -20,6 +20,7 @@ def create_app(test_config: dict | None = None) -> Flask:
         static_folder=str(ROOT / "static"),
     )
     load_config(app, test_config)
+    register_middleware(app)
     configure_jinja(app)
     register_extensions(app)
     register_blueprints(app)
@@ -27,6 +28,22 @@ def create_app(test_config: dict | None = None) -> Flask:
     register_hooks(app)
     register_commands(app)
     return app
+
+
+def register_middleware(app: Flask) -> None:
+    """Refuse hosts not in TRUSTED_HOSTS with a plain 400 (before Flask, whose error pages need a host
+    to build their links); behind a reverse proxy, trust its X-Forwarded-* headers, as many hops as
+    configured (0: ignore them, so a client talking to the app directly cannot forge its address,
+    scheme or host)."""
+    from portal.security import TrustedHostsMiddleware
+
+    app.wsgi_app = TrustedHostsMiddleware(app.wsgi_app, app.config)
+    hops = {name: app.config[f"PROXY_FIX_X_{name.upper()}"] for name in ("for", "proto", "host", "port", "prefix")}
+    if any(hops.values()):
+        from werkzeug.middleware.proxy_fix import ProxyFix
+
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops["for"], x_proto=hops["proto"], x_host=hops["host"],
+                                x_port=hops["port"], x_prefix=hops["prefix"])
 
 
 def configure_jinja(app: Flask) -> None:

@@ -16,6 +16,7 @@ import secrets
 import time
 from datetime import timedelta
 from pathlib import Path
+from urllib.parse import urlsplit
 
 
 class ConfigError(SystemExit):
@@ -69,12 +70,27 @@ DEFAULTS: dict[str, object] = {
     "MAIL_PASSWORD": None,
     "MAIL_DEFAULT_SENDER": "Advocate Portal <advocates@example.com>",
     "MAIL_SUPPRESS_SEND": False,
+    "MAIL_TIMEOUT": 10,  # seconds for connecting to and talking with the SMTP server
     "OUTBOX_MAX_ATTEMPTS": 12,
     "OUTBOX_SEND_AFTER_REQUEST": True,
-    # Public URL used in emails sent from the CLI (outside a request)
+    # True: a request's mail is sent once its response has gone out (when the WSGI server closes it),
+    # so no page waits on SMTP. False: sent at the end of the request, before the response.
+    # None: True, except under TESTING (Flask's test client never closes responses).
+    "OUTBOX_SEND_AFTER_RESPONSE": None,
+    "OUTBOX_RETENTION_DAYS": 30,  # `flask outbox send` erases sent messages' address and body after this
+    # The public URL: every link in an email is built from it, never from the request's Host header.
     "SERVER_NAME": None,
     "PREFERRED_URL_SCHEME": "http",
-    "PUBLIC_BASE_URL": "http://127.0.0.1:5000",
+    "PUBLIC_BASE_URL": None,  # development: http://127.0.0.1:5000; production: required
+    # Hosts the app answers to (Flask 3.1); None: in production, PUBLIC_BASE_URL's host. [] allows any.
+    "TRUSTED_HOSTS": None,
+    # Behind a reverse proxy: how many proxies set each X-Forwarded-* header (werkzeug ProxyFix).
+    # 0 (the default) ignores the header, so a client cannot forge its address or scheme.
+    "PROXY_FIX_X_FOR": 0,
+    "PROXY_FIX_X_PROTO": 0,
+    "PROXY_FIX_X_HOST": 0,
+    "PROXY_FIX_X_PORT": 0,
+    "PROXY_FIX_X_PREFIX": 0,
     # Advocates
     "PROFILE_STALE_DAYS": 180,
     # Recognition
@@ -108,6 +124,52 @@ def _instance_secret(instance_path: Path, wait: float = 2.0) -> str:
     return key
 
 
+def _public_host(url) -> str:
+    parts = urlsplit(url) if isinstance(url, str) else None
+    if parts is None or parts.scheme not in ("http", "https") or not parts.hostname or parts.query or parts.fragment:
+        raise ConfigError(f"PUBLIC_BASE_URL must be an absolute http(s) URL such as "
+                          f"https://advocates.example.com, not {url!r}.")
+    return parts.hostname
+
+
+def _require_count(cfg, key: str) -> None:
+    value = cfg.get(key)
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ConfigError(f"{key} must be a whole number of 0 or more, not {value!r}.")
+
+
+def _require_positive_number(cfg, key: str) -> None:
+    value = cfg.get(key)
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+        raise ConfigError(f"{key} must be a number of seconds above 0, not {value!r}.")
+
+
+def _check_points_levels(levels) -> None:
+    """None (the defaults) or [[name, threshold], ...]: non-empty names, distinct whole thresholds of 0 or
+    more, one of them 0 (so every advocate has a level)."""
+    if levels is None:
+        return
+    usage = 'set POINTS_LEVELS like [["Member", 0], ["Bronze", 500]]'
+    if not isinstance(levels, (list, tuple)) or not levels:
+        raise ConfigError(f"POINTS_LEVELS must be a non-empty list of [name, points] pairs: {usage}.")
+    seen: set[int] = set()
+    for level in levels:
+        if not isinstance(level, (list, tuple)) or len(level) != 2:
+            raise ConfigError(f"POINTS_LEVELS: {level!r} is not a [name, points] pair: {usage}.")
+        name, threshold = level
+        if not isinstance(name, str) or not name.strip():
+            raise ConfigError(f"POINTS_LEVELS: {level!r} needs a non-empty name: {usage}.")
+        if isinstance(threshold, bool) or not isinstance(threshold, int) or threshold < 0:
+            raise ConfigError(f"POINTS_LEVELS: the points of {name!r} must be a whole number of 0 or more, "
+                              f"not {threshold!r}.")
+        if threshold in seen:
+            raise ConfigError(f"POINTS_LEVELS: two levels start at {threshold} points; each needs its own.")
+        seen.add(threshold)
+    if 0 not in seen:
+        raise ConfigError(f"POINTS_LEVELS needs a level that starts at 0 points, or new advocates have none: "
+                          f"{usage}.")
+
+
 def load_config(app, test_config: dict | None = None) -> None:
     cfg = app.config
     cfg.from_mapping(DEFAULTS)
@@ -126,6 +188,9 @@ def load_config(app, test_config: dict | None = None) -> None:
             raise ConfigError(
                 "Refusing to start: set PORTAL_SECRET_KEY (a long random string) when PORTAL_ENV=production."
             )
+        if not cfg.get("PUBLIC_BASE_URL"):
+            raise ConfigError("Refusing to start: set PORTAL_PUBLIC_BASE_URL (e.g. https://advocates.example.com) "
+                              "when PORTAL_ENV=production; email links are built from it.")
         cfg["SESSION_COOKIE_SECURE"] = True
         cfg["REMEMBER_COOKIE_SECURE"] = True
         cfg["PREFERRED_URL_SCHEME"] = "https"
@@ -133,6 +198,18 @@ def load_config(app, test_config: dict | None = None) -> None:
         Path(app.instance_path).mkdir(parents=True, exist_ok=True)
         if not cfg.get("SECRET_KEY"):
             cfg["SECRET_KEY"] = _instance_secret(Path(app.instance_path))
+        if not cfg.get("PUBLIC_BASE_URL"):
+            cfg["PUBLIC_BASE_URL"] = "http://127.0.0.1:5000"
+    host = _public_host(cfg["PUBLIC_BASE_URL"])
+    if production and cfg.get("TRUSTED_HOSTS") is None:
+        cfg["TRUSTED_HOSTS"] = [host]
+    if cfg.get("OUTBOX_SEND_AFTER_RESPONSE") is None:
+        cfg["OUTBOX_SEND_AFTER_RESPONSE"] = not cfg.get("TESTING")
+    for key in ("PROXY_FIX_X_FOR", "PROXY_FIX_X_PROTO", "PROXY_FIX_X_HOST", "PROXY_FIX_X_PORT",
+                "PROXY_FIX_X_PREFIX", "OUTBOX_RETENTION_DAYS"):
+        _require_count(cfg, key)
+    _require_positive_number(cfg, "MAIL_TIMEOUT")
+    _check_points_levels(cfg.get("POINTS_LEVELS"))
 
     uri = cfg.get("SQLALCHEMY_DATABASE_URI")
     if not uri:

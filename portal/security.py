@@ -7,6 +7,8 @@ from urllib.parse import urlsplit
 from flask import abort, current_app, redirect, request, url_for
 from flask_login import current_user
 from sqlalchemy import select
+from werkzeug.exceptions import SecurityError
+from werkzeug.wsgi import get_host
 
 from portal.extensions import db, login_manager
 from portal.models import Role, Status, User
@@ -30,6 +32,32 @@ def set_security_headers(response):
     if current_user.is_authenticated:
         h.setdefault("Cache-Control", "no-store")
     return response
+
+
+class TrustedHostsMiddleware:
+    """Answer a request for a host outside TRUSTED_HOSTS with a plain 400.
+
+    Flask 3.1 refuses such a request too, but only once its request context exists without a URL
+    adapter, so the friendly error page (which builds links) fails and the client gets a 500."""
+
+    BODY = b"Bad Request: this server does not answer for that host name.\n"
+
+    def __init__(self, wsgi_app, config):
+        self.wsgi_app = wsgi_app
+        self.config = config
+
+    def __call__(self, environ, start_response):
+        trusted = self.config.get("TRUSTED_HOSTS")
+        if trusted:
+            try:
+                get_host(environ, trusted)
+            except SecurityError:
+                start_response("400 Bad Request", [
+                    ("Content-Type", "text/plain; charset=utf-8"), ("Content-Length", str(len(self.BODY))),
+                    ("X-Content-Type-Options", "nosniff"), ("Content-Security-Policy", CSP),
+                    ("Cache-Control", "no-store")])
+                return [self.BODY]
+        return self.wsgi_app(environ, start_response)
 
 
 @login_manager.user_loader

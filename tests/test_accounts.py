@@ -321,3 +321,39 @@ def test_admin_approves_and_declines_in_admin_area(admin_client, make_user, mail
     assert "Not a customer" in mailbox.last("app2@example.com").text
     actions = {e.action for e in db.session.query(AuditEvent).all()}
     assert {"user.approve", "user.decline"} <= actions
+
+
+# --- the advocate profile exists from activation (no page creates it on a GET) ------------------------------------------
+
+
+def _has_profile(user_id: int) -> bool:
+    from portal.models import AdvocateProfile
+
+    db.session.rollback()
+    return db.session.get(AdvocateProfile, user_id) is not None
+
+
+def test_verification_with_auto_approve_creates_the_profile(auto_approve, client, mailbox):
+    register(client)
+    assert not _has_profile(user_by_email("bea@example.com").id)  # not while unverified
+    follow_verify(client, mailbox, "bea@example.com")
+    user = user_by_email("bea@example.com")
+    assert user.status == Status.ACTIVE and _has_profile(user.id)
+
+
+def test_approval_creates_the_profile(admin_client, runner, make_user, mailbox):
+    on_web, on_cli = make_user(status=Status.PENDING), make_user(status=Status.PENDING)
+    assert not _has_profile(on_web.id) and not _has_profile(on_cli.id)
+    resp = post_form(admin_client, "/admin/pending/approve", {"user_id": on_web.id}, page="/admin/pending")
+    assert resp.status_code == 302
+    assert runner.invoke(args=["users", "approve", on_cli.email]).exit_code == 0
+    assert _has_profile(on_web.id) and _has_profile(on_cli.id)
+    # a fresh advocate's first dashboard shows the empty profile and writes nothing
+    c = admin_client.application.test_client()
+    assert login(c, on_web.email).status_code == 302
+    assert c.get("/dashboard").status_code == 200
+
+
+def test_staff_and_admins_get_no_advocate_profile(runner):
+    assert runner.invoke(args=["users", "create-staff", "rep@example.com", "--email-link"]).exit_code == 0
+    assert not _has_profile(user_by_email("rep@example.com").id)

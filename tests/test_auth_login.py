@@ -366,3 +366,100 @@ def test_rate_limit_off_in_tests_by_default(app, advocate):
     c = app.test_client()
     for _ in range(12):
         assert sign_in(c, "ghost@example.com", WRONG).status_code == 401
+
+
+# --- timing tells nothing ------------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def real_hash_cost(app_config):
+    """Production argon2 parameters, so hashing shows up in the timing."""
+    app_config.update(ARGON2_TIME_COST=3, ARGON2_MEMORY_COST=65536, ARGON2_PARALLELISM=4)
+    return app_config
+
+
+def test_unknown_email_takes_as_long_as_a_wrong_password(real_hash_cost, app, make_user):
+    """An unknown address must cost what a known one with a wrong password does: the same hash work
+    and the same failure-count statements (which match no row)."""
+    import statistics
+    import time
+
+    owner = make_user(email="owner@example.com")  # hashed with the production parameters
+
+    def timed_post(email):
+        c = app.test_client()
+        token = csrf_from(c.get("/auth/login").get_data(as_text=True))
+        start = time.perf_counter()
+        resp = c.post("/auth/login", data={"csrf_token": token, "email": email, "password": WRONG})
+        elapsed = time.perf_counter() - start
+        assert resp.status_code == 401
+        return elapsed
+
+    known, unknown = [], []
+    for i in range(4):  # fewer than LOGIN_MAX_FAILURES: the owner's account does not lock
+        known.append(timed_post(owner.email))
+        unknown.append(timed_post(f"nobody{i}@example.com"))
+    assert reload(User, owner.id).failed_login_count == 4
+    ratio = statistics.median(unknown) / statistics.median(known)
+    assert 0.5 < ratio < 2, (known, unknown)
+
+
+# --- behind a reverse proxy (ProxyFix) -------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def behind_proxy(limited):
+    limited.update(PROXY_FIX_X_FOR=1, PROXY_FIX_X_PROTO=1)
+    return limited
+
+
+PROXY = {"REMOTE_ADDR": "10.0.0.2"}
+
+
+def _hammer_login(c, forwarded_for: str, n: int, environ_base: dict | None = None) -> list[int]:
+    environ_base = environ_base or {}
+    token = csrf_from(c.get("/auth/login", environ_base=environ_base).get_data(as_text=True))
+    data = {"csrf_token": token, **LIMITED_FORMS["/auth/login"]}
+    return [c.post("/auth/login", data=data, headers={"X-Forwarded-For": forwarded_for},
+                   environ_base=environ_base).status_code for _ in range(n)]
+
+
+def test_behind_a_proxy_the_rate_limit_counts_the_forwarded_client(behind_proxy, app):
+    """All requests come from the proxy's address; X-Forwarded-For names the client."""
+    a = app.test_client()
+    assert 429 not in _hammer_login(a, "203.0.113.7", 10, PROXY)
+    assert _hammer_login(a, "203.0.113.7", 1, PROXY) == [429]
+    # another client behind the same proxy is not blocked by the first one's attempts
+    assert _hammer_login(app.test_client(), "198.51.100.4", 1, PROXY) == [401]
+
+
+@pytest.fixture
+def whoami(app):
+    from flask import request
+
+    @app.route("/test-whoami")
+    def whoami_view():
+        return {"addr": request.remote_addr, "scheme": request.scheme, "host": request.host}
+
+    return app
+
+
+FORWARDED = {"X-Forwarded-For": "203.0.113.7", "X-Forwarded-Proto": "https", "X-Forwarded-Host": "evil.example"}
+
+
+def test_behind_a_proxy_the_app_sees_the_client_and_the_scheme(behind_proxy, whoami, client):
+    seen = client.get("/test-whoami", headers=FORWARDED, environ_base=PROXY).get_json()
+    # X-Forwarded-Host is not trusted unless PROXY_FIX_X_HOST says so
+    assert seen == {"addr": "203.0.113.7", "scheme": "https", "host": "localhost"}
+
+
+def test_without_proxy_fix_forwarded_headers_are_ignored(whoami, client):
+    seen = client.get("/test-whoami", headers=FORWARDED, environ_base=PROXY).get_json()
+    assert seen == {"addr": "10.0.0.2", "scheme": "http", "host": "localhost"}
+
+
+def test_without_proxy_fix_a_client_cannot_forge_its_address(limited, app):
+    """Off by default: X-Forwarded-For is ignored, so rotating it does not escape the limit."""
+    c = app.test_client()
+    codes = [code for i in range(11) for code in _hammer_login(c, f"203.0.113.{i}", 1)]
+    assert 429 not in codes[:10] and codes[10] == 429

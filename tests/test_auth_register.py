@@ -596,3 +596,50 @@ def test_emails_are_queued_in_outbox_and_marked_sent(client, mailbox):
     msg = db.session.scalars(select(OutboxMessage).where(OutboxMessage.recipient == "bea@example.com")).one()
     assert msg.template == "verify_email"
     assert msg.status.value == "sent"
+
+
+# --- links in emails come from PUBLIC_BASE_URL, never from the request's Host header -----------------------------------
+
+PUBLIC = "https://advocates.example.com"
+EVIL = "http://evil.example"
+
+
+@pytest.fixture
+def public_url(app_config):
+    app_config["PUBLIC_BASE_URL"] = PUBLIC
+    return app_config
+
+
+def forged_post(client, url, data, page=None):
+    """GET the form and POST it with a forged Host header (the test client's base_url sets Host)."""
+    token = csrf_from(client.get(page or url, base_url=EVIL).get_data(as_text=True))
+    return client.post(url, data={"csrf_token": token, **data}, base_url=EVIL)
+
+
+def assert_links_are_public(mail):
+    links = mail.links()
+    assert links, mail.text
+    assert all(u.startswith(PUBLIC + "/") for u in links), links
+    assert "evil.example" not in mail.text and "evil.example" not in mail.html
+
+
+def test_forged_host_does_not_reach_the_verification_link(public_url, client, mailbox, advocate):
+    assert forged_post(client, "/auth/register", form_data()).status_code == 302
+    mail = mailbox.last("bea@example.com", subject="Confirm")
+    assert_links_are_public(mail)
+    assert mail.link("/auth/verify/").startswith(PUBLIC + "/auth/verify/")
+    # the notice to the owner of a taken address too
+    assert forged_post(client.application.test_client(), "/auth/register",
+                       form_data(email=advocate.email)).status_code == 302
+    assert_links_are_public(mailbox.last(advocate.email, subject="register"))
+
+
+def test_forged_host_does_not_reach_the_resent_link(public_url, client, mailbox):
+    assert forged_post(client, "/auth/register", form_data()).status_code == 302
+    mailbox.wait_for("bea@example.com")
+    assert forged_post(client, "/auth/login", {"email": "bea@example.com", "password": GOOD_PW}).status_code == 302
+    resp = forged_post(client, "/auth/resend-verification", {}, page="/account/status")
+    assert resp.status_code == 302
+    mails = mailbox.wait_for("bea@example.com", count=2, subject="Confirm")
+    for mail in mails:
+        assert_links_are_public(mail)

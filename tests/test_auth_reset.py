@@ -256,3 +256,136 @@ def test_reset_does_not_approve_a_pending_account(app, client, make_user, mailbo
     ask_reset(client, user.email)
     assert set_password(client, reset_path(mailbox, user.email)).status_code == 302
     assert reload(User, user.id).status == Status.PENDING
+
+
+# --- the reset link comes from PUBLIC_BASE_URL, never from the request's Host header -----------------------------------
+
+PUBLIC = "https://advocates.example.com/portal"
+
+
+@pytest.fixture
+def public_url(app_config):
+    app_config["PUBLIC_BASE_URL"] = PUBLIC + "/"  # a trailing slash and a path prefix are fine
+    return app_config
+
+
+@pytest.mark.parametrize("host", ["evil.example", "evil.example:8443", "localhost"])
+def test_forged_host_does_not_reach_the_reset_link(public_url, app, advocate, mailbox, host):
+    c = app.test_client()
+    base = f"http://{host}"
+    token = csrf_from(c.get("/auth/forgot-password", base_url=base).get_data(as_text=True))
+    resp = c.post("/auth/forgot-password", data={"csrf_token": token, "email": advocate.email}, base_url=base)
+    assert resp.status_code == 302
+    mail = mailbox.last(advocate.email, subject="Reset your password")
+    link = mail.link("/auth/reset-password/")
+    assert link.startswith(PUBLIC + "/auth/reset-password/"), link
+    assert all(u.startswith(PUBLIC + "/") for u in mail.links()) and "evil" not in mail.html
+    # the link works (on the public site, whose prefix the proxy strips)
+    assert set_password(app.test_client(), path_of(link).removeprefix("/portal")).status_code == 302
+    assert signs_in(app, advocate.email, NEW_PW)
+
+
+# --- timing tells nothing ------------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def as_in_production(app_config):
+    """Mail goes after the response, as in production (tests send it before, by default)."""
+    app_config["OUTBOX_SEND_AFTER_RESPONSE"] = True
+    return app_config
+
+
+def test_known_email_takes_as_long_as_an_unknown_one(as_in_production, app, advocate):
+    """Timing must not tell whether an address has an account: the reset mail used to be sent before
+    the answer (68 ms for a known address against 7 ms for an unknown one)."""
+    import statistics
+    import time
+
+    def timed_post(email):
+        c = app.test_client()
+        token = csrf_from(c.get("/auth/forgot-password").get_data(as_text=True))
+        start = time.perf_counter()
+        resp = c.post("/auth/forgot-password", data={"csrf_token": token, "email": email})
+        elapsed = time.perf_counter() - start
+        assert resp.status_code == 302
+        return elapsed
+
+    # Interleaved pairs, medians, a generous factor, and up to three rounds: a busy machine can slow one
+    # round's writes; sending mail before the answer made every round ten times slower.
+    rounds = []
+    for r in range(3):
+        known, unknown = [], []
+        for i in range(15):
+            known.append(timed_post(advocate.email))
+            unknown.append(timed_post(f"nobody{r}.{i}@example.com"))
+        rounds.append((statistics.median(known), statistics.median(unknown)))
+        if rounds[-1][1] > 0.5 * rounds[-1][0]:
+            break
+    else:
+        raise AssertionError(f"known vs unknown medians per round (s): {rounds}")
+
+
+# --- a reset link proves the address, exactly as a verification link does --------------------------------------------
+
+
+@pytest.fixture
+def auto_approve(app_config):
+    app_config["AUTO_APPROVE_ADVOCATES"] = True
+    return app_config
+
+
+def test_reset_of_an_unverified_account_with_auto_approve_activates_it(auto_approve, app, client, make_user,
+                                                                        admin, mailbox):
+    """With AUTO_APPROVE_ADVOCATES on, a verified address means an active account; the reset path
+    used to park it in pending approval, which no admin was ever asked to give."""
+    import time
+
+    from portal.extensions import db
+    from portal.models import AdvocateProfile
+
+    user = make_user(status=Status.UNVERIFIED)
+    ask_reset(client, user.email)
+    assert set_password(client, reset_path(mailbox, user.email)).status_code == 302
+    after = reload(User, user.id)
+    assert after.status == Status.ACTIVE and after.email_verified_at is not None and after.approved_at is not None
+    assert db.session.get(AdvocateProfile, user.id) is not None  # created on activation
+    assert mailbox.last(user.email, subject="approved")
+    time.sleep(0.2)
+    assert not [m for m in mailbox.to(admin.email) if "waiting for approval" in m.subject]
+    assert signs_in(app, user.email, NEW_PW)
+    assert login(app.test_client(), user.email, NEW_PW).headers["Location"].endswith("/dashboard")
+
+
+def test_reset_of_an_unverified_account_without_auto_approve_waits_for_an_admin(app, client, make_user, admin,
+                                                                                 mailbox):
+    assert app.config["AUTO_APPROVE_ADVOCATES"] is False
+    user = make_user(status=Status.UNVERIFIED)
+    ask_reset(client, user.email)
+    assert set_password(client, reset_path(mailbox, user.email)).status_code == 302
+    after = reload(User, user.id)
+    assert after.status == Status.PENDING and after.approved_at is None
+    assert mailbox.last(admin.email, subject="waiting for approval")
+
+
+# --- the reset form is rate limited -------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def limited(app_config):
+    app_config["RATELIMIT_ENABLED"] = True
+    return app_config
+
+
+def test_eleventh_reset_post_in_a_minute_is_429(limited, app, advocate):
+    from portal.services import accounts
+    from portal.services.tokens import make_token
+
+    path = "/auth/reset-password/" + make_token(accounts.RESET, advocate.id, accounts._reset_state(advocate))
+    c = app.test_client()
+    token = csrf_from(c.get(path).get_data(as_text=True))
+    data = {"csrf_token": token, "password": "short", "confirm": "short"}  # refused: the link stays valid
+    codes = [c.post(path, data=data).status_code for _ in range(10)]
+    assert codes == [422] * 10
+    blocked = c.post(path, data=data)
+    assert blocked.status_code == 429 and "Too many attempts" in blocked.get_data(as_text=True)
+    assert c.get(path).status_code == 200  # reading the page is not limited

@@ -20,6 +20,7 @@ from portal.extensions import db
 
 VENV_FLASK = Path(sys.executable).parent / "flask"
 PROD_SECRET = "a-long-random-production-secret-0123456789abcdef"
+PUBLIC = "https://advocates.example.com"
 
 
 @pytest.fixture(autouse=True)
@@ -208,6 +209,7 @@ def test_production_never_uses_the_development_key_file(tmp_path):
 def test_production_does_not_create_a_key_file(tmp_path, monkeypatch):
     monkeypatch.setenv("PORTAL_ENV", "production")
     monkeypatch.setenv("PORTAL_SECRET_KEY", PROD_SECRET)
+    monkeypatch.setenv("PORTAL_PUBLIC_BASE_URL", PUBLIC)
     app = loaded(tmp_path)
     assert app.config["SECRET_KEY"] == PROD_SECRET
     assert not (Path(app.instance_path) / "secret_key").exists()
@@ -216,7 +218,8 @@ def test_production_does_not_create_a_key_file(tmp_path, monkeypatch):
 
 
 def test_production_secret_from_instance_file(tmp_path):
-    app = loaded(tmp_path, {"PORTAL_ENV": "production"}, config_py=f'SECRET_KEY = "{PROD_SECRET}"')
+    app = loaded(tmp_path, {"PORTAL_ENV": "production", "PUBLIC_BASE_URL": PUBLIC},
+                 config_py=f'SECRET_KEY = "{PROD_SECRET}"')
     assert app.config["SECRET_KEY"] == PROD_SECRET
 
 
@@ -239,7 +242,7 @@ def test_flask_cli_in_production_without_secret_prints_one_line(tmp_path):
 
 
 def test_flask_cli_in_production_with_secret_starts(tmp_path):
-    env = _cli_env(tmp_path, PORTAL_SECRET_KEY=PROD_SECRET,
+    env = _cli_env(tmp_path, PORTAL_SECRET_KEY=PROD_SECRET, PORTAL_PUBLIC_BASE_URL=PUBLIC,
                    PORTAL_SQLALCHEMY_DATABASE_URI=f"sqlite:///{tmp_path / 'cli.db'}",
                    PORTAL_SEARCH_INDEX_DIR=str(tmp_path / "index"))
     proc = subprocess.run([str(VENV_FLASK), "--app", "portal", "routes"], cwd=tmp_path, env=env,
@@ -322,3 +325,104 @@ def test_create_app_development_key_lives_in_the_repo_instance_folder(app_config
     for a in (app, again):
         with a.app_context():
             db.engine.dispose()
+
+
+# --- POINTS_LEVELS is checked when the configuration is loaded ----------------------------------------------------------
+
+
+@pytest.mark.parametrize("levels", [
+    [["Member", 0]],
+    [["Legend", 1000], ["Rookie", 0], ["Pro", 100]],  # any order
+    (("Member", 0), ("Gold", 4000)),
+])
+def test_good_points_levels_load(tmp_path, levels):
+    assert loaded(tmp_path, {"POINTS_LEVELS": levels}).config["POINTS_LEVELS"] == levels
+
+
+@pytest.mark.parametrize("levels,words", [
+    ([["Bronze", 500], ["Gold", 4000]], "starts at 0 points"),  # 100 points showed "Bronze", no next level
+    ([["Member", 0], ["Also member", 0]], "two levels start at 0"),
+    ([["Member", 0], ["Gold", -5]], "0 or more"),
+    ([["Member", 0], ["Gold", 1.5]], "whole number"),
+    ([["Member", 0], ["Gold", "500"]], "whole number"),
+    ([["Member", 0], ["Gold", True]], "whole number"),
+    ([["Member", 0], ["", 500]], "non-empty name"),
+    ([["Member", 0], ["   ", 500]], "non-empty name"),
+    ([["Member", 0], [None, 500]], "non-empty name"),
+    ([["Member", 0], ["Gold"]], "pair"),
+    ([["Member", 0], "Gold"], "pair"),
+    ([], "non-empty list"),
+    ("Member", "non-empty list"),
+    ({"Member": 0}, "non-empty list"),
+])
+def test_bad_points_levels_refuse_to_start(tmp_path, levels, words):
+    with pytest.raises(ConfigError) as info:
+        loaded(tmp_path, {"POINTS_LEVELS": levels})
+    message = str(info.value.code)
+    assert "POINTS_LEVELS" in message and words in message and "\n" not in message
+
+
+def test_bad_points_levels_from_the_environment_refuse_to_start(tmp_path, monkeypatch):
+    monkeypatch.setenv("PORTAL_POINTS_LEVELS", '[["Bronze", 500], ["Gold", 4000]]')
+    with pytest.raises(ConfigError, match="starts at 0 points"):
+        loaded(tmp_path)
+
+
+def test_flask_cli_with_bad_points_levels_prints_one_line(tmp_path):
+    env = _cli_env(tmp_path, PORTAL_SECRET_KEY=PROD_SECRET, PORTAL_PUBLIC_BASE_URL=PUBLIC,
+                   PORTAL_POINTS_LEVELS='[["Bronze", 500]]')
+    proc = subprocess.run([str(VENV_FLASK), "--app", "portal", "routes"], cwd=tmp_path, env=env,
+                          capture_output=True, text=True, timeout=120)
+    out = (proc.stdout + proc.stderr).strip()
+    assert proc.returncode != 0 and out.splitlines() == [out] and "POINTS_LEVELS" in out
+
+
+# --- the public URL, trusted hosts, the proxy, mail ----------------------------------------------------------------------
+
+
+def test_production_without_public_base_url_refuses_to_start(tmp_path):
+    with pytest.raises(ConfigError) as info:
+        loaded(tmp_path, {"PORTAL_ENV": "production", "SECRET_KEY": PROD_SECRET})
+    message = str(info.value.code)
+    assert "PORTAL_PUBLIC_BASE_URL" in message and "\n" not in message
+
+
+def test_development_public_base_url_default(tmp_path):
+    cfg = loaded(tmp_path).config
+    assert cfg["PUBLIC_BASE_URL"] == "http://127.0.0.1:5000"
+    assert cfg["TRUSTED_HOSTS"] is None  # development answers to any host
+
+
+@pytest.mark.parametrize("url", ["advocates.example.com", "ftp://advocates.example.com", "https://", "/portal",
+                                 "https://advocates.example.com/?x=1", 42])
+def test_bad_public_base_url_refuses_to_start(tmp_path, url):
+    with pytest.raises(ConfigError, match="PUBLIC_BASE_URL"):
+        loaded(tmp_path, {"PUBLIC_BASE_URL": url})
+
+
+def test_production_trusts_only_the_public_host(tmp_path):
+    cfg = loaded(tmp_path, {"PORTAL_ENV": "production", "SECRET_KEY": PROD_SECRET,
+                            "PUBLIC_BASE_URL": "https://Advocates.Example.com:8443/portal"}).config
+    assert cfg["TRUSTED_HOSTS"] == ["advocates.example.com"]
+
+
+@pytest.mark.parametrize("hosts", [["advocates.example.com", "10.0.0.5"], []])
+def test_production_trusted_hosts_can_be_configured(tmp_path, hosts):
+    cfg = loaded(tmp_path, {"PORTAL_ENV": "production", "SECRET_KEY": PROD_SECRET, "PUBLIC_BASE_URL": PUBLIC,
+                            "TRUSTED_HOSTS": hosts}).config
+    assert cfg["TRUSTED_HOSTS"] == hosts
+
+
+def test_mail_outbox_and_proxy_defaults(tmp_path):
+    cfg = loaded(tmp_path).config
+    assert cfg["MAIL_TIMEOUT"] == 10 and cfg["OUTBOX_RETENTION_DAYS"] == 30
+    assert cfg["OUTBOX_SEND_AFTER_RESPONSE"] is True  # TESTING is off here
+    assert loaded(tmp_path, {"TESTING": True}).config["OUTBOX_SEND_AFTER_RESPONSE"] is False
+    assert all(cfg[f"PROXY_FIX_X_{k}"] == 0 for k in ("FOR", "PROTO", "HOST", "PORT", "PREFIX"))
+
+
+@pytest.mark.parametrize("key,value", [("PROXY_FIX_X_FOR", -1), ("PROXY_FIX_X_PROTO", "1"), ("PROXY_FIX_X_HOST", True),
+                                       ("OUTBOX_RETENTION_DAYS", 2.5), ("MAIL_TIMEOUT", 0), ("MAIL_TIMEOUT", "10")])
+def test_bad_numbers_refuse_to_start(tmp_path, key, value):
+    with pytest.raises(ConfigError, match=key):
+        loaded(tmp_path, {key: value})

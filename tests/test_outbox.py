@@ -16,7 +16,7 @@ from portal.extensions import db
 from portal.models import Consent, OutboxMessage, OutboxStatus, Status, User, utcnow
 from portal.services import outbox
 from tests.conftest import reload
-from tests.helpers import free_port, post_form
+from tests.helpers import csrf_from, free_port, post_form
 
 PASSWORD = "purple-otter-skates-42"
 
@@ -456,3 +456,234 @@ def test_extra_headers_and_sender_are_sent(app, mailbox):
     assert "advocates@example.com" in str(mail.message["From"])
     assert mail.text and mail.html  # multipart/alternative with both parts
     assert "http://localhost/auth/login" in mail.text and 'href="http://localhost/auth/login"' in mail.html
+
+
+# --- an SMTP server that accepts the connection and never answers ------------------------------------------------------
+
+
+class SilentSMTP:
+    """A TCP listener on 127.0.0.1 that accepts connections and never says a word (no SMTP greeting)."""
+
+    def __init__(self):
+        import socket
+
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(16)
+        self.port = self.sock.getsockname()[1]
+        self.conns = []
+        self.running = True
+        self.thread = threading.Thread(target=self._accept, daemon=True)
+        self.thread.start()
+
+    def _accept(self):
+        while self.running:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            self.conns.append(conn)  # held open, never written to
+
+    def close(self):
+        self.running = False
+        self.sock.close()
+        for conn in self.conns:
+            conn.close()
+        self.thread.join(5)
+
+
+@pytest.fixture
+def smtp_silent(app_config):
+    server = SilentSMTP()
+    app_config.update(MAIL_PORT=server.port, MAIL_TIMEOUT=1)
+    yield server
+    server.close()
+
+
+def test_mail_timeout_bounds_a_send_to_a_silent_server(smtp_silent, app):
+    assert app.config["MAIL_TIMEOUT"] == 1
+    msg_id = queue("silent@example.com")
+    start = time.monotonic()
+    assert outbox.send_due(ids=[msg_id]) == (0, 1)
+    assert time.monotonic() - start < 5  # without a timeout smtplib waits for the greeting forever
+    msg = reload(OutboxMessage, msg_id)
+    assert msg.status == OutboxStatus.QUEUED and msg.attempts == 1
+    assert "timed out" in msg.last_error.lower() or "timeout" in msg.last_error.lower()
+
+
+def test_mail_timeout_default_is_ten_seconds(app):
+    from portal.extensions import mail
+
+    assert app.config["MAIL_TIMEOUT"] == 10
+    assert app.extensions["mail"].timeout == 10 and mail.connect().mail.timeout == 10
+
+
+class LiveServer:
+    """The app on werkzeug's threaded server: real WSGI, which closes each response after sending it."""
+
+    def __init__(self, application):
+        from werkzeug.serving import make_server
+
+        self.server = make_server("127.0.0.1", free_port(), application, threaded=True)
+        self.url = f"http://127.0.0.1:{self.server.server_port}"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def stop(self):
+        self.server.shutdown()
+        self.server.server_close()
+        self.thread.join(10)
+
+
+@pytest.fixture
+def after_response(app_config):
+    """As in production: a request's mail is sent once its response has gone out."""
+    app_config["OUTBOX_SEND_AFTER_RESPONSE"] = True
+    return app_config
+
+
+def _wait_for(predicate, timeout: float = 15.0):
+    deadline = time.monotonic() + timeout
+    while not (result := predicate()):
+        assert time.monotonic() < deadline, "timed out waiting"
+        time.sleep(0.05)
+    return result
+
+
+@pytest.fixture
+def smtp_silent_3s(smtp_silent, app_config):
+    app_config["MAIL_TIMEOUT"] = 3
+    return smtp_silent
+
+
+def test_registration_answers_at_once_while_smtp_never_answers(after_response, smtp_silent_3s, app, smtp_up,
+                                                               mailbox):
+    """SMTP accepts TCP and then says nothing: the page must not wait for it (it used to hang for good,
+    Flask-Mail opening smtplib.SMTP without a timeout, inside after_request)."""
+    import requests
+
+    live = LiveServer(app)
+    try:
+        with requests.Session() as browser:
+            token = csrf_from(browser.get(live.url + "/auth/register", timeout=10).text)
+            start = time.monotonic()
+            resp = browser.post(live.url + "/auth/register", allow_redirects=False, timeout=10, data={
+                "csrf_token": token, "name": "Quiet Quinn", "email": "quiet@example.com", "company": "Initech",
+                "job_title": "CIO", "password": PASSWORD, "confirm": PASSWORD, "accept_terms": "y"})
+            elapsed = time.monotonic() - start
+        assert resp.status_code == 302 and resp.headers["Location"].endswith("/auth/check-email")
+        assert elapsed < 2.0, elapsed  # well under MAIL_TIMEOUT: the answer did not wait on SMTP
+        # The account is there at once; the mail was tried after the response and stays queued.
+        db.session.rollback()
+        assert db.session.scalar(select(User).where(User.email == "quiet@example.com")) is not None
+        [msg] = _wait_for(lambda: [m for m in messages(recipient="quiet@example.com") if m.attempts == 1])
+    finally:
+        live.stop()
+    assert msg.status == OutboxStatus.QUEUED and msg.sent_at is None
+    assert "timed out" in msg.last_error.lower() or "timeout" in msg.last_error.lower()
+    assert mailbox.to("quiet@example.com") == []
+    up = smtp_up()
+    assert "Sent 1, failed 0" in cli(up, "send", "--all")
+    assert "Sent 0, failed 0" in cli(up, "send", "--all")
+    time.sleep(0.2)
+    assert len(mailbox.to("quiet@example.com")) == 1
+    assert mailbox.last("quiet@example.com").subject == "Confirm your email address"
+
+
+def test_after_response_mail_goes_when_the_response_is_closed(after_response, mail_routes, client, mailbox):
+    resp = client.get("/test-mail/commit")
+    assert resp.status_code == 200
+    time.sleep(0.2)
+    assert mailbox.to("view.commit@example.com") == []  # not while the response is still being sent
+    [msg] = messages()
+    assert msg.status == OutboxStatus.QUEUED and msg.attempts == 0
+    resp.close()  # what a WSGI server does once the body is out
+    assert len(mailbox.wait_for("view.commit@example.com")) == 1
+    assert messages()[0].status == OutboxStatus.SENT
+    resp.close()
+    time.sleep(0.2)
+    assert len(mailbox.to("view.commit@example.com")) == 1  # closing twice sends nothing twice
+
+
+def test_after_response_nothing_uncommitted_is_sent(after_response, mail_routes, client, mailbox):
+    for path in ("/test-mail/no-commit", "/test-mail/crash"):
+        client.get(path).close()
+    time.sleep(0.2)
+    assert mailbox.to("view.nocommit@example.com") == [] and mailbox.to("view.crash@example.com") == []
+    assert messages() == []
+
+
+def test_send_after_response_is_the_default_outside_tests(app_config):
+    cfg = {k: v for k, v in app_config.items() if k != "TESTING"}
+    prod_like = create_app(cfg)
+    assert prod_like.config["OUTBOX_SEND_AFTER_RESPONSE"] is True
+    with prod_like.app_context():
+        db.engine.dispose()
+
+
+# --- sent mail keeps personal data only as long as needed ---------------------------------------------------------------
+
+
+def _sent(to: str, *, template: str = "approved", user_id: int | None = None, days_ago: float = 0) -> int:
+    msg_id = queue(to)
+    with db.engine.begin() as conn:
+        conn.execute(update(OutboxMessage).where(OutboxMessage.id == msg_id).values(
+            status=OutboxStatus.SENT, attempts=1, template=template, user_id=user_id,
+            sent_at=utcnow() - timedelta(days=days_ago)))
+    return msg_id
+
+
+def _is_erased(msg: OutboxMessage) -> bool:
+    return (msg.recipient, msg.subject, msg.body_text, msg.body_html, msg.headers) == ("erased", "(erased)", "", "", None)
+
+
+def test_goodbye_to_an_erased_account_keeps_no_address_once_sent(app, advocate, mailbox):
+    """The goodbye after deletion is the one mail to the old address; after it is sent, its row must
+    not keep that address and body."""
+    from tests.helpers import login
+
+    client = app.test_client()
+    assert login(client, advocate.email).status_code == 302
+    resp = post_form(client, "/me/delete", {"password": "correct-horse-battery-9", "confirm": "y"})
+    assert resp.status_code == 302
+    goodbye = mailbox.last(advocate.email, subject="deleted")
+    assert goodbye.to == advocate.email
+    rows = messages()
+    assert rows and all(advocate.email not in (m.recipient + m.body_text + m.body_html) for m in rows)
+    assert all("Ada" not in (m.subject + m.body_text + m.body_html) for m in rows)
+    [sent] = [m for m in rows if m.template == "account_deleted"]
+    assert sent.status == OutboxStatus.SENT and _is_erased(sent)
+
+
+def test_sent_mail_of_a_deleted_user_is_erased_when_sent(app, make_user, mailbox):
+    gone = make_user(status=Status.DELETED)
+    msg_id = queue("still.queued@example.com", user_id=gone.id)
+    assert outbox.send_due(ids=[msg_id]) == (1, 0)
+    assert mailbox.last("still.queued@example.com")
+    assert _is_erased(reload(OutboxMessage, msg_id))
+    live = make_user()
+    kept = queue("kept@example.com", user_id=live.id)
+    assert outbox.send_due(ids=[kept]) == (1, 0)
+    assert reload(OutboxMessage, kept).recipient == "kept@example.com"
+
+
+def test_outbox_send_erases_sent_mail_after_the_retention(app, runner, make_user):
+    assert app.config["OUTBOX_RETENTION_DAYS"] == 30
+    old = _sent("old@example.com", days_ago=31)
+    recent = _sent("recent@example.com", days_ago=29)
+    gone = make_user(status=Status.DELETED)
+    of_deleted = _sent("gone@example.com", user_id=gone.id)
+    queued_old = queue("waiting@example.com")
+    with db.engine.begin() as conn:
+        conn.execute(update(OutboxMessage).where(OutboxMessage.id == queued_old)
+                     .values(created_at=utcnow() - timedelta(days=60), next_attempt_at=utcnow() + timedelta(hours=1)))
+    out = runner.invoke(args=["outbox", "send"]).output
+    assert "Sent 0, failed 0" in out and "2 sent message(s) erased" in out
+    assert _is_erased(reload(OutboxMessage, old)) and _is_erased(reload(OutboxMessage, of_deleted))
+    assert reload(OutboxMessage, recent).recipient == "recent@example.com"
+    assert reload(OutboxMessage, queued_old).recipient == "waiting@example.com"  # not sent yet: kept
+    assert reload(OutboxMessage, old).sent_at is not None  # the row stays, for counts
+    assert "erased" not in runner.invoke(args=["outbox", "send"]).output  # nothing left to erase
+    app.config["OUTBOX_RETENTION_DAYS"] = 7
+    assert "1 sent message(s) erased" in runner.invoke(args=["outbox", "send"]).output
+    assert _is_erased(reload(OutboxMessage, recent))

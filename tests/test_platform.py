@@ -242,3 +242,50 @@ def test_migrations_match_models_postgresql(tmp_path, mailbox_server):
         with admin.connect() as conn:
             conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         admin.dispose()
+
+
+# --- SQLite connections are configured as documented ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("busy_ms", [None, 1234])
+def test_sqlite_pragmas_read_back_from_a_connection(database_urls, mailbox_server, tmp_path, busy_ms):
+    """Whatever backend the suite runs on, the SQLite file (the default database) is set up as documented."""
+    cfg = base_config(database_urls["sqlite"], mailbox_server, tmp_path)
+    if busy_ms is not None:
+        cfg["SQLITE_BUSY_TIMEOUT_MS"] = busy_ms
+    application = create_app(cfg)
+    with application.app_context():
+        try:
+            for _ in range(2):  # the first connection of the pool and a later one
+                with db.engine.connect() as conn:
+                    assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
+                    assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+                    assert conn.exec_driver_sql("PRAGMA busy_timeout").scalar() == (busy_ms or 15000)
+                    assert conn.exec_driver_sql("PRAGMA synchronous").scalar() == 1  # NORMAL
+                db.engine.dispose()
+        finally:
+            db.engine.dispose()
+
+
+# --- the shipped list of common passwords ---------------------------------------------------------------------------
+
+
+def test_common_password_list_is_shipped_and_large_enough():
+    from portal.services.passwords import COMMON_PASSWORDS_FILE, common_passwords
+
+    assert COMMON_PASSWORDS_FILE.exists()
+    assert (COMMON_PASSWORDS_FILE.parent / "COMMON-PASSWORDS-LICENSE.txt").exists()
+    words = common_passwords()
+    assert len(words) >= 1000
+    assert {"password", "123456", "qwerty", "letmein", "iloveyou"} <= words
+
+
+@pytest.mark.parametrize("password", ["password123", "qwertyuiop", "1234567890", "Password1234", "iloveyou12"])
+def test_known_common_passwords_are_refused(app, password):
+    from portal.services.errors import PasswordRejected
+    from portal.services.passwords import check_password_policy, common_passwords
+
+    if password.lower() not in common_passwords():
+        pytest.fail(f"{password!r} is expected on the shipped list")
+    with pytest.raises(PasswordRejected, match="too common"):
+        check_password_policy(password, "someone@example.com")

@@ -264,3 +264,56 @@ def test_approval_keeps_the_session(app, admin_client, make_user):
     assert c.get("/dashboard").status_code == 302
     post_form(admin_client, "/admin/pending/approve", {"user_id": applicant.id}, page="/admin/pending")
     assert c.get("/dashboard").status_code == 200  # no need to sign in again
+
+
+# --- guessing the current password from a signed-in session ----------------------------------------------------------
+
+
+def test_wrong_current_passwords_count_toward_the_lock(app, advocate, mailbox):
+    """A hijacked session must not guess the current password without limit: wrong guesses on the
+    change-password form count like failed sign-ins, and a locked account takes no more guesses."""
+    c = app.test_client()
+    login(c, advocate.email)
+    token = csrf_from(c.get("/account/password").get_data(as_text=True))
+    guess = {"csrf_token": token, "password": NEW_PW, "confirm": NEW_PW}
+    for i in range(9):
+        resp = c.post("/account/password", data={**guess, "current_password": f"guess-number-{i:04d}"})
+        assert resp.status_code == 422 and "Your current password is not right." in resp.get_data(as_text=True)
+    assert reload(User, advocate.id).failed_login_count == 9
+    assert mailbox.to(advocate.email) == []
+    resp = c.post("/account/password", data={**guess, "current_password": "guess-number-0009"})
+    assert resp.status_code == 422
+    assert reload(User, advocate.id).locked_until is not None
+    assert mailbox.last(advocate.email, subject="locked").subject == "Your account is locked for a while"
+    # locked: even the right password is refused here, and at sign-in
+    resp = c.post("/account/password", data={**guess, "current_password": TEST_PASSWORD})
+    assert resp.status_code == 422 and "locked" in resp.get_data(as_text=True)
+    assert login(app.test_client(), advocate.email, TEST_PASSWORD).status_code == 401
+    assert login(app.test_client(), advocate.email, NEW_PW).status_code == 401
+    assert reload(User, advocate.id).password_changed_at is None
+
+
+def test_a_right_current_password_after_failures_works_and_resets_the_count(app, advocate):
+    c = app.test_client()
+    login(c, advocate.email)
+    assert change_password(c, current="not-my-password-0").status_code == 422
+    assert reload(User, advocate.id).failed_login_count == 1
+    assert change_password(c).status_code == 302
+    assert reload(User, advocate.id).failed_login_count == 0
+
+
+@pytest.fixture
+def limited(app_config):
+    app_config["RATELIMIT_ENABLED"] = True
+    return app_config
+
+
+def test_change_password_posts_are_rate_limited(limited, app, advocate):
+    c = app.test_client()
+    login(c, advocate.email)
+    token = csrf_from(c.get("/account/password").get_data(as_text=True))
+    data = {"csrf_token": token, "current_password": "not-my-password-0", "password": NEW_PW, "confirm": NEW_PW}
+    codes = [c.post("/account/password", data=data).status_code for _ in range(10)]
+    assert 429 not in codes and 500 not in codes
+    assert c.post("/account/password", data=data).status_code == 429
+    assert c.get("/account/password").status_code == 200  # reading the page is not limited

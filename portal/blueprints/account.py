@@ -4,7 +4,8 @@ from __future__ import annotations
 from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
 from flask_login import current_user, login_user
 
-from portal.extensions import db
+from portal.blueprints.auth import auth_limit
+from portal.extensions import db, limiter
 from portal.forms.auth import ChangePasswordForm
 from portal.security import login_required_active
 from portal.services import accounts
@@ -14,6 +15,7 @@ bp = Blueprint("account", __name__, url_prefix="/account")
 
 
 @bp.route("/password", methods=["GET", "POST"])
+@limiter.limit(auth_limit, methods=["POST"])
 @login_required_active
 def change_password():
     form = ChangePasswordForm()
@@ -22,6 +24,9 @@ def change_password():
             accounts.change_password(db.session, current_user, form.current_password.data, form.password.data)
         except PasswordRejected as err:
             form.password.errors.append(err.message)
+        except accounts.CurrentPasswordWrong as err:
+            db.session.commit()  # keep the failure count and any lock
+            form.current_password.errors.append(err.message)
         except DomainError as err:
             form.current_password.errors.append(err.message)
         else:

@@ -15,7 +15,8 @@ outbox_cli = AppGroup("outbox", help="The email outbox.")
 @outbox_cli.command("send")
 @click.option("--all", "send_all", is_flag=True, help="Also send messages whose retry time has not come yet.")
 def send(send_all):
-    """Send queued emails that are due (retries with back-off)."""
+    """Send queued emails that are due (retries with back-off), then erase the address and body of
+    sent messages older than OUTBOX_RETENTION_DAYS (and of erased accounts)."""
     released = outbox.release_stuck(db.session)
     total_sent = total_failed = 0
     while True:
@@ -27,6 +28,9 @@ def send(send_all):
     msg = f"Sent {total_sent}, failed {total_failed}."
     if released:
         msg += f" {released} interrupted message(s) re-queued."
+    purged = outbox.purge_sent(db.session)
+    if purged:
+        msg += f" {purged} sent message(s) erased."
     click.echo(msg)
 
 

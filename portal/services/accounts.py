@@ -12,7 +12,7 @@ from sqlalchemy import func, select, update
 from portal.models import Consent, Role, Status, User, utcnow
 from portal.services import audit
 from portal.services.errors import Conflict, DomainError, InvalidToken, NotFound
-from portal.services.outbox import external_url, queue_email
+from portal.services.outbox import external_url, queue_email, render_email
 from portal.services.passwords import check_password_policy, hash_password, needs_rehash, verify_password
 from portal.services.tokens import fingerprint, make_token, read_token
 
@@ -108,14 +108,19 @@ def verify_email(session, token: str) -> User:
     user = session.get(User, data["u"])
     if user is None or user.status != Status.UNVERIFIED or data.get("s") != _verify_state(user):
         raise InvalidToken("This link has already been used or is no longer valid.")
+    _address_verified(session, user)
+    session.flush()
+    return user
+
+
+def _address_verified(session, user: User) -> None:
+    """The owner proved the address (a verification or reset link): approve, or wait for an admin."""
     user.email_verified_at = utcnow()
     if current_app.config["AUTO_APPROVE_ADVOCATES"]:
         _activate(session, user, actor_id=None)
     else:
         user.status = Status.PENDING
         _notify_admins_of_pending(session, user)
-    session.flush()
-    return user
 
 
 def _notify_admins_of_pending(session, user: User) -> None:
@@ -129,6 +134,11 @@ def _notify_admins_of_pending(session, user: User) -> None:
 def _activate(session, user: User, actor_id: int | None) -> None:
     user.status = Status.ACTIVE
     user.approved_at = utcnow()
+    if user.role == Role.ADVOCATE:
+        # The profile exists from the day the account is active, so no page has to create it on a GET.
+        from portal.services.profiles import get_profile
+
+        get_profile(session, user)
     queue_email(session, to=user.email, subject="Welcome: your advocate account is approved",
                 template="approved", user_id=user.id, name=user.name, login_url=external_url("auth.login"))
     from portal.services.referrals import credit_referral
@@ -195,6 +205,34 @@ def create_internal_user(session, email: str, role: Role, name: str | None = Non
 # --- login and lockout -------------------------------------------------------------------------
 
 
+def _is_locked(user: User, now) -> bool:
+    return bool(user.locked_until and user.locked_until > now)
+
+
+def _count_failure(session, user: User, now) -> None:
+    """One more wrong password for this account (sign-in or change-password); lock it at the limit and
+    tell the owner."""
+    cfg = current_app.config
+    # Count the failure atomically so concurrent attempts cannot undercount.
+    session.execute(update(User).where(User.id == user.id)
+                    .values(failed_login_count=User.failed_login_count + 1))
+    session.refresh(user, ["failed_login_count"])
+    if user.failed_login_count >= cfg["LOGIN_MAX_FAILURES"]:
+        user.locked_until = now + timedelta(minutes=cfg["LOGIN_LOCK_MINUTES"])
+        user.failed_login_count = 0
+        queue_email(session, to=user.email, subject="Your account is locked for a while",
+                    template="account_locked", user_id=user.id, name=user.name,
+                    minutes=cfg["LOGIN_LOCK_MINUTES"], reset_url=external_url("auth.forgot_password"))
+        audit.record(session, "user.locked", None, user)
+
+
+def _count_no_failure(session) -> None:
+    """The same statements as counting a failure, matching no row: a failure for an unknown (or locked)
+    account takes as long as one for a known account, so timing does not tell them apart."""
+    session.execute(update(User).where(User.id == -1).values(failed_login_count=User.failed_login_count + 1))
+    session.scalar(select(User.failed_login_count).where(User.id == -1))
+
+
 class LoginFailed(DomainError):
     def __init__(self):
         super().__init__("The email or password is not right, or the account is locked for a while. "
@@ -210,24 +248,15 @@ def authenticate(session, email: str, password: str) -> User:
     user = get_by_email(session, email)
     if user is None or user.status == Status.DELETED:
         verify_password(None, password)
+        _count_no_failure(session)
         raise LoginFailed()
     now = utcnow()
-    if user.locked_until and user.locked_until > now:
+    if _is_locked(user, now):
         verify_password(None, password)
+        _count_no_failure(session)
         raise LoginFailed()
     if not verify_password(user.password_hash, password):
-        cfg = current_app.config
-        # Count the failure atomically so concurrent attempts cannot undercount.
-        session.execute(update(User).where(User.id == user.id)
-                        .values(failed_login_count=User.failed_login_count + 1))
-        session.refresh(user, ["failed_login_count"])
-        if user.failed_login_count >= cfg["LOGIN_MAX_FAILURES"]:
-            user.locked_until = now + timedelta(minutes=cfg["LOGIN_LOCK_MINUTES"])
-            user.failed_login_count = 0
-            queue_email(session, to=user.email, subject="Your account is locked for a while",
-                        template="account_locked", user_id=user.id, name=user.name,
-                        minutes=cfg["LOGIN_LOCK_MINUTES"], reset_url=external_url("auth.forgot_password"))
-            audit.record(session, "user.locked", None, user)
+        _count_failure(session, user, now)
         raise LoginFailed()
     if user.status == Status.SUSPENDED:
         raise DomainError("This account is suspended. Contact the program team if you think this is a mistake.")
@@ -250,6 +279,10 @@ def request_password_reset(session, email: str) -> None:
     """Email a reset link if the account exists; the caller answers the same either way."""
     user = get_by_email(session, email)
     if user is None or user.status in (Status.DELETED, Status.SUSPENDED):
+        # The same work as for an account, minus the message: the answer's timing tells nothing.
+        token = make_token(RESET, 0, fingerprint(email))
+        render_email("reset_password", "Reset your password", name="",
+                     reset_url=external_url("auth.reset_password", token=token))
         return
     token = make_token(RESET, user.id, _reset_state(user))
     queue_email(session, to=user.email, subject="Reset your password", template="reset_password",
@@ -280,15 +313,25 @@ def reset_password(session, token: str, new_password: str) -> User:
     _set_password(session, user, new_password)
     if user.status == Status.UNVERIFIED:
         # Opening a link sent to the address proves it, as a verification link would.
-        user.email_verified_at = utcnow()
-        user.status = Status.PENDING
-        _notify_admins_of_pending(session, user)
+        _address_verified(session, user)
     return user
 
 
+class CurrentPasswordWrong(DomainError):
+    """The current password did not match; the failure counts toward the account's lock."""
+
+
 def change_password(session, user: User, current_password: str, new_password: str) -> None:
+    """Set a new password; the current one is checked like a sign-in: wrong guesses count toward the
+    lock (a hijacked session cannot guess it without limit) and a locked account takes no guesses."""
+    now = utcnow()
+    if _is_locked(user, now):
+        verify_password(None, current_password)
+        raise CurrentPasswordWrong("Too many wrong passwords: your account is locked for a while. "
+                                   "Try again later, or reset your password.")
     if not verify_password(user.password_hash, current_password):
-        raise DomainError("Your current password is not right.")
+        _count_failure(session, user, now)
+        raise CurrentPasswordWrong("Your current password is not right.")
     if current_password == new_password:
         raise DomainError("Choose a password different from the current one.")
     _set_password(session, user, new_password)

@@ -1,37 +1,46 @@
 """Email through an outbox.
 
 ``queue_email`` renders a message and adds it to the caller's transaction; it is sent only after
-that transaction commits (``deliver_after_request`` runs after the view, in its own session, so a
-rolled-back change never sends mail and a failed send never undoes the change). ``send_due``
-retries what failed, with exponential back-off; a message is claimed with a conditional UPDATE
-before it is sent, so two senders never send it twice.
+that transaction commits (``deliver_after_request`` hands the request's messages to the response,
+which sends them in its own session once it has been sent to the browser, so a rolled-back change
+never sends mail, a failed send never undoes the change, and no page waits on the SMTP server).
+``send_due`` retries what failed, with exponential back-off; a message is claimed with a
+conditional UPDATE before it is sent, so two senders never send it twice. Sent messages keep their
+address and body only as long as needed: at once for erased accounts, OUTBOX_RETENTION_DAYS for others.
 """
 from __future__ import annotations
 
 import logging
 import re
 from datetime import timedelta
+from urllib.parse import urlsplit
 
-from flask import current_app, g, has_request_context, render_template, url_for
+from flask import current_app, g, has_request_context, render_template
 from flask_mail import Message
-from sqlalchemy import select, update
+from sqlalchemy import null, or_, select, update
 from sqlalchemy.orm import Session
 
 from portal.extensions import db, mail
-from portal.models import OutboxMessage, OutboxStatus, utcnow
+from portal.models import OutboxMessage, OutboxStatus, Status, User, utcnow
 
 log = logging.getLogger(__name__)
 
 STUCK_AFTER = timedelta(minutes=15)
+# Messages that go to an address the account no longer has (the goodbye after erasure): their
+# address and body are erased as soon as they are sent.
+ERASE_WHEN_SENT = frozenset({"account_deleted"})
+ERASED = {"recipient": "erased", "subject": "(erased)", "body_text": "", "body_html": "", "headers": null()}
 
 
 def external_url(endpoint: str, **values) -> str:
-    """An absolute URL for an email, inside or outside a request."""
-    if has_request_context():
-        return url_for(endpoint, _external=True, **values)
-    base = current_app.config["PUBLIC_BASE_URL"].rstrip("/")
-    with current_app.test_request_context(base_url=base):
-        return url_for(endpoint, _external=True, **values)
+    """An absolute URL for an email, always on PUBLIC_BASE_URL.
+
+    Never built from the current request: its Host header is whatever the client sent, and a forged
+    one would put the attacker's host in front of a reset token."""
+    base = urlsplit(current_app.config["PUBLIC_BASE_URL"].rstrip("/"))
+    adapter = current_app.url_map.bind(base.netloc, script_name=base.path or "/", url_scheme=base.scheme)
+    current_app.inject_url_defaults(endpoint, values)
+    return adapter.build(endpoint, values, force_external=True)
 
 
 def _plain(text: str) -> str:
@@ -40,13 +49,19 @@ def _plain(text: str) -> str:
     return text.replace("&#39;", "'").replace("&#34;", '"').replace("&amp;", "&")
 
 
-def queue_email(session, *, to: str, subject: str, template: str, user_id: int | None = None,
-                headers: dict[str, str] | None = None, **context):
-    """Render ``email/<template>.txt`` and ``.html`` and add the message to the caller's transaction."""
+def render_email(template: str, subject: str, **context) -> tuple[str, str]:
+    """The text and HTML parts of ``email/<template>``."""
     context.setdefault("site_name", current_app.config["SITE_NAME"])
     context.setdefault("home_url", external_url("main.index"))
     text = _plain(render_template(f"email/{template}.txt", subject=subject, **context))
     html = render_template(f"email/{template}.html", subject=subject, **context)
+    return text, html
+
+
+def queue_email(session, *, to: str, subject: str, template: str, user_id: int | None = None,
+                headers: dict[str, str] | None = None, **context):
+    """Render ``email/<template>.txt`` and ``.html`` and add the message to the caller's transaction."""
+    text, html = render_email(template, subject, **context)
     msg = OutboxMessage(
         recipient=to,
         subject=re.sub(r"[\r\n]+", " ", subject)[:255],
@@ -110,13 +125,35 @@ def _send_one(session: Session, msg: OutboxMessage) -> bool:
         session.commit()
         log.warning("email %s to %s not sent (attempt %s): %s", msg.id, msg.recipient, attempts, exc)
         return False
-    session.execute(
-        update(OutboxMessage)
-        .where(OutboxMessage.id == msg.id)
-        .values(status=OutboxStatus.SENT, sent_at=utcnow(), attempts=msg.attempts + 1, last_error=None)
-    )
+    done = {"status": OutboxStatus.SENT, "sent_at": utcnow(), "attempts": msg.attempts + 1, "last_error": None}
+    if _erase_when_sent(session, msg):
+        done.update(ERASED)
+    session.execute(update(OutboxMessage).where(OutboxMessage.id == msg.id).values(**done))
     session.commit()
     return True
+
+
+def _erase_when_sent(session: Session, msg: OutboxMessage) -> bool:
+    if msg.template in ERASE_WHEN_SENT:
+        return True
+    return msg.user_id is not None and session.scalar(select(User.status).where(User.id == msg.user_id)) == Status.DELETED
+
+
+def purge_sent(session: Session, now=None) -> int:
+    """Erase address, subject and body of sent messages of deleted accounts, and of every sent message
+    older than OUTBOX_RETENTION_DAYS. The rows stay (counts, audit); their personal data goes."""
+    cutoff = (now or utcnow()) - timedelta(days=current_app.config["OUTBOX_RETENTION_DAYS"])
+    deleted_users = select(User.id).where(User.status == Status.DELETED)
+    res = session.execute(
+        update(OutboxMessage)
+        .where(OutboxMessage.status == OutboxStatus.SENT, OutboxMessage.recipient != ERASED["recipient"],
+               or_(OutboxMessage.sent_at < cutoff, OutboxMessage.user_id.in_(deleted_users),
+                   OutboxMessage.template.in_(sorted(ERASE_WHEN_SENT))))
+        .values(**ERASED)
+        .execution_options(synchronize_session=False)
+    )
+    session.commit()
+    return res.rowcount
 
 
 def release_stuck(session: Session) -> int:
@@ -151,17 +188,36 @@ def send_due(ids: list[int] | None = None, limit: int = 200, include_not_due: bo
     return sent, failed
 
 
-def deliver_after_request(response):
-    """after_request hook: send what this request queued, then retry a few older ones."""
-    ids = g.pop("outbox_ids", None)
-    if not ids or not current_app.config["OUTBOX_SEND_AFTER_REQUEST"]:
-        return response
+def _deliver(ids: list[int]) -> None:
+    """Send the messages a request queued, then, if that worked, retry a few older due ones."""
     try:
         sent, failed = send_due(ids=ids)
         if sent and not failed:
             send_due(limit=20)
     except Exception:  # never fail the user's request because of mail
         log.exception("sending queued email failed")
+
+
+def deliver_after_request(response):
+    """after_request hook: send what this request queued once the response has been sent.
+
+    ``call_on_close`` runs when the WSGI server closes the response, after the body went out and after
+    the request's teardown (so a view that did not commit has been rolled back: its rows do not exist
+    and nothing is sent). With OUTBOX_SEND_AFTER_RESPONSE off, mail is sent here, before answering.
+    """
+    ids = g.pop("outbox_ids", None)
+    if not ids or not current_app.config["OUTBOX_SEND_AFTER_REQUEST"]:
+        return response
+    if not current_app.config["OUTBOX_SEND_AFTER_RESPONSE"]:
+        _deliver(ids)
+        return response
+    app = current_app._get_current_object()
+
+    def send_after_response():
+        with app.app_context():
+            _deliver(ids)
+
+    response.call_on_close(send_after_response)
     return response
 
 
