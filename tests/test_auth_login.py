@@ -10,9 +10,9 @@ import time_machine
 from sqlalchemy import select
 
 from portal.extensions import db
-from portal.models import AuditEvent, Role, Status, User, utcnow
+from portal.models import AuditEvent, Status, User, utcnow
 from tests.conftest import reload
-from tests.helpers import TEST_PASSWORD, csrf_from, login, post_form
+from tests.helpers import TEST_PASSWORD, csrf_from, post_form
 
 WRONG = "not-the-right-password-1"
 

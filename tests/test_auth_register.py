@@ -12,7 +12,7 @@ from sqlalchemy import func, select
 from portal.extensions import db
 from portal.models import AuditEvent, Consent, OutboxMessage, Role, Status, User, utcnow
 from tests.conftest import reload
-from tests.helpers import TEST_PASSWORD, csrf_from, login, post_form
+from tests.helpers import csrf_from, login, post_form
 
 GOOD_PW = "purple-otter-skates-42"
 

@@ -1,5 +1,4 @@
 """Opportunities, participation, boards, fatigue protection and the digest (issue 5)."""
-import threading
 from datetime import date, timedelta
 
 import pytest
@@ -7,7 +6,7 @@ import time_machine
 
 from portal.database import begin_write
 from portal.extensions import db
-from portal.models import (ActivityPreference, ActivityType, AdvocateProfile, AuditEvent, Blackout, Country, Industry,
+from portal.models import (ActivityPreference, ActivityType, AdvocateProfile, AuditEvent, Blackout, Industry,
                            Opportunity, OpportunityStatus, Participation, ParticipationStatus, PointsEntry, Product,
                            Region, SelectionMode, SizeBand, User, utcnow)
 from portal.services import fatigue, opportunities, participation, points

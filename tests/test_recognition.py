@@ -12,7 +12,7 @@ from portal.models import (ActivityType, AuditEvent, Badge, EntryKind, EntrySour
 from portal.services import badges, leaderboard, points, rewards
 from portal.services.errors import DomainError
 from tests.conftest import reload
-from tests.helpers import login, post_form
+from tests.helpers import post_form
 
 
 def give(user_id, amount, key=None, source=EntrySource.MANUAL, **kw):

@@ -706,15 +706,9 @@ def _get_urls(app, values, tokens, code):
     return urls
 
 
-# GET pages that still create the advocate's missing profile (portal/blueprints/profile.py commits what
-# profiles.get_profile adds). They are crawled by the strict xfail below instead, so that the crawl
-# keeps guarding every other page; fixing them turns that xfail into a failure: then drop them here.
-CREATES_PROFILE_ON_GET = {"profile.preview", "profile.export_data"}
-
-
 def test_no_get_request_changes_the_database(app, crawl_data, advocate, admin, staff):
     values, tokens, code = crawl_data
-    urls = [(e, u) for e, u in _get_urls(app, values, tokens, code) if e not in CREATES_PROFILE_ON_GET]
+    urls = _get_urls(app, values, tokens, code)
     assert len(urls) > 30
     clients = {"anonymous": app.test_client(), "advocate": app.test_client(), "staff": app.test_client(),
                "admin": app.test_client()}
@@ -754,9 +748,8 @@ def test_dashboard_of_an_advocate_without_a_profile_writes_nothing(app, advocate
     assert db.session.get(AdvocateProfile, advocate.id) is None
 
 
-@pytest.mark.xfail(strict=True, reason="profile.preview and profile.export_data create the profile on GET "
-                                       "(portal/blueprints/profile.py, not fixed here)")
-@pytest.mark.parametrize("endpoint", sorted(CREATES_PROFILE_ON_GET))
+@pytest.mark.parametrize("endpoint", ["profile.preview", "profile.export_data", "profile.edit",
+                                      "profile.preferences", "profile.availability"])
 def test_profile_pages_of_an_advocate_without_a_profile_write_nothing(app, advocate_client, advocate, endpoint):
     with app.test_request_context():
         from flask import url_for

@@ -6,7 +6,7 @@ import pytest
 import time_machine
 
 from portal.extensions import db
-from portal.models import (ActivityPreference, ActivityType, AdvocateProfile, Blackout, Country, Industry, Product,
+from portal.models import (ActivityPreference, ActivityType, AdvocateProfile, Blackout, Industry, Product,
                            Role, Status, User, utcnow)
 from tests.conftest import reload
 from tests.helpers import TEST_PASSWORD, login, post_form

@@ -1,4 +1,3 @@
-from tests.helpers import login
 
 
 def test_landing_page(client):

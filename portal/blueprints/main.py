@@ -3,11 +3,10 @@ from __future__ import annotations
 
 from flask import Blueprint, redirect, render_template, url_for
 from flask_login import current_user, login_required
-from sqlalchemy.orm.attributes import set_committed_value
 
 from portal.extensions import db
 from portal.forms.auth import ConfirmForm
-from portal.models import AdvocateProfile, Role, Status, User
+from portal.models import Role, Status
 from portal.security import login_required_active
 from portal.models import ACTIVE_STATUSES
 from portal.services import badges, opportunities, participation, points, profiles
@@ -27,7 +26,7 @@ def dashboard():
         return redirect(url_for("admin.index"))
     if current_user.role == Role.STAFF:
         return render_template("main/staff_home.html")
-    profile = _profile_to_show(current_user._get_current_object())
+    profile = profiles.read_profile(db.session, current_user._get_current_object())
     return render_template(
         "main/dashboard.html", profile=profile, completeness=profiles.completeness(current_user, profile),
         availability=profiles.availability(profile), freshness_days=profiles.freshness_days(profile),
@@ -37,20 +36,6 @@ def dashboard():
         earned_badges=[b for b, mine in badges.gallery(db.session, current_user.id) if mine],
         commitments=[p for p in participation.of_user(db.session, current_user.id) if p.status in ACTIVE_STATUSES],
         recommended=opportunities.feed(db.session, current_user)[:3])
-
-
-def _profile_to_show(user: User) -> AdvocateProfile:
-    """The advocate's profile, read only: a GET changes nothing. Profiles are created when an account
-    becomes active; one activated before that (no profile yet) is shown as an empty profile that is
-    never added to the session."""
-    profile = db.session.get(AdvocateProfile, user.id)
-    if profile is None:
-        profile = AdvocateProfile(user_id=user.id)
-        for column in AdvocateProfile.__table__.columns:  # the values a flush would give it
-            if column.default is not None and column.default.is_scalar:
-                setattr(profile, column.key, column.default.arg)
-        set_committed_value(profile, "user", user)  # for is_stale; no backref, no cascade into the session
-    return profile
 
 
 @bp.route("/account/status")

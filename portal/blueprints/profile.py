@@ -14,7 +14,7 @@ from portal.extensions import csrf, db
 from portal.forms.auth import ConfirmForm
 from portal.forms.profile import (BlackoutForm, ChangeEmailForm, CommunicationForm, DeleteAccountForm, LimitsForm,
                                   ProfileForm)
-from portal.models import Country, Industry, Product, SizeBand, TagKind
+from portal.models import Industry, Product, SizeBand, TagKind
 from portal.security import advocate_required
 from portal.services import privacy, profiles, reference, subscriptions
 from portal.services.errors import DomainError, InvalidToken, NotFound
@@ -81,8 +81,7 @@ def edit():
 @advocate_required
 def preview():
     """The profile as the program's staff and admins see it."""
-    card = profiles.profile_card(db.session, current_user)
-    db.session.commit()  # the empty profile is created on first use
+    card = profiles.profile_card(db.session, current_user._get_current_object())
     return render_template("profile/preview.html", card=card)
 
 
@@ -273,8 +272,7 @@ def privacy_page():
 @bp.route("/data.json")
 @advocate_required
 def export_data():
-    data = privacy.export_user_data(db.session, current_user)
-    db.session.commit()  # get_profile may have created the empty profile
+    data = privacy.export_user_data(db.session, current_user._get_current_object())
     body = json.dumps(data, indent=2, ensure_ascii=False, sort_keys=False)
     return Response(body, mimetype="application/json", headers={
         "Content-Disposition": 'attachment; filename="my-advocate-data.json"', "Cache-Control": "no-store"})

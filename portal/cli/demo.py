@@ -58,7 +58,6 @@ STORIES = [
 
 
 def _profiles(rng, advocates, now):
-    from datetime import date
 
     from portal.models import ActivityPreference, AdvocateProfile, Blackout, Country, Digest, Industry, Product, SizeBand
     from portal.services import reference

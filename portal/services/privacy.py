@@ -21,7 +21,7 @@ from portal.services.accounts import get_by_email, normalize_email
 from portal.services.errors import Conflict, DomainError, InvalidToken
 from portal.services.outbox import external_url, queue_email
 from portal.services.passwords import verify_password
-from portal.services.profiles import availability, get_profile
+from portal.services.profiles import availability, get_profile, read_profile
 from portal.services.tokens import fingerprint, make_token, read_token
 
 ExportSection = Callable[[Any, User], tuple[str, Any]]
@@ -69,7 +69,7 @@ def _consents(session, user: User):
 
 @register_export_section
 def _profile(session, user: User):
-    p = get_profile(session, user)
+    p = read_profile(session, user)
     upcoming = [{"starts_on": _iso(b.starts_on), "ends_on": _iso(b.ends_on), "note": b.note} for b in p.blackouts]
     return "profile", {
         "industry": p.industry.name if p.industry else None,

@@ -10,6 +10,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 from flask import current_app
 from sqlalchemy import and_, func, or_, select
+from sqlalchemy.orm.attributes import set_committed_value
 
 from portal.models import (ActivityPreference, ActivityType, AdvocateProfile, Blackout, Country, Digest, Industry,
                            Product, Role, SizeBand, Status, Tag, TagKind, User, utcnow)
@@ -22,8 +23,22 @@ MAX_ASKS_MONTH = 50
 MAX_ASKS_QUARTER = 150
 
 
+def read_profile(session, user: User) -> AdvocateProfile:
+    """The advocate's profile, read only: a GET changes nothing. Profiles are created when an account
+    becomes active; one activated before that (no profile yet) is shown as an empty profile that is
+    never added to the session."""
+    profile = session.get(AdvocateProfile, user.id)
+    if profile is None:
+        profile = AdvocateProfile(user_id=user.id)
+        for column in AdvocateProfile.__table__.columns:  # the values a flush would give it
+            if column.default is not None and column.default.is_scalar:
+                setattr(profile, column.key, column.default.arg)
+        set_committed_value(profile, "user", user)  # for is_stale; no backref, no cascade into the session
+    return profile
+
+
 def get_profile(session, user: User) -> AdvocateProfile:
-    """The advocate's profile, created empty on first use."""
+    """The advocate's profile, created empty on first use (for changes; pages use read_profile)."""
     profile = session.get(AdvocateProfile, user.id)
     if profile is None:
         profile = AdvocateProfile(user_id=user.id)
@@ -271,7 +286,7 @@ class ProfileCard:
 
 
 def profile_card(session, user: User) -> ProfileCard:
-    profile = get_profile(session, user)
+    profile = read_profile(session, user)
     activities = sorted((p for p in profile.preferences if p.opted_in and p.activity_type.active),
                         key=lambda p: (p.activity_type.position, p.activity_type.name))
     upcoming, _ = split_blackouts(profile)
