@@ -7,7 +7,7 @@ import re
 from flask_wtf import FlaskForm
 from wtforms import IntegerField as _WTFIntegerField
 from wtforms import PasswordField
-from wtforms.validators import StopValidation
+from wtforms.validators import Email, StopValidation, ValidationError
 
 CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 MAX_INTEGER_DIGITS = 12
@@ -41,3 +41,17 @@ class BaseForm(FlaskForm):
             extra = () if issubclass(unbound_field.field_class, PasswordField) else (clean_text,)
             filters = [*extra, *unbound_field.kwargs.get("filters", ())]
             return unbound_field.bind(form=form, filters=filters, **options)
+
+
+def mailable_email():
+    """Validators for an address the mailer can send to: a valid address in plain ASCII.
+
+    ``Email(allow_smtputf8=False)`` refuses non-ASCII before the '@' (``ada+😀@example.com``), which
+    needs SMTPUTF8; the ASCII check also refuses internationalised domains, which would be stored as
+    typed and fail the same way when sent (and would not match the address typed at sign-in)."""
+
+    def ascii_only(form, field):
+        if field.data and not field.data.isascii():
+            raise ValidationError("Use an address with plain (ASCII) letters only; we cannot send email to this one.")
+
+    return [Email(allow_smtputf8=False), ascii_only]

@@ -1,6 +1,6 @@
-from portal.forms import BaseForm as FlaskForm
+from portal.forms import BaseForm as FlaskForm, mailable_email
 from wtforms import BooleanField, EmailField, PasswordField, StringField, SubmitField
-from wtforms.validators import DataRequired, Email, EqualTo, Length
+from wtforms.validators import DataRequired, EqualTo, Length
 
 PASSWORD_HELP = "At least 10 characters. A few unrelated words make a strong, memorable password."
 
@@ -8,7 +8,7 @@ PASSWORD_HELP = "At least 10 characters. A few unrelated words make a strong, me
 class RegisterForm(FlaskForm):
     name = StringField("Full name", validators=[DataRequired(), Length(max=120)],
                        render_kw={"autocomplete": "name"})
-    email = EmailField("Work email", validators=[DataRequired(), Email(), Length(max=254)],
+    email = EmailField("Work email", validators=[DataRequired(), *mailable_email(), Length(max=254)],
                        render_kw={"autocomplete": "email"})
     company = StringField("Company", validators=[DataRequired(), Length(max=160)],
                           render_kw={"autocomplete": "organization"})
@@ -34,7 +34,7 @@ class LoginForm(FlaskForm):
 
 
 class ForgotPasswordForm(FlaskForm):
-    email = EmailField("Email", validators=[DataRequired(), Email(), Length(max=254)],
+    email = EmailField("Email", validators=[DataRequired(), *mailable_email(), Length(max=254)],
                        render_kw={"autocomplete": "email"})
     submit = SubmitField("Send me a reset link")
 

@@ -1,24 +1,10 @@
-from portal.forms import IntegerField, BaseForm as FlaskForm
+from portal.forms import IntegerField, BaseForm as FlaskForm, mailable_email
 from wtforms import (BooleanField, DateField, EmailField, PasswordField, SelectField,
                      SelectMultipleField, StringField, SubmitField, TextAreaField, URLField)
-from wtforms.validators import DataRequired, Email, InputRequired, Length, NumberRange, Optional, ValidationError
+from wtforms.validators import DataRequired, InputRequired, Length, NumberRange, Optional
 from wtforms.widgets import CheckboxInput, ListWidget
 
 from portal.services.profiles import MAX_ASKS_MONTH, MAX_ASKS_QUARTER, MAX_STORY, timezone_choices
-
-
-def mailable_email():
-    """Validators for an address the mailer can send to: a valid address in plain ASCII.
-
-    ``Email(allow_smtputf8=False)`` refuses non-ASCII before the '@' (``ada+😀@example.com``), which
-    needs SMTPUTF8; the ASCII check also refuses internationalised domains, which would be stored as
-    typed and fail the same way when sent (and would not match the address typed at sign-in)."""
-
-    def ascii_only(form, field):
-        if field.data and not field.data.isascii():
-            raise ValidationError("Use an address with plain (ASCII) letters only; we cannot send email to this one.")
-
-    return [Email(allow_smtputf8=False), ascii_only]
 
 
 class MultiCheckboxField(SelectMultipleField):

@@ -57,7 +57,9 @@ class AdjustPointsForm(FlaskForm):
     email = StringField("Advocate's email", validators=[DataRequired(), Length(max=254)])
     amount = IntegerField("Points (negative to deduct)", validators=[InputRequired(), NumberRange(-100_000, 100_000)])
     reason = StringField("Reason (required, kept in the ledger and audit log)",
-                         validators=[DataRequired(), Length(max=255)])
+                         validators=[DataRequired(), Length(max=255)],
+                         description="The ledger is permanent and survives account deletion: describe what "
+                                     "happened, do not name people or add contact details.")
     idempotency_key = HiddenField(validators=[DataRequired(), Length(min=8, max=64)])
     submit = SubmitField("Adjust points")
 
