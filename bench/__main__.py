@@ -1,16 +1,22 @@
 """make bench: search at 10,000 / 50,000 (/ 100,000) advocates, Whoosh and a SQL LIKE baseline.
 
-    python -m bench [--sizes 10000,50000,100000] [--runs 10] [--procs 2]
+    python -m bench [--sizes 10000,50000,100000] [--runs 10] [--procs 2] [--cold-runs 2]
 
-Reports the full rebuild time and documents per second, p50/p95 latency per query class (each
-query warmed once, then timed --runs times, through the same code the search page uses: parse,
-facet counts, top 20, database rows for the page and snippets), the same for a SQL LIKE baseline
-on the same data, and the time of one incremental update (write + commit + searcher reopen).
+Reports the full rebuild time and documents per second; p50/p95 latency per query class, warm (each
+query run once, then timed --runs times, through the same code the search page uses: parse, facet
+counts, top 20, database rows for the page and snippets) and cold (fresh processes, 40 other queries
+each run once, with and without the start-up warm-up; the first search of a process on its own);
+the former worst queries (ranges, short wildcards); the same for a SQL LIKE baseline on the same
+data; one incremental update's time; and 'flask search check' / 'optimize' times.
 """
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
 from collections import defaultdict
@@ -61,11 +67,32 @@ def like_baseline(session, query: str, filters: dict):
     return total, top
 
 
-def run_size(n: int, runs: int, procs: int, workdir: Path) -> dict:
+def cold(dbfile: Path, index: Path, warm: bool, runs: int) -> dict:
+    """Fresh processes (``bench.cold``): the first search of each, and 40 distinct queries run once."""
+    firsts, times, by_class, warm_ms = [], [], defaultdict(list), []
+    root = Path(__file__).resolve().parent.parent
+    for _ in range(runs):
+        cmd = [sys.executable, "-m", "bench.cold", str(dbfile), str(index)] + (["--warm"] if warm else [])
+        done = subprocess.run(cmd, cwd=root, capture_output=True, text=True, check=True,
+                              env={**os.environ, "PYTHONWARNINGS": "ignore"})
+        out = json.loads(done.stdout.strip().splitlines()[-1])
+        qs = out["queries"]
+        firsts.append(qs[0][2])
+        for cls, _, ms in qs[1:]:
+            times.append(ms)
+            by_class[cls].append(ms)
+        if out["warm_ms"] is not None:
+            warm_ms.append(out["warm_ms"])
+    return {"first": statistics.median(firsts), "all": (statistics.median(times), pct(times, 95)),
+            "classes": {c: (statistics.median(v), pct(v, 95)) for c, v in by_class.items()},
+            "warm_ms": statistics.median(warm_ms) if warm_ms else None}
+
+
+def run_size(n: int, runs: int, procs: int, workdir: Path, cold_runs: int = 2) -> dict:
     from flask_migrate import upgrade
 
     from bench.generate import generate
-    from bench.queries import QUERIES
+    from bench.queries import QUERIES, WORST_QUERIES
     from portal import create_app
     from portal.extensions import db
     from portal.models import AdvocateProfile, User
@@ -120,6 +147,32 @@ def run_size(n: int, runs: int, procs: int, workdir: Path) -> dict:
         out["like_all"] = (statistics.median(alll), pct(alll, 95))
         out["totals"] = totals
 
+        # The former worst queries (13-45 s at 50,000 before their work was bounded): first run, then warm.
+        out["worst"] = {}
+        for q in WORST_QUERIES:
+            req = querying.AdvocateSearch(q=q)
+            t = time.perf_counter()
+            res = querying.search_advocates(db.session, req)
+            first = (time.perf_counter() - t) * 1000
+            again = []
+            for _ in range(3):
+                t = time.perf_counter()
+                querying.search_advocates(db.session, req)
+                again.append((time.perf_counter() - t) * 1000)
+            out["worst"][q] = (first, statistics.median(again), res.total, len(res.notes))
+            db.session.rollback()
+        print(f"  warm queries p50/p95 {out['whoosh_all'][0]:.1f} / {out['whoosh_all'][1]:.1f} ms", flush=True)
+
+        # Cold: fresh processes against the same database and index (before the updates below change it).
+        index_dir = Path(app.config["SEARCH_INDEX_DIR"])
+        out["cold"] = cold(dbfile, index_dir, warm=False, runs=cold_runs)
+        out["cold_warmed"] = cold(dbfile, index_dir, warm=True, runs=cold_runs)
+        print(f"  cold: first search {out['cold']['first']:.0f} ms, distinct queries "
+              f"{out['cold']['all'][0]:.1f} / {out['cold']['all'][1]:.1f} ms; after the warm-up "
+              f"({out['cold_warmed']['warm_ms']:.0f} ms, in the background): first "
+              f"{out['cold_warmed']['first']:.0f} ms, {out['cold_warmed']['all'][0]:.1f} / "
+              f"{out['cold_warmed']['all'][1]:.1f} ms", flush=True)
+
         # One incremental update: change a story, commit, write the document (lock, write, commit),
         # then the next search reopens the searcher and rebuilds facet bits for the new segment only.
         upd, upd_search, merges = [], [], []
@@ -145,6 +198,18 @@ def run_size(n: int, runs: int, procs: int, workdir: Path) -> dict:
         out["merges"] = (len(merges), statistics.median(merges) if merges else 0.0)
         out["first_search_after_update_ms"] = (statistics.median(upd_search), pct(upd_search, 95))
         out["index"] = str(current_dir().resolve())
+
+        from search.rebuild import check, optimize
+        wait_for_merges()
+        t = time.perf_counter()
+        problems = check(db.session)
+        out["check_s"] = (time.perf_counter() - t, len(problems))
+        db.session.rollback()
+        t = time.perf_counter()
+        optimize(db.engine)
+        out["optimize_s"] = time.perf_counter() - t
+        print(f"  check {out['check_s'][0]:.1f} s ({out['check_s'][1]} problems), optimize "
+              f"{out['optimize_s']:.1f} s", flush=True)
         querying.forget_searchers()
         db.engine.dispose()
     return out
@@ -152,22 +217,40 @@ def run_size(n: int, runs: int, procs: int, workdir: Path) -> dict:
 
 def report(results: list[dict]) -> str:
     classes = list(dict.fromkeys(c for r in results for c in r["whoosh"]))
-    lines = ["# Search benchmark", "", f"Run on {date.today().isoformat()}; milliseconds p50 / p95 per query class "
-             "(each query warmed once, then timed); the Whoosh column is the full search path (parse, facet counts "
-             "for 8 facets, top 20, the page's rows and snippets from the database).", ""]
+    lines = ["# Search benchmark", "", f"Run on {date.today().isoformat()}; milliseconds p50 / p95 per query class. "
+             "Warm: each of 20 queries run once, then timed; cold: fresh processes, 40 other queries each run "
+             "once (every term and facet value met for the first time), without and with the start-up warm-up "
+             "that a web worker runs in the background; the first search of a fresh process on its own. The "
+             "Whoosh columns are the full search path (parse, facet counts for 8 facets, top 20, the page's rows "
+             "and snippets from the database).", ""]
     for r in results:
+        c, cw = r["cold"], r["cold_warmed"]
         lines += [f"## {r['n']:,} advocates", "",
                   f"- full rebuild: **{r['rebuild_s']:.1f} s** ({r['docs_per_s']:,.0f} documents/s)",
                   f"- incremental update (write + commit): **{r['update_ms'][0]:.1f} / {r['update_ms'][1]:.1f} ms** "
                   f"p50/p95; first search after it: {r['first_search_after_update_ms'][0]:.1f} / "
                   f"{r['first_search_after_update_ms'][1]:.1f} ms; {r['merges'][0]} background merge(s) of the small "
                   f"segments during the 25 updates, median {r['merges'][1]:.0f} ms each (off the request path)",
-                  f"- all queries: Whoosh **{r['whoosh_all'][0]:.1f} / {r['whoosh_all'][1]:.1f} ms**, "
-                  f"SQL LIKE {r['like_all'][0]:.1f} / {r['like_all'][1]:.1f} ms", "",
-                  "| query class | Whoosh p50 / p95 | SQL LIKE p50 / p95 |", "|---|---|---|"]
-        for c in classes:
-            w, lk = r["whoosh"][c], r["like"][c]
-            lines.append(f"| {c} | {w[0]:.1f} / {w[1]:.1f} | {lk[0]:.1f} / {lk[1]:.1f} |")
+                  f"- warm queries: Whoosh **{r['whoosh_all'][0]:.1f} / {r['whoosh_all'][1]:.1f} ms**, "
+                  f"SQL LIKE {r['like_all'][0]:.1f} / {r['like_all'][1]:.1f} ms",
+                  f"- cold queries, no warm-up: **{c['all'][0]:.1f} / {c['all'][1]:.1f} ms**; first search of a "
+                  f"process **{c['first']:.0f} ms**",
+                  f"- cold queries after the warm-up ({cw['warm_ms']:.0f} ms in a background thread at start): "
+                  f"**{cw['all'][0]:.1f} / {cw['all'][1]:.1f} ms**; first search **{cw['first']:.0f} ms**",
+                  f"- flask search check (ids, content digests, facets): {r['check_s'][0]:.1f} s; "
+                  f"flask search optimize (beside the live index, no writer lock held): {r['optimize_s']:.1f} s", "",
+                  "| query class | warm p50 / p95 | cold p50 / p95 | cold after warm-up | SQL LIKE p50 / p95 |",
+                  "|---|---|---|---|---|"]
+        for cl in list(dict.fromkeys(classes + list(c["classes"]))):
+            w, lk = r["whoosh"].get(cl), r["like"].get(cl)
+            cc, ccw = c["classes"].get(cl), cw["classes"].get(cl)
+
+            def f(x):
+                return f"{x[0]:.1f} / {x[1]:.1f}" if x else "—"
+            lines.append(f"| {cl} | {f(w)} | {f(cc)} | {f(ccw)} | {f(lk)} |")
+        lines += ["", "| former worst query | first run ms | warm ms | matches | notes |", "|---|---|---|---|---|"]
+        for q, (first, again, total, notes) in r["worst"].items():
+            lines.append(f"| `{q}` | {first:.1f} | {again:.1f} | {total:,} | {notes} |")
         lines.append("")
     return "\n".join(lines)
 
@@ -177,13 +260,15 @@ def main():
     ap.add_argument("--sizes", default="10000,50000")
     ap.add_argument("--runs", type=int, default=10)
     ap.add_argument("--procs", type=int, default=2)
+    ap.add_argument("--cold-runs", type=int, default=2, help="fresh processes per cold measurement")
     args = ap.parse_args()
     RESULTS.mkdir(exist_ok=True)
     results = []
     with tempfile.TemporaryDirectory(prefix="portal-bench-") as tmp:
         for n in (int(x) for x in args.sizes.split(",")):
             print(f"== {n:,} advocates", flush=True)
-            results.append(run_size(n, args.runs, args.procs, Path(tmp)))
+            results.append(run_size(n, args.runs, args.procs, Path(tmp), args.cold_runs))
+            (RESULTS / "latest.md").write_text(report(results))  # what is done so far
     text_out = report(results)
     (RESULTS / "latest.md").write_text(text_out)
     print()

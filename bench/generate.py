@@ -1,4 +1,10 @@
-"""A deterministic generator of realistic advocates, inserted in bulk (SQLAlchemy Core)."""
+"""A deterministic generator of realistic advocates, inserted in bulk (SQLAlchemy Core).
+
+Besides profiles, products, topics and activity preferences, each run makes a few hundred past and
+open opportunities and seeded participations: about a third of the advocates never took part, most
+a few times, some often (up to 25 times over two years, more of them recently), so last-engagement
+dates, "at limit" / "near limit" / "under-used" fatigue and the engagement sort have real data. A few
+advocates are in a blackout today. Every list lookup is ordered, so the same seed gives the same data."""
 from __future__ import annotations
 
 import random
@@ -6,8 +12,9 @@ from datetime import timedelta
 
 from sqlalchemy import insert, select
 
-from portal.models import (ActivityPreference, ActivityType, AdvocateProfile, Country, Industry, Product, SizeBand,
-                           Tag, TagKind, User, profile_products, profile_tags, utcnow)
+from portal.models import (ActivityPreference, ActivityType, AdvocateProfile, Blackout, Country, Industry, Opportunity,
+                           Participation, Product, SizeBand, Tag, TagKind, User, profile_products, profile_tags,
+                           utcnow)
 
 FIRST = ("Maria James Aiko Oluwaseun Sofia Liam Priya Mateo Chloe Wei Fatima Noah Ingrid Rafael Amara Lucas Hana "
          "Diego Elena Kwame Zoe Arjun Isabel Tomasz Leila Samuel Mei Jonas Nadia Carlos Yuki Grace Omar Freya Ravi "
@@ -57,20 +64,22 @@ def story(rng: random.Random) -> str:
 
 def generate(session, n: int, seed: int = 42, batch: int = 2000) -> None:
     rng = random.Random(seed)
-    industries = list(session.scalars(select(Industry.id)))
-    sizes = list(session.scalars(select(SizeBand.id)))
-    countries = list(session.scalars(select(Country.code)))
-    products = list(session.scalars(select(Product.id)))
-    types = list(session.scalars(select(ActivityType.id)))
+    prng = random.Random(seed + 1)  # participations: their own stream, so the advocates stay as they were
+    industries = list(session.scalars(select(Industry.id).order_by(Industry.id)))
+    sizes = list(session.scalars(select(SizeBand.id).order_by(SizeBand.id)))
+    countries = list(session.scalars(select(Country.code).order_by(Country.code)))
+    products = list(session.scalars(select(Product.id).order_by(Product.id)))
+    types = list(session.scalars(select(ActivityType.id).order_by(ActivityType.id)))
     topics = [r + s for r in TOPIC_ROOTS for s in TOPIC_SUFFIX][:80]
     tag_ids = []
     for t in topics:
         tag_ids.append(session.execute(insert(Tag).values(kind=TagKind.TOPIC, name=t, slug=t.casefold())
                                        .returning(Tag.id)).scalar_one())
     now = utcnow()
+    opportunities = _opportunities(session, prng, types, now, max(50, min(600, n // 100)))
     start = (session.scalar(select(User.id).order_by(User.id.desc()).limit(1)) or 0) + 1
     for offset in range(0, n, batch):
-        users, profiles, prods, tags, prefs = [], [], [], [], []
+        users, profiles, prods, tags, prefs, parts, away = [], [], [], [], [], [], []
         for i in range(offset, min(n, offset + batch)):
             uid = start + i
             first, last = rng.choice(FIRST), rng.choice(LAST)
@@ -90,9 +99,50 @@ def generate(session, n: int, seed: int = 42, batch: int = 2000) -> None:
             tags += [dict(user_id=uid, tag_id=t) for t in rng.sample(tag_ids, rng.randint(2, 6))]
             prefs += [dict(user_id=uid, activity_type_id=t, opted_in=True, note="")
                       for t in rng.sample(types, rng.randint(2, 6))]
+            parts += _participations(prng, uid, opportunities, now)
+            if prng.random() < 0.01:
+                away.append(dict(user_id=uid, starts_on=now.date() - timedelta(days=prng.randint(0, 5)),
+                                 ends_on=now.date() + timedelta(days=prng.randint(0, 14)), note=""))
         session.execute(insert(User), users)
         session.execute(insert(AdvocateProfile), profiles)
         session.execute(insert(profile_products), prods)
         session.execute(insert(profile_tags), tags)
         session.execute(insert(ActivityPreference), prefs)
+        if parts:
+            session.execute(insert(Participation), parts)
+        if away:
+            session.execute(insert(Blackout), away)
         session.commit()
+
+
+STATUSES = [("completed", 70), ("approved", 10), ("requested", 8), ("declined", 6), ("withdrawn", 4), ("no_show", 2)]
+
+
+def _opportunities(session, rng: random.Random, types: list[int], now, count: int) -> list[int]:
+    """Past (closed) and current (open) opportunities for the participations to refer to."""
+    rows = []
+    for i in range(count):
+        opened = now - timedelta(days=rng.randint(0, 760))
+        rows.append(dict(activity_type_id=rng.choice(types), title=f"Bench opportunity {i}",
+                         description=" ".join(rng.choices(WORDS, k=30)), capacity=None, seats_taken=0,
+                         is_virtual=rng.random() < 0.6, location="", status="open" if i % 5 == 0 else "closed",
+                         selection_mode="selection", opened_at=opened, created_at=opened, updated_at=opened))
+    return sorted(session.execute(insert(Opportunity).returning(Opportunity.id), rows).scalars())
+
+
+def _participations(rng: random.Random, uid: int, opportunities: list[int], now) -> list[dict]:
+    """About a third none, most a few, some many (recent ones more likely)."""
+    r = rng.random()
+    k = 0 if r < 0.35 else rng.randint(1, 3) if r < 0.80 else rng.randint(4, 8) if r < 0.95 else rng.randint(10, 25)
+    out = []
+    statuses, weights = zip(*STATUSES)
+    for opp in rng.sample(opportunities, min(k, len(opportunities))):
+        asked = now - timedelta(days=int(rng.triangular(1, 730, 1)), hours=rng.randint(0, 23))
+        status = rng.choices(statuses, weights=weights)[0]
+        engaged = asked + timedelta(days=2) if status in ("approved", "completed") else None
+        out.append(dict(opportunity_id=opp, user_id=uid, status=status, holds_seat=status == "approved",
+                        message="", admin_message="", requested_at=asked, engaged_at=engaged,
+                        decided_at=asked + timedelta(days=2) if status != "requested" else None,
+                        completed_at=asked + timedelta(days=9) if status == "completed" else None,
+                        updated_at=asked))
+    return out

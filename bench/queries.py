@@ -23,3 +23,54 @@ QUERIES = [
     ("broad + facets", "team", {"region": ["3"], "fatigue": ["under_used"]}),
     ("broad + facets", "data", {"activity": ["review"]}),
 ]
+
+
+# Cold: 40 queries, none of them among the warm ones, each run once in a fresh process (so every term,
+# phrase and facet value is met for the first time there), in this order. The first one also pays for
+# whatever the process has not built yet (the facet bitsets, unless warmed).
+COLD_QUERIES = [
+    ("free 1 word", "hospital", {}),
+    ("free 1 word", "terraform", {}),
+    ("free 1 word", "warehouse", {}),
+    ("free 1 word", "ledger", {}),
+    ("free 1 word", "onboarding", {}),
+    ("free 1 word", "encryption", {}),
+    ("free 1 word", "dashboards", {}),
+    ("free 1 word", "regulators", {}),
+    ("free 2-3 words", "hospital patients", {}),
+    ("free 2-3 words", "budget savings", {}),
+    ("free 2-3 words", "churn forecast", {}),
+    ("free 2-3 words", "vendors legacy", {}),
+    ("free 2-3 words", "payroll benefits hiring", {}),
+    ("free 2-3 words", "streaming batch events", {}),
+    ("free 2-3 words", "faster visibility", {}),
+    ("free 2-3 words", "incident response", {}),
+    ("phrase", '"real-time analytics"', {}),
+    ("phrase", '"cloud migration"', {}),
+    ("phrase", '"supply chain"', {}),
+    ("phrase", '"access reviews"', {}),
+    ("phrase", '"change management"', {}),
+    ("words + facets", "kubernetes", {"industry": ["3"]}),
+    ("words + facets", "audit risk", {"region": ["2"]}),
+    ("words + facets", "fraud", {"size": ["2"], "fatigue": ["available"]}),
+    ("words + facets", "payments", {"product": ["5"]}),
+    ("words + facets", "retention", {"activity": ["case_study"]}),
+    ("words + facets", "CTO", {"country": ["DE"]}),
+    ("words + facets", "compliance", {"freshness": ["stale"]}),
+    ("facets only", "", {"industry": ["2"]}),
+    ("facets only", "", {"region": ["1"], "size": ["3"]}),
+    ("facets only", "", {"product": ["8"], "fatigue": ["near_limit"]}),
+    ("facets only", "", {"activity": ["webinar"], "freshness": ["aging"]}),
+    ("facets only", "", {"country": ["JP"]}),
+    ("broad + facets", "we", {"region": ["4"]}),
+    ("broad + facets", "platform", {"activity": ["speaking"]}),
+    ("broad + facets", "customers", {"fatigue": ["under_used"]}),
+    ("broad + facets", "process", {"industry": ["5"], "size": ["1"]}),
+    ("sorted", "security", {"_sort": ["engaged"]}),
+    ("sorted", "data", {"_sort": ["confirmed"]}),
+    ("sorted", "", {"_sort": ["engaged"], "region": ["5"]}),
+]
+
+# The queries that took 13-45 s at 50,000 advocates before their work was bounded, and kin.
+WORST_QUERIES = ["[a TO z]", "a* b* c*", "a*", "co*", "secu*", "data* team*", "security ANDMAYBE cloud",
+                 "NOT security", "we our the team data platform customers security cloud process"]

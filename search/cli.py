@@ -7,8 +7,8 @@ from flask.cli import AppGroup
 from portal.extensions import db
 from portal.models import SearchPending
 from search import rebuild as rb
-from search.indexing import (ADVOCATES, OPPORTUNITIES, IndexUnavailable, apply_pending, index_exists,
-                             rebuilding_marker, wait_for_merges, writer_for)
+from search.indexing import (ADVOCATES, OPPORTUNITIES, IndexUnavailable, apply_all_pending, index_exists,
+                             wait_for_merges, writer_for)
 
 search_cli = AppGroup("search", help="The search index.")
 
@@ -40,12 +40,9 @@ def sync(refresh_fatigue):
             db.session.commit()
             if changed:
                 click.echo(f"{len(changed)} advocate(s) changed fatigue status.")
-        total = 0
-        while True:
-            n = apply_pending(db.engine)
-            total += n
-            if n == 0 or rebuilding_marker().exists():  # a rebuild keeps the rows: it applies them itself
-                break
+        # While a rebuild really runs (its lock is held) the rows applied are kept for its new generation
+        # and it applies them itself; a marker left by a killed rebuild is removed and ignored.
+        total = apply_all_pending(db.engine)
         for kind in (ADVOCATES, OPPORTUNITIES):  # fold the small segments of the day's updates
             with writer_for(kind, merge=True):
                 pass
@@ -71,8 +68,15 @@ def check():
 
 @search_cli.command("optimize")
 def optimize():
-    """Merge the index segments (off the request path; e.g. nightly)."""
-    for kind in (ADVOCATES, OPPORTUNITIES):
-        with writer_for(kind, optimize=True):
-            pass
-    click.echo("Optimized.")
+    """Merge the index segments into a new generation and swap it in (e.g. nightly).
+
+    The live index's writer lock is not held meanwhile: changes saved during the merge are written to
+    the live index at once and applied to the merged one after the swap."""
+    try:
+        counts = rb.optimize(db.engine, progress=lambda kind: click.echo(f"Merging the {kind} index..."))
+    except IndexUnavailable as exc:
+        raise click.ClickException(f"{exc}. Run 'flask search reindex'.") from None
+    except RuntimeError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"Optimized: {counts[ADVOCATES]:,} advocates and {counts[OPPORTUNITIES]:,} opportunities "
+               "in one segment each; swapped in.")

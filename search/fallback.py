@@ -1,6 +1,7 @@
 """Plain database search, used when the index is missing or unreadable (with a notice)."""
 from __future__ import annotations
 
+import re
 from datetime import date
 
 from sqlalchemy import and_, or_, select
@@ -12,16 +13,48 @@ from search.querying import (PER_PAGE, UNAVAILABLE_FATIGUE, AdvocateSearch, Face
                              unavailable_today)
 
 LIMIT = 2000
+MAX_WORDS = 10
+OPERATORS = {"AND", "OR", "NOT", "ANDNOT", "ANDMAYBE", "REQUIRE", "TO"}
+SYNTAX = re.compile(r"[()\[\]{}*?^~\"]")
+
+
+def like_pattern(word: str) -> str:
+    """``%word%`` with LIKE's own wildcards escaped (used with escape="\\"): ``%`` and ``_`` match
+    themselves, not everyone."""
+    return "%" + word.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+
+
+def words_and_fields(text: str) -> list[tuple[str | None, str]]:
+    """(field or None for every text column, word) from the index's query syntax, read plainly:
+    ``company:acme`` looks in the company only; facet names and unknown prefixes are dropped
+    (``industry:healthcare`` looks for healthcare everywhere); operators and syntax characters go."""
+    out = []
+    for token in (text or "").split():
+        field = None
+        if ":" in token:
+            prefix, _, rest = token.partition(":")
+            field = prefix.lower() if prefix.lower() in ("name", "company", "title") else None
+            token = rest
+        if token in OPERATORS:
+            continue
+        word = SYNTAX.sub(" ", token).strip(" :")
+        for part in word.split():
+            out.append((field, part[:100]))
+    return out[:MAX_WORDS]
 
 
 def search_advocates(session, req: AdvocateSearch, today: date) -> Results:
-    words = [w for w in (req.q or "").replace('"', " ").split() if w.strip("()*:")][:10]
     q = (select(User.id).outerjoin(AdvocateProfile, AdvocateProfile.user_id == User.id)
          .where(User.role == Role.ADVOCATE, User.status == Status.ACTIVE))
-    for w in words:
-        like = f"%{w.strip('()*:')[:100]}%"
-        q = q.where(or_(User.name.ilike(like), User.company.ilike(like), User.job_title.ilike(like),
-                        and_(AdvocateProfile.user_id.is_not(None), AdvocateProfile.story.ilike(like))))
+    columns = {"name": User.name, "company": User.company, "title": User.job_title}
+    for field, w in words_and_fields(req.q):
+        like = like_pattern(w)
+        if field:
+            q = q.where(columns[field].ilike(like, escape="\\"))
+            continue
+        q = q.where(or_(User.name.ilike(like, escape="\\"), User.company.ilike(like, escape="\\"),
+                        User.job_title.ilike(like, escape="\\"),
+                        and_(AdvocateProfile.user_id.is_not(None), AdvocateProfile.story.ilike(like, escape="\\"))))
     ids = list(session.scalars(q.order_by(User.id).limit(LIMIT)))
     docs = []
     for i in range(0, len(ids), 500):

@@ -8,10 +8,17 @@ Following the database: a ``before_flush`` listener adds a ``search_pending`` ro
 advocate or opportunity, in the same transaction as the change. After the request (or CLI command)
 commits, the pending rows are applied under the index lock, reading the documents' state from the
 database *after* taking the lock, and deleted only once written. A failed write leaves them for
-the next writer or ``flask search sync``; nothing is lost and the user's request never fails.
+the next writer or ``flask search sync``; nothing is lost and the user's request never fails. A
+request waits at most REQUEST_WRITER_PATIENCE for the index lock; the CLI and sync, WRITER_PATIENCE.
+
+While a rebuild (or optimize) builds a new generation it holds ``rebuild.lock`` and writes the
+``rebuilding`` marker: writers then keep the rows they applied, for the new generation, and read past
+them next time. The marker counts only while the lock is held (rebuild_running): one left by a
+killed rebuild is removed by the next writer.
 """
 from __future__ import annotations
 
+import fcntl
 import logging
 import os
 import random
@@ -38,7 +45,8 @@ log = logging.getLogger(__name__)
 ADVOCATES, OPPORTUNITIES = "advocates", "opportunities"
 SCHEMAS = {ADVOCATES: advocate_schema, OPPORTUNITIES: opportunity_schema}
 KEYS = {ADVOCATES: "uid", OPPORTUNITIES: "oid"}
-WRITER_PATIENCE = 30.0  # seconds a writer waits for the lock in all
+WRITER_PATIENCE = 30.0  # seconds a writer waits for the lock in all (CLI, sync, background merges)
+REQUEST_WRITER_PATIENCE = 1.5  # in a request (SEARCH_REQUEST_WRITER_PATIENCE): then the change waits for sync
 
 
 class IndexUnavailable(Exception):
@@ -55,6 +63,85 @@ def current_dir() -> Path:
 
 def rebuilding_marker() -> Path:
     return root() / "rebuilding"
+
+
+def rebuild_lock_path() -> Path:
+    return root() / "rebuild.lock"
+
+
+@contextmanager
+def rebuild_lock(wait: float = 1.0):
+    """Held by ``flask search reindex`` / ``optimize`` while they build a generation beside the live one.
+    ``wait`` covers a probe (rebuild_running) that holds it for a moment."""
+    root().mkdir(parents=True, exist_ok=True)
+    with open(rebuild_lock_path(), "a") as fh:
+        deadline = time.monotonic() + wait
+        while True:
+            try:
+                fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    raise RuntimeError("Another rebuild is running.") from None
+                time.sleep(0.02)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+@contextmanager
+def rebuilding():
+    """The marker that tells writers to keep their pending rows for the generation being built.
+    Written only while rebuild_lock is held; its content tells one rebuild from the next."""
+    marker = rebuilding_marker()
+    marker.write_text(f"{os.getpid()} {time.time_ns()} {random.randint(0, 10**9)}")
+    try:
+        yield
+    finally:
+        marker.unlink(missing_ok=True)
+
+
+def rebuild_running() -> bool:
+    """Is a rebuild really running? Only while the marker exists AND rebuild.lock is held: a marker left
+    by a rebuild that was killed (SIGKILL, OOM) is removed here, with a warning, so that the index goes
+    back to following the database."""
+    marker = rebuilding_marker()
+    if not marker.exists():
+        return False
+    try:
+        fh = open(rebuild_lock_path(), "a")
+    except OSError:
+        return marker.exists()
+    with fh:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True  # held: a rebuild is running (in this or another process)
+        try:
+            if marker.exists():  # nobody can create it while we hold the lock
+                log.warning("removed a stale search rebuild marker (%s): no rebuild holds %s; "
+                            "the rebuild that left it was interrupted", marker, rebuild_lock_path())
+                marker.unlink(missing_ok=True)
+                _stale_markers_removed[str(root())] = utcnow()
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+    return False
+
+
+_stale_markers_removed: dict[str, datetime] = {}
+
+
+def stale_marker_removed_at() -> datetime | None:
+    """When this process last removed a marker left by an interrupted rebuild (for the health page)."""
+    return _stale_markers_removed.get(str(root()))
+
+
+def _marker_token() -> str | None:
+    try:
+        return rebuilding_marker().read_text()
+    except OSError:
+        return None
 
 
 def open_index(kind: str):
@@ -77,8 +164,12 @@ def open_index(kind: str):
             raise IndexUnavailable(f"{kind} index unreadable: {exc}") from exc
 
 
+def new_generation_path() -> Path:
+    return root() / f"gen-{datetime.now().strftime('%Y%m%d%H%M%S')}-{os.getpid()}-{random.randint(0, 9999):04d}"
+
+
 def create_generation() -> Path:
-    gen = root() / f"gen-{datetime.now().strftime('%Y%m%d%H%M%S')}-{os.getpid()}-{random.randint(0, 9999):04d}"
+    gen = new_generation_path()
     for kind, schema in SCHEMAS.items():
         (gen / kind).mkdir(parents=True)
         windex.create_in(str(gen / kind), schema())
@@ -165,18 +256,21 @@ def wait_for_merges() -> None:
 
 
 @contextmanager
-def writer_for(kind: str, merge: bool = False, optimize: bool = False, **kwargs):
-    """A writer that waits its turn: lock timeout with retry, never AsyncWriter."""
+def writer_for(kind: str, merge: bool = False, optimize: bool = False, patience: float | None = None, **kwargs):
+    """A writer that waits its turn: lock timeout with retry, never AsyncWriter. ``patience``: seconds
+    to wait for the lock in all (WRITER_PATIENCE unless given), then LockError."""
     ix = open_index(kind)
-    deadline = time.monotonic() + WRITER_PATIENCE
+    patience = WRITER_PATIENCE if patience is None else patience
+    deadline = time.monotonic() + patience
     while True:
+        left = deadline - time.monotonic()
         try:
-            w = ix.writer(timeout=5.0, delay=0.02, compound=False, **kwargs)
+            w = ix.writer(timeout=max(0.0, min(5.0, left)), delay=0.02, compound=False, **kwargs)
             break
         except LockError:
-            if time.monotonic() > deadline:
+            if time.monotonic() >= deadline:
                 raise
-            time.sleep(random.uniform(0.01, 0.1))
+            time.sleep(min(random.uniform(0.01, 0.1), max(0.0, deadline - time.monotonic())))
     try:
         yield w
     except BaseException:
@@ -288,45 +382,78 @@ def register_listeners(session_factory) -> None:
 
 
 _apply_lock = threading.Lock()
+# Per index root: (the running rebuild's marker token, the highest pending id this process applied to the
+# live generation and had to keep for the new one). While that rebuild runs, the next call starts after
+# it, so the kept rows never starve newer changes; the rebuild applies them all once it has swapped.
+_kept_through: dict[str, tuple[str, int]] = {}
 
 
-def apply_pending(engine, limit: int = 500) -> int:
-    """Write pending documents to the index; returns how many were applied (raises on failure)."""
+def apply_pending(engine, limit: int = 500, patience: float | None = None) -> int:
+    """Write pending documents to the index; returns how many were applied (raises on failure).
+    ``patience``: how long to wait for the index lock (see writer_for); a request passes a short one."""
     applied = 0
     written: set[str] = set()  # the generations written to
-    with _apply_lock, Session(engine, expire_on_commit=False) as session:
-        rows = session.execute(select(SearchPending.id, SearchPending.doc_type, SearchPending.doc_id)
-                               .order_by(SearchPending.id).limit(limit)).all()
-        session.commit()
-        for kind in (ADVOCATES, OPPORTUNITIES):
-            mine = [(pid, doc_id) for pid, k, doc_id in rows if k == kind]
-            if not mine:
-                continue
-            ids = sorted({doc_id for _, doc_id in mine})
-            with writer_for(kind) as w:  # documents are read after taking the lock: the latest state wins
-                written.add(os.path.dirname(w.storage.folder))
-                session.expire_all()
-                if kind == ADVOCATES:
-                    docs, remove = documents.advocate_docs(session, ids)
-                else:
-                    docs, remove = documents.opportunity_docs(session, ids)
-                session.commit()
-                key = KEYS[kind]
-                for doc_id in remove:
-                    w.delete_by_term(key, str(doc_id))
-                for doc in docs:
-                    w.update_document(**doc)
-            applied += len(mine)
-            if small_segments(kind) >= MERGE_AFTER:
-                merge_in_background(kind)
-        unknown = [pid for pid, k, _ in rows if k not in KEYS]
-        # Keep the rows while a rebuild runs, or when a rebuild swapped in a new generation after we
-        # opened the old one (checked in this order): the new generation still needs them.
-        if rows and not rebuilding_marker().exists() and written <= {os.path.realpath(current_dir())}:
-            session.execute(delete(SearchPending).where(SearchPending.id.in_([pid for pid, _, _ in rows])))
+    if not _apply_lock.acquire(timeout=-1 if patience is None else patience):
+        raise LockError("another thread of this process is writing the index")
+    try:
+        with Session(engine, expire_on_commit=False) as session:
+            key = str(root())
+            token = _marker_token() if rebuild_running() else None
+            kept = _kept_through.get(key)
+            after = kept[1] if kept and token is not None and kept[0] == token else 0
+            rows = session.execute(select(SearchPending.id, SearchPending.doc_type, SearchPending.doc_id)
+                                   .where(SearchPending.id > after)
+                                   .order_by(SearchPending.id).limit(limit)).all()
             session.commit()
-        applied += len(unknown)
+            for kind in (ADVOCATES, OPPORTUNITIES):
+                mine = [(pid, doc_id) for pid, k, doc_id in rows if k == kind]
+                if not mine:
+                    continue
+                ids = sorted({doc_id for _, doc_id in mine})
+                with writer_for(kind, patience=patience) as w:  # documents are read after taking the lock
+                    written.add(os.path.dirname(w.storage.folder))
+                    session.expire_all()
+                    if kind == ADVOCATES:
+                        docs, remove = documents.advocate_docs(session, ids)
+                    else:
+                        docs, remove = documents.opportunity_docs(session, ids)
+                    session.commit()
+                    fields = set(w.schema.names())
+                    doc_key = KEYS[kind]
+                    for doc_id in remove:
+                        w.delete_by_term(doc_key, str(doc_id))
+                    for doc in docs:
+                        # An index built by an older version may lack a newer field (e.g. digest):
+                        # write what it holds; 'flask search reindex' brings it up to date.
+                        w.update_document(**{k: v for k, v in doc.items() if k in fields})
+                applied += len(mine)
+                if small_segments(kind) >= MERGE_AFTER:
+                    merge_in_background(kind)
+            unknown = [pid for pid, k, _ in rows if k not in KEYS]
+            # Keep the rows while a rebuild runs, or when a rebuild swapped in a new generation after we
+            # opened the old one (checked in this order): the new generation still needs them.
+            if rows:
+                live_token = _marker_token() if rebuild_running() else None
+                if live_token is not None:
+                    _kept_through[key] = (live_token, max(pid for pid, _, _ in rows))
+                elif written <= {os.path.realpath(current_dir())}:
+                    session.execute(delete(SearchPending).where(SearchPending.id.in_([pid for pid, _, _ in rows])))
+                    session.commit()
+            applied += len(unknown)
+    finally:
+        _apply_lock.release()
     return applied
+
+
+def apply_all_pending(engine, patience: float | None = None, rounds: int = 1000) -> int:
+    """apply_pending until nothing is left (or, while a rebuild runs, nothing this process has not kept)."""
+    total = 0
+    for _ in range(rounds):
+        n = apply_pending(engine, patience=patience)
+        total += n
+        if n == 0:
+            break
+    return total
 
 
 def _note_failure(engine, exc: Exception) -> None:
@@ -346,7 +473,10 @@ def apply_after_request(response):
     from portal.extensions import db
 
     try:
-        apply_pending(db.engine)
+        # A short wait for the index lock: the user is waiting. If another writer (an optimize, a big
+        # sync) holds it, the change stays queued for the next writer or 'flask search sync'.
+        apply_pending(db.engine, patience=float(current_app.config.get("SEARCH_REQUEST_WRITER_PATIENCE",
+                                                                       REQUEST_WRITER_PATIENCE)))
     except Exception as exc:  # never fail the user's request; the pending rows stay for later
         log.warning("search index not updated now (will retry): %s", exc)
         _note_failure(db.engine, exc)

@@ -1,9 +1,11 @@
 """Advocate and opportunity search over the Whoosh index, with facets, sorting, snippets and pages."""
 from __future__ import annotations
 
+import logging
 import os
 import re
 import threading
+import time
 from dataclasses import dataclass, field
 from datetime import date
 
@@ -12,7 +14,7 @@ from markupsafe import Markup
 from sqlalchemy import select
 from whoosh import highlight
 from whoosh.qparser import QueryParser
-from whoosh.query import And, Every, NullQuery, Term
+from whoosh.query import And, Every, NullQuery, Or, Term
 
 from portal.models import ActivityType, AdvocateProfile, Blackout, Country, Industry, Product, Region, SizeBand, User, utcnow
 from search import ranking
@@ -25,6 +27,7 @@ SORTS = {"relevance": "Relevance", "engaged": "Least recently engaged", "confirm
 FACET_FIELD_ALIASES = re.compile(r"\b(industry|region|country|size|product|topic|usecase|activity|story):",
                                  re.IGNORECASE)
 UNAVAILABLE_FATIGUE = ("at_limit", "unavailable")
+log = logging.getLogger(__name__)
 
 
 # --- searcher cache (one per process and index directory) ----------------------------------------------
@@ -41,19 +44,27 @@ class _Open:
 
 _open: dict[tuple[str, str], _Open] = {}
 _open_lock = threading.Lock()
+_warming: dict[tuple[str, str], tuple[str, threading.Thread]] = {}  # key -> (generation being warmed, thread)
 
 
 def searcher_for(kind: str):
-    """A persistent searcher, refreshed when the index changed or a rebuild swapped it."""
+    """A persistent searcher, refreshed when the index changed or a rebuild swapped it.
+
+    With SEARCH_WARM on, a swapped-in generation is opened and warmed (warm()) in a background thread
+    while searches go on answering from the previous one, which the swap keeps on disk; the new one
+    takes over once warm. Without it (tests), the new generation is used at once."""
     link = current_dir() / kind
     target = os.path.realpath(link)
     key = (current_app.config["SEARCH_INDEX_DIR"], kind)
     with _open_lock:
         st = _open.get(key)
         if st is None or st.target != target:
-            # The old searcher is not closed here: another thread may be searching with it (closed
-            # readers answered "no matches" or raised). It closes its files when the last user drops it.
-            st = _open[key] = _Open(target, open_index(kind))
+            if st is not None and warm_enabled() and os.path.isdir(st.target) and _warm_swap(key, kind, target):
+                pass  # the previous generation answers until the new one is warm
+            else:
+                # The old searcher is not closed here: another thread may be searching with it (closed
+                # readers answered "no matches" or raised). It closes its files when the last user drops it.
+                st = _open[key] = _Open(target, open_index(kind))
     with st.lock:
         try:
             if not st.searcher.up_to_date():
@@ -72,11 +83,110 @@ def forget_searchers() -> None:
         _open.clear()  # not closed: searches in other threads may still use them (see searcher_for)
 
 
+# --- warming: what a first search would build, built off the request path -------------------------------
+
+WARM_TERMS = 24  # most frequent content terms whose posting bitsets and score lists are built ahead
+_warmed_at_start: set[tuple[str, int]] = set()
+_warm_start_lock = threading.Lock()
+
+
+def warm_enabled() -> bool:
+    return bool(current_app.config.get("SEARCH_WARM", not current_app.testing))
+
+
+def warm(st: _Open | None = None, terms: int = WARM_TERMS) -> dict[str, float]:
+    """Build what the first search of a process (or on a new generation) would otherwise build while
+    a user waits: the facet bitsets of every segment, the content field lengths, the labels, and
+    the posting bitsets and BM25 score lists of the most frequent content terms (the costliest to
+    build on first use). Runs under the searcher's lock a step at a time, so searches interleave.
+    Returns the milliseconds of each step."""
+    from portal.extensions import db
+
+    timings: dict[str, float] = {}
+    t0 = time.perf_counter()
+    st = st or searcher_for(ADVOCATES)
+    today = utcnow().date()
+    with st.lock:
+        view = st.facets.view(st.searcher, today)
+        for leaf, _, seg in view.leaves:
+            seg.field_lengths(leaf, "content")
+        reader = st.searcher.reader()
+        avgdl = st.searcher.avg_field_length("content") or 1.0
+        field = st.searcher.schema["content"]
+        try:  # the terms as queries hold them (text, not the index's bytes), so the caches are hit
+            top = [field.from_bytes(b) if isinstance(b, bytes) else b
+                   for _, b in reader.most_frequent_terms("content", number=terms)] if terms else []
+        except Exception:
+            top = []
+    timings["facets"] = (time.perf_counter() - t0) * 1000
+    t1 = time.perf_counter()
+    for text in top:
+        with st.lock:
+            for leaf, _, seg in view.leaves:
+                seg.term_bits(leaf, "content", text)
+                seg.term_stats(leaf, "content", text, avgdl)
+    timings["terms"] = (time.perf_counter() - t1) * 1000
+    from sqlalchemy.orm import Session
+
+    with Session(db.engine) as session:  # its own session: the caller's (a test's, a request's) is left alone
+        _labels(session)
+    timings["total"] = (time.perf_counter() - t0) * 1000
+    return timings
+
+
+def _in_background(name: str, work) -> threading.Thread:
+    app = current_app._get_current_object()
+
+    def run():
+        with app.app_context():
+            try:
+                work()
+            except Exception as exc:  # a warm-up is only an optimisation: the first search builds instead
+                log.warning("search warm-up (%s) did not finish: %s", name, exc)
+
+    t = threading.Thread(target=run, name=name, daemon=True)
+    t.start()
+    return t
+
+
+def warm_in_background() -> threading.Thread | None:
+    """Once per process and index: warm() in a daemon thread (called before the first request)."""
+    key = (current_app.config["SEARCH_INDEX_DIR"], os.getpid())
+    with _warm_start_lock:
+        if key in _warmed_at_start:
+            return None
+        _warmed_at_start.add(key)
+    return _in_background("search-warm", lambda: (warm(), searcher_for(OPPORTUNITIES)))
+
+
+def _warm_swap(key, kind: str, target: str) -> bool:
+    """Open and warm generation ``target`` in the background, then put it in place (called under
+    _open_lock). False when that cannot be done (it failed before): open it now instead."""
+    running = _warming.get(key)
+    if running is not None and running[0] == target:
+        return running[1].is_alive()
+
+    def work():
+        fresh = _Open(target, open_index(kind))
+        if kind == ADVOCATES:
+            warm(fresh)
+        with _open_lock:
+            current = _open.get(key)
+            if current is None or current.target != target:
+                _open[key] = fresh
+            _warming.pop(key, None)
+
+    _warming[key] = (target, _in_background(f"search-warm-{kind}-{os.path.basename(target)}", work))
+    return True
+
+
 # --- parsing ------------------------------------------------------------------------------------------------
 
 
-def parse(schema, text: str) -> tuple[object | None, list[str]]:
-    """(query or None for "everything", notes). Bad syntax is searched as plain words, quietly."""
+def parse(schema, text: str, reader=None) -> tuple[object | None, list[str]]:
+    """(query or None for "everything", notes). Bad syntax is searched as plain words, quietly.
+    With the index's ``reader``, the query is also bounded (ranking.bound: no open ranges, no short
+    wildcards, a cap on wildcard expansions), each rewrite with a quiet note."""
     notes = []
     text = (text or "").strip()
     if len(text) > MAX_QUERY:
@@ -96,6 +206,8 @@ def parse(schema, text: str) -> tuple[object | None, list[str]]:
     if bad or (q is None and re.search(r"\w", text)):
         q = plain_words(schema, text)
         notes.append("Your search was read as plain words.")
+    if reader is not None and q is not None:
+        q = ranking.bound(q, reader, notes)
     return q, notes
 
 
@@ -172,13 +284,17 @@ def _labels(session) -> dict[str, dict[str, str]]:
 
 
 def _load_labels(session) -> dict[str, dict[str, str]]:
+    """Plain rows, not ORM objects (loading the six lists as objects took ~40 ms, once a minute)."""
+    def pairs(key, name):
+        return {str(k): v for k, v in session.execute(select(key, name)).all()}
+
     return {
-        "industry": {str(i.id): i.name for i in session.scalars(select(Industry))},
-        "region": {str(i.id): i.name for i in session.scalars(select(Region))},
-        "country": {c.code: c.name for c in session.scalars(select(Country))},
-        "size": {str(i.id): i.name for i in session.scalars(select(SizeBand))},
-        "product": {str(i.id): i.name for i in session.scalars(select(Product))},
-        "activity": {t.key: t.name for t in session.scalars(select(ActivityType))},
+        "industry": pairs(Industry.id, Industry.name),
+        "region": pairs(Region.id, Region.name),
+        "country": pairs(Country.code, Country.name),
+        "size": pairs(SizeBand.id, SizeBand.name),
+        "product": pairs(Product.id, Product.name),
+        "activity": pairs(ActivityType.key, ActivityType.name),
         "fatigue": {"available": "Available", "near_limit": "Near limit", "at_limit": "At limit",
                     "unavailable": "Paused or in blackout", "under_used": "Under-used"},
         "freshness": dict(FRESHNESS),
@@ -206,7 +322,7 @@ def search_advocates(session, req: AdvocateSearch, today: date | None = None) ->
 def _search_index(session, req: AdvocateSearch, today: date, searcher, facet_cache: FacetCache):
     """(results without their hits, the page's advocate ids, the query); run under the searcher's lock."""
     view = facet_cache.view(searcher, today)
-    q, notes = parse(searcher.schema, req.q)
+    q, notes = parse(searcher.schema, req.q, searcher.reader())
     try:
         matched = ranking.match_bits(searcher, view, q)
     except Exception:
@@ -251,7 +367,7 @@ def _search_index(session, req: AdvocateSearch, today: date, searcher, facet_cac
     want = page * PER_PAGE
     sort = req.sort if req.sort in SORTS else "relevance"
     if sort == "relevance" and q is not None and not isinstance(q, Every) and total:
-        docnums = ranking.top_docs(searcher, view, q, final, total, want)[(page - 1) * PER_PAGE:want]
+        docnums = ranking.top_docs(searcher, view, q, final, total, want, notes)[(page - 1) * PER_PAGE:want]
     else:
         order = "engaged" if sort == "engaged" else "confirmed"
         docnums = view.ordered(final, order, want)[(page - 1) * PER_PAGE:want]
@@ -313,13 +429,23 @@ def _hits(session, uids: list[int], terms: set[str], schema, today: date) -> lis
 # --- opportunity search (advocates) ---------------------------------------------------------------------------
 
 
-def search_opportunity_ids(text: str, type_id: int | None) -> tuple[list[int] | None, list[str]]:
-    """Opportunity ids matching the text (None: no text given), best first."""
+def search_opportunity_ids(text: str, type_id: int | None,
+                           among: list[int] | None = None) -> tuple[list[int] | None, list[str]]:
+    """Opportunity ids matching the text (None: no text given), best first.
+
+    ``among``: only these ids (the ones the advocate is eligible for), filtered inside Whoosh, so a
+    match is never lost behind higher-ranked opportunities the advocate cannot take."""
     st = searcher_for(OPPORTUNITIES)
-    q, notes = parse(st.searcher.schema, text)
-    if q is None:
-        return None, notes
-    filt = Term("type", str(type_id)) if type_id else None
     with st.lock:  # see search_advocates
-        results = st.searcher.search(q, limit=500, filter=filt)
+        q, notes = parse(st.searcher.schema, text, st.searcher.reader())
+        if q is None:
+            return None, notes
+        parts = [Term("type", str(type_id))] if type_id else []
+        if among is not None:
+            if not among:
+                return [], notes
+            parts.append(Or([Term("oid", str(i)) for i in sorted(set(among))]))
+        filt = None if not parts else parts[0] if len(parts) == 1 else And(parts)
+        limit = len(set(among)) if among is not None else None
+        results = st.searcher.search(q, limit=limit, filter=filt)
         return [int(hit["oid"]) for hit in results], notes

@@ -9,7 +9,14 @@ Ranking is BM25 (Whoosh's default parameters, its idf and average lengths) compu
 per-term lists sorted by score, with the threshold algorithm: walk every term's list best-first,
 score each new document fully, and stop as soon as no unseen document can beat the current top N.
 Query kinds it cannot decompose into terms are scored by Whoosh's own matcher, document by
-document, over the (filtered) matches only.
+document, over the (filtered) matches only, and only up to DIRECT_SCORE_LIMIT matches.
+
+Bounded work (``bound``): a query is rewritten before it runs so that no query can make the index
+walk its whole vocabulary or score every document one by one. Ranges (``[a TO z]``) on text are
+read as plain words; a wildcard needs MIN_WILDCARD_PREFIX literal characters first (``a*`` is read as
+the word ``a``); the wildcards of one query expand to at most MAX_EXPANSIONS terms in all (the most
+frequent among the first EXPANSION_SCAN candidates), and match with a constant score. Each rewrite
+leaves a note for the page.
 """
 from __future__ import annotations
 
@@ -21,9 +28,141 @@ from whoosh import query as wq
 from search.facets import FacetView, bits_from_positions, positions_of
 
 
+MIN_WILDCARD_PREFIX = 3  # literal characters before the first * or ? of a wildcard
+MAX_EXPANSIONS = 200  # terms all the wildcards of one query may expand to
+EXPANSION_SCAN = 2000  # candidate terms looked at, at most, per wildcard
+DIRECT_SCORE_LIMIT = 1000  # matches Whoosh's matcher may score one by one; more: cheap order, with a note
+WILDCARD_CHARS = "*?"
+
+
+class _Dropped(type(wq.NullQuery)):
+    """A part of the query that was only stop words once read as plain words: removed from its parent
+    (a NullQuery inside an And would make the whole And match nothing)."""
+
+
+DROPPED = _Dropped()
+
+
+def _plain(schema, fieldname: str, text: str):
+    """The words of ``text`` as the field's analyzer makes them (stop words and short ones dropped)."""
+    field = schema[fieldname] if fieldname in schema else schema["content"]
+    words = [t.text for t in field.analyzer(text)] if getattr(field, "analyzer", None) else [text]
+    words = list(dict.fromkeys(w for w in words if w))
+    if not words:
+        return DROPPED
+    return wq.Term(fieldname, words[0]) if len(words) == 1 else wq.And([wq.Term(fieldname, w) for w in words])
+
+
+def _prune(q):
+    """Remove DROPPED parts; a compound left with no parts is DROPPED itself."""
+    if isinstance(q, wq.CompoundQuery) and not isinstance(q, wq.BinaryQuery):
+        subs = [s for s in (_prune(s) for s in q.subqueries) if s is not DROPPED]
+        if not subs:
+            return DROPPED
+        return subs[0] if len(subs) == 1 else q.__class__(subs, boost=q.boost)
+    if isinstance(q, wq.BinaryQuery):
+        a, b = _prune(q.a), _prune(q.b)
+        if a is DROPPED:
+            return DROPPED if isinstance(q, (wq.AndNot, wq.Require, wq.AndMaybe)) or b is DROPPED else b
+        if b is DROPPED:
+            return a
+        return q.__class__(a, b)
+    if isinstance(q, wq.Not):
+        child = _prune(q.query)
+        return DROPPED if child is DROPPED else wq.Not(child)
+    if isinstance(q, wq.WrappingQuery):
+        child = _prune(q.child)
+        return DROPPED if child is DROPPED else q._rewrap(child)
+    return q
+
+
+def _literal_prefix(text: str) -> str:
+    for i, ch in enumerate(text):
+        if ch in WILDCARD_CHARS:
+            return text[:i]
+    return text
+
+
+def bound(q, reader, notes: list[str], budget: list[int] | None = None):
+    """``q`` rewritten so that its cost is bounded (see the module's docstring); notes for the page."""
+    if q is None:
+        return None
+    budget = budget if budget is not None else [MAX_EXPANSIONS]
+    schema = reader.schema
+    short: list[str] = []
+
+    def visit(node):
+        if isinstance(node, (wq.TermRange, wq.NumericRange)):
+            _note(notes, "Ranges such as [a TO z] are not supported here, so the range was read as plain words.")
+            words = " ".join(str(x) for x in (node.start, node.end) if x)
+            return _plain(schema, node.fieldname, words)
+        if isinstance(node, (wq.Prefix, wq.Wildcard)):
+            text = node.text + ("*" if isinstance(node, wq.Prefix) else "")
+            if len(_literal_prefix(text)) < MIN_WILDCARD_PREFIX:
+                short.append(text)
+                return _plain(schema, node.fieldname, text.replace("*", " ").replace("?", " "))
+            return _expand(node, reader, notes, budget)
+        if isinstance(node, wq.MultiTerm):  # fuzzy terms, regexes: not offered by the parser; expand with bounds
+            return _expand(node, reader, notes, budget)
+        return node.apply(visit)
+
+    out = _prune(visit(q))
+    if short:
+        shown = ", ".join(f"“{t}”" for t in dict.fromkeys(short))
+        _note(notes, f"A wildcard needs at least {MIN_WILDCARD_PREFIX} letters before * or ?, so {shown} "
+                     f"{'was' if len(set(short)) == 1 else 'were'} read as plain words.")
+    return wq.NullQuery if out is DROPPED else out
+
+
+def _note(notes: list[str], text: str) -> None:
+    if text not in notes:
+        notes.append(text)
+
+
+def _expand(node, reader, notes: list[str], budget: list[int]):
+    """The terms a wildcard stands for, at most ``budget[0]`` of them, as a constant-score Or."""
+    fieldname = node.field()
+    if fieldname not in reader.schema:
+        return wq.NullQuery
+    field = reader.schema[fieldname]
+    candidates = []
+    scanned_all = True
+    for i, btext in enumerate(node._btexts(reader)):
+        if i >= EXPANSION_SCAN:
+            scanned_all = False
+            break
+        candidates.append(btext)
+    room = max(0, budget[0])
+    if len(candidates) > room or not scanned_all:
+        if len(candidates) > room:
+            candidates = sorted(candidates, key=lambda b: (-reader.doc_frequency(fieldname, b), b))[:room]
+        _note(notes, f"A wildcard matched too many words, so only the {MAX_EXPANSIONS} most common were searched.")
+    budget[0] = room - len(candidates)
+    if not candidates:
+        return wq.NullQuery
+    terms = [wq.Term(fieldname, field.from_bytes(b)) for b in sorted(candidates)]
+    return wq.ConstantScoreQuery(terms[0] if len(terms) == 1 else wq.Or(terms))
+
+
+def expanded_terms(q) -> int:
+    """How many terms a (bounded) query holds: what its matching costs."""
+    if q is None:
+        return 0
+    try:
+        return sum(1 for _ in q.iter_all_terms())
+    except Exception:
+        return 0
+
+
 def match_bits(searcher, view: FacetView, q) -> int:
     if q is None or isinstance(q, wq.Every):
         return view.alive
+    if isinstance(q, wq.ConstantScoreQuery):
+        return match_bits(searcher, view, q.child)
+    if isinstance(q, wq.AndMaybe):
+        return match_bits(searcher, view, q.a)
+    if isinstance(q, wq.Require):
+        return match_bits(searcher, view, q.a) & match_bits(searcher, view, q.b)
     if isinstance(q, wq.Term):
         return view.term_bits(q.fieldname, q.text)
     if isinstance(q, wq.And):
@@ -46,6 +185,8 @@ def match_bits(searcher, view: FacetView, q) -> int:
         return 0
     if isinstance(q, wq.Phrase):
         return phrase_bits(searcher, view, q)
+    if isinstance(q, wq.MultiTerm):  # not bounded by the caller: bound it here
+        return match_bits(searcher, view, bound(q, searcher.reader(), []))
     return bits_from_positions(searcher.docs_for_query(q), view.size) & view.alive
 
 
@@ -64,7 +205,9 @@ def phrase_bits(searcher, view: FacetView, q) -> int:
                 if not candidates:
                     break
             found = []
-            if candidates:
+            if candidates and q.slop == 1 and len(q.words) > 1:
+                found = _adjacent(leaf, q.fieldname, q.words, positions_of(candidates))
+            elif candidates:
                 m = q.matcher(sub, sub.boolean_context())
                 for d in positions_of(candidates):
                     if not m.is_active():
@@ -80,6 +223,50 @@ def phrase_bits(searcher, view: FacetView, q) -> int:
         if local:
             bits |= local << base
     return bits & view.alive
+
+
+def _adjacent(leaf, fieldname: str, words, docs: list[int]) -> list[int]:
+    """The documents of ``docs`` (which hold every word) where the words occur at consecutive positions,
+    in order: what Whoosh's phrase matcher (slop 1) answers, from each word's positions read directly
+    (its span machinery cost about twice as much per candidate on a first query)."""
+    wanted = set(docs)
+    decode = leaf.schema[fieldname].format.decode_positions
+    per_word = []
+    for w in words:
+        m = leaf.postings(fieldname, w)
+        positions = {}
+        if all(hasattr(m, a) for a in ("_read_ids", "_read_values", "_next_block", "_atend")):
+            while not m._atend:  # a block at a time: decode only the candidates' positions
+                m._read_ids()
+                m._read_values()
+                for d, v in zip(m._ids, m._values):
+                    if d in wanted:
+                        positions[d] = decode(v)
+                m._next_block()
+        else:
+            for d in docs:
+                if not m.is_active():
+                    break
+                if m.id() < d:
+                    m.skip_to(d)
+                    if not m.is_active():
+                        break
+                if m.id() == d:
+                    positions[d] = m.value_as("positions")
+        per_word.append(positions)
+        wanted = set(positions)  # later words: only where the earlier ones are
+    first, rest = per_word[0], per_word[1:]
+    found = []
+    for d in docs:
+        starts = first.get(d)
+        if not starts:
+            continue
+        following = [set(p.get(d, ())) for p in rest]
+        for p0 in starts:
+            if all(p0 + i in nxt for i, nxt in enumerate(following, 1)):
+                found.append(d)
+                break
+    return found
 
 
 def _per_leaf(searcher, bits: int):
@@ -114,7 +301,10 @@ def score_direct(searcher, q, final: int, limit: int) -> list[int]:
 
 
 def positive_terms(q) -> list[tuple[str, object]] | None:
-    """The terms that add to a document's score, or None if the query has other kinds of parts."""
+    """The terms that add to a document's score, or None if the query has other kinds of parts.
+    Parts that only filter (wildcards, which score constantly; NOT; everything) add no term."""
+    if isinstance(q, (wq.ConstantScoreQuery, wq.Not, wq.Every)):
+        return []
     if isinstance(q, wq.Term):
         return [(q.fieldname, q.text)]
     if isinstance(q, wq.Phrase):
@@ -129,8 +319,11 @@ def positive_terms(q) -> list[tuple[str, object]] | None:
                 return None
             out += got
         return out
-    if isinstance(q, wq.AndNot):
+    if isinstance(q, (wq.AndNot, wq.Require)):
         return positive_terms(q.a)
+    if isinstance(q, wq.AndMaybe):
+        a, b = positive_terms(q.a), positive_terms(q.b)
+        return None if a is None or b is None else a + b
     return None
 
 
@@ -138,11 +331,21 @@ def _stream(base: int, idf: float, st):
     return ((-idf * n, base + d) for d, n in zip(st.docs, st.norms))
 
 
-def top_docs(searcher, view: FacetView, q, final: int, total: int, want: int) -> list[int]:
+CHEAP_ORDER_NOTE = "So many advocates match that they are shown most recently confirmed first, not by relevance."
+
+
+def top_docs(searcher, view: FacetView, q, final: int, total: int, want: int,
+             notes: list[str] | None = None) -> list[int]:
     """The first ``want`` documents of ``final`` by relevance (BM25)."""
     terms = positive_terms(q)
-    if not terms:
+    if terms is None:
+        if total > DIRECT_SCORE_LIMIT:  # scoring each match through Whoosh's matcher: bounded
+            if notes is not None:
+                _note(notes, CHEAP_ORDER_NOTE)
+            return view.ordered(final, "confirmed", want)
         return score_direct(searcher, q, final, want)
+    if not terms:  # nothing scores (wildcards only, NOT only): every match ranks the same
+        return view.ordered(final, "confirmed", want)
     raw = final.to_bytes((view.size >> 3) + 1, "little")
     bases = [base for _, base, _ in view.leaves]
     lists = []  # per term: (idf, per-segment stats, best-first stream of (-score, doc))
@@ -152,6 +355,11 @@ def top_docs(searcher, view: FacetView, q, final: int, total: int, want: int) ->
         stats = [seg.term_stats(leaf, fieldname, text, avgdl) for leaf, base, seg in view.leaves]
         merged = heapq.merge(*(_stream(base, idf, st) for (_, base, _), st in zip(view.leaves, stats)))
         lists.append((idf, stats, merged))
+    # Walking the lists best-first usually stops after a few entries; with few matches for long lists
+    # (many words ANDed, narrow facets) it may have to read them to the end. Once the walk has cost
+    # what scoring every match directly would, score the matches directly instead (same result).
+    budget = total * len(lists) + want
+    steps = 0
     top: list[tuple[float, int]] = []  # min-heap of (score, -doc)
     seen: set[int] = set()
     frontier = [idf * max((st.norms[0] for st in stats if st.norms), default=0.0) for idf, stats, _ in lists]
@@ -163,6 +371,7 @@ def top_docs(searcher, view: FacetView, q, final: int, total: int, want: int) ->
                 frontier[i] = 0.0
                 continue
             moved = True
+            steps += 1
             neg, d = item
             frontier[i] = -neg
             if d in seen or not raw[d >> 3] >> (d & 7) & 1:
@@ -170,11 +379,22 @@ def top_docs(searcher, view: FacetView, q, final: int, total: int, want: int) ->
             seen.add(d)
             seg_i = bisect_right(bases, d) - 1
             local = d - bases[seg_i]
-            score = sum(idf * stats[seg_i].norm_of.get(local, 0.0) for idf, stats, _ in lists)
+            score = sum(idf * stats[seg_i].norm_of[local] for idf, stats, _ in lists)
             if len(top) < want:
                 heapq.heappush(top, (score, -d))
             elif (score, -d) > top[0]:
                 heapq.heapreplace(top, (score, -d))
         if not moved or (len(top) >= want and top[0][0] >= sum(frontier)):
             break
+        if steps > budget:
+            return _score_matches(final, bases, lists, want)
     return [-nd for _, nd in sorted(top, reverse=True)]
+
+
+def _score_matches(final: int, bases: list[int], lists, want: int) -> list[int]:
+    scored = []
+    for d in positions_of(final):
+        seg_i = bisect_right(bases, d) - 1
+        local = d - bases[seg_i]
+        scored.append((sum(idf * stats[seg_i].norm_of[local] for idf, stats, _ in lists), -d))
+    return [-nd for _, nd in heapq.nlargest(want, scored)]

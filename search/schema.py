@@ -6,10 +6,12 @@ Whoosh's fielded syntax (``company:acme``). Facet values and sort keys are packe
 (``facets``) and counted with bitsets in memory (search/facets.py). Separate keyword fields per
 facet doubled the build time at 50,000 advocates (91 s vs 38 s), so they were dropped: facet names
 used as fields (``industry:healthcare``) search the content, which holds those values. Nothing long
-is stored: snippets are highlighted from the database rows of the page being shown.
+is stored: snippets are highlighted from the database rows of the page being shown. ``digest`` (stored)
+is a hash of the text fields as written, so ``flask search check`` can compare content with the
+database without storing the text (search.documents.digest).
 """
 from whoosh.analysis import StemmingAnalyzer
-from whoosh.fields import ID, TEXT, Schema
+from whoosh.fields import ID, STORED, TEXT, Schema
 
 # Order of the values packed in the ``facets`` column (see search.documents.advocate_docs).
 PACKED = ["industry", "region", "country", "size", "product", "activity", "fatigue", "confirmed_day", "engaged_day"]
@@ -23,6 +25,7 @@ def advocate_schema() -> Schema:
         company=TEXT(phrase=False),
         title=TEXT(phrase=False),
         facets=ID(sortable=True),
+        digest=STORED,
     )
 
 
@@ -34,4 +37,5 @@ def opportunity_schema() -> Schema:
         title=TEXT(analyzer=stem, field_boost=2.0),
         type=ID(stored=False),
         status=ID,
+        digest=STORED,
     )

@@ -8,7 +8,8 @@ from sqlalchemy import func, select
 
 from portal.models import Opportunity, Role, SearchPending, Status, User, utcnow
 from search import fallback, querying
-from search.indexing import ADVOCATES, OPPORTUNITIES, IndexUnavailable, current_dir, rebuilding_marker
+from search.indexing import (ADVOCATES, OPPORTUNITIES, IndexUnavailable, current_dir, rebuild_running,
+                             stale_marker_removed_at)
 
 log = logging.getLogger(__name__)
 
@@ -33,8 +34,10 @@ def opportunities_for(session, user, text: str, type_id: int | None):
     notes: list[str] = []
     if not (text or "").strip():
         return matches, notes
+    if not matches:
+        return matches, notes
     try:
-        ids, notes = querying.search_opportunity_ids(text, type_id)
+        ids, notes = querying.search_opportunity_ids(text, type_id, [m.opportunity.id for m in matches])
     except Exception as exc:
         log.warning("opportunity search fell back to the database: %s", exc)
         words = [w.lower() for w in text.split()[:10]]
@@ -56,6 +59,7 @@ class Health:
     pending: int
     rebuilding: bool
     location: str
+    stale_marker_removed: str | None = None  # when a marker left by an interrupted rebuild was cleared
 
 
 def health(session) -> Health:
@@ -71,7 +75,10 @@ def health(session) -> Health:
     except Exception as exc:
         adv = opp = None
         ok, msg = False, f"The index cannot be read ({exc}). Search falls back to the database."
-    return Health(ok, msg, adv, db_adv, opp, pending, rebuilding_marker().exists(), str(current_dir()))
+    running = rebuild_running()  # the marker counts only while a rebuild holds its lock
+    removed = stale_marker_removed_at()
+    return Health(ok, msg, adv, db_adv, opp, pending, running, str(current_dir()),
+                  removed.strftime("%Y-%m-%d %H:%M UTC") if removed else None)
 
 
 def opportunity_count(session) -> int:

@@ -13,6 +13,15 @@ from search.facets import FACETS
 
 bp = Blueprint("search", __name__)
 
+
+@bp.before_app_request
+def _warm_search_once():
+    """The first request of a worker process starts warming the search index in a background thread
+    (search.querying.warm: facet bitsets, lengths, common terms), so the first search does not pay
+    for it. Off with SEARCH_WARM = False (and by default under TESTING)."""
+    if querying.warm_enabled():
+        querying.warm_in_background()
+
 FACET_TITLES = {"industry": "Industry", "region": "Region", "country": "Country", "size": "Company size",
                 "product": "Product", "activity": "Willing to do", "freshness": "Freshness", "fatigue": "Fatigue"}
 
