@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import hashlib
 from collections import defaultdict
-from datetime import date, datetime, timedelta
+from datetime import datetime
 
 from sqlalchemy import func, select
 
-from portal.models import (ENGAGED_STATUSES, ActivityPreference, ActivityType, AdvocateProfile, Blackout, Country,
+from portal.models import (ENGAGED_STATUSES, ActivityPreference, ActivityType, AdvocateProfile, Country,
                            Industry, Opportunity, OpportunityStatus, Participation, Product, Region, Role, SizeBand,
                            Status, Tag, User, profile_products, profile_tags, utcnow)
 from portal.services import fatigue
@@ -73,48 +73,10 @@ def _grouped(rows) -> dict[int, list]:
     return out
 
 
-def _fatigue_keys(session, ids: list[int], profiles: dict, now: datetime) -> dict[int, str]:
-    """The same rules as portal.services.fatigue.statuses, from rows already loaded (no ORM)."""
-    pol = fatigue.policy(session)
-    today = now.date()
-    month = datetime(today.year, today.month, 1, tzinfo=now.tzinfo)
-    quarter = datetime(today.year, 3 * ((today.month - 1) // 3) + 1, 1, tzinfo=now.tzinfo)
-    P = Participation
-    engaged = dict(session.execute(select(P.user_id, func.count()).where(
-        P.user_id.in_(ids), P.status.in_(ENGAGED_STATUSES),
-        P.engaged_at >= now - timedelta(days=fatigue.WINDOW_DAYS)).group_by(P.user_id)).all())
-    asks_m = dict(session.execute(select(P.user_id, func.count()).where(
-        P.user_id.in_(ids), P.status.in_(fatigue.ASK_STATUSES), P.requested_at >= month).group_by(P.user_id)).all())
-    asks_q = dict(session.execute(select(P.user_id, func.count()).where(
-        P.user_id.in_(ids), P.status.in_(fatigue.ASK_STATUSES), P.requested_at >= quarter).group_by(P.user_id)).all())
-    away = set(session.scalars(select(Blackout.user_id).where(
-        Blackout.user_id.in_(ids), Blackout.starts_on <= today, Blackout.ends_on >= today)))
-    last = dict(session.execute(select(P.user_id, func.max(P.engaged_at)).where(
-        P.user_id.in_(ids), P.status.in_(ENGAGED_STATUSES)).group_by(P.user_id)).all())
-    out = {}
-    for uid in ids:
-        p = profiles.get(uid)
-        n = engaged.get(uid, 0)
-        if (p and p["paused_until"] and p["paused_until"] >= today) or uid in away:
-            out[uid] = "unavailable"
-            continue
-        pairs = [(n, pol.max_engagements_90d)]
-        if p and p["max_asks_per_month"] is not None:
-            pairs.append((asks_m.get(uid, 0), p["max_asks_per_month"]))
-        if p and p["max_asks_per_quarter"] is not None:
-            pairs.append((asks_q.get(uid, 0), p["max_asks_per_quarter"]))
-        if any(used >= limit for used, limit in pairs):
-            out[uid] = "at_limit"
-        elif any(limit > 0 and used == limit - 1 for used, limit in pairs):
-            out[uid] = "near_limit"
-        else:
-            since = last.get(uid) or (p["approved_at"] if p else None)
-            if since is not None and since.tzinfo is None:
-                from datetime import timezone
-                since = since.replace(tzinfo=timezone.utc)
-            out[uid] = "under_used" if since is None or now - since >= timedelta(days=fatigue.UNDER_USED_DAYS) \
-                else "available"
-    return out
+def _fatigue_keys(session, ids: list[int], now: datetime) -> dict[int, str]:
+    """The fatigue facet: portal.services.fatigue.statuses itself (a fixed number of plain-row
+    queries for the chunk), so the index and every other page agree on each advocate's status."""
+    return {uid: st.key for uid, st in fatigue.statuses(session, ids, now).items()}
 
 
 def advocate_docs(session, user_ids: list[int], now: datetime | None = None) -> tuple[list[dict], list[int]]:
@@ -122,9 +84,8 @@ def advocate_docs(session, user_ids: list[int], now: datetime | None = None) -> 
     now = now or utcnow()
     U, P = User, AdvocateProfile
     rows = session.execute(
-        select(U.id, U.name, U.company, U.job_title, U.approved_at, U.created_at, P.user_id.label("has_profile"),
-               P.industry_id, P.size_band_id, P.country_code, P.story, P.confirmed_at, P.paused_until,
-               P.max_asks_per_month, P.max_asks_per_quarter)
+        select(U.id, U.name, U.company, U.job_title, P.industry_id, P.size_band_id, P.country_code, P.story,
+               P.confirmed_at)
         .outerjoin(P, P.user_id == U.id)
         .where(U.id.in_(user_ids), U.role == Role.ADVOCATE, U.status == Status.ACTIVE)).mappings().all()
     by_id = {r["id"]: r for r in rows}
@@ -148,11 +109,7 @@ def advocate_docs(session, user_ids: list[int], now: datetime | None = None) -> 
         select(Participation.user_id, func.max(Participation.engaged_at))
         .where(Participation.user_id.in_(active), Participation.status.in_(ENGAGED_STATUSES))
         .group_by(Participation.user_id)).all())
-    # One row per advocate, with or without a profile (the outer join leaves the profile's limits empty):
-    # like fatigue.statuses, an advocate who never engaged counts from their approval either way.
-    profile_rows = {uid: {**by_id[uid], "approved_at": by_id[uid]["approved_at"] or by_id[uid]["created_at"]}
-                    for uid in active}
-    fatigue_of = _fatigue_keys(session, active, profile_rows, now)
+    fatigue_of = _fatigue_keys(session, active, now)
     docs = []
     for uid in active:
         r = by_id[uid]

@@ -414,3 +414,29 @@ def test_an_advocate_without_a_profile_is_indexed_as_the_rules_say(app, runner, 
         assert result.exit_code == 0, result.output
         assert "changed fatigue status" not in result.output
     assert find("nemo", fatigue="available").total == 1
+
+
+
+def test_the_indexed_fatigue_is_the_fatigue_services_own(app, runner, make_user, admin):
+    """Engagements count on the day they happen: two approved calls 100 and 200 days out leave the
+    advocate available today, in the index exactly as on every other page (the index used to count
+    approval times, so it said "at limit" while fatigue.statuses said "available", and every daily
+    sync re-queued the advocate)."""
+    fatigue.set_policy(db.session, {"max_engagements_90d": 2}, admin.id)
+    db.session.commit()
+    u = advocate_profile(make_user, "planned@example.com", story="planned calls story")
+    for days in (100, 200):
+        o = Opportunity(activity_type=atype("reference_call"), title=f"Call in {days} days",
+                        status=OpportunityStatus.OPEN, seats_taken=1, opened_at=utcnow(),
+                        event_date=date.today() + timedelta(days=days))
+        db.session.add(o)
+        db.session.flush()
+        db.session.add(Participation(user_id=u.id, opportunity_id=o.id, status=ParticipationStatus.APPROVED,
+                                     requested_at=utcnow(), engaged_at=utcnow()))
+    db.session.commit()
+    apply_pending(db.engine)
+    assert fatigue.status(db.session, u.id).key == "available"
+    assert indexed(u.id)["fatigue"] == "available"
+    result = runner.invoke(args=["search", "sync", "--refresh-fatigue"])
+    assert result.exit_code == 0, result.output
+    assert "changed fatigue status" not in result.output  # nothing to correct: the index already agrees
