@@ -97,8 +97,10 @@ DEFAULTS: dict[str, object] = {
     "POINTS_PROFILE_COMPLETE": 100,
     "POINTS_REFERRAL": 250,
     "POINTS_LEVELS": None,  # [["Member", 0], ["Bronze", 500], ...]; None: the defaults
-    # Search (filled by the search issue)
-    "SEARCH_INDEX_DIR": None,
+    # Search
+    "SEARCH_INDEX_DIR": None,  # None: instance/search-index
+    "SEARCH_REQUEST_WRITER_PATIENCE": 1.5,  # seconds a request waits for the index lock; then sync applies it
+    # SEARCH_WARM: unset means on, off under TESTING (warm the index in a background thread at start)
 }
 
 
