@@ -1,11 +1,12 @@
 """Advocate search (staff and admins), opportunity search (advocates), index health (admins)."""
 from __future__ import annotations
 
-from flask import Blueprint, render_template, request
+from flask import Blueprint, abort, render_template, request
 from flask_login import current_user
 
 from portal.extensions import db
 from portal.forms import clean_text
+from portal.models import Role, Status
 from portal.security import admin_required, advocate_required, staff_required
 from portal.services import profiles
 from search import querying, service
@@ -46,6 +47,17 @@ def advocates():
     results = service.advocates(db.session, req)
     return render_template("search/advocates.html", req=req, results=results, titles=FACET_TITLES,
                            sorts=querying.SORTS, fatigue_labels=querying._labels(db.session)["fatigue"])
+
+
+@bp.route("/search/advocates/<int:user_id>")
+@staff_required
+def advocate_profile(user_id):
+    """One advocate's profile, for the staff member (or admin) who found them."""
+    card = profiles.advocate_card(db.session, user_id)
+    # Staff see the advocates search can show them (active ones); admins see everyone's, as in the admin area.
+    if card is None or (current_user.role != Role.ADMIN and card.user.status != Status.ACTIVE):
+        abort(404)
+    return render_template("search/advocate.html", card=card)
 
 
 @bp.route("/search/opportunities")

@@ -120,7 +120,8 @@ def test_html_is_escaped_and_emoji_and_right_to_left_text_kept(advocate_client, 
     fill(advocate_client, name=name, job_title=f"CISO {SCRIPT}", company="חברה 🚀", story=story,
          topics="אבטחת מידע, <i>x</i>", note=f"only {SCRIPT}")
     for page in (text(advocate_client.get("/me/profile/preview")),
-                 text(admin_client.get(f"/admin/advocates/{advocate.id}/profile"))):
+                 text(admin_client.get(f"/admin/advocates/{advocate.id}/profile")),
+                 text(admin_client.get(f"/search/advocates/{advocate.id}"))):
         assert SCRIPT not in page and "<b onmouseover" not in page and "<i>x</i>" not in page
         assert f"CISO {ESCAPED_SCRIPT}" in page and f"only {ESCAPED_SCRIPT}" in page
         assert name in page and "חברה 🚀" in page and "אבטחת מידע" in page
@@ -175,3 +176,27 @@ def test_the_directory_switch_promises_nothing_that_does_not_exist(advocate_clie
     page = text(advocate_client.get("/me/profile"))
     assert "Show me in the community directory" not in page
     assert "List me in the community directory" in page and "There is no community directory yet." in page
+
+
+def test_staff_open_an_advocates_profile_from_the_search(app, advocate_client, advocate, staff_client):
+    facts = fill(advocate_client)
+    from search.indexing import apply_pending
+    apply_pending(db.engine)
+    results = text(staff_client.get("/search/advocates?q=fraud"))
+    assert f'href="/search/advocates/{advocate.id}"' in results
+    resp = staff_client.get(f"/search/advocates/{advocate.id}")
+    assert resp.status_code == 200
+    assert_whole_profile(text(resp), facts)
+
+
+def test_the_staff_profile_page_is_for_staff_and_active_advocates(app, advocate_client, advocate, staff_client,
+                                                                  admin_client, client, staff, make_user):
+    path = f"/search/advocates/{advocate.id}"
+    assert advocate_client.get(path).status_code == 403
+    resp = client.get(path)
+    assert resp.status_code == 302 and "/auth/login" in resp.headers["Location"]
+    pending = make_user(status=Status.PENDING, email="pending2@example.com", name="Pending Two")
+    suspended = make_user(status=Status.SUSPENDED, email="suspended2@example.com", name="Suspended Two")
+    for user_id in (pending.id, suspended.id, staff.id, 999_999, 2**31):
+        assert staff_client.get(f"/search/advocates/{user_id}").status_code == 404, user_id
+    assert admin_client.get(f"/search/advocates/{pending.id}").status_code == 200  # admins see every advocate

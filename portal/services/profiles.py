@@ -295,6 +295,15 @@ def profile_card(session, user: User) -> ProfileCard:
                        completeness=completeness(user, profile))
 
 
+def advocate_card(session, user_id: int) -> ProfileCard | None:
+    """The profile card of an advocate as the program's staff and admins see it; None when there is
+    no such advocate (another role, an erased account). Read only: nothing is created."""
+    user = session.get(User, user_id)
+    if user is None or user.role != Role.ADVOCATE or user.status == Status.DELETED:
+        return None
+    return profile_card(session, user)
+
+
 # --- preferences -------------------------------------------------------------------------------------
 
 
