@@ -1,7 +1,6 @@
 """Search: the index follows the database, survives failures, answers every query (issue 6)."""
 import multiprocessing
 import os
-import re
 import shutil
 import threading
 from datetime import date, timedelta
@@ -11,7 +10,7 @@ import pytest
 from portal.extensions import db
 from portal.models import (ActivityPreference, ActivityType, AdvocateProfile, Industry, Opportunity,
                            OpportunityStatus, Participation, ParticipationStatus, Product, SearchPending,
-                           SelectionMode, Status, User, utcnow)
+                           SelectionMode, Status, utcnow)
 from search import querying
 from search.indexing import apply_pending, current_dir
 from tests.helpers import post_form

@@ -11,7 +11,7 @@ import time
 import pytest
 
 from portal.extensions import db
-from portal.models import AdvocateProfile, Opportunity, OpportunityStatus, Role, SearchPending, User, utcnow
+from portal.models import AdvocateProfile, Opportunity, OpportunityStatus, Role, User, utcnow
 from portal.services import profiles
 from search import documents, querying
 from search import indexing
@@ -19,7 +19,7 @@ from search import rebuild as rb
 from search.indexing import apply_pending, current_dir, rebuilding_marker, root, writer_for
 from tests.conftest import reload
 from tests.helpers import login, post_form
-from tests.test_search_sync import (advocate_profile, atype, find, indexed, names, page_hits, pending_rows,
+from tests.test_search_sync import (advocate_profile, atype, find, names, page_hits, pending_rows,
                                     profile_form, staff_search)
 
 FALLBACK = "simpler search of the database"
