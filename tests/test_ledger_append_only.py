@@ -129,6 +129,16 @@ def test_migration_0007_adds_the_triggers_and_its_downgrade_removes_them(mig_app
         PointsEntry(user_id=user.id, amount=5, kind=EntryKind.ADJUSTED, source=EntrySource.MANUAL,
                     counts_toward_lifetime=True, reason="Thanks, Casey", idempotency_key="m:1"),
     ])
+    db.session.flush()
+    # A cancelled order: the refund is a reversal, which refers to the entry it reverses. Batch mode
+    # rebuilds points_entries on SQLite; with such a row the drop of the old table used to fail.
+    order = PointsEntry(user_id=user.id, amount=-3, kind=EntryKind.REDEEMED, source=EntrySource.REDEMPTION,
+                        source_id=7, counts_toward_lifetime=False, reason="Mug", idempotency_key="o:7")
+    db.session.add(order)
+    db.session.flush()
+    db.session.add(PointsEntry(user_id=user.id, amount=3, kind=EntryKind.REVERSED, source=EntrySource.REDEMPTION,
+                               source_id=7, counts_toward_lifetime=False, reason="Order cancelled",
+                               idempotency_key="o:7:refund", reverses_id=order.id))
     db.session.commit()
     user_id = user.id
     db.session.remove()
@@ -137,7 +147,8 @@ def test_migration_0007_adds_the_triggers_and_its_downgrade_removes_them(mig_app
     reasons = db.session.execute(select(PointsEntry.idempotency_key, PointsEntry.reason)
                                  .order_by(PointsEntry.id)).all()
     # The name left the ledger before the triggers froze it; an admin's own words stay as written.
-    assert reasons == [("r:99", "Referral of a colleague who joined"), ("m:1", "Thanks, Casey")]
+    assert reasons == [("r:99", "Referral of a colleague who joined"), ("m:1", "Thanks, Casey"), ("o:7", "Mug"),
+                       ("o:7:refund", "Order cancelled")]
     db.session.remove()
     assert "append-only" in _refused("UPDATE points_entries SET amount = 1")
     assert "append-only" in _refused("DELETE FROM points_entries")
@@ -145,7 +156,7 @@ def test_migration_0007_adds_the_triggers_and_its_downgrade_removes_them(mig_app
     downgrade(revision="0006")
     with db.engine.begin() as conn:
         assert conn.execute(text("UPDATE points_entries SET amount = 6 WHERE idempotency_key = 'm:1'")).rowcount == 1
-        assert conn.execute(text("DELETE FROM points_entries")).rowcount == 2
+        assert conn.execute(text("DELETE FROM points_entries")).rowcount == 4
     upgrade()
     db.session.add(PointsEntry(user_id=user_id, amount=7, kind=EntryKind.ADJUSTED, source=EntrySource.MANUAL,
                                counts_toward_lifetime=True, reason="again", idempotency_key="m:2"))
