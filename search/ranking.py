@@ -30,6 +30,7 @@ from search.facets import FacetView, bits_from_positions, positions_of
 
 MIN_WILDCARD_PREFIX = 3  # literal characters before the first * or ? of a wildcard
 MAX_EXPANSIONS = 200  # terms all the wildcards of one query may expand to
+MAX_WILDCARDS = 10  # wildcards one query may hold; further ones are read as plain words (each gets >= 20 terms)
 EXPANSION_SCAN = 2000  # candidate terms looked at, at most, per wildcard
 DIRECT_SCORE_LIMIT = 1000  # matches Whoosh's matcher may score one by one; more: cheap order, with a note
 WILDCARD_CHARS = "*?"
@@ -87,9 +88,14 @@ def bound(q, reader, notes: list[str], budget: list[int] | None = None):
     """``q`` rewritten so that its cost is bounded (see the module's docstring); notes for the page."""
     if q is None:
         return None
-    budget = budget if budget is not None else [MAX_EXPANSIONS]
     schema = reader.schema
     short: list[str] = []
+    extra: list[str] = []
+    # [terms left, wildcards still to expand]: each wildcard gets its share of what is left, so an
+    # early wildcard matching thousands of words cannot leave a later one with none (an And holding
+    # a wildcard that expands to nothing would match nothing).
+    wanted = min(_count_expandable(q), MAX_WILDCARDS)
+    budget = budget if budget is not None else [MAX_EXPANSIONS, max(1, wanted)]
 
     def visit(node):
         if isinstance(node, (wq.TermRange, wq.NumericRange)):
@@ -101,17 +107,36 @@ def bound(q, reader, notes: list[str], budget: list[int] | None = None):
             if len(_literal_prefix(text)) < MIN_WILDCARD_PREFIX:
                 short.append(text)
                 return _plain(schema, node.fieldname, text.replace("*", " ").replace("?", " "))
+            if budget[1] <= 0:
+                extra.append(text)
+                return _plain(schema, node.fieldname, text.replace("*", " ").replace("?", " "))
             return _expand(node, reader, notes, budget)
         if isinstance(node, wq.MultiTerm):  # fuzzy terms, regexes: not offered by the parser; expand with bounds
+            if budget[1] <= 0:
+                return DROPPED
             return _expand(node, reader, notes, budget)
         return node.apply(visit)
 
     out = _prune(visit(q))
+    if extra:
+        _note(notes, f"A search may hold at most {MAX_WILDCARDS} wildcards, so the others were read as plain words.")
     if short:
         shown = ", ".join(f"“{t}”" for t in dict.fromkeys(short))
         _note(notes, f"A wildcard needs at least {MIN_WILDCARD_PREFIX} letters before * or ?, so {shown} "
                      f"{'was' if len(set(short)) == 1 else 'were'} read as plain words.")
     return wq.NullQuery if out is DROPPED else out
+
+
+def _count_expandable(q) -> int:
+    """How many wildcards (and other multi-term queries) ``q`` holds that ``bound`` would expand."""
+    if isinstance(q, (wq.TermRange, wq.NumericRange)):
+        return 0
+    if isinstance(q, (wq.Prefix, wq.Wildcard)):
+        text = q.text + ("*" if isinstance(q, wq.Prefix) else "")
+        return int(len(_literal_prefix(text)) >= MIN_WILDCARD_PREFIX)
+    if isinstance(q, wq.MultiTerm):
+        return 1
+    return sum(_count_expandable(c) for c in q.children())
 
 
 def _note(notes: list[str], text: str) -> None:
@@ -132,12 +157,13 @@ def _expand(node, reader, notes: list[str], budget: list[int]):
             scanned_all = False
             break
         candidates.append(btext)
-    room = max(0, budget[0])
+    room = max(1, budget[0] // max(1, budget[1]))  # this wildcard's share of the terms left
     if len(candidates) > room or not scanned_all:
         if len(candidates) > room:
             candidates = sorted(candidates, key=lambda b: (-reader.doc_frequency(fieldname, b), b))[:room]
-        _note(notes, f"A wildcard matched too many words, so only the {MAX_EXPANSIONS} most common were searched.")
-    budget[0] = room - len(candidates)
+        _note(notes, "A wildcard matched too many words, so only the most common of them were searched.")
+    budget[0] = max(0, budget[0] - len(candidates))
+    budget[1] -= 1
     if not candidates:
         return wq.NullQuery
     terms = [wq.Term(fieldname, field.from_bytes(b)) for b in sorted(candidates)]
@@ -388,7 +414,18 @@ def top_docs(searcher, view: FacetView, q, final: int, total: int, want: int,
             break
         if steps > budget:
             return _score_matches(final, bases, lists, want)
-    return [-nd for _, nd in sorted(top, reverse=True)]
+    ranked = [-nd for _, nd in sorted(top, reverse=True)]
+    if len(ranked) < want:
+        # The lists ran out: the other matches hold none of the scoring terms (an OR with a wildcard
+        # or a NOT branch). They score 0 and follow, most recently confirmed first, so that the page
+        # shows as many advocates as the count says.
+        have = set(ranked)
+        for d in view.ordered(final, "confirmed", want + len(ranked)):
+            if d not in have:
+                ranked.append(d)
+                if len(ranked) >= want:
+                    break
+    return ranked
 
 
 def _score_matches(final: int, bases: list[int], lists, want: int) -> list[int]:

@@ -55,7 +55,7 @@ def _kinds(q) -> set[type]:
     return out
 
 
-CAPPED = f"A wildcard matched too many words, so only the {ranking.MAX_EXPANSIONS} most common were searched."
+CAPPED = "A wildcard matched too many words, so only the most common of them were searched."
 
 
 def test_a_wildcard_expands_to_at_most_the_cap_with_a_note(many):
@@ -72,6 +72,28 @@ def test_a_wildcard_expands_to_at_most_the_cap_with_a_note(many):
     q, notes = _parse("zeta000*")  # few enough: all of them, no note
     assert ranking.expanded_terms(q) == 10 and notes == []
     assert _search("zeta000*")[0].total == 10
+
+
+def test_every_wildcard_gets_its_share_of_the_budget(many):
+    """The first wildcard used to take the whole budget: the second expanded to nothing and the And
+    holding both matched nobody, although each alone matched."""
+    q, notes = _parse("zeta* zeta00*")  # zeta* alone would take all 200 terms
+    assert ranking.expanded_terms(q) <= ranking.MAX_EXPANSIONS and CAPPED in notes
+    results, _, _ = _search("zeta* zeta00*")
+    assert results.total > 0  # documents zeta00NN that the first wildcard's share also holds
+    results, _, _ = _search("zeta* common")
+    assert results.total == 200
+    results, _, _ = _search("security* zeta000*")  # a small second wildcard is expanded whole
+    assert results.total == 10
+
+
+def test_wildcards_beyond_the_limit_are_plain_words(many):
+    text = " OR ".join(f"zeta{i:02d}*" for i in range(ranking.MAX_WILDCARDS + 3))
+    q, notes = _parse(text)
+    assert ranking.expanded_terms(q) <= ranking.MAX_EXPANSIONS + ranking.MAX_WILDCARDS
+    assert f"A search may hold at most {ranking.MAX_WILDCARDS} wildcards, so the others were read as plain words." \
+        in notes
+    assert _search(text)[0].total > 0
 
 
 def test_candidates_looked_at_per_wildcard_are_bounded(many, monkeypatch):
@@ -218,3 +240,13 @@ def test_date_order_of_a_few_matches_is_the_order_of_the_full_walk(many, monkeyp
             monkeypatch.setattr(facets, "SORT_DIRECTLY", 5000)
             assert direct == walked and len(direct) == min(20, bits.bit_count()), (text, order)
     assert view.ordered(0, "confirmed", 20) == []
+
+
+@pytest.mark.parametrize("text", ["zeta0001 OR NOT zeta0002", "zeta0001 OR zeta29*", "zeta0001 OR zeta0002 OR zeta1*"])
+def test_matches_that_add_no_score_still_fill_the_page(many, text):
+    """An OR whose other branch scores nothing (NOT, a constant-score wildcard): the scored lists end
+    after a few documents; the page must still show as many advocates as the count promises."""
+    results, uids, _ = _search(text)
+    assert results.total > querying.PER_PAGE
+    assert len(uids) == querying.PER_PAGE and len(set(uids)) == querying.PER_PAGE
+    assert str(uids[0]) == "100001"  # the one that holds the scoring word comes first

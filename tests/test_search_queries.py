@@ -184,7 +184,8 @@ def test_a_blackout_starting_today_hides_even_if_the_index_is_a_day_old(populati
 
 def test_each_result_shows_freshness_and_fatigue(population, staff_client):
     html = staff_search(staff_client, "acme", include_unavailable="1")
-    cards = dict(re.findall(r'<article class="card hit">\s*<h2>(.*?)</h2>(.*?)</article>', html, re.S))
+    cards = dict(re.findall(r'<article class="card hit">\s*<h2><a href="/search/advocates/\d+">(.*?)</a></h2>'
+                            r'(.*?)</article>', html, re.S))
     assert len(cards) == 8
     for name, card in cards.items():
         assert re.search(r'class="status-pill fatigue-\w+">[^<]+<', card), name

@@ -38,7 +38,7 @@ def names(results) -> list[str]:
 
 def page_hits(html: str) -> list[str]:
     """The advocate names of the result cards on the staff search page, in order."""
-    return re.findall(r'<article class="card hit">\s*<h2>(.*?)</h2>', html)
+    return re.findall(r'<article class="card hit">\s*<h2><a href="/search/advocates/\d+">(.*?)</a></h2>', html)
 
 
 def staff_search(client, q: str = "", **params) -> str:
