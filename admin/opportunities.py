@@ -267,9 +267,11 @@ def advocates():
         # chunks, a fixed number of queries each), and only the page's rows are loaded.
         ids = fatigue.ids_with_status(db.session, status, select(User.id).where(*active).order_by(User.name, User.id))
         total = len(ids)
+        page = min(page, max(ceil(total / ADVOCATES_PER_PAGE), 1))
         ids = ids[(page - 1) * ADVOCATES_PER_PAGE:page * ADVOCATES_PER_PAGE]
     else:
         total = db.session.scalar(select(func.count()).select_from(User).where(*active)) or 0
+        page = min(page, max(ceil(total / ADVOCATES_PER_PAGE), 1))  # ?page=10**30 is the last page, not a 500
         ids = list(db.session.scalars(select(User.id).where(*active).order_by(User.name, User.id)
                                       .offset((page - 1) * ADVOCATES_PER_PAGE).limit(ADVOCATES_PER_PAGE)))
     by_id = {u.id: u for u in db.session.scalars(select(User).where(User.id.in_(ids)))} if ids else {}

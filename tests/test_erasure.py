@@ -11,7 +11,7 @@ import time
 from sqlalchemy import select
 
 from portal.extensions import db
-from portal.models import Base, OutboxMessage, OutboxStatus
+from portal.models import AuditEvent, Base, OutboxMessage, OutboxStatus
 from tests.helpers import TEST_PASSWORD, post_form
 from tests.privacy_support import ADVOCATE_IP, fill_program_data
 from tests.test_privacy import fill_everything
@@ -57,9 +57,14 @@ def test_no_table_keeps_the_deleted_advocates_personal_data(app, make_user, admi
     login(client, EMAIL)
     fill_everything(client, user.id, name=NAME)
     data = fill_program_data(user.id, admin.id, make_user, name=NAME)
+    # An event about them that nobody acted in: the lock after failed sign-ins keeps the address the
+    # attempts came from (accounts.py records it with no actor).
+    db.session.add(AuditEvent(actor_id=None, action="user.locked", target_type="user", target_id=user.id,
+                              details={}, ip_address="198.51.100.77"))
+    db.session.commit()
     needles = [NAME, "Zebrafish", EMAIL, "zed.zebrafish", "Bluefin", "We cut fraud by half", "Onboarding took days",
                "remote only", "Paris trip", "fraud detection", "zero trust", "linkedin.com/in/ada", "203.0.113.9",
-               ADVOCATE_IP, "Rue de Rivoli", *data.texts.values()]
+               ADVOCATE_IP, "Rue de Rivoli", "198.51.100.77", *data.texts.values()]
     before = scan(needles)
     # The builders really put the data everywhere the erasure has to reach.
     assert {t for t, _, _ in before} >= {"users", "advocate_profiles", "activity_preferences", "blackouts", "tags",

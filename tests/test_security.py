@@ -815,3 +815,19 @@ def test_production_behind_a_proxy_checks_the_forwarded_host(app_config, app):
     finally:
         with prod.app_context():
             db.engine.dispose()
+
+
+def test_audit_events_name_the_user_behind_current_user(app, advocate_client, advocate):
+    """Views pass current_user (a LocalProxy) on to services: the audit row names a "user", not a
+    "localproxy" (the erasure finds events about a person by that name)."""
+    from flask_login import current_user
+
+    from portal.models import AuditEvent
+    from portal.services import audit
+    with app.test_request_context():
+        from flask_login import login_user
+        login_user(db.session.get(User, advocate.id))
+        event = audit.record(db.session, "test.proxy", None, current_user)
+        assert (event.target_type, event.target_id) == ("user", advocate.id)
+    db.session.rollback()
+    assert db.session.query(AuditEvent).filter_by(target_type="localproxy").count() == 0

@@ -21,7 +21,8 @@ def change_password():
     form = ChangePasswordForm()
     if form.validate_on_submit():
         try:
-            accounts.change_password(db.session, current_user, form.current_password.data, form.password.data)
+            accounts.change_password(db.session, current_user._get_current_object(), form.current_password.data,
+                                    form.password.data)
         except PasswordRejected as err:
             form.password.errors.append(err.message)
         except accounts.CurrentPasswordWrong as err:

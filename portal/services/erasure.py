@@ -68,7 +68,12 @@ def _scrub(value, needles: list[str]):
 
 
 def scrub_audit_log(session, user: User) -> None:
-    session.execute(update(AuditEvent).where(AuditEvent.actor_id == user.id).values(ip_address=None))
+    # Their own actions, and events about them that nobody acted in (a lock after failed sign-ins
+    # records the address the attempts came from, usually theirs).
+    session.execute(update(AuditEvent).where(or_(
+        AuditEvent.actor_id == user.id,
+        AuditEvent.actor_id.is_(None) & (AuditEvent.target_type == "user") & (AuditEvent.target_id == user.id)))
+        .values(ip_address=None))
     participation_ids = select(Participation.id).where(Participation.user_id == user.id)
     redemption_ids = select(Redemption.id).where(Redemption.user_id == user.id)
     about = session.scalars(select(AuditEvent).where(or_(
