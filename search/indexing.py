@@ -307,7 +307,7 @@ NOT_INDEXED = {
     User: {"last_login_at", "failed_login_count", "locked_until", "session_token", "password_hash",
            "password_changed_at", "updated_at", "email_verified_at"},
     AdvocateProfile: {"stale_reminder_sent_at", "updated_at", "digest", "notify_opportunities", "notify_reminders",
-                      "notify_news", "timezone"},
+                      "notify_news"},  # not timezone: pauses and blackouts count on the advocate's own day
 }
 
 

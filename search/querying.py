@@ -7,16 +7,18 @@ import re
 import threading
 import time
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, datetime, timedelta, timezone
+from datetime import time as day_time
 
 from flask import current_app
 from markupsafe import Markup
-from sqlalchemy import select
+from sqlalchemy import and_, or_, select
 from whoosh import highlight
 from whoosh.qparser import QueryParser
 from whoosh.query import And, Every, NullQuery, Or, Term
 
 from portal.models import ActivityType, AdvocateProfile, Blackout, Country, Industry, Product, Region, SizeBand, User, utcnow
+from portal.services.profiles import local_date
 from search import ranking
 from search.facets import FACETS, FRESHNESS, FacetCache, bits_from_positions
 from search.indexing import ADVOCATES, OPPORTUNITIES, IndexUnavailable, current_dir, open_index
@@ -301,10 +303,26 @@ def _load_labels(session) -> dict[str, dict[str, str]]:
     }
 
 
-def unavailable_today(session, today: date) -> set[int]:
-    paused = set(session.scalars(select(AdvocateProfile.user_id).where(AdvocateProfile.paused_until >= today)))
-    away = set(session.scalars(select(Blackout.user_id).where(Blackout.starts_on <= today, Blackout.ends_on >= today)))
-    return paused | away
+def unavailable_today(session, today: date, now: datetime | None = None) -> set[int]:
+    """Advocates paused or in a blackout on their own calendar day (as their pages say). Every time
+    zone's date is within a day of UTC's: the candidates around ``today`` are read, then each is
+    compared with its own date at ``now`` (noon UTC of ``today`` when a past or future day is asked)."""
+    if now is None:
+        current = utcnow()
+        now = current if current.date() == today else datetime.combine(today, day_time(12), tzinfo=timezone.utc)
+    before, after = today - timedelta(days=1), today + timedelta(days=1)
+    rows = session.execute(
+        select(AdvocateProfile.user_id, AdvocateProfile.timezone, AdvocateProfile.paused_until,
+               Blackout.starts_on, Blackout.ends_on)
+        .outerjoin(Blackout, and_(Blackout.user_id == AdvocateProfile.user_id, Blackout.starts_on <= after,
+                                  Blackout.ends_on >= before))
+        .where(or_(AdvocateProfile.paused_until >= before, Blackout.id.is_not(None)))).all()
+    out = set()
+    for uid, tz, paused_until, starts, ends in rows:
+        local = local_date(tz, now)
+        if (paused_until is not None and paused_until >= local) or (starts is not None and starts <= local <= ends):
+            out.add(uid)
+    return out
 
 
 def search_advocates(session, req: AdvocateSearch, today: date | None = None) -> Results:

@@ -12,6 +12,7 @@ from portal.extensions import db
 from portal.models import (AdvocateProfile, AuditEvent, Blackout, Opportunity, Participation, ParticipationStatus,
                            ProgramSetting, Role, SelectionMode, User, utcnow)
 from portal.services import fatigue, participation
+from portal.services.errors import DomainError
 from tests.conftest import reload
 from tests.helpers import post_form
 from tests.opportunity_support import client_for, make_advocate, make_opp, participation_of, text_of, user
@@ -601,3 +602,49 @@ def test_a_policy_change_queues_every_active_advocate_for_the_index(app, make_us
     # saving the same policy again changes nothing and queues nothing
     post_form(admin_client, "/admin/settings", {"max_engagements_90d": "2", "reference_call_gap_days": "30"})
     assert pending_rows() == []
+
+
+# --- the advocate's own calendar day ---------------------------------------------------------------------------------
+
+
+AUCKLAND_EVENING_UTC = datetime(2031, 3, 5, 20, 0, tzinfo=timezone.utc)  # 09:00 on 6 March in Auckland
+
+
+def test_a_blackout_counts_on_the_advocates_own_day_everywhere(app, make_user):
+    """A one-day blackout on the advocate's 6 March: at 20:00 UTC on the 5th it is already the 6th in
+    Auckland. Their own page says "in a blackout"; requests, the status admins see and search agree
+    (they used to use UTC's date and let the ask through)."""
+    from search.querying import unavailable_today
+
+    kiwi = make_advocate(make_user, "kiwi@example.com", timezone="Pacific/Auckland",
+                         blackouts=[(date(2031, 3, 6), date(2031, 3, 6))])
+    utc = make_advocate(make_user, "utc@example.com", timezone="UTC",
+                        blackouts=[(date(2031, 3, 6), date(2031, 3, 6))])
+    with time_machine.travel(AUCKLAND_EVENING_UTC, tick=False):
+        oid = make_opp("speaking", title="Evening panel")
+        assert fatigue.status(db.session, kiwi).key == "unavailable"
+        assert fatigue.status(db.session, utc).key != "unavailable"  # still the 5th in UTC
+        assert unavailable_today(db.session, AUCKLAND_EVENING_UTC.date()) >= {kiwi}
+        assert utc not in unavailable_today(db.session, AUCKLAND_EVENING_UTC.date())
+        with pytest.raises(DomainError) as err:
+            ask(kiwi, oid)
+        assert "falls in your blackout from 6 Mar 2031" in str(err.value)
+        db.session.rollback()
+        assert participation_of(kiwi, oid) is None
+        assert ask(utc, oid).status in (ParticipationStatus.REQUESTED, ParticipationStatus.APPROVED)
+
+
+def test_a_pause_lasts_to_the_end_of_the_advocates_own_day(app, make_user):
+    """Paused until 5 March in Honolulu: at 01:00 UTC on the 6th it is still 15:00 on the 5th there."""
+    from search.querying import unavailable_today
+
+    late = datetime(2031, 3, 6, 1, 0, tzinfo=timezone.utc)
+    hawaii = make_advocate(make_user, "aloha@example.com", timezone="Pacific/Honolulu", paused_until=date(2031, 3, 5))
+    with time_machine.travel(late, tick=False):
+        oid = make_opp("speaking", title="Morning panel")
+        assert fatigue.status(db.session, hawaii).key == "unavailable"
+        assert hawaii in unavailable_today(db.session, late.date())
+        assert "paused all asks until 5 Mar 2031" in refused(hawaii, oid)
+    with time_machine.travel(late + timedelta(hours=10), tick=False):  # 01:00 on the 6th in Honolulu
+        assert fatigue.status(db.session, hawaii).key != "unavailable"
+        assert hawaii not in unavailable_today(db.session, late.date())

@@ -22,7 +22,7 @@ from sqlalchemy import and_, cast, func, insert, literal, or_, select, String
 from portal.models import (ACTIVE_STATUSES, ENGAGED_STATUSES, ActivityType, AdvocateProfile, Blackout, Opportunity,
                            Participation, ParticipationStatus, ProgramSetting, Role, SearchPending, Status, User,
                            utcnow)
-from portal.services import audit
+from portal.services import audit, profiles
 from portal.services.errors import DomainError
 
 DEFAULTS = {"max_engagements_90d": 4, "reference_call_gap_days": 30}
@@ -202,11 +202,12 @@ class Snapshot:
     def __init__(self, session, user: User, *, counts_as_ask: bool = True, exclude_participation_id: int | None = None,
                  now: datetime | None = None, pol: Policy | None = None):
         self.now = now or utcnow()
-        self.today = self.now.date()
         self.name = user.name
         self.counts_as_ask = counts_as_ask
         self.policy = pol or policy(session)
         profile = session.get(AdvocateProfile, user.id)
+        # Pauses and blackouts are the advocate's calendar days (as on their own pages).
+        self.today = profiles.local_date(profile.timezone if profile is not None else None, self.now)
         self.paused_until = profile.paused_until if profile is not None else None
         self.blackouts = [] if profile is None else [(b.starts_on, b.ends_on) for b in session.scalars(
             select(Blackout).where(Blackout.user_id == user.id).order_by(Blackout.starts_on))]
@@ -324,22 +325,28 @@ def statuses(session, user_ids: list[int], now: datetime | None = None) -> dict[
     asks_quarter = grouped(select(Participation.user_id, func.count()).where(
         Participation.user_id.in_(ids), Participation.status.in_(ASK_STATUSES),
         Participation.requested_at >= _quarter_start(today)).group_by(Participation.user_id))
-    in_blackout = set(session.scalars(select(Blackout.user_id).where(
-        Blackout.user_id.in_(ids), Blackout.starts_on <= today, Blackout.ends_on >= today)))
-    profiles = {r.user_id: r for r in session.execute(select(
+    # Blackouts are the advocate's calendar days: read the ones around today (every time zone's
+    # today is within a day of UTC's), then compare each with the advocate's own date.
+    near_blackouts: dict[int, list[tuple[date, date]]] = {}
+    for uid, starts, ends in session.execute(select(Blackout.user_id, Blackout.starts_on, Blackout.ends_on).where(
+            Blackout.user_id.in_(ids), Blackout.starts_on <= today + timedelta(days=1),
+            Blackout.ends_on >= today - timedelta(days=1))).all():
+        near_blackouts.setdefault(uid, []).append((starts, ends))
+    profile_rows = {r.user_id: r for r in session.execute(select(
         AdvocateProfile.user_id, AdvocateProfile.paused_until, AdvocateProfile.max_asks_per_month,
-        AdvocateProfile.max_asks_per_quarter).where(AdvocateProfile.user_id.in_(ids))).all()}
+        AdvocateProfile.max_asks_per_quarter, AdvocateProfile.timezone).where(AdvocateProfile.user_id.in_(ids))).all()}
     joined = {r.id: r.approved_at or r.created_at for r in session.execute(
         select(User.id, User.approved_at, User.created_at).where(User.id.in_(ids))).all()}
 
     t, recent = today.toordinal(), recent_from.toordinal()
     out = {}
     for uid in ids:
-        p = profiles.get(uid)
+        p = profile_rows.get(uid)
         mine = days.get(uid, [])
         n = _window_peak(mine, t)
-        paused = bool(p and p.paused_until and p.paused_until >= today)
-        if paused or uid in in_blackout:
+        local = profiles.local_date(p.timezone if p else None, now)
+        paused = bool(p and p.paused_until and p.paused_until >= local)
+        if paused or any(s <= local <= e for s, e in near_blackouts.get(uid, ())):
             out[uid] = FatigueStatus("unavailable", n, "paused" if paused else "in a blackout")
             continue
         pairs = [(n, pol.max_engagements_90d)]

@@ -362,16 +362,26 @@ def timezone_choices() -> tuple[str, ...]:
     return ("UTC", *sorted(zones))
 
 
-def zone_of(profile: AdvocateProfile) -> ZoneInfo:
+@cache
+def zone_named(name: str | None) -> ZoneInfo:
     try:
-        return ZoneInfo(profile.timezone or "UTC")
+        return ZoneInfo(name or "UTC")
     except (ZoneInfoNotFoundError, ValueError):  # a value stored before the list was narrowed, or garbage
         return ZoneInfo("UTC")
+
+
+def zone_of(profile: AdvocateProfile) -> ZoneInfo:
+    return zone_named(profile.timezone)
 
 
 def local_today(profile: AdvocateProfile, now: datetime | None = None) -> date:
     """Today's date where the advocate is: blackouts and pauses are the advocate's calendar days."""
     return (now or utcnow()).astimezone(zone_of(profile)).date()
+
+
+def local_date(timezone_name: str | None, now: datetime) -> date:
+    """``local_today`` from a plain row's time zone (bulk code that loads no profile objects)."""
+    return now.astimezone(zone_named(timezone_name)).date()
 
 
 def set_limits(session, user: User, per_month: int | None, per_quarter: int | None, paused_until: date | None,
