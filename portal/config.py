@@ -77,6 +77,7 @@ DEFAULTS: dict[str, object] = {
     # so no page waits on SMTP. False: sent at the end of the request, before the response.
     # None: True, except under TESTING (Flask's test client never closes responses).
     "OUTBOX_SEND_AFTER_RESPONSE": None,
+    "OUTBOX_SEND_GRACE_SECONDS": 2.0,  # send anyway if the server has not closed the response by then
     "OUTBOX_RETENTION_DAYS": 30,  # `flask outbox send` erases sent messages' address and body after this
     # The public URL: every link in an email is built from it, never from the request's Host header.
     "SERVER_NAME": None,

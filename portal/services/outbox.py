@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import re
+import threading
 from datetime import timedelta
 from urllib.parse import urlsplit
 
@@ -212,12 +213,25 @@ def deliver_after_request(response):
         _deliver(ids)
         return response
     app = current_app._get_current_object()
+    once = threading.Lock()
+    timer: threading.Timer | None = None
 
     def send_after_response():
+        if not once.acquire(blocking=False):  # closed and timed out: one of the two sends
+            return
+        if timer is not None:
+            timer.cancel()
         with app.app_context():
             _deliver(ids)
 
     response.call_on_close(send_after_response)
+    # A server may be slow to close a response: werkzeug's development server (`flask run`, the
+    # browser tests) first drains the connection, which can wait for the browser to let it go. The
+    # mail must not wait for that: after a short grace it is sent from a timer thread anyway. By then
+    # the request has committed or rolled back; only committed rows exist to be sent.
+    timer = threading.Timer(current_app.config["OUTBOX_SEND_GRACE_SECONDS"], send_after_response)
+    timer.daemon = True
+    timer.start()
     return response
 
 
