@@ -463,3 +463,61 @@ def test_without_proxy_fix_a_client_cannot_forge_its_address(limited, app):
     c = app.test_client()
     codes = [code for i in range(11) for code in _hammer_login(c, f"203.0.113.{i}", 1)]
     assert 429 not in codes[:10] and codes[10] == 429
+
+
+REDIS_URL = "redis://127.0.0.1:6379/15"
+
+
+@pytest.fixture
+def redis_limited(limited):
+    """Limits in the machine's Redis, under a key prefix of this test's own (CI runs Redis beside
+    PostgreSQL; without it this test skips, which CI counts as a failure)."""
+    import uuid
+
+    import redis
+
+    try:
+        redis.Redis.from_url(REDIS_URL, socket_connect_timeout=1).ping()
+    except redis.exceptions.ConnectionError:
+        pytest.skip("no Redis on 127.0.0.1:6379")
+    limited.update(RATELIMIT_STORAGE_URI=REDIS_URL, RATELIMIT_KEY_PREFIX=f"portal-test-{uuid.uuid4().hex}")
+    return limited
+
+
+def test_with_redis_the_limit_is_shared_by_every_worker(redis_limited, app):
+    """Two workers (two app instances, each with its own connection to the storage) count the same
+    address together: 6 failures on one and 4 on the other, and the 11th on either is refused. With
+    the default memory storage each worker would count alone."""
+    from portal import create_app
+
+    path, body = "/auth/login", LIMITED_FORMS["/auth/login"]
+    first = app.test_client()
+    token = csrf_from(first.get(path).get_data(as_text=True))
+    assert [first.post(path, data={"csrf_token": token, **body}).status_code for _ in range(6)].count(429) == 0
+
+    other_worker = create_app(redis_limited)  # re-initialises the limiter: a new storage connection
+    second = other_worker.test_client()
+    with other_worker.app_context():
+        token = csrf_from(second.get(path).get_data(as_text=True))
+        codes = [second.post(path, data={"csrf_token": token, **body}).status_code for _ in range(4)]
+        assert 429 not in codes
+        assert second.post(path, data={"csrf_token": token, **body}).status_code == 429
+        db.engine.dispose()
+
+
+def test_with_memory_storage_a_new_worker_counts_alone(limited, app):
+    """The contrast that makes the test above mean something: memory storage is per process."""
+    from portal import create_app
+
+    path, body = "/auth/login", LIMITED_FORMS["/auth/login"]
+    first = app.test_client()
+    token = csrf_from(first.get(path).get_data(as_text=True))
+    for _ in range(6):
+        first.post(path, data={"csrf_token": token, **body})
+    other_worker = create_app(limited)
+    second = other_worker.test_client()
+    with other_worker.app_context():
+        token = csrf_from(second.get(path).get_data(as_text=True))
+        codes = [second.post(path, data={"csrf_token": token, **body}).status_code for _ in range(5)]
+        assert 429 not in codes
+        db.engine.dispose()
