@@ -12,7 +12,7 @@ from datetime import time as day_time
 
 from flask import current_app
 from markupsafe import Markup
-from sqlalchemy import and_, or_, select
+from sqlalchemy import select
 from whoosh import highlight
 from whoosh.qparser import QueryParser
 from whoosh.query import And, Every, NullQuery, Or, Term
@@ -311,16 +311,23 @@ def unavailable_today(session, today: date, now: datetime | None = None) -> set[
         current = utcnow()
         now = current if current.date() == today else datetime.combine(today, day_time(12), tzinfo=timezone.utc)
     before, after = today - timedelta(days=1), today + timedelta(days=1)
-    rows = session.execute(
-        select(AdvocateProfile.user_id, AdvocateProfile.timezone, AdvocateProfile.paused_until,
-               Blackout.starts_on, Blackout.ends_on)
-        .outerjoin(Blackout, and_(Blackout.user_id == AdvocateProfile.user_id, Blackout.starts_on <= after,
-                                  Blackout.ends_on >= before))
-        .where(or_(AdvocateProfile.paused_until >= before, Blackout.id.is_not(None)))).all()
+    # Two small indexed lookups (ix on paused_until, on blackout dates), then the candidates' zones.
+    paused = dict(session.execute(select(AdvocateProfile.user_id, AdvocateProfile.paused_until)
+                                  .where(AdvocateProfile.paused_until >= before)).all())
+    away: dict[int, list[tuple[date, date]]] = {}
+    for uid, starts, ends in session.execute(select(Blackout.user_id, Blackout.starts_on, Blackout.ends_on)
+                                             .where(Blackout.starts_on <= after, Blackout.ends_on >= before)).all():
+        away.setdefault(uid, []).append((starts, ends))
+    candidates = set(paused) | set(away)
+    if not candidates:
+        return set()
+    zones = dict(session.execute(select(AdvocateProfile.user_id, AdvocateProfile.timezone)
+                                 .where(AdvocateProfile.user_id.in_(candidates))).all())
     out = set()
-    for uid, tz, paused_until, starts, ends in rows:
-        local = local_date(tz, now)
-        if (paused_until is not None and paused_until >= local) or (starts is not None and starts <= local <= ends):
+    for uid in candidates:
+        local = local_date(zones.get(uid), now)
+        until = paused.get(uid)
+        if (until is not None and until >= local) or any(s <= local <= e for s, e in away.get(uid, ())):
             out.add(uid)
     return out
 
