@@ -270,15 +270,8 @@ def _adjacent(leaf, fieldname: str, words, docs: list[int]) -> list[int]:
                         positions[d] = decode(v)
                 m._next_block()
         else:
-            for d in docs:
-                if not m.is_active():
-                    break
-                if m.id() < d:
-                    m.skip_to(d)
-                    if not m.is_active():
-                        break
-                if m.id() == d:
-                    positions[d] = m.value_as("positions")
+            for d in _landed(m, docs):
+                positions[d] = m.value_as("positions")
         per_word.append(positions)
         wanted = set(positions)  # later words: only where the earlier ones are
     first, rest = per_word[0], per_word[1:]
@@ -309,15 +302,22 @@ def _walk(searcher, q, bits: int, context_of):
     """(global doc, matcher) for each document of ``bits`` that the query's matcher lands on."""
     for local_docs, sub, offset in _per_leaf(searcher, bits):
         m = q.matcher(sub, context_of(sub))
-        for d in local_docs:
+        for d in _landed(m, local_docs):
+            yield d + offset, m
+
+
+def _landed(m, docs):
+    """The documents of ``docs`` (ascending) that matcher ``m`` holds, skipping to each; ``m`` is
+    positioned on each one as it is yielded."""
+    for d in docs:
+        if not m.is_active():
+            return
+        if m.id() < d:
+            m.skip_to(d)
             if not m.is_active():
-                break
-            if m.id() < d:
-                m.skip_to(d)
-                if not m.is_active():
-                    break
-            if m.id() == d:
-                yield d + offset, m
+                return
+        if m.id() == d:
+            yield d
 
 
 def score_direct(searcher, q, final: int, limit: int) -> list[int]:

@@ -52,6 +52,17 @@ def _locked(session, participation_id: int) -> Participation:
     return p
 
 
+def _insert_once(session, p: Participation, conflict: str) -> None:
+    """Add a new participation; the unique (opportunity, advocate) constraint turns a concurrent
+    second one into ``Conflict(conflict)`` without ending the caller's transaction."""
+    try:
+        with session.begin_nested():
+            session.add(p)
+            session.flush()
+    except IntegrityError:
+        raise Conflict(conflict) from None
+
+
 def _lock_advocate(session, user_id: int) -> None:
     """Serialise the fatigue-checked steps of one advocate: two requests (or approvals) at once must
     not both pass a limit that only one of them fits under. A row lock on PostgreSQL (taken after any
@@ -109,12 +120,7 @@ def request(session, user: User, opp_id: int, message: str = "") -> Participatio
     p.status, p.message, p.requested_at = ParticipationStatus.REQUESTED, message, utcnow()
     p.admin_message, p.decided_at, p.engaged_at, p.override_reason = "", None, None, None
     if existing is None:
-        try:
-            with session.begin_nested():
-                session.add(p)
-                session.flush()
-        except IntegrityError:
-            raise Conflict("You have already answered this opportunity; see My commitments.") from None
+        _insert_once(session, p, "You have already answered this opportunity; see My commitments.")
     if opp.selection_mode == SelectionMode.FIRST_COME:
         if not _take_seat(session, opp):
             raise Conflict("Sorry, the last seat was just taken.")
@@ -204,12 +210,7 @@ def add_by_admin(session, opp_id: int, user_id: int, actor: User, override_reaso
     p.engaged_at, p.decided_at, p.decided_by_id, p.completed_at = now, now, actor.id, None
     p.admin_message, p.override_reason = message, (override_reason if reasons else None)
     if existing is None:
-        try:
-            with session.begin_nested():
-                session.add(p)
-                session.flush()
-        except IntegrityError:
-            raise Conflict(f"{user.name} answered this opportunity just now; reload the page.") from None
+        _insert_once(session, p, f"{user.name} answered this opportunity just now; reload the page.")
     if not _take_seat(session, opp):
         raise Conflict("All seats are taken; raise the capacity or decline someone first.")
     p.holds_seat = True
