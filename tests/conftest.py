@@ -62,6 +62,9 @@ def base_config(db_uri: str, mailbox: Mailbox, tmp_path) -> dict:
         "RATELIMIT_ENABLED": False,
         "SEARCH_INDEX_DIR": str(tmp_path / "search-index"),
         "PUBLIC_BASE_URL": "http://localhost",
+        # No background warm-up thread reading the database (it would race the table reset between
+        # tests: a deadlock with TRUNCATE on PostgreSQL); tests that test the warm-up turn it on.
+        "SEARCH_WARM": False,
     }
 
 

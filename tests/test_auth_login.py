@@ -480,8 +480,15 @@ def redis_limited(limited):
         redis.Redis.from_url(REDIS_URL, socket_connect_timeout=1).ping()
     except redis.exceptions.ConnectionError:
         pytest.skip("no Redis on 127.0.0.1:6379")
+    from portal.extensions import limiter
+
     limited.update(RATELIMIT_STORAGE_URI=REDIS_URL, RATELIMIT_KEY_PREFIX=f"portal-test-{uuid.uuid4().hex}")
-    return limited
+    # The one Limiter object keeps the first key prefix any app gave it (init_app: `prefix or config`);
+    # forget it so that this test's own prefix applies (and the SQLite and PostgreSQL runs do not count
+    # each other's attempts).
+    saved, limiter._key_prefix = limiter._key_prefix, ""
+    yield limited
+    limiter._key_prefix = saved
 
 
 def test_with_redis_the_limit_is_shared_by_every_worker(redis_limited, app):
