@@ -164,6 +164,47 @@ def open_index(kind: str):
             raise IndexUnavailable(f"{kind} index unreadable: {exc}") from exc
 
 
+def open_searcher(ix, attempts: int = 20):
+    """A searcher whose segment files are all open before it is handed out.
+
+    Whoosh opens a segment's column files (facets, field lengths, stored fields) only on first use,
+    but a commit by another writer (a background merge, another worker process) deletes the files of
+    the segments it merged away. A searcher opened before that commit then fails on first use of a
+    column (FileNotFoundError), or worse, sees "no column" and reads empty values. Opening every file
+    up front keeps them readable after their deletion (POSIX): the searcher stays a consistent
+    snapshot for as long as it is used. A commit racing the open itself is retried."""
+    for attempt in range(attempts):
+        searcher = None
+        try:
+            searcher = ix.searcher()
+            pin_segment_files(searcher)
+            return searcher
+        except FileNotFoundError:
+            if searcher is not None:
+                searcher.close()
+            if attempt == attempts - 1:
+                raise
+            time.sleep(0.01)
+
+
+def pin_segment_files(searcher) -> None:
+    """Open every column file of each segment of ``searcher`` now (see open_searcher) and answer
+    has_column from what was opened, not from the directory as it is later."""
+    for leaf, _ in searcher.reader().leaf_readers():
+        perdoc = getattr(leaf, "_perdoc", None)
+        segment = getattr(leaf, "_segment", None)
+        if perdoc is None or segment is None or not hasattr(perdoc, "_colfiles"):
+            continue  # an empty index's reader has no segment
+        prefix, suffix = f"{segment.segment_id()}.", ".col"
+        for name in perdoc._storage.list():
+            if name.startswith(prefix) and name.endswith(suffix):
+                fieldname = name[len(prefix):-len(suffix)]
+                if fieldname not in perdoc._colfiles:
+                    perdoc._colfiles[fieldname] = perdoc._get_column_file(fieldname)
+        pinned = frozenset(perdoc._colfiles)
+        perdoc.has_column = pinned.__contains__
+
+
 def new_generation_path() -> Path:
     return root() / f"gen-{datetime.now().strftime('%Y%m%d%H%M%S')}-{os.getpid()}-{random.randint(0, 9999):04d}"
 

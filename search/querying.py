@@ -21,7 +21,7 @@ from portal.models import ActivityType, AdvocateProfile, Blackout, Country, Indu
 from portal.services.profiles import local_date
 from search import ranking
 from search.facets import FACETS, FRESHNESS, FacetCache, bits_from_positions
-from search.indexing import ADVOCATES, OPPORTUNITIES, IndexUnavailable, current_dir, open_index
+from search.indexing import ADVOCATES, OPPORTUNITIES, IndexUnavailable, current_dir, open_index, open_searcher
 
 PER_PAGE = 20
 MAX_QUERY = 500
@@ -39,7 +39,7 @@ class _Open:
     def __init__(self, target: str, ix):
         self.target = target
         self.ix = ix
-        self.searcher = ix.searcher()
+        self.searcher = open_searcher(ix)
         self.facets = FacetCache()
         self.lock = threading.Lock()
 
@@ -72,7 +72,7 @@ def searcher_for(kind: str):
             if not st.searcher.up_to_date():
                 # A fresh reader, not searcher.refresh(): refresh() reuses the readers of unchanged
                 # segments, and those keep their old deletions (an updated document showed twice).
-                st.searcher = st.ix.searcher()  # the old one is left to its current users (see above)
+                st.searcher = open_searcher(st.ix)  # the old one is left to its current users (see above)
         except Exception as exc:
             with _open_lock:
                 _open.pop(key, None)

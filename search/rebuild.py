@@ -14,7 +14,7 @@ from whoosh import index as windex
 from portal.models import Role, Status, User
 from search import documents
 from search.indexing import (ADVOCATES, KEYS, OPPORTUNITIES, SCHEMAS, WRITER_PATIENCE, apply_all_pending,
-                             create_generation, current_dir, new_generation_path, open_index, rebuild_lock, rebuilding,
+                             create_generation, current_dir, new_generation_path, open_index, open_searcher, rebuild_lock, rebuilding,
                              root, swap_in)
 
 log = logging.getLogger(__name__)
@@ -122,7 +122,7 @@ def _indexed(kind: str) -> dict[int, tuple[str | None, str | None]]:
     """doc id -> (stored digest, packed facets) of every live document of the index."""
     ix = open_index(kind)
     out = {}
-    with ix.searcher() as s:
+    with open_searcher(ix) as s:
         reader = s.reader()
         has_facets = kind == ADVOCATES and s.doc_count_all() and reader.has_column("facets")
         col = reader.column_reader("facets") if has_facets else None
@@ -188,7 +188,7 @@ def stale_fatigue(session) -> list[int]:
     from portal.services import fatigue
 
     ix = open_index(ADVOCATES)
-    with ix.searcher() as s:
+    with open_searcher(ix) as s:
         if not s.doc_count_all():  # no segment yet: Whoosh's empty reader has no columns
             return []
         indexed = {}

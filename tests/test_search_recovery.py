@@ -234,6 +234,35 @@ def test_check_reports_drift_and_reindex_clears_it(app, make_user, runner, admin
 # --- rebuild and swap -------------------------------------------------------------------------------------------------
 
 
+def test_a_searcher_opened_before_a_merge_still_reads_the_segments_it_merged_away(app, make_user):
+    """CI flake of 2026-12-01: a background merge deleted the segments a cached searcher was about to
+    read (Whoosh opens column files on first use), and the search raised FileNotFoundError. A searcher
+    now opens every segment file up front, so it stays a consistent snapshot however long it is used."""
+    from portal.models import Industry
+    from search.facets import FacetCache
+
+    health = db.session.query(Industry).filter_by(name="Healthcare").one()
+    for i in range(3):  # three updates: three small segments, below the background-merge threshold
+        advocate_profile(make_user, f"snap{i}@example.com", story=f"snapshot story {i}", industry_id=health.id)
+    indexing.wait_for_merges()
+    old = querying.searcher_for("advocates").searcher
+    old_segments = [leaf.segment().segment_id() for leaf, _ in old.reader().leaf_readers()]
+    assert len(old_segments) >= 2
+
+    with writer_for("advocates", merge=True):  # what the background merge does: fold them into one
+        pass
+    on_disk = os.listdir(os.path.realpath(current_dir() / "advocates"))
+    assert not [n for n in on_disk if any(n.startswith(seg + ".") for seg in old_segments)]  # deleted
+
+    req = querying.AdvocateSearch(q="snapshot", filters={}, include_unavailable=True)
+    db.session.rollback()
+    results, uids, _ = querying._search_index(db.session, req, utcnow().date(), old, FacetCache())
+    assert results.total == 3 and len(uids) == 3
+    assert {r.value: r.count for r in results.facets["industry"]} == {str(health.id): 3}
+    assert find("snapshot").total == 3  # and the shared searcher moves on to the merged segment
+    assert [leaf.segment().segment_id() for leaf, _ in querying.searcher_for("advocates").searcher.reader().leaf_readers()] != old_segments
+
+
 def test_reindex_builds_a_new_generation_and_old_searchers_keep_working(app, make_user, runner):
     for i in range(5):
         advocate_profile(make_user, f"gen{i}@example.com", story=f"generation story {i}")

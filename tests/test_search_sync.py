@@ -16,7 +16,7 @@ from portal.models import (ActivityType, AdvocateProfile, Blackout, Industry, Op
                            Participation, ParticipationStatus, SearchPending, Status, User, utcnow)
 from portal.services import fatigue, profiles
 from search import querying
-from search.indexing import apply_pending, open_index
+from search.indexing import apply_pending, open_index, open_searcher
 from search.schema import PACKED
 from tests.conftest import reload
 from tests.helpers import TEST_PASSWORD, login, post_form
@@ -50,7 +50,7 @@ def staff_search(client, q: str = "", **params) -> str:
 def indexed(uid: int) -> dict | None:
     """The advocate's document as the index holds it now (packed facet values), or None."""
     ix = open_index("advocates")
-    with ix.searcher() as s:
+    with open_searcher(ix) as s:
         docnum = s.document_number(uid=str(uid))
         if docnum is None:
             return None
@@ -63,7 +63,7 @@ def indexed_opportunity_status(oid: int) -> str | None:
     from whoosh.query import And, Term
 
     ix = open_index("opportunities")
-    with ix.searcher() as s:
+    with open_searcher(ix) as s:
         if s.document_number(oid=str(oid)) is None:
             return None
         for status in OpportunityStatus:
