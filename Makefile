@@ -34,7 +34,8 @@ run: install
 	@echo "  Demo sign-ins (password: demo-advocacy-2026): admin@example.com (admin),"
 	@echo "  sam.sales@example.com (staff), and any advocate listed by 'flask demo seed'."
 	@echo ""
-	$(BIN)/flask run --host 127.0.0.1 --port $(PORT)
+	PORTAL_PUBLIC_BASE_URL="$${PORTAL_PUBLIC_BASE_URL:-http://127.0.0.1:$(PORT)}" \
+	  $(BIN)/flask run --host 127.0.0.1 --port $(PORT)
 
 test: install-test
 	$(BIN)/python -m pytest $(PYTEST_ARGS)

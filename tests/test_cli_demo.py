@@ -58,6 +58,10 @@ def test_demo_seed_if_empty_does_nothing_the_second_time(app, runner):
               count(model=PointsEntry))
     again = seed(runner, "--if-empty")
     assert again.exit_code == 0 and "demo seed skipped" in again.output
+    first = seed(runner, "--if-empty")  # make run's second start still names an advocate to sign in as
+    advocate = db.session.scalar(select(User.email).where(User.role == Role.ADVOCATE, User.status == Status.ACTIVE)
+                                 .order_by(User.id).limit(1))
+    assert f"Demo advocate sign-in (password {DEMO_PASSWORD}): {advocate}" in first.output
     assert (count(), count(model=AdvocateProfile), count(model=Opportunity), count(model=Reward),
             count(model=PointsEntry)) == before
     refused = seed(runner)  # without --if-empty, a database with users is an error, not a second community

@@ -174,6 +174,11 @@ def seed(if_empty, advocates):
     if db.session.scalar(select(func.count()).select_from(User)):
         if if_empty:
             click.echo("Database already has users; demo seed skipped.")
+            advocate = db.session.scalar(select(User.email).where(
+                User.role == Role.ADVOCATE, User.status == Status.ACTIVE, User.email.like("%@%.example.com")
+            ).order_by(User.id).limit(1))
+            if advocate:  # still the demo community: say who to sign in as
+                click.echo(f"Demo advocate sign-in (password {DEMO_PASSWORD}): {advocate}")
             return
         raise click.ClickException("The database already has users; seed only an empty database.")
     from search.indexing import ensure_index
