@@ -352,7 +352,16 @@ def test_gives_up_after_max_attempts(smtp_down, app, smtp_up, mailbox):
     up = smtp_up()
     assert "Sent 0, failed 0" in cli(up, "send", "--all")
     assert mailbox.to("never@example.com") == []
-    assert "failed" in cli(up, "status") and "1" in cli(up, "status")
+    assert "failed" in cli(up, "status") and "1" in cli(up, "status") and "retry-failed" in cli(up, "status")
+    # An outage longer than the back-off loses nothing: the operator queues the failed ones again.
+    assert "1 failed message(s) queued again." in cli(up, "retry-failed")
+    m = reload(OutboxMessage, msg_id)
+    assert m.status == OutboxStatus.QUEUED and m.attempts == 0
+    assert "Sent 1, failed 0" in cli(up, "send")
+    assert len(mailbox.to("never@example.com")) == 1
+    assert reload(OutboxMessage, msg_id).status == OutboxStatus.SENT
+    assert "0 failed message(s) queued again." in cli(up, "retry-failed")  # nothing sent twice
+    assert "Sent 0, failed 0" in cli(up, "send", "--all") and len(mailbox.to("never@example.com")) == 1
 
 
 def test_default_max_attempts_is_used(smtp_down, app):

@@ -1,4 +1,4 @@
-"""flask outbox send | status"""
+"""flask outbox send | retry-failed | status"""
 from __future__ import annotations
 
 import click
@@ -34,6 +34,14 @@ def send(send_all):
     click.echo(msg)
 
 
+@outbox_cli.command("retry-failed")
+@click.option("--id", "ids", type=int, multiple=True, help="Only this message (repeatable).")
+def retry_failed(ids):
+    """Queue again the messages that gave up after OUTBOX_MAX_ATTEMPTS (then 'flask outbox send')."""
+    n = outbox.retry_failed(db.session, list(ids) if ids else None)
+    click.echo(f"{n} failed message(s) queued again." + (" Run 'flask outbox send' to send them now." if n else ""))
+
+
 @outbox_cli.command("status")
 def status():
     """Count messages by status."""
@@ -42,3 +50,5 @@ def status():
         click.echo("The outbox is empty.")
     for st, n in rows:
         click.echo(f"{st.value:8} {n}")
+    if any(st.value == "failed" and n for st, n in rows):
+        click.echo("Failed messages gave up retrying; 'flask outbox retry-failed' queues them again.")

@@ -168,6 +168,18 @@ def release_stuck(session: Session) -> int:
     return res.rowcount
 
 
+def retry_failed(session: Session, ids: list[int] | None = None) -> int:
+    """Queue again the messages that gave up after OUTBOX_MAX_ATTEMPTS (an outage longer than the
+    back-off covers), with a fresh count of attempts, due now. Returns how many."""
+    q = update(OutboxMessage).where(OutboxMessage.status == OutboxStatus.FAILED)
+    if ids is not None:
+        q = q.where(OutboxMessage.id.in_(ids))
+    res = session.execute(q.values(status=OutboxStatus.QUEUED, attempts=0, next_attempt_at=utcnow(), claimed_at=None)
+                          .execution_options(synchronize_session=False))
+    session.commit()
+    return res.rowcount
+
+
 def send_due(ids: list[int] | None = None, limit: int = 200, include_not_due: bool = False) -> tuple[int, int]:
     """Send queued messages (those named, or all that are due). Returns (sent, failed)."""
     sent = failed = 0
