@@ -359,6 +359,18 @@ def test_password_exactly_at_limits_accepted(client):
     assert user_by_email("ten@example.com") is not None and user_by_email("long@example.com") is not None
 
 
+def test_spaces_in_a_password_are_part_of_it(app, client):
+    """Any characters, spaces included: leading and trailing ones are kept, not stripped or refused."""
+    from portal.services.passwords import verify_password
+
+    spaced = "  quiet harbour lanterns  "
+    assert register(client, email="spaces@example.com", password=spaced).status_code == 302
+    stored = user_by_email("spaces@example.com").password_hash
+    assert verify_password(stored, spaced) and not verify_password(stored, spaced.strip())
+    only_spaces = register(app.test_client(), email="blank@example.com", password=" " * 12)
+    assert "This field is required" not in only_spaces.get_data(as_text=True)  # judged by the policy instead
+
+
 def test_passwords_must_match(client):
     resp = post_form(client, "/auth/register", form_data(confirm="something-else-entirely"))
     assert resp.status_code == 422

@@ -1,6 +1,6 @@
 from portal.forms import BaseForm as FlaskForm, mailable_email
 from wtforms import BooleanField, EmailField, PasswordField, StringField, SubmitField
-from wtforms.validators import DataRequired, EqualTo, Length
+from wtforms.validators import DataRequired, EqualTo, InputRequired, Length
 
 PASSWORD_HELP = "At least 10 characters. A few unrelated words make a strong, memorable password."
 
@@ -14,10 +14,10 @@ class RegisterForm(FlaskForm):
                           render_kw={"autocomplete": "organization"})
     job_title = StringField("Job title", validators=[DataRequired(), Length(max=160)],
                             render_kw={"autocomplete": "organization-title"})
-    password = PasswordField("Password", validators=[DataRequired(), Length(max=128)], description=PASSWORD_HELP,
+    password = PasswordField("Password", validators=[InputRequired(), Length(max=128)], description=PASSWORD_HELP,
                              render_kw={"autocomplete": "new-password"})
     confirm = PasswordField("Repeat the password",
-                            validators=[DataRequired(), EqualTo("password", "The passwords do not match.")],
+                            validators=[InputRequired(), EqualTo("password", "The passwords do not match.")],
                             render_kw={"autocomplete": "new-password"})
     accept_terms = BooleanField("I accept the program terms and agree that the program team may contact me "
                                 "about advocacy opportunities.",
@@ -27,7 +27,7 @@ class RegisterForm(FlaskForm):
 
 class LoginForm(FlaskForm):
     email = EmailField("Email", validators=[DataRequired(), Length(max=254)], render_kw={"autocomplete": "username"})
-    password = PasswordField("Password", validators=[DataRequired(), Length(max=1024)],
+    password = PasswordField("Password", validators=[InputRequired(), Length(max=1024)],
                              render_kw={"autocomplete": "current-password"})
     remember = BooleanField("Keep me signed in on this device")
     submit = SubmitField("Sign in")
@@ -40,21 +40,21 @@ class ForgotPasswordForm(FlaskForm):
 
 
 class ResetPasswordForm(FlaskForm):
-    password = PasswordField("New password", validators=[DataRequired(), Length(max=128)], description=PASSWORD_HELP,
+    password = PasswordField("New password", validators=[InputRequired(), Length(max=128)], description=PASSWORD_HELP,
                              render_kw={"autocomplete": "new-password"})
     confirm = PasswordField("Repeat the new password",
-                            validators=[DataRequired(), EqualTo("password", "The passwords do not match.")],
+                            validators=[InputRequired(), EqualTo("password", "The passwords do not match.")],
                             render_kw={"autocomplete": "new-password"})
     submit = SubmitField("Set new password")
 
 
 class ChangePasswordForm(FlaskForm):
-    current_password = PasswordField("Current password", validators=[DataRequired(), Length(max=1024)],
+    current_password = PasswordField("Current password", validators=[InputRequired(), Length(max=1024)],
                                      render_kw={"autocomplete": "current-password"})
-    password = PasswordField("New password", validators=[DataRequired(), Length(max=128)], description=PASSWORD_HELP,
+    password = PasswordField("New password", validators=[InputRequired(), Length(max=128)], description=PASSWORD_HELP,
                              render_kw={"autocomplete": "new-password"})
     confirm = PasswordField("Repeat the new password",
-                            validators=[DataRequired(), EqualTo("password", "The passwords do not match.")],
+                            validators=[InputRequired(), EqualTo("password", "The passwords do not match.")],
                             render_kw={"autocomplete": "new-password"})
     submit = SubmitField("Change password")
 

@@ -77,7 +77,7 @@ class BlackoutForm(FlaskForm):
 
 
 class DeleteAccountForm(FlaskForm):
-    password = PasswordField("Your password", validators=[DataRequired(), Length(max=1024)],
+    password = PasswordField("Your password", validators=[InputRequired(), Length(max=1024)],
                              render_kw={"autocomplete": "current-password"})
     confirm = BooleanField("I understand my profile and personal data will be erased and cannot be restored.",
                            validators=[DataRequired("Tick the box to confirm.")])
@@ -86,6 +86,6 @@ class DeleteAccountForm(FlaskForm):
 
 class ChangeEmailForm(FlaskForm):
     new_email = EmailField("New email address", validators=[DataRequired(), *mailable_email(), Length(max=254)])
-    password = PasswordField("Your password", validators=[DataRequired(), Length(max=1024)],
+    password = PasswordField("Your password", validators=[InputRequired(), Length(max=1024)],
                              render_kw={"autocomplete": "current-password"})
     submit = SubmitField("Send confirmation link")
