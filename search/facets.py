@@ -98,17 +98,27 @@ def _postings(leaf, fieldname, text) -> tuple[list[int], list[float]]:
             weights.append(m.weight())
             m.next()
     return ids, weights
-FRESHNESS = {"fresh": "Confirmed in the last 90 days", "aging": "90–180 days", "stale": "Over 180 days",
-             "never": "Never confirmed"}
+STALE_DAYS = 180  # PROFILE_STALE_DAYS's default; "aging" starts at half of it
 
 
-def freshness_bucket(confirmed_day: int, today: int) -> str:
+def freshness_labels(stale: int = STALE_DAYS) -> dict[str, str]:
+    aging = max(1, stale // 2)
+    return {"fresh": f"Confirmed in the last {aging} days", "aging": f"{aging}–{stale} days",
+            "stale": f"{stale} days or more", "never": "Never confirmed"}
+
+
+FRESHNESS = freshness_labels()
+
+
+def freshness_bucket(confirmed_day: int, today: int, stale: int = STALE_DAYS) -> str:
+    """fresh / aging / stale / never, by days since the advocate confirmed their profile: stale from
+    PROFILE_STALE_DAYS on (as the profile pages and reminders count it), aging from half of it."""
     if not confirmed_day:
         return "never"
     age = today - confirmed_day
-    if age < 90:
+    if age < max(1, stale // 2):
         return "fresh"
-    if age < 180:
+    if age < stale:
         return "aging"
     return "stale"
 
@@ -143,7 +153,7 @@ class SegmentFacets:
     confirmed: list[int]
     engaged: list[int]
     freshness: dict[str, int] = field(default_factory=dict)
-    freshness_day: int = -1
+    freshness_day: tuple[int, int] = (-1, -1)  # (day, stale days) the buckets were built for
     by_confirmed: list[tuple[int, int]] = field(default_factory=list)  # (-confirmed_day, local doc)
     by_engaged: list[tuple[int, int]] = field(default_factory=list)    # (engaged_day, local doc)
     terms: OrderedDict = field(default_factory=OrderedDict)  # (field, term) -> bits, least recently used first
@@ -250,7 +260,7 @@ class FacetCache:
     def __init__(self):
         self.segments: dict[str, SegmentFacets] = {}
 
-    def view(self, searcher, today: date) -> "FacetView":
+    def view(self, searcher, today: date, stale: int = STALE_DAYS) -> "FacetView":
         reader = searcher.reader()
         leaves = list(reader.leaf_readers())
         today_n = today.toordinal()
@@ -267,12 +277,12 @@ class FacetCache:
             seg = self.segments.get(key)
             if seg is None:
                 seg = self.segments[key] = _build_segment(leaf)
-            if seg.freshness_day != today_n:
+            if seg.freshness_day != (today_n, stale):
                 groups = defaultdict(list)
                 for doc, c in enumerate(seg.confirmed):
-                    groups[freshness_bucket(c, today_n)].append(doc)
+                    groups[freshness_bucket(c, today_n, stale)].append(doc)
                 seg.freshness = {b: bits_from_positions(d, seg.size) for b, d in groups.items()}
-                seg.freshness_day = today_n
+                seg.freshness_day = (today_n, stale)
             seg_alive = (1 << seg.size) - 1
             if leaf.has_deletions():
                 seg_alive &= ~bits_from_positions(leaf.deleted_docs_set, seg.size)

@@ -8,7 +8,8 @@ from sqlalchemy import and_, or_, select
 
 from portal.models import AdvocateProfile, Role, Status, User
 from search import documents
-from search.facets import FACETS, MULTI, freshness_bucket
+from portal.services.profiles import stale_days
+from search.facets import FACETS, MULTI, freshness_bucket, freshness_labels
 from search.querying import (PER_PAGE, UNAVAILABLE_FATIGUE, AdvocateSearch, FacetValue, Results, _hits, _labels,
                              unavailable_today)
 
@@ -61,13 +62,14 @@ def search_advocates(session, req: AdvocateSearch, today: date) -> Results:
         docs.extend(documents.advocate_docs(session, ids[i:i + 500])[0])
     blocked = set() if req.include_unavailable else unavailable_today(session, today)
     today_n = today.toordinal()
+    stale = stale_days()
 
     for d in docs:
         d["packed"] = d["facets"].split(documents.SEP)
 
     def values(doc, facet):
         if facet == "freshness":
-            return [freshness_bucket(int(doc["packed"][len(FACETS)] or 0), today_n)]
+            return [freshness_bucket(int(doc["packed"][len(FACETS)] or 0), today_n, stale)]
         raw = doc["packed"][FACETS[facet]]
         return raw.split("|") if facet in MULTI and raw else ([raw] if raw else [])
 
@@ -79,7 +81,7 @@ def search_advocates(session, req: AdvocateSearch, today: date) -> Results:
         return all(not vals or f == skip or set(values(doc, f)) & set(vals) for f, vals in chosen.items())
 
     final = [d for d in docs if keep(d)]
-    labels = _labels(session)
+    labels = {**_labels(session), "freshness": freshness_labels(stale)}
     facets = {}
     for f in chosen:
         counts: dict[str, int] = {}

@@ -18,9 +18,9 @@ from whoosh.qparser import QueryParser
 from whoosh.query import And, Every, NullQuery, Or, Term
 
 from portal.models import ActivityType, AdvocateProfile, Blackout, Country, Industry, Product, Region, SizeBand, User, utcnow
-from portal.services.profiles import local_date
+from portal.services.profiles import local_date, stale_days
 from search import ranking
-from search.facets import FACETS, FRESHNESS, FacetCache, bits_from_positions
+from search.facets import FACETS, FacetCache, bits_from_positions, freshness_labels
 from search.indexing import ADVOCATES, OPPORTUNITIES, IndexUnavailable, current_dir, open_index, open_searcher
 
 PER_PAGE = 20
@@ -109,7 +109,7 @@ def warm(st: _Open | None = None, terms: int = WARM_TERMS) -> dict[str, float]:
     st = st or searcher_for(ADVOCATES)
     today = utcnow().date()
     with st.lock:
-        view = st.facets.view(st.searcher, today)
+        view = st.facets.view(st.searcher, today, stale_days())
         for leaf, _, seg in view.leaves:
             seg.field_lengths(leaf, "content")
         reader = st.searcher.reader()
@@ -299,7 +299,6 @@ def _load_labels(session) -> dict[str, dict[str, str]]:
         "activity": pairs(ActivityType.key, ActivityType.name),
         "fatigue": {"available": "Available", "near_limit": "Near limit", "at_limit": "At limit",
                     "unavailable": "Paused or in blackout", "under_used": "Under-used"},
-        "freshness": dict(FRESHNESS),
     }
 
 
@@ -350,7 +349,8 @@ def search_advocates(session, req: AdvocateSearch, today: date | None = None) ->
 
 def _search_index(session, req: AdvocateSearch, today: date, searcher, facet_cache: FacetCache):
     """(results without their hits, the page's advocate ids, the query); run under the searcher's lock."""
-    view = facet_cache.view(searcher, today)
+    stale = stale_days()
+    view = facet_cache.view(searcher, today, stale)
     q, notes = parse(searcher.schema, req.q, searcher.reader())
     try:
         matched = ranking.match_bits(searcher, view, q)
@@ -379,7 +379,7 @@ def _search_index(session, req: AdvocateSearch, today: date, searcher, facet_cac
 
     final = narrowed(None)
     total = final.bit_count()
-    labels = _labels(session)
+    labels = {**_labels(session), "freshness": freshness_labels(stale)}
     facets = {}
     for f in all_facets:
         scope = narrowed(f)

@@ -46,7 +46,8 @@ def advocates():
         page=_int(args.get("page")))
     results = service.advocates(db.session, req)
     return render_template("search/advocates.html", req=req, results=results, titles=FACET_TITLES,
-                           sorts=querying.SORTS, fatigue_labels=querying._labels(db.session)["fatigue"])
+                           sorts=querying.SORTS, fatigue_labels=querying._labels(db.session)["fatigue"],
+                           stale_days=profiles.stale_days())
 
 
 @bp.route("/search/advocates/<int:user_id>")

@@ -96,7 +96,7 @@ def test_facet_counts_are_exact(population):
     assert counts(r, "size") == {"50-249 employees": 2, "5,000+ employees": 2}
     assert counts(r, "product") == {"Data Platform": 2, "Security Suite": 2}
     assert counts(r, "activity") == {"Speaking": 2, "Peer review": 2, "Webinar": 1}
-    assert counts(r, "freshness") == {"Confirmed in the last 90 days": 2, "90–180 days": 1, "Over 180 days": 1,
+    assert counts(r, "freshness") == {"Confirmed in the last 90 days": 2, "90–180 days": 1, "180 days or more": 1,
                                       "Never confirmed": 1}
     assert counts(r, "fatigue") == {"Available": 3, "Near limit": 1, "Under-used": 1}
 
@@ -111,10 +111,26 @@ def test_facet_counts_with_unavailable_included(population):
                                  "250-999 employees": 1}
     assert counts(r, "product") == {"Data Platform": 3, "Security Suite": 3, "Analytics Cloud": 1}
     assert counts(r, "activity") == {"Speaking": 4, "Peer review": 3, "Webinar": 1}
-    assert counts(r, "freshness") == {"Confirmed in the last 90 days": 5, "90–180 days": 1, "Over 180 days": 1,
+    assert counts(r, "freshness") == {"Confirmed in the last 90 days": 5, "90–180 days": 1, "180 days or more": 1,
                                       "Never confirmed": 1}
     assert counts(r, "fatigue") == {"Available": 3, "Paused or in blackout": 2, "At limit": 1, "Near limit": 1,
                                     "Under-used": 1}
+
+
+def test_freshness_follows_the_stale_days_setting(app, population, staff_client):
+    """The freshness facet, the fallback and the result badges count stale as the profile pages do."""
+    from search import fallback, querying
+
+    app.config["PROFILE_STALE_DAYS"] = 100
+    expected = {"Confirmed in the last 50 days": 2, "100 days or more": 2, "Never confirmed": 1}
+    assert counts(find("acme"), "freshness") == expected  # Cedar (120 days) is stale now
+    req = querying.AdvocateSearch(q="acme", filters={}, include_unavailable=False)
+    assert counts(fallback.search_advocates(db.session, req, utcnow().date()), "freshness") == expected
+    assert find("acme", freshness="stale").total == 2
+    html = staff_search(staff_client, "Cedar")
+    assert re.search(r'<span class="status-pill stale">confirmed 120 days ago</span>', html)
+    app.config["PROFILE_STALE_DAYS"] = 180
+    assert "status-pill fresh\">confirmed 120 days ago" in staff_search(staff_client, "Cedar")
 
 
 def test_facets_narrow_results_and_each_others_counts(population):
@@ -429,3 +445,9 @@ def test_advocates_find_only_opportunities_they_are_eligible_for(app, make_user)
         assert c.get("/search/opportunities", query_string={"q": odd}).status_code == 200
     assert c.get("/search/opportunities?q=talk&type=abc").status_code == 200
     assert summit and review and cooking
+
+    # The feed offers the search: its form goes to this page (keeping the chosen type).
+    feed = c.get("/opportunities", query_string={"type": types["speaking"].id}).get_data(as_text=True)
+    form = re.search(r'<form method="get" action="/search/opportunities"[^>]*>(.*?)</form>', feed, re.S)
+    assert form and 'name="q"' in form.group(1)
+    assert f'<input type="hidden" name="type" value="{types["speaking"].id}">' in form.group(1)

@@ -287,6 +287,16 @@ def test_reindex_builds_a_new_generation_and_old_searchers_keep_working(app, mak
     assert find("generation").total == 5
 
 
+def test_reindex_reports_its_progress(app, make_user, runner):
+    for i in range(7):
+        advocate_profile(make_user, f"prog{i}@example.com", story=f"progress story {i}")
+    steps: list[int] = []
+    counts = rb.rebuild(db.engine, progress=steps.append)
+    assert counts["advocates"] == 7 and steps and all(n > 0 for n in steps) and sum(steps) == 7
+    result = runner.invoke(args=["search", "reindex"])
+    assert result.exit_code == 0 and "Indexing advocates" in result.output, result.output
+
+
 def test_searches_keep_answering_while_reindex_runs(app, make_user, runner):
     for i in range(40):
         u = make_user(email=f"rs{i}@example.com", name=f"Rebuild {i:02d}")
