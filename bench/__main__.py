@@ -257,7 +257,7 @@ def report(results: list[dict]) -> str:
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--sizes", default="10000,50000")
+    ap.add_argument("--sizes", default="10000,50000,100000")
     ap.add_argument("--runs", type=int, default=10)
     ap.add_argument("--procs", type=int, default=2)
     ap.add_argument("--cold-runs", type=int, default=2, help="fresh processes per cold measurement")
