@@ -5,6 +5,7 @@ from __future__ import annotations
 from sqlalchemy import select
 
 from portal.models import ActivityType, Country, Industry, Product, Region, SizeBand
+from portal.services.country_data import COUNTRIES
 
 INDUSTRIES = ["Banking and capital markets", "Insurance", "Healthcare", "Life sciences", "Retail and e-commerce",
               "Manufacturing", "Energy and utilities", "Telecommunications", "Media and entertainment",
@@ -17,25 +18,6 @@ PRODUCTS = ["Analytics Cloud", "Data Platform", "Security Suite", "Identity Mana
 SIZE_BANDS = ["1-49 employees", "50-249 employees", "250-999 employees", "1,000-4,999 employees",
               "5,000+ employees"]
 REGIONS = ["North America", "Latin America", "Europe", "Middle East", "Africa", "Asia Pacific"]
-COUNTRIES = {
-    "North America": [("US", "United States"), ("CA", "Canada")],
-    "Latin America": [("MX", "Mexico"), ("BR", "Brazil"), ("AR", "Argentina"), ("CL", "Chile"), ("CO", "Colombia"),
-                      ("PE", "Peru"), ("UY", "Uruguay"), ("CR", "Costa Rica")],
-    "Europe": [("GB", "United Kingdom"), ("IE", "Ireland"), ("FR", "France"), ("DE", "Germany"),
-               ("NL", "Netherlands"), ("BE", "Belgium"), ("LU", "Luxembourg"), ("CH", "Switzerland"),
-               ("AT", "Austria"), ("IT", "Italy"), ("ES", "Spain"), ("PT", "Portugal"), ("SE", "Sweden"),
-               ("NO", "Norway"), ("DK", "Denmark"), ("FI", "Finland"), ("IS", "Iceland"), ("PL", "Poland"),
-               ("CZ", "Czechia"), ("HU", "Hungary"), ("RO", "Romania"), ("GR", "Greece"), ("EE", "Estonia"),
-               ("UA", "Ukraine"), ("TR", "Türkiye")],
-    "Middle East": [("AE", "United Arab Emirates"), ("SA", "Saudi Arabia"), ("IL", "Israel"), ("QA", "Qatar"),
-                    ("JO", "Jordan"), ("EG", "Egypt")],
-    "Africa": [("ZA", "South Africa"), ("NG", "Nigeria"), ("KE", "Kenya"), ("GH", "Ghana"), ("MA", "Morocco"),
-               ("RW", "Rwanda")],
-    "Asia Pacific": [("JP", "Japan"), ("CN", "China"), ("KR", "South Korea"), ("IN", "India"), ("SG", "Singapore"),
-                     ("AU", "Australia"), ("NZ", "New Zealand"), ("ID", "Indonesia"), ("MY", "Malaysia"),
-                     ("PH", "Philippines"), ("TH", "Thailand"), ("VN", "Vietnam"), ("HK", "Hong Kong"),
-                     ("TW", "Taiwan")],
-}
 ACTIVITY_TYPES = [
     ("speaking", "Speaking", "Speak at an event or conference", 500),
     ("review", "Peer review", "Write a review on G2, Gartner Peer Insights or TrustRadius", 200),

@@ -1,0 +1,77 @@
+"""Every inhabited country (ISO 3166-1 alpha-2, short English names) and the program region it belongs to.
+
+Generated once from pycountry (ISO 3166-1) and pycountry-convert (continents), with the Middle East and
+North America split out as customer-marketing teams plan them. `flask lists seed` adds the ones an
+existing install lacks and changes none it has.
+"""
+COUNTRIES: dict[str, list[tuple[str, str]]] = {
+    "North America": [
+        ("BM", "Bermuda"), ("CA", "Canada"), ("GL", "Greenland"), ("PM", "Saint Pierre and Miquelon"),
+        ("UM", "U.S. Outlying Islands"), ("US", "United States"),
+    ],
+    "Latin America": [
+        ("AI", "Anguilla"), ("AG", "Antigua and Barbuda"), ("AR", "Argentina"), ("AW", "Aruba"), ("BS", "Bahamas"),
+        ("BB", "Barbados"), ("BZ", "Belize"), ("BO", "Bolivia"), ("BR", "Brazil"),
+        ("VG", "British Virgin Islands"), ("BQ", "Caribbean Netherlands"), ("KY", "Cayman Islands"),
+        ("CL", "Chile"), ("CO", "Colombia"), ("CR", "Costa Rica"), ("CU", "Cuba"), ("CW", "Curaçao"),
+        ("DM", "Dominica"), ("DO", "Dominican Republic"), ("EC", "Ecuador"), ("SV", "El Salvador"),
+        ("FK", "Falkland Islands"), ("GF", "French Guiana"), ("GD", "Grenada"), ("GP", "Guadeloupe"),
+        ("GT", "Guatemala"), ("GY", "Guyana"), ("HT", "Haiti"), ("HN", "Honduras"), ("JM", "Jamaica"),
+        ("MQ", "Martinique"), ("MX", "Mexico"), ("MS", "Montserrat"), ("NI", "Nicaragua"), ("PA", "Panama"),
+        ("PY", "Paraguay"), ("PE", "Peru"), ("PR", "Puerto Rico"), ("BL", "Saint Barthélemy"),
+        ("KN", "Saint Kitts and Nevis"), ("LC", "Saint Lucia"), ("MF", "Saint Martin (French part)"),
+        ("VC", "Saint Vincent and the Grenadines"), ("SX", "Sint Maarten"),
+        ("GS", "South Georgia and the South Sandwich Islands"), ("SR", "Suriname"), ("TT", "Trinidad and Tobago"),
+        ("TC", "Turks and Caicos Islands"), ("VI", "U.S. Virgin Islands"), ("UY", "Uruguay"), ("VE", "Venezuela"),
+    ],
+    "Europe": [
+        ("AL", "Albania"), ("AD", "Andorra"), ("AM", "Armenia"), ("AT", "Austria"), ("AZ", "Azerbaijan"),
+        ("BY", "Belarus"), ("BE", "Belgium"), ("BA", "Bosnia and Herzegovina"), ("BG", "Bulgaria"),
+        ("HR", "Croatia"), ("CY", "Cyprus"), ("CZ", "Czechia"), ("DK", "Denmark"), ("EE", "Estonia"),
+        ("FO", "Faroe Islands"), ("FI", "Finland"), ("FR", "France"), ("GE", "Georgia"), ("DE", "Germany"),
+        ("GI", "Gibraltar"), ("GR", "Greece"), ("GG", "Guernsey"), ("HU", "Hungary"), ("IS", "Iceland"),
+        ("IE", "Ireland"), ("IM", "Isle of Man"), ("IT", "Italy"), ("JE", "Jersey"), ("LV", "Latvia"),
+        ("LI", "Liechtenstein"), ("LT", "Lithuania"), ("LU", "Luxembourg"), ("MT", "Malta"), ("MD", "Moldova"),
+        ("MC", "Monaco"), ("ME", "Montenegro"), ("NL", "Netherlands"), ("MK", "North Macedonia"), ("NO", "Norway"),
+        ("PL", "Poland"), ("PT", "Portugal"), ("RO", "Romania"), ("RU", "Russia"), ("SM", "San Marino"),
+        ("RS", "Serbia"), ("SK", "Slovakia"), ("SI", "Slovenia"), ("ES", "Spain"),
+        ("SJ", "Svalbard and Jan Mayen"), ("SE", "Sweden"), ("CH", "Switzerland"), ("TR", "Türkiye"),
+        ("UA", "Ukraine"), ("GB", "United Kingdom"), ("VA", "Vatican City"), ("AX", "Åland Islands"),
+    ],
+    "Middle East": [
+        ("BH", "Bahrain"), ("EG", "Egypt"), ("IR", "Iran"), ("IQ", "Iraq"), ("IL", "Israel"), ("JO", "Jordan"),
+        ("KW", "Kuwait"), ("LB", "Lebanon"), ("OM", "Oman"), ("PS", "Palestine"), ("QA", "Qatar"),
+        ("SA", "Saudi Arabia"), ("SY", "Syria"), ("AE", "United Arab Emirates"), ("YE", "Yemen"),
+    ],
+    "Africa": [
+        ("DZ", "Algeria"), ("AO", "Angola"), ("BJ", "Benin"), ("BW", "Botswana"), ("BF", "Burkina Faso"),
+        ("BI", "Burundi"), ("CV", "Cabo Verde"), ("CM", "Cameroon"), ("CF", "Central African Republic"),
+        ("TD", "Chad"), ("KM", "Comoros"), ("CG", "Congo"), ("CD", "Congo (DRC)"), ("CI", "Côte d'Ivoire"),
+        ("DJ", "Djibouti"), ("GQ", "Equatorial Guinea"), ("ER", "Eritrea"), ("SZ", "Eswatini"), ("ET", "Ethiopia"),
+        ("TF", "French Southern Territories"), ("GA", "Gabon"), ("GM", "Gambia"), ("GH", "Ghana"),
+        ("GN", "Guinea"), ("GW", "Guinea-Bissau"), ("KE", "Kenya"), ("LS", "Lesotho"), ("LR", "Liberia"),
+        ("LY", "Libya"), ("MG", "Madagascar"), ("MW", "Malawi"), ("ML", "Mali"), ("MR", "Mauritania"),
+        ("MU", "Mauritius"), ("YT", "Mayotte"), ("MA", "Morocco"), ("MZ", "Mozambique"), ("NA", "Namibia"),
+        ("NE", "Niger"), ("NG", "Nigeria"), ("RW", "Rwanda"), ("RE", "Réunion"), ("SH", "Saint Helena"),
+        ("ST", "Sao Tome and Principe"), ("SN", "Senegal"), ("SC", "Seychelles"), ("SL", "Sierra Leone"),
+        ("SO", "Somalia"), ("ZA", "South Africa"), ("SS", "South Sudan"), ("SD", "Sudan"), ("TZ", "Tanzania"),
+        ("TG", "Togo"), ("TN", "Tunisia"), ("UG", "Uganda"), ("EH", "Western Sahara"), ("ZM", "Zambia"),
+        ("ZW", "Zimbabwe"),
+    ],
+    "Asia Pacific": [
+        ("AF", "Afghanistan"), ("AS", "American Samoa"), ("AU", "Australia"), ("BD", "Bangladesh"),
+        ("BT", "Bhutan"), ("IO", "British Indian Ocean Territory"), ("BN", "Brunei"), ("KH", "Cambodia"),
+        ("CN", "China"), ("CX", "Christmas Island"), ("CC", "Cocos (Keeling) Islands"), ("CK", "Cook Islands"),
+        ("FJ", "Fiji"), ("PF", "French Polynesia"), ("GU", "Guam"), ("HK", "Hong Kong"), ("IN", "India"),
+        ("ID", "Indonesia"), ("JP", "Japan"), ("KZ", "Kazakhstan"), ("KI", "Kiribati"), ("KG", "Kyrgyzstan"),
+        ("LA", "Laos"), ("MO", "Macao"), ("MY", "Malaysia"), ("MV", "Maldives"), ("MH", "Marshall Islands"),
+        ("FM", "Micronesia"), ("MN", "Mongolia"), ("MM", "Myanmar"), ("NR", "Nauru"), ("NP", "Nepal"),
+        ("NC", "New Caledonia"), ("NZ", "New Zealand"), ("NU", "Niue"), ("NF", "Norfolk Island"),
+        ("KP", "North Korea"), ("MP", "Northern Mariana Islands"), ("PK", "Pakistan"), ("PW", "Palau"),
+        ("PG", "Papua New Guinea"), ("PH", "Philippines"), ("PN", "Pitcairn Islands"), ("WS", "Samoa"),
+        ("SG", "Singapore"), ("SB", "Solomon Islands"), ("KR", "South Korea"), ("LK", "Sri Lanka"),
+        ("TW", "Taiwan"), ("TJ", "Tajikistan"), ("TH", "Thailand"), ("TL", "Timor-Leste"), ("TK", "Tokelau"),
+        ("TO", "Tonga"), ("TM", "Turkmenistan"), ("TV", "Tuvalu"), ("UZ", "Uzbekistan"), ("VU", "Vanuatu"),
+        ("VN", "Vietnam"), ("WF", "Wallis and Futuna"),
+    ],
+}
