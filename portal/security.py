@@ -86,15 +86,19 @@ def safe_next(target: str | None, default_endpoint: str = "main.dashboard") -> s
     return target if is_safe_next(target) else url_for(default_endpoint)
 
 
-def roles_required(*roles: Role, approved: bool = True):
-    """Anonymous -> login (with a local next); wrong role -> 403; not yet approved -> status page."""
+def roles_required(*roles: Role, approved: bool = True, pending_too: bool = False):
+    """Anonymous -> login (with a local next); wrong role -> 403; not yet approved -> status page.
+
+    ``pending_too``: an applicant who confirmed their email and waits for approval gets in as well
+    (their own data and account: download and delete, which the GDPR does not make wait)."""
+    allowed = (Status.ACTIVE, Status.PENDING) if pending_too else (Status.ACTIVE,)
 
     def decorator(view):
         @wraps(view)
         def wrapped(*args, **kwargs):
             if not current_user.is_authenticated:
                 return login_manager.unauthorized()
-            if approved and current_user.status != Status.ACTIVE:
+            if approved and current_user.status not in allowed:
                 return redirect(url_for("main.account_status"))
             if roles and current_user.role not in roles:
                 abort(403)
@@ -107,6 +111,7 @@ def roles_required(*roles: Role, approved: bool = True):
 
 login_required_active = roles_required()
 advocate_required = roles_required(Role.ADVOCATE)
+advocate_or_applicant_required = roles_required(Role.ADVOCATE, pending_too=True)
 staff_required = roles_required(Role.STAFF, Role.ADMIN)
 admin_required = roles_required(Role.ADMIN)
 

@@ -16,11 +16,10 @@ def _stale_profile() -> bool:
     if not (current_user.is_authenticated and current_user.is_advocate and current_user.is_approved):
         return False
     from portal.extensions import db
-    from portal.models import AdvocateProfile
-    from portal.services.profiles import is_stale
+    from portal.services.profiles import is_stale, read_profile
 
-    profile = db.session.get(AdvocateProfile, current_user.id)
-    return profile is None or is_stale(profile)
+    # No profile row yet (activated before profiles were created at activation): counted from approval.
+    return is_stale(read_profile(db.session, current_user._get_current_object()))
 
 
 _BLANK_LINE = re.compile(r"\n[ \t\u00a0]*\n\s*")

@@ -10,13 +10,15 @@ from portal.forms import BaseForm as FlaskForm
 from wtforms import BooleanField, StringField, SubmitField
 from wtforms.validators import Length, Optional
 
-from portal.extensions import csrf, db
+from portal.blueprints.auth import auth_limit
+from portal.extensions import csrf, db, limiter
 from portal.forms.auth import ConfirmForm
 from portal.forms.profile import (BlackoutForm, ChangeEmailForm, CommunicationForm, DeleteAccountForm, LimitsForm,
                                   ProfileForm)
 from portal.models import Industry, Product, SizeBand, TagKind
-from portal.security import advocate_required
+from portal.security import advocate_or_applicant_required, advocate_required
 from portal.services import privacy, profiles, reference, subscriptions
+from portal.services.accounts import CurrentPasswordWrong
 from portal.services.errors import DomainError, InvalidToken, NotFound
 
 bp = Blueprint("profile", __name__, url_prefix="/me")
@@ -37,10 +39,10 @@ def _fill_profile_choices(form: ProfileForm) -> None:
 @bp.route("/profile", methods=["GET", "POST"])
 @advocate_required
 def edit():
-    profile = profiles.get_profile(db.session, current_user)
     form = ProfileForm()
     _fill_profile_choices(form)
     if request.method == "GET":
+        profile = profiles.read_profile(db.session, current_user)
         form.name.data, form.job_title.data, form.company.data = (current_user.name, current_user.job_title,
                                                                   current_user.company)
         form.industry_id.data, form.size_band_id.data = profile.industry_id, profile.size_band_id
@@ -68,6 +70,7 @@ def edit():
             db.session.commit()
             flash("Your profile is saved and marked as current.", "success")
             return redirect(url_for("profile.edit"))
+    profile = profiles.read_profile(db.session, current_user)  # pages only read (a refused POST too)
     status = 422 if request.method == "POST" else 200
     return render_template(
         "profile/edit.html", form=form, profile=profile,
@@ -135,7 +138,7 @@ def _saved_comm_form(profile):
 @bp.route("/preferences", methods=["GET"])
 @advocate_required
 def preferences():
-    profile = profiles.get_profile(db.session, current_user)
+    profile = profiles.read_profile(db.session, current_user)
     types = profiles.activity_types(db.session)
     return _preferences_page(_saved_activity_form(profile, types), _saved_comm_form(profile), types)
 
@@ -165,7 +168,7 @@ def save_activities():
             db.session.commit()
             flash("Your activity preferences are saved.", "success")
             return redirect(url_for("profile.preferences"))
-    profile = profiles.get_profile(db.session, current_user)
+    profile = profiles.read_profile(db.session, current_user)
     return _preferences_page(form, _saved_comm_form(profile), types, 422)
 
 
@@ -185,7 +188,7 @@ def save_communication():
             flash("Your email settings are saved.", "success")
             return redirect(url_for("profile.preferences"))
     types = profiles.activity_types(db.session)
-    profile = profiles.get_profile(db.session, current_user)
+    profile = profiles.read_profile(db.session, current_user)
     return _preferences_page(_saved_activity_form(profile, types), form, types, 422)
 
 
@@ -193,7 +196,7 @@ def save_communication():
 
 
 def _availability_page(limits_form, blackout_form, status=200):
-    profile = profiles.get_profile(db.session, current_user)
+    profile = profiles.read_profile(db.session, current_user)
     upcoming, past = profiles.split_blackouts(profile)
     return render_template("profile/availability.html", limits_form=limits_form, blackout_form=blackout_form,
                            upcoming=upcoming, past=past, status=profiles.availability(profile),
@@ -210,8 +213,8 @@ def _saved_limits_form(profile):
 @bp.route("/availability", methods=["GET", "POST"])
 @advocate_required
 def availability():
-    profile = profiles.get_profile(db.session, current_user)
     if request.method == "GET":
+        profile = profiles.read_profile(db.session, current_user)
         return _availability_page(_saved_limits_form(profile), BlackoutForm(formdata=None))
     form = LimitsForm()
     if form.validate_on_submit():
@@ -242,7 +245,7 @@ def add_blackout():
             db.session.commit()
             flash("Blackout added. Nobody will ask you during it.", "success")
             return redirect(url_for("profile.availability"))
-    profile = profiles.get_profile(db.session, current_user)
+    profile = profiles.read_profile(db.session, current_user)
     return _availability_page(_saved_limits_form(profile), form, 422)
 
 
@@ -270,7 +273,7 @@ def privacy_page():
 
 
 @bp.route("/data.json")
-@advocate_required
+@advocate_or_applicant_required  # GDPR: an applicant waiting for approval may download their data too
 def export_data():
     data = privacy.export_user_data(db.session, current_user._get_current_object())
     body = json.dumps(data, indent=2, ensure_ascii=False, sort_keys=False)
@@ -279,13 +282,17 @@ def export_data():
 
 
 @bp.route("/delete", methods=["GET", "POST"])
-@advocate_required
+@limiter.limit(auth_limit, methods=["POST"])
+@advocate_or_applicant_required  # GDPR: an applicant waiting for approval may delete their account too
 def delete_account():
     form = DeleteAccountForm()
     if form.validate_on_submit():
         try:
             # The User itself: the service records it in the audit log (a proxy would be logged as "localproxy").
             privacy.delete_account(db.session, current_user._get_current_object(), form.password.data)
+        except CurrentPasswordWrong as err:
+            db.session.commit()  # keep the failure count and any lock (nothing else was changed yet)
+            form.password.errors.append(err.message)
         except DomainError as err:
             db.session.rollback()
             form.password.errors.append(err.message)
@@ -299,12 +306,17 @@ def delete_account():
 
 
 @bp.route("/email", methods=["GET", "POST"])
+@limiter.limit(auth_limit, methods=["POST"])
 @advocate_required
 def change_email():
     form = ChangeEmailForm()
     if form.validate_on_submit():
         try:
-            privacy.request_email_change(db.session, current_user, form.password.data, form.new_email.data)
+            privacy.request_email_change(db.session, current_user._get_current_object(), form.password.data,
+                                         form.new_email.data)
+        except CurrentPasswordWrong as err:
+            db.session.commit()  # keep the failure count and any lock (nothing else was changed yet)
+            form.form_errors.append(err.message)
         except DomainError as err:
             db.session.rollback()
             form.form_errors.append(err.message)

@@ -13,15 +13,17 @@ from typing import Any
 
 from flask import current_app
 from sqlalchemy import delete, or_, select, update
+from sqlalchemy.exc import IntegrityError
 
-from portal.models import (AuditEvent, Consent, DigestDelivery, EntrySource, OutboxMessage, Participation,
-                           PointsEntry, Redemption, Status, User, UserBadge, utcnow)
+from portal.models import (AdvocateProfile, AuditEvent, Consent, DigestDelivery, EntrySource, OutboxMessage,
+                           Participation, PointsEntry, Redemption, Status, User, UserBadge, utcnow)
 from portal.services import audit, erasure, points
-from portal.services.accounts import get_by_email, normalize_email
+# The same lock as sign-in and change-password (accounts keeps the rules; they are not repeated here).
+from portal.services.accounts import CurrentPasswordWrong, _count_failure, _is_locked, get_by_email, normalize_email
 from portal.services.errors import Conflict, DomainError, InvalidToken
 from portal.services.outbox import external_url, queue_email
 from portal.services.passwords import verify_password
-from portal.services.profiles import availability, get_profile, read_profile
+from portal.services.profiles import availability, read_profile
 from portal.services.tokens import fingerprint, make_token, read_token
 
 ExportSection = Callable[[Any, User], tuple[str, Any]]
@@ -201,6 +203,29 @@ def export_user_data(session, user: User) -> dict:
     return data
 
 
+# --- the password that guards deletion and email change -------------------------------------------------------
+
+LOCKED = ("Too many wrong passwords: your account is locked for a while. "
+          "Try again later, or reset your password.")
+WRONG_PASSWORD = "That password is not right."
+
+
+def check_password(session, user: User, password: str) -> None:
+    """Check the password of the signed-in user as change-password does: a wrong one counts toward the
+    account's lock (a hijacked session cannot guess without limit) and a locked account takes no guesses.
+
+    Raises ``CurrentPasswordWrong``; the caller commits then (the failure count and any lock must stay
+    although the action is refused)."""
+    now = utcnow()
+    if _is_locked(user, now):
+        verify_password(None, password)  # the same work as a real check
+        raise CurrentPasswordWrong(LOCKED)
+    if not verify_password(user.password_hash, password):
+        _count_failure(session, user, now)
+        raise CurrentPasswordWrong(WRONG_PASSWORD)
+    user.failed_login_count = 0
+
+
 # --- deletion -------------------------------------------------------------------------------------------
 
 
@@ -211,8 +236,7 @@ def delete_account(session, user: User, password: str) -> None:
     the type of its target)."""
     if type(user) is not User:  # a LocalProxy passes isinstance(); its type does not
         raise TypeError(f"delete_account needs a User, not {type(user).__name__}")
-    if not verify_password(user.password_hash, password):
-        raise DomainError("That password is not right.")
+    check_password(session, user, password)
     original_email = user.email
     # Open commitments are withdrawn, open orders cancelled, free text blanked, ... (erasure.py). The steps
     # run first: the mails they queue ("you withdrew from ...") are dropped with the rest just below.
@@ -223,8 +247,9 @@ def delete_account(session, user: User, password: str) -> None:
     session.execute(update(OutboxMessage).where(OutboxMessage.user_id == user.id)
                     .values(recipient="erased", body_text="", body_html="", subject="(erased)", headers=None,
                             last_error=None))
-    profile = get_profile(session, user)
-    session.delete(profile)
+    profile = session.get(AdvocateProfile, user.id)  # none for an applicant never approved
+    if profile is not None:
+        session.delete(profile)
     session.execute(delete(Consent).where(Consent.user_id == user.id))
     user.email = f"deleted-{user.id}@deleted.invalid"
     user.name = "Deleted advocate"
@@ -249,8 +274,7 @@ CHANGE_EMAIL = "change-email"
 
 
 def request_email_change(session, user: User, password: str, new_email: str) -> None:
-    if not verify_password(user.password_hash, password):
-        raise DomainError("That password is not right.")
+    check_password(session, user, password)
     new_email = normalize_email(new_email)
     if new_email == user.email:
         raise DomainError("That is already your email address.")
@@ -274,7 +298,14 @@ def confirm_email_change(session, token: str) -> User:
     if get_by_email(session, new_email) is not None:
         raise Conflict("Another account already uses that address.")
     old = user.email
-    user.email = new_email
+    try:
+        # The check above reads; another account can still take the address before this write (a sign-up
+        # committed in between): the unique constraint decides, and the loser is refused like above.
+        with session.begin_nested():
+            user.email = new_email
+            session.flush()
+    except IntegrityError:
+        raise Conflict("Another account already uses that address.") from None
     user.rotate_session_token()
     queue_email(session, to=old, subject="Your email address was changed", template="email_changed",
                 user_id=user.id, name=user.name, new_email=new_email, support_url=external_url("main.index"))
