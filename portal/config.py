@@ -141,6 +141,12 @@ def _require_count(cfg, key: str) -> None:
         raise ConfigError(f"{key} must be a whole number of 0 or more, not {value!r}.")
 
 
+def _require_whole_at_least_one(cfg, key: str) -> None:
+    value = cfg.get(key)
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ConfigError(f"{key} must be a whole number of 1 or more, not {value!r}.")
+
+
 def _require_positive_number(cfg, key: str) -> None:
     value = cfg.get(key)
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
@@ -209,8 +215,9 @@ def load_config(app, test_config: dict | None = None) -> None:
     if cfg.get("OUTBOX_SEND_AFTER_RESPONSE") is None:
         cfg["OUTBOX_SEND_AFTER_RESPONSE"] = not cfg.get("TESTING")
     for key in ("PROXY_FIX_X_FOR", "PROXY_FIX_X_PROTO", "PROXY_FIX_X_HOST", "PROXY_FIX_X_PORT",
-                "PROXY_FIX_X_PREFIX", "OUTBOX_RETENTION_DAYS"):
+                "PROXY_FIX_X_PREFIX", "OUTBOX_RETENTION_DAYS", "POINTS_REFERRAL", "POINTS_PROFILE_COMPLETE"):
         _require_count(cfg, key)
+    _require_whole_at_least_one(cfg, "PROFILE_STALE_DAYS")
     _require_positive_number(cfg, "MAIL_TIMEOUT")
     _check_points_levels(cfg.get("POINTS_LEVELS"))
 

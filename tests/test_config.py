@@ -426,3 +426,46 @@ def test_mail_outbox_and_proxy_defaults(tmp_path):
 def test_bad_numbers_refuse_to_start(tmp_path, key, value):
     with pytest.raises(ConfigError, match=key):
         loaded(tmp_path, {key: value})
+
+
+# --- advocate and points settings are checked at start --------------------------------------------------------------
+
+
+def test_profile_and_points_settings_defaults_load(tmp_path):
+    cfg = loaded(tmp_path).config
+    assert (cfg["PROFILE_STALE_DAYS"], cfg["POINTS_REFERRAL"], cfg["POINTS_PROFILE_COMPLETE"]) == (180, 250, 100)
+    cfg = loaded(tmp_path, {"PROFILE_STALE_DAYS": 1, "POINTS_REFERRAL": 0, "POINTS_PROFILE_COMPLETE": 0}).config
+    assert (cfg["PROFILE_STALE_DAYS"], cfg["POINTS_REFERRAL"], cfg["POINTS_PROFILE_COMPLETE"]) == (1, 0, 0)
+
+
+@pytest.mark.parametrize("key,value,words", [
+    ("PROFILE_STALE_DAYS", 0, "1 or more"), ("PROFILE_STALE_DAYS", -30, "1 or more"),
+    ("PROFILE_STALE_DAYS", 90.5, "whole number"), ("PROFILE_STALE_DAYS", "180", "whole number"),
+    ("PROFILE_STALE_DAYS", True, "whole number"), ("PROFILE_STALE_DAYS", None, "whole number"),
+    ("POINTS_REFERRAL", -1, "0 or more"), ("POINTS_REFERRAL", 2.5, "whole number"),
+    ("POINTS_REFERRAL", "250", "whole number"), ("POINTS_REFERRAL", False, "whole number"),
+    ("POINTS_PROFILE_COMPLETE", -100, "0 or more"), ("POINTS_PROFILE_COMPLETE", 1.0, "whole number"),
+    ("POINTS_PROFILE_COMPLETE", "100", "whole number"), ("POINTS_PROFILE_COMPLETE", None, "whole number"),
+])
+def test_bad_profile_and_points_settings_refuse_to_start(tmp_path, key, value, words):
+    with pytest.raises(ConfigError) as info:
+        loaded(tmp_path, {key: value})
+    message = str(info.value.code)
+    assert key in message and words in message and repr(value) in message and "\n" not in message
+
+
+def test_bad_stale_days_from_the_environment_refuse_to_start(tmp_path, monkeypatch):
+    monkeypatch.setenv("PORTAL_PROFILE_STALE_DAYS", "0")
+    with pytest.raises(ConfigError, match="PROFILE_STALE_DAYS"):
+        loaded(tmp_path)
+    monkeypatch.setenv("PORTAL_PROFILE_STALE_DAYS", "90")
+    assert loaded(tmp_path).config["PROFILE_STALE_DAYS"] == 90
+
+
+def test_flask_cli_with_negative_points_prints_one_line(tmp_path):
+    env = _cli_env(tmp_path, PORTAL_SECRET_KEY=PROD_SECRET, PORTAL_PUBLIC_BASE_URL=PUBLIC,
+                   PORTAL_POINTS_PROFILE_COMPLETE="-5")
+    proc = subprocess.run([str(VENV_FLASK), "--app", "portal", "routes"], cwd=tmp_path, env=env,
+                          capture_output=True, text=True, timeout=120)
+    out = (proc.stdout + proc.stderr).strip()
+    assert proc.returncode != 0 and out.splitlines() == [out] and "POINTS_PROFILE_COMPLETE" in out

@@ -286,3 +286,43 @@ def test_configurable_stale_days_apply_to_reminders(app, runner, mailbox, make_u
 def test_nothing_stale_nothing_sent(runner, mailbox, advocate):
     assert remind(runner) == 0
     assert mailbox.messages == []
+
+
+def test_overlapping_runs_send_one_reminder_per_advocate(app, runner, mailbox, population, monkeypatch):
+    """Run B reads who is due, then run A runs start to finish before B stamps anyone. B's stamps are
+    conditional UPDATEs that find A's stamps, so B queues nothing. (On PostgreSQL that interleaving
+    happens; on SQLite B holds the write lock from its start, so A waits for B and finds nothing due.)"""
+    import threading
+
+    from portal.services import subscriptions
+
+    real = subscriptions.stale_for_reminder
+    calls, runs = [], {}
+
+    def run_a():
+        runs["a"] = app.test_cli_runner().invoke(args=["advocates", "remind-stale"])
+
+    def b_reads_then_a_runs(session, now=None):
+        due = real(session, now)
+        if not calls:  # run B (this thread) only; run A uses the real query
+            calls.append([u.email for u in due])
+            a = threading.Thread(target=run_a)
+            a.start()
+            a.join(timeout=30 if db.engine.dialect.name == "postgresql" else 0.3)
+            runs["thread"] = a
+        return due
+
+    monkeypatch.setattr(subscriptions, "stale_for_reminder", b_reads_then_a_runs)
+    queued_b = remind(runner)
+    runs["thread"].join(timeout=60)
+    assert not runs["thread"].is_alive()
+    assert runs["a"].exit_code == 0, runs["a"].output
+    queued_a = int(runs["a"].output.split("Queued ")[1].split(" ")[0])
+    assert sorted(calls[0]) == ["noprofile@example.com", "stale@example.com"]  # B saw both as due
+    assert sorted([queued_a, queued_b]) == [0, 2]
+    assert [m.to for m in mailbox.messages if m.subject == SUBJECT].count("stale@example.com") == 1
+    assert sorted(m.to for m in mailbox.messages if m.subject == SUBJECT) == ["noprofile@example.com",
+                                                                              "stale@example.com"]
+    db.session.rollback()
+    assert db.session.scalar(select(func.count()).where(OutboxMessage.template == "stale_reminder")) == 2
+    assert reload(AdvocateProfile, population["no_profile"].id).stale_reminder_sent_at is not None

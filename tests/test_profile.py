@@ -133,7 +133,7 @@ def test_tags_are_cleaned_deduplicated_and_shared_as_suggestions(app, advocate_c
     oc = app.test_client()
     login(oc, other.email)
     page = text(oc.get("/me/profile"))
-    assert '<datalist id="use-case-suggestions">' in page
+    assert '<datalist id="use-case-suggestions" data-comma-list>' in page
     assert '<option value="Fraud Detection">' in page and '<option value="Zero Trust">' in page
     assert 'list="use-case-suggestions"' in page and 'list="topic-suggestions"' in page
     assert save(oc, name="Olive Other", use_cases="fraud DETECTION", topics="zero trust").status_code == 302

@@ -9,11 +9,13 @@ from urllib.parse import quote, unquote, urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 from flask import current_app
-from sqlalchemy import and_, func, or_, select
+from sqlalchemy import and_, exists, func, or_, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm.attributes import set_committed_value
 
 from portal.models import (ActivityPreference, ActivityType, AdvocateProfile, Blackout, Country, Digest, Industry,
-                           Product, Role, SizeBand, Status, Tag, TagKind, User, utcnow)
+                           Product, Role, SizeBand, Status, Tag, TagKind, User, profile_tags, utcnow)
 from portal.services.errors import DomainError, NotFound
 
 MAX_TAGS = 15
@@ -92,23 +94,34 @@ def _slug(name: str) -> str:
     return name.casefold()[:MAX_TAG_LENGTH]
 
 
+def _insert(session):
+    """The dialect's INSERT, for ``ON CONFLICT DO NOTHING`` (PostgreSQL and SQLite)."""
+    return pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+
+
 def _tags(session, kind: TagKind, names: list[str]) -> list[Tag]:
+    """The tags of these names, created when new. Race-safe: two advocates adding the same new tag at
+    once both end up with the one row (INSERT ... ON CONFLICT DO NOTHING, then read it back)."""
     if not names:
         return []
-    slugs = {_slug(n): n for n in names}
-    existing = {t.slug: t for t in session.scalars(select(Tag).where(Tag.kind == kind, Tag.slug.in_(slugs)))}
-    tags = []
-    for slug, name in slugs.items():
-        tag = existing.get(slug)
-        if tag is None:
-            tag = Tag(kind=kind, name=name, slug=slug)
-            session.add(tag)
-        tags.append(tag)
-    return tags
+    slugs = {}
+    for name in names:
+        slugs.setdefault(_slug(name), name)
+    wanted = select(Tag).where(Tag.kind == kind, Tag.slug.in_(slugs))
+    existing = {t.slug: t for t in session.scalars(wanted)}
+    missing = [{"kind": kind, "slug": slug, "name": name} for slug, name in slugs.items() if slug not in existing]
+    if missing:
+        session.execute(_insert(session)(Tag).values(missing).on_conflict_do_nothing(index_elements=["kind", "slug"]))
+        existing = {t.slug: t for t in session.scalars(wanted)}
+    return [existing[slug] for slug in slugs]
 
 
 def tag_suggestions(session, kind: TagKind, limit: int = 300) -> list[str]:
-    return list(session.scalars(select(Tag.name).where(Tag.kind == kind).order_by(Tag.name).limit(limit)))
+    """Tags that at least one active advocate's profile has now: a tag nobody uses any more is not
+    suggested (it may name something that was removed on purpose)."""
+    in_use = exists().where(profile_tags.c.tag_id == Tag.id, profile_tags.c.user_id == User.id,
+                            User.role == Role.ADVOCATE, User.status == Status.ACTIVE)
+    return list(session.scalars(select(Tag.name).where(Tag.kind == kind, in_use).order_by(Tag.name).limit(limit)))
 
 
 # Real LinkedIn hosts (www, the bare domain, mobile and two-letter country sites) and the kinds of page an
@@ -218,6 +231,8 @@ def award_if_complete(session, user: User, profile: AdvocateProfile) -> bool:
     from portal.services import points
 
     amount = int(current_app.config.get("POINTS_PROFILE_COMPLETE", 100))
+    if amount <= 0:  # POINTS_PROFILE_COMPLETE=0: no points for it, and the ledger records no zero-point entry
+        return False
     _, created = points.award(session, user.id, amount, key=f"profile-complete:{user.id}",
                               reason="Completed your profile", source=EntrySource.PROFILE, source_id=user.id)
     return created
@@ -247,7 +262,8 @@ def completeness(user: User, profile: AdvocateProfile) -> Completeness:
         ("topics you know well", bool(profile.topics)),
         ("your story (at least a few sentences)", len(profile.story or "") >= 80),
         ("your LinkedIn profile", bool(profile.linkedin_url)),
-        ("at least one activity you are willing to do", any(p.opted_in for p in profile.preferences)),
+        ("at least one activity you are willing to do",
+         any(p.opted_in and p.activity_type.active for p in profile.preferences)),
     ]
     missing = [label for label, ok in checks if not ok]
     return Completeness(round(100 * (len(checks) - len(missing)) / len(checks)), missing)
@@ -500,3 +516,18 @@ def stale_for_reminder(session, now: datetime | None = None) -> list[User]:
                     AdvocateProfile.stale_reminder_sent_at <= now - REMIND_EVERY))
          .order_by(User.id))
     return list(session.scalars(q))
+
+
+def claim_stale_reminder(session, user_id: int, now: datetime) -> bool:
+    """Stamp the advocate as reminded now, unless another run did in the last 30 days; True when this
+    call stamped (and so must send). A conditional UPDATE: of two overlapping runs only one changes the
+    row (on PostgreSQL the second waits for the first's commit, then finds the stamp and changes nothing)."""
+    session.execute(_insert(session)(AdvocateProfile).values(user_id=user_id)
+                    .on_conflict_do_nothing(index_elements=["user_id"]))  # never-saved profile: the row first
+    result = session.execute(
+        update(AdvocateProfile)
+        .where(AdvocateProfile.user_id == user_id,
+               or_(AdvocateProfile.stale_reminder_sent_at.is_(None),
+                   AdvocateProfile.stale_reminder_sent_at <= now - REMIND_EVERY))
+        .values(stale_reminder_sent_at=now))
+    return result.rowcount == 1

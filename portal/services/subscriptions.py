@@ -6,7 +6,7 @@ from datetime import datetime
 from portal.models import AdvocateProfile, Digest, Status, User, utcnow
 from portal.services.errors import InvalidToken
 from portal.services.outbox import external_url, queue_email
-from portal.services.profiles import get_profile, stale_days, stale_for_reminder
+from portal.services.profiles import claim_stale_reminder, get_profile, stale_days, stale_for_reminder
 from portal.services.tokens import make_token, read_token
 
 UNSUBSCRIBE = "unsubscribe"
@@ -53,17 +53,20 @@ def list_unsubscribe_headers(url: str) -> dict[str, str]:
 
 
 def remind_stale(session, now: datetime | None = None) -> int:
-    """Queue a reminder to each stale advocate not reminded in the last 30 days; returns how many."""
+    """Queue a reminder to each stale advocate not reminded in the last 30 days; returns how many.
+
+    Safe when two runs overlap: an advocate's email is queued only by the run whose conditional
+    UPDATE stamped the profile (claim_stale_reminder), in the same transaction as the email."""
     now = now or utcnow()
     count = 0
     for user in stale_for_reminder(session, now):
-        profile = get_profile(session, user)
+        if not claim_stale_reminder(session, user.id, now):
+            continue  # another run reminded this advocate a moment ago
         url = unsubscribe_url(user, "reminders")
         queue_email(session, to=user.email, subject="Is your advocate profile still current?",
                     template="stale_reminder", user_id=user.id, name=user.name, days=stale_days(),
                     profile_url=external_url("profile.edit"), unsubscribe_url=url,
                     headers=list_unsubscribe_headers(url))
-        profile.stale_reminder_sent_at = now
         count += 1
     session.flush()
     return count

@@ -18,5 +18,54 @@
         }
       });
     });
+    // Comma-separated inputs with suggestions (use cases, topics): browsers match a <datalist>
+    // against the whole value, so after the first comma nothing would be suggested. Each such input
+    // gets a datalist of its own whose options are "<what is typed up to the last comma> <suggestion>",
+    // rebuilt as that part changes. Without this script the page's datalist serves the first item.
+    document.querySelectorAll("datalist[data-comma-list][id]").forEach(function (source) {
+      var names = Array.prototype.map.call(source.options, function (option) { return option.value; });
+      document.querySelectorAll("input[list]").forEach(function (input) {
+        if (input.getAttribute("list") !== source.id || !names.length) {
+          return;
+        }
+        var live = document.createElement("datalist");
+        live.id = source.id + "-for-" + (input.id || input.name);
+        source.parentNode.insertBefore(live, source.nextSibling);
+        input.setAttribute("list", live.id);
+        var shownFor = null;
+        function refresh() {
+          var value = input.value;
+          var cut = value.lastIndexOf(",") + 1; // 0 when there is no comma yet
+          var rest = value.slice(cut);
+          var head = value.slice(0, cut);
+          if (cut > 0) {
+            // Keep what was typed after the comma so the option still starts with the whole value.
+            var space = /^\s*/.exec(rest)[0];
+            head += space || (rest ? "" : " ");
+          }
+          if (head === shownFor) {
+            return;
+          }
+          shownFor = head;
+          var taken = {};
+          head.split(",").forEach(function (item) {
+            taken[item.trim().toLowerCase()] = true;
+          });
+          var options = document.createDocumentFragment();
+          names.forEach(function (name) {
+            if (!taken[name.trim().toLowerCase()]) {
+              var option = document.createElement("option");
+              option.value = head + name;
+              options.appendChild(option);
+            }
+          });
+          live.textContent = "";
+          live.appendChild(options);
+        }
+        input.addEventListener("input", refresh);
+        input.addEventListener("focus", refresh);
+        refresh();
+      });
+    });
   });
 })();
