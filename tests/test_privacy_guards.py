@@ -172,6 +172,39 @@ def test_an_applicant_deletes_their_account(app, applicant_client, applicant, ad
     assert "Paula" not in text(admin_client.get("/admin/pending"))  # gone from the admins' queue
 
 
+def test_an_applicants_deletion_erases_what_the_admins_were_told_about_them(app, make_user, admin, mailbox):
+    """The 'new advocate waiting' email to admins names the applicant: it goes with their erasure,
+    sent (blanked) or not yet sent (dropped); the admins' other mail is untouched."""
+    from portal.services import accounts
+    from portal.services.outbox import queue_email
+
+    other = make_user(Role.ADMIN, email="second.admin@example.com", name="Second Admin")
+    paula = make_user(Role.ADVOCATE, status=Status.PENDING, email="paula.told@example.com", name="Paula Told",
+                      company="Initech Health", job_title="Chief Nursing Officer")
+    user = db.session.get(User, paula.id)
+    accounts._notify_admins_of_pending(db.session, user)
+    db.session.commit()
+    sent_to = {m.recipient for m in db.session.scalars(select(OutboxMessage).where(
+        OutboxMessage.about_user_id == paula.id))}
+    assert sent_to == {admin.email, other.email}
+    db.session.execute(OutboxMessage.__table__.update().where(OutboxMessage.recipient == admin.email)
+                       .values(status="sent"))  # one delivered, one still queued
+    queue_email(db.session, to=admin.email, subject="Unrelated", template="admin_pending", user_id=admin.id,
+                name="Alex", applicant=db.session.get(User, other.id), review_url="http://localhost/")
+    db.session.commit()
+
+    c = app.test_client()
+    login(c, paula.email)
+    assert delete(c, TEST_PASSWORD).status_code == 302
+    db.session.rollback()
+    about = db.session.scalars(select(OutboxMessage).where(OutboxMessage.about_user_id == paula.id)).all()
+    assert [(m.recipient, m.subject, m.body_text, m.body_html) for m in about] == [(admin.email, "(erased)", "", "")]
+    everything = " ".join(m.body_text + m.body_html + m.subject for m in db.session.scalars(select(OutboxMessage)))
+    assert "Paula" not in everything and "Initech" not in everything and "Chief Nursing" not in everything
+    assert db.session.scalar(select(func.count()).select_from(OutboxMessage)
+                             .where(OutboxMessage.subject == "Unrelated")) == 1
+
+
 def test_everything_else_still_waits_for_approval(applicant_client):
     for path in ("/dashboard", "/me/profile", "/me/preferences", "/me/availability", "/me/privacy", "/me/email",
                  "/me/profile/preview", "/account/password", "/opportunities"):

@@ -28,6 +28,9 @@ class OutboxMessage(Base):
     template: Mapped[str] = mapped_column(String(80))
     headers: Mapped[dict | None] = mapped_column(JSON)  # extra headers, e.g. List-Unsubscribe
     user_id: Mapped[int | None] = mapped_column(index=True)
+    # The person a message is about when that is not its recipient (admins told of an applicant): their
+    # erasure erases it too.
+    about_user_id: Mapped[int | None] = mapped_column(index=True)
     status: Mapped[OutboxStatus] = mapped_column(str_enum(OutboxStatus, "outbox_status", 10),
                                                  default=OutboxStatus.QUEUED)
     attempts: Mapped[int] = mapped_column(default=0)

@@ -127,7 +127,8 @@ def _notify_admins_of_pending(session, user: User) -> None:
     admins = session.scalars(select(User).where(User.role == Role.ADMIN, User.status == Status.ACTIVE)).all()
     for admin in admins:
         queue_email(session, to=admin.email, subject="A new advocate is waiting for approval",
-                    template="admin_pending", user_id=admin.id, name=admin.name, applicant=user,
+                    template="admin_pending", user_id=admin.id, about_user_id=user.id, name=admin.name,
+                    applicant=user,
                     review_url=external_url("admin.pending"))
 
 

@@ -60,8 +60,9 @@ def render_email(template: str, subject: str, **context) -> tuple[str, str]:
 
 
 def queue_email(session, *, to: str, subject: str, template: str, user_id: int | None = None,
-                headers: dict[str, str] | None = None, **context):
-    """Render ``email/<template>.txt`` and ``.html`` and add the message to the caller's transaction."""
+                headers: dict[str, str] | None = None, about_user_id: int | None = None, **context):
+    """Render ``email/<template>.txt`` and ``.html`` and add the message to the caller's transaction.
+    ``about_user_id``: the person the message tells the recipient about (erased with that person)."""
     text, html = render_email(template, subject, **context)
     msg = OutboxMessage(
         recipient=to,
@@ -70,6 +71,7 @@ def queue_email(session, *, to: str, subject: str, template: str, user_id: int |
         body_html=html,
         template=template,
         user_id=user_id,
+        about_user_id=about_user_id,
         headers=headers or None,
     )
     session.add(msg)

@@ -247,6 +247,11 @@ def delete_account(session, user: User, password: str) -> None:
     session.execute(update(OutboxMessage).where(OutboxMessage.user_id == user.id)
                     .values(recipient="erased", body_text="", body_html="", subject="(erased)", headers=None,
                             last_error=None))
+    # Mail to others about this person (admins told of an applicant): unsent is dropped, sent is blanked.
+    session.execute(delete(OutboxMessage).where(OutboxMessage.about_user_id == user.id,
+                                                OutboxMessage.status != "sent"))
+    session.execute(update(OutboxMessage).where(OutboxMessage.about_user_id == user.id)
+                    .values(body_text="", body_html="", subject="(erased)", last_error=None))
     profile = session.get(AdvocateProfile, user.id)  # none for an applicant never approved
     if profile is not None:
         session.delete(profile)
