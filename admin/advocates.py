@@ -6,7 +6,7 @@ from flask import abort, render_template
 
 from admin.views import bp
 from portal.extensions import db
-from portal.services import profiles
+from portal.services import fatigue, profiles
 
 
 @bp.route("/advocates/<int:user_id>/profile")
@@ -14,4 +14,6 @@ def advocate_profile(user_id):
     card = profiles.advocate_card(db.session, user_id)
     if card is None:
         abort(404)
-    return render_template("admin/advocate_profile.html", card=card)
+    # The same fatigue status (and the same computation) as the admins' advocate list.
+    return render_template("admin/advocate_profile.html", card=card,
+                           fs=fatigue.status(db.session, card.user.id))

@@ -370,6 +370,26 @@ def test_fatigue_status_on_admin_advocates_and_participants(app, make_user, admi
         assert labels[expected[key]] in row, (key, row)
 
 
+def test_the_admins_advocate_profile_shows_the_fatigue_status(app, make_user, admin_client):
+    """The single advocate's page shows the status the advocate list shows, in the same words."""
+    busy = make_advocate(make_user, "busy.profile@example.com", name="Bo Busy")
+    for d in (1, 2, 3, 4):
+        engaged(busy, utcnow() - timedelta(days=d))
+    resting = make_advocate(make_user, "rest.profile@example.com", name="Ray Rest",
+                            paused_until=date.today() + timedelta(days=3))
+    listed = admin_client.get("/admin/advocates").get_data(as_text=True)
+    for uid, name, key, label, n in ((busy, "Bo Busy", "at_limit", "At limit", 4),
+                                     (resting, "Ray Rest", "unavailable", "Paused or in blackout", 0)):
+        assert fatigue.status(db.session, uid).key == key
+        body = admin_client.get(f"/admin/advocates/{uid}/profile").get_data(as_text=True)
+        pill = f'<span class="status-pill fatigue-{key}">{label}</span>'
+        [listed_row] = [r for r in re.findall(r"<tr>.*?</tr>", listed, flags=re.S) if name in r]
+        assert pill in body and pill in listed_row  # the list's own markup
+        page = text_of(body)
+        assert f"Fatigue: {label} {n} in 90 days" in page
+        assert body.count("status-pill fatigue-") == 1
+
+
 def test_only_active_advocates_are_listed(app, make_user, admin_client):
     make_advocate(make_user, "listed@example.com")
     make_user(Role.STAFF, email="staffer@example.com")
@@ -628,7 +648,8 @@ def test_a_blackout_counts_on_the_advocates_own_day_everywhere(app, make_user):
         assert utc not in unavailable_today(db.session, AUCKLAND_EVENING_UTC.date())
         with pytest.raises(DomainError) as err:
             ask(kiwi, oid)
-        assert "falls in your blackout from 6 Mar 2031" in str(err.value)
+        # refused as an advocate in UTC is on their own blackout day (eligibility, now on the local date)
+        assert str(err.value) == "It falls in one of your blackout periods."
         db.session.rollback()
         assert participation_of(kiwi, oid) is None
         assert ask(utc, oid).status in (ParticipationStatus.REQUESTED, ParticipationStatus.APPROVED)
@@ -644,7 +665,105 @@ def test_a_pause_lasts_to_the_end_of_the_advocates_own_day(app, make_user):
         oid = make_opp("speaking", title="Morning panel")
         assert fatigue.status(db.session, hawaii).key == "unavailable"
         assert hawaii in unavailable_today(db.session, late.date())
-        assert "paused all asks until 5 Mar 2031" in refused(hawaii, oid)
+        with pytest.raises(DomainError) as err:  # as an advocate in UTC is refused on their last paused day
+            ask(hawaii, oid)
+        assert str(err.value) == "You have paused asks."
+        db.session.rollback()
+        assert participation_of(hawaii, oid) is None
     with time_machine.travel(late + timedelta(hours=10), tick=False):  # 01:00 on the 6th in Honolulu
         assert fatigue.status(db.session, hawaii).key != "unavailable"
         assert hawaii not in unavailable_today(db.session, late.date())
+
+
+def _feed_titles(uid) -> list[str]:
+    from portal.services import opportunities
+
+    return [m.opportunity.title for m in opportunities.feed(db.session, user(uid))]
+
+
+def test_an_auckland_pause_ends_with_the_advocates_own_day(app, make_user):
+    """Paused until 5 March in Auckland: at 20:00 UTC on the 5th it is already 09:00 on the 6th there.
+    The feed used to show nothing and a request was refused "You have paused asks." (UTC's date)."""
+    kiwi = make_advocate(make_user, "kiwi.pause@example.com", timezone="Pacific/Auckland",
+                         paused_until=date(2031, 3, 5))
+    with time_machine.travel(AUCKLAND_EVENING_UTC - timedelta(hours=12), tick=False):  # 21:00 on the 5th there
+        make_opp("speaking", title="Panel in the morning", mode=SelectionMode.FIRST_COME)
+        assert _feed_titles(kiwi) == []
+    with time_machine.travel(AUCKLAND_EVENING_UTC, tick=False):
+        oid = make_opp("speaking", title="Evening panel", mode=SelectionMode.FIRST_COME)
+        assert sorted(_feed_titles(kiwi)) == ["Evening panel", "Panel in the morning"]
+        assert fatigue.status(db.session, kiwi).key != "unavailable"
+        c = client_for(app, kiwi)
+        assert "Evening panel" in text_of(c.get("/opportunities"))
+        detail = text_of(c.get(f"/opportunities/{oid}"))
+        assert "You have paused asks." not in detail and "I'm in" in detail
+        resp = post_form(c, f"/opportunities/{oid}/request", {}, page=f"/opportunities/{oid}", follow_redirects=True)
+        assert "You have paused asks." not in text_of(resp)
+        assert participation_of(kiwi, oid).status == ParticipationStatus.APPROVED
+
+
+def test_an_auckland_blackout_of_yesterday_is_over(app, make_user):
+    """A one-day blackout on 5 March in Auckland is over at 20:00 UTC on the 5th (their 6th)."""
+    kiwi = make_advocate(make_user, "kiwi.away@example.com", timezone="Pacific/Auckland",
+                         blackouts=[(date(2031, 3, 5), date(2031, 3, 5))])
+    with time_machine.travel(AUCKLAND_EVENING_UTC - timedelta(hours=12), tick=False):  # still the 5th there
+        make_opp("speaking", title="Undated talk")
+        assert _feed_titles(kiwi) == []
+    with time_machine.travel(AUCKLAND_EVENING_UTC, tick=False):
+        oid = make_opp("speaking", title="Undated panel", mode=SelectionMode.FIRST_COME)
+        assert sorted(_feed_titles(kiwi)) == ["Undated panel", "Undated talk"]
+        assert fatigue.status(db.session, kiwi).key != "unavailable"
+        c = client_for(app, kiwi)
+        page = text_of(c.get("/opportunities"))
+        assert "Undated panel" in page and "Undated talk" in page
+        assert "blackout" not in text_of(c.get(f"/opportunities/{oid}"))
+        resp = post_form(c, f"/opportunities/{oid}/request", {}, page=f"/opportunities/{oid}", follow_redirects=True)
+        assert "blackout" not in text_of(resp)
+        assert participation_of(kiwi, oid).status == ParticipationStatus.APPROVED
+
+
+def test_own_ask_limits_count_from_the_advocates_own_first_of_the_month(app, make_user):
+    """Auckland is 13 hours ahead in March: its April (and second quarter) begins at 11:00 UTC on
+    31 March. The status admins see and the request check both count asks from the advocate's own
+    midnight; the status used to count from UTC's 1st (and the request check from UTC midnight of
+    the advocate's 1st, missing their first hours of the month)."""
+    from tests.recognition_support import recorded_sql
+
+    kiwi = make_advocate(make_user, "kiwi.limit@example.com", name="Kiri", timezone="Pacific/Auckland",
+                         max_asks_per_month=1)
+    kiwi_q = make_advocate(make_user, "kiwi.quarter@example.com", name="Kara", timezone="Pacific/Auckland",
+                           max_asks_per_quarter=1)
+    london = make_advocate(make_user, "utc.limit@example.com", name="Lon", timezone="UTC", max_asks_per_month=1)
+    hawaii = make_advocate(make_user, "aloha.limit@example.com", name="Hana", timezone="Pacific/Honolulu",
+                           max_asks_per_quarter=1)
+    opps = [make_opp(title=f"Ask {i}", capacity=10) for i in range(4)]  # selection: asks, not engagements
+    ids = [kiwi, kiwi_q, london, hawaii]
+
+    def keys():
+        got = fatigue.statuses(db.session, ids)
+        return [got[uid].key for uid in ids]
+
+    # 05:00 UTC on 1 January is still 31 December in Honolulu: last quarter's ask for Hana.
+    with time_machine.travel(datetime(2031, 1, 1, 5, 0, tzinfo=timezone.utc), tick=False):
+        ask(hawaii, opps[0])
+    with time_machine.travel(datetime(2031, 3, 31, 9, 0, tzinfo=timezone.utc), tick=False):  # 22:00 on 31 Mar there
+        for uid in (kiwi, kiwi_q, london):
+            ask(uid, opps[0])
+        # no ask yet this quarter for Hana, one left: near the limit (UTC's quarter counted December's ask)
+        assert keys() == ["at_limit", "at_limit", "at_limit", "near_limit"]
+        assert refused(kiwi, opps[1]) == "Kiri asked for at most one ask a month and has one this month."
+        assert ask(hawaii, opps[1]).status == ParticipationStatus.REQUESTED  # Hana's first ask of the quarter
+    with time_machine.travel(datetime(2031, 3, 31, 11, 30, tzinfo=timezone.utc), tick=False):  # 00:30 on 1 Apr
+        with recorded_sql() as sql:
+            assert keys() == ["near_limit", "near_limit", "at_limit", "at_limit"]  # a new month for the Kiwis
+        assert sum("from participations" in s for s in sql) <= 3  # one query for every advocate's asks
+        assert ask(kiwi, opps[1]).status == ParticipationStatus.REQUESTED
+        assert ask(kiwi_q, opps[1]).status == ParticipationStatus.REQUESTED
+        assert keys() == ["at_limit", "at_limit", "at_limit", "at_limit"]
+    with time_machine.travel(datetime(2031, 3, 31, 20, 0, tzinfo=timezone.utc), tick=False):  # 09:00 on 1 Apr
+        assert keys() == ["at_limit", "at_limit", "at_limit", "at_limit"]
+        assert refused(kiwi, opps[2]) == "Kiri asked for at most one ask a month and has one this month."
+        assert refused(kiwi_q, opps[2]) == "Kara asked for at most one ask a quarter and has one this quarter."
+    with time_machine.travel(datetime(2031, 4, 1, 0, 30, tzinfo=timezone.utc), tick=False):  # UTC's April
+        assert keys() == ["at_limit", "at_limit", "near_limit", "at_limit"]
+        assert ask(london, opps[2]).status == ParticipationStatus.REQUESTED

@@ -147,6 +147,29 @@ def test_filter_by_type_and_detail_page(app, make_user):
     assert c.get("/opportunities?type=abc").status_code == 200
 
 
+def test_detail_page_places_left_and_what_happens_next(app, make_user):
+    """The facts and the next step an advocate reads before saying "I'm in"."""
+    first = advocate_with(make_user, "first@example.com")
+    reader = advocate_with(make_user, "reader@example.com")
+    fc = opp(mode=SelectionMode.FIRST_COME, capacity=3, title="Three seats")
+    participation.request(db.session, db.session.get(User, first.id), fc)  # takes one seat at once
+    db.session.commit()
+    assert reload(Opportunity, fc).seats_taken == 1
+    sel = opp(title="Pick and choose")  # selection, no capacity
+    c = app.test_client()
+    login(c, reader.email)
+
+    page = text_of(c.get(f"/opportunities/{fc}"))
+    assert "Places left 2 " in page and "No limit" not in page
+    assert "Places go to the first who sign up: your place is confirmed at once." in page
+    assert "The program team picks participants" not in page
+
+    page = text_of(c.get(f"/opportunities/{sel}"))
+    assert "Places left No limit " in page
+    assert "The program team picks participants and confirms by email." in page
+    assert "Places go to the first who sign up" not in page
+
+
 def test_ineligible_request_refused(app, make_user):
     u = advocate_with(make_user, "i@example.com", types=("speaking",))
     rid = opp(key="review", title="Review")

@@ -43,6 +43,7 @@ def test_spending_lowers_the_balance_but_not_lifetime(app, advocate):
     assert cached(advocate.id) == (500, 800)
     debit = entries(advocate.id, kind=EntryKind.REDEEMED)
     assert [(e.amount, e.counts_toward_lifetime, e.source) for e in debit] == [(-300, False, EntrySource.REDEMPTION)]
+    assert debit[0].actor_id == advocate.id  # the advocate redeeming is the one acting
     assert_ledger_consistent(advocate.id)
 
 

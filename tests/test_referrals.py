@@ -150,6 +150,22 @@ def test_signed_in_visitors_are_not_referred(app, advocate_client, make_user):
         assert "referred_by" not in s
 
 
+def test_a_referral_worth_zero_points_is_approved_without_a_ledger_entry(app, advocate_client, advocate, admin_client):
+    """POINTS_REFERRAL=0 turns the credit off: approving the colleague used to fail with "An award of
+    zero points records nothing."."""
+    app.config["POINTS_REFERRAL"] = 0
+    _, friend, _ = register_through(app, f"/r/{referral_code(advocate_client)}")
+    db.session.execute(update(User).where(User.id == friend.id).values(status=Status.PENDING))
+    db.session.commit()
+    resp = post_form(admin_client, "/admin/pending/approve", {"user_id": str(friend.id)}, page="/admin/pending")
+    assert resp.status_code == 302
+    assert reload(User, friend.id).status == Status.ACTIVE
+    assert referral_entries(advocate.id) == [] and entries(advocate.id) == []
+    assert referrals.credit_referral(db.session, reload(User, friend.id)) is False
+    page = page_text(advocate_client.get("/me/referrals"))
+    assert "Riley Referred" in page and "Active" in page and "points credited" not in page
+
+
 def test_no_credit_when_the_referrer_is_no_longer_active(app, advocate_client, advocate, make_user):
     _, friend, _ = register_through(app, f"/r/{referral_code(advocate_client)}")
     db.session.execute(update(User).where(User.id == friend.id).values(status=Status.PENDING))

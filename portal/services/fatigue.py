@@ -176,12 +176,19 @@ def _engagement_rows(session, user_ids: list[int], exclude_id: int | None = None
     return out
 
 
-def _month_start(d: date) -> datetime:
-    return datetime(d.year, d.month, 1, tzinfo=timezone.utc)
+def _local_midnight(zone, d: date) -> datetime:
+    """The instant (in UTC) the advocate's calendar day ``d`` begins in ``zone``."""
+    return datetime.combine(d, time.min, tzinfo=zone).astimezone(timezone.utc)
 
 
-def _quarter_start(d: date) -> datetime:
-    return datetime(d.year, 3 * ((d.month - 1) // 3) + 1, 1, tzinfo=timezone.utc)
+def ask_periods(timezone_name: str | None, now: datetime) -> tuple[date, datetime, datetime]:
+    """The advocate's own today, and the instants their calendar month and quarter began (their
+    midnight on the 1st, in UTC): the advocate's own ask limits count asks from these."""
+    zone = profiles.zone_named(timezone_name)
+    today = now.astimezone(zone).date()
+    month = today.replace(day=1)
+    quarter = month.replace(month=3 * ((month.month - 1) // 3) + 1)
+    return today, _local_midnight(zone, month), _local_midnight(zone, quarter)
 
 
 def _asks_since(session, user_id: int, since: datetime, exclude_id: int | None) -> int:
@@ -206,8 +213,10 @@ class Snapshot:
         self.counts_as_ask = counts_as_ask
         self.policy = pol or policy(session)
         profile = session.get(AdvocateProfile, user.id)
-        # Pauses and blackouts are the advocate's calendar days (as on their own pages).
-        self.today = profiles.local_date(profile.timezone if profile is not None else None, self.now)
+        # Pauses, blackouts and the own ask limits' months and quarters are the advocate's calendar
+        # days (as on their own pages).
+        self.today, month_start, quarter_start = ask_periods(
+            profile.timezone if profile is not None else None, self.now)
         self.paused_until = profile.paused_until if profile is not None else None
         self.blackouts = [] if profile is None else [(b.starts_on, b.ends_on) for b in session.scalars(
             select(Blackout).where(Blackout.user_id == user.id).order_by(Blackout.starts_on))]
@@ -215,10 +224,10 @@ class Snapshot:
         if profile is not None and counts_as_ask:
             if profile.max_asks_per_month is not None:
                 self.limits.append((profile.max_asks_per_month, _asks_since(
-                    session, user.id, _month_start(self.today), exclude_participation_id), "month"))
+                    session, user.id, month_start, exclude_participation_id), "month"))
             if profile.max_asks_per_quarter is not None:
                 self.limits.append((profile.max_asks_per_quarter, _asks_since(
-                    session, user.id, _quarter_start(self.today), exclude_participation_id), "quarter"))
+                    session, user.id, quarter_start, exclude_participation_id), "quarter"))
         rows = _engagement_rows(session, [user.id], exclude_participation_id)
         self.days = [d.toordinal() for _, d, _ in rows]
         self.call_days = sorted(d.toordinal() for _, d, key in rows if key == "reference_call")
@@ -310,21 +319,12 @@ def statuses(session, user_ids: list[int], now: datetime | None = None) -> dict[
     ids = list(set(user_ids))
     pol = policy(session)
 
-    def grouped(q):
-        return dict(session.execute(q).all())
-
     recent_from = today - timedelta(days=UNDER_USED_DAYS - 1)
     days: dict[int, list[int]] = {}
     for uid, day, _ in _engagement_rows(session, ids, since=min(recent_from, today - timedelta(days=WINDOW_DAYS))):
         days.setdefault(uid, []).append(day.toordinal())
     ever_engaged = set(session.scalars(select(Participation.user_id).where(
         Participation.user_id.in_(ids), Participation.status.in_(ENGAGED_STATUSES)).distinct()))
-    asks_month = grouped(select(Participation.user_id, func.count()).where(
-        Participation.user_id.in_(ids), Participation.status.in_(ASK_STATUSES),
-        Participation.requested_at >= _month_start(today)).group_by(Participation.user_id))
-    asks_quarter = grouped(select(Participation.user_id, func.count()).where(
-        Participation.user_id.in_(ids), Participation.status.in_(ASK_STATUSES),
-        Participation.requested_at >= _quarter_start(today)).group_by(Participation.user_id))
     # Blackouts are the advocate's calendar days: read the ones around today (every time zone's
     # today is within a day of UTC's), then compare each with the advocate's own date.
     near_blackouts: dict[int, list[tuple[date, date]]] = {}
@@ -335,6 +335,22 @@ def statuses(session, user_ids: list[int], now: datetime | None = None) -> dict[
     profile_rows = {r.user_id: r for r in session.execute(select(
         AdvocateProfile.user_id, AdvocateProfile.paused_until, AdvocateProfile.max_asks_per_month,
         AdvocateProfile.max_asks_per_quarter, AdvocateProfile.timezone).where(AdvocateProfile.user_id.in_(ids))).all()}
+    # The own ask limits count from each advocate's local 1st of the month / quarter: one query for the
+    # asks since the earliest of those starts (only of advocates with a limit), counted per advocate here.
+    periods = {uid: ask_periods(r.timezone, now) for uid, r in profile_rows.items()
+               if r.max_asks_per_month is not None or r.max_asks_per_quarter is not None}
+    asks_month: dict[int, int] = {}
+    asks_quarter: dict[int, int] = {}
+    if periods:
+        earliest = min(quarter_start for _, _, quarter_start in periods.values())
+        for uid, requested_at in session.execute(select(Participation.user_id, Participation.requested_at).where(
+                Participation.user_id.in_(list(periods)), Participation.status.in_(ASK_STATUSES),
+                Participation.requested_at >= earliest)).all():
+            _, month_start, quarter_start = periods[uid]
+            if requested_at >= quarter_start:
+                asks_quarter[uid] = asks_quarter.get(uid, 0) + 1
+            if requested_at >= month_start:
+                asks_month[uid] = asks_month.get(uid, 0) + 1
     joined = {r.id: r.approved_at or r.created_at for r in session.execute(
         select(User.id, User.approved_at, User.created_at).where(User.id.in_(ids))).all()}
 

@@ -13,7 +13,7 @@ from sqlalchemy.orm import selectinload
 from portal.models import (ActivityPreference, ActivityType, AdvocateProfile, Industry, Opportunity,
                            OpportunityStatus, Participation, Product, Region, SelectionMode, SizeBand, User, utcnow)
 from portal.models.opportunities import ACTIVE_STATUSES
-from portal.services import audit, fatigue
+from portal.services import audit, fatigue, profiles
 from portal.services.errors import Conflict, DomainError, NotFound
 
 TRANSITIONS = {
@@ -262,9 +262,12 @@ def open_opportunities(session, today: date | None = None) -> list[Opportunity]:
 
 
 def eligibility(session, user: User, opp: Opportunity, profile: AdvocateProfile | None = None,
-                today: date | None = None, opted_in: set[int] | None = None) -> tuple[bool, str, list[str]]:
-    """(eligible, why not, matched dimensions) for one advocate and one opportunity."""
-    today = today or utcnow().date()
+                today: date | None = None, opted_in: set[int] | None = None, *,
+                now: datetime | None = None) -> tuple[bool, str, list[str]]:
+    """(eligible, why not, matched dimensions) for one advocate and one opportunity. A pause and
+    blackouts are judged on the advocate's own calendar day (as ``fatigue.Snapshot`` does)."""
+    now = now or (utcnow() if today is None else datetime.combine(today, utcnow().timetz()))
+    today = today or now.date()
     profile = profile if profile is not None else session.get(AdvocateProfile, user.id)
     if opp.status != OpportunityStatus.OPEN:
         return False, "This opportunity is not open.", []
@@ -280,9 +283,10 @@ def eligibility(session, user: User, opp: Opportunity, profile: AdvocateProfile 
     reasons = _targeting_reasons(opp, profile)
     if reasons is None:
         return False, "This opportunity is for advocates with a different profile.", []
-    when = opp.engagement_date or today
     if profile is not None:
-        if profile.paused_until and profile.paused_until >= today:
+        local_today = profiles.local_date(profile.timezone, now)
+        when = opp.engagement_date or local_today
+        if profile.paused_until and profile.paused_until >= local_today:
             return False, "You have paused asks.", reasons
         if any(b.starts_on <= when <= b.ends_on for b in profile.blackouts):
             return False, "It falls in one of your blackout periods.", reasons
@@ -302,7 +306,7 @@ def _matches(session, user: User, activity_type_id: int | None, now: datetime, i
     for opp in (opps if opps is not None else open_opportunities(session, today)):
         if opp.id in taken or (activity_type_id and opp.activity_type_id != activity_type_id):
             continue
-        ok, _, reasons = eligibility(session, user, opp, profile, today, opted_in)
+        ok, _, reasons = eligibility(session, user, opp, profile, today, opted_in, now=now)
         if not ok:
             continue
         if snap is None:  # read once per advocate; the rules are then checked per opportunity in Python

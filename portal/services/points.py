@@ -90,9 +90,11 @@ def award(session, user_id: int, amount: int, *, key: str, reason: str, source: 
 
 
 def debit_for_redemption(session, user_id: int, cost: int, redemption_id: int, reward_name: str) -> PointsEntry:
+    """The advocate's own redemption: they are the one acting (``actor_id``)."""
     entry, created = _insert_entry(session, PointsEntry(
         user_id=user_id, amount=-cost, kind=EntryKind.REDEEMED, source=EntrySource.REDEMPTION,
         source_id=redemption_id, reason=f"Redeemed: {reward_name}"[:255], counts_toward_lifetime=False,
+        actor_id=user_id,
         idempotency_key=f"redemption:{redemption_id}:debit"))
     if not created:
         raise Conflict("This redemption was already charged.")

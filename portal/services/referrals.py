@@ -40,6 +40,8 @@ def credit_referral(session, referred: User) -> bool:
     if referrer is None or referrer.role != Role.ADVOCATE or referrer.status != Status.ACTIVE:
         return False
     amount = int(current_app.config.get("POINTS_REFERRAL", 250))
+    if amount <= 0:  # POINTS_REFERRAL=0: referrals earn nothing, and the ledger records no zero-point entry
+        return False
     # The ledger keeps its rows forever, also after the colleague erases their account: no name in it.
     # Pages show the name while the account exists (PointsEntry.display_reason).
     _, created = points.award(session, referrer.id, amount, key=f"referral:{referred.id}",
