@@ -172,37 +172,52 @@ def open_searcher(ix, attempts: int = 20):
     the segments it merged away. A searcher opened before that commit then fails on first use of a
     column (FileNotFoundError), or worse, sees "no column" and reads empty values. Opening every file
     up front keeps them readable after their deletion (POSIX): the searcher stays a consistent
-    snapshot for as long as it is used. A commit racing the open itself is retried."""
+    snapshot for as long as it is used.
+
+    A commit can also land between reading the TOC and pinning (its files then already gone, so the
+    listing would silently miss them). Whoosh writes the new TOC before it deletes anything, so a
+    searcher still up to date after pinning has pinned everything; one that is not is opened again."""
     for attempt in range(attempts):
         searcher = None
         try:
             searcher = ix.searcher()
-            pin_segment_files(searcher)
-            return searcher
+            complete = pin_segment_files(searcher)
+            if searcher.up_to_date() or (attempt == attempts - 1 and complete):
+                return searcher
+            searcher.close()  # a commit landed meanwhile: open the new generation instead
         except FileNotFoundError:
             if searcher is not None:
                 searcher.close()
             if attempt == attempts - 1:
                 raise
-            time.sleep(0.01)
+        time.sleep(0.01)
+    raise FileNotFoundError("the index kept changing while a searcher was opened")
 
 
-def pin_segment_files(searcher) -> None:
+def pin_segment_files(searcher) -> bool:
     """Open every column file of each segment of ``searcher`` now (see open_searcher) and answer
-    has_column from what was opened, not from the directory as it is later."""
+    has_column from what was opened, not from the directory as it is later. False when a segment
+    with documents has no stored-fields column (its files were deleted before they could be opened)."""
+    complete = True
+    listing = None
     for leaf, _ in searcher.reader().leaf_readers():
         perdoc = getattr(leaf, "_perdoc", None)
         segment = getattr(leaf, "_segment", None)
         if perdoc is None or segment is None or not hasattr(perdoc, "_colfiles"):
             continue  # an empty index's reader has no segment
+        if listing is None:
+            listing = perdoc._storage.list()  # one directory listing for all segments
         prefix, suffix = f"{segment.segment_id()}.", ".col"
-        for name in perdoc._storage.list():
+        for name in listing:
             if name.startswith(prefix) and name.endswith(suffix):
                 fieldname = name[len(prefix):-len(suffix)]
                 if fieldname not in perdoc._colfiles:
                     perdoc._colfiles[fieldname] = perdoc._get_column_file(fieldname)
         pinned = frozenset(perdoc._colfiles)
         perdoc.has_column = pinned.__contains__
+        if segment.doc_count_all() and "_stored" not in pinned:
+            complete = False
+    return complete
 
 
 def new_generation_path() -> Path:

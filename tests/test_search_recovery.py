@@ -287,6 +287,30 @@ def test_reindex_builds_a_new_generation_and_old_searchers_keep_working(app, mak
     assert find("generation").total == 5
 
 
+def test_a_merge_between_opening_and_pinning_gives_a_complete_searcher(app, make_user, monkeypatch):
+    """The other half of that race: the merge commits after Whoosh read the TOC but before the column
+    files are pinned, so they are gone already. The searcher must not come back with "no columns"."""
+    for i in range(3):
+        advocate_profile(make_user, f"pin{i}@example.com", story=f"pinning story {i}")
+    indexing.wait_for_merges()
+    real_pin, calls = indexing.pin_segment_files, []
+
+    def merge_first(searcher):
+        if not calls:
+            with writer_for("advocates", merge=True):  # commits a new TOC, deletes the small segments
+                pass
+        calls.append(searcher)
+        return real_pin(searcher)
+
+    monkeypatch.setattr(indexing, "pin_segment_files", merge_first)
+    s = indexing.open_searcher(indexing.open_index("advocates"))
+    assert len(calls) == 2 and s.up_to_date()  # the first, overtaken searcher was opened again
+    leaves = [leaf for leaf, _ in s.reader().leaf_readers()]
+    assert leaves and all(leaf.has_column("facets") for leaf in leaves)
+    assert sorted(int(s.stored_fields(d)["uid"]) for d in s.reader().all_doc_ids()) == sorted(
+        u.id for u in db.session.query(User).filter(User.email.like("pin%")))
+
+
 def test_reindex_reports_its_progress(app, make_user, runner):
     for i in range(7):
         advocate_profile(make_user, f"prog{i}@example.com", story=f"progress story {i}")
