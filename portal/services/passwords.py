@@ -57,6 +57,8 @@ def check_password_policy(password: str, email: str | None = None) -> None:
         raise PasswordRejected(f"Use at least {lo} characters.")
     if len(password) > hi:
         raise PasswordRejected(f"Use at most {hi} characters.")
+    if not password.strip():
+        raise PasswordRejected("A password cannot be only spaces.")
     lowered = password.lower()
     if lowered in common_passwords() or lowered.strip() in common_passwords():
         raise PasswordRejected("This password is too common; choose one that is harder to guess.")
