@@ -364,6 +364,35 @@ def test_gives_up_after_max_attempts(smtp_down, app, smtp_up, mailbox):
     assert "Sent 0, failed 0" in cli(up, "send", "--all") and len(mailbox.to("never@example.com")) == 1
 
 
+def test_retry_failed_leaves_old_mail_and_mail_to_a_left_address(smtp_down, app, smtp_up, mailbox, make_user):
+    """Requeued mail must still make sense: not a week-old link, not a body for an address the person left."""
+    from datetime import timedelta
+
+    from sqlalchemy import update as sql_update
+
+    app.config["OUTBOX_MAX_ATTEMPTS"] = 1
+    moved = make_user(email="moved.on@example.com")
+    recent = queue("recent@example.com")
+    old = queue("old@example.com")
+    to_old_address = queue("moved.on@example.com", user_id=moved.id)
+    outbox.send_due(include_not_due=True)
+    assert {reload(OutboxMessage, i).status for i in (recent, old, to_old_address)} == {OutboxStatus.FAILED}
+    db.session.execute(sql_update(OutboxMessage).where(OutboxMessage.id == old)
+                       .values(created_at=utcnow() - timedelta(days=3)))
+    db.session.execute(sql_update(User).where(User.id == moved.id).values(email="new.home@example.com"))
+    db.session.commit()
+
+    up = smtp_up()
+    out = cli(up, "retry-failed")
+    assert "1 failed message(s) queued again." in out and "2 left failed" in out
+    assert "Sent 1, failed 0" in cli(up, "send")
+    assert len(mailbox.to("recent@example.com")) == 1
+    assert mailbox.to("old@example.com") == [] and mailbox.to("moved.on@example.com") == []
+    assert reload(OutboxMessage, old).status == reload(OutboxMessage, to_old_address).status == OutboxStatus.FAILED
+    assert "1 failed message(s) queued again." in cli(up, "retry-failed", "--max-age-days", "7", "--id", str(old))
+    assert "Sent 1, failed 0" in cli(up, "send") and len(mailbox.to("old@example.com")) == 1
+
+
 def test_default_max_attempts_is_used(smtp_down, app):
     assert app.config["OUTBOX_MAX_ATTEMPTS"] == 12
     msg_id = queue("twelve@example.com")

@@ -1,6 +1,8 @@
 """flask outbox send | retry-failed | status"""
 from __future__ import annotations
 
+from datetime import timedelta
+
 import click
 from flask.cli import AppGroup
 from sqlalchemy import func, select
@@ -36,10 +38,17 @@ def send(send_all):
 
 @outbox_cli.command("retry-failed")
 @click.option("--id", "ids", type=int, multiple=True, help="Only this message (repeatable).")
-def retry_failed(ids):
+@click.option("--max-age-days", type=click.IntRange(min=1), default=2, show_default=True,
+              help="Only messages written in the last N days (older links have expired).")
+def retry_failed(ids, max_age_days):
     """Queue again the messages that gave up after OUTBOX_MAX_ATTEMPTS (then 'flask outbox send')."""
-    n = outbox.retry_failed(db.session, list(ids) if ids else None)
-    click.echo(f"{n} failed message(s) queued again." + (" Run 'flask outbox send' to send them now." if n else ""))
+    n, left = outbox.retry_failed(db.session, list(ids) if ids else None, timedelta(days=max_age_days))
+    msg = f"{n} failed message(s) queued again."
+    if left:
+        msg += f" {left} left failed: older than {max_age_days} days, or their account's address changed."
+    if n:
+        msg += " Run 'flask outbox send' to send them now."
+    click.echo(msg)
 
 
 @outbox_cli.command("status")

@@ -170,16 +170,31 @@ def release_stuck(session: Session) -> int:
     return res.rowcount
 
 
-def retry_failed(session: Session, ids: list[int] | None = None) -> int:
+def retry_failed(session: Session, ids: list[int] | None = None, max_age: timedelta = timedelta(days=2)) -> tuple[int, int]:
     """Queue again the messages that gave up after OUTBOX_MAX_ATTEMPTS (an outage longer than the
-    back-off covers), with a fresh count of attempts, due now. Returns how many."""
-    q = update(OutboxMessage).where(OutboxMessage.status == OutboxStatus.FAILED)
+    back-off covers), with a fresh count of attempts, due now. Only those written within ``max_age``
+    (older ones carry links that have expired and news that is stale) and still addressed to their
+    account's current email (a body for an address the person has left must not go there).
+    Returns (queued again, left failed)."""
+    q = select(OutboxMessage.id, OutboxMessage.recipient, OutboxMessage.created_at, User.email, User.status).outerjoin(
+        User, User.id == OutboxMessage.user_id).where(OutboxMessage.status == OutboxStatus.FAILED)
     if ids is not None:
         q = q.where(OutboxMessage.id.in_(ids))
-    res = session.execute(q.values(status=OutboxStatus.QUEUED, attempts=0, next_attempt_at=utcnow(), claimed_at=None)
-                          .execution_options(synchronize_session=False))
+    since = utcnow() - max_age
+    retry, left = [], 0
+    for msg_id, recipient, created_at, email, status in session.execute(q).all():
+        moved = email is not None and (email != recipient or status == Status.DELETED)
+        if created_at < since or moved:
+            left += 1
+        else:
+            retry.append(msg_id)
+    if retry:
+        session.execute(update(OutboxMessage).where(OutboxMessage.id.in_(retry),
+                                                    OutboxMessage.status == OutboxStatus.FAILED)
+                        .values(status=OutboxStatus.QUEUED, attempts=0, next_attempt_at=utcnow(), claimed_at=None)
+                        .execution_options(synchronize_session=False))
     session.commit()
-    return res.rowcount
+    return len(retry), left
 
 
 def send_due(ids: list[int] | None = None, limit: int = 200, include_not_due: bool = False) -> tuple[int, int]:
