@@ -197,6 +197,36 @@ def test_stepping_down_and_up_keeps_existing_rows(mig_app):
     assert db.session.scalar(select(OutboxMessage.recipient)) == "kept@example.com"
 
 
+def test_0008_erases_or_links_the_admin_mail_written_before_it(mig_app):
+    """Admin notifications about applicants written before 0008: sent ones are blanked, unsent ones are
+    linked to the applicant they name (so that person's erasure takes them)."""
+    upgrade(revision="0007")
+    now = "2026-12-01 10:00:00"
+    with db.engine.begin() as conn:
+        for uid, name in ((1, "Alex Admin"), (2, "Paula Applicant"), (3, "Quinn Applicant")):
+            conn.execute(text(
+                "INSERT INTO users (id, email, name, role, status, session_token, failed_login_count, created_at, "
+                "updated_at) VALUES (:id, :email, :name, :role, 'pending_approval', :tok, 0, :now, :now)"),
+                {"id": uid, "email": f"u{uid}@example.com", "name": name, "tok": f"t{uid}", "now": now,
+                 "role": "admin" if uid == 1 else "advocate"})
+        for mid, status, template, body in ((1, "sent", "admin_pending", "Paula Applicant (CTO, Initech) confirmed"),
+                                            (2, "queued", "admin_pending", "Quinn Applicant (no title, X) confirmed"),
+                                            (3, "sent", "approved", "Hello Paula Applicant")):
+            conn.execute(text(
+                "INSERT INTO outbox_messages (id, recipient, subject, body_text, body_html, template, user_id, status, "
+                "attempts, next_attempt_at, created_at) VALUES (:id, 'u1@example.com', 'subject', :body, :body, "
+                ":template, 1, :status, 0, :now, :now)"),
+                {"id": mid, "body": body, "template": template, "status": status, "now": now})
+    upgrade()
+    with db.engine.connect() as conn:
+        rows = {r.id: r for r in conn.execute(text(
+            "SELECT id, subject, body_text, body_html, about_user_id FROM outbox_messages"))}
+    assert (rows[1].subject, rows[1].body_text, rows[1].body_html) == ("(erased)", "", "")
+    assert rows[2].about_user_id == 3 and rows[2].body_text.startswith("Quinn")  # still to be sent
+    assert rows[3].body_text == "Hello Paula Applicant" and rows[3].about_user_id is None  # other mail untouched
+    assert schema_diff() == []
+
+
 def test_offline_sql_can_be_generated(mig_app, capsys):
     """`flask db upgrade --sql` renders the whole chain without a database connection."""
     upgrade(sql=True)

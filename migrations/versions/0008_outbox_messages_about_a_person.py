@@ -1,5 +1,10 @@
 """outbox messages about a person
 
+Mail that tells admins about an applicant ("admin_pending") names them; ``about_user_id`` lets the
+applicant's erasure erase it too. Rows written before this revision do not carry it: the ones already
+sent are blanked now (the portal keeps no copy of a delivered notification about someone), and the
+unsent ones are linked to the advocate their text names, so they are erased with that person.
+
 Revision ID: 0008
 Revises: 0007
 Create Date: 2026-12-05 12:23:41.871779
@@ -25,6 +30,14 @@ def upgrade():
         batch_op.create_index(batch_op.f('ix_outbox_messages_about_user_id'), ['about_user_id'], unique=False)
 
     # ### end Alembic commands ###
+    op.execute(sa.text(
+        "UPDATE outbox_messages SET subject = '(erased)', body_text = '', body_html = '' "
+        "WHERE template = 'admin_pending' AND status = 'sent'"))
+    op.execute(sa.text(
+        "UPDATE outbox_messages SET about_user_id = ("
+        "  SELECT MAX(u.id) FROM users u WHERE u.role = 'advocate' AND u.name <> ''"
+        "  AND outbox_messages.body_text LIKE '%' || u.name || ' (%'"
+        ") WHERE template = 'admin_pending' AND status <> 'sent'"))
 
 
 def downgrade():

@@ -16,7 +16,7 @@ from sqlalchemy import delete, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from portal.models import (AdvocateProfile, AuditEvent, Consent, DigestDelivery, EntrySource, OutboxMessage,
-                           Participation, PointsEntry, Redemption, Status, User, UserBadge, utcnow)
+                           OutboxStatus, Participation, PointsEntry, Redemption, Status, User, UserBadge, utcnow)
 from portal.services import audit, erasure, points
 # The same lock as sign-in and change-password (accounts keeps the rules; they are not repeated here).
 from portal.services.accounts import CurrentPasswordWrong, _count_failure, _is_locked, get_by_email, normalize_email
@@ -228,6 +228,10 @@ def check_password(session, user: User, password: str) -> None:
 
 # --- deletion -------------------------------------------------------------------------------------------
 
+# Mail not yet handed to SMTP is dropped at erasure; mail being sent right now (or sent) is blanked, so the
+# sender's own update still finds its row.
+UNSENT = (OutboxStatus.QUEUED, OutboxStatus.FAILED)
+
 
 def delete_account(session, user: User, password: str) -> None:
     """Erase or anonymise personal data; keep the rows program totals need, without personal data.
@@ -243,13 +247,13 @@ def delete_account(session, user: User, password: str) -> None:
     for step in ERASURE_STEPS:
         step(session, user)
     # Earlier queued mail to this person carries personal data: drop what was not sent yet, blank the rest.
-    session.execute(delete(OutboxMessage).where(OutboxMessage.user_id == user.id, OutboxMessage.status != "sent"))
+    session.execute(delete(OutboxMessage).where(OutboxMessage.user_id == user.id, OutboxMessage.status.in_(UNSENT)))
     session.execute(update(OutboxMessage).where(OutboxMessage.user_id == user.id)
                     .values(recipient="erased", body_text="", body_html="", subject="(erased)", headers=None,
                             last_error=None))
     # Mail to others about this person (admins told of an applicant): unsent is dropped, sent is blanked.
     session.execute(delete(OutboxMessage).where(OutboxMessage.about_user_id == user.id,
-                                                OutboxMessage.status != "sent"))
+                                                OutboxMessage.status.in_(UNSENT)))
     session.execute(update(OutboxMessage).where(OutboxMessage.about_user_id == user.id)
                     .values(body_text="", body_html="", subject="(erased)", last_error=None))
     profile = session.get(AdvocateProfile, user.id)  # none for an applicant never approved
