@@ -57,6 +57,16 @@ def test_edit_profile_add_blackout_confirm_and_download(live_server, browser):
     expect(page.get_by_label("Topics you know well")).to_have_value(re.compile(r"<b>HIPAA</b>"))
     assert page.locator("b", has_text="HIPAA").count() == 0  # shown as text, never as markup
 
+    # Suggestions go on after a comma (portal.js): the options complete the last item, not the first.
+    topics = page.get_by_label("Topics you know well")
+    topics.fill("")
+    topics.press_sequentially("zero trust, ")
+    options = page.evaluate(
+        "el => Array.from(el.list ? el.list.options : []).map(o => o.value)", topics.element_handle())
+    assert topics.get_attribute("list") != "topic-suggestions"  # the script gave it a list of its own
+    assert options == ["zero trust, <b>HIPAA</b>"], options  # what is typed, plus the tags not yet chosen
+    topics.fill("zero trust, <b>HIPAA</b>")
+
     # Preview it as the program's team sees it: the story in paragraphs, right-to-left text kept, no markup.
     page.get_by_role("link", name="Preview my profile").click()
     expect(page.get_by_role("heading", name="Preview my profile")).to_be_visible()
