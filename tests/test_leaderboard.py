@@ -120,6 +120,7 @@ def test_top_fifty_plus_the_viewers_own_rank(app, make_user, advocate, advocate_
 
     html = advocate_client.get("/leaderboard").get_data(as_text=True)
     assert "You are <strong>#56</strong> with 5 points" in html
+    assert "months and quarters are counted in UTC" in html  # the page says which calendar it counts in
     shown = table_names(html)
     assert len(shown) == 50 and "Ada Advocate" not in shown and "Leader 50" not in shown
     assert 'class="me"' not in html
