@@ -368,13 +368,18 @@ def test_bad_points_levels_from_the_environment_refuse_to_start(tmp_path, monkey
         loaded(tmp_path)
 
 
-def test_flask_cli_with_bad_points_levels_prints_one_line(tmp_path):
-    env = _cli_env(tmp_path, PORTAL_SECRET_KEY=PROD_SECRET, PORTAL_PUBLIC_BASE_URL=PUBLIC,
-                   PORTAL_POINTS_LEVELS='[["Bronze", 500]]')
+def _flask_cli_refusal(tmp_path, **env) -> str:
+    """What `flask routes` prints when production settings ``env`` refuse to start (asserted: one line)."""
+    env = _cli_env(tmp_path, PORTAL_SECRET_KEY=PROD_SECRET, PORTAL_PUBLIC_BASE_URL=PUBLIC, **env)
     proc = subprocess.run([str(VENV_FLASK), "--app", "portal", "routes"], cwd=tmp_path, env=env,
                           capture_output=True, text=True, timeout=120)
     out = (proc.stdout + proc.stderr).strip()
-    assert proc.returncode != 0 and out.splitlines() == [out] and "POINTS_LEVELS" in out
+    assert proc.returncode != 0 and out.splitlines() == [out], out
+    return out
+
+
+def test_flask_cli_with_bad_points_levels_prints_one_line(tmp_path):
+    assert "POINTS_LEVELS" in _flask_cli_refusal(tmp_path, PORTAL_POINTS_LEVELS='[["Bronze", 500]]')
 
 
 # --- the public URL, trusted hosts, the proxy, mail ----------------------------------------------------------------------
@@ -463,9 +468,4 @@ def test_bad_stale_days_from_the_environment_refuse_to_start(tmp_path, monkeypat
 
 
 def test_flask_cli_with_negative_points_prints_one_line(tmp_path):
-    env = _cli_env(tmp_path, PORTAL_SECRET_KEY=PROD_SECRET, PORTAL_PUBLIC_BASE_URL=PUBLIC,
-                   PORTAL_POINTS_PROFILE_COMPLETE="-5")
-    proc = subprocess.run([str(VENV_FLASK), "--app", "portal", "routes"], cwd=tmp_path, env=env,
-                          capture_output=True, text=True, timeout=120)
-    out = (proc.stdout + proc.stderr).strip()
-    assert proc.returncode != 0 and out.splitlines() == [out] and "POINTS_PROFILE_COMPLETE" in out
+    assert "POINTS_PROFILE_COMPLETE" in _flask_cli_refusal(tmp_path, PORTAL_POINTS_PROFILE_COMPLETE="-5")

@@ -13,17 +13,9 @@ from portal.models import AdvocateProfile, AuditEvent, OutboxMessage, Role, Stat
 from portal.services import privacy
 from tests.conftest import BACKENDS, reload
 from tests.helpers import TEST_PASSWORD, csrf_from, login, post_form
+from tests.test_privacy import path_of, text
 
 WRONG = "not-the-password-0"
-
-
-def text(resp):
-    return resp.get_data(as_text=True)
-
-
-def path_of(url):
-    assert url.startswith("http://localhost/")
-    return url[len("http://localhost"):]
 
 
 def change_email(client, password, new_email="new.address@example.com"):
