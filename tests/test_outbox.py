@@ -172,6 +172,14 @@ def test_queued_in_a_command_is_sent_when_its_context_ends_if_committed(app, mai
     assert [m.recipient for m in messages()] == ["cmd@example.com"]
 
 
+def _join_grace_timers():
+    """Wait for the grace timers' sends (they run in threading.Timer threads): a send still writing when
+    the test's database is torn down would lock SQLite and leave its row to the next test."""
+    for thread in threading.enumerate():
+        if isinstance(thread, threading.Timer):
+            thread.join(15)
+
+
 @pytest.fixture
 def mail_routes(app):
     """Views that queue mail and then commit, forget to commit, or crash."""
@@ -197,7 +205,8 @@ def mail_routes(app):
         _queue("view.crash@example.com")
         raise RuntimeError("after queueing")
 
-    return app
+    yield app
+    _join_grace_timers()  # before the app's teardown drops the database (this fixture is set up after the app)
 
 
 def test_view_that_commits_sends_after_the_request(mail_routes, client, mailbox):
@@ -573,20 +582,11 @@ class LiveServer:
         self.thread.join(10)
 
 
-def _join_grace_timers():
-    """Wait for the grace timers' sends (they run in threading.Timer threads): a send still writing when
-    the test's database is torn down would lock SQLite and leave its row to the next test."""
-    for thread in threading.enumerate():
-        if isinstance(thread, threading.Timer):
-            thread.join(15)
-
-
 @pytest.fixture
 def after_response(app_config):
     """As in production: a request's mail is sent once its response has gone out."""
     app_config["OUTBOX_SEND_AFTER_RESPONSE"] = True
-    yield app_config
-    _join_grace_timers()
+    return app_config
 
 
 def _wait_for(predicate, timeout: float = 15.0):
