@@ -1,4 +1,5 @@
 """Admin pages: opportunities, participants and decisions, boards, fatigue policy, advocates."""
+
 from __future__ import annotations
 
 from datetime import timedelta
@@ -12,8 +13,21 @@ from admin.views import bp
 from portal.extensions import db
 from portal.forms.auth import ConfirmForm
 from portal.forms.opportunities import AddAdvocateForm, DecisionForm, FatiguePolicyForm, OpportunityForm, StatusForm
-from portal.models import (ActivityType, Industry, Opportunity, OpportunityStatus, Participation, ParticipationStatus,
-                           Product, Region, Role, SizeBand, Status, User, utcnow)
+from portal.models import (
+    ActivityType,
+    Industry,
+    Opportunity,
+    OpportunityStatus,
+    Participation,
+    ParticipationStatus,
+    Product,
+    Region,
+    Role,
+    SizeBand,
+    Status,
+    User,
+    utcnow,
+)
 from portal.services import fatigue, opportunities, participation, profiles, reference
 from portal.services.errors import DomainError
 
@@ -28,13 +42,24 @@ def _fill(form: OpportunityForm) -> None:
 
 def _input(form: OpportunityForm) -> opportunities.OpportunityInput:
     return opportunities.OpportunityInput(
-        activity_type_id=form.activity_type_id.data, title=form.title.data or "",
-        description=form.description.data or "", capacity=form.capacity.data, points=form.points.data,
-        event_date=form.event_date.data, deadline=form.deadline.data, is_virtual=form.is_virtual.data,
-        location=form.location.data or "", external_url=form.external_url.data or "",
-        selection_mode=form.selection_mode.data or "selection", term_start=form.term_start.data,
-        term_end=form.term_end.data, industry_ids=form.industry_ids.data or [], product_ids=form.product_ids.data or [],
-        region_ids=form.region_ids.data or [], size_band_ids=form.size_band_ids.data or [])
+        activity_type_id=form.activity_type_id.data,
+        title=form.title.data or "",
+        description=form.description.data or "",
+        capacity=form.capacity.data,
+        points=form.points.data,
+        event_date=form.event_date.data,
+        deadline=form.deadline.data,
+        is_virtual=form.is_virtual.data,
+        location=form.location.data or "",
+        external_url=form.external_url.data or "",
+        selection_mode=form.selection_mode.data or "selection",
+        term_start=form.term_start.data,
+        term_end=form.term_end.data,
+        industry_ids=form.industry_ids.data or [],
+        product_ids=form.product_ids.data or [],
+        region_ids=form.region_ids.data or [],
+        size_band_ids=form.size_band_ids.data or [],
+    )
 
 
 @bp.route("/opportunities")
@@ -43,11 +68,20 @@ def opportunities_list():
     if status not in (None, *[s.value for s in OpportunityStatus]):
         status = None
     items = opportunities.admin_list(db.session, status)
-    counts = dict(db.session.execute(
-        select(Participation.opportunity_id, func.count()).where(
-            Participation.status == ParticipationStatus.REQUESTED).group_by(Participation.opportunity_id)).all())
-    return render_template("admin/opportunities.html", items=items, status=status, waiting=counts,
-                           statuses=[s.value for s in OpportunityStatus])
+    counts = dict(
+        db.session.execute(
+            select(Participation.opportunity_id, func.count())
+            .where(Participation.status == ParticipationStatus.REQUESTED)
+            .group_by(Participation.opportunity_id)
+        ).all()
+    )
+    return render_template(
+        "admin/opportunities.html",
+        items=items,
+        status=status,
+        waiting=counts,
+        statuses=[s.value for s in OpportunityStatus],
+    )
 
 
 @bp.route("/opportunities/new", methods=["GET", "POST"])
@@ -125,10 +159,17 @@ def opportunity_detail(opp_id):
     opp = db.get_or_404(Opportunity, opp_id)
     people = opportunities.participants(db.session, opp.id)
     status_of = fatigue.statuses(db.session, [p.user_id for p in people])
-    return render_template("admin/opportunity.html", opp=opp, people=people, status_of=status_of,
-                           decision_form=DecisionForm(), confirm_form=ConfirmForm(), status_form=StatusForm(),
-                           add_form=AddAdvocateForm(),
-                           transitions=sorted(s.value for s in opportunities.TRANSITIONS[opp.status]))
+    return render_template(
+        "admin/opportunity.html",
+        opp=opp,
+        people=people,
+        status_of=status_of,
+        decision_form=DecisionForm(),
+        confirm_form=ConfirmForm(),
+        status_form=StatusForm(),
+        add_form=AddAdvocateForm(),
+        transitions=sorted(s.value for s in opportunities.TRANSITIONS[opp.status]),
+    )
 
 
 def _flash_errors(form) -> None:
@@ -166,8 +207,9 @@ def opportunity_add_advocate(opp_id):
         return back
     name = who.name
     try:
-        participation.add_by_admin(db.session, opp.id, who.id, current_user, form.override_reason.data,
-                                   form.message.data or "")
+        participation.add_by_admin(
+            db.session, opp.id, who.id, current_user, form.override_reason.data, form.message.data or ""
+        )
     except participation.FatigueBlocked as err:
         db.session.rollback()
         flash(f"Not added: {err.message} To add {name} anyway, give an override reason.", "error")
@@ -204,14 +246,19 @@ def _decide(action, participation_id):
         flash(err.message, "error")
     else:
         db.session.commit()
-        flash({"approve": "Approved; the advocate has been emailed.", "decline": "Declined; the advocate has been emailed.",
-               "complete": "Completed; points credited and the advocate emailed.",
-               "no_show": "Marked as a no-show."}[action], "success")
+        flash(
+            {
+                "approve": "Approved; the advocate has been emailed.",
+                "decline": "Declined; the advocate has been emailed.",
+                "complete": "Completed; points credited and the advocate emailed.",
+                "no_show": "Marked as a no-show.",
+            }[action],
+            "success",
+        )
     return redirect(url_for("admin.opportunity_detail", opp_id=opp_id))
 
 
-@bp.route("/participations/<int:participation_id>/<any(approve, decline, complete, no_show):action>",
-          methods=["POST"])
+@bp.route("/participations/<int:participation_id>/<any(approve, decline, complete, no_show):action>", methods=["POST"])
 def participation_action(participation_id, action):
     return _decide(action, participation_id)
 
@@ -219,18 +266,31 @@ def participation_action(participation_id, action):
 @bp.route("/boards")
 def boards():
     today = utcnow().date()
-    board_opps = list(db.session.scalars(
-        select(Opportunity).join(ActivityType).where(ActivityType.key == "advisory_board",
-                                                     Opportunity.status != OpportunityStatus.DRAFT)
-        .order_by(Opportunity.term_start.desc())))
+    board_opps = list(
+        db.session.scalars(
+            select(Opportunity)
+            .join(ActivityType)
+            .where(ActivityType.key == "advisory_board", Opportunity.status != OpportunityStatus.DRAFT)
+            .order_by(Opportunity.term_start.desc())
+        )
+    )
     rosters = {}
     for opp in board_opps:
-        rosters[opp.id] = [p for p in opportunities.participants(db.session, opp.id)
-                           if p.status in (ParticipationStatus.APPROVED, ParticipationStatus.COMPLETED)]
+        rosters[opp.id] = [
+            p
+            for p in opportunities.participants(db.session, opp.id)
+            if p.status in (ParticipationStatus.APPROVED, ParticipationStatus.COMPLETED)
+        ]
     renewal_cutoff = today + timedelta(days=60)
     status_of = fatigue.statuses(db.session, [p.user_id for roster in rosters.values() for p in roster])
-    return render_template("admin/boards.html", boards=board_opps, rosters=rosters, today=today,
-                           renewal_cutoff=renewal_cutoff, status_of=status_of)
+    return render_template(
+        "admin/boards.html",
+        boards=board_opps,
+        rosters=rosters,
+        today=today,
+        renewal_cutoff=renewal_cutoff,
+        status_of=status_of,
+    )
 
 
 @bp.route("/settings", methods=["GET", "POST"])
@@ -239,9 +299,14 @@ def settings():
     form = FatiguePolicyForm(data=pol.__dict__ if request.method == "GET" else None)
     if form.validate_on_submit():
         try:
-            fatigue.set_policy(db.session, {"max_engagements_90d": form.max_engagements_90d.data,
-                                            "reference_call_gap_days": form.reference_call_gap_days.data or 0},
-                               current_user.id)
+            fatigue.set_policy(
+                db.session,
+                {
+                    "max_engagements_90d": form.max_engagements_90d.data,
+                    "reference_call_gap_days": form.reference_call_gap_days.data or 0,
+                },
+                current_user.id,
+            )
         except DomainError as err:
             db.session.rollback()
             form.form_errors.append(err.message)
@@ -268,15 +333,30 @@ def advocates():
         ids = fatigue.ids_with_status(db.session, status, select(User.id).where(*active).order_by(User.name, User.id))
         total = len(ids)
         page = min(page, max(ceil(total / ADVOCATES_PER_PAGE), 1))
-        ids = ids[(page - 1) * ADVOCATES_PER_PAGE:page * ADVOCATES_PER_PAGE]
+        ids = ids[(page - 1) * ADVOCATES_PER_PAGE : page * ADVOCATES_PER_PAGE]
     else:
         total = db.session.scalar(select(func.count()).select_from(User).where(*active)) or 0
         page = min(page, max(ceil(total / ADVOCATES_PER_PAGE), 1))  # ?page=10**30 is the last page, not a 500
-        ids = list(db.session.scalars(select(User.id).where(*active).order_by(User.name, User.id)
-                                      .offset((page - 1) * ADVOCATES_PER_PAGE).limit(ADVOCATES_PER_PAGE)))
+        ids = list(
+            db.session.scalars(
+                select(User.id)
+                .where(*active)
+                .order_by(User.name, User.id)
+                .offset((page - 1) * ADVOCATES_PER_PAGE)
+                .limit(ADVOCATES_PER_PAGE)
+            )
+        )
     by_id = {u.id: u for u in db.session.scalars(select(User).where(User.id.in_(ids)))} if ids else {}
     users = [by_id[i] for i in ids if i in by_id]
     status_of = fatigue.statuses(db.session, ids)
     pages = max(ceil(total / ADVOCATES_PER_PAGE), 1)
-    return render_template("admin/advocates.html", users=users, status_of=status_of, status=status,
-                           labels=fatigue.STATUS_LABELS, page=page, pages=pages, total=total)
+    return render_template(
+        "admin/advocates.html",
+        users=users,
+        status_of=status_of,
+        status=status,
+        labels=fatigue.STATUS_LABELS,
+        page=page,
+        pages=pages,
+        total=total,
+    )

@@ -1,5 +1,6 @@
 """Admin pages for recognition: rewards catalog, fulfilment queue, point adjustments, badge grants,
 default points per activity type."""
+
 from __future__ import annotations
 
 import secrets
@@ -10,17 +11,29 @@ from sqlalchemy import select
 
 from admin.views import bp
 from portal.extensions import db
-from portal.forms.recognition import (ActivityTypePointsForm, AdjustPointsForm, CancelRedemptionForm, FulfilForm,
-                                     GrantBadgeForm, RewardEditForm, RewardForm)
+from portal.forms.recognition import (
+    ActivityTypePointsForm,
+    AdjustPointsForm,
+    CancelRedemptionForm,
+    FulfilForm,
+    GrantBadgeForm,
+    RewardEditForm,
+    RewardForm,
+)
 from portal.models import ActivityType, Badge, EntryKind, PointsEntry, RedemptionStatus, Reward, Role, User
 from portal.services import accounts, badges, points, rewards
 from portal.services.errors import DomainError
 
 
 def _reward_input(form: RewardForm) -> rewards.RewardInput:
-    return rewards.RewardInput(name=form.name.data or "", description=form.description.data or "",
-                               points_cost=form.points_cost.data, stock=form.stock.data,
-                               per_advocate_limit=form.per_advocate_limit.data, active=form.active.data)
+    return rewards.RewardInput(
+        name=form.name.data or "",
+        description=form.description.data or "",
+        points_cost=form.points_cost.data,
+        stock=form.stock.data,
+        per_advocate_limit=form.per_advocate_limit.data,
+        active=form.active.data,
+    )
 
 
 @bp.route("/rewards")
@@ -53,8 +66,7 @@ def reward_edit(reward_id):
     status = 422
     if form.validate_on_submit():
         try:
-            rewards.update_reward(db.session, reward, _reward_input(form), current_user.id,
-                                  stock_seen=form.seen_stock)
+            rewards.update_reward(db.session, reward, _reward_input(form), current_user.id, stock_seen=form.seen_stock)
         except DomainError as err:
             db.session.rollback()
             form.form_errors.append(err.message)
@@ -75,8 +87,13 @@ def redemptions_queue():
         wanted = RedemptionStatus(status) if status != "all" else None
     except ValueError:
         wanted = RedemptionStatus.REQUESTED
-    return render_template("admin/redemptions.html", items=rewards.queue(db.session, wanted), status=status,
-                           fulfil_form=FulfilForm(), cancel_form=CancelRedemptionForm())
+    return render_template(
+        "admin/redemptions.html",
+        items=rewards.queue(db.session, wanted),
+        status=status,
+        fulfil_form=FulfilForm(),
+        cancel_form=CancelRedemptionForm(),
+    )
 
 
 @bp.route("/redemptions/<int:redemption_id>/fulfil", methods=["POST"])
@@ -123,8 +140,14 @@ def points_adjust():
             form.email.errors.append("No advocate with that email.")
         else:
             try:
-                _, created = points.adjust(db.session, user, form.amount.data, form.reason.data, current_user.id,
-                                           key=f"adjust:{current_user.id}:{form.idempotency_key.data}")
+                _, created = points.adjust(
+                    db.session,
+                    user,
+                    form.amount.data,
+                    form.reason.data,
+                    current_user.id,
+                    key=f"adjust:{current_user.id}:{form.idempotency_key.data}",
+                )
             except DomainError as err:
                 db.session.rollback()
                 form.form_errors.append(err.message)
@@ -137,16 +160,22 @@ def points_adjust():
                     flash(f"That adjustment of {user.name}'s points was already recorded.", "info")
                 return redirect(url_for("admin.points_adjust"))
     recent = db.session.execute(
-        select(PointsEntry, User).join(User, User.id == PointsEntry.user_id)
-        .where(PointsEntry.kind == EntryKind.ADJUSTED).order_by(PointsEntry.id.desc()).limit(50)).all()
+        select(PointsEntry, User)
+        .join(User, User.id == PointsEntry.user_id)
+        .where(PointsEntry.kind == EntryKind.ADJUSTED)
+        .order_by(PointsEntry.id.desc())
+        .limit(50)
+    ).all()
     return render_template("admin/points.html", form=form, recent=recent), status if form.errors else 200
 
 
 @bp.route("/badges", methods=["GET", "POST"])
 def badges_admin():
     form = GrantBadgeForm()
-    form.badge_id.choices = [(b.id, f"{b.icon} {b.name}") for b in db.session.scalars(
-        select(Badge).where(Badge.active.is_(True)).order_by(Badge.position))]
+    form.badge_id.choices = [
+        (b.id, f"{b.icon} {b.name}")
+        for b in db.session.scalars(select(Badge).where(Badge.active.is_(True)).order_by(Badge.position))
+    ]
     if form.validate_on_submit():
         user = accounts.get_by_email(db.session, form.email.data)
         if user is None or user.role != Role.ADVOCATE:
@@ -183,5 +212,7 @@ def activity_type_edit(type_id):
             db.session.commit()
             flash(f"{activity_type.name}: {activity_type.default_points:,} points by default.", "success")
             return redirect(url_for("admin.activity_types"))
-    return (render_template("admin/activity_type_form.html", form=form, activity_type=activity_type),
-            422 if form.errors else 200)
+    return (
+        render_template("admin/activity_type_form.html", form=form, activity_type=activity_type),
+        422 if form.errors else 200,
+    )

@@ -82,6 +82,8 @@ def decline():
 @bp.route("/audit")
 def audit_log():
     events = db.session.scalars(select(AuditEvent).order_by(AuditEvent.id.desc()).limit(200)).all()
-    actors = {u.id: u for u in db.session.scalars(
-        select(User).where(User.id.in_({e.actor_id for e in events if e.actor_id}))).all()}
+    actors = {
+        u.id: u
+        for u in db.session.scalars(select(User).where(User.id.in_({e.actor_id for e in events if e.actor_id}))).all()
+    }
     return render_template("admin/audit.html", events=events, actors=actors)

@@ -9,6 +9,7 @@ each run once, with and without the start-up warm-up; the first search of a proc
 the former worst queries (ranges, short wildcards); the same for a SQL LIKE baseline on the same
 data; one incremental update's time; and 'flask search check' / 'optimize' times.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -36,29 +37,49 @@ def pct(values, p):
 
 def like_baseline(session, query: str, filters: dict):
     """What a plain SQL search does: LIKE per word, facet filters, total, 3 facet counts, top 20."""
-    from portal.models import (ActivityPreference, ActivityType, AdvocateProfile, Country, User, profile_products)
+    from portal.models import ActivityPreference, ActivityType, AdvocateProfile, Country, User, profile_products
 
     words = [w.strip('"') for w in query.split() if w.strip('"')]
-    q = select(User.id).join(AdvocateProfile, AdvocateProfile.user_id == User.id).where(
-        User.role == "advocate", User.status == "active")
+    q = (
+        select(User.id)
+        .join(AdvocateProfile, AdvocateProfile.user_id == User.id)
+        .where(User.role == "advocate", User.status == "active")
+    )
     for w in words:
         like = f"%{w}%"
-        q = q.where(or_(User.name.like(like), User.company.like(like), User.job_title.like(like),
-                        AdvocateProfile.story.like(like)))
+        q = q.where(
+            or_(
+                User.name.like(like),
+                User.company.like(like),
+                User.job_title.like(like),
+                AdvocateProfile.story.like(like),
+            )
+        )
     for facet, vals in filters.items():
         if facet == "industry":
             q = q.where(AdvocateProfile.industry_id.in_([int(v) for v in vals]))
         elif facet == "size":
             q = q.where(AdvocateProfile.size_band_id.in_([int(v) for v in vals]))
         elif facet == "region":
-            q = q.where(AdvocateProfile.country_code.in_(
-                select(Country.code).where(Country.region_id.in_([int(v) for v in vals]))))
+            q = q.where(
+                AdvocateProfile.country_code.in_(
+                    select(Country.code).where(Country.region_id.in_([int(v) for v in vals]))
+                )
+            )
         elif facet == "product":
-            q = q.where(User.id.in_(select(profile_products.c.user_id).where(
-                profile_products.c.product_id.in_([int(v) for v in vals]))))
+            q = q.where(
+                User.id.in_(
+                    select(profile_products.c.user_id).where(profile_products.c.product_id.in_([int(v) for v in vals]))
+                )
+            )
         elif facet == "activity":
-            q = q.where(User.id.in_(select(ActivityPreference.user_id).join(ActivityType).where(
-                ActivityType.key.in_(vals), ActivityPreference.opted_in.is_(True))))
+            q = q.where(
+                User.id.in_(
+                    select(ActivityPreference.user_id)
+                    .join(ActivityType)
+                    .where(ActivityType.key.in_(vals), ActivityPreference.opted_in.is_(True))
+                )
+            )
     sub = q.subquery()
     total = session.scalar(select(func.count()).select_from(sub))
     for col in (AdvocateProfile.industry_id, AdvocateProfile.size_band_id, AdvocateProfile.country_code):
@@ -73,8 +94,9 @@ def cold(dbfile: Path, index: Path, warm: bool, runs: int) -> dict:
     root = Path(__file__).resolve().parent.parent
     for _ in range(runs):
         cmd = [sys.executable, "-m", "bench.cold", str(dbfile), str(index)] + (["--warm"] if warm else [])
-        done = subprocess.run(cmd, cwd=root, capture_output=True, text=True, check=True,
-                              env={**os.environ, "PYTHONWARNINGS": "ignore"})
+        done = subprocess.run(
+            cmd, cwd=root, capture_output=True, text=True, check=True, env={**os.environ, "PYTHONWARNINGS": "ignore"}
+        )
         out = json.loads(done.stdout.strip().splitlines()[-1])
         qs = out["queries"]
         firsts.append(qs[0][2])
@@ -83,9 +105,12 @@ def cold(dbfile: Path, index: Path, warm: bool, runs: int) -> dict:
             by_class[cls].append(ms)
         if out["warm_ms"] is not None:
             warm_ms.append(out["warm_ms"])
-    return {"first": statistics.median(firsts), "all": (statistics.median(times), pct(times, 95)),
-            "classes": {c: (statistics.median(v), pct(v, 95)) for c, v in by_class.items()},
-            "warm_ms": statistics.median(warm_ms) if warm_ms else None}
+    return {
+        "first": statistics.median(firsts),
+        "all": (statistics.median(times), pct(times, 95)),
+        "classes": {c: (statistics.median(v), pct(v, 95)) for c, v in by_class.items()},
+        "warm_ms": statistics.median(warm_ms) if warm_ms else None,
+    }
 
 
 def run_size(n: int, runs: int, procs: int, workdir: Path, cold_runs: int = 2) -> dict:
@@ -103,8 +128,15 @@ def run_size(n: int, runs: int, procs: int, workdir: Path, cold_runs: int = 2) -
 
     dbfile = workdir / f"bench-{n}.db"
     dbfile.unlink(missing_ok=True)
-    app = create_app({"SQLALCHEMY_DATABASE_URI": f"sqlite:///{dbfile}", "SEARCH_INDEX_DIR": str(workdir / f"index-{n}"),
-                      "SECRET_KEY": "bench", "MAIL_SUPPRESS_SEND": True, "OUTBOX_SEND_AFTER_REQUEST": False})
+    app = create_app(
+        {
+            "SQLALCHEMY_DATABASE_URI": f"sqlite:///{dbfile}",
+            "SEARCH_INDEX_DIR": str(workdir / f"index-{n}"),
+            "SECRET_KEY": "bench",
+            "MAIL_SUPPRESS_SEND": True,
+            "OUTBOX_SEND_AFTER_REQUEST": False,
+        }
+    )
     out = {"n": n}
     with app.app_context():
         upgrade()
@@ -167,11 +199,14 @@ def run_size(n: int, runs: int, procs: int, workdir: Path, cold_runs: int = 2) -
         index_dir = Path(app.config["SEARCH_INDEX_DIR"])
         out["cold"] = cold(dbfile, index_dir, warm=False, runs=cold_runs)
         out["cold_warmed"] = cold(dbfile, index_dir, warm=True, runs=cold_runs)
-        print(f"  cold: first search {out['cold']['first']:.0f} ms, distinct queries "
-              f"{out['cold']['all'][0]:.1f} / {out['cold']['all'][1]:.1f} ms; after the warm-up "
-              f"({out['cold_warmed']['warm_ms']:.0f} ms, in the background): first "
-              f"{out['cold_warmed']['first']:.0f} ms, {out['cold_warmed']['all'][0]:.1f} / "
-              f"{out['cold_warmed']['all'][1]:.1f} ms", flush=True)
+        print(
+            f"  cold: first search {out['cold']['first']:.0f} ms, distinct queries "
+            f"{out['cold']['all'][0]:.1f} / {out['cold']['all'][1]:.1f} ms; after the warm-up "
+            f"({out['cold_warmed']['warm_ms']:.0f} ms, in the background): first "
+            f"{out['cold_warmed']['first']:.0f} ms, {out['cold_warmed']['all'][0]:.1f} / "
+            f"{out['cold_warmed']['all'][1]:.1f} ms",
+            flush=True,
+        )
 
         # One incremental update: change a story, commit, write the document (lock, write, commit),
         # then the next search reopens the searcher and rebuilds facet bits for the new segment only.
@@ -190,8 +225,9 @@ def run_size(n: int, runs: int, procs: int, workdir: Path, cold_runs: int = 2) -
             if merging:
                 merges.append((time.perf_counter() - t) * 1000)
             t = time.perf_counter()
-            r = querying.search_advocates(db.session, querying.AdvocateSearch(q=f"benchmarktoken{i}",
-                                                                              include_unavailable=True))
+            r = querying.search_advocates(
+                db.session, querying.AdvocateSearch(q=f"benchmarktoken{i}", include_unavailable=True)
+            )
             upd_search.append((time.perf_counter() - t) * 1000)
             assert r.total == 1, (i, r.total)
         out["update_ms"] = (statistics.median(upd), pct(upd, 95))
@@ -200,6 +236,7 @@ def run_size(n: int, runs: int, procs: int, workdir: Path, cold_runs: int = 2) -
         out["index"] = str(current_dir().resolve())
 
         from search.rebuild import check, optimize
+
         wait_for_merges()
         t = time.perf_counter()
         problems = check(db.session)
@@ -208,8 +245,10 @@ def run_size(n: int, runs: int, procs: int, workdir: Path, cold_runs: int = 2) -
         t = time.perf_counter()
         optimize(db.engine)
         out["optimize_s"] = time.perf_counter() - t
-        print(f"  check {out['check_s'][0]:.1f} s ({out['check_s'][1]} problems), optimize "
-              f"{out['optimize_s']:.1f} s", flush=True)
+        print(
+            f"  check {out['check_s'][0]:.1f} s ({out['check_s'][1]} problems), optimize {out['optimize_s']:.1f} s",
+            flush=True,
+        )
         querying.forget_searchers()
         db.engine.dispose()
     return out
@@ -217,36 +256,46 @@ def run_size(n: int, runs: int, procs: int, workdir: Path, cold_runs: int = 2) -
 
 def report(results: list[dict]) -> str:
     classes = list(dict.fromkeys(c for r in results for c in r["whoosh"]))
-    lines = ["# Search benchmark", "", f"Run on {date.today().isoformat()}; milliseconds p50 / p95 per query class. "
-             "Warm: each of 20 queries run once, then timed; cold: fresh processes, 40 other queries each run "
-             "once (every term and facet value met for the first time), without and with the start-up warm-up "
-             "that a web worker runs in the background; the first search of a fresh process on its own. The "
-             "Whoosh columns are the full search path (parse, facet counts for 8 facets, top 20, the page's rows "
-             "and snippets from the database).", ""]
+    lines = [
+        "# Search benchmark",
+        "",
+        f"Run on {date.today().isoformat()}; milliseconds p50 / p95 per query class. "
+        "Warm: each of 20 queries run once, then timed; cold: fresh processes, 40 other queries each run "
+        "once (every term and facet value met for the first time), without and with the start-up warm-up "
+        "that a web worker runs in the background; the first search of a fresh process on its own. The "
+        "Whoosh columns are the full search path (parse, facet counts for 8 facets, top 20, the page's rows "
+        "and snippets from the database).",
+        "",
+    ]
     for r in results:
         c, cw = r["cold"], r["cold_warmed"]
-        lines += [f"## {r['n']:,} advocates", "",
-                  f"- full rebuild: **{r['rebuild_s']:.1f} s** ({r['docs_per_s']:,.0f} documents/s)",
-                  f"- incremental update (write + commit): **{r['update_ms'][0]:.1f} / {r['update_ms'][1]:.1f} ms** "
-                  f"p50/p95; first search after it: {r['first_search_after_update_ms'][0]:.1f} / "
-                  f"{r['first_search_after_update_ms'][1]:.1f} ms; {r['merges'][0]} background merge(s) of the small "
-                  f"segments during the 25 updates, median {r['merges'][1]:.0f} ms each (off the request path)",
-                  f"- warm queries: Whoosh **{r['whoosh_all'][0]:.1f} / {r['whoosh_all'][1]:.1f} ms**, "
-                  f"SQL LIKE {r['like_all'][0]:.1f} / {r['like_all'][1]:.1f} ms",
-                  f"- cold queries, no warm-up: **{c['all'][0]:.1f} / {c['all'][1]:.1f} ms**; first search of a "
-                  f"process **{c['first']:.0f} ms**",
-                  f"- cold queries after the warm-up ({cw['warm_ms']:.0f} ms in a background thread at start): "
-                  f"**{cw['all'][0]:.1f} / {cw['all'][1]:.1f} ms**; first search **{cw['first']:.0f} ms**",
-                  f"- flask search check (ids, content digests, facets): {r['check_s'][0]:.1f} s; "
-                  f"flask search optimize (beside the live index, no writer lock held): {r['optimize_s']:.1f} s", "",
-                  "| query class | warm p50 / p95 | cold p50 / p95 | cold after warm-up | SQL LIKE p50 / p95 |",
-                  "|---|---|---|---|---|"]
+        lines += [
+            f"## {r['n']:,} advocates",
+            "",
+            f"- full rebuild: **{r['rebuild_s']:.1f} s** ({r['docs_per_s']:,.0f} documents/s)",
+            f"- incremental update (write + commit): **{r['update_ms'][0]:.1f} / {r['update_ms'][1]:.1f} ms** "
+            f"p50/p95; first search after it: {r['first_search_after_update_ms'][0]:.1f} / "
+            f"{r['first_search_after_update_ms'][1]:.1f} ms; {r['merges'][0]} background merge(s) of the small "
+            f"segments during the 25 updates, median {r['merges'][1]:.0f} ms each (off the request path)",
+            f"- warm queries: Whoosh **{r['whoosh_all'][0]:.1f} / {r['whoosh_all'][1]:.1f} ms**, "
+            f"SQL LIKE {r['like_all'][0]:.1f} / {r['like_all'][1]:.1f} ms",
+            f"- cold queries, no warm-up: **{c['all'][0]:.1f} / {c['all'][1]:.1f} ms**; first search of a "
+            f"process **{c['first']:.0f} ms**",
+            f"- cold queries after the warm-up ({cw['warm_ms']:.0f} ms in a background thread at start): "
+            f"**{cw['all'][0]:.1f} / {cw['all'][1]:.1f} ms**; first search **{cw['first']:.0f} ms**",
+            f"- flask search check (ids, content digests, facets): {r['check_s'][0]:.1f} s; "
+            f"flask search optimize (beside the live index, no writer lock held): {r['optimize_s']:.1f} s",
+            "",
+            "| query class | warm p50 / p95 | cold p50 / p95 | cold after warm-up | SQL LIKE p50 / p95 |",
+            "|---|---|---|---|---|",
+        ]
         for cl in list(dict.fromkeys(classes + list(c["classes"]))):
             w, lk = r["whoosh"].get(cl), r["like"].get(cl)
             cc, ccw = c["classes"].get(cl), cw["classes"].get(cl)
 
             def f(x):
                 return f"{x[0]:.1f} / {x[1]:.1f}" if x else "—"
+
             lines.append(f"| {cl} | {f(w)} | {f(cc)} | {f(ccw)} | {f(lk)} |")
         lines += ["", "| former worst query | first run ms | warm ms | matches | notes |", "|---|---|---|---|---|"]
         for q, (first, again, total, notes) in r["worst"].items():

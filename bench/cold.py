@@ -3,6 +3,7 @@
 Prints JSON: with ``--warm``, the time search.querying.warm() took first (what a worker does in the
 background at start); then the first search of the process and each of bench.queries.COLD_QUERIES run
 once, through the same code the search page runs."""
+
 from __future__ import annotations
 
 import argparse
@@ -21,8 +22,15 @@ def main():
     from portal.extensions import db
     from search import querying
 
-    app = create_app({"SQLALCHEMY_DATABASE_URI": f"sqlite:///{args.db}", "SEARCH_INDEX_DIR": args.index,
-                      "SECRET_KEY": "bench", "MAIL_SUPPRESS_SEND": True, "OUTBOX_SEND_AFTER_REQUEST": False})
+    app = create_app(
+        {
+            "SQLALCHEMY_DATABASE_URI": f"sqlite:///{args.db}",
+            "SEARCH_INDEX_DIR": args.index,
+            "SECRET_KEY": "bench",
+            "MAIL_SUPPRESS_SEND": True,
+            "OUTBOX_SEND_AFTER_REQUEST": False,
+        }
+    )
     out = {"warm_ms": None, "queries": []}
     with app.app_context():
         if args.warm:

@@ -5,6 +5,7 @@ open opportunities and seeded participations: about a third of the advocates nev
 a few times, some often (up to 25 times over two years, more of them recently), so last-engagement
 dates, "at limit" / "near limit" / "under-used" fatigue and the engagement sort have real data. A few
 advocates are in a blackout today. Every list lookup is ordered, so the same seed gives the same data."""
+
 from __future__ import annotations
 
 import random
@@ -12,42 +13,84 @@ from datetime import timedelta
 
 from sqlalchemy import insert, select
 
-from portal.models import (ActivityPreference, ActivityType, AdvocateProfile, Blackout, Country, Industry, Opportunity,
-                           Participation, Product, SizeBand, Tag, TagKind, User, profile_products, profile_tags,
-                           utcnow)
+from portal.models import (
+    ActivityPreference,
+    ActivityType,
+    AdvocateProfile,
+    Blackout,
+    Country,
+    Industry,
+    Opportunity,
+    Participation,
+    Product,
+    SizeBand,
+    Tag,
+    TagKind,
+    User,
+    profile_products,
+    profile_tags,
+    utcnow,
+)
 
-FIRST = ("Maria James Aiko Oluwaseun Sofia Liam Priya Mateo Chloe Wei Fatima Noah Ingrid Rafael Amara Lucas Hana "
-         "Diego Elena Kwame Zoe Arjun Isabel Tomasz Leila Samuel Mei Jonas Nadia Carlos Yuki Grace Omar Freya Ravi "
-         "Lena Tariq Astrid Kofi Julia Hiro Ana Marek Sara Emeka Lotte Chen Paula Viktor Ines").split()
-LAST = ("Garcia Okafor Tanaka Nielsen Rossi Kowalski Chen Haddad Silva Murphy Schmidt Patel Dubois Andersson Mensah "
-        "Kim Novak Fernandes Brien Ivanova Nakamura Moreau Berg Adeyemi Lopez Wright Singh Costa Meyer Larsen Sato "
-        "Horvat Jansen Romero Mbeki Quinn Fischer Petrov Akhtar Duarte").split()
-COMPANY_A = ("North Blue Kestrel Aurora Helix Cobalt Meridian Lumen Orbit Sable Tidewater Quartz Juniper Atlas Vertex "
-             "Pinecrest Harbor Nimbus Summit Cedar Granite Falcon Horizon Ember Willow Beacon Crescent Polar").split()
+FIRST = (
+    "Maria James Aiko Oluwaseun Sofia Liam Priya Mateo Chloe Wei Fatima Noah Ingrid Rafael Amara Lucas Hana "
+    "Diego Elena Kwame Zoe Arjun Isabel Tomasz Leila Samuel Mei Jonas Nadia Carlos Yuki Grace Omar Freya Ravi "
+    "Lena Tariq Astrid Kofi Julia Hiro Ana Marek Sara Emeka Lotte Chen Paula Viktor Ines"
+).split()
+LAST = (
+    "Garcia Okafor Tanaka Nielsen Rossi Kowalski Chen Haddad Silva Murphy Schmidt Patel Dubois Andersson Mensah "
+    "Kim Novak Fernandes Brien Ivanova Nakamura Moreau Berg Adeyemi Lopez Wright Singh Costa Meyer Larsen Sato "
+    "Horvat Jansen Romero Mbeki Quinn Fischer Petrov Akhtar Duarte"
+).split()
+COMPANY_A = (
+    "North Blue Kestrel Aurora Helix Cobalt Meridian Lumen Orbit Sable Tidewater Quartz Juniper Atlas Vertex "
+    "Pinecrest Harbor Nimbus Summit Cedar Granite Falcon Horizon Ember Willow Beacon Crescent Polar"
+).split()
 COMPANY_B = "Health Bank Logistics Retail Biotech Insurance Energy Education Telecom Manufacturing Software Media Capital Foods Motors Labs Systems Group".split()
-TITLES = ["Chief Information Security Officer", "VP of Engineering", "IT Director", "Head of Customer Success",
-          "Data Platform Lead", "Senior DevOps Engineer", "CTO", "Director of Operations", "Product Manager",
-          "Head of Marketing Operations", "Solutions Architect", "CFO", "Security Analyst", "CIO",
-          "Director of Digital Transformation", "Procurement Manager", "Head of Data", "Engineering Manager",
-          "Chief Data Officer", "Head of IT Infrastructure"]
-TOPIC_ROOTS = ("zero trust|cloud migration|data governance|MLOps|FinOps|onboarding|incident response|API design|GDPR|"
-               "HIPAA|transformation|change management|observability|cost optimisation|supply chain|fraud|"
-               "developer experience|platform engineering|data mesh|retention|identity|compliance|analytics|"
-               "automation|AI adoption|security operations|payments|e-commerce|mobile apps|customer experience").split("|")
+TITLES = [
+    "Chief Information Security Officer",
+    "VP of Engineering",
+    "IT Director",
+    "Head of Customer Success",
+    "Data Platform Lead",
+    "Senior DevOps Engineer",
+    "CTO",
+    "Director of Operations",
+    "Product Manager",
+    "Head of Marketing Operations",
+    "Solutions Architect",
+    "CFO",
+    "Security Analyst",
+    "CIO",
+    "Director of Digital Transformation",
+    "Procurement Manager",
+    "Head of Data",
+    "Engineering Manager",
+    "Chief Data Officer",
+    "Head of IT Infrastructure",
+]
+TOPIC_ROOTS = (
+    "zero trust|cloud migration|data governance|MLOps|FinOps|onboarding|incident response|API design|GDPR|"
+    "HIPAA|transformation|change management|observability|cost optimisation|supply chain|fraud|"
+    "developer experience|platform engineering|data mesh|retention|identity|compliance|analytics|"
+    "automation|AI adoption|security operations|payments|e-commerce|mobile apps|customer experience"
+).split("|")
 TOPIC_SUFFIX = ["", " strategy", " at scale"]
-WORDS = ("we our team the platform data customers security cloud process time teams reporting results months "
-         "analytics integration costs migration dashboards users weeks faster visibility compliance automation "
-         "pipeline insights revenue growth adoption rollout support partners audit risk quality scale operations "
-         "workflows productivity onboarding infrastructure governance forecasting accuracy latency uptime storage "
-         "regulators hospital clinicians patients bank branches stores warehouse fleet suppliers engineers analysts "
-         "executives board budget savings licenses vendors legacy modern replaced consolidated automated reduced "
-         "improved launched scaled migrated integrated standardised secured monitored measured delivered trained "
-         "every across within without before after during since while because together finally quickly easily "
-         "manual spreadsheets exports tickets incidents alerts outages backlog releases deployments features "
-         "roadmap feedback champions sponsors stakeholders leadership culture trust confidence decisions real-time "
-         "self-service single sign-on encryption identity access reviews policies controls evidence certification "
-         "kubernetes terraform python warehouse lakehouse streaming batch events api mobile web portal chatbot "
-         "forecast churn fraud claims invoices payments reconciliation close ledger payroll benefits hiring").split()
+WORDS = (
+    "we our team the platform data customers security cloud process time teams reporting results months "
+    "analytics integration costs migration dashboards users weeks faster visibility compliance automation "
+    "pipeline insights revenue growth adoption rollout support partners audit risk quality scale operations "
+    "workflows productivity onboarding infrastructure governance forecasting accuracy latency uptime storage "
+    "regulators hospital clinicians patients bank branches stores warehouse fleet suppliers engineers analysts "
+    "executives board budget savings licenses vendors legacy modern replaced consolidated automated reduced "
+    "improved launched scaled migrated integrated standardised secured monitored measured delivered trained "
+    "every across within without before after during since while because together finally quickly easily "
+    "manual spreadsheets exports tickets incidents alerts outages backlog releases deployments features "
+    "roadmap feedback champions sponsors stakeholders leadership culture trust confidence decisions real-time "
+    "self-service single sign-on encryption identity access reviews policies controls evidence certification "
+    "kubernetes terraform python warehouse lakehouse streaming batch events api mobile web portal chatbot "
+    "forecast churn fraud claims invoices payments reconciliation close ledger payroll benefits hiring"
+).split()
 
 
 def story(rng: random.Random) -> str:
@@ -57,7 +100,7 @@ def story(rng: random.Random) -> str:
     sentences, i = [], 0
     while i < n:
         k = rng.randint(8, 18)
-        sentences.append(" ".join(words[i:i + k]).capitalize() + ".")
+        sentences.append(" ".join(words[i : i + k]).capitalize() + ".")
         i += k
     return " ".join(sentences)
 
@@ -73,8 +116,11 @@ def generate(session, n: int, seed: int = 42, batch: int = 2000) -> None:
     topics = [r + s for r in TOPIC_ROOTS for s in TOPIC_SUFFIX][:80]
     tag_ids = []
     for t in topics:
-        tag_ids.append(session.execute(insert(Tag).values(kind=TagKind.TOPIC, name=t, slug=t.casefold())
-                                       .returning(Tag.id)).scalar_one())
+        tag_ids.append(
+            session.execute(
+                insert(Tag).values(kind=TagKind.TOPIC, name=t, slug=t.casefold()).returning(Tag.id)
+            ).scalar_one()
+        )
     now = utcnow()
     opportunities = _opportunities(session, prng, types, now, max(50, min(600, n // 100)))
     start = (session.scalar(select(User.id).order_by(User.id.desc()).limit(1)) or 0) + 1
@@ -84,25 +130,59 @@ def generate(session, n: int, seed: int = 42, batch: int = 2000) -> None:
             uid = start + i
             first, last = rng.choice(FIRST), rng.choice(LAST)
             company = f"{rng.choice(COMPANY_A)} {rng.choice(COMPANY_B)}"
-            users.append(dict(id=uid, email=f"adv{uid}@bench.example.com", name=f"{first} {last}", company=company,
-                              job_title=rng.choice(TITLES), password_hash="x", role="advocate", status="active",
-                              session_token=f"bench-{uid}", failed_login_count=0, created_at=now, updated_at=now,
-                              approved_at=now - timedelta(days=rng.randint(1, 900))))
-            profiles.append(dict(user_id=uid, industry_id=rng.choice(industries), size_band_id=rng.choice(sizes),
-                                 country_code=rng.choice(countries), story=story(rng), show_in_directory=True,
-                                 show_on_leaderboard=True, digest="monthly", notify_opportunities=True,
-                                 notify_reminders=True, notify_news=True, timezone="UTC",
-                                 paused_until=(now.date() + timedelta(days=10)) if rng.random() < 0.03 else None,
-                                 confirmed_at=now - timedelta(days=rng.randint(0, 400)) if rng.random() > .05 else None,
-                                 created_at=now, updated_at=now))
+            users.append(
+                dict(
+                    id=uid,
+                    email=f"adv{uid}@bench.example.com",
+                    name=f"{first} {last}",
+                    company=company,
+                    job_title=rng.choice(TITLES),
+                    password_hash="x",
+                    role="advocate",
+                    status="active",
+                    session_token=f"bench-{uid}",
+                    failed_login_count=0,
+                    created_at=now,
+                    updated_at=now,
+                    approved_at=now - timedelta(days=rng.randint(1, 900)),
+                )
+            )
+            profiles.append(
+                dict(
+                    user_id=uid,
+                    industry_id=rng.choice(industries),
+                    size_band_id=rng.choice(sizes),
+                    country_code=rng.choice(countries),
+                    story=story(rng),
+                    show_in_directory=True,
+                    show_on_leaderboard=True,
+                    digest="monthly",
+                    notify_opportunities=True,
+                    notify_reminders=True,
+                    notify_news=True,
+                    timezone="UTC",
+                    paused_until=(now.date() + timedelta(days=10)) if rng.random() < 0.03 else None,
+                    confirmed_at=now - timedelta(days=rng.randint(0, 400)) if rng.random() > 0.05 else None,
+                    created_at=now,
+                    updated_at=now,
+                )
+            )
             prods += [dict(user_id=uid, product_id=p) for p in rng.sample(products, rng.randint(1, 3))]
             tags += [dict(user_id=uid, tag_id=t) for t in rng.sample(tag_ids, rng.randint(2, 6))]
-            prefs += [dict(user_id=uid, activity_type_id=t, opted_in=True, note="")
-                      for t in rng.sample(types, rng.randint(2, 6))]
+            prefs += [
+                dict(user_id=uid, activity_type_id=t, opted_in=True, note="")
+                for t in rng.sample(types, rng.randint(2, 6))
+            ]
             parts += _participations(prng, uid, opportunities, now)
             if prng.random() < 0.01:
-                away.append(dict(user_id=uid, starts_on=now.date() - timedelta(days=prng.randint(0, 5)),
-                                 ends_on=now.date() + timedelta(days=prng.randint(0, 14)), note=""))
+                away.append(
+                    dict(
+                        user_id=uid,
+                        starts_on=now.date() - timedelta(days=prng.randint(0, 5)),
+                        ends_on=now.date() + timedelta(days=prng.randint(0, 14)),
+                        note="",
+                    )
+                )
         session.execute(insert(User), users)
         session.execute(insert(AdvocateProfile), profiles)
         session.execute(insert(profile_products), prods)
@@ -123,10 +203,22 @@ def _opportunities(session, rng: random.Random, types: list[int], now, count: in
     rows = []
     for i in range(count):
         opened = now - timedelta(days=rng.randint(0, 760))
-        rows.append(dict(activity_type_id=rng.choice(types), title=f"Bench opportunity {i}",
-                         description=" ".join(rng.choices(WORDS, k=30)), capacity=None, seats_taken=0,
-                         is_virtual=rng.random() < 0.6, location="", status="open" if i % 5 == 0 else "closed",
-                         selection_mode="selection", opened_at=opened, created_at=opened, updated_at=opened))
+        rows.append(
+            dict(
+                activity_type_id=rng.choice(types),
+                title=f"Bench opportunity {i}",
+                description=" ".join(rng.choices(WORDS, k=30)),
+                capacity=None,
+                seats_taken=0,
+                is_virtual=rng.random() < 0.6,
+                location="",
+                status="open" if i % 5 == 0 else "closed",
+                selection_mode="selection",
+                opened_at=opened,
+                created_at=opened,
+                updated_at=opened,
+            )
+        )
     return sorted(session.execute(insert(Opportunity).returning(Opportunity.id), rows).scalars())
 
 
@@ -140,9 +232,19 @@ def _participations(rng: random.Random, uid: int, opportunities: list[int], now)
         asked = now - timedelta(days=int(rng.triangular(1, 730, 1)), hours=rng.randint(0, 23))
         status = rng.choices(statuses, weights=weights)[0]
         engaged = asked + timedelta(days=2) if status in ("approved", "completed") else None
-        out.append(dict(opportunity_id=opp, user_id=uid, status=status, holds_seat=status == "approved",
-                        message="", admin_message="", requested_at=asked, engaged_at=engaged,
-                        decided_at=asked + timedelta(days=2) if status != "requested" else None,
-                        completed_at=asked + timedelta(days=9) if status == "completed" else None,
-                        updated_at=asked))
+        out.append(
+            dict(
+                opportunity_id=opp,
+                user_id=uid,
+                status=status,
+                holds_seat=status == "approved",
+                message="",
+                admin_message="",
+                requested_at=asked,
+                engaged_at=engaged,
+                decided_at=asked + timedelta(days=2) if status != "requested" else None,
+                completed_at=asked + timedelta(days=9) if status == "completed" else None,
+                updated_at=asked,
+            )
+        )
     return out

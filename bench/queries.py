@@ -72,5 +72,14 @@ COLD_QUERIES = [
 ]
 
 # The queries that took 13-45 s at 50,000 advocates before their work was bounded, and kin.
-WORST_QUERIES = ["[a TO z]", "a* b* c*", "a*", "co*", "secu*", "data* team*", "security ANDMAYBE cloud",
-                 "NOT security", "we our the team data platform customers security cloud process"]
+WORST_QUERIES = [
+    "[a TO z]",
+    "a* b* c*",
+    "a*",
+    "co*",
+    "secu*",
+    "data* team*",
+    "security ANDMAYBE cloud",
+    "NOT security",
+    "we our the team data platform customers security cloud process",
+]

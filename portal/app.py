@@ -1,4 +1,5 @@
 """The application factory: it wires, in named steps, and does nothing else."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -42,8 +43,14 @@ def register_middleware(app: Flask) -> None:
     if any(hops.values()):
         from werkzeug.middleware.proxy_fix import ProxyFix
 
-        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops["for"], x_proto=hops["proto"], x_host=hops["host"],
-                                x_port=hops["port"], x_prefix=hops["prefix"])
+        app.wsgi_app = ProxyFix(
+            app.wsgi_app,
+            x_for=hops["for"],
+            x_proto=hops["proto"],
+            x_host=hops["host"],
+            x_port=hops["port"],
+            x_prefix=hops["prefix"],
+        )
 
 
 def configure_jinja(app: Flask) -> None:

@@ -9,6 +9,7 @@
 
 Nothing here runs at import time: ``load_config`` is called by the factory.
 """
+
 from __future__ import annotations
 
 import os
@@ -130,8 +131,9 @@ def _instance_secret(instance_path: Path, wait: float = 2.0) -> str:
 def _public_host(url) -> str:
     parts = urlsplit(url) if isinstance(url, str) else None
     if parts is None or parts.scheme not in ("http", "https") or not parts.hostname or parts.query or parts.fragment:
-        raise ConfigError(f"PUBLIC_BASE_URL must be an absolute http(s) URL such as "
-                          f"https://advocates.example.com, not {url!r}.")
+        raise ConfigError(
+            f"PUBLIC_BASE_URL must be an absolute http(s) URL such as https://advocates.example.com, not {url!r}."
+        )
     return parts.hostname
 
 
@@ -169,14 +171,14 @@ def _check_points_levels(levels) -> None:
         if not isinstance(name, str) or not name.strip():
             raise ConfigError(f"POINTS_LEVELS: {level!r} needs a non-empty name: {usage}.")
         if isinstance(threshold, bool) or not isinstance(threshold, int) or threshold < 0:
-            raise ConfigError(f"POINTS_LEVELS: the points of {name!r} must be a whole number of 0 or more, "
-                              f"not {threshold!r}.")
+            raise ConfigError(
+                f"POINTS_LEVELS: the points of {name!r} must be a whole number of 0 or more, not {threshold!r}."
+            )
         if threshold in seen:
             raise ConfigError(f"POINTS_LEVELS: two levels start at {threshold} points; each needs its own.")
         seen.add(threshold)
     if 0 not in seen:
-        raise ConfigError(f"POINTS_LEVELS needs a level that starts at 0 points, or new advocates have none: "
-                          f"{usage}.")
+        raise ConfigError(f"POINTS_LEVELS needs a level that starts at 0 points, or new advocates have none: {usage}.")
 
 
 def load_config(app, test_config: dict | None = None) -> None:
@@ -198,8 +200,10 @@ def load_config(app, test_config: dict | None = None) -> None:
                 "Refusing to start: set PORTAL_SECRET_KEY (a long random string) when PORTAL_ENV=production."
             )
         if not cfg.get("PUBLIC_BASE_URL"):
-            raise ConfigError("Refusing to start: set PORTAL_PUBLIC_BASE_URL (e.g. https://advocates.example.com) "
-                              "when PORTAL_ENV=production; email links are built from it.")
+            raise ConfigError(
+                "Refusing to start: set PORTAL_PUBLIC_BASE_URL (e.g. https://advocates.example.com) "
+                "when PORTAL_ENV=production; email links are built from it."
+            )
         cfg["SESSION_COOKIE_SECURE"] = True
         cfg["REMEMBER_COOKIE_SECURE"] = True
         cfg["PREFERRED_URL_SCHEME"] = "https"
@@ -214,8 +218,16 @@ def load_config(app, test_config: dict | None = None) -> None:
         cfg["TRUSTED_HOSTS"] = [host]
     if cfg.get("OUTBOX_SEND_AFTER_RESPONSE") is None:
         cfg["OUTBOX_SEND_AFTER_RESPONSE"] = not cfg.get("TESTING")
-    for key in ("PROXY_FIX_X_FOR", "PROXY_FIX_X_PROTO", "PROXY_FIX_X_HOST", "PROXY_FIX_X_PORT",
-                "PROXY_FIX_X_PREFIX", "OUTBOX_RETENTION_DAYS", "POINTS_REFERRAL", "POINTS_PROFILE_COMPLETE"):
+    for key in (
+        "PROXY_FIX_X_FOR",
+        "PROXY_FIX_X_PROTO",
+        "PROXY_FIX_X_HOST",
+        "PROXY_FIX_X_PORT",
+        "PROXY_FIX_X_PREFIX",
+        "OUTBOX_RETENTION_DAYS",
+        "POINTS_REFERRAL",
+        "POINTS_PROFILE_COMPLETE",
+    ):
         _require_count(cfg, key)
     _require_whole_at_least_one(cfg, "PROFILE_STALE_DAYS")
     _require_positive_number(cfg, "MAIL_TIMEOUT")
@@ -227,9 +239,9 @@ def load_config(app, test_config: dict | None = None) -> None:
         uri = "sqlite:///" + str(Path(app.instance_path) / "portal.db")
     # Heroku-style URLs name the old driver; we use psycopg 3.
     if uri.startswith("postgres://"):
-        uri = "postgresql+psycopg://" + uri[len("postgres://"):]
+        uri = "postgresql+psycopg://" + uri[len("postgres://") :]
     elif uri.startswith("postgresql://"):
-        uri = "postgresql+psycopg://" + uri[len("postgresql://"):]
+        uri = "postgresql+psycopg://" + uri[len("postgresql://") :]
     cfg["SQLALCHEMY_DATABASE_URI"] = uri
     if not cfg.get("SEARCH_INDEX_DIR"):
         cfg["SEARCH_INDEX_DIR"] = str(Path(app.instance_path) / "search-index")

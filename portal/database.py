@@ -5,6 +5,7 @@ implicit BEGIN is switched off, as SQLAlchemy's docs recommend) so that a unit o
 and then writes can ask for ``BEGIN IMMEDIATE`` and take the write lock up front; otherwise a
 concurrent writer makes it fail with "database is locked" despite the busy timeout.
 """
+
 from __future__ import annotations
 
 from contextlib import contextmanager

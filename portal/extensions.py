@@ -1,4 +1,5 @@
 """Bare extension objects; the factory initialises them. Nothing here touches an app."""
+
 import smtplib
 
 from flask_limiter import Limiter

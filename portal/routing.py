@@ -1,4 +1,5 @@
 """URL converters."""
+
 from werkzeug.routing import IntegerConverter
 
 MAX_ID = 2**31 - 1  # PostgreSQL INTEGER: a larger id in a URL cannot exist, and must give 404, not 500

@@ -1,4 +1,5 @@
 """Security wiring: headers, role guards, safe redirects, session-token user loading."""
+
 from __future__ import annotations
 
 from functools import wraps
@@ -52,10 +53,16 @@ class TrustedHostsMiddleware:
             try:
                 get_host(environ, trusted)
             except SecurityError:
-                start_response("400 Bad Request", [
-                    ("Content-Type", "text/plain; charset=utf-8"), ("Content-Length", str(len(self.BODY))),
-                    ("X-Content-Type-Options", "nosniff"), ("Content-Security-Policy", CSP),
-                    ("Cache-Control", "no-store")])
+                start_response(
+                    "400 Bad Request",
+                    [
+                        ("Content-Type", "text/plain; charset=utf-8"),
+                        ("Content-Length", str(len(self.BODY))),
+                        ("X-Content-Type-Options", "nosniff"),
+                        ("Content-Security-Policy", CSP),
+                        ("Cache-Control", "no-store"),
+                    ],
+                )
                 return [self.BODY]
         return self.wsgi_app(environ, start_response)
 

@@ -1,4 +1,5 @@
 """Template globals and filters."""
+
 from __future__ import annotations
 
 import re

@@ -1,4 +1,5 @@
 """flask search reindex | sync | check | optimize"""
+
 from __future__ import annotations
 
 import click
@@ -7,8 +8,15 @@ from flask.cli import AppGroup
 from portal.extensions import db
 from portal.models import SearchPending
 from search import rebuild as rb
-from search.indexing import (ADVOCATES, OPPORTUNITIES, IndexUnavailable, apply_all_pending, index_exists,
-                             wait_for_merges, writer_for)
+from search.indexing import (
+    ADVOCATES,
+    OPPORTUNITIES,
+    IndexUnavailable,
+    apply_all_pending,
+    index_exists,
+    wait_for_merges,
+    writer_for,
+)
 
 search_cli = AppGroup("search", help="The search index.")
 
@@ -25,8 +33,11 @@ def reindex(procs):
 
 
 @search_cli.command("sync")
-@click.option("--refresh-fatigue/--no-refresh-fatigue", default=True,
-              help="Also requeue advocates whose fatigue status changed with time (run daily).")
+@click.option(
+    "--refresh-fatigue/--no-refresh-fatigue",
+    default=True,
+    help="Also requeue advocates whose fatigue status changed with time (run daily).",
+)
 def sync(refresh_fatigue):
     """Apply pending index changes (and time-dependent ones)."""
     try:
@@ -78,5 +89,7 @@ def optimize():
         raise click.ClickException(f"{exc}. Run 'flask search reindex'.") from None
     except RuntimeError as exc:
         raise click.ClickException(str(exc)) from None
-    click.echo(f"Optimized: {counts[ADVOCATES]:,} advocates and {counts[OPPORTUNITIES]:,} opportunities "
-               "in one segment each; swapped in.")
+    click.echo(
+        f"Optimized: {counts[ADVOCATES]:,} advocates and {counts[OPPORTUNITIES]:,} opportunities "
+        "in one segment each; swapped in."
+    )

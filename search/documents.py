@@ -1,5 +1,6 @@
 """Search documents built from the database in bulk, with plain SQL (Core) rows: building 50,000
 documents through the ORM took 16 s of a rebuild; this takes a fraction of that."""
+
 from __future__ import annotations
 
 import hashlib
@@ -8,9 +9,27 @@ from datetime import datetime
 
 from sqlalchemy import func, select
 
-from portal.models import (ENGAGED_STATUSES, ActivityPreference, ActivityType, AdvocateProfile, Country,
-                           Industry, Opportunity, OpportunityStatus, Participation, Product, Region, Role, SizeBand,
-                           Status, Tag, User, profile_products, profile_tags, utcnow)
+from portal.models import (
+    ENGAGED_STATUSES,
+    ActivityPreference,
+    ActivityType,
+    AdvocateProfile,
+    Country,
+    Industry,
+    Opportunity,
+    OpportunityStatus,
+    Participation,
+    Product,
+    Region,
+    Role,
+    SizeBand,
+    Status,
+    Tag,
+    User,
+    profile_products,
+    profile_tags,
+    utcnow,
+)
 from portal.services import fatigue
 
 NEVER = 0  # day number used when an advocate never confirmed / never engaged
@@ -57,13 +76,20 @@ def _names(session, model) -> dict[int, str]:
 
 
 def _countries(session) -> dict[str, tuple[str, int]]:
-    return _cached(session, "countries", lambda: {code: (name, region_id) for code, name, region_id in session.execute(
-        select(Country.code, Country.name, Country.region_id)).all()})
+    return _cached(
+        session,
+        "countries",
+        lambda: {
+            code: (name, region_id)
+            for code, name, region_id in session.execute(select(Country.code, Country.name, Country.region_id)).all()
+        },
+    )
 
 
 def _activity_names(session) -> dict[str, str]:
-    return _cached(session, "activity_types",
-                   lambda: dict(session.execute(select(ActivityType.key, ActivityType.name)).all()))
+    return _cached(
+        session, "activity_types", lambda: dict(session.execute(select(ActivityType.key, ActivityType.name)).all())
+    )
 
 
 def _grouped(rows) -> dict[int, list]:
@@ -83,11 +109,25 @@ def advocate_docs(session, user_ids: list[int], now: datetime | None = None) -> 
     """(documents for the active advocates among ``user_ids``, ids whose document must be removed)."""
     now = now or utcnow()
     U, P = User, AdvocateProfile
-    rows = session.execute(
-        select(U.id, U.name, U.company, U.job_title, P.industry_id, P.size_band_id, P.country_code, P.story,
-               P.confirmed_at)
-        .outerjoin(P, P.user_id == U.id)
-        .where(U.id.in_(user_ids), U.role == Role.ADVOCATE, U.status == Status.ACTIVE)).mappings().all()
+    rows = (
+        session.execute(
+            select(
+                U.id,
+                U.name,
+                U.company,
+                U.job_title,
+                P.industry_id,
+                P.size_band_id,
+                P.country_code,
+                P.story,
+                P.confirmed_at,
+            )
+            .outerjoin(P, P.user_id == U.id)
+            .where(U.id.in_(user_ids), U.role == Role.ADVOCATE, U.status == Status.ACTIVE)
+        )
+        .mappings()
+        .all()
+    )
     by_id = {r["id"]: r for r in rows}
     active = [uid for uid in user_ids if uid in by_id]
     remove = [uid for uid in user_ids if uid not in by_id]
@@ -96,19 +136,35 @@ def advocate_docs(session, user_ids: list[int], now: datetime | None = None) -> 
     industries, sizes, products = _names(session, Industry), _names(session, SizeBand), _names(session, Product)
     regions = _names(session, Region)
     countries = _countries(session)
-    prods = _grouped(session.execute(select(profile_products.c.user_id, profile_products.c.product_id)
-                                     .where(profile_products.c.user_id.in_(active))).all())
-    tags = _grouped(session.execute(select(profile_tags.c.user_id, Tag.name).join(Tag, Tag.id == profile_tags.c.tag_id)
-                                    .where(profile_tags.c.user_id.in_(active))).all())
-    acts = _grouped(session.execute(
-        select(ActivityPreference.user_id, ActivityType.key)
-        .join(ActivityType, ActivityType.id == ActivityPreference.activity_type_id)
-        .where(ActivityPreference.user_id.in_(active), ActivityPreference.opted_in.is_(True))).all())
+    prods = _grouped(
+        session.execute(
+            select(profile_products.c.user_id, profile_products.c.product_id).where(
+                profile_products.c.user_id.in_(active)
+            )
+        ).all()
+    )
+    tags = _grouped(
+        session.execute(
+            select(profile_tags.c.user_id, Tag.name)
+            .join(Tag, Tag.id == profile_tags.c.tag_id)
+            .where(profile_tags.c.user_id.in_(active))
+        ).all()
+    )
+    acts = _grouped(
+        session.execute(
+            select(ActivityPreference.user_id, ActivityType.key)
+            .join(ActivityType, ActivityType.id == ActivityPreference.activity_type_id)
+            .where(ActivityPreference.user_id.in_(active), ActivityPreference.opted_in.is_(True))
+        ).all()
+    )
     act_names = _activity_names(session)
-    engaged = dict(session.execute(
-        select(Participation.user_id, func.max(Participation.engaged_at))
-        .where(Participation.user_id.in_(active), Participation.status.in_(ENGAGED_STATUSES))
-        .group_by(Participation.user_id)).all())
+    engaged = dict(
+        session.execute(
+            select(Participation.user_id, func.max(Participation.engaged_at))
+            .where(Participation.user_id.in_(active), Participation.status.in_(ENGAGED_STATUSES))
+            .group_by(Participation.user_id)
+        ).all()
+    )
     fatigue_of = _fatigue_keys(session, active, now)
     docs = []
     for uid in active:
@@ -121,15 +177,45 @@ def advocate_docs(session, user_ids: list[int], now: datetime | None = None) -> 
         size = sizes.get(r["size_band_id"], "")
         country, region_id = countries.get(r["country_code"], ("", None))
         region = regions.get(region_id, "")
-        content = " \n".join(filter(None, [
-            r["name"], r["company"] or "", r["job_title"] or "", industry, size, country, region, " ".join(prod_names),
-            " ".join(topics), " ".join(act_names.get(k, k) for k in act_keys), r["story"] or ""]))
-        facets = SEP.join([
-            str(r["industry_id"] or ""), str(region_id or ""), r["country_code"] or "", str(r["size_band_id"] or ""),
-            "|".join(map(str, prod_ids)), "|".join(act_keys), fatigue_of[uid],
-            str(day(_aware(r["confirmed_at"]))), str(day(_aware(engaged.get(uid))))])
-        doc = {"uid": str(uid), "content": content, "name": r["name"], "company": r["company"] or "",
-               "title": r["job_title"] or "", "facets": facets}
+        content = " \n".join(
+            filter(
+                None,
+                [
+                    r["name"],
+                    r["company"] or "",
+                    r["job_title"] or "",
+                    industry,
+                    size,
+                    country,
+                    region,
+                    " ".join(prod_names),
+                    " ".join(topics),
+                    " ".join(act_names.get(k, k) for k in act_keys),
+                    r["story"] or "",
+                ],
+            )
+        )
+        facets = SEP.join(
+            [
+                str(r["industry_id"] or ""),
+                str(region_id or ""),
+                r["country_code"] or "",
+                str(r["size_band_id"] or ""),
+                "|".join(map(str, prod_ids)),
+                "|".join(act_keys),
+                fatigue_of[uid],
+                str(day(_aware(r["confirmed_at"]))),
+                str(day(_aware(engaged.get(uid)))),
+            ]
+        )
+        doc = {
+            "uid": str(uid),
+            "content": content,
+            "name": r["name"],
+            "company": r["company"] or "",
+            "title": r["job_title"] or "",
+            "facets": facets,
+        }
         doc["digest"] = digest(doc)
         docs.append(doc)
     return docs, remove
@@ -138,13 +224,17 @@ def advocate_docs(session, user_ids: list[int], now: datetime | None = None) -> 
 def _aware(value):
     if value is not None and value.tzinfo is None:
         from datetime import timezone
+
         return value.replace(tzinfo=timezone.utc)
     return value
 
 
 def all_advocate_ids(session) -> list[int]:
-    return list(session.scalars(select(User.id).where(User.role == Role.ADVOCATE, User.status == Status.ACTIVE)
-                                .order_by(User.id)))
+    return list(
+        session.scalars(
+            select(User.id).where(User.role == Role.ADVOCATE, User.status == Status.ACTIVE).order_by(User.id)
+        )
+    )
 
 
 def opportunity_docs(session, ids: list[int]) -> tuple[list[dict], list[int]]:
@@ -155,16 +245,23 @@ def opportunity_docs(session, ids: list[int]) -> tuple[list[dict], list[int]]:
         if o is None or o.status in (OpportunityStatus.DRAFT, OpportunityStatus.ARCHIVED):
             remove.append(oid)
             continue
-        doc = {"oid": str(o.id), "title": o.title,
-               "content": f"{o.title}\n{o.activity_type.name}\n{o.location}\n{o.description}",
-               "type": str(o.activity_type_id), "status": o.status.value}
+        doc = {
+            "oid": str(o.id),
+            "title": o.title,
+            "content": f"{o.title}\n{o.activity_type.name}\n{o.location}\n{o.description}",
+            "type": str(o.activity_type_id),
+            "status": o.status.value,
+        }
         doc["digest"] = digest(doc)
         docs.append(doc)
     return docs, remove
 
 
-
-
 def all_opportunity_ids(session) -> list[int]:
-    return list(session.scalars(select(Opportunity.id).where(
-        Opportunity.status.in_((OpportunityStatus.OPEN, OpportunityStatus.CLOSED))).order_by(Opportunity.id)))
+    return list(
+        session.scalars(
+            select(Opportunity.id)
+            .where(Opportunity.status.in_((OpportunityStatus.OPEN, OpportunityStatus.CLOSED)))
+            .order_by(Opportunity.id)
+        )
+    )

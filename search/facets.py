@@ -7,6 +7,7 @@ documents that have it; a search turns its matches into one bitset, and a count 
 once per segment (segments never change, only their deletions do), so a refresh after a one-document
 update builds one tiny segment and re-combines the rest with shifts.
 """
+
 from __future__ import annotations
 
 import heapq
@@ -74,7 +75,7 @@ def column_values(reader, fieldname: str) -> list[str]:
         translate = col._translate
         out, pos = [], 0
         for n in lengths:
-            out.append(translate(data[pos:pos + n]))
+            out.append(translate(data[pos : pos + n]))
             pos += n
         return out
     return list(col)
@@ -98,13 +99,19 @@ def _postings(leaf, fieldname, text) -> tuple[list[int], list[float]]:
             weights.append(m.weight())
             m.next()
     return ids, weights
+
+
 STALE_DAYS = 180  # PROFILE_STALE_DAYS's default; "aging" starts at half of it
 
 
 def freshness_labels(stale: int = STALE_DAYS) -> dict[str, str]:
     aging = max(1, stale // 2)
-    return {"fresh": f"Confirmed in the last {aging} days", "aging": f"{aging}–{stale} days",
-            "stale": f"{stale} days or more", "never": "Never confirmed"}
+    return {
+        "fresh": f"Confirmed in the last {aging} days",
+        "aging": f"{aging}–{stale} days",
+        "stale": f"{stale} days or more",
+        "never": "Never confirmed",
+    }
 
 
 FRESHNESS = freshness_labels()
@@ -155,7 +162,7 @@ class SegmentFacets:
     freshness: dict[str, int] = field(default_factory=dict)
     freshness_day: tuple[int, int] = (-1, -1)  # (day, stale days) the buckets were built for
     by_confirmed: list[tuple[int, int]] = field(default_factory=list)  # (-confirmed_day, local doc)
-    by_engaged: list[tuple[int, int]] = field(default_factory=list)    # (engaged_day, local doc)
+    by_engaged: list[tuple[int, int]] = field(default_factory=list)  # (engaged_day, local doc)
     terms: OrderedDict = field(default_factory=OrderedDict)  # (field, term) -> bits, least recently used first
     stats: OrderedDict = field(default_factory=OrderedDict)  # (field, term, avgdl) -> TermStats
     lengths: dict = field(default_factory=dict)  # field -> per-document length
@@ -358,8 +365,9 @@ class FacetView:
         def stream(base, keyed):  # a function, so each generator keeps its own base
             return ((k, base + d) for k, d in keyed)
 
-        streams = [stream(base, seg.by_confirmed if order == "confirmed" else seg.by_engaged)
-                   for base, seg in self.parts]
+        streams = [
+            stream(base, seg.by_confirmed if order == "confirmed" else seg.by_engaged) for base, seg in self.parts
+        ]
         out = []
         for _, d in heapq.merge(*streams):
             if member(d):
@@ -367,4 +375,3 @@ class FacetView:
                 if len(out) >= limit:
                     break
         return out
-

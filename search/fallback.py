@@ -1,4 +1,5 @@
 """Plain database search, used when the index is missing or unreadable (with a notice)."""
+
 from __future__ import annotations
 
 import re
@@ -10,8 +11,16 @@ from portal.models import AdvocateProfile, Role, Status, User
 from search import documents
 from portal.services.profiles import stale_days
 from search.facets import FACETS, MULTI, freshness_bucket, freshness_labels
-from search.querying import (PER_PAGE, UNAVAILABLE_FATIGUE, AdvocateSearch, FacetValue, Results, _hits, _labels,
-                             unavailable_today)
+from search.querying import (
+    PER_PAGE,
+    UNAVAILABLE_FATIGUE,
+    AdvocateSearch,
+    FacetValue,
+    Results,
+    _hits,
+    _labels,
+    unavailable_today,
+)
 
 LIMIT = 2000
 MAX_WORDS = 10
@@ -45,21 +54,29 @@ def words_and_fields(text: str) -> list[tuple[str | None, str]]:
 
 
 def search_advocates(session, req: AdvocateSearch, today: date) -> Results:
-    q = (select(User.id).outerjoin(AdvocateProfile, AdvocateProfile.user_id == User.id)
-         .where(User.role == Role.ADVOCATE, User.status == Status.ACTIVE))
+    q = (
+        select(User.id)
+        .outerjoin(AdvocateProfile, AdvocateProfile.user_id == User.id)
+        .where(User.role == Role.ADVOCATE, User.status == Status.ACTIVE)
+    )
     columns = {"name": User.name, "company": User.company, "title": User.job_title}
     for field, w in words_and_fields(req.q):
         like = like_pattern(w)
         if field:
             q = q.where(columns[field].ilike(like, escape="\\"))
             continue
-        q = q.where(or_(User.name.ilike(like, escape="\\"), User.company.ilike(like, escape="\\"),
-                        User.job_title.ilike(like, escape="\\"),
-                        and_(AdvocateProfile.user_id.is_not(None), AdvocateProfile.story.ilike(like, escape="\\"))))
+        q = q.where(
+            or_(
+                User.name.ilike(like, escape="\\"),
+                User.company.ilike(like, escape="\\"),
+                User.job_title.ilike(like, escape="\\"),
+                and_(AdvocateProfile.user_id.is_not(None), AdvocateProfile.story.ilike(like, escape="\\")),
+            )
+        )
     ids = list(session.scalars(q.order_by(User.id).limit(LIMIT)))
     docs = []
     for i in range(0, len(ids), 500):
-        docs.extend(documents.advocate_docs(session, ids[i:i + 500])[0])
+        docs.extend(documents.advocate_docs(session, ids[i : i + 500])[0])
     blocked = set() if req.include_unavailable else unavailable_today(session, today)
     today_n = today.toordinal()
     stale = stale_days()
@@ -73,8 +90,12 @@ def search_advocates(session, req: AdvocateSearch, today: date) -> Results:
         raw = doc["packed"][FACETS[facet]]
         return raw.split("|") if facet in MULTI and raw else ([raw] if raw else [])
 
-    docs = [d for d in docs if req.include_unavailable or (int(d["uid"]) not in blocked
-                                                           and d["packed"][FACETS["fatigue"]] not in UNAVAILABLE_FATIGUE)]
+    docs = [
+        d
+        for d in docs
+        if req.include_unavailable
+        or (int(d["uid"]) not in blocked and d["packed"][FACETS["fatigue"]] not in UNAVAILABLE_FATIGUE)
+    ]
     chosen = {f: [v for v in req.filters.get(f, []) if v] for f in list(FACETS) + ["freshness"]}
 
     def keep(doc, skip=None):
@@ -89,8 +110,10 @@ def search_advocates(session, req: AdvocateSearch, today: date) -> Results:
             if keep(d, f):
                 for v in values(d, f):
                     counts[v] = counts.get(v, 0) + 1
-        facets[f] = sorted((FacetValue(v, labels[f].get(v, v), n, v in chosen[f]) for v, n in counts.items()),
-                           key=lambda r: (-r.count, r.label))
+        facets[f] = sorted(
+            (FacetValue(v, labels[f].get(v, v), n, v in chosen[f]) for v, n in counts.items()),
+            key=lambda r: (-r.count, r.label),
+        )
     if req.sort == "engaged":
         final.sort(key=lambda d: int(d["packed"][len(FACETS) + 1] or 0))
     else:
@@ -98,10 +121,13 @@ def search_advocates(session, req: AdvocateSearch, today: date) -> Results:
     total = len(final)
     pages = max(1, -(-total // PER_PAGE))
     page = min(max(1, req.page), pages)
-    uids = [int(d["uid"]) for d in final[(page - 1) * PER_PAGE:page * PER_PAGE]]
-    notes = ["The search index is not available right now, so this is a simpler search of the database"
-             + (f" (the first {LIMIT:,} matches)." if len(ids) >= LIMIT else ".")]
+    uids = [int(d["uid"]) for d in final[(page - 1) * PER_PAGE : page * PER_PAGE]]
+    notes = [
+        "The search index is not available right now, so this is a simpler search of the database"
+        + (f" (the first {LIMIT:,} matches)." if len(ids) >= LIMIT else ".")
+    ]
     from search.schema import advocate_schema
 
-    return Results(total, _hits(session, uids, set(), advocate_schema(), today), facets, page, pages, notes,
-                   fallback=True)
+    return Results(
+        total, _hits(session, uids, set(), advocate_schema(), today), facets, page, pages, notes, fallback=True
+    )

@@ -16,6 +16,7 @@ While a rebuild (or optimize) builds a new generation it holds ``rebuild.lock`` 
 them next time. The marker counts only while the lock is held (rebuild_running): one left by a
 killed rebuild is removed by the next writer.
 """
+
 from __future__ import annotations
 
 import fcntl
@@ -35,8 +36,16 @@ from sqlalchemy.orm import Session
 from whoosh import index as windex
 from whoosh.index import LockError
 
-from portal.models import (ActivityPreference, AdvocateProfile, Blackout, Opportunity, Participation, SearchPending,
-                           User, utcnow)
+from portal.models import (
+    ActivityPreference,
+    AdvocateProfile,
+    Blackout,
+    Opportunity,
+    Participation,
+    SearchPending,
+    User,
+    utcnow,
+)
 from search import documents
 from search.schema import advocate_schema, opportunity_schema
 
@@ -120,8 +129,12 @@ def rebuild_running() -> bool:
             return True  # held: a rebuild is running (in this or another process)
         try:
             if marker.exists():  # nobody can create it while we hold the lock
-                log.warning("removed a stale search rebuild marker (%s): no rebuild holds %s; "
-                            "the rebuild that left it was interrupted", marker, rebuild_lock_path())
+                log.warning(
+                    "removed a stale search rebuild marker (%s): no rebuild holds %s; "
+                    "the rebuild that left it was interrupted",
+                    marker,
+                    rebuild_lock_path(),
+                )
                 marker.unlink(missing_ok=True)
                 _stale_markers_removed[str(root())] = utcnow()
         finally:
@@ -210,7 +223,7 @@ def pin_segment_files(searcher) -> bool:
         prefix, suffix = f"{segment.segment_id()}.", ".col"
         for name in listing:
             if name.startswith(prefix) and name.endswith(suffix):
-                fieldname = name[len(prefix):-len(suffix)]
+                fieldname = name[len(prefix) : -len(suffix)]
                 if fieldname not in perdoc._colfiles:
                     perdoc._colfiles[fieldname] = perdoc._get_column_file(fieldname)
         pinned = frozenset(perdoc._colfiles)
@@ -360,10 +373,24 @@ def _keys_for(obj) -> list[tuple[str, int]]:
 # Changes to these columns alone do not alter a document (a sign-in updates last_login_at, a reminder
 # stamps stale_reminder_sent_at): no index write for them.
 NOT_INDEXED = {
-    User: {"last_login_at", "failed_login_count", "locked_until", "session_token", "password_hash",
-           "password_changed_at", "updated_at", "email_verified_at"},
-    AdvocateProfile: {"stale_reminder_sent_at", "updated_at", "digest", "notify_opportunities", "notify_reminders",
-                      "notify_news"},  # not timezone: pauses and blackouts count on the advocate's own day
+    User: {
+        "last_login_at",
+        "failed_login_count",
+        "locked_until",
+        "session_token",
+        "password_hash",
+        "password_changed_at",
+        "updated_at",
+        "email_verified_at",
+    },
+    AdvocateProfile: {
+        "stale_reminder_sent_at",
+        "updated_at",
+        "digest",
+        "notify_opportunities",
+        "notify_reminders",
+        "notify_news",
+    },  # not timezone: pauses and blackouts count on the advocate's own day
 }
 
 
@@ -382,8 +409,9 @@ def _track(session, flush_context, instances):
     for obj in list(session.new) + list(session.dirty) + list(session.deleted):
         if isinstance(obj, SearchPending):
             continue
-        if obj in session.dirty and (not session.is_modified(obj, include_collections=True)
-                                     or not _changes_indexed_data(obj)):
+        if obj in session.dirty and (
+            not session.is_modified(obj, include_collections=True) or not _changes_indexed_data(obj)
+        ):
             continue
         keys.update(_keys_for(obj))
     if not keys:
@@ -457,9 +485,12 @@ def apply_pending(engine, limit: int = 500, patience: float | None = None) -> in
             token = _marker_token() if rebuild_running() else None
             kept = _kept_through.get(key)
             after = kept[1] if kept and token is not None and kept[0] == token else 0
-            rows = session.execute(select(SearchPending.id, SearchPending.doc_type, SearchPending.doc_id)
-                                   .where(SearchPending.id > after)
-                                   .order_by(SearchPending.id).limit(limit)).all()
+            rows = session.execute(
+                select(SearchPending.id, SearchPending.doc_type, SearchPending.doc_id)
+                .where(SearchPending.id > after)
+                .order_by(SearchPending.id)
+                .limit(limit)
+            ).all()
             session.commit()
             for kind in (ADVOCATES, OPPORTUNITIES):
                 mine = [(pid, doc_id) for pid, k, doc_id in rows if k == kind]
@@ -515,8 +546,11 @@ def apply_all_pending(engine, patience: float | None = None, rounds: int = 1000)
 def _note_failure(engine, exc: Exception) -> None:
     try:
         with Session(engine) as session:
-            session.execute(update(SearchPending).values(attempts=SearchPending.attempts + 1,
-                                                         last_error=f"{type(exc).__name__}: {exc}"[:500]))
+            session.execute(
+                update(SearchPending).values(
+                    attempts=SearchPending.attempts + 1, last_error=f"{type(exc).__name__}: {exc}"[:500]
+                )
+            )
             session.commit()
     except Exception:
         log.exception("could not record the search index failure")
@@ -531,8 +565,9 @@ def apply_after_request(response):
     try:
         # A short wait for the index lock: the user is waiting. If another writer (an optimize, a big
         # sync) holds it, the change stays queued for the next writer or 'flask search sync'.
-        apply_pending(db.engine, patience=float(current_app.config.get("SEARCH_REQUEST_WRITER_PATIENCE",
-                                                                       REQUEST_WRITER_PATIENCE)))
+        apply_pending(
+            db.engine, patience=float(current_app.config.get("SEARCH_REQUEST_WRITER_PATIENCE", REQUEST_WRITER_PATIENCE))
+        )
     except Exception as exc:  # never fail the user's request; the pending rows stay for later
         log.warning("search index not updated now (will retry): %s", exc)
         _note_failure(db.engine, exc)

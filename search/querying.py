@@ -1,4 +1,5 @@
 """Advocate and opportunity search over the Whoosh index, with facets, sorting, snippets and pages."""
+
 from __future__ import annotations
 
 import logging
@@ -17,7 +18,18 @@ from whoosh import highlight
 from whoosh.qparser import QueryParser
 from whoosh.query import And, Every, NullQuery, Or, Term
 
-from portal.models import ActivityType, AdvocateProfile, Blackout, Country, Industry, Product, Region, SizeBand, User, utcnow
+from portal.models import (
+    ActivityType,
+    AdvocateProfile,
+    Blackout,
+    Country,
+    Industry,
+    Product,
+    Region,
+    SizeBand,
+    User,
+    utcnow,
+)
 from portal.services.profiles import local_date, stale_days
 from search import ranking
 from search.facets import FACETS, FacetCache, bits_from_positions, freshness_labels
@@ -26,8 +38,9 @@ from search.indexing import ADVOCATES, OPPORTUNITIES, IndexUnavailable, current_
 PER_PAGE = 20
 MAX_QUERY = 500
 SORTS = {"relevance": "Relevance", "engaged": "Least recently engaged", "confirmed": "Most recently confirmed"}
-FACET_FIELD_ALIASES = re.compile(r"\b(industry|region|country|size|product|topic|usecase|activity|story):",
-                                 re.IGNORECASE)
+FACET_FIELD_ALIASES = re.compile(
+    r"\b(industry|region|country|size|product|topic|usecase|activity|story):", re.IGNORECASE
+)
 UNAVAILABLE_FATIGUE = ("at_limit", "unavailable")
 log = logging.getLogger(__name__)
 
@@ -116,8 +129,14 @@ def warm(st: _Open | None = None, terms: int = WARM_TERMS) -> dict[str, float]:
         avgdl = st.searcher.avg_field_length("content") or 1.0
         field = st.searcher.schema["content"]
         try:  # the terms as queries hold them (text, not the index's bytes), so the caches are hit
-            top = [field.from_bytes(b) if isinstance(b, bytes) else b
-                   for _, b in reader.most_frequent_terms("content", number=terms)] if terms else []
+            top = (
+                [
+                    field.from_bytes(b) if isinstance(b, bytes) else b
+                    for _, b in reader.most_frequent_terms("content", number=terms)
+                ]
+                if terms
+                else []
+            )
         except Exception:
             top = []
     timings["facets"] = (time.perf_counter() - t0) * 1000
@@ -287,6 +306,7 @@ def _labels(session) -> dict[str, dict[str, str]]:
 
 def _load_labels(session) -> dict[str, dict[str, str]]:
     """Plain rows, not ORM objects (loading the six lists as objects took ~40 ms, once a minute)."""
+
     def pairs(key, name):
         return {str(k): v for k, v in session.execute(select(key, name)).all()}
 
@@ -297,8 +317,13 @@ def _load_labels(session) -> dict[str, dict[str, str]]:
         "size": pairs(SizeBand.id, SizeBand.name),
         "product": pairs(Product.id, Product.name),
         "activity": pairs(ActivityType.key, ActivityType.name),
-        "fatigue": {"available": "Available", "near_limit": "Near limit", "at_limit": "At limit",
-                    "unavailable": "Paused or in blackout", "under_used": "Under-used"},
+        "fatigue": {
+            "available": "Available",
+            "near_limit": "Near limit",
+            "at_limit": "At limit",
+            "unavailable": "Paused or in blackout",
+            "under_used": "Under-used",
+        },
     }
 
 
@@ -311,11 +336,17 @@ def unavailable_today(session, today: date, now: datetime | None = None) -> set[
         now = current if current.date() == today else datetime.combine(today, day_time(12), tzinfo=timezone.utc)
     before, after = today - timedelta(days=1), today + timedelta(days=1)
     # Two small indexed lookups (ix on paused_until, on blackout dates), then the candidates' zones.
-    paused = dict(session.execute(select(AdvocateProfile.user_id, AdvocateProfile.paused_until)
-                                  .where(AdvocateProfile.paused_until >= before)).all())
+    paused = dict(
+        session.execute(
+            select(AdvocateProfile.user_id, AdvocateProfile.paused_until).where(AdvocateProfile.paused_until >= before)
+        ).all()
+    )
     away: dict[int, list[tuple[date, date]]] = {}
-    for uid, starts, ends in session.execute(select(Blackout.user_id, Blackout.starts_on, Blackout.ends_on)
-                                             .where(Blackout.starts_on <= after, Blackout.ends_on >= before)).all():
+    for uid, starts, ends in session.execute(
+        select(Blackout.user_id, Blackout.starts_on, Blackout.ends_on).where(
+            Blackout.starts_on <= after, Blackout.ends_on >= before
+        )
+    ).all():
         away.setdefault(uid, []).append((starts, ends))
     # Every advocate's date is between ``before`` and ``after``: a pause to ``after`` or later, or a
     # blackout over all three days, holds whatever the zone. Only the few that end or start within
@@ -325,8 +356,11 @@ def unavailable_today(session, today: date, now: datetime | None = None) -> set[
     unsure = (set(paused) | set(away)) - out
     if not unsure:
         return out
-    zones = dict(session.execute(select(AdvocateProfile.user_id, AdvocateProfile.timezone)
-                                 .where(AdvocateProfile.user_id.in_(unsure))).all())
+    zones = dict(
+        session.execute(
+            select(AdvocateProfile.user_id, AdvocateProfile.timezone).where(AdvocateProfile.user_id.in_(unsure))
+        ).all()
+    )
     for uid in unsure:
         local = local_date(zones.get(uid), now)
         until = paused.get(uid)
@@ -396,10 +430,10 @@ def _search_index(session, req: AdvocateSearch, today: date, searcher, facet_cac
     want = page * PER_PAGE
     sort = req.sort if req.sort in SORTS else "relevance"
     if sort == "relevance" and q is not None and not isinstance(q, Every) and total:
-        docnums = ranking.top_docs(searcher, view, q, final, total, want, notes)[(page - 1) * PER_PAGE:want]
+        docnums = ranking.top_docs(searcher, view, q, final, total, want, notes)[(page - 1) * PER_PAGE : want]
     else:
         order = "engaged" if sort == "engaged" else "confirmed"
-        docnums = view.ordered(final, order, want)[(page - 1) * PER_PAGE:want]
+        docnums = view.ordered(final, order, want)[(page - 1) * PER_PAGE : want]
     uids = [view.uid_of(d) for d in docnums]
     return Results(total, [], facets, page, pages, notes), uids, q
 
@@ -415,8 +449,11 @@ def _content_terms(q) -> set[str]:
     if q is None or isinstance(q, Every):
         return set()
     try:
-        return {text.decode() if isinstance(text, bytes) else text for fieldname, text in q.iter_all_terms()
-                if fieldname == "content"}
+        return {
+            text.decode() if isinstance(text, bytes) else text
+            for fieldname, text in q.iter_all_terms()
+            if fieldname == "content"
+        }
     except Exception:
         return set()
 
@@ -426,9 +463,14 @@ def snippet(text: str, terms: set[str], schema) -> Markup | str:
         return ""
     if terms:
         try:
-            frag = highlight.highlight(text, terms, schema["content"].analyzer,
-                                       highlight.ContextFragmenter(maxchars=220, surround=60),
-                                       highlight.HtmlFormatter(tagname="mark", between=" … "), top=2)
+            frag = highlight.highlight(
+                text,
+                terms,
+                schema["content"].analyzer,
+                highlight.ContextFragmenter(maxchars=220, surround=60),
+                highlight.HtmlFormatter(tagname="mark", between=" … "),
+                top=2,
+            )
             if frag:
                 return Markup(frag)  # whoosh's HtmlFormatter escapes the text around the marks
         except Exception:
@@ -458,8 +500,9 @@ def _hits(session, uids: list[int], terms: set[str], schema, today: date) -> lis
 # --- opportunity search (advocates) ---------------------------------------------------------------------------
 
 
-def search_opportunity_ids(text: str, type_id: int | None,
-                           among: list[int] | None = None) -> tuple[list[int] | None, list[str]]:
+def search_opportunity_ids(
+    text: str, type_id: int | None, among: list[int] | None = None
+) -> tuple[list[int] | None, list[str]]:
     """Opportunity ids matching the text (None: no text given), best first.
 
     ``among``: only these ids (the ones the advocate is eligible for), filtered inside Whoosh, so a

@@ -18,6 +18,7 @@ the word ``a``); the wildcards of one query expand to at most MAX_EXPANSIONS ter
 frequent among the first EXPANSION_SCAN candidates), and match with a constant score. Each rewrite
 leaves a note for the page.
 """
+
 from __future__ import annotations
 
 import heapq
@@ -122,8 +123,11 @@ def bound(q, reader, notes: list[str], budget: list[int] | None = None):
         _note(notes, f"A search may hold at most {MAX_WILDCARDS} wildcards, so the others were read as plain words.")
     if short:
         shown = ", ".join(f"“{t}”" for t in dict.fromkeys(short))
-        _note(notes, f"A wildcard needs at least {MIN_WILDCARD_PREFIX} letters before * or ?, so {shown} "
-                     f"{'was' if len(set(short)) == 1 else 'were'} read as plain words.")
+        _note(
+            notes,
+            f"A wildcard needs at least {MIN_WILDCARD_PREFIX} letters before * or ?, so {shown} "
+            f"{'was' if len(set(short)) == 1 else 'were'} read as plain words.",
+        )
     return wq.NullQuery if out is DROPPED else out
 
 
@@ -360,8 +364,9 @@ def _stream(base: int, idf: float, st):
 CHEAP_ORDER_NOTE = "So many advocates match that they are shown most recently confirmed first, not by relevance."
 
 
-def top_docs(searcher, view: FacetView, q, final: int, total: int, want: int,
-             notes: list[str] | None = None) -> list[int]:
+def top_docs(
+    searcher, view: FacetView, q, final: int, total: int, want: int, notes: list[str] | None = None
+) -> list[int]:
     """The first ``want`` documents of ``final`` by relevance (BM25)."""
     terms = positive_terms(q)
     if terms is None:

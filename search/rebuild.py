@@ -1,4 +1,5 @@
 """Full rebuild beside the live index, an atomic swap, and drift checks."""
+
 from __future__ import annotations
 
 import logging
@@ -13,9 +14,23 @@ from whoosh import index as windex
 
 from portal.models import Role, Status, User
 from search import documents
-from search.indexing import (ADVOCATES, KEYS, OPPORTUNITIES, SCHEMAS, WRITER_PATIENCE, apply_all_pending,
-                             create_generation, current_dir, new_generation_path, open_index, open_searcher, rebuild_lock, rebuilding,
-                             root, swap_in)
+from search.indexing import (
+    ADVOCATES,
+    KEYS,
+    OPPORTUNITIES,
+    SCHEMAS,
+    WRITER_PATIENCE,
+    apply_all_pending,
+    create_generation,
+    current_dir,
+    new_generation_path,
+    open_index,
+    open_searcher,
+    rebuild_lock,
+    rebuilding,
+    root,
+    swap_in,
+)
 
 log = logging.getLogger(__name__)
 CHUNK = 1000
@@ -39,7 +54,7 @@ def rebuild(engine, progress: Callable[[int], None] | None = None, procs: int | 
                 w = ix.writer(**kwargs)
                 try:
                     for i in range(0, len(ids), CHUNK):
-                        chunk = ids[i:i + CHUNK]
+                        chunk = ids[i : i + CHUNK]
                         docs, _ = documents.advocate_docs(session, chunk)
                         for doc in docs:
                             w.add_document(**doc)
@@ -146,11 +161,13 @@ def check(session, chunk: int = CHUNK) -> list[str]:
     if missing:
         problems.append(f"{len(missing)} active advocate(s) missing from the index, e.g. {_sample(missing)}")
     if extra:
-        problems.append(f"{len(extra)} document(s) in the index for advocates who are not active, e.g. {_sample(extra)}")
+        problems.append(
+            f"{len(extra)} document(s) in the index for advocates who are not active, e.g. {_sample(extra)}"
+        )
     both = sorted(active & set(indexed))
     content, facets, undigested = [], [], []
     for i in range(0, len(both), chunk):
-        docs, _ = documents.advocate_docs(session, both[i:i + chunk])  # plain rows: nothing kept in the session
+        docs, _ = documents.advocate_docs(session, both[i : i + chunk])  # plain rows: nothing kept in the session
         for doc in docs:
             uid = int(doc["uid"])
             stored_digest, stored_facets = indexed[uid]
@@ -161,22 +178,29 @@ def check(session, chunk: int = CHUNK) -> list[str]:
             elif stored_digest != doc["digest"]:
                 content.append(uid)
     if content:
-        problems.append(f"{len(content)} advocate document(s) hold other text than the database, e.g. {_sample(content)}")
+        problems.append(
+            f"{len(content)} advocate document(s) hold other text than the database, e.g. {_sample(content)}"
+        )
     if facets:
-        problems.append(f"{len(facets)} advocate document(s) hold other facet values (industry, ..., fatigue, dates) "
-                        f"than the database, e.g. {_sample(facets)}")
+        problems.append(
+            f"{len(facets)} advocate document(s) hold other facet values (industry, ..., fatigue, dates) "
+            f"than the database, e.g. {_sample(facets)}"
+        )
     if undigested:
-        problems.append(f"{len(undigested)} advocate document(s) were written without a content digest (an index "
-                        f"from an older version), e.g. {_sample(undigested)}: run 'flask search reindex'")
+        problems.append(
+            f"{len(undigested)} advocate document(s) were written without a content digest (an index "
+            f"from an older version), e.g. {_sample(undigested)}: run 'flask search reindex'"
+        )
     indexed_o = _indexed(OPPORTUNITIES)
     expected_o = set(documents.all_opportunity_ids(session))
     if set(indexed_o) != expected_o:
-        problems.append(f"opportunities: {len(expected_o - set(indexed_o))} missing, "
-                        f"{len(set(indexed_o) - expected_o)} extra")
+        problems.append(
+            f"opportunities: {len(expected_o - set(indexed_o))} missing, {len(set(indexed_o) - expected_o)} extra"
+        )
     both_o = sorted(expected_o & set(indexed_o))
     differ = []
     for i in range(0, len(both_o), chunk):
-        docs, _ = documents.opportunity_docs(session, both_o[i:i + chunk])
+        docs, _ = documents.opportunity_docs(session, both_o[i : i + chunk])
         differ += [int(d["oid"]) for d in docs if indexed_o[int(d["oid"])][0] != d["digest"]]
     if differ:
         problems.append(f"{len(differ)} opportunity document(s) differ from the database, e.g. {_sample(differ)}")
@@ -200,7 +224,7 @@ def stale_fatigue(session) -> list[int]:
     ids = list(current)
     changed = []
     for i in range(0, len(ids), 1000):
-        chunk = ids[i:i + 1000]
+        chunk = ids[i : i + 1000]
         for uid, st in fatigue.statuses(session, chunk).items():
             if st.key != current[uid]:
                 changed.append(uid)

@@ -10,6 +10,7 @@ is stored: snippets are highlighted from the database rows of the page being sho
 is a hash of the text fields as written, so ``flask search check`` can compare content with the
 database without storing the text (search.documents.digest).
 """
+
 from whoosh.analysis import StemmingAnalyzer
 from whoosh.fields import ID, STORED, TEXT, Schema
 

@@ -1,4 +1,5 @@
 """What the views call: search with a fallback, health, opportunity search for advocates."""
+
 from __future__ import annotations
 
 import logging
@@ -8,8 +9,14 @@ from sqlalchemy import func, select
 
 from portal.models import Opportunity, Role, SearchPending, Status, User, utcnow
 from search import fallback, querying
-from search.indexing import (ADVOCATES, OPPORTUNITIES, IndexUnavailable, current_dir, rebuild_running,
-                             stale_marker_removed_at)
+from search.indexing import (
+    ADVOCATES,
+    OPPORTUNITIES,
+    IndexUnavailable,
+    current_dir,
+    rebuild_running,
+    stale_marker_removed_at,
+)
 
 log = logging.getLogger(__name__)
 
@@ -41,8 +48,9 @@ def opportunities_for(session, user, text: str, type_id: int | None):
     except Exception as exc:
         log.warning("opportunity search fell back to the database: %s", exc)
         words = [w.lower() for w in text.split()[:10]]
-        return [m for m in matches if all(w in f"{m.opportunity.title} {m.opportunity.description}".lower()
-                                          for w in words)], ["A simpler search was used."]
+        return [
+            m for m in matches if all(w in f"{m.opportunity.title} {m.opportunity.description}".lower() for w in words)
+        ], ["A simpler search was used."]
     if ids is None:
         return matches, notes
     rank = {oid: i for i, oid in enumerate(ids)}
@@ -63,8 +71,12 @@ class Health:
 
 
 def health(session) -> Health:
-    db_adv = session.scalar(select(func.count()).select_from(User).where(
-        User.role == Role.ADVOCATE, User.status == Status.ACTIVE)) or 0
+    db_adv = (
+        session.scalar(
+            select(func.count()).select_from(User).where(User.role == Role.ADVOCATE, User.status == Status.ACTIVE)
+        )
+        or 0
+    )
     pending = session.scalar(select(func.count()).select_from(SearchPending)) or 0
     try:
         adv = querying.searcher_for(ADVOCATES).searcher.doc_count()
@@ -77,8 +89,17 @@ def health(session) -> Health:
         ok, msg = False, f"The index cannot be read ({exc}). Search falls back to the database."
     running = rebuild_running()  # the marker counts only while a rebuild holds its lock
     removed = stale_marker_removed_at()
-    return Health(ok, msg, adv, db_adv, opp, pending, running, str(current_dir()),
-                  removed.strftime("%Y-%m-%d %H:%M UTC") if removed else None)
+    return Health(
+        ok,
+        msg,
+        adv,
+        db_adv,
+        opp,
+        pending,
+        running,
+        str(current_dir()),
+        removed.strftime("%Y-%m-%d %H:%M UTC") if removed else None,
+    )
 
 
 def opportunity_count(session) -> int:

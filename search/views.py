@@ -1,4 +1,5 @@
 """Advocate search (staff and admins), opportunity search (advocates), index health (admins)."""
+
 from __future__ import annotations
 
 from flask import Blueprint, abort, render_template, request
@@ -23,8 +24,17 @@ def _warm_search_once():
     if querying.warm_enabled():
         querying.warm_in_background()
 
-FACET_TITLES = {"industry": "Industry", "region": "Region", "country": "Country", "size": "Company size",
-                "product": "Product", "activity": "Willing to do", "freshness": "Freshness", "fatigue": "Fatigue"}
+
+FACET_TITLES = {
+    "industry": "Industry",
+    "region": "Region",
+    "country": "Country",
+    "size": "Company size",
+    "product": "Product",
+    "activity": "Willing to do",
+    "freshness": "Freshness",
+    "fatigue": "Fatigue",
+}
 
 
 def _int(value, default=1, lo=1, hi=10_000):
@@ -43,11 +53,18 @@ def advocates():
         filters={f: args.getlist(f)[:50] for f in list(FACETS) + ["freshness"]},
         include_unavailable=args.get("include_unavailable") == "1",
         sort=args.get("sort", "relevance"),
-        page=_int(args.get("page")))
+        page=_int(args.get("page")),
+    )
     results = service.advocates(db.session, req)
-    return render_template("search/advocates.html", req=req, results=results, titles=FACET_TITLES,
-                           sorts=querying.SORTS, fatigue_labels=querying._labels(db.session)["fatigue"],
-                           stale_days=profiles.stale_days())
+    return render_template(
+        "search/advocates.html",
+        req=req,
+        results=results,
+        titles=FACET_TITLES,
+        sorts=querying.SORTS,
+        fatigue_labels=querying._labels(db.session)["fatigue"],
+        stale_days=profiles.stale_days(),
+    )
 
 
 @bp.route("/search/advocates/<int:user_id>")
@@ -70,8 +87,9 @@ def opportunities():
         type_id = None
     text = clean_text(request.args.get("q", "")[:10_000])
     matches, notes = service.opportunities_for(db.session, current_user, text, type_id)
-    return render_template("search/opportunities.html", matches=matches, notes=notes, q=text, types=types,
-                           type_id=type_id)
+    return render_template(
+        "search/opportunities.html", matches=matches, notes=notes, q=text, types=types, type_id=type_id
+    )
 
 
 @bp.route("/admin/search-index")

@@ -4,6 +4,7 @@ a real SMTP server, user builders and per-role logged-in clients.
 The schema is built once per backend through the Alembic migrations (never create_all), and each
 test starts from empty tables.
 """
+
 from __future__ import annotations
 
 import os
@@ -29,7 +30,7 @@ BACKENDS = ["sqlite"] + (["postgresql"] if PG_URL else [])
 def _pg_url(url: str) -> str:
     for prefix in ("postgresql://", "postgres://"):
         if url.startswith(prefix):
-            return "postgresql+psycopg://" + url[len(prefix):]
+            return "postgresql+psycopg://" + url[len(prefix) :]
     return url
 
 
@@ -206,16 +207,28 @@ _counter = {"n": 0}
 def make_user(app):
     """Build a user straight in the database: make_user(role=..., status=..., email=..., **fields)."""
 
-    def build(role: Role = Role.ADVOCATE, status: Status = Status.ACTIVE, email: str | None = None,
-              password: str = TEST_PASSWORD, **fields) -> User:
+    def build(
+        role: Role = Role.ADVOCATE,
+        status: Status = Status.ACTIVE,
+        email: str | None = None,
+        password: str = TEST_PASSWORD,
+        **fields,
+    ) -> User:
         _counter["n"] += 1
         email = email or f"{role.value}{_counter['n']}@example.com"
         now = utcnow()
-        user = User(email=email.lower(), name=fields.pop("name", f"Test {role.value.title()} {_counter['n']}"),
-                    company=fields.pop("company", "Acme Analytics"), job_title=fields.pop("job_title", "Engineer"),
-                    role=role, status=status, password_hash=hash_password(password),
-                    email_verified_at=None if status == Status.UNVERIFIED else now,
-                    approved_at=now if status == Status.ACTIVE else None, **fields)
+        user = User(
+            email=email.lower(),
+            name=fields.pop("name", f"Test {role.value.title()} {_counter['n']}"),
+            company=fields.pop("company", "Acme Analytics"),
+            job_title=fields.pop("job_title", "Engineer"),
+            role=role,
+            status=status,
+            password_hash=hash_password(password),
+            email_verified_at=None if status == Status.UNVERIFIED else now,
+            approved_at=now if status == Status.ACTIVE else None,
+            **fields,
+        )
         db.session.add(user)
         db.session.commit()
         # Hand back a detached, fully loaded copy and end the read transaction, so the test's

@@ -1,4 +1,5 @@
 """Helpers shared by the tests: a test SMTP server, form posting with CSRF, builders."""
+
 from __future__ import annotations
 
 import email

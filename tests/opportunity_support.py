@@ -4,6 +4,7 @@ test_participation, test_fatigue, test_capacity_concurrency, test_digest).
 Everything here commits what it builds and hands back plain ids, so that requests made next (each in
 its own app context) see the data, and threads never share the test session's objects.
 """
+
 from __future__ import annotations
 
 import html
@@ -12,8 +13,22 @@ import threading
 from datetime import date, datetime, timedelta
 
 from portal.extensions import db
-from portal.models import (ActivityPreference, ActivityType, AdvocateProfile, Blackout, Industry, Opportunity,
-                           OpportunityStatus, Participation, Product, Region, SelectionMode, SizeBand, User, utcnow)
+from portal.models import (
+    ActivityPreference,
+    ActivityType,
+    AdvocateProfile,
+    Blackout,
+    Industry,
+    Opportunity,
+    OpportunityStatus,
+    Participation,
+    Product,
+    Region,
+    SelectionMode,
+    SizeBand,
+    User,
+    utcnow,
+)
 from tests.helpers import login
 
 ALL_TYPES = ("speaking", "review", "reference_call", "advisory_board", "webinar", "case_study")
@@ -27,8 +42,19 @@ def item_id(model, name: str) -> int:
     return db.session.query(model).filter_by(name=name).one().id
 
 
-def make_advocate(make_user, email: str, *, types=ALL_TYPES, industry: str | None = None, country: str | None = "DE",
-                  products=(), size: str | None = None, blackouts=(), name: str | None = None, **profile) -> int:
+def make_advocate(
+    make_user,
+    email: str,
+    *,
+    types=ALL_TYPES,
+    industry: str | None = None,
+    country: str | None = "DE",
+    products=(),
+    size: str | None = None,
+    blackouts=(),
+    name: str | None = None,
+    **profile,
+) -> int:
     """An active advocate with a profile, opted in to ``types``; returns the user id."""
     u = make_user(email=email, name=name or email.split("@")[0].replace(".", " ").title())
     p = AdvocateProfile(user_id=u.id, country_code=country, **profile)
@@ -47,14 +73,31 @@ def make_advocate(make_user, email: str, *, types=ALL_TYPES, industry: str | Non
     return u.id
 
 
-def make_opp(key: str = "speaking", *, title: str | None = None, mode: SelectionMode = SelectionMode.SELECTION,
-             capacity: int | None = None, status: OpportunityStatus = OpportunityStatus.OPEN,
-             industries=(), products=(), regions=(), size_bands=(), opened_at: datetime | None = None,
-             **fields) -> int:
+def make_opp(
+    key: str = "speaking",
+    *,
+    title: str | None = None,
+    mode: SelectionMode = SelectionMode.SELECTION,
+    capacity: int | None = None,
+    status: OpportunityStatus = OpportunityStatus.OPEN,
+    industries=(),
+    products=(),
+    regions=(),
+    size_bands=(),
+    opened_at: datetime | None = None,
+    **fields,
+) -> int:
     """An opportunity straight in the database (open by default); returns its id."""
-    o = Opportunity(activity_type=atype(key), title=title or f"{key} opportunity", capacity=capacity,
-                    selection_mode=mode, status=status, seats_taken=fields.pop("seats_taken", 0),
-                    opened_at=opened_at or (utcnow() if status == OpportunityStatus.OPEN else None), **fields)
+    o = Opportunity(
+        activity_type=atype(key),
+        title=title or f"{key} opportunity",
+        capacity=capacity,
+        selection_mode=mode,
+        status=status,
+        seats_taken=fields.pop("seats_taken", 0),
+        opened_at=opened_at or (utcnow() if status == OpportunityStatus.OPEN else None),
+        **fields,
+    )
     if key == "advisory_board" and "term_start" not in fields:
         o.term_start, o.term_end = date.today(), date.today() + timedelta(days=365)
     o.industries = [db.session.get(Industry, item_id(Industry, n)) for n in industries]
@@ -117,9 +160,20 @@ def run_threads(n: int, fn, timeout: float = 120):
 
 def admin_form(type_id: int, **overrides) -> dict:
     """A valid POST body for /admin/opportunities/new (and edit)."""
-    data = {"activity_type_id": str(type_id), "title": "Customer panel at Summit",
-            "description": "Tell the story.", "selection_mode": "selection", "capacity": "3", "points": "",
-            "event_date": "", "deadline": "", "term_start": "", "term_end": "", "is_virtual": "y", "location": "",
-            "external_url": "https://example.com/summit"}
+    data = {
+        "activity_type_id": str(type_id),
+        "title": "Customer panel at Summit",
+        "description": "Tell the story.",
+        "selection_mode": "selection",
+        "capacity": "3",
+        "points": "",
+        "event_date": "",
+        "deadline": "",
+        "term_start": "",
+        "term_end": "",
+        "is_virtual": "y",
+        "location": "",
+        "external_url": "https://example.com/summit",
+    }
     data.update(overrides)
     return {k: v for k, v in data.items() if v is not None}

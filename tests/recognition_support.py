@@ -1,5 +1,6 @@
 """Builders and tools shared by the recognition tests (points, rewards, badges, leaderboard,
 referrals, concurrency). Not a test module itself."""
+
 from __future__ import annotations
 
 import re
@@ -10,20 +11,40 @@ from html import unescape
 from sqlalchemy import event, select
 
 from portal.extensions import db
-from portal.models import (ActivityType, Badge, EntrySource, Opportunity, OpportunityStatus, Participation,
-                           ParticipationStatus, PointsEntry, Reward, SelectionMode, UserBadge, utcnow)
+from portal.models import (
+    ActivityType,
+    Badge,
+    EntrySource,
+    Opportunity,
+    OpportunityStatus,
+    Participation,
+    ParticipationStatus,
+    PointsEntry,
+    Reward,
+    SelectionMode,
+    UserBadge,
+    utcnow,
+)
 from portal.services import points
 from tests.helpers import csrf_from, post_form
 
 _seq = {"n": 0}
 
 
-def give(user_id: int, amount: int, key: str | None = None, source: EntrySource = EntrySource.MANUAL,
-         **kw) -> tuple[int, bool]:
+def give(
+    user_id: int, amount: int, key: str | None = None, source: EntrySource = EntrySource.MANUAL, **kw
+) -> tuple[int, bool]:
     """Award points through the service and commit; returns (entry id, created)."""
     _seq["n"] += 1
-    entry, created = points.award(db.session, user_id, amount, key=key or f"test:{user_id}:{_seq['n']}",
-                                  reason=kw.pop("reason", "test award"), source=source, **kw)
+    entry, created = points.award(
+        db.session,
+        user_id,
+        amount,
+        key=key or f"test:{user_id}:{_seq['n']}",
+        reason=kw.pop("reason", "test award"),
+        source=source,
+        **kw,
+    )
     db.session.commit()
     return entry.id, created
 
@@ -32,22 +53,35 @@ def activity_type_id(key: str) -> int:
     return db.session.scalar(select(ActivityType.id).where(ActivityType.key == key))
 
 
-def participation_row(user_id: int, type_key: str, status: ParticipationStatus = ParticipationStatus.COMPLETED,
-                      points: int | None = None) -> int:
+def participation_row(
+    user_id: int, type_key: str, status: ParticipationStatus = ParticipationStatus.COMPLETED, points: int | None = None
+) -> int:
     """One participation of the advocate in a new opportunity of that type, straight in the database
     (no ledger entry, no badge evaluation); returns its id."""
     tid = activity_type_id(type_key)
     assert tid is not None, f"no activity type {type_key!r}"
     _seq["n"] += 1
-    opp = Opportunity(activity_type_id=tid, title=f"{type_key} #{_seq['n']}", status=OpportunityStatus.OPEN,
-                      selection_mode=SelectionMode.SELECTION, points=points, opened_at=utcnow())
+    opp = Opportunity(
+        activity_type_id=tid,
+        title=f"{type_key} #{_seq['n']}",
+        status=OpportunityStatus.OPEN,
+        selection_mode=SelectionMode.SELECTION,
+        points=points,
+        opened_at=utcnow(),
+    )
     db.session.add(opp)
     db.session.flush()
     now = utcnow()
     engaged = status in (ParticipationStatus.APPROVED, ParticipationStatus.COMPLETED)
-    p = Participation(opportunity_id=opp.id, user_id=user_id, status=status, holds_seat=engaged,
-                      engaged_at=now if engaged else None, decided_at=now if engaged else None,
-                      completed_at=now if status == ParticipationStatus.COMPLETED else None)
+    p = Participation(
+        opportunity_id=opp.id,
+        user_id=user_id,
+        status=status,
+        holds_seat=engaged,
+        engaged_at=now if engaged else None,
+        decided_at=now if engaged else None,
+        completed_at=now if status == ParticipationStatus.COMPLETED else None,
+    )
     db.session.add(p)
     db.session.commit()
     pid = p.id
@@ -62,16 +96,29 @@ def participate(user_id: int, type_key: str, n: int = 1, amount: int = 10) -> li
     ids = []
     for _ in range(n):
         pid = participation_row(user_id, type_key)
-        entry_id, _ = give(user_id, amount, key=f"participation:{pid}:complete",
-                           source=EntrySource.PARTICIPATION, activity_type_id=tid, source_id=pid)
+        entry_id, _ = give(
+            user_id,
+            amount,
+            key=f"participation:{pid}:complete",
+            source=EntrySource.PARTICIPATION,
+            activity_type_id=tid,
+            source_id=pid,
+        )
         ids.append(entry_id)
     return ids
 
 
-def make_reward(cost: int = 100, stock: int | None = None, limit: int | None = None, name: str = "Mug",
-                active: bool = True, description: str = "A good mug") -> int:
-    r = Reward(name=name, description=description, points_cost=cost, stock=stock, per_advocate_limit=limit,
-               active=active)
+def make_reward(
+    cost: int = 100,
+    stock: int | None = None,
+    limit: int | None = None,
+    name: str = "Mug",
+    active: bool = True,
+    description: str = "A good mug",
+) -> int:
+    r = Reward(
+        name=name, description=description, points_cost=cost, stock=stock, per_advocate_limit=limit, active=active
+    )
     db.session.add(r)
     db.session.commit()
     rid = r.id
@@ -81,8 +128,11 @@ def make_reward(cost: int = 100, stock: int | None = None, limit: int | None = N
 
 def badge_keys(user_id: int) -> set[str]:
     db.session.rollback()
-    return set(db.session.scalars(select(Badge.key).join(UserBadge, UserBadge.badge_id == Badge.id)
-                                  .where(UserBadge.user_id == user_id)))
+    return set(
+        db.session.scalars(
+            select(Badge.key).join(UserBadge, UserBadge.badge_id == Badge.id).where(UserBadge.user_id == user_id)
+        )
+    )
 
 
 def entries(user_id: int | None = None, **filters) -> list[PointsEntry]:
@@ -148,8 +198,7 @@ def recorded_sql():
 
 
 def writes_to(statements: list[str], table: str) -> list[str]:
-    return [s for s in statements
-            if re.match(rf'^(update\s+"?{table}"?\b|delete\s+from\s+"?{table}"?\b)', s)]
+    return [s for s in statements if re.match(rf'^(update\s+"?{table}"?\b|delete\s+from\s+"?{table}"?\b)', s)]
 
 
 def run_threads(n: int, fn, timeout: float = 120) -> list:
@@ -193,9 +242,12 @@ def flashes(client, url: str = "/rewards") -> str:
 
 def redeem(client, reward_id: int, key: str | None = None):
     _seq["n"] += 1
-    return post_form(client, "/rewards/redeem", {"reward_id": str(reward_id),
-                                                 "idempotency_key": key or f"order-{_seq['n']:06d}"},
-                     page="/rewards")
+    return post_form(
+        client,
+        "/rewards/redeem",
+        {"reward_id": str(reward_id), "idempotency_key": key or f"order-{_seq['n']:06d}"},
+        page="/rewards",
+    )
 
 
 def csrf_token(client, page: str) -> str:
@@ -218,4 +270,3 @@ def reward_edit_form(client, reward_id: int) -> dict:
 def edit_reward(client, reward_id: int, data: dict, opened: dict | None = None):
     """POST the reward edit form; ``opened`` is a form opened earlier (reward_edit_form), else it is opened now."""
     return client.post(f"/admin/rewards/{reward_id}", data={**(opened or reward_edit_form(client, reward_id)), **data})
-

@@ -1,4 +1,5 @@
 """Account flows and their failures (issue: foundation)."""
+
 import re
 from datetime import timedelta
 
@@ -14,8 +15,16 @@ GOOD_PW = "purple-otter-skates-42"
 
 
 def register(client, email="bea@example.com", name="Bea Bold", password=GOOD_PW, **extra):
-    data = {"name": name, "email": email, "company": "Globex", "job_title": "CTO", "password": password,
-            "confirm": password, "accept_terms": "y", **extra}
+    data = {
+        "name": name,
+        "email": email,
+        "company": "Globex",
+        "job_title": "CTO",
+        "password": password,
+        "confirm": password,
+        "accept_terms": "y",
+        **extra,
+    }
     return post_form(client, "/auth/register", data)
 
 
@@ -91,10 +100,15 @@ def test_existing_email_same_answer_and_owner_notified(client, mailbox, advocate
     assert db.session.query(User).filter_by(email=advocate.email).count() == 1
 
 
-@pytest.mark.parametrize("password,message", [
-    ("short1", b"at least 10"), ("x" * 129, b"128"), ("qwertyuiop", b"too common"),
-    ("bea-secret-password", b"email name"),
-])
+@pytest.mark.parametrize(
+    "password,message",
+    [
+        ("short1", b"at least 10"),
+        ("x" * 129, b"128"),
+        ("qwertyuiop", b"too common"),
+        ("bea-secret-password", b"email name"),
+    ],
+)
 def test_password_policy(client, password, message):
     resp = register(client, email="bea@example.com", password=password)
     assert resp.status_code == 422 and message in resp.data
@@ -102,8 +116,18 @@ def test_password_policy(client, password, message):
 
 
 def test_terms_required_and_bad_input_never_500(client):
-    resp = post_form(client, "/auth/register", {"name": "A", "email": "not-an-email", "company": "x" * 500,
-                                                 "job_title": "", "password": GOOD_PW, "confirm": "different1234"})
+    resp = post_form(
+        client,
+        "/auth/register",
+        {
+            "name": "A",
+            "email": "not-an-email",
+            "company": "x" * 500,
+            "job_title": "",
+            "password": GOOD_PW,
+            "confirm": "different1234",
+        },
+    )
     assert resp.status_code == 422
     for msg in (b"Invalid email", b"Please accept the program terms", b"do not match", b"160 characters"):
         assert msg in resp.data
@@ -171,12 +195,20 @@ def test_suspended_user_cannot_log_in(client, make_user):
     assert resp.status_code == 401 and b"suspended" in resp.data
 
 
-@pytest.mark.parametrize("target,ok", [
-    ("/me/profile", True), ("//evil.example", False), ("https://evil.example", False),
-    ("/\\evil.example", False), ("javascript:alert(1)", False), ("/%2F%2Fevil.example", True),
-])
+@pytest.mark.parametrize(
+    "target,ok",
+    [
+        ("/me/profile", True),
+        ("//evil.example", False),
+        ("https://evil.example", False),
+        ("/\\evil.example", False),
+        ("javascript:alert(1)", False),
+        ("/%2F%2Fevil.example", True),
+    ],
+)
 def test_next_only_local(client, advocate, target, ok):
     from urllib.parse import quote
+
     resp = login(client, advocate.email, next=quote(target, safe=""))
     loc = resp.headers["Location"]
     assert "evil.example" not in loc.split("?")[0].replace("%2F%2Fevil", "") or ok
@@ -205,9 +237,12 @@ def test_rate_limit(limited, app, path):
     client = app.test_client()
     page = client.get(path)
     from tests.helpers import csrf_from
+
     token = csrf_from(page.get_data(as_text=True))
-    codes = [client.post(path, data={"csrf_token": token, "email": "x@example.com", "password": "x"}).status_code
-             for _ in range(11)]
+    codes = [
+        client.post(path, data={"csrf_token": token, "email": "x@example.com", "password": "x"}).status_code
+        for _ in range(11)
+    ]
     assert 429 not in codes[:10] and codes[10] == 429
     last = client.post(path, data={"csrf_token": token})
     assert last.status_code == 429 and b"Too many attempts" in last.data
@@ -265,11 +300,17 @@ def test_password_change_ends_other_sessions_keeps_this_one(app, advocate, mailb
     mine, other = app.test_client(), app.test_client()
     login(mine, advocate.email)
     login(other, advocate.email)
-    bad = post_form(mine, "/account/password", {"current_password": "nope-nope-nope", "password": "fresh-lemon-river-9",
-                                                "confirm": "fresh-lemon-river-9"})
+    bad = post_form(
+        mine,
+        "/account/password",
+        {"current_password": "nope-nope-nope", "password": "fresh-lemon-river-9", "confirm": "fresh-lemon-river-9"},
+    )
     assert bad.status_code == 422 and b"current password is not right" in bad.data
-    ok = post_form(mine, "/account/password", {"current_password": TEST_PASSWORD, "password": "fresh-lemon-river-9",
-                                               "confirm": "fresh-lemon-river-9"})
+    ok = post_form(
+        mine,
+        "/account/password",
+        {"current_password": TEST_PASSWORD, "password": "fresh-lemon-river-9", "confirm": "fresh-lemon-river-9"},
+    )
     assert ok.status_code == 302
     assert mine.get("/dashboard").status_code == 200
     assert other.get("/dashboard").status_code == 302
@@ -289,13 +330,17 @@ def test_suspension_ends_sessions(app, runner, advocate):
 
 
 def test_cli_create_admin_staff_and_approve(runner, mailbox, make_user):
-    r = runner.invoke(args=["users", "create-admin", "boss@example.com", "--password-stdin"], input="granite-owl-meadow-3\n")
+    r = runner.invoke(
+        args=["users", "create-admin", "boss@example.com", "--password-stdin"], input="granite-owl-meadow-3\n"
+    )
     assert r.exit_code == 0, r.output
     boss = user_by_email("boss@example.com")
     assert boss.role == Role.ADMIN and boss.status == Status.ACTIVE
     weak = runner.invoke(args=["users", "create-admin", "b2@example.com", "--password-stdin"], input="123\n")
     assert weak.exit_code != 0 and "at least 10" in weak.output
-    r = runner.invoke(args=["users", "create-staff", "rep@example.com", "--password-stdin"], input="granite-owl-meadow-3\n")
+    r = runner.invoke(
+        args=["users", "create-staff", "rep@example.com", "--password-stdin"], input="granite-owl-meadow-3\n"
+    )
     assert r.exit_code == 0 and user_by_email("rep@example.com").role == Role.STAFF
     pending = make_user(email="wait@example.com", status=Status.PENDING)
     r = runner.invoke(args=["users", "approve", "wait@example.com"])
@@ -315,7 +360,9 @@ def test_admin_approves_and_declines_in_admin_area(admin_client, make_user, mail
     page = admin_client.get("/admin/pending")
     assert b"&lt;b&gt;Ann&lt;/b&gt;" in page.data and b"<b>Ann</b>" not in page.data
     post_form(admin_client, "/admin/pending/approve", {"user_id": a.id}, page="/admin/pending")
-    post_form(admin_client, "/admin/pending/decline", {"user_id": b.id, "reason": "Not a customer"}, page="/admin/pending")
+    post_form(
+        admin_client, "/admin/pending/decline", {"user_id": b.id, "reason": "Not a customer"}, page="/admin/pending"
+    )
     assert reload(User, a.id).status == Status.ACTIVE
     assert reload(User, b.id).status == Status.SUSPENDED
     assert "Not a customer" in mailbox.last("app2@example.com").text

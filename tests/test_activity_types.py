@@ -1,5 +1,6 @@
 """Default points per activity type: admins set them (audit-logged); an opportunity without its own
 points credits the type's default when completed (issue 4)."""
+
 import pytest
 from sqlalchemy import select
 
@@ -73,7 +74,9 @@ def test_bad_default_points_are_refused_with_422(app, admin_client, value):
 def test_zero_and_the_maximum_are_allowed(app, admin_client):
     review = _type("review")
     for value in ("0", "100000"):
-        assert post_form(admin_client, f"/admin/activity-types/{review.id}", {"default_points": value}).status_code == 302
+        assert (
+            post_form(admin_client, f"/admin/activity-types/{review.id}", {"default_points": value}).status_code == 302
+        )
         assert _type("review").default_points == int(value)
 
 
@@ -91,8 +94,15 @@ def test_only_admins_and_only_with_csrf(app, admin_client, advocate_client, staf
     for c in (advocate_client, staff_client):
         assert c.get("/admin/activity-types").status_code == 403
         assert c.get(f"/admin/activity-types/{review.id}").status_code == 403
-        assert post_form(c, f"/admin/activity-types/{review.id}", {"default_points": "5"},
-                         page="/me/points" if c is advocate_client else "/dashboard").status_code == 403
+        assert (
+            post_form(
+                c,
+                f"/admin/activity-types/{review.id}",
+                {"default_points": "5"},
+                page="/me/points" if c is advocate_client else "/dashboard",
+            ).status_code
+            == 403
+        )
     assert admin_client.post(f"/admin/activity-types/{review.id}", data={"default_points": "5"}).status_code == 400
     assert admin_client.get("/admin/activity-types/999999").status_code == 404
     assert admin_client.get("/admin/activity-types/99999999999").status_code == 404

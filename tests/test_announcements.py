@@ -2,14 +2,23 @@
 opportunity first opened recently is emailed to every advocate who wants announcements, fits it and
 could say "I'm in" now; once per advocate and opportunity, however often it runs; one-click
 unsubscribe; the digest does not repeat what was announced. Mail is read from the test SMTP server."""
+
 from datetime import datetime, timedelta, timezone
 
 import time_machine
 
 from portal.cli.opportunities import opportunities_cli
 from portal.extensions import db
-from portal.models import (AdvocateProfile, Digest, DigestDelivery, OpportunityStatus, Participation,
-                           ParticipationStatus, Status, User)
+from portal.models import (
+    AdvocateProfile,
+    Digest,
+    DigestDelivery,
+    OpportunityStatus,
+    Participation,
+    ParticipationStatus,
+    Status,
+    User,
+)
 from tests.conftest import reload
 from tests.helpers import post_form
 from tests.opportunity_support import make_advocate, make_opp, text_of
@@ -28,8 +37,9 @@ def announced() -> set[tuple[int, int]]:
     return {(d.user_id, int(d.period_key)) for d in db.session.query(DigestDelivery).filter_by(period="announce")}
 
 
-def test_a_newly_opened_opportunity_is_announced_once_to_those_who_want_it(app, runner, mailbox, make_user,
-                                                                           admin_client):
+def test_a_newly_opened_opportunity_is_announced_once_to_those_who_want_it(
+    app, runner, mailbox, make_user, admin_client
+):
     wants = make_advocate(make_user, "wants@example.com", name="Wanda Wants", types=("speaking",))
     make_advocate(make_user, "off@example.com", types=("speaking",), notify_opportunities=False)
     make_advocate(make_user, "other@example.com", types=("review",))
@@ -40,8 +50,9 @@ def test_a_newly_opened_opportunity_is_announced_once_to_those_who_want_it(app, 
     oid = make_opp("speaking", title="<script>x</script> Summit & AT&T", status=OpportunityStatus.DRAFT)
 
     assert "0 announcement(s) queued" in announce(runner)  # a draft is not announced
-    post_form(admin_client, f"/admin/opportunities/{oid}/status", {"status": "open"},
-              page=f"/admin/opportunities/{oid}")
+    post_form(
+        admin_client, f"/admin/opportunities/{oid}/status", {"status": "open"}, page=f"/admin/opportunities/{oid}"
+    )
     assert mailbox.messages == []  # not in the admin's request: the cron does it
     output = announce(runner)
     assert "1 announcement(s) queued" in output
@@ -62,8 +73,9 @@ def test_a_newly_opened_opportunity_is_announced_once_to_those_who_want_it(app, 
     # again, and after closing and reopening: nobody is told twice
     assert "0 announcement(s) queued" in announce(runner)
     for status in ("closed", "open"):
-        post_form(admin_client, f"/admin/opportunities/{oid}/status", {"status": status},
-                  page=f"/admin/opportunities/{oid}")
+        post_form(
+            admin_client, f"/admin/opportunities/{oid}/status", {"status": status}, page=f"/admin/opportunities/{oid}"
+        )
     assert "0 announcement(s) queued" in announce(runner)
     assert len(mailbox.to("wants@example.com")) == 1
 
@@ -74,8 +86,12 @@ def test_only_opportunities_opened_recently_are_announced(app, runner, mailbox, 
         make_opp("speaking", title="Opened yesterday", opened_at=T0 - timedelta(days=1))
         make_opp("speaking", title="Opened 8 days ago", opened_at=T0 - timedelta(days=8))
         make_opp("speaking", title="Closed again", status=OpportunityStatus.CLOSED, opened_at=T0 - timedelta(hours=1))
-        make_opp("speaking", title="Deadline passed", opened_at=T0 - timedelta(hours=1),
-                 deadline=(T0 - timedelta(days=1)).date())
+        make_opp(
+            "speaking",
+            title="Deadline passed",
+            opened_at=T0 - timedelta(hours=1),
+            deadline=(T0 - timedelta(days=1)).date(),
+        )
         make_opp("speaking", title="Full", capacity=1, seats_taken=1, opened_at=T0 - timedelta(hours=1))
         announce(runner)
         mail = mailbox.last("recent@example.com")
@@ -90,7 +106,9 @@ def test_only_opportunities_opened_recently_are_announced(app, runner, mailbox, 
 def test_several_new_ones_make_one_email_and_later_ones_their_own(app, runner, mailbox, make_user):
     adv = make_advocate(make_user, "many@example.com", industry="Healthcare", types=("speaking", "review"))
     with time_machine.travel(T0):
-        a = make_opp("speaking", title="Healthcare keynote", industries=("Healthcare",), opened_at=T0 - timedelta(hours=2))
+        a = make_opp(
+            "speaking", title="Healthcare keynote", industries=("Healthcare",), opened_at=T0 - timedelta(hours=2)
+        )
         b = make_opp("review", title="Review us on G2", opened_at=T0 - timedelta(hours=1))
         make_opp("speaking", title="Insurance only", industries=("Insurance",), opened_at=T0 - timedelta(hours=1))
         announce(runner)

@@ -1,4 +1,5 @@
 """Signing in: one answer for every failure, lockout, suspension, safe `next`, guards, rate limits."""
+
 from __future__ import annotations
 
 import re
@@ -77,8 +78,12 @@ def test_successful_login_records_time_and_redirects_to_dashboard(client, advoca
 def test_login_form_errors_are_422_not_500(client):
     token = csrf_from(client.get("/auth/login").get_data(as_text=True))
     assert client.post("/auth/login", data={"csrf_token": token}).status_code == 422
-    assert client.post("/auth/login", data={"csrf_token": token, "email": "x@example.com",
-                                            "password": "p" * 5000}).status_code == 422
+    assert (
+        client.post(
+            "/auth/login", data={"csrf_token": token, "email": "x@example.com", "password": "p" * 5000}
+        ).status_code
+        == 422
+    )
     assert client.post("/auth/login", data={"email": "x@example.com", "password": "x"}).status_code == 400  # no CSRF
 
 
@@ -120,7 +125,8 @@ def test_lockout_after_ten_failures(app, client, advocate, mailbox):
     right = sign_in(client, advocate.email)  # the right password is refused while locked
     assert right.status_code == 401
     assert flashes(right.get_data(as_text=True)) == flashes(
-        sign_in(app.test_client(), "nobody@example.com").get_data(as_text=True))
+        sign_in(app.test_client(), "nobody@example.com").get_data(as_text=True)
+    )
     assert client.get("/dashboard").status_code == 302
 
     fail(client, advocate.email, 5)  # more tries while locked send nothing more
@@ -129,8 +135,9 @@ def test_lockout_after_ten_failures(app, client, advocate, mailbox):
     assert "locked" in mails[0].subject
     assert "15 minutes" in mails[0].text
     assert "/auth/forgot-password" in mails[0].text
-    assert db.session.scalars(select(AuditEvent).where(AuditEvent.action == "user.locked",
-                                                        AuditEvent.target_id == advocate.id)).one()
+    assert db.session.scalars(
+        select(AuditEvent).where(AuditEvent.action == "user.locked", AuditEvent.target_id == advocate.id)
+    ).one()
 
     with time_machine.travel(utcnow() + timedelta(minutes=14)):
         assert sign_in(app.test_client(), advocate.email).status_code == 401
@@ -211,24 +218,27 @@ def test_local_next_honoured(client, advocate, target):
     assert loc.path + (f"?{loc.query}" if loc.query else "") == target
 
 
-@pytest.mark.parametrize("target", [
-    "//evil.example",
-    "//evil.example/dashboard",
-    "https://evil.example",
-    "https://evil.example/dashboard",
-    "/\\evil.example",
-    "\\\\evil.example",
-    "/\\/evil.example",
-    "javascript:alert(1)",
-    "JavaScript:alert(1)",
-    "data:text/html,<script>alert(1)</script>",
-    "/\t/evil.example",
-    "/\r\nSet-Cookie: x=1",
-    "evil.example",
-    "http:evil.example",
-    "///evil.example",
-    "",
-])
+@pytest.mark.parametrize(
+    "target",
+    [
+        "//evil.example",
+        "//evil.example/dashboard",
+        "https://evil.example",
+        "https://evil.example/dashboard",
+        "/\\evil.example",
+        "\\\\evil.example",
+        "/\\/evil.example",
+        "javascript:alert(1)",
+        "JavaScript:alert(1)",
+        "data:text/html,<script>alert(1)</script>",
+        "/\t/evil.example",
+        "/\r\nSet-Cookie: x=1",
+        "evil.example",
+        "http:evil.example",
+        "///evil.example",
+        "",
+    ],
+)
 def test_unsafe_next_refused(client, advocate, target):
     resp = sign_in(client, advocate.email, next=target)
     assert resp.status_code == 302
@@ -356,8 +366,11 @@ def test_rate_limited_json_client_gets_json(limited, app):
     token = csrf_from(c.get("/auth/forgot-password").get_data(as_text=True))
     for _ in range(10):
         c.post("/auth/forgot-password", data={"csrf_token": token, "email": "a@example.com"})
-    resp = c.post("/auth/forgot-password", data={"csrf_token": token, "email": "a@example.com"},
-                  headers={"Accept": "application/json"})
+    resp = c.post(
+        "/auth/forgot-password",
+        data={"csrf_token": token, "email": "a@example.com"},
+        headers={"Accept": "application/json"},
+    )
     assert resp.status_code == 429
     assert resp.get_json()["error"] == "Too many attempts"
 
@@ -420,8 +433,12 @@ def _hammer_login(c, forwarded_for: str, n: int, environ_base: dict | None = Non
     environ_base = environ_base or {}
     token = csrf_from(c.get("/auth/login", environ_base=environ_base).get_data(as_text=True))
     data = {"csrf_token": token, **LIMITED_FORMS["/auth/login"]}
-    return [c.post("/auth/login", data=data, headers={"X-Forwarded-For": forwarded_for},
-                   environ_base=environ_base).status_code for _ in range(n)]
+    return [
+        c.post(
+            "/auth/login", data=data, headers={"X-Forwarded-For": forwarded_for}, environ_base=environ_base
+        ).status_code
+        for _ in range(n)
+    ]
 
 
 def test_behind_a_proxy_the_rate_limit_counts_the_forwarded_client(behind_proxy, app):

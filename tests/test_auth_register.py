@@ -1,4 +1,5 @@
 """Registration, email verification, approval states and the status page."""
+
 from __future__ import annotations
 
 import re
@@ -18,8 +19,15 @@ GOOD_PW = "purple-otter-skates-42"
 
 
 def form_data(email="bea@example.com", name="Bea Bold", password=GOOD_PW, **extra):
-    data = {"name": name, "email": email, "company": "Globex", "job_title": "CTO",
-            "password": password, "confirm": password, "accept_terms": "y"}
+    data = {
+        "name": name,
+        "email": email,
+        "company": "Globex",
+        "job_title": "CTO",
+        "password": password,
+        "confirm": password,
+        "accept_terms": "y",
+    }
     data.update(extra)
     return {k: v for k, v in data.items() if v is not None}
 
@@ -220,13 +228,16 @@ def test_verify_link_single_use(client, mailbox):
     assert user_by_email("bea@example.com").status == Status.PENDING
 
 
-@pytest.mark.parametrize("mangle", [
-    lambda t: t[:-2] + ("AA" if not t.endswith("AA") else "BB"),  # signature changed
-    lambda t: "x" + t[1:] if t[0] != "x" else "y" + t[1:],  # payload changed
-    lambda t: t.split(".")[0],  # signature dropped
-    lambda t: "not-a-token",
-    lambda t: "A" * 3000,  # absurdly long
-])
+@pytest.mark.parametrize(
+    "mangle",
+    [
+        lambda t: t[:-2] + ("AA" if not t.endswith("AA") else "BB"),  # signature changed
+        lambda t: "x" + t[1:] if t[0] != "x" else "y" + t[1:],  # payload changed
+        lambda t: t.split(".")[0],  # signature dropped
+        lambda t: "not-a-token",
+        lambda t: "A" * 3000,  # absurdly long
+    ],
+)
 def test_tampered_verify_token_refused(client, mailbox, mangle):
     register(client)
     path = verify_path(mailbox, "bea@example.com")
@@ -333,15 +344,18 @@ def test_existing_email_with_weak_password_same_answer(app, advocate):
 # --- validation: messages, never 500 -----------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("password,message", [
-    ("Short-1", "at least 10 characters"),
-    ("a" * 129, "128"),
-    ("password123", "too common"),
-    ("qwertyuiop", "too common"),
-    ("Password123", "too common"),
-    ("beatrix-likes-otters", "must not contain your email name"),
-    ("xx-BEATRIX-otters-9", "must not contain your email name"),
-])
+@pytest.mark.parametrize(
+    "password,message",
+    [
+        ("Short-1", "at least 10 characters"),
+        ("a" * 129, "128"),
+        ("password123", "too common"),
+        ("qwertyuiop", "too common"),
+        ("Password123", "too common"),
+        ("beatrix-likes-otters", "must not contain your email name"),
+        ("xx-BEATRIX-otters-9", "must not contain your email name"),
+    ],
+)
 def test_password_policy_on_register(client, mailbox, password, message):
     resp = register(client, email="beatrix@example.com", password=password)
     assert resp.status_code == 422
@@ -354,8 +368,10 @@ def test_password_policy_on_register(client, mailbox, password, message):
 
 def test_password_exactly_at_limits_accepted(client):
     assert register(client, email="ten@example.com", password="gq7-zx!wp2").status_code == 302
-    assert register(client.application.test_client(), email="long@example.com",
-                    password="Zq9-" + "k" * 124).status_code == 302
+    assert (
+        register(client.application.test_client(), email="long@example.com", password="Zq9-" + "k" * 124).status_code
+        == 302
+    )
     assert user_by_email("ten@example.com") is not None and user_by_email("long@example.com") is not None
 
 
@@ -388,14 +404,17 @@ def test_terms_consent_required(client, mailbox):
     assert mailbox.to("bea@example.com") == []
 
 
-@pytest.mark.parametrize("field,value", [
-    ("name", "N" * 121),
-    ("company", "C" * 161),
-    ("job_title", "J" * 161),
-    ("email", "a" * 250 + "@example.com"),
-    ("name", "N" * 200_000),
-    ("password", "p" * 100_000),
-])
+@pytest.mark.parametrize(
+    "field,value",
+    [
+        ("name", "N" * 121),
+        ("company", "C" * 161),
+        ("job_title", "J" * 161),
+        ("email", "a" * 250 + "@example.com"),
+        ("name", "N" * 200_000),
+        ("password", "p" * 100_000),
+    ],
+)
 def test_oversized_fields_are_422_with_message(client, field, value):
     data = form_data()
     data[field] = value
@@ -409,14 +428,17 @@ def test_oversized_fields_are_422_with_message(client, field, value):
     assert user_by_email("bea@example.com") is None
 
 
-@pytest.mark.parametrize("field,value", [
-    ("email", "not-an-email"),
-    ("email", ""),
-    ("email", "ada+\U0001F600@example.com"),  # needs SMTPUTF8, which the mailer cannot send: never deliverable
-    ("email", "ada@b\u00fccher.example"),  # an internationalised domain, stored as typed: refused too
-    ("name", "   "),
-    ("company", ""),
-])
+@pytest.mark.parametrize(
+    "field,value",
+    [
+        ("email", "not-an-email"),
+        ("email", ""),
+        ("email", "ada+\U0001f600@example.com"),  # needs SMTPUTF8, which the mailer cannot send: never deliverable
+        ("email", "ada@b\u00fccher.example"),  # an internationalised domain, stored as typed: refused too
+        ("name", "   "),
+        ("company", ""),
+    ],
+)
 def test_invalid_fields_are_422(client, field, value):
     data = form_data()
     data[field] = value
@@ -644,8 +666,10 @@ def test_forged_host_does_not_reach_the_verification_link(public_url, client, ma
     assert_links_are_public(mail)
     assert mail.link("/auth/verify/").startswith(PUBLIC + "/auth/verify/")
     # the notice to the owner of a taken address too
-    assert forged_post(client.application.test_client(), "/auth/register",
-                       form_data(email=advocate.email)).status_code == 302
+    assert (
+        forged_post(client.application.test_client(), "/auth/register", form_data(email=advocate.email)).status_code
+        == 302
+    )
     assert_links_are_public(mailbox.last(advocate.email, subject="register"))
 
 

@@ -1,4 +1,5 @@
 """Forgot password and reset: same answer for everyone, one-hour single-use links, policy, sessions end."""
+
 from __future__ import annotations
 
 import re
@@ -97,8 +98,9 @@ def test_reset_link_sets_new_password_once(app, client, advocate, mailbox):
     again = client.get(path)
     assert again.status_code == 400 and "already been used" in again.get_data(as_text=True)
     token = csrf_from(client.get("/auth/login").get_data(as_text=True))
-    second = client.post(path, data={"csrf_token": token, "password": "third-try-password-7",
-                                     "confirm": "third-try-password-7"})
+    second = client.post(
+        path, data={"csrf_token": token, "password": "third-try-password-7", "confirm": "third-try-password-7"}
+    )
     assert second.status_code == 400
     assert signs_in(app, advocate.email, NEW_PW)
     assert not signs_in(app, advocate.email, "third-try-password-7")
@@ -145,20 +147,33 @@ def test_modified_reset_token_refused(app, client, advocate, mailbox):
 
 
 def test_verify_token_is_not_a_reset_token(client, mailbox):
-    post_form(client, "/auth/register", {"name": "Bea", "email": "bea@example.com", "company": "G",
-                                         "job_title": "T", "password": NEW_PW, "confirm": NEW_PW,
-                                         "accept_terms": "y"})
+    post_form(
+        client,
+        "/auth/register",
+        {
+            "name": "Bea",
+            "email": "bea@example.com",
+            "company": "G",
+            "job_title": "T",
+            "password": NEW_PW,
+            "confirm": NEW_PW,
+            "accept_terms": "y",
+        },
+    )
     verify = path_of(mailbox.last("bea@example.com", subject="Confirm").link("/auth/verify/"))
     assert client.get("/auth/reset-password/" + verify.rsplit("/", 1)[1]).status_code == 400
 
 
-@pytest.mark.parametrize("password,message", [
-    ("short-1", "at least 10 characters"),
-    ("x" * 129, "128"),
-    ("password123", "too common"),
-    ("qwertyuiop", "too common"),
-    ("my-ada.advocate-pass", "must not contain your email name"),
-])
+@pytest.mark.parametrize(
+    "password,message",
+    [
+        ("short-1", "at least 10 characters"),
+        ("x" * 129, "128"),
+        ("password123", "too common"),
+        ("qwertyuiop", "too common"),
+        ("my-ada.advocate-pass", "must not contain your email name"),
+    ],
+)
 def test_policy_enforced_on_reset_and_link_survives(app, client, advocate, mailbox, password, message):
     ask_reset(client, advocate.email)
     path = reset_path(mailbox, advocate.email)
@@ -184,8 +199,12 @@ def test_password_changed_elsewhere_spends_the_link(app, client, advocate, mailb
     path = reset_path(mailbox, advocate.email)
     other = app.test_client()
     login(other, advocate.email)
-    assert post_form(other, "/account/password", {"current_password": TEST_PASSWORD, "password": NEW_PW,
-                                                  "confirm": NEW_PW}).status_code == 302
+    assert (
+        post_form(
+            other, "/account/password", {"current_password": TEST_PASSWORD, "password": NEW_PW, "confirm": NEW_PW}
+        ).status_code
+        == 302
+    )
     assert client.get(path).status_code == 400
 
 
@@ -334,8 +353,9 @@ def auto_approve(app_config):
     return app_config
 
 
-def test_reset_of_an_unverified_account_with_auto_approve_activates_it(auto_approve, app, client, make_user,
-                                                                        admin, mailbox):
+def test_reset_of_an_unverified_account_with_auto_approve_activates_it(
+    auto_approve, app, client, make_user, admin, mailbox
+):
     """With AUTO_APPROVE_ADVOCATES on, a verified address means an active account; the reset path
     used to park it in pending approval, which no admin was ever asked to give."""
     import time
@@ -356,8 +376,7 @@ def test_reset_of_an_unverified_account_with_auto_approve_activates_it(auto_appr
     assert login(app.test_client(), user.email, NEW_PW).headers["Location"].endswith("/dashboard")
 
 
-def test_reset_of_an_unverified_account_without_auto_approve_waits_for_an_admin(app, client, make_user, admin,
-                                                                                 mailbox):
+def test_reset_of_an_unverified_account_without_auto_approve_waits_for_an_admin(app, client, make_user, admin, mailbox):
     assert app.config["AUTO_APPROVE_ADVOCATES"] is False
     user = make_user(status=Status.UNVERIFIED)
     ask_reset(client, user.email)

@@ -1,5 +1,6 @@
 """Advocate self-service, availability: asks per month/quarter, a pause, the time zone, blackout periods
 (end not before start, overlapping allowed, past ones collapse into history) and the dashboard status."""
+
 import json
 import re
 from datetime import date, datetime, time, timedelta, timezone
@@ -38,8 +39,11 @@ def set_limits(client, **data):
 
 
 def add_blackout(client, start, end, note=""):
-    data = {"starts_on": start.isoformat() if isinstance(start, date) else start,
-            "ends_on": end.isoformat() if isinstance(end, date) else end, "note": note}
+    data = {
+        "starts_on": start.isoformat() if isinstance(start, date) else start,
+        "ends_on": end.isoformat() if isinstance(end, date) else end,
+        "note": note,
+    }
     return post_form(client, "/me/availability/blackouts", data, page="/me/availability")
 
 
@@ -56,8 +60,12 @@ def limits(user_id):
 
 def blackouts(user_id):
     db.session.rollback()
-    rows = [(b.starts_on, b.ends_on, b.note) for b in db.session.scalars(
-        select(Blackout).where(Blackout.user_id == user_id).order_by(Blackout.starts_on, Blackout.id))]
+    rows = [
+        (b.starts_on, b.ends_on, b.note)
+        for b in db.session.scalars(
+            select(Blackout).where(Blackout.user_id == user_id).order_by(Blackout.starts_on, Blackout.id)
+        )
+    ]
     db.session.rollback()
     return rows
 
@@ -82,8 +90,13 @@ def test_limits_pause_and_time_zone_are_saved_and_shown(advocate_client, advocat
     assert status_pill(page) == ("available", "Available")
     assert '<option selected value="UTC">UTC</option>' in page and '<option value="Asia/Tokyo">' in page
     until = today() + timedelta(days=10)
-    resp = set_limits(advocate_client, max_asks_per_month="2", max_asks_per_quarter="5",
-                      paused_until=until.isoformat(), timezone="Asia/Tokyo")
+    resp = set_limits(
+        advocate_client,
+        max_asks_per_month="2",
+        max_asks_per_quarter="5",
+        paused_until=until.isoformat(),
+        timezone="Asia/Tokyo",
+    )
     assert resp.status_code == 302
     assert limits(advocate.id) == (2, 5, until, "Asia/Tokyo")
     page = text(advocate_client.get("/me/availability"))
@@ -94,8 +107,12 @@ def test_limits_pause_and_time_zone_are_saved_and_shown(advocate_client, advocat
     assert status_pill(dash) == ("paused", f"Paused until {fmt(until)}")
     assert re.search(r"Your limits:\s*2 per month,\s*5 per quarter\.", dash)
     # Empty fields mean "no limit of my own" and "not paused".
-    assert set_limits(advocate_client, max_asks_per_month="", max_asks_per_quarter="", paused_until="",
-                      timezone="Europe/Berlin").status_code == 302
+    assert (
+        set_limits(
+            advocate_client, max_asks_per_month="", max_asks_per_quarter="", paused_until="", timezone="Europe/Berlin"
+        ).status_code
+        == 302
+    )
     assert limits(advocate.id) == (None, None, None, "Europe/Berlin")
     dash = text(advocate_client.get("/dashboard"))
     assert status_pill(dash) == ("available", "Available") and "Your limits" not in dash
@@ -145,8 +162,12 @@ INVALID_LIMITS = [
 
 @pytest.mark.parametrize("data,message", INVALID_LIMITS, ids=[str(i) for i in range(len(INVALID_LIMITS))])
 def test_invalid_limits_are_refused_and_nothing_saved(advocate_client, advocate, data, message):
-    assert set_limits(advocate_client, max_asks_per_month="2", max_asks_per_quarter="6",
-                      timezone="America/New_York").status_code == 302
+    assert (
+        set_limits(
+            advocate_client, max_asks_per_month="2", max_asks_per_quarter="6", timezone="America/New_York"
+        ).status_code
+        == 302
+    )
     before = limits(advocate.id)
     data = dict(data)
     if data.get("paused_until") == "yesterday":
@@ -200,7 +221,9 @@ def test_a_blackout_that_started_in_the_past_can_be_added(advocate_client, advoc
     t = today()
     assert add_blackout(advocate_client, t - timedelta(days=10), t + timedelta(days=1)).status_code == 302
     assert status_pill(text(advocate_client.get("/dashboard"))) == (
-        "blackout", f"In a blackout until {fmt(t + timedelta(days=1))}")
+        "blackout",
+        f"In a blackout until {fmt(t + timedelta(days=1))}",
+    )
 
 
 INVALID_BLACKOUTS = [
@@ -215,8 +238,9 @@ INVALID_BLACKOUTS = [
 ]
 
 
-@pytest.mark.parametrize("start,end,note,message", INVALID_BLACKOUTS,
-                         ids=[str(i) for i in range(len(INVALID_BLACKOUTS))])
+@pytest.mark.parametrize(
+    "start,end,note,message", INVALID_BLACKOUTS, ids=[str(i) for i in range(len(INVALID_BLACKOUTS))]
+)
 def test_invalid_blackouts_are_refused_and_nothing_saved(advocate_client, advocate, start, end, note, message):
     set_limits(advocate_client, max_asks_per_month="4", max_asks_per_quarter="10", timezone="Europe/Paris")
     add_blackout(advocate_client, today() + timedelta(days=30), today() + timedelta(days=31), "existing")
@@ -246,7 +270,7 @@ def test_past_blackouts_collapse_into_history(advocate_client, advocate):
     with time_machine.travel(utcnow() + timedelta(days=10)):
         ensure_login(advocate_client, advocate.email)  # sessions do not last forever
         page = text(advocate_client.get("/me/availability"))
-        assert '<summary>Past blackouts (2)</summary>' in page
+        assert "<summary>Past blackouts (2)</summary>" in page
         upcoming, history = page.split("<summary>Past blackouts (2)</summary>")
         assert "holiday" in upcoming and "short trip" not in upcoming and "conference" not in upcoming
         assert "short trip" in history and "conference" in history
@@ -296,12 +320,28 @@ def test_an_advocate_cannot_see_or_remove_another_advocates_blackouts(app, advoc
     assert delete_blackout(oc, mine).status_code == 404
     assert blackouts(advocate.id) == before_b
     # Ids in the URL or the form do not pick whose availability changes.
-    assert post_form(oc, f"/me/availability?user_id={advocate.id}",
-                     {"user_id": str(advocate.id), "timezone": "UTC", "paused_until": ""}).status_code == 302
-    assert post_form(oc, "/me/availability/blackouts", {
-        "user_id": str(advocate.id), "starts_on": today().isoformat(),
-        "ends_on": (today() + timedelta(days=1)).isoformat(), "note": "Mallory's"}, page="/me/availability"
-    ).status_code == 302
+    assert (
+        post_form(
+            oc,
+            f"/me/availability?user_id={advocate.id}",
+            {"user_id": str(advocate.id), "timezone": "UTC", "paused_until": ""},
+        ).status_code
+        == 302
+    )
+    assert (
+        post_form(
+            oc,
+            "/me/availability/blackouts",
+            {
+                "user_id": str(advocate.id),
+                "starts_on": today().isoformat(),
+                "ends_on": (today() + timedelta(days=1)).isoformat(),
+                "note": "Mallory's",
+            },
+            page="/me/availability",
+        ).status_code
+        == 302
+    )
     assert blackouts(advocate.id) == before_b and limits(advocate.id) == before_l
     assert [b[2] for b in blackouts(other.id)] == ["Mallory's"]
     for path in ("/me/availability", f"/me/availability?user_id={advocate.id}", "/dashboard"):
@@ -313,8 +353,15 @@ def test_staff_admin_and_anonymous_are_kept_out(client, staff_client, admin_clie
     for c in (staff_client, admin_client):
         assert c.get("/me/availability").status_code == 403
         assert post_form(c, "/me/availability", {"timezone": "UTC"}, page="/").status_code == 403
-        assert post_form(c, "/me/availability/blackouts", {"starts_on": today().isoformat(),
-                                                           "ends_on": today().isoformat()}, page="/").status_code == 403
+        assert (
+            post_form(
+                c,
+                "/me/availability/blackouts",
+                {"starts_on": today().isoformat(), "ends_on": today().isoformat()},
+                page="/",
+            ).status_code
+            == 403
+        )
         assert post_form(c, "/me/availability/blackouts/1/delete", {}, page="/").status_code == 403
     assert db.session.get(AdvocateProfile, staff.id) is None
     resp = client.get("/me/availability")
@@ -346,10 +393,26 @@ def test_only_real_places_are_offered_as_time_zones(advocate_client, app):
     with app.test_request_context():
         choices = [value for value, *_ in LimitsForm(formdata=None).timezone.iter_choices()]
     assert choices[0] == "UTC" and choices[1:] == sorted(choices[1:])
-    assert {"Europe/Paris", "America/Argentina/Buenos_Aires", "Asia/Kolkata", "Pacific/Auckland",
-            "Antarctica/Troll"} <= set(choices)
-    for odd in ("localtime", "Factory", "posixrules", "EST5EDT", "Etc/GMT+5", "Etc/UTC", "US/Eastern", "GB",
-                "Japan", "Zulu", "GMT0"):
+    assert {
+        "Europe/Paris",
+        "America/Argentina/Buenos_Aires",
+        "Asia/Kolkata",
+        "Pacific/Auckland",
+        "Antarctica/Troll",
+    } <= set(choices)
+    for odd in (
+        "localtime",
+        "Factory",
+        "posixrules",
+        "EST5EDT",
+        "Etc/GMT+5",
+        "Etc/UTC",
+        "US/Eastern",
+        "GB",
+        "Japan",
+        "Zulu",
+        "GMT0",
+    ):
         assert odd not in choices, odd
     assert all("/" in c for c in choices[1:])
     assert set(choices) <= available_timezones() | {"UTC"}
@@ -399,21 +462,27 @@ def test_a_blackout_starts_at_the_advocates_midnight(advocate_client, advocate):
     with time_machine.travel(_at(first - timedelta(days=1), 13), tick=False):  # 01:00 on the 10th in Auckland
         ensure_login(advocate_client, advocate.email)
         assert status_pill(text(advocate_client.get("/dashboard"))) == (
-            "blackout", f"In a blackout until {fmt(first + timedelta(days=3))}")
+            "blackout",
+            f"In a blackout until {fmt(first + timedelta(days=3))}",
+        )
 
 
 def test_a_pause_lasts_to_the_end_of_its_day_where_the_advocate_is(advocate_client, advocate):
     until = date(2031, 7, 10)
     with time_machine.travel(_at(until - timedelta(days=5), 12), tick=False):
         ensure_login(advocate_client, advocate.email)
-        assert set_limits(advocate_client, timezone="America/Los_Angeles",
-                          paused_until=until.isoformat()).status_code == 302
+        assert (
+            set_limits(advocate_client, timezone="America/Los_Angeles", paused_until=until.isoformat()).status_code
+            == 302
+        )
     with time_machine.travel(_at(until + timedelta(days=1), 3), tick=False):  # still the 10th in LA
         ensure_login(advocate_client, advocate.email)
         assert status_pill(text(advocate_client.get("/dashboard"))) == ("paused", f"Paused until {fmt(until)}")
         # "Today" for the form is LA's too: a pause until the 10th can still be set, a blackout ending then too.
-        assert set_limits(advocate_client, timezone="America/Los_Angeles",
-                          paused_until=until.isoformat()).status_code == 302
+        assert (
+            set_limits(advocate_client, timezone="America/Los_Angeles", paused_until=until.isoformat()).status_code
+            == 302
+        )
         assert add_blackout(advocate_client, until, until).status_code == 302
     with time_machine.travel(_at(until + timedelta(days=1), 8), tick=False):  # the 11th in LA
         ensure_login(advocate_client, advocate.email)

@@ -1,4 +1,5 @@
 """Badges: every rule, each badge earned once, manual grants by admins, the gallery and the email (issue 4)."""
+
 import re
 from datetime import timedelta
 from html import unescape
@@ -9,8 +10,22 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
 from portal.extensions import db
-from portal.models import (ActivityType, AdvocateProfile, AuditEvent, Badge, EntrySource, Participation,
-                           ParticipationStatus, PointsEntry, Role, SelectionMode, Status, User, UserBadge, utcnow)
+from portal.models import (
+    ActivityType,
+    AdvocateProfile,
+    AuditEvent,
+    Badge,
+    EntrySource,
+    Participation,
+    ParticipationStatus,
+    PointsEntry,
+    Role,
+    SelectionMode,
+    Status,
+    User,
+    UserBadge,
+    utcnow,
+)
 from portal.services import badges, fatigue, participation, points, referrals
 from portal.services.outbox import send_due
 from tests.conftest import reload
@@ -39,8 +54,16 @@ def test_first_activity_badge(app, advocate):
     give(advocate.id, 100, source=EntrySource.PROFILE)
     assert badge_keys(advocate.id) == set()
     pid = participation_row(advocate.id, "review")
-    points.award(db.session, advocate.id, 50, key=f"participation:{pid}:complete", reason="Review on G2",
-                 source=EntrySource.PARTICIPATION, activity_type_id=activity_type_id("review"), source_id=pid)
+    points.award(
+        db.session,
+        advocate.id,
+        50,
+        key=f"participation:{pid}:complete",
+        reason="Review on G2",
+        source=EntrySource.PARTICIPATION,
+        activity_type_id=activity_type_id("review"),
+        source_id=pid,
+    )
     db.session.commit()
     assert badge_keys(advocate.id) == {"first-activity", "first-review"}
 
@@ -155,8 +178,9 @@ def test_each_badge_is_awarded_once(app, runner, advocate):
     participate(advocate.id, "review", 3)
     assert runner.invoke(args=["badges", "evaluate"]).exit_code == 0
     assert _count_user_badges(advocate.id) == count
-    rows = db.session.execute(select(UserBadge.badge_id, func.count()).where(UserBadge.user_id == advocate.id)
-                              .group_by(UserBadge.badge_id)).all()
+    rows = db.session.execute(
+        select(UserBadge.badge_id, func.count()).where(UserBadge.user_id == advocate.id).group_by(UserBadge.badge_id)
+    ).all()
     assert all(n == 1 for _, n in rows)
 
 
@@ -189,8 +213,9 @@ def test_admin_grants_a_badge_once_and_it_is_audited(app, admin_client, admin, a
     assert again.status_code == 422
     assert f"{advocate.name} already has the Champion badge." in page_text(again)
     assert _count_user_badges(advocate.id) == 1
-    assert db.session.scalar(select(func.count()).select_from(AuditEvent)
-                             .where(AuditEvent.action == "badge.grant")) == 1
+    assert (
+        db.session.scalar(select(func.count()).select_from(AuditEvent).where(AuditEvent.action == "badge.grant")) == 1
+    )
 
     nobody = post_form(admin_client, "/admin/badges", {**data, "email": staff.email})
     assert nobody.status_code == 422 and "No advocate with that email." in page_text(nobody)
@@ -206,8 +231,12 @@ def test_admin_grants_a_badge_once_and_it_is_audited(app, admin_client, admin, a
 
 def _tiles(client) -> dict[str, str]:
     html = client.get("/me/badges").get_data(as_text=True)
-    found = re.findall(r'<li class="badge-tile (earned|locked)">.*?<strong>(.*?)</strong>.*?<span class="badge-state">'
-                       r'(.*?)</span>', html, re.S)
+    found = re.findall(
+        r'<li class="badge-tile (earned|locked)">.*?<strong>(.*?)</strong>.*?<span class="badge-state">'
+        r"(.*?)</span>",
+        html,
+        re.S,
+    )
     tiles = {}
     for state, name, label in found:
         assert (state == "earned") == label.startswith("Earned"), (name, label)
@@ -232,16 +261,32 @@ def test_earning_badges_sends_one_email(app, advocate, mailbox):
     # As a job would: its own app context, which sends what it queued once it ends.
     first, second = participation_row(advocate.id, "review"), participation_row(advocate.id, "review")
     with app.app_context():
-        points.award(db.session, advocate.id, 40, key=f"participation:{first}:complete", reason="Reference call",
-                     source=EntrySource.PARTICIPATION, activity_type_id=activity_type_id("review"), source_id=first)
+        points.award(
+            db.session,
+            advocate.id,
+            40,
+            key=f"participation:{first}:complete",
+            reason="Reference call",
+            source=EntrySource.PARTICIPATION,
+            activity_type_id=activity_type_id("review"),
+            source_id=first,
+        )
         db.session.commit()
     mail = mailbox.last(advocate.email, subject="You earned a badge")
     assert mail.subject.endswith("First step")
     assert "First peer review" in mail.text and "First step" in mail.text and "new badges" in mail.text
     assert mail.link("/me/badges")
     with app.app_context():  # nothing new: no email
-        points.award(db.session, advocate.id, 40, key=f"participation:{second}:complete", reason="Another",
-                     source=EntrySource.PARTICIPATION, activity_type_id=activity_type_id("review"), source_id=second)
+        points.award(
+            db.session,
+            advocate.id,
+            40,
+            key=f"participation:{second}:complete",
+            reason="Another",
+            source=EntrySource.PARTICIPATION,
+            activity_type_id=activity_type_id("review"),
+            source_id=second,
+        )
         db.session.commit()
     assert len(mailbox.to(advocate.email)) == 1
 
@@ -256,8 +301,15 @@ def roomy_policy(app, admin):
     db.session.commit()
 
 
-def _take_part(user_id: int, admin_id: int, key: str, *, points: int | None = None, complete: bool = True,
-               mode: SelectionMode = SelectionMode.FIRST_COME) -> int:
+def _take_part(
+    user_id: int,
+    admin_id: int,
+    key: str,
+    *,
+    points: int | None = None,
+    complete: bool = True,
+    mode: SelectionMode = SelectionMode.FIRST_COME,
+) -> int:
     """Request, approve (if the opportunity selects) and complete, each step through the real service and
     committed as its request would be; returns the participation id."""
     oid = make_opp(key, points=points, mode=mode)
@@ -340,7 +392,7 @@ def test_badge_email_carries_unsubscribe_and_honours_notify_news(app, client, ma
     assert mail.message["List-Unsubscribe"] == f"<{url}>"
     assert mail.message["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
     assert url in mail.html and "Unsubscribe" in mail.html
-    path = url[len("http://localhost"):]
+    path = url[len("http://localhost") :]
     assert "program news and recognition emails" in page_text(client.get(path))
     assert client.post(path).status_code == 200
     assert reload(AdvocateProfile, adv).notify_news is False

@@ -5,13 +5,22 @@ first, then every POST released at once by a barrier (each request runs in its o
 through the FreshContextClient; on SQLite a POST begins with BEGIN IMMEDIATE). Service races run
 each thread in its own ``with app.app_context():`` and begin the write as a POST would.
 """
+
 from collections import Counter
 from datetime import timedelta
 
 from portal.database import begin_write
 from portal.extensions import db
-from portal.models import (Opportunity, Participation, ParticipationStatus, PointsEntry, Role, SelectionMode, User,
-                           utcnow)
+from portal.models import (
+    Opportunity,
+    Participation,
+    ParticipationStatus,
+    PointsEntry,
+    Role,
+    SelectionMode,
+    User,
+    utcnow,
+)
 from portal.services import participation, points
 from portal.services.errors import DomainError
 from tests.conftest import reload
@@ -86,8 +95,9 @@ def test_ten_concurrent_approvals_fill_exactly_three_seats_over_http(app, make_u
     oid = make_opp("webinar", title="Selective", capacity=3)
     ids = [make_advocate(make_user, f"cand{i}@example.com") for i in range(10)]
     for uid in ids:
-        db.session.add(Participation(opportunity_id=oid, user_id=uid, status=ParticipationStatus.REQUESTED,
-                                     requested_at=utcnow()))
+        db.session.add(
+            Participation(opportunity_id=oid, user_id=uid, status=ParticipationStatus.REQUESTED, requested_at=utcnow())
+        )
     db.session.commit()
     pids = [p.id for p in db.session.query(Participation).order_by(Participation.id)]
     db.session.rollback()
@@ -173,9 +183,15 @@ def test_concurrent_requests_of_one_advocate_cannot_pass_the_program_limit(app, 
     uid = make_advocate(make_user, "eager@example.com")
     for d in (1, 2, 3):
         past = make_opp("speaking", title=f"Past {d}")
-        db.session.add(Participation(opportunity_id=past, user_id=uid, status=ParticipationStatus.COMPLETED,
-                                     requested_at=utcnow() - timedelta(days=d),
-                                     engaged_at=utcnow() - timedelta(days=d)))
+        db.session.add(
+            Participation(
+                opportunity_id=past,
+                user_id=uid,
+                status=ParticipationStatus.COMPLETED,
+                requested_at=utcnow() - timedelta(days=d),
+                engaged_at=utcnow() - timedelta(days=d),
+            )
+        )
     db.session.commit()
     oids = [make_opp("speaking", title=f"Now {i}", mode=SelectionMode.FIRST_COME) for i in range(4)]
 
@@ -193,9 +209,14 @@ def test_concurrent_requests_of_one_advocate_cannot_pass_the_program_limit(app, 
     results = run_threads(4, go)
     assert results.count(True) == 1, results
     db.session.rollback()
-    engaged = db.session.query(Participation).filter(
-        Participation.user_id == uid,
-        Participation.status.in_([ParticipationStatus.APPROVED, ParticipationStatus.COMPLETED])).count()
+    engaged = (
+        db.session.query(Participation)
+        .filter(
+            Participation.user_id == uid,
+            Participation.status.in_([ParticipationStatus.APPROVED, ParticipationStatus.COMPLETED]),
+        )
+        .count()
+    )
     assert engaged == 4
 
 
@@ -204,9 +225,15 @@ def test_concurrent_approvals_for_one_advocate_cannot_pass_the_program_limit(app
     uid = make_advocate(make_user, "wanted@example.com")
     for d in (1, 2, 3):
         past = make_opp("speaking", title=f"Past {d}")
-        db.session.add(Participation(opportunity_id=past, user_id=uid, status=ParticipationStatus.COMPLETED,
-                                     requested_at=utcnow() - timedelta(days=d),
-                                     engaged_at=utcnow() - timedelta(days=d)))
+        db.session.add(
+            Participation(
+                opportunity_id=past,
+                user_id=uid,
+                status=ParticipationStatus.COMPLETED,
+                requested_at=utcnow() - timedelta(days=d),
+                engaged_at=utcnow() - timedelta(days=d),
+            )
+        )
     db.session.commit()
     oids = [make_opp("webinar", title=f"Selective {i}", capacity=2) for i in range(3)]
     pids = [participation.request(db.session, db.session.get(User, uid), oid).id for oid in oids]

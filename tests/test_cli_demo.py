@@ -1,12 +1,23 @@
 """`flask demo seed`: the demo community `make run` creates on a new machine."""
+
 from __future__ import annotations
 
 from sqlalchemy import func, select
 
 from portal.cli.demo import DEMO_PASSWORD
 from portal.extensions import db
-from portal.models import (AdvocateProfile, Consent, Industry, Opportunity, OpportunityStatus, PointsEntry, Reward,
-                           Role, Status, User)
+from portal.models import (
+    AdvocateProfile,
+    Consent,
+    Industry,
+    Opportunity,
+    OpportunityStatus,
+    PointsEntry,
+    Reward,
+    Role,
+    Status,
+    User,
+)
 from tests.helpers import login
 
 
@@ -54,16 +65,27 @@ def test_demo_seed_creates_a_varied_community(app, runner):
 
 def test_demo_seed_if_empty_does_nothing_the_second_time(app, runner):
     assert seed(runner, "--if-empty").exit_code == 0
-    before = (count(), count(model=AdvocateProfile), count(model=Opportunity), count(model=Reward),
-              count(model=PointsEntry))
+    before = (
+        count(),
+        count(model=AdvocateProfile),
+        count(model=Opportunity),
+        count(model=Reward),
+        count(model=PointsEntry),
+    )
     again = seed(runner, "--if-empty")
     assert again.exit_code == 0 and "demo seed skipped" in again.output
     first = seed(runner, "--if-empty")  # make run's second start still names an advocate to sign in as
-    advocate = db.session.scalar(select(User.email).where(User.role == Role.ADVOCATE, User.status == Status.ACTIVE)
-                                 .order_by(User.id).limit(1))
+    advocate = db.session.scalar(
+        select(User.email).where(User.role == Role.ADVOCATE, User.status == Status.ACTIVE).order_by(User.id).limit(1)
+    )
     assert f"Demo advocate sign-in (password {DEMO_PASSWORD}): {advocate}" in first.output
-    assert (count(), count(model=AdvocateProfile), count(model=Opportunity), count(model=Reward),
-            count(model=PointsEntry)) == before
+    assert (
+        count(),
+        count(model=AdvocateProfile),
+        count(model=Opportunity),
+        count(model=Reward),
+        count(model=PointsEntry),
+    ) == before
     refused = seed(runner)  # without --if-empty, a database with users is an error, not a second community
     assert refused.exit_code != 0 and "already has users" in refused.output
     assert count() == before[0]
@@ -71,11 +93,15 @@ def test_demo_seed_if_empty_does_nothing_the_second_time(app, runner):
 
 def test_demo_admin_staff_and_advocate_can_sign_in(app, runner):
     assert seed(runner).exit_code == 0
-    advocate = db.session.scalars(select(User).where(User.role == Role.ADVOCATE, User.status == Status.ACTIVE)
-                                  .order_by(User.id)).first()
+    advocate = db.session.scalars(
+        select(User).where(User.role == Role.ADVOCATE, User.status == Status.ACTIVE).order_by(User.id)
+    ).first()
     db.session.rollback()
-    for email, home in (("admin@example.com", "/admin/"), ("sam.sales@example.com", "/dashboard"),
-                        (advocate.email, "/dashboard")):
+    for email, home in (
+        ("admin@example.com", "/admin/"),
+        ("sam.sales@example.com", "/dashboard"),
+        (advocate.email, "/dashboard"),
+    ):
         c = app.test_client()
         resp = login(c, email, DEMO_PASSWORD)
         assert resp.status_code == 302, (email, resp.status_code)

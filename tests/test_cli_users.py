@@ -1,4 +1,5 @@
 """`flask users ...` and approving or declining applications in the admin area."""
+
 from __future__ import annotations
 
 from urllib.parse import urlsplit
@@ -67,13 +68,16 @@ def test_create_admin_default_name_from_email(runner):
     assert user_by_email("jane.doe@example.com").name == "Jane Doe"
 
 
-@pytest.mark.parametrize("password,message", [
-    ("123", "at least 10 characters"),
-    ("", "at least 10 characters"),
-    ("password123", "too common"),
-    ("x" * 129, "at most 128"),
-    ("my-root-password-1", "must not contain your email name"),
-])
+@pytest.mark.parametrize(
+    "password,message",
+    [
+        ("123", "at least 10 characters"),
+        ("", "at least 10 characters"),
+        ("password123", "too common"),
+        ("x" * 129, "at most 128"),
+        ("my-root-password-1", "must not contain your email name"),
+    ],
+)
 def test_create_admin_weak_password_fails_clearly(runner, password, message):
     r = invoke(runner, "create-admin", "root@example.com", "--password-stdin", input=password + "\n")
     assert r.exit_code != 0
@@ -264,9 +268,12 @@ def test_admin_approving_twice_is_a_message_not_a_second_event(admin_client, mak
 
 def test_admin_declines_on_the_web(admin_client, admin, make_user, mailbox):
     applicant = make_user(status=Status.PENDING, name="Dan Declined")
-    resp = post_form(admin_client, "/admin/pending/decline",
-                     {"user_id": applicant.id, "reason": "We only accept customers <b>for now</b>."},
-                     page="/admin/pending")
+    resp = post_form(
+        admin_client,
+        "/admin/pending/decline",
+        {"user_id": applicant.id, "reason": "We only accept customers <b>for now</b>."},
+        page="/admin/pending",
+    )
     assert resp.status_code == 302
     assert "application is declined" in admin_client.get("/admin/pending").get_data(as_text=True)
     assert reload(User, applicant.id).status == Status.SUSPENDED
@@ -287,7 +294,9 @@ def test_admin_decline_without_reason(admin_client, make_user, mailbox):
 
 def test_admin_cannot_decline_an_active_member(admin_client, advocate, mailbox):
     post_form(admin_client, "/admin/pending/decline", {"user_id": advocate.id}, page="/admin/pending")
-    assert "Only accounts waiting for approval can be declined." in admin_client.get("/admin/pending").get_data(as_text=True)
+    assert "Only accounts waiting for approval can be declined." in admin_client.get("/admin/pending").get_data(
+        as_text=True
+    )
     assert reload(User, advocate.id).status == Status.ACTIVE
     assert audit("user.decline") == []
     assert mailbox.to(advocate.email) == []
@@ -295,8 +304,9 @@ def test_admin_cannot_decline_an_active_member(admin_client, advocate, mailbox):
 
 def test_admin_decline_reason_too_long_is_400(admin_client, make_user):
     applicant = make_user(status=Status.PENDING)
-    resp = post_form(admin_client, "/admin/pending/decline", {"user_id": applicant.id, "reason": "r" * 501},
-                     page="/admin/pending")
+    resp = post_form(
+        admin_client, "/admin/pending/decline", {"user_id": applicant.id, "reason": "r" * 501}, page="/admin/pending"
+    )
     assert resp.status_code == 400
     assert reload(User, applicant.id).status == Status.PENDING
 

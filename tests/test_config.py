@@ -1,6 +1,7 @@
 """Configuration: one order (defaults -> instance config file -> PORTAL_* environment -> the test's mapping),
 DATABASE_URL as an alias, no usable secret in production, and a development secret created once.
 """
+
 from __future__ import annotations
 
 import os
@@ -69,22 +70,24 @@ def test_defaults(tmp_path):
 
 
 def test_each_layer_overrides_the_one_before(tmp_path, monkeypatch):
-    config_py = "\n".join([
-        'SITE_NAME = "From file"',
-        'COMPANY_NAME = "From file"',
-        'TERMS_VERSION = "From file"',
-        "LOGIN_MAX_FAILURES = 3",
-    ])
+    config_py = "\n".join(
+        [
+            'SITE_NAME = "From file"',
+            'COMPANY_NAME = "From file"',
+            'TERMS_VERSION = "From file"',
+            "LOGIN_MAX_FAILURES = 3",
+        ]
+    )
     monkeypatch.setenv("PORTAL_COMPANY_NAME", "From env")
     monkeypatch.setenv("PORTAL_TERMS_VERSION", "From env")
     monkeypatch.setenv("PORTAL_PASSWORD_MAX_LENGTH", "99")
     cfg = loaded(tmp_path, {"TERMS_VERSION": "From mapping"}, config_py).config
-    assert cfg["PASSWORD_MIN_LENGTH"] == 10            # default only
-    assert cfg["LOGIN_MAX_FAILURES"] == 3              # file over default
-    assert cfg["SITE_NAME"] == "From file"             # file over default
-    assert cfg["COMPANY_NAME"] == "From env"           # env over file
-    assert cfg["PASSWORD_MAX_LENGTH"] == 99            # env over default, parsed as JSON
-    assert cfg["TERMS_VERSION"] == "From mapping"      # mapping over env over file
+    assert cfg["PASSWORD_MIN_LENGTH"] == 10  # default only
+    assert cfg["LOGIN_MAX_FAILURES"] == 3  # file over default
+    assert cfg["SITE_NAME"] == "From file"  # file over default
+    assert cfg["COMPANY_NAME"] == "From env"  # env over file
+    assert cfg["PASSWORD_MAX_LENGTH"] == 99  # env over default, parsed as JSON
+    assert cfg["TERMS_VERSION"] == "From mapping"  # mapping over env over file
 
 
 def test_env_values_are_parsed_as_json_when_they_can_be(tmp_path, monkeypatch):
@@ -126,12 +129,15 @@ def test_env_read_when_the_app_is_built_not_at_import(tmp_path, monkeypatch):
 # --- the database URL ------------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("given,expected", [
-    ("postgres://u:p@db.example.com:5432/portal", "postgresql+psycopg://u:p@db.example.com:5432/portal"),
-    ("postgresql://u:p@db.example.com/portal", "postgresql+psycopg://u:p@db.example.com/portal"),
-    ("postgresql+psycopg://u@db.example.com/portal", "postgresql+psycopg://u@db.example.com/portal"),
-    ("sqlite:////var/lib/portal.db", "sqlite:////var/lib/portal.db"),
-])
+@pytest.mark.parametrize(
+    "given,expected",
+    [
+        ("postgres://u:p@db.example.com:5432/portal", "postgresql+psycopg://u:p@db.example.com:5432/portal"),
+        ("postgresql://u:p@db.example.com/portal", "postgresql+psycopg://u:p@db.example.com/portal"),
+        ("postgresql+psycopg://u@db.example.com/portal", "postgresql+psycopg://u@db.example.com/portal"),
+        ("sqlite:////var/lib/portal.db", "sqlite:////var/lib/portal.db"),
+    ],
+)
 def test_database_url_alias(tmp_path, monkeypatch, given, expected):
     monkeypatch.setenv("DATABASE_URL", given)
     assert loaded(tmp_path).config["SQLALCHEMY_DATABASE_URI"] == expected
@@ -218,21 +224,31 @@ def test_production_does_not_create_a_key_file(tmp_path, monkeypatch):
 
 
 def test_production_secret_from_instance_file(tmp_path):
-    app = loaded(tmp_path, {"PORTAL_ENV": "production", "PUBLIC_BASE_URL": PUBLIC},
-                 config_py=f'SECRET_KEY = "{PROD_SECRET}"')
+    app = loaded(
+        tmp_path, {"PORTAL_ENV": "production", "PUBLIC_BASE_URL": PUBLIC}, config_py=f'SECRET_KEY = "{PROD_SECRET}"'
+    )
     assert app.config["SECRET_KEY"] == PROD_SECRET
 
 
 def _cli_env(tmp_path: Path, **extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items()
-           if not (k.startswith(("PORTAL_", "FLASK_")) or k in ("DATABASE_URL", "PYTHONPATH"))}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not (k.startswith(("PORTAL_", "FLASK_")) or k in ("DATABASE_URL", "PYTHONPATH"))
+    }
     env.update(PORTAL_ENV="production", **extra)
     return env
 
 
 def test_flask_cli_in_production_without_secret_prints_one_line(tmp_path):
-    proc = subprocess.run([str(VENV_FLASK), "--app", "portal", "routes"], cwd=tmp_path, env=_cli_env(tmp_path),
-                          capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [str(VENV_FLASK), "--app", "portal", "routes"],
+        cwd=tmp_path,
+        env=_cli_env(tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode != 0
     out = (proc.stdout + proc.stderr).strip()
     assert out.splitlines() == [out]  # exactly one line: no traceback, no usage text
@@ -242,11 +258,21 @@ def test_flask_cli_in_production_without_secret_prints_one_line(tmp_path):
 
 
 def test_flask_cli_in_production_with_secret_starts(tmp_path):
-    env = _cli_env(tmp_path, PORTAL_SECRET_KEY=PROD_SECRET, PORTAL_PUBLIC_BASE_URL=PUBLIC,
-                   PORTAL_SQLALCHEMY_DATABASE_URI=f"sqlite:///{tmp_path / 'cli.db'}",
-                   PORTAL_SEARCH_INDEX_DIR=str(tmp_path / "index"))
-    proc = subprocess.run([str(VENV_FLASK), "--app", "portal", "routes"], cwd=tmp_path, env=env,
-                          capture_output=True, text=True, timeout=120)
+    env = _cli_env(
+        tmp_path,
+        PORTAL_SECRET_KEY=PROD_SECRET,
+        PORTAL_PUBLIC_BASE_URL=PUBLIC,
+        PORTAL_SQLALCHEMY_DATABASE_URI=f"sqlite:///{tmp_path / 'cli.db'}",
+        PORTAL_SEARCH_INDEX_DIR=str(tmp_path / "index"),
+    )
+    proc = subprocess.run(
+        [str(VENV_FLASK), "--app", "portal", "routes"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 0, proc.stderr
     assert re.search(r"auth\.login\s+GET, POST\s+/auth/login", proc.stdout)
 
@@ -330,31 +356,37 @@ def test_create_app_development_key_lives_in_the_repo_instance_folder(app_config
 # --- POINTS_LEVELS is checked when the configuration is loaded ----------------------------------------------------------
 
 
-@pytest.mark.parametrize("levels", [
-    [["Member", 0]],
-    [["Legend", 1000], ["Rookie", 0], ["Pro", 100]],  # any order
-    (("Member", 0), ("Gold", 4000)),
-])
+@pytest.mark.parametrize(
+    "levels",
+    [
+        [["Member", 0]],
+        [["Legend", 1000], ["Rookie", 0], ["Pro", 100]],  # any order
+        (("Member", 0), ("Gold", 4000)),
+    ],
+)
 def test_good_points_levels_load(tmp_path, levels):
     assert loaded(tmp_path, {"POINTS_LEVELS": levels}).config["POINTS_LEVELS"] == levels
 
 
-@pytest.mark.parametrize("levels,words", [
-    ([["Bronze", 500], ["Gold", 4000]], "starts at 0 points"),  # 100 points showed "Bronze", no next level
-    ([["Member", 0], ["Also member", 0]], "two levels start at 0"),
-    ([["Member", 0], ["Gold", -5]], "0 or more"),
-    ([["Member", 0], ["Gold", 1.5]], "whole number"),
-    ([["Member", 0], ["Gold", "500"]], "whole number"),
-    ([["Member", 0], ["Gold", True]], "whole number"),
-    ([["Member", 0], ["", 500]], "non-empty name"),
-    ([["Member", 0], ["   ", 500]], "non-empty name"),
-    ([["Member", 0], [None, 500]], "non-empty name"),
-    ([["Member", 0], ["Gold"]], "pair"),
-    ([["Member", 0], "Gold"], "pair"),
-    ([], "non-empty list"),
-    ("Member", "non-empty list"),
-    ({"Member": 0}, "non-empty list"),
-])
+@pytest.mark.parametrize(
+    "levels,words",
+    [
+        ([["Bronze", 500], ["Gold", 4000]], "starts at 0 points"),  # 100 points showed "Bronze", no next level
+        ([["Member", 0], ["Also member", 0]], "two levels start at 0"),
+        ([["Member", 0], ["Gold", -5]], "0 or more"),
+        ([["Member", 0], ["Gold", 1.5]], "whole number"),
+        ([["Member", 0], ["Gold", "500"]], "whole number"),
+        ([["Member", 0], ["Gold", True]], "whole number"),
+        ([["Member", 0], ["", 500]], "non-empty name"),
+        ([["Member", 0], ["   ", 500]], "non-empty name"),
+        ([["Member", 0], [None, 500]], "non-empty name"),
+        ([["Member", 0], ["Gold"]], "pair"),
+        ([["Member", 0], "Gold"], "pair"),
+        ([], "non-empty list"),
+        ("Member", "non-empty list"),
+        ({"Member": 0}, "non-empty list"),
+    ],
+)
 def test_bad_points_levels_refuse_to_start(tmp_path, levels, words):
     with pytest.raises(ConfigError) as info:
         loaded(tmp_path, {"POINTS_LEVELS": levels})
@@ -371,8 +403,14 @@ def test_bad_points_levels_from_the_environment_refuse_to_start(tmp_path, monkey
 def _flask_cli_refusal(tmp_path, **env) -> str:
     """What `flask routes` prints when production settings ``env`` refuse to start (asserted: one line)."""
     env = _cli_env(tmp_path, PORTAL_SECRET_KEY=PROD_SECRET, PORTAL_PUBLIC_BASE_URL=PUBLIC, **env)
-    proc = subprocess.run([str(VENV_FLASK), "--app", "portal", "routes"], cwd=tmp_path, env=env,
-                          capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [str(VENV_FLASK), "--app", "portal", "routes"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     out = (proc.stdout + proc.stderr).strip()
     assert proc.returncode != 0 and out.splitlines() == [out], out
     return out
@@ -398,23 +436,40 @@ def test_development_public_base_url_default(tmp_path):
     assert cfg["TRUSTED_HOSTS"] is None  # development answers to any host
 
 
-@pytest.mark.parametrize("url", ["advocates.example.com", "ftp://advocates.example.com", "https://", "/portal",
-                                 "https://advocates.example.com/?x=1", 42])
+@pytest.mark.parametrize(
+    "url",
+    [
+        "advocates.example.com",
+        "ftp://advocates.example.com",
+        "https://",
+        "/portal",
+        "https://advocates.example.com/?x=1",
+        42,
+    ],
+)
 def test_bad_public_base_url_refuses_to_start(tmp_path, url):
     with pytest.raises(ConfigError, match="PUBLIC_BASE_URL"):
         loaded(tmp_path, {"PUBLIC_BASE_URL": url})
 
 
 def test_production_trusts_only_the_public_host(tmp_path):
-    cfg = loaded(tmp_path, {"PORTAL_ENV": "production", "SECRET_KEY": PROD_SECRET,
-                            "PUBLIC_BASE_URL": "https://Advocates.Example.com:8443/portal"}).config
+    cfg = loaded(
+        tmp_path,
+        {
+            "PORTAL_ENV": "production",
+            "SECRET_KEY": PROD_SECRET,
+            "PUBLIC_BASE_URL": "https://Advocates.Example.com:8443/portal",
+        },
+    ).config
     assert cfg["TRUSTED_HOSTS"] == ["advocates.example.com"]
 
 
 @pytest.mark.parametrize("hosts", [["advocates.example.com", "10.0.0.5"], []])
 def test_production_trusted_hosts_can_be_configured(tmp_path, hosts):
-    cfg = loaded(tmp_path, {"PORTAL_ENV": "production", "SECRET_KEY": PROD_SECRET, "PUBLIC_BASE_URL": PUBLIC,
-                            "TRUSTED_HOSTS": hosts}).config
+    cfg = loaded(
+        tmp_path,
+        {"PORTAL_ENV": "production", "SECRET_KEY": PROD_SECRET, "PUBLIC_BASE_URL": PUBLIC, "TRUSTED_HOSTS": hosts},
+    ).config
     assert cfg["TRUSTED_HOSTS"] == hosts
 
 
@@ -426,8 +481,17 @@ def test_mail_outbox_and_proxy_defaults(tmp_path):
     assert all(cfg[f"PROXY_FIX_X_{k}"] == 0 for k in ("FOR", "PROTO", "HOST", "PORT", "PREFIX"))
 
 
-@pytest.mark.parametrize("key,value", [("PROXY_FIX_X_FOR", -1), ("PROXY_FIX_X_PROTO", "1"), ("PROXY_FIX_X_HOST", True),
-                                       ("OUTBOX_RETENTION_DAYS", 2.5), ("MAIL_TIMEOUT", 0), ("MAIL_TIMEOUT", "10")])
+@pytest.mark.parametrize(
+    "key,value",
+    [
+        ("PROXY_FIX_X_FOR", -1),
+        ("PROXY_FIX_X_PROTO", "1"),
+        ("PROXY_FIX_X_HOST", True),
+        ("OUTBOX_RETENTION_DAYS", 2.5),
+        ("MAIL_TIMEOUT", 0),
+        ("MAIL_TIMEOUT", "10"),
+    ],
+)
 def test_bad_numbers_refuse_to_start(tmp_path, key, value):
     with pytest.raises(ConfigError, match=key):
         loaded(tmp_path, {key: value})
@@ -443,15 +507,25 @@ def test_profile_and_points_settings_defaults_load(tmp_path):
     assert (cfg["PROFILE_STALE_DAYS"], cfg["POINTS_REFERRAL"], cfg["POINTS_PROFILE_COMPLETE"]) == (1, 0, 0)
 
 
-@pytest.mark.parametrize("key,value,words", [
-    ("PROFILE_STALE_DAYS", 0, "1 or more"), ("PROFILE_STALE_DAYS", -30, "1 or more"),
-    ("PROFILE_STALE_DAYS", 90.5, "whole number"), ("PROFILE_STALE_DAYS", "180", "whole number"),
-    ("PROFILE_STALE_DAYS", True, "whole number"), ("PROFILE_STALE_DAYS", None, "whole number"),
-    ("POINTS_REFERRAL", -1, "0 or more"), ("POINTS_REFERRAL", 2.5, "whole number"),
-    ("POINTS_REFERRAL", "250", "whole number"), ("POINTS_REFERRAL", False, "whole number"),
-    ("POINTS_PROFILE_COMPLETE", -100, "0 or more"), ("POINTS_PROFILE_COMPLETE", 1.0, "whole number"),
-    ("POINTS_PROFILE_COMPLETE", "100", "whole number"), ("POINTS_PROFILE_COMPLETE", None, "whole number"),
-])
+@pytest.mark.parametrize(
+    "key,value,words",
+    [
+        ("PROFILE_STALE_DAYS", 0, "1 or more"),
+        ("PROFILE_STALE_DAYS", -30, "1 or more"),
+        ("PROFILE_STALE_DAYS", 90.5, "whole number"),
+        ("PROFILE_STALE_DAYS", "180", "whole number"),
+        ("PROFILE_STALE_DAYS", True, "whole number"),
+        ("PROFILE_STALE_DAYS", None, "whole number"),
+        ("POINTS_REFERRAL", -1, "0 or more"),
+        ("POINTS_REFERRAL", 2.5, "whole number"),
+        ("POINTS_REFERRAL", "250", "whole number"),
+        ("POINTS_REFERRAL", False, "whole number"),
+        ("POINTS_PROFILE_COMPLETE", -100, "0 or more"),
+        ("POINTS_PROFILE_COMPLETE", 1.0, "whole number"),
+        ("POINTS_PROFILE_COMPLETE", "100", "whole number"),
+        ("POINTS_PROFILE_COMPLETE", None, "whole number"),
+    ],
+)
 def test_bad_profile_and_points_settings_refuse_to_start(tmp_path, key, value, words):
     with pytest.raises(ConfigError) as info:
         loaded(tmp_path, {key: value})

@@ -1,14 +1,23 @@
 """`flask digest send --period weekly|monthly`: each advocate who chose the period gets the new
 opportunities they are eligible for since their last digest; nobody gets an empty one; a second run
 for the same period sends nothing; one-click unsubscribe (link and List-Unsubscribe header)."""
+
 from datetime import datetime, timedelta, timezone
 
 import pytest
 import time_machine
 
 from portal.extensions import db
-from portal.models import (AdvocateProfile, Digest, DigestDelivery, OpportunityStatus, Participation,
-                           ParticipationStatus, Status, User)
+from portal.models import (
+    AdvocateProfile,
+    Digest,
+    DigestDelivery,
+    OpportunityStatus,
+    Participation,
+    ParticipationStatus,
+    Status,
+    User,
+)
 from tests.conftest import reload
 from tests.opportunity_support import make_advocate, make_opp
 
@@ -23,18 +32,32 @@ def run(runner, period):
 
 def deliveries():
     db.session.rollback()
-    return [(d.user_id, d.period, d.period_key, d.opportunity_count)
-            for d in db.session.query(DigestDelivery).order_by(DigestDelivery.id)]
+    return [
+        (d.user_id, d.period, d.period_key, d.opportunity_count)
+        for d in db.session.query(DigestDelivery).order_by(DigestDelivery.id)
+    ]
 
 
 @pytest.fixture
 def people(make_user):
     return {
-        "weekly": make_advocate(make_user, "weekly@example.com", name="Wendy Weekly", industry="Healthcare",
-                                types=("speaking", "review"), digest="weekly"),
+        "weekly": make_advocate(
+            make_user,
+            "weekly@example.com",
+            name="Wendy Weekly",
+            industry="Healthcare",
+            types=("speaking", "review"),
+            digest="weekly",
+        ),
         "weekly, nothing fits": make_advocate(make_user, "nofit@example.com", types=("beta",), digest="weekly"),
-        "monthly": make_advocate(make_user, "monthly@example.com", name="Mona Monthly", industry="Healthcare",
-                                 types=("speaking", "review"), digest="monthly"),
+        "monthly": make_advocate(
+            make_user,
+            "monthly@example.com",
+            name="Mona Monthly",
+            industry="Healthcare",
+            types=("speaking", "review"),
+            digest="monthly",
+        ),
         "off": make_advocate(make_user, "off@example.com", types=("speaking", "review"), digest="off"),
     }
 
@@ -51,8 +74,9 @@ def test_weekly_digest_content(app, runner, mailbox, people):
         make_opp("speaking", title="Opened long ago", opened_at=T0 - timedelta(days=8))
         make_opp("speaking", title="Full already", capacity=1, seats_taken=1, opened_at=fresh)
         answered = make_opp("speaking", title="Already requested", opened_at=fresh)
-        db.session.add(Participation(opportunity_id=answered, user_id=people["weekly"],
-                                     status=ParticipationStatus.REQUESTED))
+        db.session.add(
+            Participation(opportunity_id=answered, user_id=people["weekly"], status=ParticipationStatus.REQUESTED)
+        )
         db.session.commit()
 
         output = run(runner, "weekly")
@@ -66,8 +90,15 @@ def test_weekly_digest_content(app, runner, mailbox, people):
     assert "- Review us on G2 (Peer review): Open to every advocate" in text
     assert f"http://localhost/opportunities/{review}" in text
     assert text.index("Healthcare keynote") < text.index("Review us on G2")  # best fit first
-    for absent in ("Insurance only", "Webinar nobody", "Still a draft", "Closed again", "Opened long ago",
-                   "Full already", "Already requested"):
+    for absent in (
+        "Insurance only",
+        "Webinar nobody",
+        "Still a draft",
+        "Closed again",
+        "Opened long ago",
+        "Full already",
+        "Already requested",
+    ):
         assert absent not in text and absent not in mail.html
     assert "weekly digest" in text
     for nobody in ("nofit@example.com", "monthly@example.com", "off@example.com"):
@@ -167,11 +198,14 @@ def test_unsubscribe_link_and_header(app, runner, mailbox, people, client):
     assert len(mailbox.to("weekly@example.com")) == 1
 
 
-@pytest.mark.parametrize("args,message", [
-    (["digest", "send", "--period", "yearly"], "Invalid value for '--period'"),
-    (["digest", "send", "--period", ""], "Invalid value for '--period'"),
-    (["digest", "send"], "Missing option '--period'"),
-])
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (["digest", "send", "--period", "yearly"], "Invalid value for '--period'"),
+        (["digest", "send", "--period", ""], "Invalid value for '--period'"),
+        (["digest", "send"], "Missing option '--period'"),
+    ],
+)
 def test_an_invalid_period_is_rejected(app, runner, mailbox, people, args, message):
     make_opp("speaking", title="Anything")
     result = runner.invoke(args=args)
@@ -200,8 +234,14 @@ def test_after_a_gap_of_weeks_the_digest_covers_the_whole_gap_since_the_last_one
 
 def test_an_advocate_at_their_own_limit_gets_no_digest(app, runner, mailbox, people):
     asked = make_opp("speaking", title="Asked already", opened_at=T0 - timedelta(days=30))
-    db.session.add(Participation(opportunity_id=asked, user_id=people["weekly"], status=ParticipationStatus.REQUESTED,
-                                 requested_at=T0 - timedelta(days=1)))
+    db.session.add(
+        Participation(
+            opportunity_id=asked,
+            user_id=people["weekly"],
+            status=ParticipationStatus.REQUESTED,
+            requested_at=T0 - timedelta(days=1),
+        )
+    )
     db.session.query(AdvocateProfile).filter_by(user_id=people["weekly"]).update({"max_asks_per_month": 1})
     db.session.commit()
     with time_machine.travel(T0):
@@ -216,11 +256,19 @@ def test_the_digest_leaves_out_what_a_program_rule_would_refuse(app, runner, mai
 
     with time_machine.travel(T0):
         for i in range(4):  # four talks in late April: nothing more within 90 days of them
-            oid = make_opp("speaking", title=f"Talk {i}", event_date=date(2031, 4, 20 + i),
-                           opened_at=T0 - timedelta(days=60))
-            db.session.add(Participation(opportunity_id=oid, user_id=people["weekly"],
-                                         status=ParticipationStatus.APPROVED, holds_seat=True,
-                                         requested_at=T0 - timedelta(days=40), engaged_at=T0 - timedelta(days=40)))
+            oid = make_opp(
+                "speaking", title=f"Talk {i}", event_date=date(2031, 4, 20 + i), opened_at=T0 - timedelta(days=60)
+            )
+            db.session.add(
+                Participation(
+                    opportunity_id=oid,
+                    user_id=people["weekly"],
+                    status=ParticipationStatus.APPROVED,
+                    holds_seat=True,
+                    requested_at=T0 - timedelta(days=40),
+                    engaged_at=T0 - timedelta(days=40),
+                )
+            )
         db.session.commit()
         make_opp("speaking", title="Also in April", event_date=date(2031, 4, 28), opened_at=T0 - timedelta(days=1))
         make_opp("review", title="A review in September", event_date=date(2031, 9, 1), opened_at=T0 - timedelta(days=1))

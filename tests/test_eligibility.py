@@ -2,6 +2,7 @@
 empty dimension means everyone), opted-in activity types, seats, deadlines, pause and blackouts,
 best fits first with the reason, the type filter, and a direct request for an ineligible
 opportunity refused with a message."""
+
 import re
 from datetime import date, datetime, timedelta, timezone
 
@@ -9,16 +10,16 @@ import pytest
 import time_machine
 
 from portal.extensions import db
-from portal.models import (ActivityPreference, AdvocateProfile, Blackout, OpportunityStatus, Participation,
-                           SelectionMode)
+from portal.models import ActivityPreference, AdvocateProfile, Blackout, OpportunityStatus, Participation, SelectionMode
 from portal.services import opportunities
 from tests.conftest import reload
 from tests.helpers import post_form
 from tests.opportunity_support import atype, client_for, make_advocate, make_opp, participation_of, text_of, user
 
 # The advocate used on each dimension: healthcare, Analytics Cloud + Observability, Japan (Asia Pacific), 1-49.
-PROFILE = dict(industry="Healthcare", products=("Analytics Cloud", "Observability"), country="JP",
-               size="1-49 employees")
+PROFILE = dict(
+    industry="Healthcare", products=("Analytics Cloud", "Observability"), country="JP", size="1-49 employees"
+)
 DIMENSIONS = {
     # dimension: (keyword for make_opp, matching value, non-matching value, word in the reason)
     "industry": ("industries", "Healthcare", "Insurance", "industry"),
@@ -68,10 +69,20 @@ def test_a_profile_missing_the_dimension_sees_only_untargeted(app, make_user, di
 
 def test_all_targeted_dimensions_must_match_and_the_reason_names_them(app, make_user):
     adv = make_advocate(make_user, "all@example.com", **PROFILE)
-    make_opp(title="Four of four", industries=("Healthcare",), products=("Observability",),
-             regions=("Asia Pacific",), size_bands=("1-49 employees",))
-    make_opp(title="Three of four", industries=("Healthcare",), products=("Observability",),
-             regions=("Asia Pacific",), size_bands=("5,000+ employees",))
+    make_opp(
+        title="Four of four",
+        industries=("Healthcare",),
+        products=("Observability",),
+        regions=("Asia Pacific",),
+        size_bands=("1-49 employees",),
+    )
+    make_opp(
+        title="Three of four",
+        industries=("Healthcare",),
+        products=("Observability",),
+        regions=("Asia Pacific",),
+        size_bands=("5,000+ employees",),
+    )
     [m] = feed(adv)
     assert m.opportunity.title == "Four of four"
     assert m.why == "Matches your industry, product, region and company size"
@@ -90,7 +101,8 @@ def test_only_activity_types_the_advocate_opted_in_to(app, make_user):
     c = client_for(app, adv)
     assert "You have not opted in to peer review activities." in text_of(c.get(f"/opportunities/{rid}"))
     db.session.query(ActivityPreference).filter_by(user_id=adv, activity_type_id=atype("review").id).update(
-        {"opted_in": True})
+        {"opted_in": True}
+    )
     db.session.commit()
     assert set(titles(adv)) == {"Talk", "Review"}
 
@@ -143,8 +155,9 @@ def test_paused_advocates_see_nothing_until_the_pause_ends(app, make_user):
 
 def test_blackout_on_the_event_date_hides_it(app, make_user):
     today = date.today()
-    adv = make_advocate(make_user, "away@example.com",
-                        blackouts=[(today + timedelta(days=20), today + timedelta(days=30))])
+    adv = make_advocate(
+        make_user, "away@example.com", blackouts=[(today + timedelta(days=20), today + timedelta(days=30))]
+    )
     make_opp(title="Starts of blackout", event_date=today + timedelta(days=20))
     make_opp(title="End of blackout", event_date=today + timedelta(days=30))
     make_opp(title="Day after", event_date=today + timedelta(days=31))
@@ -165,21 +178,26 @@ def test_best_fits_first_then_by_deadline(app, make_user):
     soon = date.today() + timedelta(days=5)
     make_opp(title="Everyone, soon", deadline=soon)
     make_opp(title="Everyone, later", deadline=soon + timedelta(days=10))
-    make_opp(title="Two matches", industries=("Healthcare",), regions=("Asia Pacific",),
-             deadline=soon + timedelta(days=20))
+    make_opp(
+        title="Two matches", industries=("Healthcare",), regions=("Asia Pacific",), deadline=soon + timedelta(days=20)
+    )
     make_opp(title="One match", products=("Analytics Cloud",))
-    make_opp(title="Three matches", industries=("Healthcare",), regions=("Asia Pacific",),
-             size_bands=("1-49 employees",))
+    make_opp(
+        title="Three matches", industries=("Healthcare",), regions=("Asia Pacific",), size_bands=("1-49 employees",)
+    )
     got = [(m.opportunity.title, m.why) for m in feed(adv)]
-    assert got == [("Three matches", "Matches your industry, region and company size"),
-                   ("Two matches", "Matches your industry and region"),
-                   ("One match", "Matches your product"),
-                   ("Everyone, soon", "Open to every advocate"),
-                   ("Everyone, later", "Open to every advocate")]
+    assert got == [
+        ("Three matches", "Matches your industry, region and company size"),
+        ("Two matches", "Matches your industry and region"),
+        ("One match", "Matches your product"),
+        ("Everyone, soon", "Open to every advocate"),
+        ("Everyone, later", "Open to every advocate"),
+    ]
     c = client_for(app, adv)
     page = text_of(c.get("/opportunities"))
-    assert page.index("Three matches") < page.index("Two matches") < page.index("One match") < page.index(
-        "Everyone, soon")
+    assert (
+        page.index("Three matches") < page.index("Two matches") < page.index("One match") < page.index("Everyone, soon")
+    )
     dashboard = text_of(c.get("/dashboard"))  # the top three are recommended on the dashboard
     assert "Three matches" in dashboard and "Matches your industry, region and company size" in dashboard
     assert "Everyone, later" not in dashboard
@@ -215,7 +233,10 @@ def _ineligible_cases(adv_blackout_start):
     today = date.today()
     return {
         "not opted in": (dict(key="beta"), "You have not opted in to beta activities."),
-        "other profile": (dict(industries=("Insurance",)), "This opportunity is for advocates with a different profile."),
+        "other profile": (
+            dict(industries=("Insurance",)),
+            "This opportunity is for advocates with a different profile.",
+        ),
         "full": (dict(capacity=1, seats_taken=1, mode=SelectionMode.FIRST_COME), "All seats are taken."),
         "deadline passed": (dict(deadline=today - timedelta(days=1)), "The deadline has passed."),
         "closed": (dict(status=OpportunityStatus.CLOSED), "This opportunity is not open."),
@@ -226,8 +247,9 @@ def _ineligible_cases(adv_blackout_start):
 @pytest.mark.parametrize("case", ["not opted in", "other profile", "full", "deadline passed", "closed", "blackout"])
 def test_a_direct_request_for_an_ineligible_opportunity_is_refused(app, make_user, mailbox, case):
     start = date.today() + timedelta(days=10)
-    adv = make_advocate(make_user, "direct@example.com", industry="Healthcare",
-                        blackouts=[(start, start + timedelta(days=3))])
+    adv = make_advocate(
+        make_user, "direct@example.com", industry="Healthcare", blackouts=[(start, start + timedelta(days=3))]
+    )
     fields, message = _ineligible_cases(start)[case]
     oid = make_opp(fields.pop("key", "speaking"), title="Not for you", **fields)
     c = client_for(app, adv)
@@ -295,20 +317,29 @@ def test_a_rule_for_one_opportunity_shows_on_its_card_only(app, make_user):
     adv = make_advocate(make_user, "caller@example.com", name="Rey Ref")
     past = make_opp("reference_call", title="Last week's call")
     then = utcnow() - timedelta(days=7)
-    db.session.add(Participation(opportunity_id=past, user_id=adv, status=ParticipationStatus.COMPLETED,
-                                 requested_at=then, engaged_at=then))
+    db.session.add(
+        Participation(
+            opportunity_id=past, user_id=adv, status=ParticipationStatus.COMPLETED, requested_at=then, engaged_at=then
+        )
+    )
     db.session.commit()
     call = make_opp("reference_call", title="Bank call")
     make_opp("speaking", title="A talk")
     assert titles(adv) == ["A talk"]
     c = client_for(app, adv)
     body = c.get("/opportunities").get_data(as_text=True)
-    cards = {t: text_of(card) for card in re.findall(r'<article class="card opp-card">.*?</article>', body, flags=re.S)
-             for t in ("Bank call", "A talk") if t in card}
+    cards = {
+        t: text_of(card)
+        for card in re.findall(r'<article class="card opp-card">.*?</article>', body, flags=re.S)
+        for t in ("Bank call", "A talk")
+        if t in card
+    }
     last = then.strftime("%d %b %Y").lstrip("0")
     assert cards["Bank call"].count("Not now") == 1
-    assert (f"The program keeps at least 30 days between reference calls, and your last one was on {last}."
-            in cards["Bank call"])
+    assert (
+        f"The program keeps at least 30 days between reference calls, and your last one was on {last}."
+        in cards["Bank call"]
+    )
     assert "Not now" not in cards["A talk"]
     assert body.index("A talk") < body.index("Bank call")  # what can be taken now first
     assert "Not now:" not in text_of(body)  # no banner: the rule is about one opportunity
@@ -320,8 +351,13 @@ def test_the_feed_reads_the_fatigue_facts_once_per_advocate(app, make_user):
     """The number of queries does not grow with the number of open opportunities."""
     from sqlalchemy import event
 
-    adv = make_advocate(make_user, "count@example.com", max_asks_per_month=5, max_asks_per_quarter=9,
-                        blackouts=[(date.today() + timedelta(days=50), date.today() + timedelta(days=51))])
+    adv = make_advocate(
+        make_user,
+        "count@example.com",
+        max_asks_per_month=5,
+        max_asks_per_quarter=9,
+        blackouts=[(date.today() + timedelta(days=50), date.today() + timedelta(days=51))],
+    )
     for i in range(2):
         make_opp("reference_call", title=f"Call {i}", event_date=date.today() + timedelta(days=i + 3))
 
@@ -341,6 +377,9 @@ def test_the_feed_reads_the_fatigue_facts_once_per_advocate(app, make_user):
 
     few = queries()
     for i in range(10):
-        make_opp("reference_call" if i % 2 else "speaking", title=f"More {i}",
-                 event_date=date.today() + timedelta(days=i + 10))
+        make_opp(
+            "reference_call" if i % 2 else "speaking",
+            title=f"More {i}",
+            event_date=date.today() + timedelta(days=i + 10),
+        )
     assert queries() == few

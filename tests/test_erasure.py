@@ -5,6 +5,7 @@ deleted advocate's name, email address, IP addresses and every piece of free tex
 admins about them, wrote. Only the documented exceptions below are allowed; a new table or column that
 keeps personal data after an erasure fails this test until portal/services/erasure.py handles it.
 """
+
 import json
 import time
 
@@ -59,17 +60,51 @@ def test_no_table_keeps_the_deleted_advocates_personal_data(app, make_user, admi
     data = fill_program_data(user.id, admin.id, make_user, name=NAME)
     # An event about them that nobody acted in: the lock after failed sign-ins keeps the address the
     # attempts came from (accounts.py records it with no actor).
-    db.session.add(AuditEvent(actor_id=None, action="user.locked", target_type="user", target_id=user.id,
-                              details={}, ip_address="198.51.100.77"))
+    db.session.add(
+        AuditEvent(
+            actor_id=None,
+            action="user.locked",
+            target_type="user",
+            target_id=user.id,
+            details={},
+            ip_address="198.51.100.77",
+        )
+    )
     db.session.commit()
-    needles = [NAME, "Zebrafish", EMAIL, "zed.zebrafish", "Bluefin", "We cut fraud by half", "Onboarding took days",
-               "remote only", "Paris trip", "fraud detection", "zero trust", "linkedin.com/in/ada", "203.0.113.9",
-               ADVOCATE_IP, "Rue de Rivoli", "198.51.100.77", *data.texts.values()]
+    needles = [
+        NAME,
+        "Zebrafish",
+        EMAIL,
+        "zed.zebrafish",
+        "Bluefin",
+        "We cut fraud by half",
+        "Onboarding took days",
+        "remote only",
+        "Paris trip",
+        "fraud detection",
+        "zero trust",
+        "linkedin.com/in/ada",
+        "203.0.113.9",
+        ADVOCATE_IP,
+        "Rue de Rivoli",
+        "198.51.100.77",
+        *data.texts.values(),
+    ]
     before = scan(needles)
     # The builders really put the data everywhere the erasure has to reach.
-    assert {t for t, _, _ in before} >= {"users", "advocate_profiles", "activity_preferences", "blackouts", "tags",
-                                          "consents", "participations", "redemptions", "user_badges",
-                                          "audit_events", "outbox_messages"}
+    assert {t for t, _, _ in before} >= {
+        "users",
+        "advocate_profiles",
+        "activity_preferences",
+        "blackouts",
+        "tags",
+        "consents",
+        "participations",
+        "redemptions",
+        "user_badges",
+        "audit_events",
+        "outbox_messages",
+    }
 
     client.environ_base["REMOTE_ADDR"] = ADVOCATE_IP
     assert post_form(client, "/me/delete", {"password": TEST_PASSWORD, "confirm": "y"}).status_code == 302

@@ -2,6 +2,7 @@
 reference calls) editable by admins, the advocate's own limits (asks a month and a quarter, pause,
 blackouts), refusals in plain words, the admin override with a recorded reason, and the fatigue
 status admins see (available / near limit / at limit / unavailable / under-used)."""
+
 import re
 from datetime import date, datetime, timedelta, timezone
 
@@ -9,8 +10,19 @@ import pytest
 import time_machine
 
 from portal.extensions import db
-from portal.models import (AdvocateProfile, AuditEvent, Blackout, Opportunity, Participation, ParticipationStatus,
-                           ProgramSetting, Role, SelectionMode, User, utcnow)
+from portal.models import (
+    AdvocateProfile,
+    AuditEvent,
+    Blackout,
+    Opportunity,
+    Participation,
+    ParticipationStatus,
+    ProgramSetting,
+    Role,
+    SelectionMode,
+    User,
+    utcnow,
+)
 from portal.services import fatigue, participation
 from portal.services.errors import DomainError
 from tests.conftest import reload
@@ -23,8 +35,11 @@ T0 = datetime(2031, 3, 3, 10, 0, tzinfo=timezone.utc)  # a Monday, well inside a
 def engaged(user_id, when, key="speaking", status=ParticipationStatus.COMPLETED, title=None):
     """A past engagement of the advocate, as the rules see it (approved at ``when``)."""
     oid = make_opp(key, title=title or f"{key} at {when:%Y-%m-%d %H:%M}")
-    db.session.add(Participation(opportunity_id=oid, user_id=user_id, status=status, requested_at=when,
-                                 engaged_at=when, decided_at=when))
+    db.session.add(
+        Participation(
+            opportunity_id=oid, user_id=user_id, status=status, requested_at=when, engaged_at=when, decided_at=when
+        )
+    )
     db.session.commit()
     return oid
 
@@ -65,8 +80,12 @@ def test_policy_defaults_and_the_settings_page(app, admin_client, admin):
     assert re.search(r'id="max_engagements_90d"[^>]*value="4"', page)
     assert re.search(r'id="reference_call_gap_days"[^>]*value="30"', page)
 
-    resp = post_form(admin_client, "/admin/settings", {"max_engagements_90d": "6", "reference_call_gap_days": "45"},
-                     follow_redirects=True)
+    resp = post_form(
+        admin_client,
+        "/admin/settings",
+        {"max_engagements_90d": "6", "reference_call_gap_days": "45"},
+        follow_redirects=True,
+    )
     assert "The fatigue policy is saved." in text_of(resp)
     db.session.rollback()
     pol = fatigue.policy(db.session)
@@ -79,14 +98,17 @@ def test_policy_defaults_and_the_settings_page(app, admin_client, admin):
     assert re.search(r'id="max_engagements_90d"[^>]*value="6"', page)
 
 
-@pytest.mark.parametrize("data,message", [
-    ({"max_engagements_90d": "0", "reference_call_gap_days": "30"}, "Number must be between 1 and 365."),
-    ({"max_engagements_90d": "", "reference_call_gap_days": "30"}, "This field is required."),
-    ({"max_engagements_90d": "366", "reference_call_gap_days": "30"}, "Number must be between 1 and 365."),
-    ({"max_engagements_90d": "many", "reference_call_gap_days": "30"}, "Not a valid integer value."),
-    ({"max_engagements_90d": "4", "reference_call_gap_days": "-1"}, "Number must be between 0 and 365."),
-    ({"max_engagements_90d": "4", "reference_call_gap_days": "999"}, "Number must be between 0 and 365."),
-])
+@pytest.mark.parametrize(
+    "data,message",
+    [
+        ({"max_engagements_90d": "0", "reference_call_gap_days": "30"}, "Number must be between 1 and 365."),
+        ({"max_engagements_90d": "", "reference_call_gap_days": "30"}, "This field is required."),
+        ({"max_engagements_90d": "366", "reference_call_gap_days": "30"}, "Number must be between 1 and 365."),
+        ({"max_engagements_90d": "many", "reference_call_gap_days": "30"}, "Not a valid integer value."),
+        ({"max_engagements_90d": "4", "reference_call_gap_days": "-1"}, "Number must be between 0 and 365."),
+        ({"max_engagements_90d": "4", "reference_call_gap_days": "999"}, "Number must be between 0 and 365."),
+    ],
+)
 def test_invalid_policy_is_422_and_changes_nothing(app, admin_client, data, message):
     resp = post_form(admin_client, "/admin/settings", data)
     assert resp.status_code == 422 and message in text_of(resp)
@@ -125,11 +147,13 @@ def test_fifth_engagement_in_90_days_refused_until_the_oldest_is_90_days_old(app
         assert (T0 + timedelta(days=89)).date() == date(2031, 5, 31)
         assert refused(adv, fifth) == "The program allows at most 4 engagements in 90 days; Bea Busy has 4."
         c = client_for(app, adv)
-        resp = post_form(c, f"/opportunities/{fifth}/request", {}, page=f"/opportunities/{fifth}",
-                         follow_redirects=True)
+        resp = post_form(
+            c, f"/opportunities/{fifth}/request", {}, page=f"/opportunities/{fifth}", follow_redirects=True
+        )
         # through the page, told to the advocate (second person)
-        assert ("The program asks nobody to take part more than 4 times in 90 days, and you already have 4 in "
-                "that time.") in text_of(resp)
+        assert (
+            "The program asks nobody to take part more than 4 times in 90 days, and you already have 4 in that time."
+        ) in text_of(resp)
         assert "Bea Busy" not in text_of(resp)
         assert participation_of(adv, fifth) is None
         assert reload(Opportunity, fifth).seats_taken == 0
@@ -138,14 +162,19 @@ def test_fifth_engagement_in_90_days_refused_until_the_oldest_is_90_days_old(app
         p = ask(adv, fifth)
         assert p.status == ParticipationStatus.APPROVED
         assert fatigue.check(db.session, user(adv), db.session.get(Opportunity, make_opp(title="Sixth"))) == [
-            "The program allows at most 4 engagements in 90 days; Bea Busy has 4."]
+            "The program allows at most 4 engagements in 90 days; Bea Busy has 4."
+        ]
 
 
 def test_withdrawn_declined_and_requested_do_not_count_as_engagements(app, make_user):
     adv = make_advocate(make_user, "light@example.com")
     now = utcnow()
-    for status in (ParticipationStatus.WITHDRAWN, ParticipationStatus.DECLINED, ParticipationStatus.REQUESTED,
-                   ParticipationStatus.NO_SHOW):
+    for status in (
+        ParticipationStatus.WITHDRAWN,
+        ParticipationStatus.DECLINED,
+        ParticipationStatus.REQUESTED,
+        ParticipationStatus.NO_SHOW,
+    ):
         engaged(adv, now - timedelta(days=1), status=status, title=f"{status.value}")
     for d in (2, 3, 4):
         engaged(adv, now - timedelta(days=d))
@@ -168,8 +197,9 @@ def test_reference_calls_29_vs_30_days_apart(app, make_user, days_apart, allowed
         if allowed:
             assert ask(adv, second).status == ParticipationStatus.APPROVED
         else:
-            assert refused(adv, second) == ("The program keeps at least 30 days between reference calls; "
-                                            "Rey Ref's last one was on 3 Mar 2031.")
+            assert refused(adv, second) == (
+                "The program keeps at least 30 days between reference calls; Rey Ref's last one was on 3 Mar 2031."
+            )
 
 
 def test_reference_call_gap_follows_the_setting(app, make_user, admin):
@@ -228,8 +258,13 @@ def test_own_limits_are_not_checked_again_on_approval(app, make_user, admin_clie
 
 
 def _approve(admin_client, pid, oid, **data):
-    return post_form(admin_client, f"/admin/participations/{pid}/approve", data, page=f"/admin/opportunities/{oid}",
-                     follow_redirects=True)
+    return post_form(
+        admin_client,
+        f"/admin/participations/{pid}/approve",
+        data,
+        page=f"/admin/opportunities/{oid}",
+        follow_redirects=True,
+    )
 
 
 def test_pause_after_requesting_blocks_approval_until_overridden(app, make_user, admin_client, admin, mailbox):
@@ -246,8 +281,9 @@ def test_pause_after_requesting_blocks_approval_until_overridden(app, make_user,
     p = participation_of(adv, oid)
     assert p.status == ParticipationStatus.REQUESTED and p.override_reason is None
     assert reload(Opportunity, oid).seats_taken == 0
-    assert not mailbox.to("pause@example.com") or all("You're in" not in m.subject
-                                                       for m in mailbox.to("pause@example.com"))
+    assert not mailbox.to("pause@example.com") or all(
+        "You're in" not in m.subject for m in mailbox.to("pause@example.com")
+    )
 
     resp = _approve(admin_client, p.id, oid, override_reason="The CEO asked for Pat personally")
     assert "Approved; the advocate has been emailed." in text_of(resp)
@@ -272,8 +308,9 @@ def test_blackout_on_the_event_date_blocks_approval(app, make_user, admin_client
     assert "Bo Black is in a blackout from 1 Sep 2031 to 30 Sep 2031." in text_of(resp)
     assert participation_of(adv, oid).status == ParticipationStatus.REQUESTED
     # a blackout on other dates does not matter
-    db.session.query(Blackout).filter_by(user_id=adv).update({"starts_on": date(2031, 10, 1),
-                                                              "ends_on": date(2031, 10, 30)})
+    db.session.query(Blackout).filter_by(user_id=adv).update(
+        {"starts_on": date(2031, 10, 1), "ends_on": date(2031, 10, 30)}
+    )
     db.session.commit()
     _approve(admin_client, p.id, oid)
     p = participation_of(adv, oid)
@@ -316,9 +353,17 @@ def _set_since(user_id, days):
 
 def test_fatigue_status_on_admin_advocates_and_participants(app, make_user, admin_client):
     now = utcnow()
-    names = {"available": "Ann Alpha", "near": "Ben Bravo", "at": "Cid Charlie", "own limit": "Dee Delta",
-             "paused": "Eve Echo", "blackout": "Fay Foxtrot", "new, idle": "Gus Golf", "stale": "Hal Hotel",
-             "recent enough": "Ivy India"}
+    names = {
+        "available": "Ann Alpha",
+        "near": "Ben Bravo",
+        "at": "Cid Charlie",
+        "own limit": "Dee Delta",
+        "paused": "Eve Echo",
+        "blackout": "Fay Foxtrot",
+        "new, idle": "Gus Golf",
+        "stale": "Hal Hotel",
+        "recent enough": "Ivy India",
+    }
     people = {}
 
     def person(key, **profile):
@@ -339,14 +384,27 @@ def test_fatigue_status_on_admin_advocates_and_participants(app, make_user, admi
     engaged(people["stale"], now - timedelta(days=181))
     _set_since(person("recent enough"), 400)
     engaged(people["recent enough"], now - timedelta(days=179))
-    expected = {"available": "available", "near": "near_limit", "at": "at_limit", "own limit": "at_limit",
-                "paused": "unavailable", "blackout": "unavailable", "new, idle": "under_used",
-                "stale": "under_used", "recent enough": "available"}
+    expected = {
+        "available": "available",
+        "near": "near_limit",
+        "at": "at_limit",
+        "own limit": "at_limit",
+        "paused": "unavailable",
+        "blackout": "unavailable",
+        "new, idle": "under_used",
+        "stale": "under_used",
+        "recent enough": "available",
+    }
     got = fatigue.statuses(db.session, list(people.values()))
     assert {key: got[uid].key for key, uid in people.items()} == expected
 
-    labels = {"available": "Available", "near_limit": "Near limit", "at_limit": "At limit",
-              "unavailable": "Paused or in blackout", "under_used": "Under-used"}
+    labels = {
+        "available": "Available",
+        "near_limit": "Near limit",
+        "at_limit": "At limit",
+        "unavailable": "Paused or in blackout",
+        "under_used": "Under-used",
+    }
     body = admin_client.get("/admin/advocates").get_data(as_text=True)
     for key, uid in people.items():
         row = row_for(body, names[key])
@@ -361,8 +419,14 @@ def test_fatigue_status_on_admin_advocates_and_participants(app, make_user, admi
     # the same status next to each participant of an opportunity
     oid = make_opp(title="Who is tired", capacity=20)
     for uid in people.values():
-        db.session.add(Participation(opportunity_id=oid, user_id=uid, status=ParticipationStatus.REQUESTED,
-                                     requested_at=now - timedelta(days=120)))
+        db.session.add(
+            Participation(
+                opportunity_id=oid,
+                user_id=uid,
+                status=ParticipationStatus.REQUESTED,
+                requested_at=now - timedelta(days=120),
+            )
+        )
     db.session.commit()
     body = admin_client.get(f"/admin/opportunities/{oid}").get_data(as_text=True)
     for key, uid in people.items():
@@ -375,11 +439,14 @@ def test_the_admins_advocate_profile_shows_the_fatigue_status(app, make_user, ad
     busy = make_advocate(make_user, "busy.profile@example.com", name="Bo Busy")
     for d in (1, 2, 3, 4):
         engaged(busy, utcnow() - timedelta(days=d))
-    resting = make_advocate(make_user, "rest.profile@example.com", name="Ray Rest",
-                            paused_until=date.today() + timedelta(days=3))
+    resting = make_advocate(
+        make_user, "rest.profile@example.com", name="Ray Rest", paused_until=date.today() + timedelta(days=3)
+    )
     listed = admin_client.get("/admin/advocates").get_data(as_text=True)
-    for uid, name, key, label, n in ((busy, "Bo Busy", "at_limit", "At limit", 4),
-                                     (resting, "Ray Rest", "unavailable", "Paused or in blackout", 0)):
+    for uid, name, key, label, n in (
+        (busy, "Bo Busy", "at_limit", "At limit", 4),
+        (resting, "Ray Rest", "unavailable", "Paused or in blackout", 0),
+    ):
         assert fatigue.status(db.session, uid).key == key
         body = admin_client.get(f"/admin/advocates/{uid}/profile").get_data(as_text=True)
         pill = f'<span class="status-pill fatigue-{key}">{label}</span>'
@@ -403,9 +470,17 @@ def test_only_active_advocates_are_listed(app, make_user, admin_client):
 def scheduled(user_id, when: date, approved_at: datetime, key="speaking", title=None):
     """An engagement approved at ``approved_at`` for an event on ``when``."""
     oid = make_opp(key, title=title or f"{key} on {when}", event_date=when)
-    db.session.add(Participation(opportunity_id=oid, user_id=user_id, status=ParticipationStatus.APPROVED,
-                                 holds_seat=True, requested_at=approved_at, engaged_at=approved_at,
-                                 decided_at=approved_at))
+    db.session.add(
+        Participation(
+            opportunity_id=oid,
+            user_id=user_id,
+            status=ParticipationStatus.APPROVED,
+            holds_seat=True,
+            requested_at=approved_at,
+            engaged_at=approved_at,
+            decided_at=approved_at,
+        )
+    )
     db.session.commit()
     return oid
 
@@ -418,17 +493,19 @@ def test_reference_calls_5_and_120_days_out_are_both_allowed_though_approved_the
     adv = make_advocate(make_user, "calls@example.com", name="Cal Caller")
     with time_machine.travel(T0, tick=False):
         soon = make_opp("reference_call", title="Call in 5 days", event_date=day(5), mode=SelectionMode.FIRST_COME)
-        later = make_opp("reference_call", title="Call in 120 days", event_date=day(120),
-                         mode=SelectionMode.FIRST_COME)
+        later = make_opp("reference_call", title="Call in 120 days", event_date=day(120), mode=SelectionMode.FIRST_COME)
         assert ask(adv, soon).status == ParticipationStatus.APPROVED
         assert ask(adv, later).status == ParticipationStatus.APPROVED  # 115 days apart when they happen
         # a call 20 days before the later one is too close to it (a future call counts too)
-        between = make_opp("reference_call", title="Call in 100 days", event_date=day(100),
-                           mode=SelectionMode.FIRST_COME)
-        assert refused(adv, between) == ("The program keeps at least 30 days between reference calls; "
-                                         "Cal Caller has one on 1 Jul 2031.")
-        assert refusal(adv, between).message == ("The program keeps at least 30 days between reference calls, "
-                                                 "and you have one on 1 Jul 2031.")
+        between = make_opp(
+            "reference_call", title="Call in 100 days", event_date=day(100), mode=SelectionMode.FIRST_COME
+        )
+        assert refused(adv, between) == (
+            "The program keeps at least 30 days between reference calls; Cal Caller has one on 1 Jul 2031."
+        )
+        assert refusal(adv, between).message == (
+            "The program keeps at least 30 days between reference calls, and you have one on 1 Jul 2031."
+        )
 
 
 def test_calls_on_consecutive_days_are_refused_though_approved_30_days_apart(app, make_user, admin_client):
@@ -439,19 +516,29 @@ def test_calls_on_consecutive_days_are_refused_though_approved_30_days_apart(app
     nxt = make_opp("reference_call", title="Call on day 41", event_date=day(41), capacity=3)
     far = make_opp("reference_call", title="Call on day 70", event_date=day(70), capacity=3)
     with time_machine.travel(T0 + timedelta(days=30), tick=False):
-        assert refused(adv, nxt) == ("The program keeps at least 30 days between reference calls; "
-                                     "Tad Two has one on 12 Apr 2031.")
+        assert refused(adv, nxt) == (
+            "The program keeps at least 30 days between reference calls; Tad Two has one on 12 Apr 2031."
+        )
         assert ask(adv, far).status == ParticipationStatus.REQUESTED  # 30 days after the first call
     # and at approval, the same rule from the other side: the day-70 call against a day-41 call
     with time_machine.travel(T0 + timedelta(days=31), tick=False):
-        db.session.add(Participation(opportunity_id=nxt, user_id=adv, status=ParticipationStatus.COMPLETED,
-                                     requested_at=utcnow(), engaged_at=utcnow()))
+        db.session.add(
+            Participation(
+                opportunity_id=nxt,
+                user_id=adv,
+                status=ParticipationStatus.COMPLETED,
+                requested_at=utcnow(),
+                engaged_at=utcnow(),
+            )
+        )
         db.session.commit()
         p = participation_of(adv, far)
-        reasons = fatigue.check(db.session, user(adv), p.opportunity, counts_as_ask=False,
-                                exclude_participation_id=p.id)
-        assert reasons == ["The program keeps at least 30 days between reference calls; "
-                           "Tad Two has one on 13 Apr 2031."]
+        reasons = fatigue.check(
+            db.session, user(adv), p.opportunity, counts_as_ask=False, exclude_participation_id=p.id
+        )
+        assert reasons == [
+            "The program keeps at least 30 days between reference calls; Tad Two has one on 13 Apr 2031."
+        ]
 
 
 @pytest.mark.parametrize("event_day,allowed", [(7, True), (150, False), (189, False), (190, True)])
@@ -467,11 +554,13 @@ def test_the_90_days_hold_the_engagements_that_happen_in_them(app, make_user, ev
             assert ask(adv, oid).status == ParticipationStatus.APPROVED
         else:
             when = day(event_day).strftime("%d %b %Y").lstrip("0")
-            assert refused(adv, oid) == (f"The program allows at most 4 engagements in 90 days; Eve Ent has 4 "
-                                         f"in the 90 days around {when}.")
+            assert refused(adv, oid) == (
+                f"The program allows at most 4 engagements in 90 days; Eve Ent has 4 in the 90 days around {when}."
+            )
             assert refusal(adv, oid).message == (
                 f"The program asks nobody to take part more than 4 times in 90 days, and you already have 4 in "
-                f"the 90 days around {when}.")
+                f"the 90 days around {when}."
+            )
 
 
 def test_engagements_approved_long_ago_count_when_they_happen(app, make_user):
@@ -482,8 +571,9 @@ def test_engagements_approved_long_ago_count_when_they_happen(app, make_user):
             scheduled(adv, day(130 + i), T0)
     with time_machine.travel(T0 + timedelta(days=120), tick=False):
         talk = make_opp(title="Talk this week", event_date=day(125), mode=SelectionMode.FIRST_COME)
-        assert refused(adv, talk) == ("The program allows at most 4 engagements in 90 days; Ear Ly has 4 in the "
-                                      "90 days around 6 Jul 2031.")
+        assert refused(adv, talk) == (
+            "The program allows at most 4 engagements in 90 days; Ear Ly has 4 in the 90 days around 6 Jul 2031."
+        )
         assert fatigue.status(db.session, adv).key == "at_limit"
         assert fatigue.status(db.session, adv).engagements_90d == 4
 
@@ -503,20 +593,37 @@ def test_status_counts_engagements_on_their_days(app, make_user):
 # --- plain words: the advocate is told in the second person, admins in the third ---------------------------------
 
 
-@pytest.mark.parametrize("limit,admin_words,advocate_words", [
-    (1, "Lim asked for at most one ask a month and has one this month.",
-     "You asked for at most one ask a month and have one this month."),
-    (3, "Lim asked for at most three asks a month and has three this month.",
-     "You asked for at most three asks a month and have three this month."),
-    (12, "Lim asked for at most 12 asks a month and has 12 this month.",
-     "You asked for at most 12 asks a month and have 12 this month."),
-])
-def test_own_limits_in_plain_words_for_each_reader(app, make_user, admin_client, limit, admin_words,
-                                                   advocate_words):
+@pytest.mark.parametrize(
+    "limit,admin_words,advocate_words",
+    [
+        (
+            1,
+            "Lim asked for at most one ask a month and has one this month.",
+            "You asked for at most one ask a month and have one this month.",
+        ),
+        (
+            3,
+            "Lim asked for at most three asks a month and has three this month.",
+            "You asked for at most three asks a month and have three this month.",
+        ),
+        (
+            12,
+            "Lim asked for at most 12 asks a month and has 12 this month.",
+            "You asked for at most 12 asks a month and have 12 this month.",
+        ),
+    ],
+)
+def test_own_limits_in_plain_words_for_each_reader(app, make_user, admin_client, limit, admin_words, advocate_words):
     adv = make_advocate(make_user, "lim@example.com", name="Lim", max_asks_per_month=limit)
     for i in range(limit):
-        db.session.add(Participation(opportunity_id=make_opp(title=f"Asked {i}", capacity=5), user_id=adv,
-                                     status=ParticipationStatus.REQUESTED, requested_at=utcnow()))
+        db.session.add(
+            Participation(
+                opportunity_id=make_opp(title=f"Asked {i}", capacity=5),
+                user_id=adv,
+                status=ParticipationStatus.REQUESTED,
+                requested_at=utcnow(),
+            )
+        )
     db.session.commit()
     oid = make_opp(title="One too many", capacity=50)
     assert refused(adv, oid) == admin_words
@@ -528,8 +635,13 @@ def test_own_limits_in_plain_words_for_each_reader(app, make_user, admin_client,
     assert advocate_words in text_of(resp) and "ask(s)" not in text_of(resp)
     assert participation_of(adv, oid) is None
     # the admin adding Lim by hand reads the third person
-    resp = post_form(admin_client, f"/admin/opportunities/{oid}/add", {"advocate": "lim@example.com"},
-                     page=f"/admin/opportunities/{oid}", follow_redirects=True)
+    resp = post_form(
+        admin_client,
+        f"/admin/opportunities/{oid}/add",
+        {"advocate": "lim@example.com"},
+        page=f"/admin/opportunities/{oid}",
+        follow_redirects=True,
+    )
     assert f"Not added: {admin_words}" in text_of(resp)
 
 
@@ -542,13 +654,16 @@ def test_a_limit_of_zero_and_singular_policy_figures(app, make_user, admin):
     err = refusal(adv, call)
     today = utcnow() - timedelta(days=3)
     last = today.strftime("%d %b %Y").lstrip("0")
-    assert list(err.reasons) == ["Zed asked for no asks a quarter.",
-                                 "The program allows at most 1 engagement in 90 days; Zed has 1.",
-                                 f"The program keeps at least 5 days between reference calls; Zed's last one was "
-                                 f"on {last}."]
-    assert err.message == ("You asked for no asks a quarter. The program asks nobody to take part more than 1 time "
-                           "in 90 days, and you already have 1 in that time. The program keeps at least 5 days "
-                           f"between reference calls, and your last one was on {last}.")
+    assert list(err.reasons) == [
+        "Zed asked for no asks a quarter.",
+        "The program allows at most 1 engagement in 90 days; Zed has 1.",
+        f"The program keeps at least 5 days between reference calls; Zed's last one was on {last}.",
+    ]
+    assert err.message == (
+        "You asked for no asks a quarter. The program asks nobody to take part more than 1 time "
+        "in 90 days, and you already have 1 in that time. The program keeps at least 5 days "
+        f"between reference calls, and your last one was on {last}."
+    )
     engaged(adv, utcnow(), key="reference_call", title="A call today")
     fatigue.set_policy(db.session, {"reference_call_gap_days": 1}, admin.id)
     db.session.commit()
@@ -561,8 +676,13 @@ def test_a_limit_of_zero_and_singular_policy_figures(app, make_user, admin):
 def test_advocate_list_pages_of_50_and_the_fatigue_filter_covers_all(app, make_user, admin_client):
     ids = {}
     for i in range(120):  # every second advocate at their own limit (0 asks a month)
-        ids[i] = make_advocate(make_user, f"adv{i:03d}@example.com", name=f"Adv {i:03d}", types=(),
-                               max_asks_per_month=0 if i % 2 == 0 else None)
+        ids[i] = make_advocate(
+            make_user,
+            f"adv{i:03d}@example.com",
+            name=f"Adv {i:03d}",
+            types=(),
+            max_asks_per_month=0 if i % 2 == 0 else None,
+        )
 
     def names(query=""):
         body = admin_client.get(f"/admin/advocates{query}").get_data(as_text=True)
@@ -636,10 +756,10 @@ def test_a_blackout_counts_on_the_advocates_own_day_everywhere(app, make_user):
     (they used to use UTC's date and let the ask through)."""
     from search.querying import unavailable_today
 
-    kiwi = make_advocate(make_user, "kiwi@example.com", timezone="Pacific/Auckland",
-                         blackouts=[(date(2031, 3, 6), date(2031, 3, 6))])
-    utc = make_advocate(make_user, "utc@example.com", timezone="UTC",
-                        blackouts=[(date(2031, 3, 6), date(2031, 3, 6))])
+    kiwi = make_advocate(
+        make_user, "kiwi@example.com", timezone="Pacific/Auckland", blackouts=[(date(2031, 3, 6), date(2031, 3, 6))]
+    )
+    utc = make_advocate(make_user, "utc@example.com", timezone="UTC", blackouts=[(date(2031, 3, 6), date(2031, 3, 6))])
     with time_machine.travel(AUCKLAND_EVENING_UTC, tick=False):
         oid = make_opp("speaking", title="Evening panel")
         assert fatigue.status(db.session, kiwi).key == "unavailable"
@@ -684,8 +804,9 @@ def _feed_titles(uid) -> list[str]:
 def test_an_auckland_pause_ends_with_the_advocates_own_day(app, make_user):
     """Paused until 5 March in Auckland: at 20:00 UTC on the 5th it is already 09:00 on the 6th there.
     The feed used to show nothing and a request was refused "You have paused asks." (UTC's date)."""
-    kiwi = make_advocate(make_user, "kiwi.pause@example.com", timezone="Pacific/Auckland",
-                         paused_until=date(2031, 3, 5))
+    kiwi = make_advocate(
+        make_user, "kiwi.pause@example.com", timezone="Pacific/Auckland", paused_until=date(2031, 3, 5)
+    )
     with time_machine.travel(AUCKLAND_EVENING_UTC - timedelta(hours=12), tick=False):  # 21:00 on the 5th there
         make_opp("speaking", title="Panel in the morning", mode=SelectionMode.FIRST_COME)
         assert _feed_titles(kiwi) == []
@@ -704,8 +825,12 @@ def test_an_auckland_pause_ends_with_the_advocates_own_day(app, make_user):
 
 def test_an_auckland_blackout_of_yesterday_is_over(app, make_user):
     """A one-day blackout on 5 March in Auckland is over at 20:00 UTC on the 5th (their 6th)."""
-    kiwi = make_advocate(make_user, "kiwi.away@example.com", timezone="Pacific/Auckland",
-                         blackouts=[(date(2031, 3, 5), date(2031, 3, 5))])
+    kiwi = make_advocate(
+        make_user,
+        "kiwi.away@example.com",
+        timezone="Pacific/Auckland",
+        blackouts=[(date(2031, 3, 5), date(2031, 3, 5))],
+    )
     with time_machine.travel(AUCKLAND_EVENING_UTC - timedelta(hours=12), tick=False):  # still the 5th there
         make_opp("speaking", title="Undated talk")
         assert _feed_titles(kiwi) == []
@@ -729,13 +854,16 @@ def test_own_ask_limits_count_from_the_advocates_own_first_of_the_month(app, mak
     the advocate's 1st, missing their first hours of the month)."""
     from tests.recognition_support import recorded_sql
 
-    kiwi = make_advocate(make_user, "kiwi.limit@example.com", name="Kiri", timezone="Pacific/Auckland",
-                         max_asks_per_month=1)
-    kiwi_q = make_advocate(make_user, "kiwi.quarter@example.com", name="Kara", timezone="Pacific/Auckland",
-                           max_asks_per_quarter=1)
+    kiwi = make_advocate(
+        make_user, "kiwi.limit@example.com", name="Kiri", timezone="Pacific/Auckland", max_asks_per_month=1
+    )
+    kiwi_q = make_advocate(
+        make_user, "kiwi.quarter@example.com", name="Kara", timezone="Pacific/Auckland", max_asks_per_quarter=1
+    )
     london = make_advocate(make_user, "utc.limit@example.com", name="Lon", timezone="UTC", max_asks_per_month=1)
-    hawaii = make_advocate(make_user, "aloha.limit@example.com", name="Hana", timezone="Pacific/Honolulu",
-                           max_asks_per_quarter=1)
+    hawaii = make_advocate(
+        make_user, "aloha.limit@example.com", name="Hana", timezone="Pacific/Honolulu", max_asks_per_quarter=1
+    )
     opps = [make_opp(title=f"Ask {i}", capacity=10) for i in range(4)]  # selection: asks, not engagements
     ids = [kiwi, kiwi_q, london, hawaii]
 

@@ -1,5 +1,6 @@
 """The base form every portal form derives from: control characters leave text fields, not
 passwords; integers of absurd length are a validation error, not a 500."""
+
 from __future__ import annotations
 
 import importlib
@@ -33,8 +34,9 @@ def ctx(app):
 
 
 def test_control_characters_leave_text_but_not_passwords(ctx):
-    form = Sample(formdata=MultiDict({"name": "Ada\x00\x1b Lovelace\n", "password": "pa\x1bss\x00word-12",
-                                      "count": "3"}))
+    form = Sample(
+        formdata=MultiDict({"name": "Ada\x00\x1b Lovelace\n", "password": "pa\x1bss\x00word-12", "count": "3"})
+    )
     assert form.validate(), form.errors
     assert form.name.data == "Ada Lovelace\n"
     assert form.password.data == "pa\x1bss\x00word-12"

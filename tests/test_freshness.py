@@ -1,5 +1,6 @@
 """Advocate self-service, freshness: "My profile is current", saving counts as confirming, the stale banner
 after PROFILE_STALE_DAYS, and `flask advocates remind-stale` (at most once every 30 days, respecting choices)."""
+
 from datetime import timedelta
 
 import pytest
@@ -79,8 +80,9 @@ def test_my_profile_is_current_sets_confirmed_at(advocate_client, advocate):
 
 def test_saving_the_profile_counts_as_confirming(advocate_client, advocate):
     backdate(advocate.id, 200)
-    resp = post_form(advocate_client, "/me/profile", {"name": "Ada Advocate", "job_title": "CISO",
-                                                      "company": "Bluefin"})
+    resp = post_form(
+        advocate_client, "/me/profile", {"name": "Ada Advocate", "job_title": "CISO", "company": "Bluefin"}
+    )
     assert resp.status_code == 302
     assert utcnow() - confirmed_at(advocate.id) < timedelta(minutes=1)
     assert BANNER not in text(advocate_client.get("/me/preferences"))
@@ -108,8 +110,7 @@ def test_confirming_only_touches_the_signed_in_advocate(app, advocate_client, ad
     other = make_user(email="other@example.com")
     backdate(other.id, 200)
     old = confirmed_at(other.id)
-    post_form(advocate_client, f"/me/profile/confirm?user_id={other.id}", {"user_id": str(other.id)},
-              page="/dashboard")
+    post_form(advocate_client, f"/me/profile/confirm?user_id={other.id}", {"user_id": str(other.id)}, page="/dashboard")
     assert confirmed_at(other.id) == old and confirmed_at(advocate.id) is not None
 
 
@@ -256,12 +257,20 @@ def test_reminders_respect_the_choice_made_in_preferences(app, runner, mailbox, 
     stale = population["stale"]
     c = app.test_client()
     login(c, stale.email)
-    assert post_form(c, "/me/preferences/communication", {"digest": "monthly", "notify_news": "y"},
-                     page="/me/preferences").status_code == 302
+    assert (
+        post_form(
+            c, "/me/preferences/communication", {"digest": "monthly", "notify_news": "y"}, page="/me/preferences"
+        ).status_code
+        == 302
+    )
     assert remind(runner) == 1
     assert mailbox.to(stale.email) == []
-    assert post_form(c, "/me/preferences/communication", {"digest": "monthly", "notify_reminders": "y"},
-                     page="/me/preferences").status_code == 302
+    assert (
+        post_form(
+            c, "/me/preferences/communication", {"digest": "monthly", "notify_reminders": "y"}, page="/me/preferences"
+        ).status_code
+        == 302
+    )
     assert remind(runner) == 1
     assert len(mailbox.to(stale.email)) == 1
 
@@ -321,8 +330,10 @@ def test_overlapping_runs_send_one_reminder_per_advocate(app, runner, mailbox, p
     assert sorted(calls[0]) == ["noprofile@example.com", "stale@example.com"]  # B saw both as due
     assert sorted([queued_a, queued_b]) == [0, 2]
     assert [m.to for m in mailbox.messages if m.subject == SUBJECT].count("stale@example.com") == 1
-    assert sorted(m.to for m in mailbox.messages if m.subject == SUBJECT) == ["noprofile@example.com",
-                                                                              "stale@example.com"]
+    assert sorted(m.to for m in mailbox.messages if m.subject == SUBJECT) == [
+        "noprofile@example.com",
+        "stale@example.com",
+    ]
     db.session.rollback()
     assert db.session.scalar(select(func.count()).where(OutboxMessage.template == "stale_reminder")) == 2
     assert reload(AdvocateProfile, population["no_profile"].id).stale_reminder_sent_at is not None

@@ -1,5 +1,6 @@
 """Leaderboard: periods at their boundaries, top 50 plus the viewer's rank, who is left out, ties,
 and spending that does not lower anyone's standing (issue 4)."""
+
 import re
 from datetime import datetime, timedelta, timezone
 
@@ -38,16 +39,19 @@ def table_names(html):
 # --- periods -------------------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("now,period,start", [
-    (at(2026, 3, 31, 23, 59, 59, 999999), "quarter", at(2026, 1, 1)),
-    (at(2026, 4, 1), "quarter", at(2026, 4, 1)),
-    (at(2026, 6, 30, 12), "quarter", at(2026, 4, 1)),
-    (at(2026, 9, 30, 23, 59), "quarter", at(2026, 7, 1)),
-    (at(2026, 12, 31, 23, 59), "quarter", at(2026, 10, 1)),
-    (at(2026, 2, 28, 23, 59), "month", at(2026, 2, 1)),
-    (at(2026, 3, 1), "month", at(2026, 3, 1)),
-    (at(2026, 3, 1), "all", None),
-])
+@pytest.mark.parametrize(
+    "now,period,start",
+    [
+        (at(2026, 3, 31, 23, 59, 59, 999999), "quarter", at(2026, 1, 1)),
+        (at(2026, 4, 1), "quarter", at(2026, 4, 1)),
+        (at(2026, 6, 30, 12), "quarter", at(2026, 4, 1)),
+        (at(2026, 9, 30, 23, 59), "quarter", at(2026, 7, 1)),
+        (at(2026, 12, 31, 23, 59), "quarter", at(2026, 10, 1)),
+        (at(2026, 2, 28, 23, 59), "month", at(2026, 2, 1)),
+        (at(2026, 3, 1), "month", at(2026, 3, 1)),
+        (at(2026, 3, 1), "all", None),
+    ],
+)
 def test_period_start(app, now, period, start):
     assert leaderboard.period_start(period, now) == start
 
@@ -165,8 +169,12 @@ def test_suspended_staff_and_opted_out_are_left_out(app, make_user, advocate_cli
     assert 'name="show_on_leaderboard"' in html
     from tests.test_points import _complete_profile_form
 
-    assert post_form(client, "/me/profile", _complete_profile_form(name="Hidden Advocate",
-                                                                    show_on_leaderboard="")).status_code == 302
+    assert (
+        post_form(
+            client, "/me/profile", _complete_profile_form(name="Hidden Advocate", show_on_leaderboard="")
+        ).status_code
+        == 302
+    )
     assert reload(AdvocateProfile, hidden.id).show_on_leaderboard is False
     db.session.execute(update(User).where(User.id == suspended.id).values(status=Status.SUSPENDED))
     db.session.commit()
@@ -182,8 +190,9 @@ def test_suspended_staff_and_opted_out_are_left_out(app, make_user, advocate_cli
     for name in ("Hidden", "Suspended", "Staff Member", "Admin Person", "Pending Person"):
         assert name not in html
     # opting back in brings them back
-    db.session.execute(update(AdvocateProfile).where(AdvocateProfile.user_id == hidden.id)
-                       .values(show_on_leaderboard=True))
+    db.session.execute(
+        update(AdvocateProfile).where(AdvocateProfile.user_id == hidden.id).values(show_on_leaderboard=True)
+    )
     db.session.commit()
     assert names("all") == ["Hidden Advocate", "Shown Advocate"]
 

@@ -5,6 +5,7 @@ stepping down and up keeps existing rows.
 Each test gets its own empty database: a SQLite file in tmp_path, or a throwaway PostgreSQL database
 (portal_mig_<random>) created and dropped here, never the shared test database.
 """
+
 from __future__ import annotations
 
 import uuid
@@ -90,9 +91,14 @@ def reflected_details() -> dict:
     out = {}
     for table in sorted(APP_TABLES):
         checks = sorted(c["name"] for c in insp.get_check_constraints(table) if c.get("name"))
-        fks = sorted((tuple(fk["constrained_columns"]), fk["referred_table"],
-                      (fk.get("options") or {}).get("ondelete", "").upper() or None)
-                     for fk in insp.get_foreign_keys(table))
+        fks = sorted(
+            (
+                tuple(fk["constrained_columns"]),
+                fk["referred_table"],
+                (fk.get("options") or {}).get("ondelete", "").upper() or None,
+            )
+            for fk in insp.get_foreign_keys(table)
+        )
         out[table] = (checks, fks)
     return out
 
@@ -101,9 +107,14 @@ def model_details() -> dict:
     out = {}
     for table in Base.metadata.sorted_tables:
         checks = sorted(c.name for c in table.constraints if isinstance(c, CheckConstraint) and c.name)
-        fks = sorted((tuple(e.parent.name for e in fk.elements), fk.elements[0].column.table.name,
-                      (fk.ondelete or "").upper() or None)
-                     for fk in table.foreign_key_constraints)
+        fks = sorted(
+            (
+                tuple(e.parent.name for e in fk.elements),
+                fk.elements[0].column.table.name,
+                (fk.ondelete or "").upper() or None,
+            )
+            for fk in table.foreign_key_constraints
+        )
         out[table.name] = (checks, fks)
     return out
 
@@ -113,11 +124,23 @@ def leftovers() -> list[str]:
     if db.engine.dialect.name != "postgresql":
         return []
     with db.engine.connect() as conn:
-        types = conn.execute(text(
-            "SELECT t.typname FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace "
-            "WHERE n.nspname = 'public' AND t.typtype IN ('e', 'd')")).scalars().all()
-        seqs = conn.execute(text(
-            "SELECT sequence_name FROM information_schema.sequences WHERE sequence_schema = 'public'")).scalars().all()
+        types = (
+            conn.execute(
+                text(
+                    "SELECT t.typname FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace "
+                    "WHERE n.nspname = 'public' AND t.typtype IN ('e', 'd')"
+                )
+            )
+            .scalars()
+            .all()
+        )
+        seqs = (
+            conn.execute(
+                text("SELECT sequence_name FROM information_schema.sequences WHERE sequence_schema = 'public'")
+            )
+            .scalars()
+            .all()
+        )
     return sorted(types) + sorted(seqs)
 
 
@@ -161,8 +184,9 @@ def test_downgrade_to_base_and_upgrade_again(mig_app):
     assert schema_diff() == []
     assert reflected_details() == model_details()
     # the rebuilt schema works
-    db.session.add(User(email="after.rebuild@example.com", name="R", role=Role.ADVOCATE, status=Status.ACTIVE,
-                        password_hash="x"))
+    db.session.add(
+        User(email="after.rebuild@example.com", name="R", role=Role.ADVOCATE, status=Status.ACTIVE, password_hash="x")
+    )
     db.session.commit()
     assert db.session.scalar(select(User.email)) == "after.rebuild@example.com"
 
@@ -185,8 +209,16 @@ def test_stepping_down_and_up_keeps_existing_rows(mig_app):
     user = User(email="kept@example.com", name="Kept", role=Role.ADVOCATE, status=Status.ACTIVE, password_hash="x")
     db.session.add(user)
     db.session.flush()
-    db.session.add(OutboxMessage(recipient="kept@example.com", subject="s", body_text="t", body_html="h",
-                                 template="approved", user_id=user.id))
+    db.session.add(
+        OutboxMessage(
+            recipient="kept@example.com",
+            subject="s",
+            body_text="t",
+            body_html="h",
+            template="approved",
+            user_id=user.id,
+        )
+    )
     db.session.commit()
     db.session.remove()
     chain = revision_chain()
@@ -204,23 +236,39 @@ def test_0008_erases_or_links_the_admin_mail_written_before_it(mig_app):
     now = "2026-12-01 10:00:00"
     with db.engine.begin() as conn:
         for uid, name in ((1, "Alex Admin"), (2, "Paula Applicant"), (3, "Quinn Applicant")):
-            conn.execute(text(
-                "INSERT INTO users (id, email, name, role, status, session_token, failed_login_count, created_at, "
-                "updated_at) VALUES (:id, :email, :name, :role, 'pending_approval', :tok, 0, :now, :now)"),
-                {"id": uid, "email": f"u{uid}@example.com", "name": name, "tok": f"t{uid}", "now": now,
-                 "role": "admin" if uid == 1 else "advocate"})
-        for mid, status, template, body in ((1, "sent", "admin_pending", "Paula Applicant (CTO, Initech) confirmed"),
-                                            (2, "queued", "admin_pending", "Quinn Applicant (no title, X) confirmed"),
-                                            (3, "sent", "approved", "Hello Paula Applicant")):
-            conn.execute(text(
-                "INSERT INTO outbox_messages (id, recipient, subject, body_text, body_html, template, user_id, status, "
-                "attempts, next_attempt_at, created_at) VALUES (:id, 'u1@example.com', 'subject', :body, :body, "
-                ":template, 1, :status, 0, :now, :now)"),
-                {"id": mid, "body": body, "template": template, "status": status, "now": now})
+            conn.execute(
+                text(
+                    "INSERT INTO users (id, email, name, role, status, session_token, failed_login_count, created_at, "
+                    "updated_at) VALUES (:id, :email, :name, :role, 'pending_approval', :tok, 0, :now, :now)"
+                ),
+                {
+                    "id": uid,
+                    "email": f"u{uid}@example.com",
+                    "name": name,
+                    "tok": f"t{uid}",
+                    "now": now,
+                    "role": "admin" if uid == 1 else "advocate",
+                },
+            )
+        for mid, status, template, body in (
+            (1, "sent", "admin_pending", "Paula Applicant (CTO, Initech) confirmed"),
+            (2, "queued", "admin_pending", "Quinn Applicant (no title, X) confirmed"),
+            (3, "sent", "approved", "Hello Paula Applicant"),
+        ):
+            conn.execute(
+                text(
+                    "INSERT INTO outbox_messages (id, recipient, subject, body_text, body_html, template, user_id, status, "
+                    "attempts, next_attempt_at, created_at) VALUES (:id, 'u1@example.com', 'subject', :body, :body, "
+                    ":template, 1, :status, 0, :now, :now)"
+                ),
+                {"id": mid, "body": body, "template": template, "status": status, "now": now},
+            )
     upgrade()
     with db.engine.connect() as conn:
-        rows = {r.id: r for r in conn.execute(text(
-            "SELECT id, subject, body_text, body_html, about_user_id FROM outbox_messages"))}
+        rows = {
+            r.id: r
+            for r in conn.execute(text("SELECT id, subject, body_text, body_html, about_user_id FROM outbox_messages"))
+        }
     assert (rows[1].subject, rows[1].body_text, rows[1].body_html) == ("(erased)", "", "")
     assert rows[2].about_user_id == 3 and rows[2].body_text.startswith("Quinn")  # still to be sent
     assert rows[3].body_text == "Hello Paula Applicant" and rows[3].about_user_id is None  # other mail untouched

@@ -1,4 +1,5 @@
 """Opportunities, participation, boards, fatigue protection and the digest (issue 5)."""
+
 from datetime import date, timedelta
 
 import pytest
@@ -6,9 +7,25 @@ import time_machine
 
 from portal.database import begin_write
 from portal.extensions import db
-from portal.models import (ActivityPreference, ActivityType, AdvocateProfile, AuditEvent, Blackout, Industry,
-                           Opportunity, OpportunityStatus, Participation, ParticipationStatus, PointsEntry, Product,
-                           Region, SelectionMode, SizeBand, User, utcnow)
+from portal.models import (
+    ActivityPreference,
+    ActivityType,
+    AdvocateProfile,
+    AuditEvent,
+    Blackout,
+    Industry,
+    Opportunity,
+    OpportunityStatus,
+    Participation,
+    ParticipationStatus,
+    PointsEntry,
+    Product,
+    Region,
+    SelectionMode,
+    SizeBand,
+    User,
+    utcnow,
+)
 from portal.services import fatigue, opportunities, participation, points
 from portal.services.errors import DomainError
 from tests.conftest import reload
@@ -21,8 +38,16 @@ def atype(key):
     return db.session.query(ActivityType).filter_by(key=key).one()
 
 
-def advocate_with(make_user, email, types=("speaking", "review", "reference_call", "advisory_board", "webinar"),
-                  industry=None, country="DE", products=(), size=None, **profile):
+def advocate_with(
+    make_user,
+    email,
+    types=("speaking", "review", "reference_call", "advisory_board", "webinar"),
+    industry=None,
+    country="DE",
+    products=(),
+    size=None,
+    **profile,
+):
     u = make_user(email=email, name=email.split("@")[0].title())
     p = AdvocateProfile(user_id=u.id, country_code=country, **profile)
     if industry:
@@ -38,8 +63,16 @@ def advocate_with(make_user, email, types=("speaking", "review", "reference_call
 
 
 def opp(key="speaking", mode=SelectionMode.SELECTION, capacity=None, status=OpportunityStatus.OPEN, **fields):
-    o = Opportunity(activity_type=atype(key), title=fields.pop("title", f"{key} opportunity"), capacity=capacity,
-                    selection_mode=mode, status=status, opened_at=utcnow(), seats_taken=0, **fields)
+    o = Opportunity(
+        activity_type=atype(key),
+        title=fields.pop("title", f"{key} opportunity"),
+        capacity=capacity,
+        selection_mode=mode,
+        status=status,
+        opened_at=utcnow(),
+        seats_taken=0,
+        **fields,
+    )
     if key == "advisory_board" and "term_start" not in fields:
         o.term_start, o.term_end = date.today(), date.today() + timedelta(days=365)
     db.session.add(o)
@@ -57,34 +90,53 @@ def feed_titles(user):
 
 def test_admin_creates_edits_duplicates_opens_closes(admin_client, advocate_client):
     t = atype("webinar")
-    form = {"activity_type_id": str(t.id), "title": "<b>Panel</b>", "description": "Talk\n\nabout it",
-            "selection_mode": "first_come", "capacity": "3", "is_virtual": "y", "external_url": "https://example.com/x"}
+    form = {
+        "activity_type_id": str(t.id),
+        "title": "<b>Panel</b>",
+        "description": "Talk\n\nabout it",
+        "selection_mode": "first_come",
+        "capacity": "3",
+        "is_virtual": "y",
+        "external_url": "https://example.com/x",
+    }
     assert post_form(admin_client, "/admin/opportunities/new", form).status_code == 302
     db.session.rollback()
     o = db.session.query(Opportunity).one()
     assert o.status == OpportunityStatus.DRAFT and o.effective_points == t.default_points
-    for bad in ({"external_url": "javascript:alert(1)"}, {"capacity": "0"}, {"title": ""},
-                {"is_virtual": "", "location": ""}):
+    for bad in (
+        {"external_url": "javascript:alert(1)"},
+        {"capacity": "0"},
+        {"title": ""},
+        {"is_virtual": "", "location": ""},
+    ):
         assert post_form(admin_client, f"/admin/opportunities/{o.id}/edit", {**form, **bad}).status_code == 422
-    post_form(admin_client, f"/admin/opportunities/{o.id}/status", {"status": "open"},
-              page=f"/admin/opportunities/{o.id}")
+    post_form(
+        admin_client, f"/admin/opportunities/{o.id}/status", {"status": "open"}, page=f"/admin/opportunities/{o.id}"
+    )
     assert reload(Opportunity, o.id).status == OpportunityStatus.OPEN
     post_form(admin_client, f"/admin/opportunities/{o.id}/duplicate", {}, page=f"/admin/opportunities/{o.id}")
     assert db.session.query(Opportunity).filter(Opportunity.title.like("Copy of%")).count() == 1
-    bad_move = post_form(admin_client, f"/admin/opportunities/{o.id}/status", {"status": "draft"},
-                         page=f"/admin/opportunities/{o.id}")
+    bad_move = post_form(
+        admin_client, f"/admin/opportunities/{o.id}/status", {"status": "draft"}, page=f"/admin/opportunities/{o.id}"
+    )
     assert bad_move.status_code == 302 and reload(Opportunity, o.id).status == OpportunityStatus.OPEN
     page = admin_client.get(f"/admin/opportunities/{o.id}").get_data(as_text=True)
     assert "&lt;b&gt;Panel&lt;/b&gt;" in page and "<b>Panel</b>" not in page
     assert advocate_client.get("/admin/opportunities").status_code == 403
-    assert {e.action for e in db.session.query(AuditEvent)} >= {"opportunity.create", "opportunity.open",
-                                                                 "opportunity.duplicate"}
+    assert {e.action for e in db.session.query(AuditEvent)} >= {
+        "opportunity.create",
+        "opportunity.open",
+        "opportunity.duplicate",
+    }
 
 
 def test_board_needs_term(admin_client):
     t = atype("advisory_board")
-    resp = post_form(admin_client, "/admin/opportunities/new", {"activity_type_id": str(t.id), "title": "CAB",
-                                                                "selection_mode": "selection", "is_virtual": "y"})
+    resp = post_form(
+        admin_client,
+        "/admin/opportunities/new",
+        {"activity_type_id": str(t.id), "title": "CAB", "selection_mode": "selection", "is_virtual": "y"},
+    )
     assert resp.status_code == 422 and b"needs a term" in resp.data
 
 
@@ -93,20 +145,51 @@ def test_board_needs_term(admin_client):
 
 def test_targeting_dimensions(app, make_user):
     health = db.session.query(Industry).filter_by(name="Healthcare").one()
-    bank = advocate_with(make_user, "bank@example.com", industry="Banking and capital markets", country="GB",
-                         products=("Security Suite",), size="5,000+ employees")
-    doc = advocate_with(make_user, "doc@example.com", industry="Healthcare", country="JP",
-                        products=("Analytics Cloud",), size="1-49 employees")
+    bank = advocate_with(
+        make_user,
+        "bank@example.com",
+        industry="Banking and capital markets",
+        country="GB",
+        products=("Security Suite",),
+        size="5,000+ employees",
+    )
+    doc = advocate_with(
+        make_user,
+        "doc@example.com",
+        industry="Healthcare",
+        country="JP",
+        products=("Analytics Cloud",),
+        size="1-49 employees",
+    )
     everyone = opp(title="Everyone")
-    o = Opportunity(activity_type=atype("speaking"), title="Healthcare only", status=OpportunityStatus.OPEN,
-                    selection_mode=SelectionMode.SELECTION, seats_taken=0, opened_at=utcnow(), industries=[health])
-    o2 = Opportunity(activity_type=atype("speaking"), title="Europe security", status=OpportunityStatus.OPEN,
-                     selection_mode=SelectionMode.SELECTION, seats_taken=0, opened_at=utcnow(),
-                     regions=[db.session.query(Region).filter_by(name="Europe").one()],
-                     products=[db.session.query(Product).filter_by(name="Security Suite").one()])
-    o3 = Opportunity(activity_type=atype("speaking"), title="Small companies", status=OpportunityStatus.OPEN,
-                     selection_mode=SelectionMode.SELECTION, seats_taken=0, opened_at=utcnow(),
-                     size_bands=[db.session.query(SizeBand).filter_by(name="1-49 employees").one()])
+    o = Opportunity(
+        activity_type=atype("speaking"),
+        title="Healthcare only",
+        status=OpportunityStatus.OPEN,
+        selection_mode=SelectionMode.SELECTION,
+        seats_taken=0,
+        opened_at=utcnow(),
+        industries=[health],
+    )
+    o2 = Opportunity(
+        activity_type=atype("speaking"),
+        title="Europe security",
+        status=OpportunityStatus.OPEN,
+        selection_mode=SelectionMode.SELECTION,
+        seats_taken=0,
+        opened_at=utcnow(),
+        regions=[db.session.query(Region).filter_by(name="Europe").one()],
+        products=[db.session.query(Product).filter_by(name="Security Suite").one()],
+    )
+    o3 = Opportunity(
+        activity_type=atype("speaking"),
+        title="Small companies",
+        status=OpportunityStatus.OPEN,
+        selection_mode=SelectionMode.SELECTION,
+        seats_taken=0,
+        opened_at=utcnow(),
+        size_bands=[db.session.query(SizeBand).filter_by(name="1-49 employees").one()],
+    )
     db.session.add_all([o, o2, o3])
     db.session.commit()
     assert set(feed_titles(bank)) == {"Everyone", "Europe security"}
@@ -126,8 +209,9 @@ def test_feed_excludes_unopted_full_late_and_unavailable(app, make_user):
     opp(title="Late talk", deadline=date.today() - timedelta(days=1))
     opp(title="Draft talk", status=OpportunityStatus.DRAFT)
     opp(title="Talk in blackout", event_date=date.today() + timedelta(days=20))
-    db.session.add(Blackout(user_id=u.id, starts_on=date.today() + timedelta(days=15),
-                            ends_on=date.today() + timedelta(days=25)))
+    db.session.add(
+        Blackout(user_id=u.id, starts_on=date.today() + timedelta(days=15), ends_on=date.today() + timedelta(days=25))
+    )
     db.session.commit()
     assert feed_titles(u) == ["Open talk"]
     db.session.query(AdvocateProfile).filter_by(user_id=u.id).update({"paused_until": date.today() + timedelta(days=3)})
@@ -195,8 +279,12 @@ def test_lifecycle_with_emails_commitments_and_points_once(app, make_user, admin
     assert p.status == ParticipationStatus.REQUESTED
     assert "Summit talk" in c.get("/me/commitments").get_data(as_text=True)
     assert "&lt;b&gt;help" in admin_client.get(f"/admin/opportunities/{oid}").get_data(as_text=True)
-    post_form(admin_client, f"/admin/participations/{p.id}/approve", {"message": "See you there"},
-              page=f"/admin/opportunities/{oid}")
+    post_form(
+        admin_client,
+        f"/admin/participations/{p.id}/approve",
+        {"message": "See you there"},
+        page=f"/admin/opportunities/{oid}",
+    )
     assert "See you there" in mailbox.last(u.email, subject="You're in").text
     assert reload(Opportunity, oid).seats_taken == 1
     for _ in range(2):
@@ -235,14 +323,29 @@ def test_withdraw_releases_seat_decline_and_no_show(app, make_user, admin_client
 
 def test_boards_current_past_and_renewal(app, make_user, admin_client):
     u = advocate_with(make_user, "b@example.com")
-    cur = opp(key="advisory_board", title="CAB 2027", term_start=date.today() - timedelta(days=300),
-              term_end=date.today() + timedelta(days=30))
-    past = opp(key="advisory_board", title="CAB 2024", term_start=date.today() - timedelta(days=900),
-               term_end=date.today() - timedelta(days=500))
+    cur = opp(
+        key="advisory_board",
+        title="CAB 2027",
+        term_start=date.today() - timedelta(days=300),
+        term_end=date.today() + timedelta(days=30),
+    )
+    past = opp(
+        key="advisory_board",
+        title="CAB 2024",
+        term_start=date.today() - timedelta(days=900),
+        term_end=date.today() - timedelta(days=500),
+    )
     admin = db.session.query(User).filter_by(email="alex.admin@example.com").one()
     for oid in (cur, past):
-        db.session.add(Participation(opportunity_id=oid, user_id=u.id, status=ParticipationStatus.APPROVED,
-                                     holds_seat=True, engaged_at=utcnow() - timedelta(days=400)))
+        db.session.add(
+            Participation(
+                opportunity_id=oid,
+                user_id=u.id,
+                status=ParticipationStatus.APPROVED,
+                holds_seat=True,
+                engaged_at=utcnow() - timedelta(days=400),
+            )
+        )
     db.session.commit()
     current, old = participation.boards_of(db.session, u.id)
     assert [p.opportunity.title for p in current] == ["CAB 2027"] and [p.opportunity.title for p in old] == ["CAB 2024"]
@@ -256,9 +359,15 @@ def test_boards_current_past_and_renewal(app, make_user, admin_client):
 
 def engage(user_id, key="speaking", days_ago=0):
     oid = opp(key=key, title=f"past {key} {days_ago}")
-    db.session.add(Participation(opportunity_id=oid, user_id=user_id, status=ParticipationStatus.COMPLETED,
-                                 requested_at=utcnow() - timedelta(days=days_ago),
-                                 engaged_at=utcnow() - timedelta(days=days_ago)))
+    db.session.add(
+        Participation(
+            opportunity_id=oid,
+            user_id=user_id,
+            status=ParticipationStatus.COMPLETED,
+            requested_at=utcnow() - timedelta(days=days_ago),
+            engaged_at=utcnow() - timedelta(days=days_ago),
+        )
+    )
     db.session.commit()
 
 
@@ -277,11 +386,14 @@ def test_program_limit_rolling_90_days_and_override(app, make_user, admin_client
     p = db.session.query(Participation).filter_by(opportunity_id=oid).one()
     assert p.status == ParticipationStatus.REQUESTED
     engage(u.id, days_ago=1)  # a fifth one within 90 days now
-    refused = post_form(admin_client, f"/admin/participations/{p.id}/approve", {},
-                        page=f"/admin/opportunities/{oid}")
+    refused = post_form(admin_client, f"/admin/participations/{p.id}/approve", {}, page=f"/admin/opportunities/{oid}")
     assert refused.status_code == 302 and reload(Participation, p.id).status == ParticipationStatus.REQUESTED
-    post_form(admin_client, f"/admin/participations/{p.id}/approve", {"override_reason": "Key account asked"},
-              page=f"/admin/opportunities/{oid}")
+    post_form(
+        admin_client,
+        f"/admin/participations/{p.id}/approve",
+        {"override_reason": "Key account asked"},
+        page=f"/admin/opportunities/{oid}",
+    )
     p = reload(Participation, p.id)
     assert p.status == ParticipationStatus.APPROVED and p.override_reason == "Key account asked"
     assert db.session.query(AuditEvent).filter_by(action="participation.override").count() == 1
@@ -300,6 +412,7 @@ def test_reference_call_gap(app, make_user, days, allowed):
 
 def test_own_monthly_and_quarterly_limits_at_boundaries(app, make_user):
     from datetime import datetime, timezone
+
     with time_machine.travel(datetime(2026, 3, 20, 12, tzinfo=timezone.utc), tick=False):
         u = advocate_with(make_user, "m@example.com", max_asks_per_month=1, max_asks_per_quarter=2)
         first = opp(title="One")
@@ -340,8 +453,13 @@ def test_fatigue_statuses_shown_to_admins(app, make_user, admin_client):
         engage(near.id, days_ago=d + 1)
     engage(fresh.id, days_ago=5)
     got = {uid: s.key for uid, s in fatigue.statuses(db.session, [at.id, near.id, paused.id, old.id, fresh.id]).items()}
-    assert got == {at.id: "at_limit", near.id: "near_limit", paused.id: "unavailable", old.id: "under_used",
-                   fresh.id: "available"}
+    assert got == {
+        at.id: "at_limit",
+        near.id: "near_limit",
+        paused.id: "unavailable",
+        old.id: "under_used",
+        fresh.id: "available",
+    }
     page = admin_client.get("/admin/advocates?fatigue=at_limit").get_data(as_text=True)
     assert "At@Example.Com" not in page and "at@example.com" in page and "near@example.com" not in page
 

@@ -2,11 +2,21 @@
 request rules (eligibility, fatigue with their ask limits) are told in plain words and refuse it
 unless an override reason is given, which is recorded and audit-logged; a full, draft or archived
 opportunity or an inactive advocate is refused regardless; the advocate is emailed."""
+
 import pytest
 
 from portal.extensions import db
-from portal.models import (AuditEvent, Opportunity, OpportunityStatus, Participation, ParticipationStatus, Role,
-                           SelectionMode, Status, User)
+from portal.models import (
+    AuditEvent,
+    Opportunity,
+    OpportunityStatus,
+    Participation,
+    ParticipationStatus,
+    Role,
+    SelectionMode,
+    Status,
+    User,
+)
 from portal.services import participation
 from portal.services.errors import Conflict
 from tests.conftest import reload
@@ -17,8 +27,13 @@ MODES = [SelectionMode.FIRST_COME, SelectionMode.SELECTION]
 
 
 def add(admin_client, oid, who, follow_redirects=True, **data):
-    return post_form(admin_client, f"/admin/opportunities/{oid}/add", {"advocate": str(who), **data},
-                     page=f"/admin/opportunities/{oid}", follow_redirects=follow_redirects)
+    return post_form(
+        admin_client,
+        f"/admin/opportunities/{oid}/add",
+        {"advocate": str(who), **data},
+        page=f"/admin/opportunities/{oid}",
+        follow_redirects=follow_redirects,
+    )
 
 
 def audit(action):
@@ -29,8 +44,9 @@ def audit(action):
 @pytest.mark.parametrize("mode", MODES)
 def test_an_admin_adds_an_advocate_by_email_in_either_mode(app, make_user, admin, admin_client, mailbox, mode):
     adv = make_advocate(make_user, "added@example.com", name="Addy Added")
-    oid = make_opp("speaking", title="Summit panel", capacity=2, mode=mode,
-                   external_url="https://events.example.com/panel")
+    oid = make_opp(
+        "speaking", title="Summit panel", capacity=2, mode=mode, external_url="https://events.example.com/panel"
+    )
     page = text_of(admin_client.get(f"/admin/opportunities/{oid}"))
     assert "Add an advocate" in page and "Advocate's email address or id" in page
 
@@ -64,8 +80,9 @@ def test_an_advocate_can_be_picked_by_id(app, make_user, admin_client):
 
 
 @pytest.mark.parametrize("mode", MODES)
-def test_a_limit_refuses_the_addition_until_an_override_reason_is_given(app, make_user, admin, admin_client,
-                                                                         mailbox, mode):
+def test_a_limit_refuses_the_addition_until_an_override_reason_is_given(
+    app, make_user, admin, admin_client, mailbox, mode
+):
     adv = make_advocate(make_user, "lim@example.com", name="Lim", max_asks_per_month=1)
     busy = make_opp("speaking", title="Earlier ask", capacity=5)
     participation.request(db.session, user(adv), busy)
@@ -75,8 +92,10 @@ def test_a_limit_refuses_the_addition_until_an_override_reason_is_given(app, mak
 
     for reason in ({}, {"override_reason": "   "}):
         resp = add(admin_client, oid, "lim@example.com", **reason)
-        assert ("Not added: Lim asked for at most one ask a month and has one this month. "
-                "To add Lim anyway, give an override reason.") in text_of(resp)
+        assert (
+            "Not added: Lim asked for at most one ask a month and has one this month. "
+            "To add Lim anyway, give an override reason."
+        ) in text_of(resp)
         assert participation_of(adv, oid) is None and reload(Opportunity, oid).seats_taken == 0
     assert mailbox.to("lim@example.com") == [] and audit("participation.add") == []
 
@@ -87,8 +106,10 @@ def test_a_limit_refuses_the_addition_until_an_override_reason_is_given(app, mak
     assert reload(Opportunity, oid).seats_taken == 1
     [event] = audit("participation.override")
     assert event.actor_id == admin.id and event.target_id == p.id
-    assert event.details == {"reasons": ["Lim asked for at most one ask a month and has one this month."],
-                             "reason": "Only customer on the new product"}
+    assert event.details == {
+        "reasons": ["Lim asked for at most one ask a month and has one this month."],
+        "reason": "Only customer on the new product",
+    }
     assert len(audit("participation.add")) == 1
     assert mailbox.last("lim@example.com", subject="You're in: Launch video")
     assert "override: Only customer on the new product" in text_of(admin_client.get(f"/admin/opportunities/{oid}"))
@@ -119,25 +140,36 @@ def test_a_full_opportunity_is_refused_even_with_a_reason(app, make_user, admin_
     assert mailbox.to("late@example.com") == []
 
 
-@pytest.mark.parametrize("case,message", [
-    ("unknown email", "No advocate has that email address or id."),
-    ("unknown id", "No advocate has that email address or id."),
-    ("huge id", "No advocate has that email address or id."),
-    ("staff", "No advocate has that email address or id."),
-    ("suspended", "This advocate's account is suspended: only active advocates can be added."),
-    ("already requested", "Req Uested has already asked for a place: approve the request instead."),
-    ("already approved", "App Roved is already approved here."),
-    ("draft", "This opportunity is a draft: only open or closed opportunities take participants."),
-    ("archived", "This opportunity is archived: only open or closed opportunities take participants."),
-    ("empty", "Advocate's email address or id: This field is required."),
-    ("too long reason", "Override reason (only to add beyond a limit or the targeting): "
-                        "Field cannot be longer than 500 characters."),
-    ("too long message", "Message to the advocate: Field cannot be longer than 1000 characters."),
-])
+@pytest.mark.parametrize(
+    "case,message",
+    [
+        ("unknown email", "No advocate has that email address or id."),
+        ("unknown id", "No advocate has that email address or id."),
+        ("huge id", "No advocate has that email address or id."),
+        ("staff", "No advocate has that email address or id."),
+        ("suspended", "This advocate's account is suspended: only active advocates can be added."),
+        ("already requested", "Req Uested has already asked for a place: approve the request instead."),
+        ("already approved", "App Roved is already approved here."),
+        ("draft", "This opportunity is a draft: only open or closed opportunities take participants."),
+        ("archived", "This opportunity is archived: only open or closed opportunities take participants."),
+        ("empty", "Advocate's email address or id: This field is required."),
+        (
+            "too long reason",
+            "Override reason (only to add beyond a limit or the targeting): "
+            "Field cannot be longer than 500 characters.",
+        ),
+        ("too long message", "Message to the advocate: Field cannot be longer than 1000 characters."),
+    ],
+)
 def test_refusals_are_messages_not_errors(app, make_user, admin_client, mailbox, case, message):
-    oid = make_opp("speaking", title="Talk", capacity=5,
-                   status={"draft": OpportunityStatus.DRAFT, "archived": OpportunityStatus.ARCHIVED}.get(
-                       case, OpportunityStatus.OPEN))
+    oid = make_opp(
+        "speaking",
+        title="Talk",
+        capacity=5,
+        status={"draft": OpportunityStatus.DRAFT, "archived": OpportunityStatus.ARCHIVED}.get(
+            case, OpportunityStatus.OPEN
+        ),
+    )
     adv = make_advocate(make_user, "target@example.com", name="Tar Get")
     who, data = "target@example.com", {}
     if case == "unknown email":
@@ -238,6 +270,7 @@ def test_staff_cannot_add(app, make_user, staff_client):
 
 
 def test_unknown_opportunity_is_404(app, admin_client):
-    resp = post_form(admin_client, "/admin/opportunities/999999/add", {"advocate": "a@example.com"},
-                     page="/admin/opportunities")
+    resp = post_form(
+        admin_client, "/admin/opportunities/999999/add", {"advocate": "a@example.com"}, page="/admin/opportunities"
+    )
     assert resp.status_code == 404

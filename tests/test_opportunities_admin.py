@@ -4,18 +4,37 @@ page; only admins reach the admin pages.
 
 (tests/test_opportunities.py already existed in the repository, so these tests live here.)
 """
+
 import re
 from datetime import date, timedelta
 
 import pytest
 
 from portal.extensions import db
-from portal.models import (AuditEvent, Industry, Opportunity, OpportunityStatus, Participation, ParticipationStatus,
-                           Product, Region, SelectionMode, SizeBand)
+from portal.models import (
+    AuditEvent,
+    Industry,
+    Opportunity,
+    OpportunityStatus,
+    Participation,
+    ParticipationStatus,
+    Product,
+    Region,
+    SelectionMode,
+    SizeBand,
+)
 from tests.conftest import reload
 from tests.helpers import post_form
-from tests.opportunity_support import (admin_form, atype, client_for, item_id, make_advocate, make_opp,
-                                       participation_of, text_of)
+from tests.opportunity_support import (
+    admin_form,
+    atype,
+    client_for,
+    item_id,
+    make_advocate,
+    make_opp,
+    participation_of,
+    text_of,
+)
 
 
 def _only_opportunity() -> Opportunity:
@@ -36,11 +55,21 @@ def test_create_saves_a_draft_with_targeting_and_is_audited(app, admin_client, m
     health, europe = item_id(Industry, "Healthcare"), item_id(Region, "Europe")
     suite, big = item_id(Product, "Security Suite"), item_id(SizeBand, "5,000+ employees")
     event = date.today() + timedelta(days=40)
-    form = admin_form(t.id, title="Healthcare security webinar", capacity="5", points="450",
-                      selection_mode="first_come", event_date=event.isoformat(),
-                      deadline=(event - timedelta(days=10)).isoformat(), is_virtual="", location="Berlin",
-                      industry_ids=[str(health)], product_ids=[str(suite)], region_ids=[str(europe)],
-                      size_band_ids=[str(big)])
+    form = admin_form(
+        t.id,
+        title="Healthcare security webinar",
+        capacity="5",
+        points="450",
+        selection_mode="first_come",
+        event_date=event.isoformat(),
+        deadline=(event - timedelta(days=10)).isoformat(),
+        is_virtual="",
+        location="Berlin",
+        industry_ids=[str(health)],
+        product_ids=[str(suite)],
+        region_ids=[str(europe)],
+        size_band_ids=[str(big)],
+    )
     resp = post_form(admin_client, "/admin/opportunities/new", form)
     assert resp.status_code == 302
     o = _only_opportunity()
@@ -54,8 +83,14 @@ def test_create_saves_a_draft_with_targeting_and_is_audited(app, admin_client, m
     assert [r.id for r in o.regions] == [europe] and [s.id for s in o.size_bands] == [big]
     assert "opportunity.create" in _audit_actions()
     # A draft is not visible to advocates, even one it targets.
-    adv = make_advocate(make_user, "draft.reader@example.com", industry="Healthcare", country="DE",
-                        products=("Security Suite",), size="5,000+ employees")
+    adv = make_advocate(
+        make_user,
+        "draft.reader@example.com",
+        industry="Healthcare",
+        country="DE",
+        products=("Security Suite",),
+        size="5,000+ employees",
+    )
     c = client_for(app, adv)
     assert "Healthcare security webinar" not in c.get("/opportunities").get_data(as_text=True)
     assert c.get(f"/opportunities/{o.id}").status_code == 404
@@ -91,10 +126,14 @@ INVALID = [
     ({"is_virtual": "", "location": "  "}, "Give a location, or mark the opportunity as virtual."),
     ({"term_start": "2030-05-02", "term_end": "2030-05-01"}, "The term cannot end before it starts."),
     ({"external_url": "javascript:alert(1)"}, "The external link must be an http:// or https:// address."),
-    ({"external_url": "JavaScript://example.com/%0Aalert(1)"},
-     "The external link must be an http:// or https:// address."),
-    ({"external_url": "data:text/html,<script>alert(1)</script>"},
-     "The external link must be an http:// or https:// address."),
+    (
+        {"external_url": "JavaScript://example.com/%0Aalert(1)"},
+        "The external link must be an http:// or https:// address.",
+    ),
+    (
+        {"external_url": "data:text/html,<script>alert(1)</script>"},
+        "The external link must be an http:// or https:// address.",
+    ),
     ({"external_url": "ftp://example.com/file"}, "The external link must be an http:// or https:// address."),
     ({"external_url": "//evil.example.com/x"}, "The external link must be an http:// or https:// address."),
     ({"external_url": "https://"}, "The external link must be an http:// or https:// address."),
@@ -141,21 +180,27 @@ def test_an_advisory_board_needs_a_term(app, admin_client):
     resp = post_form(admin_client, "/admin/opportunities/new", admin_form(board.id, title="CAB 2027"))
     assert resp.status_code == 422
     assert "An advisory board needs a term: a start and an end date." in text_of(resp)
-    ok = post_form(admin_client, "/admin/opportunities/new",
-                   admin_form(board.id, title="CAB 2027", term_start="2027-01-01", term_end="2027-12-31"))
+    ok = post_form(
+        admin_client,
+        "/admin/opportunities/new",
+        admin_form(board.id, title="CAB 2027", term_start="2027-01-01", term_end="2027-12-31"),
+    )
     assert ok.status_code == 302
     assert (_only_opportunity().term_start, _only_opportunity().term_end) == (date(2027, 1, 1), date(2027, 12, 31))
 
 
-@pytest.mark.parametrize("url", [
-    "https://www.g2.com/products/acme/reviews?utm_source=portal#write",
-    "http://192.0.2.10:8080/form",
-    "https://[2001:db8::1]/x",
-    "https://bücher.example.org/review",
-    "HTTPS://Events.Example.COM/Summit",
-    "https://example.com./trailing-dot",
-    "https://example.com/a%20b",
-])
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://www.g2.com/products/acme/reviews?utm_source=portal#write",
+        "http://192.0.2.10:8080/form",
+        "https://[2001:db8::1]/x",
+        "https://bücher.example.org/review",
+        "HTTPS://Events.Example.COM/Summit",
+        "https://example.com./trailing-dot",
+        "https://example.com/a%20b",
+    ],
+)
 def test_valid_external_links_are_kept_as_typed(app, admin_client, url):
     resp = post_form(admin_client, "/admin/opportunities/new", admin_form(atype("speaking").id, external_url=url))
     assert resp.status_code == 302, text_of(resp)
@@ -168,16 +213,23 @@ def test_dates_within_ten_years_and_an_old_saved_date_may_stay(app, admin_client
     today = utcnow().date()
     t = atype("speaking")
     for days in (3652, -3652):
-        ok = post_form(admin_client, "/admin/opportunities/new",
-                       admin_form(t.id, title=f"In {days} days", event_date=str(today + timedelta(days=days))))
+        ok = post_form(
+            admin_client,
+            "/admin/opportunities/new",
+            admin_form(t.id, title=f"In {days} days", event_date=str(today + timedelta(days=days))),
+        )
         assert ok.status_code == 302, text_of(ok)
     # a date saved before the rule (or by a data import) does not block editing other fields
     oid = make_opp("speaking", title="Legacy", event_date=date(1999, 5, 1), status=OpportunityStatus.DRAFT)
-    resp = post_form(admin_client, f"/admin/opportunities/{oid}/edit",
-                     admin_form(t.id, title="Legacy, renamed", event_date="1999-05-01"))
+    resp = post_form(
+        admin_client,
+        f"/admin/opportunities/{oid}/edit",
+        admin_form(t.id, title="Legacy, renamed", event_date="1999-05-01"),
+    )
     assert resp.status_code == 302 and reload(Opportunity, oid).title == "Legacy, renamed"
-    resp = post_form(admin_client, f"/admin/opportunities/{oid}/edit",
-                     admin_form(t.id, title="Legacy", event_date="1999-05-02"))
+    resp = post_form(
+        admin_client, f"/admin/opportunities/{oid}/edit", admin_form(t.id, title="Legacy", event_date="1999-05-02")
+    )
     assert resp.status_code == 422 and "The event date must be within ten years of today" in text_of(resp)
     assert reload(Opportunity, oid).event_date == date(1999, 5, 1)
 
@@ -186,27 +238,41 @@ def test_dates_within_ten_years_and_an_old_saved_date_may_stay(app, admin_client
 
 
 def test_edit_shows_current_values_saves_valid_and_keeps_data_on_invalid(app, admin_client):
-    oid = make_opp("speaking", title="Keynote", capacity=4, status=OpportunityStatus.DRAFT,
-                   industries=("Healthcare",), external_url="https://example.com/old")
+    oid = make_opp(
+        "speaking",
+        title="Keynote",
+        capacity=4,
+        status=OpportunityStatus.DRAFT,
+        industries=("Healthcare",),
+        external_url="https://example.com/old",
+    )
     page = admin_client.get(f"/admin/opportunities/{oid}/edit")
     assert page.status_code == 200
     body = page.get_data(as_text=True)
     assert 'value="Keynote"' in body and 'value="https://example.com/old"' in body
     health = item_id(Industry, "Healthcare")
-    checked = re.findall(r'<input checked id="industry_ids-\d+" name="industry_ids" type="checkbox" value="(\d+)">', body)
+    checked = re.findall(
+        r'<input checked id="industry_ids-\d+" name="industry_ids" type="checkbox" value="(\d+)">', body
+    )
     assert checked == [str(health)]
 
     t = atype("speaking")
-    resp = post_form(admin_client, f"/admin/opportunities/{oid}/edit",
-                     admin_form(t.id, title="Keynote at Summit", capacity="6", external_url="http://example.com/new"))
+    resp = post_form(
+        admin_client,
+        f"/admin/opportunities/{oid}/edit",
+        admin_form(t.id, title="Keynote at Summit", capacity="6", external_url="http://example.com/new"),
+    )
     assert resp.status_code == 302
     o = reload(Opportunity, oid)
     assert (o.title, o.capacity, o.external_url) == ("Keynote at Summit", 6, "http://example.com/new")
     assert o.industries == []  # unticked: now open to every industry
     assert "opportunity.update" in _audit_actions()
 
-    bad = post_form(admin_client, f"/admin/opportunities/{oid}/edit",
-                    admin_form(t.id, title="Hacked", external_url="javascript:alert(document.cookie)"))
+    bad = post_form(
+        admin_client,
+        f"/admin/opportunities/{oid}/edit",
+        admin_form(t.id, title="Hacked", external_url="javascript:alert(document.cookie)"),
+    )
     assert bad.status_code == 422
     assert "The external link must be an http:// or https:// address." in text_of(bad)
     o = reload(Opportunity, oid)
@@ -233,8 +299,10 @@ def test_unknown_opportunity_is_404_for_every_admin_action(app, admin_client):
     oid = make_opp()
     page = f"/admin/opportunities/{oid}"
     assert post_form(admin_client, "/admin/opportunities/999999/duplicate", {}, page=page).status_code == 404
-    assert post_form(admin_client, "/admin/opportunities/999999/status", {"status": "closed"},
-                     page=page).status_code == 404
+    assert (
+        post_form(admin_client, "/admin/opportunities/999999/status", {"status": "closed"}, page=page).status_code
+        == 404
+    )
     assert post_form(admin_client, "/admin/participations/999999/approve", {}, page=page).status_code == 404
 
 
@@ -243,10 +311,17 @@ def test_unknown_opportunity_is_404_for_every_admin_action(app, admin_client):
 
 def test_duplicate_makes_a_draft_copy_with_the_same_targeting(app, admin_client, make_user):
     adv = make_advocate(make_user, "dup@example.com")
-    oid = make_opp("webinar", title="Panel", capacity=3, points=321, regions=("Europe",), products=("Data Platform",),
-                   external_url="https://example.com/p", description="About data")
-    db.session.add(Participation(opportunity_id=oid, user_id=adv, status=ParticipationStatus.APPROVED,
-                                 holds_seat=True))
+    oid = make_opp(
+        "webinar",
+        title="Panel",
+        capacity=3,
+        points=321,
+        regions=("Europe",),
+        products=("Data Platform",),
+        external_url="https://example.com/p",
+        description="About data",
+    )
+    db.session.add(Participation(opportunity_id=oid, user_id=adv, status=ParticipationStatus.APPROVED, holds_seat=True))
     db.session.query(Opportunity).filter_by(id=oid).update({"seats_taken": 1})
     db.session.commit()
     resp = post_form(admin_client, f"/admin/opportunities/{oid}/duplicate", {}, page=f"/admin/opportunities/{oid}")
@@ -267,8 +342,9 @@ def test_duplicate_makes_a_draft_copy_with_the_same_targeting(app, admin_client,
 
 
 def _set_status(client, oid, status, **kw):
-    return post_form(client, f"/admin/opportunities/{oid}/status", {"status": status},
-                     page=f"/admin/opportunities/{oid}", **kw)
+    return post_form(
+        client, f"/admin/opportunities/{oid}/status", {"status": status}, page=f"/admin/opportunities/{oid}", **kw
+    )
 
 
 def test_open_and_close_change_what_advocates_see(app, admin_client, make_user):
@@ -307,8 +383,7 @@ def test_invalid_status_changes_are_refused_with_a_message(app, admin_client):
     assert _set_status(admin_client, draft, "published").status_code == 400
     assert reload(Opportunity, draft).status == OpportunityStatus.DRAFT
 
-    late = make_opp("speaking", title="Late", status=OpportunityStatus.DRAFT,
-                    deadline=date.today() - timedelta(days=1))
+    late = make_opp("speaking", title="Late", status=OpportunityStatus.DRAFT, deadline=date.today() - timedelta(days=1))
     resp = _set_status(admin_client, late, "open", follow_redirects=True)
     assert "The deadline has passed; change it before opening." in text_of(resp)
     assert reload(Opportunity, late).status == OpportunityStatus.DRAFT
@@ -358,10 +433,18 @@ def test_html_in_title_and_description_is_escaped_everywhere(app, admin_client, 
     title = '<script>alert("t")</script><b>Bold</b>'
     description = '<img src=x onerror=alert(1)>\n\n<a href="javascript:alert(2)">click</a>'
     t = atype("advisory_board")
-    resp = post_form(admin_client, "/admin/opportunities/new",
-                     admin_form(t.id, title=title, description=description, capacity="5",
-                                term_start=date.today().isoformat(),
-                                term_end=(date.today() + timedelta(days=30)).isoformat()))
+    resp = post_form(
+        admin_client,
+        "/admin/opportunities/new",
+        admin_form(
+            t.id,
+            title=title,
+            description=description,
+            capacity="5",
+            term_start=date.today().isoformat(),
+            term_end=(date.today() + timedelta(days=30)).isoformat(),
+        ),
+    )
     assert resp.status_code == 302
     oid = _only_opportunity().id
     _set_status(admin_client, oid, "open")
@@ -369,8 +452,12 @@ def test_html_in_title_and_description_is_escaped_everywhere(app, admin_client, 
     c = client_for(app, adv)
     post_form(c, f"/opportunities/{oid}/request", {"message": "<i>me</i>"}, page=f"/opportunities/{oid}")
     p = participation_of(adv, oid)
-    post_form(admin_client, f"/admin/participations/{p.id}/approve", {"message": "<u>welcome</u>"},
-              page=f"/admin/opportunities/{oid}")
+    post_form(
+        admin_client,
+        f"/admin/participations/{p.id}/approve",
+        {"message": "<u>welcome</u>"},
+        page=f"/admin/opportunities/{oid}",
+    )
 
     raw = ["<script>alert", "<b>Bold</b>", "<img src=x", 'href="javascript:', "<i>me</i>", "<u>welcome</u>"]
     pages = {
@@ -402,12 +489,26 @@ def test_html_in_title_and_description_is_escaped_everywhere(app, admin_client, 
 # --- who may use the admin pages ---------------------------------------------------------------------------------
 
 
-ADMIN_GETS = ["/admin/opportunities", "/admin/opportunities/new", "/admin/opportunities/{oid}",
-              "/admin/opportunities/{oid}/edit", "/admin/boards", "/admin/settings", "/admin/advocates"]
-ADMIN_POSTS = ["/admin/opportunities/new", "/admin/opportunities/{oid}/edit", "/admin/opportunities/{oid}/duplicate",
-               "/admin/opportunities/{oid}/status", "/admin/participations/{pid}/approve",
-               "/admin/participations/{pid}/decline", "/admin/participations/{pid}/complete",
-               "/admin/participations/{pid}/no_show", "/admin/settings"]
+ADMIN_GETS = [
+    "/admin/opportunities",
+    "/admin/opportunities/new",
+    "/admin/opportunities/{oid}",
+    "/admin/opportunities/{oid}/edit",
+    "/admin/boards",
+    "/admin/settings",
+    "/admin/advocates",
+]
+ADMIN_POSTS = [
+    "/admin/opportunities/new",
+    "/admin/opportunities/{oid}/edit",
+    "/admin/opportunities/{oid}/duplicate",
+    "/admin/opportunities/{oid}/status",
+    "/admin/participations/{pid}/approve",
+    "/admin/participations/{pid}/decline",
+    "/admin/participations/{pid}/complete",
+    "/admin/participations/{pid}/no_show",
+    "/admin/settings",
+]
 
 
 @pytest.mark.parametrize("who", ["staff", "advocate"])
@@ -421,8 +522,7 @@ def test_staff_and_advocates_get_403_on_admin_pages(app, make_user, who, request
     for url in ADMIN_GETS:
         assert client.get(url.format(oid=oid)).status_code == 403, url
     token_page = "/me/commitments" if who == "advocate" else "/dashboard"
-    data = {**admin_form(atype("speaking").id, title="Taken over"), "status": "closed",
-            "max_engagements_90d": "99"}
+    data = {**admin_form(atype("speaking").id, title="Taken over"), "status": "closed", "max_engagements_90d": "99"}
     for url in ADMIN_POSTS:
         resp = post_form(client, url.format(oid=oid, pid=pid), data, page=token_page)
         assert resp.status_code == 403, url
@@ -436,7 +536,13 @@ def test_staff_and_advocates_get_403_on_admin_pages(app, make_user, who, request
 
 def test_anonymous_visitors_are_sent_to_sign_in(app, client):
     oid = make_opp()
-    for url in ("/admin/opportunities", f"/admin/opportunities/{oid}", "/opportunities", f"/opportunities/{oid}",
-                "/me/commitments", "/me/boards"):
+    for url in (
+        "/admin/opportunities",
+        f"/admin/opportunities/{oid}",
+        "/opportunities",
+        f"/opportunities/{oid}",
+        "/me/commitments",
+        "/me/boards",
+    ):
         resp = client.get(url)
         assert resp.status_code == 302 and "/auth/login" in resp.headers["Location"], url

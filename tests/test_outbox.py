@@ -2,6 +2,7 @@
 retried with back-off when the SMTP server is down, sent exactly once even by concurrent senders, and
 given up after OUTBOX_MAX_ATTEMPTS. User content is escaped in both parts of a message.
 """
+
 from __future__ import annotations
 
 import threading
@@ -49,9 +50,19 @@ def smtp_up(app_config, mailbox):
 
 
 def register(client, email: str, name: str = "Dee Doe"):
-    return post_form(client, "/auth/register", {
-        "name": name, "email": email, "company": "Initech", "job_title": "CIO",
-        "password": PASSWORD, "confirm": PASSWORD, "accept_terms": "y"})
+    return post_form(
+        client,
+        "/auth/register",
+        {
+            "name": name,
+            "email": email,
+            "company": "Initech",
+            "job_title": "CIO",
+            "password": PASSWORD,
+            "confirm": PASSWORD,
+            "accept_terms": "y",
+        },
+    )
 
 
 def messages(**filters) -> list[OutboxMessage]:
@@ -63,8 +74,15 @@ def messages(**filters) -> list[OutboxMessage]:
 
 def queue(to: str, name: str = "Pat", subject: str = "You are approved", **kw) -> int:
     """Queue an 'approved' email outside a request and commit; returns the message id."""
-    msg = outbox.queue_email(db.session, to=to, subject=subject, template="approved", name=name,
-                             login_url="http://localhost/auth/login", **kw)
+    msg = outbox.queue_email(
+        db.session,
+        to=to,
+        subject=subject,
+        template="approved",
+        name=name,
+        login_url="http://localhost/auth/login",
+        **kw,
+    )
     msg_id = msg.id  # read before the commit expires it: reading after would open an SQLite snapshot
     db.session.commit()
     db.session.info.pop("outbox_ids", None)  # leave sending to the test, not to the context's teardown
@@ -88,7 +106,8 @@ def cli(application, *args) -> str:
 
 
 def test_registration_survives_smtp_down_and_the_mail_is_sent_exactly_once_later(
-        smtp_down, smtp_up, app, client, runner, mailbox):
+    smtp_down, smtp_up, app, client, runner, mailbox
+):
     resp = register(client, "dee@example.com")
     assert resp.status_code == 302
     assert resp.headers["Location"].endswith("/auth/check-email")
@@ -146,8 +165,9 @@ def test_failed_cli_send_reports_failures(smtp_down, app, runner, mailbox):
 
 
 def test_message_rolled_back_is_never_sent(app, runner, mailbox):
-    outbox.queue_email(db.session, to="ghost@example.com", subject="Boo", template="approved", name="G",
-                       login_url="http://localhost/")
+    outbox.queue_email(
+        db.session, to="ghost@example.com", subject="Boo", template="approved", name="G", login_url="http://localhost/"
+    )
     db.session.rollback()
     assert messages() == []
     assert outbox.send_due(include_not_due=True) == (0, 0)
@@ -158,14 +178,26 @@ def test_message_rolled_back_is_never_sent(app, runner, mailbox):
 
 def test_queued_in_a_command_is_sent_when_its_context_ends_if_committed(app, mailbox):
     with app.app_context():  # a fresh context, like a CLI command's
-        outbox.queue_email(db.session, to="cmd@example.com", subject="From a command", template="approved",
-                           name="C", login_url="http://localhost/")
+        outbox.queue_email(
+            db.session,
+            to="cmd@example.com",
+            subject="From a command",
+            template="approved",
+            name="C",
+            login_url="http://localhost/",
+        )
         db.session.commit()
         assert mailbox.to("cmd@example.com") == []  # not before the context ends
     assert len(mailbox.wait_for("cmd@example.com")) == 1
     with app.app_context():
-        outbox.queue_email(db.session, to="cmd.rolledback@example.com", subject="Never", template="approved",
-                           name="C", login_url="http://localhost/")
+        outbox.queue_email(
+            db.session,
+            to="cmd.rolledback@example.com",
+            subject="Never",
+            template="approved",
+            name="C",
+            login_url="http://localhost/",
+        )
         db.session.rollback()
     time.sleep(0.2)
     assert mailbox.to("cmd.rolledback@example.com") == []
@@ -186,8 +218,9 @@ def mail_routes(app):
     app.config["PROPAGATE_EXCEPTIONS"] = False
 
     def _queue(to):
-        outbox.queue_email(db.session, to=to, subject="From a view", template="approved", name="V",
-                           login_url="http://localhost/")
+        outbox.queue_email(
+            db.session, to=to, subject="From a view", template="approved", name="V", login_url="http://localhost/"
+        )
 
     @app.route("/test-mail/commit")
     def commit_view():
@@ -285,8 +318,11 @@ def test_concurrent_senders_send_each_message_exactly_once(app, mailbox, monkeyp
 def test_a_claimed_message_is_not_sent_again(app, mailbox):
     msg_id = queue("claimed@example.com")
     with db.engine.begin() as conn:
-        conn.execute(update(OutboxMessage).where(OutboxMessage.id == msg_id)
-                     .values(status=OutboxStatus.SENDING, claimed_at=utcnow()))
+        conn.execute(
+            update(OutboxMessage)
+            .where(OutboxMessage.id == msg_id)
+            .values(status=OutboxStatus.SENDING, claimed_at=utcnow())
+        )
     assert outbox.send_due(include_not_due=True) == (0, 0)
     assert outbox.send_due(ids=[msg_id]) == (0, 0)
     assert mailbox.to("claimed@example.com") == []
@@ -296,10 +332,16 @@ def test_interrupted_sends_are_requeued_after_a_while(app, runner, mailbox):
     stuck = queue("stuck@example.com")
     recent = queue("recent@example.com")
     with db.engine.begin() as conn:
-        conn.execute(update(OutboxMessage).where(OutboxMessage.id == stuck)
-                     .values(status=OutboxStatus.SENDING, claimed_at=utcnow() - timedelta(minutes=20)))
-        conn.execute(update(OutboxMessage).where(OutboxMessage.id == recent)
-                     .values(status=OutboxStatus.SENDING, claimed_at=utcnow() - timedelta(minutes=1)))
+        conn.execute(
+            update(OutboxMessage)
+            .where(OutboxMessage.id == stuck)
+            .values(status=OutboxStatus.SENDING, claimed_at=utcnow() - timedelta(minutes=20))
+        )
+        conn.execute(
+            update(OutboxMessage)
+            .where(OutboxMessage.id == recent)
+            .values(status=OutboxStatus.SENDING, claimed_at=utcnow() - timedelta(minutes=1))
+        )
     out = runner.invoke(args=["outbox", "send"]).output
     assert "Sent 1, failed 0" in out and "1 interrupted message(s) re-queued" in out
     assert len(mailbox.wait_for("stuck@example.com")) == 1
@@ -333,8 +375,9 @@ def test_outbox_send_without_all_skips_messages_not_yet_due(smtp_down, app, smtp
     due = queue("due@example.com")
     assert outbox.send_due() == (0, 2)  # both fail once: the server is down
     with db.engine.begin() as conn:  # time passes for one of them
-        conn.execute(update(OutboxMessage).where(OutboxMessage.id == due)
-                     .values(next_attempt_at=utcnow() - timedelta(seconds=1)))
+        conn.execute(
+            update(OutboxMessage).where(OutboxMessage.id == due).values(next_attempt_at=utcnow() - timedelta(seconds=1))
+        )
     up = smtp_up()
     assert "Sent 1, failed 0" in cli(up, "send")
     assert len(mailbox.wait_for("due@example.com")) == 1
@@ -386,8 +429,9 @@ def test_retry_failed_leaves_old_mail_and_mail_to_a_left_address(smtp_down, app,
     to_old_address = queue("moved.on@example.com", user_id=moved.id)
     outbox.send_due(include_not_due=True)
     assert {reload(OutboxMessage, i).status for i in (recent, old, to_old_address)} == {OutboxStatus.FAILED}
-    db.session.execute(sql_update(OutboxMessage).where(OutboxMessage.id == old)
-                       .values(created_at=utcnow() - timedelta(days=3)))
+    db.session.execute(
+        sql_update(OutboxMessage).where(OutboxMessage.id == old).values(created_at=utcnow() - timedelta(days=3))
+    )
     db.session.execute(sql_update(User).where(User.id == moved.id).values(email="new.home@example.com"))
     db.session.commit()
 
@@ -428,9 +472,16 @@ def test_status_command(app, runner):
 def _old_message(to: str, *, status=OutboxStatus.QUEUED, due: bool = True, attempts: int = 1) -> int:
     msg_id = queue(to)
     with db.engine.begin() as conn:
-        conn.execute(update(OutboxMessage).where(OutboxMessage.id == msg_id).values(
-            status=status, attempts=attempts, last_error="ConnectionRefusedError: earlier",
-            next_attempt_at=utcnow() + (timedelta(minutes=-1) if due else timedelta(minutes=30))))
+        conn.execute(
+            update(OutboxMessage)
+            .where(OutboxMessage.id == msg_id)
+            .values(
+                status=status,
+                attempts=attempts,
+                last_error="ConnectionRefusedError: earlier",
+                next_attempt_at=utcnow() + (timedelta(minutes=-1) if due else timedelta(minutes=30)),
+            )
+        )
     return msg_id
 
 
@@ -603,8 +654,7 @@ def smtp_silent_3s(smtp_silent, app_config):
     return smtp_silent
 
 
-def test_registration_answers_at_once_while_smtp_never_answers(after_response, smtp_silent_3s, app, smtp_up,
-                                                               mailbox):
+def test_registration_answers_at_once_while_smtp_never_answers(after_response, smtp_silent_3s, app, smtp_up, mailbox):
     """SMTP accepts TCP and then says nothing: the page must not wait for it (it used to hang for good,
     Flask-Mail opening smtplib.SMTP without a timeout, inside after_request)."""
     import requests
@@ -614,9 +664,21 @@ def test_registration_answers_at_once_while_smtp_never_answers(after_response, s
         with requests.Session() as browser:
             token = csrf_from(browser.get(live.url + "/auth/register", timeout=10).text)
             start = time.monotonic()
-            resp = browser.post(live.url + "/auth/register", allow_redirects=False, timeout=10, data={
-                "csrf_token": token, "name": "Quiet Quinn", "email": "quiet@example.com", "company": "Initech",
-                "job_title": "CIO", "password": PASSWORD, "confirm": PASSWORD, "accept_terms": "y"})
+            resp = browser.post(
+                live.url + "/auth/register",
+                allow_redirects=False,
+                timeout=10,
+                data={
+                    "csrf_token": token,
+                    "name": "Quiet Quinn",
+                    "email": "quiet@example.com",
+                    "company": "Initech",
+                    "job_title": "CIO",
+                    "password": PASSWORD,
+                    "confirm": PASSWORD,
+                    "accept_terms": "y",
+                },
+            )
             elapsed = time.monotonic() - start
         assert resp.status_code == 302 and resp.headers["Location"].endswith("/auth/check-email")
         assert elapsed < 2.0, elapsed  # well under MAIL_TIMEOUT: the answer did not wait on SMTP
@@ -652,8 +714,9 @@ def test_after_response_mail_goes_when_the_response_is_closed(after_response, ma
     assert len(mailbox.to("view.commit@example.com")) == 1  # closing twice sends nothing twice
 
 
-def test_after_response_mail_goes_after_a_grace_when_the_server_is_slow_to_close(after_response, mail_routes, client,
-                                                                                mailbox):
+def test_after_response_mail_goes_after_a_grace_when_the_server_is_slow_to_close(
+    after_response, mail_routes, client, mailbox
+):
     """werkzeug's development server may hold a response open while it drains the connection (the
     browser tests saw mail wait for that): the mail still goes after OUTBOX_SEND_GRACE_SECONDS."""
     resp = client.get("/test-mail/commit")  # never closed
@@ -689,14 +752,28 @@ def test_send_after_response_is_the_default_outside_tests(app_config):
 def _sent(to: str, *, template: str = "approved", user_id: int | None = None, days_ago: float = 0) -> int:
     msg_id = queue(to)
     with db.engine.begin() as conn:
-        conn.execute(update(OutboxMessage).where(OutboxMessage.id == msg_id).values(
-            status=OutboxStatus.SENT, attempts=1, template=template, user_id=user_id,
-            sent_at=utcnow() - timedelta(days=days_ago)))
+        conn.execute(
+            update(OutboxMessage)
+            .where(OutboxMessage.id == msg_id)
+            .values(
+                status=OutboxStatus.SENT,
+                attempts=1,
+                template=template,
+                user_id=user_id,
+                sent_at=utcnow() - timedelta(days=days_ago),
+            )
+        )
     return msg_id
 
 
 def _is_erased(msg: OutboxMessage) -> bool:
-    return (msg.recipient, msg.subject, msg.body_text, msg.body_html, msg.headers) == ("erased", "(erased)", "", "", None)
+    return (msg.recipient, msg.subject, msg.body_text, msg.body_html, msg.headers) == (
+        "erased",
+        "(erased)",
+        "",
+        "",
+        None,
+    )
 
 
 def test_goodbye_to_an_erased_account_keeps_no_address_once_sent(app, advocate, mailbox):
@@ -737,8 +814,11 @@ def test_outbox_send_erases_sent_mail_after_the_retention(app, runner, make_user
     of_deleted = _sent("gone@example.com", user_id=gone.id)
     queued_old = queue("waiting@example.com")
     with db.engine.begin() as conn:
-        conn.execute(update(OutboxMessage).where(OutboxMessage.id == queued_old)
-                     .values(created_at=utcnow() - timedelta(days=60), next_attempt_at=utcnow() + timedelta(hours=1)))
+        conn.execute(
+            update(OutboxMessage)
+            .where(OutboxMessage.id == queued_old)
+            .values(created_at=utcnow() - timedelta(days=60), next_attempt_at=utcnow() + timedelta(hours=1))
+        )
     out = runner.invoke(args=["outbox", "send"]).output
     assert "Sent 0, failed 0" in out and "2 sent message(s) erased" in out
     assert _is_erased(reload(OutboxMessage, old)) and _is_erased(reload(OutboxMessage, of_deleted))

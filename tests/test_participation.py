@@ -2,6 +2,7 @@
 complete / no-show, withdraw before completion; every step emails the advocate and shows on
 /me/commitments and the dashboard; one participation per advocate and opportunity; points credited
 exactly once; advisory boards (terms, current vs past, renewal)."""
+
 from datetime import date, datetime, timedelta, timezone
 
 import pytest
@@ -9,19 +10,35 @@ import time_machine
 from sqlalchemy.exc import IntegrityError
 
 from portal.extensions import db
-from portal.models import (AuditEvent, EntrySource, Opportunity, Participation, ParticipationStatus, PointsEntry,
-                           SelectionMode)
+from portal.models import (
+    AuditEvent,
+    EntrySource,
+    Opportunity,
+    Participation,
+    ParticipationStatus,
+    PointsEntry,
+    SelectionMode,
+)
 from portal.services import participation, points
 from portal.services.errors import Conflict
 from tests.conftest import reload
 from tests.helpers import post_form
-from tests.opportunity_support import (admin_form, atype, client_for, make_advocate, make_opp, participation_of,
-                                       text_of, user)
+from tests.opportunity_support import (
+    admin_form,
+    atype,
+    client_for,
+    make_advocate,
+    make_opp,
+    participation_of,
+    text_of,
+    user,
+)
 
 
 def _act(admin_client, p, action, oid, data=None, **kw):
-    return post_form(admin_client, f"/admin/participations/{p}/{action}", data or {},
-                     page=f"/admin/opportunities/{oid}", **kw)
+    return post_form(
+        admin_client, f"/admin/participations/{p}/{action}", data or {}, page=f"/admin/opportunities/{oid}", **kw
+    )
 
 
 def _request(c, oid, message="", **kw):
@@ -39,8 +56,9 @@ def _section(page_text, start, end=None):
 
 def test_selection_lifecycle_request_approve_complete(app, make_user, admin_client, mailbox):
     adv = make_advocate(make_user, "life@example.com", name="Lena Life")
-    oid = make_opp("speaking", title="Summit keynote", capacity=2, points=450,
-                   external_url="https://events.example.com/summit")
+    oid = make_opp(
+        "speaking", title="Summit keynote", capacity=2, points=450, external_url="https://events.example.com/summit"
+    )
     c = client_for(app, adv)
 
     # request: waits for the admin, emails a receipt, shows as requested
@@ -86,8 +104,10 @@ def test_selection_lifecycle_request_approve_complete(app, make_user, admin_clie
     assert "450 points to spend" in dashboard
     assert "450" in text_of(c.get("/me/points")) and "Summit keynote" in text_of(c.get("/me/points"))
     assert [s for s in _subjects(mailbox, "life@example.com") if "badge" not in s] == [
-        "We received your request: Summit keynote", "You're in: Summit keynote",
-        "Thank you! 450 points for Summit keynote"]
+        "We received your request: Summit keynote",
+        "You're in: Summit keynote",
+        "Thank you! 450 points for Summit keynote",
+    ]
     db.session.rollback()
     assert {e.action for e in db.session.query(AuditEvent)} >= {"participation.approve", "participation.complete"}
 
@@ -132,8 +152,9 @@ def test_decline_with_a_message(app, make_user, admin_client, mailbox):
     c = client_for(app, adv)
     _request(c, oid)
     p = participation_of(adv, oid)
-    resp = _act(admin_client, p.id, "decline", oid, {"message": "We picked a banking voice this time"},
-                follow_redirects=True)
+    resp = _act(
+        admin_client, p.id, "decline", oid, {"message": "We picked a banking voice this time"}, follow_redirects=True
+    )
     assert "Declined; the advocate has been emailed." in text_of(resp)
     p = participation_of(adv, oid)
     assert p.status == ParticipationStatus.DECLINED and p.admin_message == "We picked a banking voice this time"
@@ -285,8 +306,11 @@ def test_approving_twice_or_past_capacity_is_refused(app, make_user, admin_clien
 
 
 def test_board_opportunities_need_a_term(app, admin_client):
-    resp = post_form(admin_client, "/admin/opportunities/new",
-                     admin_form(atype("advisory_board").id, title="CAB", term_start="2027-01-01"))
+    resp = post_form(
+        admin_client,
+        "/admin/opportunities/new",
+        admin_form(atype("advisory_board").id, title="CAB", term_start="2027-01-01"),
+    )
     assert resp.status_code == 422 and "An advisory board needs a term" in text_of(resp)
     db.session.rollback()
     assert db.session.query(Opportunity).count() == 0
@@ -297,10 +321,12 @@ def test_board_members_current_then_past(app, make_user, admin):
     start = datetime(2031, 1, 10, 12, tzinfo=timezone.utc)
     with time_machine.travel(start, tick=False):  # sign in inside the travel: sessions expire
         admin_client = client_for(app, admin.email)
-        cab = make_opp("advisory_board", title="CAB 2031", capacity=12, term_start=date(2031, 2, 1),
-                       term_end=date(2031, 12, 31))
-        waiting = make_opp("advisory_board", title="Product council", term_start=date(2031, 1, 1),
-                           term_end=date(2031, 6, 30))
+        cab = make_opp(
+            "advisory_board", title="CAB 2031", capacity=12, term_start=date(2031, 2, 1), term_end=date(2031, 12, 31)
+        )
+        waiting = make_opp(
+            "advisory_board", title="Product council", term_start=date(2031, 1, 1), term_end=date(2031, 6, 30)
+        )
         c = client_for(app, adv)
         _request(c, cab)
         _request(c, waiting)  # stays requested: not a member
@@ -322,10 +348,12 @@ def test_admin_boards_flag_renewal_within_60_days(app, make_user, admin, days_le
     adv = make_advocate(make_user, "renew@example.com", name="Rene Renew")
     today = date(2031, 3, 1)
     with time_machine.travel(datetime(2031, 3, 1, 12, tzinfo=timezone.utc), tick=False):
-        oid = make_opp("advisory_board", title="CAB", term_start=date(2030, 3, 1),
-                       term_end=today + timedelta(days=days_left))
-        db.session.add(Participation(opportunity_id=oid, user_id=adv, status=ParticipationStatus.APPROVED,
-                                     holds_seat=True))
+        oid = make_opp(
+            "advisory_board", title="CAB", term_start=date(2030, 3, 1), term_end=today + timedelta(days=days_left)
+        )
+        db.session.add(
+            Participation(opportunity_id=oid, user_id=adv, status=ParticipationStatus.APPROVED, holds_seat=True)
+        )
         db.session.commit()
         page = text_of(client_for(app, admin.email).get("/admin/boards"))
     assert "Rene Renew" in page
@@ -334,9 +362,13 @@ def test_admin_boards_flag_renewal_within_60_days(app, make_user, admin, days_le
 
 def test_admin_boards_list_only_approved_and_completed_members(app, make_user, admin_client):
     oid = make_opp("advisory_board", title="CAB roster", capacity=5)
-    statuses = {"Ann Approved": ParticipationStatus.APPROVED, "Cam Completed": ParticipationStatus.COMPLETED,
-                "Rita Requested": ParticipationStatus.REQUESTED, "Dan Declined": ParticipationStatus.DECLINED,
-                "Wes Withdrawn": ParticipationStatus.WITHDRAWN}
+    statuses = {
+        "Ann Approved": ParticipationStatus.APPROVED,
+        "Cam Completed": ParticipationStatus.COMPLETED,
+        "Rita Requested": ParticipationStatus.REQUESTED,
+        "Dan Declined": ParticipationStatus.DECLINED,
+        "Wes Withdrawn": ParticipationStatus.WITHDRAWN,
+    }
     for i, (name, status) in enumerate(statuses.items()):
         uid = make_advocate(make_user, f"roster{i}@example.com", name=name)
         db.session.add(Participation(opportunity_id=oid, user_id=uid, status=status))
@@ -350,15 +382,22 @@ def test_admin_boards_list_only_approved_and_completed_members(app, make_user, a
 # --- approval checks the opportunity and the advocate -------------------------------------------------------
 
 
-@pytest.mark.parametrize("opp_status,user_status,message", [
-    ("archived", "suspended", "This opportunity is archived: only open or closed opportunities take participants."),
-    ("archived", "active", "This opportunity is archived: only open or closed opportunities take participants."),
-    ("open", "suspended", "This advocate's account is suspended: only active advocates can be approved."),
-    ("closed", "pending_approval",
-     "This advocate's account is pending approval: only active advocates can be approved."),
-])
-def test_approval_needs_an_open_or_closed_opportunity_and_an_active_advocate(app, make_user, admin_client, mailbox,
-                                                                             opp_status, user_status, message):
+@pytest.mark.parametrize(
+    "opp_status,user_status,message",
+    [
+        ("archived", "suspended", "This opportunity is archived: only open or closed opportunities take participants."),
+        ("archived", "active", "This opportunity is archived: only open or closed opportunities take participants."),
+        ("open", "suspended", "This advocate's account is suspended: only active advocates can be approved."),
+        (
+            "closed",
+            "pending_approval",
+            "This advocate's account is pending approval: only active advocates can be approved.",
+        ),
+    ],
+)
+def test_approval_needs_an_open_or_closed_opportunity_and_an_active_advocate(
+    app, make_user, admin_client, mailbox, opp_status, user_status, message
+):
     from portal.models import OpportunityStatus, Status, User
 
     adv = make_advocate(make_user, "late@example.com", name="Lee Late")
@@ -400,12 +439,16 @@ def test_a_closed_opportunity_can_still_approve_and_complete(app, make_user, adm
 # --- decision forms: too long is a message, not a bare 400 ---------------------------------------------------------
 
 
-@pytest.mark.parametrize("field,limit,label", [
-    ("message", 1000, "Message to the advocate"),
-    ("override_reason", 500, "Override reason (only to approve beyond a fatigue limit)"),
-])
-def test_an_over_long_message_or_reason_is_flashed_not_a_400(app, make_user, admin_client, mailbox, field, limit,
-                                                               label):
+@pytest.mark.parametrize(
+    "field,limit,label",
+    [
+        ("message", 1000, "Message to the advocate"),
+        ("override_reason", 500, "Override reason (only to approve beyond a fatigue limit)"),
+    ],
+)
+def test_an_over_long_message_or_reason_is_flashed_not_a_400(
+    app, make_user, admin_client, mailbox, field, limit, label
+):
     adv = make_advocate(make_user, "long@example.com")
     oid = make_opp("speaking", title="Wordy", capacity=3)
     _request(client_for(app, adv), oid)
@@ -434,15 +477,32 @@ def test_board_roster_shows_each_members_fatigue(app, make_user, admin_client):
     fresh = make_advocate(make_user, "fresh@example.com", name="Finn Fresh")
     oid = make_opp("advisory_board", title="CAB with fatigue", capacity=5)
     for uid in (tired, fresh):
-        db.session.add(Participation(opportunity_id=oid, user_id=uid, status=ParticipationStatus.APPROVED,
-                                     holds_seat=True, engaged_at=utcnow()))
+        db.session.add(
+            Participation(
+                opportunity_id=oid,
+                user_id=uid,
+                status=ParticipationStatus.APPROVED,
+                holds_seat=True,
+                engaged_at=utcnow(),
+            )
+        )
     for i in range(3):  # three more engagements: four with the board, the program's limit
         other = make_opp("speaking", title=f"Talk {i}")
-        db.session.add(Participation(opportunity_id=other, user_id=tired, status=ParticipationStatus.COMPLETED,
-                                     engaged_at=utcnow() - td(days=i + 1)))
+        db.session.add(
+            Participation(
+                opportunity_id=other,
+                user_id=tired,
+                status=ParticipationStatus.COMPLETED,
+                engaged_at=utcnow() - td(days=i + 1),
+            )
+        )
     db.session.commit()
     page = admin_client.get("/admin/boards").get_data(as_text=True)
-    items = {name: text_of(li) for li in re.findall(r"<li>.*?</li>", page, flags=re.S)
-             for name in ("Tia Tired", "Finn Fresh") if name in li}
+    items = {
+        name: text_of(li)
+        for li in re.findall(r"<li>.*?</li>", page, flags=re.S)
+        for name in ("Tia Tired", "Finn Fresh")
+        if name in li
+    }
     assert "Fatigue: At limit" in items["Tia Tired"]
     assert "Fatigue: Available" in items["Finn Fresh"]

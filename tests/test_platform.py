@@ -1,4 +1,5 @@
 """Security defaults, error pages, the outbox, configuration and migrations (issue: foundation)."""
+
 import os
 import re
 import subprocess
@@ -67,8 +68,16 @@ def test_csrf_missing_is_friendly_400(admin_client, path):
 
 
 def test_state_changing_routes_refuse_get(app):
-    post_only = ["auth.logout", "auth.resend_verification", "auth.verify_email_confirm", "admin.approve",
-                 "admin.decline", "recognition.redeem", "profile.confirm", "opportunities.request_seat"]
+    post_only = [
+        "auth.logout",
+        "auth.resend_verification",
+        "auth.verify_email_confirm",
+        "admin.approve",
+        "admin.decline",
+        "recognition.redeem",
+        "profile.confirm",
+        "opportunities.request_seat",
+    ]
     rules = {r.endpoint: r.methods for r in app.url_map.iter_rules()}
     for endpoint in post_only:
         assert "GET" not in rules[endpoint], endpoint
@@ -102,9 +111,19 @@ def smtp_down(app_config):
 
 
 def test_smtp_down_registration_succeeds_and_mail_is_delivered_once_later(smtp_down, app, client, runner, mailbox):
-    resp = post_form(client, "/auth/register", {
-        "name": "Dee", "email": "dee@example.com", "company": "Initech", "job_title": "CIO",
-        "password": "copper-finch-valley-8", "confirm": "copper-finch-valley-8", "accept_terms": "y"})
+    resp = post_form(
+        client,
+        "/auth/register",
+        {
+            "name": "Dee",
+            "email": "dee@example.com",
+            "company": "Initech",
+            "job_title": "CIO",
+            "password": "copper-finch-valley-8",
+            "confirm": "copper-finch-valley-8",
+            "accept_terms": "y",
+        },
+    )
     assert resp.status_code == 302
     db.session.rollback()
     assert db.session.query(User).filter_by(email="dee@example.com").one()
@@ -123,8 +142,9 @@ def test_smtp_down_registration_succeeds_and_mail_is_delivered_once_later(smtp_d
 
 
 def test_rolled_back_mail_never_sent(app, mailbox):
-    outbox.queue_email(db.session, to="ghost@example.com", subject="x", template="approved", name="G",
-                       login_url="http://localhost/")
+    outbox.queue_email(
+        db.session, to="ghost@example.com", subject="x", template="approved", name="G", login_url="http://localhost/"
+    )
     db.session.rollback()
     outbox.send_due(include_not_due=True)
     assert mailbox.to("ghost@example.com") == []
@@ -132,8 +152,14 @@ def test_rolled_back_mail_never_sent(app, mailbox):
 
 def test_concurrent_senders_send_once(app, mailbox):
     for i in range(10):
-        outbox.queue_email(db.session, to=f"p{i}@example.com", subject="hello", template="approved", name="P",
-                           login_url="http://localhost/")
+        outbox.queue_email(
+            db.session,
+            to=f"p{i}@example.com",
+            subject="hello",
+            template="approved",
+            name="P",
+            login_url="http://localhost/",
+        )
     db.session.commit()
     barrier = threading.Barrier(3)
 
@@ -148,14 +174,16 @@ def test_concurrent_senders_send_once(app, mailbox):
     for i in range(10):
         assert len(mailbox.wait_for(f"p{i}@example.com")) == 1
     import time
+
     time.sleep(0.3)
     assert sum(len(mailbox.to(f"p{i}@example.com")) for i in range(10)) == 10
 
 
 def test_gives_up_after_max_attempts(smtp_down, app):
     app.config["OUTBOX_MAX_ATTEMPTS"] = 2
-    outbox.queue_email(db.session, to="z@example.com", subject="x", template="approved", name="Z",
-                       login_url="http://localhost/")
+    outbox.queue_email(
+        db.session, to="z@example.com", subject="x", template="approved", name="Z", login_url="http://localhost/"
+    )
     db.session.commit()
     outbox.send_due(include_not_due=True)
     outbox.send_due(include_not_due=True)
@@ -193,8 +221,9 @@ def test_production_without_secret_refuses_to_start(app_config):
 def test_production_without_secret_cli_prints_one_line(tmp_path):
     env = {k: v for k, v in os.environ.items() if not k.startswith("PORTAL_")}
     env.update(PORTAL_ENV="production", FLASK_APP="portal")
-    proc = subprocess.run([sys.executable, "-m", "flask", "routes"], cwd=ROOT, env=env, capture_output=True,
-                          text=True, timeout=60)
+    proc = subprocess.run(
+        [sys.executable, "-m", "flask", "routes"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60
+    )
     assert proc.returncode != 0
     assert proc.stderr.strip().splitlines()[-1].startswith("Refusing to start: set PORTAL_SECRET_KEY")
 

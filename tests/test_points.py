@@ -1,5 +1,6 @@
 """The points ledger: append-only entries, balances as sums, idempotent awards, reversals once,
 `flask points verify`, profile-completion points once, and admin adjustments (issue 4)."""
+
 import re
 from html import unescape
 
@@ -7,14 +8,36 @@ import pytest
 from sqlalchemy import func, select, text
 
 from portal.extensions import db
-from portal.models import (ActivityType, AuditEvent, EntryKind, EntrySource, Industry, PointsBalance, PointsEntry,
-                           Product, Role, SizeBand, User)
+from portal.models import (
+    ActivityType,
+    AuditEvent,
+    EntryKind,
+    EntrySource,
+    Industry,
+    PointsBalance,
+    PointsEntry,
+    Product,
+    Role,
+    SizeBand,
+    User,
+)
 from portal.services import points, profiles, rewards
 from portal.services.errors import Conflict, DomainError, NotFound
 from tests.conftest import reload
 from tests.helpers import post_form
-from tests.recognition_support import (assert_ledger_consistent, cached, entries, give, ledger_balance, ledger_rows,
-                                       make_reward, page_text, recorded_sql, redeem, writes_to)
+from tests.recognition_support import (
+    assert_ledger_consistent,
+    cached,
+    entries,
+    give,
+    ledger_balance,
+    ledger_rows,
+    make_reward,
+    page_text,
+    recorded_sql,
+    redeem,
+    writes_to,
+)
 
 # --- balances are sums of entries ------------------------------------------------------------------------------
 
@@ -48,12 +71,19 @@ def test_spending_lowers_the_balance_but_not_lifetime(app, advocate):
 
 
 def test_same_key_twice_yields_one_entry(app, advocate):
-    first, created = points.award(db.session, advocate.id, 250, key="participation:7:complete", reason="Talk",
-                                  source=EntrySource.PARTICIPATION)
+    first, created = points.award(
+        db.session, advocate.id, 250, key="participation:7:complete", reason="Talk", source=EntrySource.PARTICIPATION
+    )
     db.session.commit()
     # A retry of the same event, even with a different amount, records nothing new.
-    again, created_again = points.award(db.session, advocate.id, 999, key="participation:7:complete",
-                                        reason="Talk (retry)", source=EntrySource.PARTICIPATION)
+    again, created_again = points.award(
+        db.session,
+        advocate.id,
+        999,
+        key="participation:7:complete",
+        reason="Talk (retry)",
+        source=EntrySource.PARTICIPATION,
+    )
     db.session.commit()
     assert created is True and created_again is False and again.id == first.id
     rows = entries(advocate.id)
@@ -67,8 +97,9 @@ def test_zero_and_wrong_kind_awards_are_refused(app, advocate):
         points.award(db.session, advocate.id, 0, key="zero", reason="x", source=EntrySource.MANUAL)
     for kind in (EntryKind.REDEEMED, EntryKind.REVERSED):
         with pytest.raises(DomainError):
-            points.award(db.session, advocate.id, 10, key=f"kind-{kind.value}", reason="x", source=EntrySource.MANUAL,
-                         kind=kind)
+            points.award(
+                db.session, advocate.id, 10, key=f"kind-{kind.value}", reason="x", source=EntrySource.MANUAL, kind=kind
+            )
     db.session.rollback()
     assert entries(advocate.id) == []
 
@@ -130,20 +161,30 @@ def test_the_ledger_is_append_only(app, advocate, advocate_client, admin, admin_
     with recorded_sql() as sql:
         give(advocate.id, 1000, key="seed")  # retry: nothing
         earned, _ = give(advocate.id, 150, key="talk")
-        assert post_form(admin_client, "/admin/points", {"email": advocate.email, "amount": "-50",
-                                                         "reason": "Duplicate award", "idempotency_key": "adj-00001"}
-                         ).status_code == 302
+        assert (
+            post_form(
+                admin_client,
+                "/admin/points",
+                {"email": advocate.email, "amount": "-50", "reason": "Duplicate award", "idempotency_key": "adj-00001"},
+            ).status_code
+            == 302
+        )
         assert redeem(advocate_client, rid, "order-cancel").status_code == 302
-        first = db.session.scalar(select(func.max(PointsEntry.source_id)).where(
-            PointsEntry.kind == EntryKind.REDEEMED))
-        assert post_form(advocate_client, f"/me/redemptions/{first}/cancel", {},
-                         page="/me/redemptions").status_code == 302
+        first = db.session.scalar(select(func.max(PointsEntry.source_id)).where(PointsEntry.kind == EntryKind.REDEEMED))
+        assert (
+            post_form(advocate_client, f"/me/redemptions/{first}/cancel", {}, page="/me/redemptions").status_code == 302
+        )
         assert redeem(advocate_client, rid, "order-keep").status_code == 302
         db.session.rollback()
-        second = db.session.scalar(select(func.max(PointsEntry.source_id)).where(
-            PointsEntry.kind == EntryKind.REDEEMED))
-        assert post_form(admin_client, f"/admin/redemptions/{second}/fulfil", {"note": "sent"},
-                         page="/admin/redemptions").status_code == 302
+        second = db.session.scalar(
+            select(func.max(PointsEntry.source_id)).where(PointsEntry.kind == EntryKind.REDEEMED)
+        )
+        assert (
+            post_form(
+                admin_client, f"/admin/redemptions/{second}/fulfil", {"note": "sent"}, page="/admin/redemptions"
+            ).status_code
+            == 302
+        )
         points.reverse(db.session, earned, reason="mistake", actor_id=admin.id)
         db.session.commit()
     assert any(s.startswith("insert into points_entries") for s in sql), "the workflow wrote nothing?"
@@ -151,8 +192,15 @@ def test_the_ledger_is_append_only(app, advocate, advocate_client, admin, admin_
     after = ledger_rows()
     assert {k: after[k] for k in before} == before  # rows written earlier are untouched
     kinds = [e.kind for e in entries(advocate.id)]
-    assert kinds == [EntryKind.EARNED, EntryKind.EARNED, EntryKind.ADJUSTED, EntryKind.REDEEMED, EntryKind.REVERSED,
-                     EntryKind.REDEEMED, EntryKind.REVERSED]
+    assert kinds == [
+        EntryKind.EARNED,
+        EntryKind.EARNED,
+        EntryKind.ADJUSTED,
+        EntryKind.REDEEMED,
+        EntryKind.REVERSED,
+        EntryKind.REDEEMED,
+        EntryKind.REVERSED,
+    ]
     assert cached(advocate.id) == (1000 + 150 - 50 - 200 - 150, 1000 + 150 - 50 - 150)
     assert_ledger_consistent(advocate.id)
 
@@ -202,20 +250,34 @@ def _complete_profile_form(**over):
     ind = db.session.scalar(select(Industry).order_by(Industry.id))
     size = db.session.scalar(select(SizeBand).order_by(SizeBand.id))
     prods = db.session.scalars(select(Product).order_by(Product.id).limit(2)).all()
-    data = {"name": "Ada Advocate", "job_title": "CISO", "company": "Bluefin Bank", "industry_id": str(ind.id),
-            "size_band_id": str(size.id), "country_code": "DE", "product_ids": [str(p.id) for p in prods],
-            "use_cases": "fraud detection, onboarding", "topics": "zero trust, GDPR",
-            "story": "We cut fraud losses by half in a year. Onboarding went from three weeks to two days, "
-                     "and the audit team finally sleeps at night.",
-            "linkedin_url": "https://www.linkedin.com/in/ada", "show_in_directory": "y", "show_on_leaderboard": "y"}
+    data = {
+        "name": "Ada Advocate",
+        "job_title": "CISO",
+        "company": "Bluefin Bank",
+        "industry_id": str(ind.id),
+        "size_band_id": str(size.id),
+        "country_code": "DE",
+        "product_ids": [str(p.id) for p in prods],
+        "use_cases": "fraud detection, onboarding",
+        "topics": "zero trust, GDPR",
+        "story": "We cut fraud losses by half in a year. Onboarding went from three weeks to two days, "
+        "and the audit team finally sleeps at night.",
+        "linkedin_url": "https://www.linkedin.com/in/ada",
+        "show_in_directory": "y",
+        "show_on_leaderboard": "y",
+    }
     data.update(over)
     return data
 
 
 def test_profile_completion_awards_points_once_through_the_pages(app, advocate_client, advocate):
     review = db.session.scalar(select(ActivityType).where(ActivityType.key == "review"))
-    assert post_form(advocate_client, "/me/preferences/activities", {f"opt_{review.id}": "y"},
-                     page="/me/preferences").status_code == 302
+    assert (
+        post_form(
+            advocate_client, "/me/preferences/activities", {f"opt_{review.id}": "y"}, page="/me/preferences"
+        ).status_code
+        == 302
+    )
     # Almost complete (no LinkedIn): nothing yet.
     assert post_form(advocate_client, "/me/profile", _complete_profile_form(linkedin_url="")).status_code == 302
     assert entries(advocate.id) == []
@@ -234,9 +296,18 @@ def test_profile_completion_awards_points_once_through_the_service(app, advocate
     review = db.session.scalar(select(ActivityType).where(ActivityType.key == "review"))
     form = _complete_profile_form()
     data = profiles.ProfileInput(
-        name=form["name"], job_title=form["job_title"], company=form["company"], industry_id=int(form["industry_id"]),
-        size_band_id=int(form["size_band_id"]), country_code="DE", product_ids=[int(p) for p in form["product_ids"]],
-        use_cases=form["use_cases"], topics=form["topics"], story=form["story"], linkedin_url=form["linkedin_url"])
+        name=form["name"],
+        job_title=form["job_title"],
+        company=form["company"],
+        industry_id=int(form["industry_id"]),
+        size_band_id=int(form["size_band_id"]),
+        country_code="DE",
+        product_ids=[int(p) for p in form["product_ids"]],
+        use_cases=form["use_cases"],
+        topics=form["topics"],
+        story=form["story"],
+        linkedin_url=form["linkedin_url"],
+    )
     user = db.session.get(User, advocate.id)
     profiles.update_profile(db.session, user, data)
     assert profiles.award_if_complete(db.session, user, profiles.get_profile(db.session, user)) is False  # 91 %
@@ -254,8 +325,9 @@ def test_profile_completion_awards_points_once_through_the_service(app, advocate
 
 
 def _adjust(client, email, amount, reason, key):
-    return post_form(client, "/admin/points", {"email": email, "amount": str(amount), "reason": reason,
-                                               "idempotency_key": key})
+    return post_form(
+        client, "/admin/points", {"email": email, "amount": str(amount), "reason": reason, "idempotency_key": key}
+    )
 
 
 def _audits(action):
@@ -274,7 +346,12 @@ def test_admin_adjustment_needs_a_reason_and_is_audit_logged(app, admin_client, 
     assert resp.status_code == 302
     (entry,) = entries(advocate.id)
     assert (entry.amount, entry.kind, entry.source, entry.actor_id, entry.reason) == (
-        75, EntryKind.ADJUSTED, EntrySource.MANUAL, admin.id, "Great webinar answers")
+        75,
+        EntryKind.ADJUSTED,
+        EntrySource.MANUAL,
+        admin.id,
+        "Great webinar answers",
+    )
     (event,) = _audits("points.adjust")
     assert (event.actor_id, event.target_type, event.target_id) == (admin.id, "user", advocate.id)
     assert event.details["amount"] == 75 and event.details["reason"] == "Great webinar answers"
@@ -307,8 +384,9 @@ def test_negative_adjustment_beyond_the_balance_is_refused(app, admin_client, ad
     assert_ledger_consistent(advocate.id)
 
 
-def test_a_used_adjustment_form_sent_again_with_other_values_is_refused_not_lost(app, admin_client, admin, advocate,
-                                                                                  make_user):
+def test_a_used_adjustment_form_sent_again_with_other_values_is_refused_not_lost(
+    app, admin_client, admin, advocate, make_user
+):
     ben = make_user(name="Ben Second")
     assert _adjust(admin_client, advocate.email, 50, "Webinar panel", "adj-reused-1").status_code == 302
     assert f"Adjusted {advocate.name}'s points by +50." in page_text(admin_client.get("/admin/points"))
@@ -330,11 +408,18 @@ def test_a_used_adjustment_form_sent_again_with_other_values_is_refused_not_lost
     assert [e.amount for e in entries(advocate.id)] == [50] and len(_audits("points.adjust")) == 1
     # Through the service: a Conflict, and the flag tells a first adjustment from a repeat.
     with pytest.raises(Conflict):
-        points.adjust(db.session, db.session.get(User, ben.id), 70, "Case study", admin.id,
-                      key=f"adjust:{admin.id}:adj-reused-1")
+        points.adjust(
+            db.session, db.session.get(User, ben.id), 70, "Case study", admin.id, key=f"adjust:{admin.id}:adj-reused-1"
+        )
     db.session.rollback()
-    _, created = points.adjust(db.session, db.session.get(User, advocate.id), 50, "Webinar panel", admin.id,
-                               key=f"adjust:{admin.id}:adj-reused-1")
+    _, created = points.adjust(
+        db.session,
+        db.session.get(User, advocate.id),
+        50,
+        "Webinar panel",
+        admin.id,
+        key=f"adjust:{admin.id}:adj-reused-1",
+    )
     assert created is False
     db.session.rollback()
     assert_ledger_consistent(advocate.id, ben.id)
@@ -347,32 +432,43 @@ def test_adjustment_amount_is_checked(app, admin_client, advocate, amount):
     assert entries(advocate.id) == []
 
 
-def test_adjustment_only_for_advocates_and_only_by_admins(app, admin_client, staff, advocate, advocate_client,
-                                                         staff_client):
+def test_adjustment_only_for_advocates_and_only_by_admins(
+    app, admin_client, staff, advocate, advocate_client, staff_client
+):
     resp = _adjust(admin_client, staff.email, 10, "staff are not in the program", "adj-staff-1")
     assert resp.status_code == 422 and "No advocate with that email" in page_text(resp)
     resp = _adjust(admin_client, "nobody@example.com", 10, "who?", "adj-nobody-1")
     assert resp.status_code == 422
     for c in (advocate_client, staff_client):
         assert c.get("/admin/points").status_code == 403
-        c.post("/admin/points", data={"email": advocate.email, "amount": "500", "reason": "self-service",
-                                      "idempotency_key": "adj-self-01"})
+        c.post(
+            "/admin/points",
+            data={"email": advocate.email, "amount": "500", "reason": "self-service", "idempotency_key": "adj-self-01"},
+        )
     db.session.rollback()
     assert db.session.scalar(select(func.count()).select_from(PointsEntry)) == 0
-    assert db.session.scalar(select(func.count()).select_from(PointsEntry).where(
-        PointsEntry.user_id == staff.id)) == 0
+    assert db.session.scalar(select(func.count()).select_from(PointsEntry).where(PointsEntry.user_id == staff.id)) == 0
     assert db.session.get(User, staff.id).role == Role.STAFF
 
 
 # --- levels -------------------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("lifetime,name,next_name,to_next", [
-    (0, "Member", "Bronze", 500), (499, "Member", "Bronze", 1), (500, "Bronze", "Silver", 1000),
-    (1499, "Bronze", "Silver", 1), (1500, "Silver", "Gold", 2500), (3999, "Silver", "Gold", 1),
-    (4000, "Gold", "Platinum", 6000), (9999, "Gold", "Platinum", 1), (10000, "Platinum", None, None),
-    (250000, "Platinum", None, None),
-])
+@pytest.mark.parametrize(
+    "lifetime,name,next_name,to_next",
+    [
+        (0, "Member", "Bronze", 500),
+        (499, "Member", "Bronze", 1),
+        (500, "Bronze", "Silver", 1000),
+        (1499, "Bronze", "Silver", 1),
+        (1500, "Silver", "Gold", 2500),
+        (3999, "Silver", "Gold", 1),
+        (4000, "Gold", "Platinum", 6000),
+        (9999, "Gold", "Platinum", 1),
+        (10000, "Platinum", None, None),
+        (250000, "Platinum", None, None),
+    ],
+)
 def test_level_thresholds(app, lifetime, name, next_name, to_next):
     level = points.level_for(lifetime)
     assert (level.name, level.next_name, level.to_next) == (name, next_name, to_next)

@@ -1,5 +1,6 @@
 """Advocate self-service, preferences: per-activity-type opt-in with a note, the digest and notification
 choices, and the one-click unsubscribe link every non-transactional email carries (no login, signed token)."""
+
 import json
 import re
 from datetime import timedelta
@@ -70,8 +71,15 @@ def test_page_lists_every_activity_type(advocate_client):
 
 def test_opt_in_per_activity_type_with_a_note(advocate_client, advocate):
     t = types()
-    resp = save_activities(advocate_client, {f"opt_{t['speaking']}": "y", f"note_{t['speaking']}": "virtual events only",
-                                             f"opt_{t['reference_call']}": "y", f"note_{t['case_study']}": "ask me in Q3"})
+    resp = save_activities(
+        advocate_client,
+        {
+            f"opt_{t['speaking']}": "y",
+            f"note_{t['speaking']}": "virtual events only",
+            f"opt_{t['reference_call']}": "y",
+            f"note_{t['case_study']}": "ask me in Q3",
+        },
+    )
     assert resp.status_code == 302 and resp.headers["Location"].endswith("/me/preferences")
     saved = prefs(advocate.id)
     assert saved["speaking"] == (True, "virtual events only")
@@ -89,17 +97,22 @@ def test_opt_in_per_activity_type_with_a_note(advocate_client, advocate):
     assert saved["speaking"] == (False, "") and saved["reference_call"] == (True, "")
 
 
-@pytest.mark.parametrize("extra,message", [
-    ({"opt_99999": "y"}, "Unknown activity type."),
-    ({"note_99999": "hello"}, "Unknown activity type."),
-    ({"opt_99999999999999999999999": "y"}, "Unknown activity type."),
-    ({"opt_abc": "y"}, "Unknown activity type."),
-    ("long-note", "cannot be longer than 200"),
-])
+@pytest.mark.parametrize(
+    "extra,message",
+    [
+        ({"opt_99999": "y"}, "Unknown activity type."),
+        ({"note_99999": "hello"}, "Unknown activity type."),
+        ({"opt_99999999999999999999999": "y"}, "Unknown activity type."),
+        ({"opt_abc": "y"}, "Unknown activity type."),
+        ("long-note", "cannot be longer than 200"),
+    ],
+)
 def test_invalid_activity_input_is_refused_and_nothing_saved(advocate_client, advocate, extra, message):
     t = types()
-    assert save_activities(advocate_client, {f"opt_{t['review']}": "y", f"note_{t['review']}": "G2 only"}
-                           ).status_code == 302
+    assert (
+        save_activities(advocate_client, {f"opt_{t['review']}": "y", f"note_{t['review']}": "G2 only"}).status_code
+        == 302
+    )
     before = prefs(advocate.id)
     data = {f"opt_{t['speaking']}": "y", f"note_{t['speaking']}": "changed"}
     if extra == "long-note":
@@ -127,8 +140,9 @@ def test_refused_form_keeps_the_other_form_as_saved(advocate_client, advocate):
     or saving it from that page would silently switch things off."""
     t = types()
     save_activities(advocate_client, {f"opt_{t['podcast']}": "y", f"note_{t['podcast']}": "audio only"})
-    save_comm(advocate_client, {"digest": "weekly", "notify_opportunities": "y", "notify_reminders": "y",
-                                "notify_news": "y"})
+    save_comm(
+        advocate_client, {"digest": "weekly", "notify_opportunities": "y", "notify_reminders": "y", "notify_news": "y"}
+    )
     page = text(save_comm(advocate_client, {"digest": "yearly"}))
     assert 'value="audio only"' in page
     assert is_checked(page, f"opt_{t['podcast']}")
@@ -142,8 +156,15 @@ def test_refused_form_keeps_the_other_form_as_saved(advocate_client, advocate):
 def test_note_html_is_escaped_and_unicode_kept(advocate_client, advocate):
     t = types()
     note = "Only 🎤 virtual; בעברית; عربي"
-    save_activities(advocate_client, {f"opt_{t['speaking']}": "y", f"note_{t['speaking']}": SCRIPT,
-                                      f"opt_{t['webinar']}": "y", f"note_{t['webinar']}": note})
+    save_activities(
+        advocate_client,
+        {
+            f"opt_{t['speaking']}": "y",
+            f"note_{t['speaking']}": SCRIPT,
+            f"opt_{t['webinar']}": "y",
+            f"note_{t['webinar']}": note,
+        },
+    )
     page = text(advocate_client.get("/me/preferences"))
     assert SCRIPT not in page and "&lt;script&gt;alert(" in page
     assert prefs(advocate.id)["speaking"] == (True, SCRIPT)
@@ -168,8 +189,7 @@ def test_defaults_digest_and_notifications(advocate_client, advocate):
     assert "Your email settings are saved." in text(advocate_client.get("/me/preferences"))
 
 
-@pytest.mark.parametrize("data", [{"digest": "yearly"}, {"digest": ""}, {}, {"digest": "OFF"},
-                                  {"digest": "w" * 5000}])
+@pytest.mark.parametrize("data", [{"digest": "yearly"}, {"digest": ""}, {}, {"digest": "OFF"}, {"digest": "w" * 5000}])
 def test_invalid_digest_is_refused_and_nothing_saved(advocate_client, advocate, data):
     save_comm(advocate_client, {"digest": "weekly", "notify_reminders": "y"})
     resp = save_comm(advocate_client, {**data, "notify_news": "y"})
@@ -190,8 +210,12 @@ def test_an_advocate_only_changes_their_own_preferences(app, advocate_client, ad
     before_prefs, before_comm = prefs(other.id), comm(other.id)
     resp = save_activities(advocate_client, {"user_id": str(other.id), f"opt_{t['beta']}": "y"})
     assert resp.status_code == 302
-    resp = post_form(advocate_client, f"/me/preferences/communication?user_id={other.id}",
-                     {"user_id": str(other.id), "digest": "off"}, page="/me/preferences")
+    resp = post_form(
+        advocate_client,
+        f"/me/preferences/communication?user_id={other.id}",
+        {"user_id": str(other.id), "digest": "off"},
+        page="/me/preferences",
+    )
     assert resp.status_code == 302
     assert prefs(other.id) == before_prefs and comm(other.id) == before_comm
     assert prefs(advocate.id)["beta"] == (True, "") and comm(advocate.id)[0] == "off"
@@ -234,7 +258,7 @@ def reminder(runner, mailbox, user):
 
 def path_of(url):
     assert url.startswith("http://localhost/")
-    return url[len("http://localhost"):]
+    return url[len("http://localhost") :]
 
 
 @pytest.fixture
@@ -274,14 +298,16 @@ def test_rfc8058_one_click_post_works_without_csrf(app, runner, mailbox, stale_a
     mail = reminder(runner, mailbox, stale_advocate)
     url = mail.message["List-Unsubscribe"].strip("<>")
     mail_client = app.test_client()  # no cookies, no session: what a mail provider does
-    resp = mail_client.post(path_of(url), data="List-Unsubscribe=One-Click",
-                            content_type="application/x-www-form-urlencoded")
+    resp = mail_client.post(
+        path_of(url), data="List-Unsubscribe=One-Click", content_type="application/x-www-form-urlencoded"
+    )
     assert resp.status_code == 200
     assert not reload(AdvocateProfile, stale_advocate.id).notify_reminders
 
 
 def test_unsubscribe_works_while_signed_in_as_someone_else_and_only_for_the_token_owner(
-        runner, mailbox, stale_advocate, advocate_client, advocate):
+    runner, mailbox, stale_advocate, advocate_client, advocate
+):
     url = reminder(runner, mailbox, stale_advocate).link("/me/unsubscribe/")
     assert advocate_client.post(path_of(url)).status_code == 200
     assert not reload(AdvocateProfile, stale_advocate.id).notify_reminders
@@ -291,7 +317,7 @@ def test_unsubscribe_works_while_signed_in_as_someone_else_and_only_for_the_toke
 
 def _mutations(token):
     payload, ts, sig = token.split(".")
-    flip = lambda s, i: s[:i] + ("A" if s[i] != "A" else "B") + s[i + 1:]  # noqa: E731
+    flip = lambda s, i: s[:i] + ("A" if s[i] != "A" else "B") + s[i + 1 :]  # noqa: E731
     return {
         "truncated": token[:-5],
         "signature removed": f"{payload}.{ts}",
@@ -303,20 +329,23 @@ def _mutations(token):
     }
 
 
-def test_altered_truncated_or_forged_tokens_are_refused_and_change_nothing(app, runner, mailbox, client,
-                                                                          stale_advocate, make_user):
+def test_altered_truncated_or_forged_tokens_are_refused_and_change_nothing(
+    app, runner, mailbox, client, stale_advocate, make_user
+):
     url = reminder(runner, mailbox, stale_advocate).link("/me/unsubscribe/")
     token = path_of(url).rsplit("/", 1)[1]
     victim = stale_advocate.id
     forged = {
         **_mutations(token),
         "wrong secret": URLSafeTimedSerializer("guessed-secret", salt="portal.unsubscribe").dumps(
-            {"u": victim, "s": "all"}),
+            {"u": victim, "s": "all"}
+        ),
         "other purpose": make_token("change-email", victim, "all"),
         "unknown topic": make_token(subscriptions.UNSUBSCRIBE, victim, "everything"),
         "unknown user": make_token(subscriptions.UNSUBSCRIBE, 987654, "all"),
         "user id not a number": URLSafeTimedSerializer(app.config["SECRET_KEY"], salt="portal.unsubscribe").dumps(
-            {"u": str(victim), "s": "all"}),
+            {"u": str(victim), "s": "all"}
+        ),
     }
     for label, bad in forged.items():
         for method in (client.get, client.post):
@@ -335,9 +364,15 @@ def test_token_for_all_turns_every_non_essential_email_off(client, stale_advocat
     assert comm(stale_advocate.id) == ("off", False, False, False)
 
 
-@pytest.mark.parametrize("topic,expected", [
-    ("digest", ("off", True, True, True)), ("opportunities", ("weekly", False, True, True)),
-    ("news", ("weekly", True, True, False)), ("reminders", ("weekly", True, False, True))])
+@pytest.mark.parametrize(
+    "topic,expected",
+    [
+        ("digest", ("off", True, True, True)),
+        ("opportunities", ("weekly", False, True, True)),
+        ("news", ("weekly", True, True, False)),
+        ("reminders", ("weekly", True, False, True)),
+    ],
+)
 def test_each_topic_changes_only_itself(client, stale_advocate, topic, expected):
     url = subscriptions.unsubscribe_url(db.session.get(User, stale_advocate.id), topic)
     db.session.rollback()

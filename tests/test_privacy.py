@@ -1,5 +1,6 @@
 """Advocate self-service, privacy: download my data, delete my account (password, erasure, sessions ended,
 a final email) and change my email (password, link to the new address, the old one told, change on opening)."""
+
 import json
 import re
 from datetime import timedelta
@@ -9,10 +10,31 @@ import time_machine
 from sqlalchemy import func, select
 
 from portal.extensions import db
-from portal.models import (ActivityPreference, ActivityType, AdvocateProfile, AuditEvent, Blackout, Consent,
-                           Industry, Opportunity, OutboxMessage, Participation, ParticipationStatus, PointsEntry,
-                           Product, Redemption, RedemptionStatus, Reward, Status, Tag, User, UserBadge,
-                           profile_products, profile_tags, utcnow)
+from portal.models import (
+    ActivityPreference,
+    ActivityType,
+    AdvocateProfile,
+    AuditEvent,
+    Blackout,
+    Consent,
+    Industry,
+    Opportunity,
+    OutboxMessage,
+    Participation,
+    ParticipationStatus,
+    PointsEntry,
+    Product,
+    Redemption,
+    RedemptionStatus,
+    Reward,
+    Status,
+    Tag,
+    User,
+    UserBadge,
+    profile_products,
+    profile_tags,
+    utcnow,
+)
 from portal.services import privacy
 from portal.services.privacy import CHANGE_EMAIL
 from portal.services.tokens import fingerprint, make_token
@@ -30,7 +52,7 @@ def text(resp):
 
 def path_of(url):
     assert url.startswith("http://localhost/")
-    return url[len("http://localhost"):]
+    return url[len("http://localhost") :]
 
 
 def first_id(model):
@@ -41,24 +63,62 @@ def first_id(model):
 
 def fill_everything(client, user_id, name="Ada Advocate"):
     """A full profile, preferences, availability and a consent: everything the export and the erasure cover."""
-    assert post_form(client, "/me/profile", {
-        "name": name, "job_title": "CISO", "company": "Bluefin Bank", "industry_id": str(first_id(Industry)),
-        "size_band_id": "", "country_code": "FR", "product_ids": [str(first_id(Product))],
-        "use_cases": "fraud detection", "topics": "zero trust",
-        "story": "We cut fraud by half.\n\nOnboarding took days, not weeks.",
-        "linkedin_url": "https://www.linkedin.com/in/ada", "show_in_directory": "y"}).status_code == 302
+    assert (
+        post_form(
+            client,
+            "/me/profile",
+            {
+                "name": name,
+                "job_title": "CISO",
+                "company": "Bluefin Bank",
+                "industry_id": str(first_id(Industry)),
+                "size_band_id": "",
+                "country_code": "FR",
+                "product_ids": [str(first_id(Product))],
+                "use_cases": "fraud detection",
+                "topics": "zero trust",
+                "story": "We cut fraud by half.\n\nOnboarding took days, not weeks.",
+                "linkedin_url": "https://www.linkedin.com/in/ada",
+                "show_in_directory": "y",
+            },
+        ).status_code
+        == 302
+    )
     speaking = db.session.scalar(select(ActivityType.id).where(ActivityType.key == "speaking"))
     db.session.rollback()
-    assert post_form(client, "/me/preferences/activities", {f"opt_{speaking}": "y", f"note_{speaking}": "remote only"},
-                     page="/me/preferences").status_code == 302
-    assert post_form(client, "/me/preferences/communication", {"digest": "weekly", "notify_news": "y"},
-                     page="/me/preferences").status_code == 302
-    assert post_form(client, "/me/availability", {"max_asks_per_month": "2", "max_asks_per_quarter": "4",
-                                                  "timezone": "Europe/Paris"}).status_code == 302
+    assert (
+        post_form(
+            client,
+            "/me/preferences/activities",
+            {f"opt_{speaking}": "y", f"note_{speaking}": "remote only"},
+            page="/me/preferences",
+        ).status_code
+        == 302
+    )
+    assert (
+        post_form(
+            client, "/me/preferences/communication", {"digest": "weekly", "notify_news": "y"}, page="/me/preferences"
+        ).status_code
+        == 302
+    )
+    assert (
+        post_form(
+            client,
+            "/me/availability",
+            {"max_asks_per_month": "2", "max_asks_per_quarter": "4", "timezone": "Europe/Paris"},
+        ).status_code
+        == 302
+    )
     start = utcnow().date() + timedelta(days=5)
-    assert post_form(client, "/me/availability/blackouts", {
-        "starts_on": start.isoformat(), "ends_on": (start + timedelta(days=2)).isoformat(), "note": "Paris trip"},
-        page="/me/availability").status_code == 302
+    assert (
+        post_form(
+            client,
+            "/me/availability/blackouts",
+            {"starts_on": start.isoformat(), "ends_on": (start + timedelta(days=2)).isoformat(), "note": "Paris trip"},
+            page="/me/availability",
+        ).status_code
+        == 302
+    )
     db.session.add(Consent(user_id=user_id, kind="program_terms", version="2024-01", ip_address="203.0.113.9"))
     db.session.commit()
 
@@ -78,8 +138,14 @@ def test_export_holds_profile_preferences_availability_and_consents(advocate_cli
     assert set(data) >= {"exported_at", "site", "account", "consents", "profile"}
     assert data["account"]["email"] == advocate.email and data["account"]["name"] == "Ada Advocate"
     assert data["account"]["job_title"] == "CISO" and data["account"]["company"] == "Bluefin Bank"
-    assert data["consents"] == [{"kind": "program_terms", "version": "2024-01", "given_at": data["consents"][0][
-        "given_at"], "ip_address": "203.0.113.9"}]
+    assert data["consents"] == [
+        {
+            "kind": "program_terms",
+            "version": "2024-01",
+            "given_at": data["consents"][0]["given_at"],
+            "ip_address": "203.0.113.9",
+        }
+    ]
     p = data["profile"]
     assert p["industry"] == "Banking and capital markets" and p["country"] == "France" and p["region"] == "Europe"
     assert p["products"] == ["Analytics Cloud"] and p["use_cases"] == ["fraud detection"]
@@ -89,7 +155,11 @@ def test_export_holds_profile_preferences_availability_and_consents(advocate_cli
     prefs = p["preferences"]
     assert {"activity": "Speaking", "opted_in": True, "note": "remote only"} in prefs["activities"]
     assert (prefs["digest"], prefs["notify_news"], prefs["notify_reminders"], prefs["notify_opportunities"]) == (
-        "weekly", True, False, False)
+        "weekly",
+        True,
+        False,
+        False,
+    )
     avail = p["availability"]
     assert (avail["max_asks_per_month"], avail["max_asks_per_quarter"], avail["timezone"]) == (2, 4, "Europe/Paris")
     assert avail["paused_until"] is None and avail["status"] == "Available"
@@ -112,27 +182,45 @@ def test_export_of_a_fresh_advocate_works(advocate_client, advocate):
 
 
 def test_export_holds_participations_points_redemptions_badges_referrals_emails_and_log(
-        advocate_client, advocate, admin, make_user):
+    advocate_client, advocate, admin, make_user
+):
     fill_everything(advocate_client, advocate.id)
     d = fill_program_data(advocate.id, admin.id, make_user)
     raw = advocate_client.get("/me/data.json").get_data(as_text=True)
     data = json.loads(raw)
-    assert set(data) >= {"account", "consents", "profile", "participations", "points", "redemptions", "badges",
-                         "referrals", "emails", "digests", "activity_log"}
+    assert set(data) >= {
+        "account",
+        "consents",
+        "profile",
+        "participations",
+        "points",
+        "redemptions",
+        "badges",
+        "referrals",
+        "emails",
+        "digests",
+        "activity_log",
+    }
 
     parts = {p["opportunity"]: p for p in data["participations"]}
     assert set(parts) == {"Fintech Summit panel", "Fraud webinar", "G2 review"}
     assert (parts["Fintech Summit panel"]["status"], parts["Fintech Summit panel"]["message"]) == (
-        "requested", d.texts["requested message"])
+        "requested",
+        d.texts["requested message"],
+    )
     webinar = parts["Fraud webinar"]
     assert (webinar["status"], webinar["activity"], webinar["message"]) == (
-        "approved", "Webinar", d.texts["approved message"])
+        "approved",
+        "Webinar",
+        d.texts["approved message"],
+    )
     assert webinar["message_from_the_program"] == d.texts["admin message"]
     assert webinar["limit_override_reason"] == d.texts["override reason"]
     assert webinar["requested_at"] and webinar["engaged_at"] and webinar["completed_at"] is None
     review = parts["G2 review"]
-    assert review["status"] == "completed" and review["completed_at"] and review["message"] == d.texts[
-        "completed message"]
+    assert (
+        review["status"] == "completed" and review["completed_at"] and review["message"] == d.texts["completed message"]
+    )
 
     pts = data["points"]
     # 250 for Rita + 50 for the review + 1000 welcome - 25 adjustment - 100 hoodie - 200 mug
@@ -141,20 +229,31 @@ def test_export_holds_participations_points_redemptions_badges_referrals_emails_
     by_reason = {e["reason"]: e for e in pts["entries"]}
     assert by_reason["Review: G2 review"]["amount"] == 50 and by_reason["Review: G2 review"]["kind"] == "earned"
     assert by_reason[d.texts["manual reason"]]["amount"] == 1000
-    assert by_reason["Duplicate award"] == {"at": by_reason["Duplicate award"]["at"], "amount": -25,
-                                            "kind": "adjusted", "source": "manual", "reason": "Duplicate award"}
+    assert by_reason["Duplicate award"] == {
+        "at": by_reason["Duplicate award"]["at"],
+        "amount": -25,
+        "kind": "adjusted",
+        "source": "manual",
+        "reason": "Duplicate award",
+    }
     assert by_reason["Redeemed: Hoodie"]["amount"] == -100 and by_reason["Redeemed: Mug"]["amount"] == -200
     assert [e["amount"] for e in pts["entries"] if e["source"] == "referral"] == [250]
 
     orders = {r["reward"]: r for r in data["redemptions"]}
     assert (orders["Hoodie"]["status"], orders["Hoodie"]["note"], orders["Hoodie"]["points_cost"]) == (
-        "requested", d.texts["order note"], 100)
+        "requested",
+        d.texts["order note"],
+        100,
+    )
     assert (orders["Mug"]["status"], orders["Mug"]["note"]) == ("fulfilled", d.texts["fulfil note"])
     assert orders["Mug"]["ordered_at"] and orders["Mug"]["fulfilled_at"] and orders["Mug"]["cancelled_at"] is None
 
-    assert {"badge": "Champion", "description": "Granted by the program team for outstanding advocacy",
-            "awarded_at": [b for b in data["badges"] if b["badge"] == "Champion"][0]["awarded_at"],
-            "reason": d.texts["badge reason"]} in data["badges"]
+    assert {
+        "badge": "Champion",
+        "description": "Granted by the program team for outstanding advocacy",
+        "awarded_at": [b for b in data["badges"] if b["badge"] == "Champion"][0]["awarded_at"],
+        "reason": d.texts["badge reason"],
+    } in data["badges"]
     assert "First step" in {b["badge"] for b in data["badges"]}  # earned with the completed review
 
     # Referrals: the advocate's own part only. Rita's name and address are Rita's personal data.
@@ -167,8 +266,9 @@ def test_export_holds_participations_points_redemptions_badges_referrals_emails_
     subjects = {m["subject"] for m in data["emails"]}
     assert "We received your order: Hoodie" in subjects and "On its way: Mug" in subjects
     assert all(set(m) == {"subject", "kind", "status", "created_at", "sent_at"} for m in data["emails"])
-    assert data["digests"] == [{"period": "weekly", "period_key": "2026-W10", "opportunities": 3,
-                                "sent_at": data["digests"][0]["sent_at"]}]
+    assert data["digests"] == [
+        {"period": "weekly", "period_key": "2026-W10", "opportunities": 3, "sent_at": data["digests"][0]["sent_at"]}
+    ]
     log = {e["action"]: e for e in data["activity_log"]}
     assert log["user.email_change"]["ip_address"] == ADVOCATE_IP
     assert log["badge.grant"]["details"]["reason"] == d.texts["badge reason"]
@@ -193,9 +293,21 @@ def test_export_round_trips_emoji_and_right_to_left_text(advocate_client, advoca
     name = "سارة 👩🏽\u200d🔬 שרה"
     fill_everything(advocate_client, advocate.id, name=name)
     story = "פסקה ראשונה 🚀\n\nالفقرة الثانية \u200f— 完成"
-    assert post_form(advocate_client, "/me/profile", {
-        "name": name, "job_title": "رئيسة قسم", "company": "שם חברה", "story": story, "topics": "אבטחה, 🔐 crypto",
-        "use_cases": "تحليلات"}).status_code == 302
+    assert (
+        post_form(
+            advocate_client,
+            "/me/profile",
+            {
+                "name": name,
+                "job_title": "رئيسة قسم",
+                "company": "שם חברה",
+                "story": story,
+                "topics": "אבטחה, 🔐 crypto",
+                "use_cases": "تحليلات",
+            },
+        ).status_code
+        == 302
+    )
     raw = advocate_client.get("/me/data.json").get_data(as_text=True)
     assert name in raw  # not \\u escapes: readable as typed
     data = json.loads(raw)
@@ -236,12 +348,15 @@ def count(table_or_model, user_id):
     return db.session.scalar(select(func.count()).where(col == user_id))
 
 
-@pytest.mark.parametrize("data,message", [
-    ({"password": "not-the-password-1", "confirm": "y"}, "That password is not right."),
-    ({"password": "", "confirm": "y"}, "This field is required."),
-    ({"password": TEST_PASSWORD}, "Tick the box to confirm."),
-    ({"password": "p" * 1025, "confirm": "y"}, "cannot be longer than 1024"),
-])
+@pytest.mark.parametrize(
+    "data,message",
+    [
+        ({"password": "not-the-password-1", "confirm": "y"}, "That password is not right."),
+        ({"password": "", "confirm": "y"}, "This field is required."),
+        ({"password": TEST_PASSWORD}, "Tick the box to confirm."),
+        ({"password": "p" * 1025, "confirm": "y"}, "cannot be longer than 1024"),
+    ],
+)
 def test_delete_refused_without_the_right_password_and_the_tick(advocate_client, advocate, mailbox, data, message):
     fill_everything(advocate_client, advocate.id)
     resp = post_form(advocate_client, "/me/delete", data)
@@ -256,9 +371,17 @@ def test_delete_refused_without_the_right_password_and_the_tick(advocate_client,
 def test_delete_erases_ends_every_session_and_says_goodbye(app, advocate_client, advocate, mailbox):
     fill_everything(advocate_client, advocate.id)
     # Mail already queued to this person but not sent yet carries personal data: it goes too.
-    db.session.add(OutboxMessage(recipient=advocate.email, subject="Pending news for Ada", body_text="Hi Ada",
-                                 body_html="<p>Hi Ada</p>", template="digest", user_id=advocate.id,
-                                 next_attempt_at=utcnow() + timedelta(days=1)))
+    db.session.add(
+        OutboxMessage(
+            recipient=advocate.email,
+            subject="Pending news for Ada",
+            body_text="Hi Ada",
+            body_html="<p>Hi Ada</p>",
+            template="digest",
+            user_id=advocate.id,
+            next_attempt_at=utcnow() + timedelta(days=1),
+        )
+    )
     db.session.commit()
     phone = app.test_client()
     login(phone, advocate.email)
@@ -296,15 +419,20 @@ def test_delete_erases_ends_every_session_and_says_goodbye(app, advocate_client,
 
 
 def test_delete_withdraws_open_commitments_cancels_open_orders_and_erases_free_text(
-        app, advocate_client, advocate, admin, make_user, mailbox):
+    app, advocate_client, advocate, admin, make_user, mailbox
+):
     fill_everything(advocate_client, advocate.id)
     d = fill_program_data(advocate.id, admin.id, make_user)
     # Another advocate shares one of Ada's tags: that one stays a suggestion, Ada's own ones go.
     bob = make_user(email="bob@example.com", name="Bob Other")
     bc = app.test_client()
     login(bc, bob.email)
-    assert post_form(bc, "/me/profile", {"name": "Bob Other", "job_title": "CTO", "company": "Other Co",
-                                         "topics": "zero trust"}).status_code == 302
+    assert (
+        post_form(
+            bc, "/me/profile", {"name": "Bob Other", "job_title": "CTO", "company": "Other Co", "topics": "zero trust"}
+        ).status_code
+        == 302
+    )
     mailbox.clear()
     advocate_client.environ_base["REMOTE_ADDR"] = ADVOCATE_IP
     resp = post_form(advocate_client, "/me/delete", {"password": TEST_PASSWORD, "confirm": "y"})
@@ -325,13 +453,15 @@ def test_delete_withdraws_open_commitments_cancels_open_orders_and_erases_free_t
     assert orders[d.fulfilled_order_id].status == RedemptionStatus.FULFILLED
     assert all(r.note == "" for r in orders.values())
     assert db.session.get(Reward, d.hoodie_id).stock == 3
-    debit = db.session.scalar(select(PointsEntry).where(
-        PointsEntry.idempotency_key == f"redemption:{d.open_order_id}:debit"))
+    debit = db.session.scalar(
+        select(PointsEntry).where(PointsEntry.idempotency_key == f"redemption:{d.open_order_id}:debit")
+    )
     refund = db.session.scalar(select(PointsEntry).where(PointsEntry.reverses_id == debit.id))
     assert refund is not None and refund.amount == 100
     assert_ledger_consistent(advocate.id)
-    assert db.session.scalar(select(func.count()).select_from(PointsEntry).where(
-        PointsEntry.user_id == advocate.id)) > 0  # the ledger keeps its rows for the program's totals
+    assert (
+        db.session.scalar(select(func.count()).select_from(PointsEntry).where(PointsEntry.user_id == advocate.id)) > 0
+    )  # the ledger keeps its rows for the program's totals
     badge_reasons = list(db.session.scalars(select(UserBadge.reason).where(UserBadge.user_id == advocate.id)))
     assert badge_reasons and set(badge_reasons) == {""}  # the badges stay (how many were earned), the text goes
     # Tags only Ada used are gone (they were offered to everyone as suggestions); a shared one stays.
@@ -362,8 +492,7 @@ def test_delete_account_needs_the_user_not_the_login_proxy(app, advocate):
     assert reload(User, advocate.id).status == Status.ACTIVE
 
 
-def test_deleted_advocate_disappears_from_admin_and_search(app, advocate_client, advocate, admin_client,
-                                                           staff_client):
+def test_deleted_advocate_disappears_from_admin_and_search(app, advocate_client, advocate, admin_client, staff_client):
     fill_everything(advocate_client, advocate.id, name="Zed Zebrafish")
     assert "Zed Zebrafish" in text(admin_client.get("/admin/advocates"))
     assert "Zed Zebrafish" in text(staff_client.get("/search/advocates?q=Zebrafish&include_unavailable=1"))
@@ -387,21 +516,24 @@ def request_change(client, new_email, password=TEST_PASSWORD):
     return post_form(client, "/me/email", {"new_email": new_email, "password": password})
 
 
-@pytest.mark.parametrize("new_email,password,message", [
-    ("new@example.com", "wrong-password-42", "That password is not right."),
-    ("new@example.com", "", "This field is required."),
-    ("not-an-email", TEST_PASSWORD, "Invalid email address."),
-    ("", TEST_PASSWORD, "This field is required."),
-    ("ada.advocate@example.com", TEST_PASSWORD, "That is already your email address."),
-    ("ADA.Advocate@Example.com", TEST_PASSWORD, "That is already your email address."),
-    ("a" * 250 + "@example.com", TEST_PASSWORD, "cannot be longer than 254"),
-    ("<script>@example.com", TEST_PASSWORD, "Invalid email address."),
-    # The mailer speaks plain SMTP: an address it cannot send to would be retried and never arrive.
-    ("ada+😀@example.com", TEST_PASSWORD, "Invalid email address."),
-    ("zoë@example.com", TEST_PASSWORD, "Invalid email address."),
-    ("ada@exämple.com", TEST_PASSWORD, "plain (ASCII) letters only"),
-    ("ada@例え.jp", TEST_PASSWORD, "plain (ASCII) letters only"),
-])
+@pytest.mark.parametrize(
+    "new_email,password,message",
+    [
+        ("new@example.com", "wrong-password-42", "That password is not right."),
+        ("new@example.com", "", "This field is required."),
+        ("not-an-email", TEST_PASSWORD, "Invalid email address."),
+        ("", TEST_PASSWORD, "This field is required."),
+        ("ada.advocate@example.com", TEST_PASSWORD, "That is already your email address."),
+        ("ADA.Advocate@Example.com", TEST_PASSWORD, "That is already your email address."),
+        ("a" * 250 + "@example.com", TEST_PASSWORD, "cannot be longer than 254"),
+        ("<script>@example.com", TEST_PASSWORD, "Invalid email address."),
+        # The mailer speaks plain SMTP: an address it cannot send to would be retried and never arrive.
+        ("ada+😀@example.com", TEST_PASSWORD, "Invalid email address."),
+        ("zoë@example.com", TEST_PASSWORD, "Invalid email address."),
+        ("ada@exämple.com", TEST_PASSWORD, "plain (ASCII) letters only"),
+        ("ada@例え.jp", TEST_PASSWORD, "plain (ASCII) letters only"),
+    ],
+)
 def test_email_change_refused(advocate_client, advocate, mailbox, new_email, password, message):
     resp = request_change(advocate_client, new_email, password)
     assert resp.status_code == 422 and message in text(resp)
@@ -410,8 +542,9 @@ def test_email_change_refused(advocate_client, advocate, mailbox, new_email, pas
     assert mailbox.messages == []
 
 
-def test_email_change_link_goes_to_the_new_address_and_changes_only_when_opened(app, advocate_client, advocate,
-                                                                                 mailbox):
+def test_email_change_link_goes_to_the_new_address_and_changes_only_when_opened(
+    app, advocate_client, advocate, mailbox
+):
     resp = request_change(advocate_client, "Ada.New@Example.com")
     assert resp.status_code == 302
     assert "We have sent a confirmation link to the new address" in text(advocate_client.get("/me/privacy"))
@@ -440,8 +573,9 @@ def test_email_change_link_goes_to_the_new_address_and_changes_only_when_opened(
     assert reload(User, advocate.id).email == "ada.new@example.com"
 
 
-def test_link_for_an_address_taken_in_the_meantime_is_refused_clearly(app, advocate_client, advocate, mailbox,
-                                                                      make_user):
+def test_link_for_an_address_taken_in_the_meantime_is_refused_clearly(
+    app, advocate_client, advocate, mailbox, make_user
+):
     request_change(advocate_client, "wanted@example.com")
     link = mailbox.last("wanted@example.com", subject="Confirm your new email").link("/me/email/confirm/")
     make_user(email="wanted@example.com", name="Quick Registrant")
@@ -476,8 +610,13 @@ def test_expired_altered_or_forged_links_change_nothing(app, advocate_client, ad
     token = link.rsplit("/", 1)[1]
     forged = make_token("unsubscribe", advocate.id, fingerprint(advocate.email), e="evil@example.com")
     other_secret = make_token(CHANGE_EMAIL, advocate.id, "0" * 20, e="evil@example.com")
-    for bad in (token[:-3], token[:10] + ("x" if token[10] != "x" else "y") + token[11:], forged, other_secret,
-                "garbage"):
+    for bad in (
+        token[:-3],
+        token[:10] + ("x" if token[10] != "x" else "y") + token[11:],
+        forged,
+        other_secret,
+        "garbage",
+    ):
         resp = post_form(app.test_client(), f"/me/email/confirm/{bad}", {}, page=link)
         assert resp.status_code == 400, bad
     with time_machine.travel(utcnow() + timedelta(hours=49)):

@@ -2,6 +2,7 @@
 account lock and is rate limited like change-password; an applicant waiting for approval may download their
 data and delete their account (and nothing else); an email change that loses a race for the address is
 refused cleanly; the profile pages write nothing on GET."""
+
 import json
 
 import pytest
@@ -55,8 +56,14 @@ def test_wrong_passwords_lock_the_account_and_a_locked_account_takes_no_password
     assert locked.locked_until is not None and locked.failed_login_count == 0
     assert mailbox.last(advocate.email, subject="locked").subject == "Your account is locked for a while"
     db.session.rollback()
-    assert db.session.scalar(select(func.count()).select_from(AuditEvent).where(
-        AuditEvent.action == "user.locked", AuditEvent.target_id == advocate.id)) == 1
+    assert (
+        db.session.scalar(
+            select(func.count())
+            .select_from(AuditEvent)
+            .where(AuditEvent.action == "user.locked", AuditEvent.target_id == advocate.id)
+        )
+        == 1
+    )
     # Locked: the right password is refused here with the same plain message as change-password ...
     resp = act(c, TEST_PASSWORD)
     assert resp.status_code == 422
@@ -76,8 +83,14 @@ def test_failures_on_every_password_form_share_one_count(app, advocate, mailbox)
     for i in range(4):
         assert change_email(c, f"{WRONG}{i}").status_code == 422
         assert delete(c, f"{WRONG}{i}").status_code == 422
-    assert post_form(c, "/account/password", {"current_password": WRONG, "password": "fresh-lemon-river-9",
-                                              "confirm": "fresh-lemon-river-9"}).status_code == 422
+    assert (
+        post_form(
+            c,
+            "/account/password",
+            {"current_password": WRONG, "password": "fresh-lemon-river-9", "confirm": "fresh-lemon-river-9"},
+        ).status_code
+        == 422
+    )
     assert reload(User, advocate.id).failed_login_count == 9
     assert change_email(c, WRONG).status_code == 422
     assert reload(User, advocate.id).locked_until is not None
@@ -101,10 +114,13 @@ def limited(app_config):
     return app_config
 
 
-@pytest.mark.parametrize("path,body", [
-    ("/me/email", {"new_email": "new.address@example.com", "password": WRONG}),
-    ("/me/delete", {"password": WRONG, "confirm": "y"}),
-])
+@pytest.mark.parametrize(
+    "path,body",
+    [
+        ("/me/email", {"new_email": "new.address@example.com", "password": WRONG}),
+        ("/me/delete", {"password": WRONG, "confirm": "y"}),
+    ],
+)
 def test_posts_are_rate_limited_like_change_password(limited, app, advocate, path, body):
     c = app.test_client()
     login(c, advocate.email)
@@ -171,18 +187,34 @@ def test_an_applicants_deletion_erases_what_the_admins_were_told_about_them(app,
     from portal.services.outbox import queue_email
 
     other = make_user(Role.ADMIN, email="second.admin@example.com", name="Second Admin")
-    paula = make_user(Role.ADVOCATE, status=Status.PENDING, email="paula.told@example.com", name="Paula Told",
-                      company="Initech Health", job_title="Chief Nursing Officer")
+    paula = make_user(
+        Role.ADVOCATE,
+        status=Status.PENDING,
+        email="paula.told@example.com",
+        name="Paula Told",
+        company="Initech Health",
+        job_title="Chief Nursing Officer",
+    )
     user = db.session.get(User, paula.id)
     accounts._notify_admins_of_pending(db.session, user)
     db.session.commit()
-    sent_to = {m.recipient for m in db.session.scalars(select(OutboxMessage).where(
-        OutboxMessage.about_user_id == paula.id))}
+    sent_to = {
+        m.recipient for m in db.session.scalars(select(OutboxMessage).where(OutboxMessage.about_user_id == paula.id))
+    }
     assert sent_to == {admin.email, other.email}
-    db.session.execute(OutboxMessage.__table__.update().where(OutboxMessage.recipient == admin.email)
-                       .values(status="sent"))  # one delivered, one still queued
-    queue_email(db.session, to=admin.email, subject="Unrelated", template="admin_pending", user_id=admin.id,
-                name="Alex", applicant=db.session.get(User, other.id), review_url="http://localhost/")
+    db.session.execute(
+        OutboxMessage.__table__.update().where(OutboxMessage.recipient == admin.email).values(status="sent")
+    )  # one delivered, one still queued
+    queue_email(
+        db.session,
+        to=admin.email,
+        subject="Unrelated",
+        template="admin_pending",
+        user_id=admin.id,
+        name="Alex",
+        applicant=db.session.get(User, other.id),
+        review_url="http://localhost/",
+    )
     db.session.commit()
 
     c = app.test_client()
@@ -193,13 +225,24 @@ def test_an_applicants_deletion_erases_what_the_admins_were_told_about_them(app,
     assert [(m.recipient, m.subject, m.body_text, m.body_html) for m in about] == [(admin.email, "(erased)", "", "")]
     everything = " ".join(m.body_text + m.body_html + m.subject for m in db.session.scalars(select(OutboxMessage)))
     assert "Paula" not in everything and "Initech" not in everything and "Chief Nursing" not in everything
-    assert db.session.scalar(select(func.count()).select_from(OutboxMessage)
-                             .where(OutboxMessage.subject == "Unrelated")) == 1
+    assert (
+        db.session.scalar(select(func.count()).select_from(OutboxMessage).where(OutboxMessage.subject == "Unrelated"))
+        == 1
+    )
 
 
 def test_everything_else_still_waits_for_approval(applicant_client):
-    for path in ("/dashboard", "/me/profile", "/me/preferences", "/me/availability", "/me/privacy", "/me/email",
-                 "/me/profile/preview", "/account/password", "/opportunities"):
+    for path in (
+        "/dashboard",
+        "/me/profile",
+        "/me/preferences",
+        "/me/availability",
+        "/me/privacy",
+        "/me/email",
+        "/me/profile/preview",
+        "/account/password",
+        "/opportunities",
+    ):
         resp = applicant_client.get(path)
         assert resp.status_code == 302 and resp.headers["Location"].endswith("/account/status"), path
 
@@ -236,15 +279,22 @@ def _assert_refused_cleanly(app, resp, advocate, advocate_client, mailbox):
     assert u.email == advocate.email and u.session_token == advocate.session_token
     assert advocate_client.get("/dashboard").status_code == 200  # the session still stands
     assert login(app.test_client(), advocate.email).status_code == 302
-    assert db.session.scalar(select(func.count()).select_from(AuditEvent).where(
-        AuditEvent.action == "user.email_change")) == 0
-    assert db.session.scalar(select(func.count()).select_from(OutboxMessage).where(
-        OutboxMessage.template == "email_changed")) == 0
+    assert (
+        db.session.scalar(select(func.count()).select_from(AuditEvent).where(AuditEvent.action == "user.email_change"))
+        == 0
+    )
+    assert (
+        db.session.scalar(
+            select(func.count()).select_from(OutboxMessage).where(OutboxMessage.template == "email_changed")
+        )
+        == 0
+    )
     assert [m for m in mailbox.to(advocate.email) if "was changed" in m.subject] == []
 
 
-def test_a_taken_address_the_check_misses_is_refused_by_the_constraint(app, advocate_client, advocate, mailbox,
-                                                                       make_user, monkeypatch):
+def test_a_taken_address_the_check_misses_is_refused_by_the_constraint(
+    app, advocate_client, advocate, mailbox, make_user, monkeypatch
+):
     """The other account is created after the link was sent; the check before the write does not see it
     (as when the other sign-up commits between the check and the write): the unique constraint refuses it."""
     link = _issue_link(advocate_client, mailbox)
@@ -258,8 +308,9 @@ def test_a_taken_address_the_check_misses_is_refused_by_the_constraint(app, advo
 # SQLite takes the write lock when the POST begins (BEGIN IMMEDIATE), so no other writer can commit between
 # the check and the write there; the test above covers the constraint path on both backends.
 @pytest.mark.parametrize("backend", [b for b in BACKENDS if b == "postgresql"])
-def test_an_address_taken_between_the_check_and_the_write_is_refused(app, advocate_client, advocate, mailbox,
-                                                                     make_user, monkeypatch, backend):
+def test_an_address_taken_between_the_check_and_the_write_is_refused(
+    app, advocate_client, advocate, mailbox, make_user, monkeypatch, backend
+):
     """PostgreSQL: another connection commits the address right after the check, as a concurrent sign-up
     would."""
     link = _issue_link(advocate_client, mailbox)
@@ -269,8 +320,9 @@ def test_an_address_taken_between_the_check_and_the_write_is_refused(app, advoca
         found = real(session, email)
         assert found is None
         with Session(db.engine) as other:  # its own connection and transaction, committed at once
-            other.add(User(email="wanted@example.com", name="Quick Registrant", role=Role.ADVOCATE,
-                           status=Status.ACTIVE))
+            other.add(
+                User(email="wanted@example.com", name="Quick Registrant", role=Role.ADVOCATE, status=Status.ACTIVE)
+            )
             other.commit()
         return found
 
@@ -303,15 +355,20 @@ def test_profile_pages_create_no_profile_and_write_nothing_on_get(app, advocate_
         event.remove(db.engine, "before_cursor_execute", record)
     assert writes == []
     db.session.rollback()
-    assert db.session.scalar(select(func.count()).select_from(AdvocateProfile)
-                             .where(AdvocateProfile.user_id == advocate.id)) == 0
+    assert (
+        db.session.scalar(
+            select(func.count()).select_from(AdvocateProfile).where(AdvocateProfile.user_id == advocate.id)
+        )
+        == 0
+    )
 
 
 def test_refused_posts_render_without_creating_a_profile(app, advocate_client, advocate):
     resp = post_form(advocate_client, "/me/availability", {"max_asks_per_month": "-3"})
     assert resp.status_code == 422
-    resp = post_form(advocate_client, "/me/availability/blackouts", {"starts_on": "", "ends_on": ""},
-                     page="/me/availability")
+    resp = post_form(
+        advocate_client, "/me/availability/blackouts", {"starts_on": "", "ends_on": ""}, page="/me/availability"
+    )
     assert resp.status_code == 422
     db.session.rollback()
     assert db.session.get(AdvocateProfile, advocate.id) is None

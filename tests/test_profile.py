@@ -1,13 +1,25 @@
 """Advocate self-service, the profile: fields, reference lists, derived region, tags with suggestions,
 story paragraphs, LinkedIn, visibility, the completeness meter, validation, escaping and who may do what."""
+
 import json
 
 import pytest
 from sqlalchemy import func, select
 
 from portal.extensions import db
-from portal.models import (ActivityType, AdvocateProfile, Country, Industry, Product, Region, SizeBand, Status, Tag,
-                           TagKind, User)
+from portal.models import (
+    ActivityType,
+    AdvocateProfile,
+    Country,
+    Industry,
+    Product,
+    Region,
+    SizeBand,
+    Status,
+    Tag,
+    TagKind,
+    User,
+)
 from portal.services import points, reference
 from tests.conftest import reload
 from tests.helpers import login, post_form
@@ -28,13 +40,19 @@ def ids(model, n=1, **where):
 
 def profile_data(**over):
     data = {
-        "name": "Ada Advocate", "job_title": "CISO", "company": "Bluefin Bank",
-        "industry_id": str(ids(Industry)[0]), "size_band_id": str(ids(SizeBand)[0]), "country_code": "DE",
+        "name": "Ada Advocate",
+        "job_title": "CISO",
+        "company": "Bluefin Bank",
+        "industry_id": str(ids(Industry)[0]),
+        "size_band_id": str(ids(SizeBand)[0]),
+        "country_code": "DE",
         "product_ids": [str(i) for i in ids(Product, 2)],
-        "use_cases": "fraud detection, customer onboarding", "topics": "zero trust, GDPR",
+        "use_cases": "fraud detection, customer onboarding",
+        "topics": "zero trust, GDPR",
         "story": "We cut fraud losses by half within a year.\r\n\r\nOnboarding went from three weeks to two days.",
         "linkedin_url": "https://www.linkedin.com/in/ada-advocate",
-        "show_in_directory": "y", "show_on_leaderboard": "y",
+        "show_in_directory": "y",
+        "show_on_leaderboard": "y",
     }
     data.update(over)
     return {k: v for k, v in data.items() if v is not None}
@@ -50,10 +68,18 @@ def snapshot(user_id):
     p = db.session.get(AdvocateProfile, user_id)
     state = {"name": u.name, "job_title": u.job_title, "company": u.company}
     if p is not None:
-        state.update(industry=p.industry_id, size=p.size_band_id, country=p.country_code,
-                     products=sorted(x.id for x in p.products), tags=sorted((t.kind.value, t.name) for t in p.tags),
-                     story=p.story, linkedin=p.linkedin_url, directory=p.show_in_directory,
-                     leaderboard=p.show_on_leaderboard, confirmed_at=p.confirmed_at)
+        state.update(
+            industry=p.industry_id,
+            size=p.size_band_id,
+            country=p.country_code,
+            products=sorted(x.id for x in p.products),
+            tags=sorted((t.kind.value, t.name) for t in p.tags),
+            story=p.story,
+            linkedin=p.linkedin_url,
+            directory=p.show_in_directory,
+            leaderboard=p.show_on_leaderboard,
+            confirmed_at=p.confirmed_at,
+        )
     db.session.rollback()
     return state
 
@@ -108,8 +134,12 @@ def test_several_products_and_clearing_lists(advocate_client, advocate):
     all_products = ids(Product, 20)
     assert save(advocate_client, product_ids=[str(i) for i in all_products]).status_code == 302
     assert len(reload(AdvocateProfile, advocate.id).products) == len(all_products) == 12
-    assert save(advocate_client, product_ids=None, use_cases="", topics="", industry_id="None",
-                size_band_id="").status_code == 302
+    assert (
+        save(
+            advocate_client, product_ids=None, use_cases="", topics="", industry_id="None", size_band_id=""
+        ).status_code
+        == 302
+    )
     p = reload(AdvocateProfile, advocate.id)
     assert p.products == [] and p.tags == [] and p.industry_id is None and p.size_band_id is None
 
@@ -124,8 +154,10 @@ def test_visibility_switches(advocate_client, advocate):
 
 
 def test_tags_are_cleaned_deduplicated_and_shared_as_suggestions(app, advocate_client, advocate, make_user):
-    assert save(advocate_client, use_cases="  Fraud   Detection ,fraud detection,, ,KYC ",
-                topics="Zero Trust").status_code == 302
+    assert (
+        save(advocate_client, use_cases="  Fraud   Detection ,fraud detection,, ,KYC ", topics="Zero Trust").status_code
+        == 302
+    )
     p = reload(AdvocateProfile, advocate.id)
     assert sorted(t.name for t in p.use_cases) == ["Fraud Detection", "KYC"]
     # Another advocate gets the first one's tags as suggestions and reuses the same tag rows.
@@ -222,15 +254,21 @@ def test_invalid_profile_input_is_refused_and_nothing_saved(advocate_client, adv
     assert snapshot(advocate.id) == before
 
 
-@pytest.mark.parametrize("typed,stored", [
-    ("https://www.linkedin.com/in/ada", "https://www.linkedin.com/in/ada"),
-    ("  https://LinkedIn.com/in/ada-advocate/?utm_source=share&trk=x#about  ", "https://www.linkedin.com/in/ada-advocate"),
-    ("https://de.linkedin.com/in/ada_advocate.1/details/experience/", "https://www.linkedin.com/in/ada_advocate.1"),
-    ("HTTPS://WWW.LINKEDIN.COM/IN/Ada", "https://www.linkedin.com/in/Ada"),
-    ("https://www.linkedin.com/in/jürgen-müller", "https://www.linkedin.com/in/j%C3%BCrgen-m%C3%BCller"),
-    ("https://www.linkedin.com/in/j%C3%BCrgen-m%C3%BCller", "https://www.linkedin.com/in/j%C3%BCrgen-m%C3%BCller"),
-    ("https://www.linkedin.com/company/bluefin-bank/", "https://www.linkedin.com/company/bluefin-bank"),
-])
+@pytest.mark.parametrize(
+    "typed,stored",
+    [
+        ("https://www.linkedin.com/in/ada", "https://www.linkedin.com/in/ada"),
+        (
+            "  https://LinkedIn.com/in/ada-advocate/?utm_source=share&trk=x#about  ",
+            "https://www.linkedin.com/in/ada-advocate",
+        ),
+        ("https://de.linkedin.com/in/ada_advocate.1/details/experience/", "https://www.linkedin.com/in/ada_advocate.1"),
+        ("HTTPS://WWW.LINKEDIN.COM/IN/Ada", "https://www.linkedin.com/in/Ada"),
+        ("https://www.linkedin.com/in/jürgen-müller", "https://www.linkedin.com/in/j%C3%BCrgen-m%C3%BCller"),
+        ("https://www.linkedin.com/in/j%C3%BCrgen-m%C3%BCller", "https://www.linkedin.com/in/j%C3%BCrgen-m%C3%BCller"),
+        ("https://www.linkedin.com/company/bluefin-bank/", "https://www.linkedin.com/company/bluefin-bank"),
+    ],
+)
 def test_linkedin_address_is_stored_rebuilt_and_canonical(advocate_client, advocate, typed, stored):
     assert save(advocate_client, linkedin_url=typed).status_code == 302
     assert reload(AdvocateProfile, advocate.id).linkedin_url == stored
@@ -258,8 +296,10 @@ def test_inactive_list_items_cannot_be_chosen(advocate_client, advocate):
     r1 = save(advocate_client, industry_id=str(industry.id))
     r2 = save(advocate_client, product_ids=[str(product.id)])
     assert r1.status_code == r2.status_code == 422
-    assert db.session.get(AdvocateProfile, advocate.id) is None or reload(AdvocateProfile, advocate.id).confirmed_at \
-        is None
+    assert (
+        db.session.get(AdvocateProfile, advocate.id) is None
+        or reload(AdvocateProfile, advocate.id).confirmed_at is None
+    )
 
 
 def test_profile_post_without_csrf_token_is_refused(advocate_client, advocate):
@@ -272,8 +312,15 @@ def test_profile_post_without_csrf_token_is_refused(advocate_client, advocate):
 
 
 def test_html_in_every_text_field_is_shown_escaped(app, advocate_client, advocate, admin_client, staff_client):
-    resp = save(advocate_client, name=f"Ada {SCRIPT}", job_title=f"CISO {BOLD}", company=f"Evil {SCRIPT} Inc",
-                use_cases=SCRIPT[:40], topics=BOLD, story=f"{SCRIPT}\n\n{BOLD}")
+    resp = save(
+        advocate_client,
+        name=f"Ada {SCRIPT}",
+        job_title=f"CISO {BOLD}",
+        company=f"Evil {SCRIPT} Inc",
+        use_cases=SCRIPT[:40],
+        topics=BOLD,
+        story=f"{SCRIPT}\n\n{BOLD}",
+    )
     assert resp.status_code == 302
     assert reload(User, advocate.id).name == f"Ada {SCRIPT}"  # stored as typed
     pages = {
@@ -300,8 +347,15 @@ def test_html_in_every_text_field_is_shown_escaped(app, advocate_client, advocat
 def test_emoji_and_right_to_left_text_are_kept_exactly(advocate_client, advocate):
     name = "דנה כהן 😀👩\u200d💻"
     story = "مرحبا بالعالم 🌍\n\n\u200fשלום עולם — café naïve"
-    resp = save(advocate_client, name=name, job_title="مديرة التقنية", company="חברה 🚀",
-                use_cases="ذكاء اصطناعي, 🚀 launch", topics="אבטחת מידע", story=story)
+    resp = save(
+        advocate_client,
+        name=name,
+        job_title="مديرة التقنية",
+        company="חברה 🚀",
+        use_cases="ذكاء اصطناعي, 🚀 launch",
+        topics="אבטחת מידע",
+        story=story,
+    )
     assert resp.status_code == 302
     u = reload(User, advocate.id)
     assert (u.name, u.job_title, u.company) == (name, "مديرة التقنية", "חברה 🚀")
@@ -324,9 +378,17 @@ def test_control_characters_are_dropped_but_text_kept(advocate_client, advocate)
 
 # --- completeness -------------------------------------------------------------------------------------------------
 
-ALL_MISSING = ["your industry", "your company size", "your country", "the products you use", "your use cases",
-               "topics you know well", "your story (at least a few sentences)", "your LinkedIn profile",
-               "at least one activity you are willing to do"]
+ALL_MISSING = [
+    "your industry",
+    "your company size",
+    "your country",
+    "the products you use",
+    "your use cases",
+    "topics you know well",
+    "your story (at least a few sentences)",
+    "your LinkedIn profile",
+    "at least one activity you are willing to do",
+]
 
 
 def test_completeness_meter_says_exactly_what_is_missing(advocate_client, advocate):
@@ -338,8 +400,10 @@ def test_completeness_meter_says_exactly_what_is_missing(advocate_client, advoca
 
     save(advocate_client, linkedin_url="", story="Too short.")
     page = text(advocate_client.get("/me/profile"))
-    assert "Still missing: your story (at least a few sentences), your LinkedIn profile, " \
-           "at least one activity you are willing to do." in page
+    assert (
+        "Still missing: your story (at least a few sentences), your LinkedIn profile, "
+        "at least one activity you are willing to do." in page
+    )
     assert "Profile 73% complete" in page
 
     save(advocate_client)
@@ -376,8 +440,12 @@ def test_an_advocate_only_ever_changes_their_own_profile(app, advocate_client, a
     assert save(oc, name="Bob Other", story="Bob's own story.").status_code == 302
     before = snapshot(other.id)
     # Ids in the form or the query string are ignored: the signed-in advocate is the only subject.
-    resp = post_form(advocate_client, f"/me/profile?user_id={other.id}",
-                     profile_data(user_id=str(other.id), id=str(other.id), name="Ada Hacker"), page="/me/profile")
+    resp = post_form(
+        advocate_client,
+        f"/me/profile?user_id={other.id}",
+        profile_data(user_id=str(other.id), id=str(other.id), name="Ada Hacker"),
+        page="/me/profile",
+    )
     assert resp.status_code == 302
     assert snapshot(other.id) == before
     assert reload(User, advocate.id).name == "Ada Hacker"
@@ -418,12 +486,18 @@ def test_advocate_not_yet_approved_cannot_edit(app, make_user):
 
 
 def test_reference_lists_are_seeded_and_seeding_is_idempotent(app, runner):
-    n = {m.__name__: db.session.scalar(select(func.count()).select_from(m))
-         for m in (Industry, Product, SizeBand, Region, Country, ActivityType)}
-    assert n == {"Industry": len(reference.INDUSTRIES), "Product": len(reference.PRODUCTS),
-                 "SizeBand": len(reference.SIZE_BANDS), "Region": len(reference.REGIONS),
-                 "Country": sum(len(c) for c in reference.COUNTRIES.values()),
-                 "ActivityType": len(reference.ACTIVITY_TYPES)}
+    n = {
+        m.__name__: db.session.scalar(select(func.count()).select_from(m))
+        for m in (Industry, Product, SizeBand, Region, Country, ActivityType)
+    }
+    assert n == {
+        "Industry": len(reference.INDUSTRIES),
+        "Product": len(reference.PRODUCTS),
+        "SizeBand": len(reference.SIZE_BANDS),
+        "Region": len(reference.REGIONS),
+        "Country": sum(len(c) for c in reference.COUNTRIES.values()),
+        "ActivityType": len(reference.ACTIVITY_TYPES),
+    }
     assert n["Industry"] >= 20 and n["Country"] >= 60 and n["ActivityType"] == 13
     assert db.session.get(Country, "DE").region.name == "Europe"
     db.session.rollback()

@@ -1,5 +1,6 @@
 """Profile tags and completeness: suggestions only of tags in use, race-safe tag creation, the
 comma-list suggestion script, retired activity types, and POINTS_PROFILE_COMPLETE=0."""
+
 from pathlib import Path
 
 from sqlalchemy import event, func, select, text
@@ -20,8 +21,11 @@ def set_tags(user_id, use_cases="", topics=""):
     """Save an advocate's tags through the service, as the profile form would."""
     user = db.session.get(User, user_id)
     begin_write(db.session)
-    profiles.update_profile(db.session, user, profiles.ProfileInput(
-        name=user.name, job_title="CISO", company="Acme", use_cases=use_cases, topics=topics))
+    profiles.update_profile(
+        db.session,
+        user,
+        profiles.ProfileInput(name=user.name, job_title="CISO", company="Acme", use_cases=use_cases, topics=topics),
+    )
     db.session.commit()
 
 
@@ -56,8 +60,10 @@ def test_a_removed_tag_is_no_longer_suggested(app, advocate_client, advocate, ma
 
 
 def test_tags_of_advocates_who_are_not_active_are_not_suggested(app, make_user):
-    ids = {status: make_user(email=f"{status.value}@example.com").id
-           for status in (Status.ACTIVE, Status.SUSPENDED, Status.DELETED)}
+    ids = {
+        status: make_user(email=f"{status.value}@example.com").id
+        for status in (Status.ACTIVE, Status.SUSPENDED, Status.DELETED)
+    }
     for status, uid in ids.items():
         set_tags(uid, use_cases=f"uc {status.value}", topics=f"topic {status.value}")
     for status in (Status.SUSPENDED, Status.DELETED):
@@ -184,8 +190,9 @@ def test_no_points_for_a_complete_profile_when_the_setting_is_zero(app, advocate
     page = advocate_client.get("/me/profile").get_data(as_text=True)
     assert "Profile 100% complete" in page
     db.session.rollback()
-    assert db.session.scalar(select(func.count()).select_from(PointsEntry)
-                             .where(PointsEntry.user_id == advocate.id)) == 0
+    assert (
+        db.session.scalar(select(func.count()).select_from(PointsEntry).where(PointsEntry.user_id == advocate.id)) == 0
+    )
     assert points.balance(db.session, advocate.id) == 0
     assert db.session.get(ActivityPreference, (advocate.id, t.id)).opted_in
     db.session.rollback()

@@ -1,5 +1,6 @@
 """The profile as the program sees it: the advocate's "Preview my profile" page and the admins' advocate
 page show every part of it (the story as paragraphs), escaped, with emoji and right-to-left text kept."""
+
 from datetime import timedelta
 
 import pytest
@@ -30,41 +31,77 @@ def fill(client, **over):
     industry, industry_name = first(Industry)
     size, size_name = first(SizeBand)
     product, product_name = first(Product)
-    data = {"name": "Ada Advocate", "job_title": "CISO", "company": "Bluefin Bank", "industry_id": str(industry),
-            "size_band_id": str(size), "country_code": "JP", "product_ids": [str(product)],
-            "use_cases": "fraud detection", "topics": "zero trust",
-            "story": "We cut fraud by half.\nIn one year.\n\nOnboarding took days, not weeks.",
-            "linkedin_url": "https://www.linkedin.com/in/ada"}
+    data = {
+        "name": "Ada Advocate",
+        "job_title": "CISO",
+        "company": "Bluefin Bank",
+        "industry_id": str(industry),
+        "size_band_id": str(size),
+        "country_code": "JP",
+        "product_ids": [str(product)],
+        "use_cases": "fraud detection",
+        "topics": "zero trust",
+        "story": "We cut fraud by half.\nIn one year.\n\nOnboarding took days, not weeks.",
+        "linkedin_url": "https://www.linkedin.com/in/ada",
+    }
     data.update(over)
     assert post_form(client, "/me/profile", data).status_code == 302
     speaking = db.session.scalar(select(ActivityType.id).where(ActivityType.key == "speaking"))
     db.session.rollback()
-    assert post_form(client, "/me/preferences/activities",
-                     {f"opt_{speaking}": "y", f"note_{speaking}": over.get("note", "virtual events only")},
-                     page="/me/preferences").status_code == 302
+    assert (
+        post_form(
+            client,
+            "/me/preferences/activities",
+            {f"opt_{speaking}": "y", f"note_{speaking}": over.get("note", "virtual events only")},
+            page="/me/preferences",
+        ).status_code
+        == 302
+    )
     start = utcnow().date() + timedelta(days=10)
-    assert post_form(client, "/me/availability/blackouts", {
-        "starts_on": start.isoformat(), "ends_on": (start + timedelta(days=2)).isoformat(), "note": "private leave"},
-        page="/me/availability").status_code == 302
-    assert post_form(client, "/me/availability", {"max_asks_per_month": "2", "max_asks_per_quarter": "5",
-                                                  "timezone": "Asia/Tokyo"}).status_code == 302
+    assert (
+        post_form(
+            client,
+            "/me/availability/blackouts",
+            {
+                "starts_on": start.isoformat(),
+                "ends_on": (start + timedelta(days=2)).isoformat(),
+                "note": "private leave",
+            },
+            page="/me/availability",
+        ).status_code
+        == 302
+    )
+    assert (
+        post_form(
+            client,
+            "/me/availability",
+            {"max_asks_per_month": "2", "max_asks_per_quarter": "5", "timezone": "Asia/Tokyo"},
+        ).status_code
+        == 302
+    )
     return {"industry": industry_name, "size": size_name, "product": product_name, "start": start}
 
 
 # --- the paragraphs filter -------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("raw,html", [
-    ("", ""),
-    (None, ""),
-    ("One line", '<p dir="auto">One line</p>'),
-    ("a\nb", '<p dir="auto">a<br>\nb</p>'),
-    ("a\r\nb\r\n\r\nc", '<p dir="auto">a<br>\nb</p>\n<p dir="auto">c</p>'),
-    ("a\n\n\n\n  \nb", '<p dir="auto">a</p>\n<p dir="auto">b</p>'),
-    ("\n\nfirst\n\n", '<p dir="auto">first</p>'),
-    (f"{SCRIPT}\n\n<b>x</b> & y", f'<p dir="auto">{ESCAPED_SCRIPT}</p>\n<p dir="auto">&lt;b&gt;x&lt;/b&gt; &amp; y</p>'),
-    ("שלום 😀\n\nمرحبا", '<p dir="auto">שלום 😀</p>\n<p dir="auto">مرحبا</p>'),
-])
+@pytest.mark.parametrize(
+    "raw,html",
+    [
+        ("", ""),
+        (None, ""),
+        ("One line", '<p dir="auto">One line</p>'),
+        ("a\nb", '<p dir="auto">a<br>\nb</p>'),
+        ("a\r\nb\r\n\r\nc", '<p dir="auto">a<br>\nb</p>\n<p dir="auto">c</p>'),
+        ("a\n\n\n\n  \nb", '<p dir="auto">a</p>\n<p dir="auto">b</p>'),
+        ("\n\nfirst\n\n", '<p dir="auto">first</p>'),
+        (
+            f"{SCRIPT}\n\n<b>x</b> & y",
+            f'<p dir="auto">{ESCAPED_SCRIPT}</p>\n<p dir="auto">&lt;b&gt;x&lt;/b&gt; &amp; y</p>',
+        ),
+        ("שלום 😀\n\nمرحبا", '<p dir="auto">שלום 😀</p>\n<p dir="auto">مرحبا</p>'),
+    ],
+)
 def test_paragraphs_filter_escapes_and_splits(raw, html):
     out = paragraphs(raw)
     assert isinstance(out, Markup) and str(out) == html
@@ -72,20 +109,38 @@ def test_paragraphs_filter_escapes_and_splits(raw, html):
 
 def test_paragraphs_filter_is_registered(app):
     assert app.jinja_env.from_string("{{ s|paragraphs }}").render(s="a <i>\n\nb") == (
-        '<p dir="auto">a &lt;i&gt;</p>\n<p dir="auto">b</p>')
+        '<p dir="auto">a &lt;i&gt;</p>\n<p dir="auto">b</p>'
+    )
 
 
 # --- the pages ---------------------------------------------------------------------------------------------------
 
 
 def assert_whole_profile(page: str, facts: dict) -> None:
-    for expected in ("Ada Advocate", "CISO", "Bluefin Bank", facts["industry"], facts["size"], "Japan",
-                     "Asia Pacific", facts["product"], "fraud detection", "zero trust",
-                     'href="https://www.linkedin.com/in/ada"', "Speaking", "virtual events only", "Available",
-                     "Confirmed today", "Asia/Tokyo", facts["start"].strftime("%d %b %Y")):
+    for expected in (
+        "Ada Advocate",
+        "CISO",
+        "Bluefin Bank",
+        facts["industry"],
+        facts["size"],
+        "Japan",
+        "Asia Pacific",
+        facts["product"],
+        "fraud detection",
+        "zero trust",
+        'href="https://www.linkedin.com/in/ada"',
+        "Speaking",
+        "virtual events only",
+        "Available",
+        "Confirmed today",
+        "Asia/Tokyo",
+        facts["start"].strftime("%d %b %Y"),
+    ):
         assert expected in page, expected
-    assert '<p dir="auto">We cut fraud by half.<br>\nIn one year.</p>\n<p dir="auto">Onboarding took days, ' \
-           'not weeks.</p>' in page
+    assert (
+        '<p dir="auto">We cut fraud by half.<br>\nIn one year.</p>\n<p dir="auto">Onboarding took days, '
+        "not weeks.</p>" in page
+    )
     assert "private leave" not in page  # blackout notes are the advocate's own
 
 
@@ -117,11 +172,20 @@ def test_a_fresh_advocate_without_a_profile_can_be_shown(admin_client, make_user
 def test_html_is_escaped_and_emoji_and_right_to_left_text_kept(advocate_client, advocate, admin_client):
     name = "דנה כהן 😀👩\u200d💻"
     story = f"مرحبا بالعالم 🌍\n{SCRIPT}\n\n\u200fשלום עולם — café naïve <b onmouseover=alert(1)>bold</b>"
-    fill(advocate_client, name=name, job_title=f"CISO {SCRIPT}", company="חברה 🚀", story=story,
-         topics="אבטחת מידע, <i>x</i>", note=f"only {SCRIPT}")
-    for page in (text(advocate_client.get("/me/profile/preview")),
-                 text(admin_client.get(f"/admin/advocates/{advocate.id}/profile")),
-                 text(admin_client.get(f"/search/advocates/{advocate.id}"))):
+    fill(
+        advocate_client,
+        name=name,
+        job_title=f"CISO {SCRIPT}",
+        company="חברה 🚀",
+        story=story,
+        topics="אבטחת מידע, <i>x</i>",
+        note=f"only {SCRIPT}",
+    )
+    for page in (
+        text(advocate_client.get("/me/profile/preview")),
+        text(admin_client.get(f"/admin/advocates/{advocate.id}/profile")),
+        text(admin_client.get(f"/search/advocates/{advocate.id}")),
+    ):
         assert SCRIPT not in page and "<b onmouseover" not in page and "<i>x</i>" not in page
         assert f"CISO {ESCAPED_SCRIPT}" in page and f"only {ESCAPED_SCRIPT}" in page
         assert name in page and "חברה 🚀" in page and "אבטחת מידע" in page
@@ -181,6 +245,7 @@ def test_the_directory_switch_promises_nothing_that_does_not_exist(advocate_clie
 def test_staff_open_an_advocates_profile_from_the_search(app, advocate_client, advocate, staff_client):
     facts = fill(advocate_client)
     from search.indexing import apply_pending
+
     apply_pending(db.engine)
     results = text(staff_client.get("/search/advocates?q=fraud"))
     assert f'href="/search/advocates/{advocate.id}"' in results
@@ -189,8 +254,9 @@ def test_staff_open_an_advocates_profile_from_the_search(app, advocate_client, a
     assert_whole_profile(text(resp), facts)
 
 
-def test_the_staff_profile_page_is_for_staff_and_active_advocates(app, advocate_client, advocate, staff_client,
-                                                                  admin_client, client, staff, make_user):
+def test_the_staff_profile_page_is_for_staff_and_active_advocates(
+    app, advocate_client, advocate, staff_client, admin_client, client, staff, make_user
+):
     path = f"/search/advocates/{advocate.id}"
     assert advocate_client.get(path).status_code == 403
     resp = client.get(path)

@@ -1,4 +1,5 @@
 """Recognition: ledger, concurrency, rewards, levels, badges, leaderboard, referrals (issue 4)."""
+
 import threading
 from datetime import datetime, timedelta, timezone
 
@@ -7,8 +8,23 @@ import time_machine
 
 from portal.database import begin_write
 from portal.extensions import db
-from portal.models import (ActivityType, AuditEvent, Badge, EntryKind, EntrySource, PointsBalance, PointsEntry,
-                           Redemption, RedemptionStatus, Reward, Role, Status, User, UserBadge, utcnow)
+from portal.models import (
+    ActivityType,
+    AuditEvent,
+    Badge,
+    EntryKind,
+    EntrySource,
+    PointsBalance,
+    PointsEntry,
+    Redemption,
+    RedemptionStatus,
+    Reward,
+    Role,
+    Status,
+    User,
+    UserBadge,
+    utcnow,
+)
 from portal.services import badges, leaderboard, points, rewards
 from portal.services.errors import DomainError
 from tests.conftest import reload
@@ -16,8 +32,15 @@ from tests.helpers import post_form
 
 
 def give(user_id, amount, key=None, source=EntrySource.MANUAL, **kw):
-    entry, created = points.award(db.session, user_id, amount, key=key or f"test:{user_id}:{amount}:{utcnow()}",
-                                  reason="test", source=source, **kw)
+    entry, created = points.award(
+        db.session,
+        user_id,
+        amount,
+        key=key or f"test:{user_id}:{amount}:{utcnow()}",
+        reason="test",
+        source=source,
+        **kw,
+    )
     db.session.commit()
     return entry, created
 
@@ -54,6 +77,7 @@ def in_context(app, fn):
             except DomainError as err:
                 db.session.rollback()
                 return err
+
     return run
 
 
@@ -81,25 +105,34 @@ def test_ledger_balance_reversal_and_verify(app, runner, advocate):
 
 def test_admin_adjustment_needs_reason_is_audited_and_cannot_overdraw(admin_client, advocate, admin):
     page = "/admin/points"
-    no_reason = post_form(admin_client, page, {"email": advocate.email, "amount": "50", "reason": "",
-                                               "idempotency_key": "abcdefgh1"})
+    no_reason = post_form(
+        admin_client, page, {"email": advocate.email, "amount": "50", "reason": "", "idempotency_key": "abcdefgh1"}
+    )
     assert no_reason.status_code == 422
-    ok = post_form(admin_client, page, {"email": advocate.email, "amount": "50", "reason": "Great webinar",
-                                        "idempotency_key": "abcdefgh2"})
+    ok = post_form(
+        admin_client,
+        page,
+        {"email": advocate.email, "amount": "50", "reason": "Great webinar", "idempotency_key": "abcdefgh2"},
+    )
     assert ok.status_code == 302
-    dup = post_form(admin_client, page, {"email": advocate.email, "amount": "50", "reason": "Great webinar",
-                                         "idempotency_key": "abcdefgh2"})
+    dup = post_form(
+        admin_client,
+        page,
+        {"email": advocate.email, "amount": "50", "reason": "Great webinar", "idempotency_key": "abcdefgh2"},
+    )
     assert dup.status_code == 302
     db.session.rollback()
     assert points.balance(db.session, advocate.id) == 50
     assert db.session.query(AuditEvent).filter_by(action="points.adjust").count() == 1
-    over = post_form(admin_client, page, {"email": advocate.email, "amount": "-80", "reason": "oops",
-                                          "idempotency_key": "abcdefgh3"})
+    over = post_form(
+        admin_client, page, {"email": advocate.email, "amount": "-80", "reason": "oops", "idempotency_key": "abcdefgh3"}
+    )
     assert over.status_code == 422 and b"Not enough points" in over.data
 
 
 def test_profile_completion_points_once(advocate_client, advocate):
     from tests.test_self_service import profile_data
+
     types = db.session.query(ActivityType).all()
     post_form(advocate_client, "/me/preferences/activities", {f"opt_{types[0].id}": "y"}, page="/me/preferences")
     for _ in range(2):
@@ -112,8 +145,15 @@ def test_profile_completion_points_once(advocate_client, advocate):
 
 
 def test_ten_concurrent_duplicate_awards_give_one_entry(app, advocate):
-    results = run_threads(10, in_context(app, lambda i: points.award(
-        db.session, advocate.id, 250, key="event:42", reason="dup", source=EntrySource.MANUAL)[1]))
+    results = run_threads(
+        10,
+        in_context(
+            app,
+            lambda i: points.award(
+                db.session, advocate.id, 250, key="event:42", reason="dup", source=EntrySource.MANUAL
+            )[1],
+        ),
+    )
     assert sum(1 for r in results if r is True) == 1
     db.session.rollback()
     assert db.session.query(PointsEntry).filter_by(idempotency_key="event:42").count() == 1
@@ -125,8 +165,9 @@ def test_fifty_concurrent_redemptions_of_last_item(app, make_user):
     for u in users:
         give(u.id, 500, key=f"seed:{u.id}")
     rid = reward(cost=100, stock=1)
-    results = run_threads(50, in_context(app, lambda i: rewards.redeem(
-        db.session, db.session.get(User, users[i].id), rid, f"idem{i}")))
+    results = run_threads(
+        50, in_context(app, lambda i: rewards.redeem(db.session, db.session.get(User, users[i].id), rid, f"idem{i}"))
+    )
     ok = [r for r in results if isinstance(r, tuple)]
     assert len(ok) == 1
     assert all(isinstance(r, DomainError) for r in results if not isinstance(r, tuple))
@@ -138,8 +179,9 @@ def test_fifty_concurrent_redemptions_of_last_item(app, make_user):
 def test_concurrent_redemptions_never_overdraw(app, advocate):
     give(advocate.id, 1000, key="seed")
     rid = reward(cost=150)
-    results = run_threads(50, in_context(app, lambda i: rewards.redeem(
-        db.session, db.session.get(User, advocate.id), rid, f"k{i}")))
+    results = run_threads(
+        50, in_context(app, lambda i: rewards.redeem(db.session, db.session.get(User, advocate.id), rid, f"k{i}"))
+    )
     ok = [r for r in results if isinstance(r, tuple)]
     assert len(ok) == 6  # 6 * 150 = 900 <= 1000 < 7 * 150
     db.session.rollback()
@@ -153,7 +195,9 @@ def test_cancellation_refunds_exactly_once_even_concurrently(app, advocate, admi
     red, _ = rewards.redeem(db.session, reload(User, advocate.id), rid, "one")
     db.session.commit()
     red_id, admin_id = red.id, admin.id  # plain values: threads must not touch this session's objects
-    results = run_threads(2, in_context(app, lambda i: rewards.cancel(db.session, red_id, db.session.get(User, admin_id))))
+    results = run_threads(
+        2, in_context(app, lambda i: rewards.cancel(db.session, red_id, db.session.get(User, admin_id)))
+    )
     assert sum(1 for r in results if not isinstance(r, DomainError)) == 1
     db.session.rollback()
     assert points.balance(db.session, advocate.id) == 300 and db.session.get(Reward, rid).stock == 3
@@ -173,8 +217,9 @@ def test_redeem_flow_emails_and_history(advocate_client, advocate, admin_client,
     assert post_form(advocate_client, "/rewards/redeem", data, page="/rewards").status_code == 302  # double click
     db.session.rollback()
     assert db.session.query(Redemption).count() == 1 and points.balance(db.session, advocate.id) == 300
-    limit = post_form(advocate_client, "/rewards/redeem", {"reward_id": str(rid), "idempotency_key": "second-1"},
-                      page="/rewards")
+    limit = post_form(
+        advocate_client, "/rewards/redeem", {"reward_id": str(rid), "idempotency_key": "second-1"}, page="/rewards"
+    )
     assert limit.status_code == 303
     assert "as many times as allowed" in advocate_client.get("/rewards").get_data(as_text=True)
     assert mailbox.last(advocate.email, subject="We received your order")
@@ -191,8 +236,12 @@ def test_refusals_are_messages_not_errors(advocate_client, advocate, make_user, 
     empty = reward(cost=10, stock=0, name="Gone")
     hidden = reward(cost=10, active=False, name="Hidden")
     for rid, text in ((expensive, "costs 1,000 points"), (empty, "out of stock"), (hidden, "not available")):
-        resp = post_form(advocate_client, "/rewards/redeem", {"reward_id": str(rid), "idempotency_key": f"refusal-{rid}"},
-                         page="/rewards")
+        resp = post_form(
+            advocate_client,
+            "/rewards/redeem",
+            {"reward_id": str(rid), "idempotency_key": f"refusal-{rid}"},
+            page="/rewards",
+        )
         assert resp.status_code == 303
         assert text in advocate_client.get("/rewards").get_data(as_text=True)
     other = make_user(email="o@example.com")
@@ -205,7 +254,9 @@ def test_refusals_are_messages_not_errors(advocate_client, advocate, make_user, 
 def test_advocate_cancels_own_order_and_gets_refund(advocate_client, advocate, mailbox):
     give(advocate.id, 300, key="seed")
     rid = reward(cost=200, stock=2)
-    post_form(advocate_client, "/rewards/redeem", {"reward_id": str(rid), "idempotency_key": "cancelme1"}, page="/rewards")
+    post_form(
+        advocate_client, "/rewards/redeem", {"reward_id": str(rid), "idempotency_key": "cancelme1"}, page="/rewards"
+    )
     db.session.rollback()
     red = db.session.query(Redemption).one()
     post_form(advocate_client, f"/me/redemptions/{red.id}/cancel", {}, page="/me/redemptions")
@@ -225,8 +276,19 @@ def test_reward_admin_validation(admin_client):
 # --- levels and badges ---------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("lifetime,name", [(0, "Member"), (499, "Member"), (500, "Bronze"), (1499, "Bronze"),
-                                           (1500, "Silver"), (4000, "Gold"), (9999, "Gold"), (10000, "Platinum")])
+@pytest.mark.parametrize(
+    "lifetime,name",
+    [
+        (0, "Member"),
+        (499, "Member"),
+        (500, "Bronze"),
+        (1499, "Bronze"),
+        (1500, "Silver"),
+        (4000, "Gold"),
+        (9999, "Gold"),
+        (10000, "Platinum"),
+    ],
+)
 def test_level_thresholds(app, lifetime, name):
     assert points.level_for(lifetime).name == name
 
@@ -262,6 +324,7 @@ def test_badge_rules(app, runner, advocate, mailbox):
     _activity(advocate.id, "advisory_board")
     assert "board-member" in badge_keys(advocate.id)
     from portal.services.outbox import send_due
+
     send_due(include_not_due=True)  # services called directly: no request sends the mail for us
     assert mailbox.last(advocate.email, subject="You earned a badge")
     count = db.session.query(UserBadge).count()
@@ -297,6 +360,7 @@ def test_leaderboard_periods_ties_and_exclusions(app, make_user):
     staff = make_user(email="s@example.com", role=Role.STAFF)
     sus = make_user(email="sus@example.com")
     from portal.models import AdvocateProfile
+
     db.session.add(AdvocateProfile(user_id=hidden.id, show_on_leaderboard=False))
     db.session.commit()
     march_end = datetime(2026, 3, 31, 23, 59, 59, tzinfo=timezone.utc)
@@ -338,18 +402,30 @@ def test_leaderboard_top_50_plus_own_rank(app, advocate_client, advocate, make_u
 def test_referral_credited_once(app, advocate_client, advocate, runner, mailbox):
     link = advocate_client.get("/me/referrals").get_data(as_text=True)
     import re
+
     code = re.search(r'/r/([^"]+)"', link).group(1)
     visitor = app.test_client()
     assert visitor.get(f"/r/{code}").status_code == 302
-    post_form(visitor, "/auth/register", {"name": "Ref Erred", "email": "referred@example.com", "company": "Co",
-                                          "job_title": "CTO", "password": "amber-crane-forest-6",
-                                          "confirm": "amber-crane-forest-6", "accept_terms": "y"})
+    post_form(
+        visitor,
+        "/auth/register",
+        {
+            "name": "Ref Erred",
+            "email": "referred@example.com",
+            "company": "Co",
+            "job_title": "CTO",
+            "password": "amber-crane-forest-6",
+            "confirm": "amber-crane-forest-6",
+            "accept_terms": "y",
+        },
+    )
     new = db.session.query(User).filter_by(email="referred@example.com").one()
     assert new.referred_by_id == advocate.id
     db.session.query(User).filter_by(id=new.id).update({"status": Status.PENDING})
     db.session.commit()
     assert runner.invoke(args=["users", "approve", "referred@example.com"]).exit_code == 0
     from portal.services import referrals
+
     referrals.credit_referral(db.session, reload(User, new.id))
     db.session.commit()
     assert db.session.query(PointsEntry).filter_by(user_id=advocate.id, source=EntrySource.REFERRAL).count() == 1

@@ -6,21 +6,44 @@ Requests go through the real views with one test client per thread (each request
 app context, as in production; on SQLite a POST starts with BEGIN IMMEDIATE). Service-level races
 push their own app context per thread and begin the write as a POST would.
 """
+
 from collections import Counter
 
 from sqlalchemy import func, select
 
 from portal.database import begin_write
 from portal.extensions import db
-from portal.models import (AuditEvent, EntryKind, EntrySource, ParticipationStatus, Redemption, RedemptionStatus,
-                           Reward, Status, User, UserBadge)
+from portal.models import (
+    AuditEvent,
+    EntryKind,
+    EntrySource,
+    ParticipationStatus,
+    Redemption,
+    RedemptionStatus,
+    Reward,
+    Status,
+    User,
+    UserBadge,
+)
 from portal.services import participation, points
 from portal.services.errors import DomainError
 from tests.conftest import reload
 from tests.helpers import login, post_form
-from tests.recognition_support import (activity_type_id, assert_ledger_consistent, badge_keys, cached, clone_client,
-                                       csrf_token, entries, give, make_reward, page_text, participation_row,
-                                       run_threads, running_balances)
+from tests.recognition_support import (
+    activity_type_id,
+    assert_ledger_consistent,
+    badge_keys,
+    cached,
+    clone_client,
+    csrf_token,
+    entries,
+    give,
+    make_reward,
+    page_text,
+    participation_row,
+    run_threads,
+    running_balances,
+)
 
 
 def _client_for(app, user):
@@ -61,9 +84,16 @@ def test_ten_concurrent_awards_of_one_event_make_one_entry(app, advocate):
     db.session.rollback()
 
     def award(i):
-        entry, created = points.award(db.session, advocate.id, 250, key=f"participation:{pid}:complete",
-                                      reason=f"Webinar (attempt {i})", source=EntrySource.PARTICIPATION,
-                                      activity_type_id=activity_type_id("webinar"), source_id=pid)
+        entry, created = points.award(
+            db.session,
+            advocate.id,
+            250,
+            key=f"participation:{pid}:complete",
+            reason=f"Webinar (attempt {i})",
+            source=EntrySource.PARTICIPATION,
+            activity_type_id=activity_type_id("webinar"),
+            source_id=pid,
+        )
         return created
 
     results = run_threads(10, _in_own_context(app, award))
@@ -78,16 +108,22 @@ def test_ten_concurrent_awards_of_one_event_make_one_entry(app, advocate):
 def test_ten_concurrent_submits_of_one_adjustment_form(app, admin_client, admin, advocate):
     token = csrf_token(admin_client, "/admin/points")
     clients = [clone_client(app, admin_client) for _ in range(10)]
-    data = {"csrf_token": token, "email": advocate.email, "amount": "120", "reason": "Conference talk",
-            "idempotency_key": "adjust-form-race-1"}
+    data = {
+        "csrf_token": token,
+        "email": advocate.email,
+        "amount": "120",
+        "reason": "Conference talk",
+        "idempotency_key": "adjust-form-race-1",
+    }
     db.session.rollback()
     results = run_threads(10, lambda i: clients[i].post("/admin/points", data=data))
     _no_crashes(results)
     assert [r.status_code for r in results] == [302] * 10
     assert [(e.amount, e.kind) for e in entries(advocate.id)] == [(120, EntryKind.ADJUSTED)]
     db.session.rollback()
-    assert db.session.scalar(select(func.count()).select_from(AuditEvent)
-                             .where(AuditEvent.action == "points.adjust")) == 1
+    assert (
+        db.session.scalar(select(func.count()).select_from(AuditEvent).where(AuditEvent.action == "points.adjust")) == 1
+    )
     assert cached(advocate.id) == (120, 120)
     assert_ledger_consistent(advocate.id)
 
@@ -105,8 +141,10 @@ def test_fifty_advocates_race_for_the_last_item(app, make_user, mailbox):
     db.session.rollback()
 
     def order(i):
-        return clients[i].post("/rewards/redeem", data={"csrf_token": tokens[i], "reward_id": str(rid),
-                                                        "idempotency_key": f"race-{i:04d}-key"})
+        return clients[i].post(
+            "/rewards/redeem",
+            data={"csrf_token": tokens[i], "reward_id": str(rid), "idempotency_key": f"race-{i:04d}-key"},
+        )
 
     results = run_threads(50, order)
     _no_crashes(results)
@@ -143,8 +181,10 @@ def test_fifty_concurrent_redemptions_never_overdraw(app, advocate, advocate_cli
     db.session.rollback()
 
     def order(i):
-        return clients[i].post("/rewards/redeem", data={"csrf_token": token, "reward_id": str(rids[wanted[i]]),
-                                                        "idempotency_key": f"spend-{i:04d}-key"})
+        return clients[i].post(
+            "/rewards/redeem",
+            data={"csrf_token": token, "reward_id": str(rids[wanted[i]]), "idempotency_key": f"spend-{i:04d}-key"},
+        )
 
     results = run_threads(50, order)
     _no_crashes(results)
@@ -173,8 +213,13 @@ def test_a_double_click_storm_orders_once(app, advocate, advocate_client):
     token = csrf_token(advocate_client, "/rewards")
     clients = [clone_client(app, advocate_client) for _ in range(10)]
     db.session.rollback()
-    results = run_threads(10, lambda i: clients[i].post("/rewards/redeem", data={
-        "csrf_token": token, "reward_id": str(rid), "idempotency_key": "one-form-many-clicks"}))
+    results = run_threads(
+        10,
+        lambda i: clients[i].post(
+            "/rewards/redeem",
+            data={"csrf_token": token, "reward_id": str(rid), "idempotency_key": "one-form-many-clicks"},
+        ),
+    )
     _no_crashes(results)
     assert all(r.status_code == 302 for r in results)
     db.session.rollback()
@@ -189,15 +234,21 @@ def test_concurrent_orders_respect_the_per_advocate_limit(app, advocate, advocat
     token = csrf_token(advocate_client, "/rewards")
     clients = [clone_client(app, advocate_client) for _ in range(10)]
     db.session.rollback()
-    results = run_threads(10, lambda i: clients[i].post("/rewards/redeem", data={
-        "csrf_token": token, "reward_id": str(rid), "idempotency_key": f"limit-race-{i:03d}"}))
+    results = run_threads(
+        10,
+        lambda i: clients[i].post(
+            "/rewards/redeem",
+            data={"csrf_token": token, "reward_id": str(rid), "idempotency_key": f"limit-race-{i:03d}"},
+        ),
+    )
     _no_crashes(results)
     assert Counter(r.status_code for r in results) == {302: 2, 303: 8}
     db.session.rollback()
     assert db.session.scalar(select(func.count()).select_from(Redemption)) == 2
     assert reload(Reward, rid).stock == 18 and cached(advocate.id) == (800, 1000)
-    assert "as many times as allowed" in page_text(clients[next(
-        i for i, r in enumerate(results) if r.status_code == 303)].get("/rewards"))
+    assert "as many times as allowed" in page_text(
+        clients[next(i for i, r in enumerate(results) if r.status_code == 303)].get("/rewards")
+    )
     assert_ledger_consistent(advocate.id)
 
 
@@ -209,9 +260,15 @@ def test_concurrent_cancellations_refund_once(app, advocate, advocate_client, ad
     rid = make_reward(cost=150, stock=10, name="Tote bag")
     rounds = 4
     for k in range(rounds):
-        assert post_form(advocate_client, "/rewards/redeem", {"reward_id": str(rid),
-                                                              "idempotency_key": f"cancel-race-{k}"},
-                         page="/rewards").status_code == 302
+        assert (
+            post_form(
+                advocate_client,
+                "/rewards/redeem",
+                {"reward_id": str(rid), "idempotency_key": f"cancel-race-{k}"},
+                page="/rewards",
+            ).status_code
+            == 302
+        )
     db.session.rollback()
     order_ids = list(db.session.scalars(select(Redemption.id).order_by(Redemption.id)))
     assert len(order_ids) == rounds and cached(advocate.id) == (1000 - 150 * rounds, 1000)
@@ -220,16 +277,19 @@ def test_concurrent_cancellations_refund_once(app, advocate, advocate_client, ad
     adm_token = csrf_token(admin_client, "/admin/redemptions")
     second_admin = clone_client(app, admin_client)
     second_advocate = clone_client(app, advocate_client)
-    pairs = [(advocate_client, "/me/redemptions/{}/cancel", adv_token),  # the advocate and an admin at once
-             (admin_client, "/admin/redemptions/{}/cancel", adm_token),
-             (second_admin, "/admin/redemptions/{}/cancel", adm_token),  # two admins at once
-             (second_advocate, "/me/redemptions/{}/cancel", adv_token)]  # a double click
+    pairs = [
+        (advocate_client, "/me/redemptions/{}/cancel", adv_token),  # the advocate and an admin at once
+        (admin_client, "/admin/redemptions/{}/cancel", adm_token),
+        (second_admin, "/admin/redemptions/{}/cancel", adm_token),  # two admins at once
+        (second_advocate, "/me/redemptions/{}/cancel", adv_token),
+    ]  # a double click
     combos = [(0, 1), (1, 2), (0, 3), (2, 0)]
     for order_id, (a, b) in zip(order_ids, combos):
         db.session.rollback()
         chosen = [pairs[a], pairs[b]]
-        results = run_threads(2, lambda i: chosen[i][0].post(chosen[i][1].format(order_id),
-                                                             data={"csrf_token": chosen[i][2]}))
+        results = run_threads(
+            2, lambda i: chosen[i][0].post(chosen[i][1].format(order_id), data={"csrf_token": chosen[i][2]})
+        )
         _no_crashes(results)
         assert [r.status_code for r in results] == [302, 302]
         refunds = entries(advocate.id, kind=EntryKind.REVERSED)
@@ -249,8 +309,7 @@ def test_concurrent_cancellations_refund_once(app, advocate, advocate_client, ad
 
 def test_concurrent_activities_grant_each_badge_once(app, advocate, admin):
     """Ten approved reviews completed at once through the participation service: each badge once."""
-    pids = [participation_row(advocate.id, "review", status=ParticipationStatus.APPROVED, points=20)
-            for _ in range(10)]
+    pids = [participation_row(advocate.id, "review", status=ParticipationStatus.APPROVED, points=20) for _ in range(10)]
     db.session.rollback()
 
     def award(i):
@@ -260,8 +319,9 @@ def test_concurrent_activities_grant_each_badge_once(app, advocate, admin):
     results = run_threads(10, _in_own_context(app, award))
     assert results == [True] * 10, results
     assert {"first-activity", "first-review", "five-reviews"} <= badge_keys(advocate.id)
-    rows = db.session.execute(select(UserBadge.badge_id, func.count()).where(UserBadge.user_id == advocate.id)
-                              .group_by(UserBadge.badge_id)).all()
+    rows = db.session.execute(
+        select(UserBadge.badge_id, func.count()).where(UserBadge.user_id == advocate.id).group_by(UserBadge.badge_id)
+    ).all()
     assert all(n == 1 for _, n in rows)
     assert cached(advocate.id) == (200, 200)
     assert_ledger_consistent(advocate.id)
@@ -272,8 +332,9 @@ def test_concurrent_approvals_credit_the_referrer_once(app, advocate, make_user,
     token = csrf_token(admin_client, "/admin/pending")
     clients = [admin_client, clone_client(app, admin_client)]
     db.session.rollback()
-    results = run_threads(2, lambda i: clients[i].post("/admin/pending/approve",
-                                                        data={"csrf_token": token, "user_id": str(friend.id)}))
+    results = run_threads(
+        2, lambda i: clients[i].post("/admin/pending/approve", data={"csrf_token": token, "user_id": str(friend.id)})
+    )
     _no_crashes(results)
     assert reload(User, friend.id).status == Status.ACTIVE
     credits = entries(advocate.id, source=EntrySource.REFERRAL)

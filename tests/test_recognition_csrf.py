@@ -1,5 +1,6 @@
 """Every state-changing recognition form needs its CSRF token: without it the POST is refused (400) and
 nothing changes. The admin's "Cancel and refund" asks for confirmation first (issue 4)."""
+
 import re
 from pathlib import Path
 
@@ -21,8 +22,10 @@ def _snapshot():
     return {
         "ledger": ledger_rows(),
         "orders": [(r.id, r.status, r.note) for r in db.session.scalars(select(Redemption).order_by(Redemption.id))],
-        "rewards": [(r.id, r.name, r.points_cost, r.stock, r.active)
-                    for r in db.session.scalars(select(Reward).order_by(Reward.id))],
+        "rewards": [
+            (r.id, r.name, r.points_cost, r.stock, r.active)
+            for r in db.session.scalars(select(Reward).order_by(Reward.id))
+        ],
         "badges": db.session.scalar(select(func.count()).select_from(UserBadge)),
         "types": [(t.id, t.default_points) for t in db.session.scalars(select(ActivityType).order_by(ActivityType.id))],
         "audit": db.session.scalar(select(func.count()).select_from(AuditEvent)),
@@ -36,9 +39,12 @@ def seeded(app, advocate):
     rid = make_reward(cost=100, stock=5, name="Mug")
     order, _ = rewards.redeem(db.session, reload(User, advocate.id), rid, "seed-order")
     db.session.commit()
-    return {"reward_id": rid, "order_id": order.id,
-            "champion": db.session.scalar(select(Badge.id).where(Badge.key == "champion")),
-            "review": db.session.scalar(select(ActivityType.id).where(ActivityType.key == "review"))}
+    return {
+        "reward_id": rid,
+        "order_id": order.id,
+        "champion": db.session.scalar(select(Badge.id).where(Badge.key == "champion")),
+        "review": db.session.scalar(select(ActivityType.id).where(ActivityType.key == "review")),
+    }
 
 
 FORMS = [
@@ -48,18 +54,25 @@ FORMS = [
     ("admin", "/admin/redemptions/{order_id}/fulfil", lambda s, a: {"note": "shipped"}),
     ("admin", "/admin/redemptions/{order_id}/cancel", lambda s, a: {"reason": "out of stock"}),
     ("admin", "/admin/rewards/new", lambda s, a: {"name": "Cap", "points_cost": "50", "stock": "3", "active": "y"}),
-    ("admin", "/admin/rewards/{reward_id}", lambda s, a: {"name": "Renamed", "points_cost": "50", "stock": "9",
-                                                          "stock_seen": "4", "active": "y"}),
+    (
+        "admin",
+        "/admin/rewards/{reward_id}",
+        lambda s, a: {"name": "Renamed", "points_cost": "50", "stock": "9", "stock_seen": "4", "active": "y"},
+    ),
     ("admin", "/admin/badges", lambda s, a: {"email": a.email, "badge_id": str(s["champion"]), "reason": "keynote"}),
-    ("admin", "/admin/points", lambda s, a: {"email": a.email, "amount": "500", "reason": "bonus",
-                                             "idempotency_key": "no-csrf-adjust"}),
+    (
+        "admin",
+        "/admin/points",
+        lambda s, a: {"email": a.email, "amount": "500", "reason": "bonus", "idempotency_key": "no-csrf-adjust"},
+    ),
     ("admin", "/admin/activity-types/{review}", lambda s, a: {"default_points": "7"}),
 ]
 
 
 @pytest.mark.parametrize("who,url,data", FORMS, ids=[f[1] for f in FORMS])
-def test_posts_without_a_csrf_token_are_refused_and_change_nothing(app, seeded, advocate, advocate_client,
-                                                                   admin_client, who, url, data):
+def test_posts_without_a_csrf_token_are_refused_and_change_nothing(
+    app, seeded, advocate, advocate_client, admin_client, who, url, data
+):
     client = advocate_client if who == "advocate" else admin_client
     client.get("/dashboard" if who == "advocate" else "/admin/")  # a session exists, with its own token
     before = _snapshot()
@@ -82,7 +95,7 @@ def test_cancel_and_refund_asks_for_confirmation(app, seeded, admin_client):
     assert "<script>" not in html
     # ... and the script handles data-confirm forms by asking before they are sent.
     js = (STATIC / "js" / "portal.js").read_text()
-    assert 'form[data-confirm]' in js and "window.confirm" in js and "preventDefault" in js
+    assert "form[data-confirm]" in js and "window.confirm" in js and "preventDefault" in js
     served = admin_client.get("/static/js/portal.js")
     assert served.status_code == 200
     served.close()

@@ -1,4 +1,5 @@
 """The managed lists' defaults: every inhabited country, each in one program region."""
+
 from __future__ import annotations
 
 from sqlalchemy import func, select
@@ -18,8 +19,17 @@ def test_every_inhabited_country_can_be_chosen_with_its_region(app, runner):
     db.session.rollback()
     region_of = {c.code: c.region.name for c in db.session.scalars(select(Country))}
     assert {k: region_of[k] for k in ("HR", "SK", "PK", "DE", "AE", "BR", "US", "JP", "KE", "CY")} == {
-        "HR": "Europe", "SK": "Europe", "PK": "Asia Pacific", "DE": "Europe", "AE": "Middle East",
-        "BR": "Latin America", "US": "North America", "JP": "Asia Pacific", "KE": "Africa", "CY": "Europe"}
+        "HR": "Europe",
+        "SK": "Europe",
+        "PK": "Asia Pacific",
+        "DE": "Europe",
+        "AE": "Middle East",
+        "BR": "Latin America",
+        "US": "North America",
+        "JP": "Asia Pacific",
+        "KE": "Africa",
+        "CY": "Europe",
+    }
     before = db.session.scalar(select(func.count()).select_from(Country))
     assert runner.invoke(args=["lists", "seed"]).exit_code == 0  # idempotent
     db.session.rollback()

@@ -1,5 +1,6 @@
 """Referrals: the personal link, registration through it, one credit on approval, the referrer's page,
 and codes that must do nothing (issue 4)."""
+
 import re
 from urllib.parse import urlsplit
 
@@ -15,9 +16,15 @@ from tests.conftest import reload
 from tests.helpers import TEST_PASSWORD, post_form
 from tests.recognition_support import cached, entries, page_text
 
-FRIEND = {"name": "Riley Referred", "email": "riley.referred@example.com", "company": "Globex",
-          "job_title": "CTO", "password": "amber-crane-forest-6", "confirm": "amber-crane-forest-6",
-          "accept_terms": "y"}
+FRIEND = {
+    "name": "Riley Referred",
+    "email": "riley.referred@example.com",
+    "company": "Globex",
+    "job_title": "CTO",
+    "password": "amber-crane-forest-6",
+    "confirm": "amber-crane-forest-6",
+    "accept_terms": "y",
+}
 
 
 def referral_code(client) -> str:
@@ -25,7 +32,7 @@ def referral_code(client) -> str:
     link = re.search(r'id="ref-link"[^>]*value="([^"]+)"', html).group(1)
     path = urlsplit(link).path
     assert path.startswith("/r/")
-    return path[len("/r/"):]
+    return path[len("/r/") :]
 
 
 def register_through(app, path: str, data=FRIEND):
@@ -100,8 +107,9 @@ def test_one_referrer_many_friends(app, advocate_client, advocate, make_user):
     code = referral_code(advocate_client)
     friends = []
     for i in range(2):
-        _, friend, _ = register_through(app, f"/r/{code}", {**FRIEND, "email": f"friend{i}@example.com",
-                                                             "name": f"Friend {i}"})
+        _, friend, _ = register_through(
+            app, f"/r/{code}", {**FRIEND, "email": f"friend{i}@example.com", "name": f"Friend {i}"}
+        )
         friends.append(friend)
     for f in friends:
         db.session.execute(update(User).where(User.id == f.id).values(status=Status.PENDING))
@@ -113,8 +121,7 @@ def test_one_referrer_many_friends(app, advocate_client, advocate, make_user):
     assert cached(advocate.id) == (500, 500)
 
 
-@pytest.mark.parametrize("kind", ["garbage", "other_secret", "string_payload", "unknown_user", "staff",
-                                  "suspended"])
+@pytest.mark.parametrize("kind", ["garbage", "other_secret", "string_payload", "unknown_user", "staff", "suspended"])
 def test_a_forged_or_dead_code_does_nothing(app, advocate, make_user, kind):
     good = URLSafeSerializer(app.config["SECRET_KEY"], salt="portal.referral")
     if kind == "garbage":
@@ -188,8 +195,9 @@ def test_self_referral_is_not_credited(app, make_user):
 # --- the ledger keeps no name --------------------------------------------------------------------------------------
 
 
-def test_the_ledger_keeps_no_name_and_pages_show_it_only_while_the_account_exists(app, advocate_client, advocate,
-                                                                                  make_user):
+def test_the_ledger_keeps_no_name_and_pages_show_it_only_while_the_account_exists(
+    app, advocate_client, advocate, make_user
+):
     friend = make_user(name="Quinn Quietly", email="quinn@example.com", referred_by_id=advocate.id)
     assert referrals.credit_referral(db.session, reload(User, friend.id)) is True
     db.session.commit()

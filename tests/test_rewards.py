@@ -1,6 +1,7 @@
 """Rewards catalog and redemptions through the pages: stock and points in one transaction, refusals
 as messages, per-advocate limits, double submits, the order life cycle with its emails, the admin
 catalog's validation, and escaping (issue 4)."""
+
 import re
 
 import pytest
@@ -12,8 +13,18 @@ from portal.services import points, rewards
 from portal.services.errors import DomainError
 from tests.conftest import reload
 from tests.helpers import post_form
-from tests.recognition_support import (assert_ledger_consistent, cached, edit_reward, entries, flashes, give,
-                                       make_reward, page_text, redeem, reward_edit_form)
+from tests.recognition_support import (
+    assert_ledger_consistent,
+    cached,
+    edit_reward,
+    entries,
+    flashes,
+    give,
+    make_reward,
+    page_text,
+    redeem,
+    reward_edit_form,
+)
 
 
 def _redemptions(user_id=None):
@@ -133,8 +144,9 @@ def test_per_advocate_limit(app, advocate_client, advocate, make_user):
     db.session.commit()
     # A cancelled order gives the allowance back.
     first = _redemptions(advocate.id)[0]
-    assert post_form(advocate_client, f"/me/redemptions/{first.id}/cancel", {},
-                     page="/me/redemptions").status_code == 302
+    assert (
+        post_form(advocate_client, f"/me/redemptions/{first.id}/cancel", {}, page="/me/redemptions").status_code == 302
+    )
     assert redeem(advocate_client, rid, "order-limit-4").status_code == 302
     assert len([r for r in _redemptions(advocate.id) if r.status == RedemptionStatus.REQUESTED]) == 2
     assert_ledger_consistent(advocate.id, other.id)
@@ -158,8 +170,12 @@ def test_double_submitted_form_orders_once(app, advocate_client, advocate, mailb
 def test_catalog_form_keys_differ_per_render(app, advocate_client, advocate):
     give(advocate.id, 500)
     rid = make_reward(cost=100)
-    keys = {re.search(rf'name="idempotency_key" value="([^"]+-{rid})"', advocate_client.get("/rewards")
-                      .get_data(as_text=True)).group(1) for _ in range(2)}
+    keys = {
+        re.search(
+            rf'name="idempotency_key" value="([^"]+-{rid})"', advocate_client.get("/rewards").get_data(as_text=True)
+        ).group(1)
+        for _ in range(2)
+    }
     assert len(keys) == 2
 
 
@@ -182,8 +198,9 @@ def test_admin_fulfils_an_order(app, advocate_client, advocate, admin_client, ad
     redeem(advocate_client, rid, "order-fulfil-1")
     (order,) = _redemptions()
     assert "Hoodie" in page_text(admin_client.get("/admin/redemptions"))
-    resp = post_form(admin_client, f"/admin/redemptions/{order.id}/fulfil", {"note": "DHL 123456"},
-                     page="/admin/redemptions")
+    resp = post_form(
+        admin_client, f"/admin/redemptions/{order.id}/fulfil", {"note": "DHL 123456"}, page="/admin/redemptions"
+    )
     assert resp.status_code == 302
     assert "Marked fulfilled" in flashes(admin_client, "/admin/redemptions")
     order = reload(Redemption, order.id)
@@ -217,8 +234,9 @@ def test_admin_cancels_an_order_and_refunds_once(app, advocate_client, advocate,
     redeem(advocate_client, rid, "order-admincancel-1")
     (order,) = _redemptions()
     assert _stock(rid) == 1
-    resp = post_form(admin_client, f"/admin/redemptions/{order.id}/cancel", {"reason": "Discontinued"},
-                     page="/admin/redemptions")
+    resp = post_form(
+        admin_client, f"/admin/redemptions/{order.id}/cancel", {"reason": "Discontinued"}, page="/admin/redemptions"
+    )
     assert resp.status_code == 302
     order = reload(Redemption, order.id)
     assert (order.status, order.handled_by_id, order.note) == (RedemptionStatus.CANCELLED, admin.id, "Discontinued")
@@ -310,17 +328,27 @@ def test_history_lists_own_orders_newest_first(app, advocate_client, advocate, m
 # --- the admin catalog -----------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("field,value,message", [
-    ("points_cost", "0", "Number must be between 1 and 1000000"),
-    ("points_cost", "-5", "Number must be between 1 and 1000000"),
-    ("points_cost", "", "This field is required"),
-    ("stock", "-1", "Number must be between 0 and 1000000"),
-    ("per_advocate_limit", "0", "Number must be between 1 and 1000"),
-    ("name", "", "This field is required"),
-])
+@pytest.mark.parametrize(
+    "field,value,message",
+    [
+        ("points_cost", "0", "Number must be between 1 and 1000000"),
+        ("points_cost", "-5", "Number must be between 1 and 1000000"),
+        ("points_cost", "", "This field is required"),
+        ("stock", "-1", "Number must be between 0 and 1000000"),
+        ("per_advocate_limit", "0", "Number must be between 1 and 1000"),
+        ("name", "", "This field is required"),
+    ],
+)
 def test_admin_reward_form_rejects_invalid_input(app, admin_client, field, value, message):
-    data = {"name": "Gift card", "description": "", "points_cost": "100", "stock": "", "per_advocate_limit": "",
-            "active": "y", field: value}
+    data = {
+        "name": "Gift card",
+        "description": "",
+        "points_cost": "100",
+        "stock": "",
+        "per_advocate_limit": "",
+        "active": "y",
+        field: value,
+    }
     resp = post_form(admin_client, "/admin/rewards/new", data)
     assert resp.status_code == 422
     assert message in page_text(resp)
@@ -336,8 +364,9 @@ def test_admin_reward_form_rejects_invalid_input(app, admin_client, field, value
 
 def test_reward_service_validates_too(app, admin):
     for bad in (dict(points_cost=0), dict(stock=-1), dict(per_advocate_limit=0), dict(name="  ")):
-        data = rewards.RewardInput(**{"name": "Cap", "description": "", "points_cost": 10, "stock": None,
-                                      "per_advocate_limit": None, **bad})
+        data = rewards.RewardInput(
+            **{"name": "Cap", "description": "", "points_cost": 10, "stock": None, "per_advocate_limit": None, **bad}
+        )
         with pytest.raises(DomainError):
             rewards.create_reward(db.session, data, admin.id)
         db.session.rollback()
@@ -345,24 +374,35 @@ def test_reward_service_validates_too(app, admin):
 
 
 def test_admin_creates_and_edits_a_reward(app, admin_client, admin, advocate_client, advocate):
-    resp = post_form(admin_client, "/admin/rewards/new", {"name": "Donation to charity", "description": "We give $10",
-                                                           "points_cost": "250", "stock": "10",
-                                                           "per_advocate_limit": "1", "active": "y"})
+    resp = post_form(
+        admin_client,
+        "/admin/rewards/new",
+        {
+            "name": "Donation to charity",
+            "description": "We give $10",
+            "points_cost": "250",
+            "stock": "10",
+            "per_advocate_limit": "1",
+            "active": "y",
+        },
+    )
     assert resp.status_code == 302
     db.session.rollback()
     r = db.session.scalar(select(Reward))
     assert (r.name, r.points_cost, r.stock, r.per_advocate_limit, r.active) == ("Donation to charity", 250, 10, 1, True)
     assert "Donation to charity" in page_text(advocate_client.get("/rewards"))
     # Edit: unlimited stock, no limit, and switched off (inactive: not in the catalog).
-    resp = edit_reward(admin_client, r.id, {"name": "Donation", "description": "", "points_cost": "300",
-                                            "stock": "", "per_advocate_limit": ""})
+    resp = edit_reward(
+        admin_client,
+        r.id,
+        {"name": "Donation", "description": "", "points_cost": "300", "stock": "", "per_advocate_limit": ""},
+    )
     assert resp.status_code == 302
     r = reload(Reward, r.id)
     assert (r.name, r.points_cost, r.stock, r.per_advocate_limit, r.active) == ("Donation", 300, None, None, False)
     assert "Donation" not in page_text(advocate_client.get("/rewards"))
     assert "Donation" in page_text(admin_client.get("/admin/rewards"))
-    assert {e.action for e in _audits("reward.create") + _audits("reward.update")} == {"reward.create",
-                                                                                       "reward.update"}
+    assert {e.action for e in _audits("reward.create") + _audits("reward.update")} == {"reward.create", "reward.update"}
     give(advocate.id, 1000)
     assert redeem(advocate_client, r.id, "order-inactive-1").status_code == 303
     assert "That reward is not available." in flashes(advocate_client)
@@ -418,8 +458,15 @@ def _orders(make_user, rid, n):
 
 
 def _edit(name="Hoodie", stock="5", **over):
-    return {"name": name, "description": "", "points_cost": "200", "stock": stock, "per_advocate_limit": "",
-            "active": "y", **over}
+    return {
+        "name": name,
+        "description": "",
+        "points_cost": "200",
+        "stock": stock,
+        "per_advocate_limit": "",
+        "active": "y",
+        **over,
+    }
 
 
 def test_saving_an_edit_form_opened_before_orders_does_not_put_the_stock_back(app, admin_client, make_user):

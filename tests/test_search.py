@@ -1,4 +1,5 @@
 """Search: the index follows the database, survives failures, answers every query (issue 6)."""
+
 import multiprocessing
 import os
 import shutil
@@ -8,9 +9,21 @@ from datetime import date, timedelta
 import pytest
 
 from portal.extensions import db
-from portal.models import (ActivityPreference, ActivityType, AdvocateProfile, Industry, Opportunity,
-                           OpportunityStatus, Participation, ParticipationStatus, Product, SearchPending,
-                           SelectionMode, Status, utcnow)
+from portal.models import (
+    ActivityPreference,
+    ActivityType,
+    AdvocateProfile,
+    Industry,
+    Opportunity,
+    OpportunityStatus,
+    Participation,
+    ParticipationStatus,
+    Product,
+    SearchPending,
+    SelectionMode,
+    Status,
+    utcnow,
+)
 from search import querying
 from search.indexing import apply_pending, current_dir
 from tests.helpers import post_form
@@ -20,9 +33,15 @@ def search(q="", **filters):
     db.session.rollback()
     include = filters.pop("include_unavailable", False)
     sort = filters.pop("sort", "relevance")
-    return querying.search_advocates(db.session, querying.AdvocateSearch(
-        q=q, filters={k: v if isinstance(v, list) else [v] for k, v in filters.items()},
-        include_unavailable=include, sort=sort))
+    return querying.search_advocates(
+        db.session,
+        querying.AdvocateSearch(
+            q=q,
+            filters={k: v if isinstance(v, list) else [v] for k, v in filters.items()},
+            include_unavailable=include,
+            sort=sort,
+        ),
+    )
 
 
 def names(results):
@@ -49,6 +68,7 @@ def person(make_user, email, story="", industry=None, country="DE", products=(),
 
 def test_profile_update_through_the_page_is_searchable(advocate_client, advocate, staff_client):
     from tests.test_self_service import profile_data
+
     post_form(advocate_client, "/me/profile", profile_data(story="We deployed quokkaplatform everywhere."))
     page = staff_client.get("/search/advocates?q=quokkaplatform").get_data(as_text=True)
     assert "Ada Advocate" in page and "<mark" in page
@@ -66,6 +86,7 @@ def test_approval_suspension_and_deletion_follow(app, runner, make_user, advocat
     assert search("newbie").total == 0
     assert search("ada").total == 1
     from tests.helpers import TEST_PASSWORD
+
     post_form(advocate_client, "/me/delete", {"password": TEST_PASSWORD, "confirm": "y"})
     assert search("ada").total == 0
     assert pending
@@ -74,14 +95,21 @@ def test_approval_suspension_and_deletion_follow(app, runner, make_user, advocat
 def test_participation_and_opportunities_follow(app, make_user, admin):
     u = person(make_user, "eng@example.com", story="engagement story")
     t = db.session.query(ActivityType).filter_by(key="speaking").one()
-    o = Opportunity(activity_type=t, title="Quasar summit keynote", status=OpportunityStatus.OPEN, seats_taken=0,
-                    selection_mode=SelectionMode.SELECTION, opened_at=utcnow())
+    o = Opportunity(
+        activity_type=t,
+        title="Quasar summit keynote",
+        status=OpportunityStatus.OPEN,
+        seats_taken=0,
+        selection_mode=SelectionMode.SELECTION,
+        opened_at=utcnow(),
+    )
     db.session.add(o)
     db.session.commit()
     apply_pending(db.engine)
     assert querying.search_opportunity_ids("quasar", None)[0] == [o.id]
-    db.session.add(Participation(opportunity_id=o.id, user_id=u.id, status=ParticipationStatus.APPROVED,
-                                 engaged_at=utcnow()))
+    db.session.add(
+        Participation(opportunity_id=o.id, user_id=u.id, status=ParticipationStatus.APPROVED, engaged_at=utcnow())
+    )
     db.session.commit()
     apply_pending(db.engine)
     r = search("engagement", sort="engaged", include_unavailable=True)
@@ -142,8 +170,10 @@ def test_four_processes_writing_lose_nothing(app, app_config, make_user, runner)
     users = [person(make_user, f"mp{i}@example.com", story="start") for i in range(8)]
     ctx = multiprocessing.get_context("spawn")
     queue = ctx.Queue()
-    procs = [ctx.Process(target=_writer_process, args=(app_config, [users[2 * k].id, users[2 * k + 1].id], k, queue))
-             for k in range(4)]
+    procs = [
+        ctx.Process(target=_writer_process, args=(app_config, [users[2 * k].id, users[2 * k + 1].id], k, queue))
+        for k in range(4)
+    ]
     [p.start() for p in procs]
     [p.join(180) for p in procs]
     outcomes = [queue.get(timeout=5) for _ in procs]
@@ -166,6 +196,7 @@ def test_reindex_swaps_while_search_keeps_answering(app, make_user, runner, staf
     def searching():
         c = app.test_client()
         from tests.helpers import login
+
         login(c, "sam.staff@example.com")
         while not stop.is_set():
             r = c.get("/search/advocates?q=rebuild")
@@ -189,6 +220,7 @@ def test_check_reports_drift(app, make_user, runner):
     u = person(make_user, "drift@example.com")
     assert runner.invoke(args=["search", "check"]).exit_code == 0
     from search.indexing import writer_for
+
     with writer_for("advocates") as w:
         w.delete_by_term("uid", str(u.id))
     bad = runner.invoke(args=["search", "check"])
@@ -222,8 +254,28 @@ def test_missing_or_corrupt_index_falls_back(app, make_user, staff_client, admin
 # --- queries -------------------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("q", ['"', "(", "a:", "*", "AND", "x" * 10000, "😀 شلום", "company:acme", '"exact phrase"',
-                               "industry:healthcare", "OR OR", "title:", "[a TO", "~2", "\\", "%", "*ing"])
+@pytest.mark.parametrize(
+    "q",
+    [
+        '"',
+        "(",
+        "a:",
+        "*",
+        "AND",
+        "x" * 10000,
+        "😀 شلום",
+        "company:acme",
+        '"exact phrase"',
+        "industry:healthcare",
+        "OR OR",
+        "title:",
+        "[a TO",
+        "~2",
+        "\\",
+        "%",
+        "*ing",
+    ],
+)
 def test_any_query_returns_a_page(staff_client, make_user, q):
     person(make_user, "q@example.com", story="an exact phrase lives here")
     resp = staff_client.get("/search/advocates", query_string={"q": q})
@@ -236,13 +288,32 @@ def test_invalid_syntax_gets_a_quiet_note(staff_client, make_user):
 
 
 def test_facets_counts_filters_and_availability(app, make_user):
-    person(make_user, "h1@example.com", story="cloud", industry="Healthcare", country="DE", products=("Data Platform",),
-           acts=("speaking", "review"))
-    person(make_user, "h2@example.com", story="cloud", industry="Healthcare", country="JP", products=("Data Platform",
-                                                                                                       "Security Suite"))
+    person(
+        make_user,
+        "h1@example.com",
+        story="cloud",
+        industry="Healthcare",
+        country="DE",
+        products=("Data Platform",),
+        acts=("speaking", "review"),
+    )
+    person(
+        make_user,
+        "h2@example.com",
+        story="cloud",
+        industry="Healthcare",
+        country="JP",
+        products=("Data Platform", "Security Suite"),
+    )
     person(make_user, "b1@example.com", story="cloud", industry="Insurance", country="DE", acts=("review",))
-    person(make_user, "p1@example.com", story="cloud", industry="Insurance", country="FR",
-           paused_until=date.today() + timedelta(days=3))
+    person(
+        make_user,
+        "p1@example.com",
+        story="cloud",
+        industry="Insurance",
+        country="FR",
+        paused_until=date.today() + timedelta(days=3),
+    )
     r = search("cloud")
     assert r.total == 3  # the paused one is hidden by default
     counts = lambda f: {v.label: v.count for v in r.facets[f]}  # noqa: E731
@@ -271,12 +342,24 @@ def test_at_limit_hidden_and_sorts(app, make_user):
     assert names(search("sorting", sort="confirmed")) == ["New", "Old"]
     t = db.session.query(ActivityType).filter_by(key="speaking").one()
     for i in range(4):
-        o = Opportunity(activity_type=t, title=f"o{i}", status=OpportunityStatus.OPEN, seats_taken=0,
-                        selection_mode=SelectionMode.SELECTION, opened_at=utcnow())
+        o = Opportunity(
+            activity_type=t,
+            title=f"o{i}",
+            status=OpportunityStatus.OPEN,
+            seats_taken=0,
+            selection_mode=SelectionMode.SELECTION,
+            opened_at=utcnow(),
+        )
         db.session.add(o)
         db.session.flush()
-        db.session.add(Participation(opportunity_id=o.id, user_id=b.id, status=ParticipationStatus.COMPLETED,
-                                     engaged_at=utcnow() - timedelta(days=i + 1)))
+        db.session.add(
+            Participation(
+                opportunity_id=o.id,
+                user_id=b.id,
+                status=ParticipationStatus.COMPLETED,
+                engaged_at=utcnow() - timedelta(days=i + 1),
+            )
+        )
     db.session.commit()
     apply_pending(db.engine)
     assert names(search("sorting")) == ["Old"]  # "New" is at the program's limit
@@ -306,12 +389,21 @@ def test_opportunity_search_for_advocates(app, make_user):
     t = db.session.query(ActivityType).filter_by(key="speaking").one()
     r = db.session.query(ActivityType).filter_by(key="review").one()
     for title, at in (("Security summit talk", t), ("Security review on G2", r), ("Cooking talk", t)):
-        db.session.add(Opportunity(activity_type=at, title=title, status=OpportunityStatus.OPEN, seats_taken=0,
-                                   selection_mode=SelectionMode.SELECTION, opened_at=utcnow()))
+        db.session.add(
+            Opportunity(
+                activity_type=at,
+                title=title,
+                status=OpportunityStatus.OPEN,
+                seats_taken=0,
+                selection_mode=SelectionMode.SELECTION,
+                opened_at=utcnow(),
+            )
+        )
     db.session.commit()
     apply_pending(db.engine)
     c = app.test_client()
     from tests.helpers import login
+
     login(c, u.email)
     body = c.get("/search/opportunities?q=security").get_data(as_text=True)
     assert "Security summit talk" in body and "Security review on G2" not in body and "Cooking" not in body

@@ -2,6 +2,7 @@
 request-path index writes that waited 30 s, optimize holding the writer lock, 'check' comparing ids only,
 the warm-up, facets cut at 12 values, the database fallback's field prefixes and LIKE wildcards, and
 advocate opportunity search dropping eligible matches behind 500 others."""
+
 from __future__ import annotations
 
 import fcntl
@@ -20,14 +21,31 @@ from portal.extensions import db
 from portal.models import Country, Opportunity, OpportunityStatus, SearchPending, utcnow
 from search import documents, indexing, querying
 from search import rebuild as rb
-from search.indexing import (apply_all_pending, apply_pending, current_dir, open_index, rebuild_lock_path,
-                             rebuild_running, rebuilding_marker, root, writer_for)
+from search.indexing import (
+    apply_all_pending,
+    apply_pending,
+    current_dir,
+    open_index,
+    rebuild_lock_path,
+    rebuild_running,
+    rebuilding_marker,
+    root,
+    writer_for,
+)
 from tests.helpers import login, post_form
 from tests.test_search import person
 from tests.test_search_queries import member
 from tests.test_search_recovery import set_story
-from tests.test_search_sync import (advocate_profile, atype, find, names, page_hits, pending_rows, profile_form,
-                                    staff_search)
+from tests.test_search_sync import (
+    advocate_profile,
+    atype,
+    find,
+    names,
+    page_hits,
+    pending_rows,
+    profile_form,
+    staff_search,
+)
 
 FALLBACK = "simpler search of the database"
 
@@ -57,8 +75,9 @@ def rebuild_lock_held_by_another_thread():
 # --- gap 2: a rebuild marker counts only while the rebuild holds its lock ------------------------------------
 
 
-def test_a_marker_left_by_a_killed_rebuild_is_removed_and_the_index_follows_again(app, make_user, admin_client,
-                                                                                 runner, caplog):
+def test_a_marker_left_by_a_killed_rebuild_is_removed_and_the_index_follows_again(
+    app, make_user, admin_client, runner, caplog
+):
     kept = advocate_profile(make_user, "stale@example.com", story="before the crash")
     rebuilding_marker().write_text("12345 left by a rebuild killed with SIGKILL")  # nobody holds the lock
     set_story(kept.id, "after the crash: lynxword")
@@ -115,8 +134,9 @@ def test_a_second_rebuild_waits_for_a_probe_but_not_for_a_rebuild(app, make_user
 # --- gap 3: a request never waits long for the index lock; optimize does not hold it ---------------------------
 
 
-def test_a_request_path_write_gives_up_quickly_and_sync_applies_it_later(app, advocate_client, advocate, runner,
-                                                                       monkeypatch):
+def test_a_request_path_write_gives_up_quickly_and_sync_applies_it_later(
+    app, advocate_client, advocate, runner, monkeypatch
+):
     post_form(advocate_client, "/me/profile", profile_form(story="The first story."))
     app.config["SEARCH_REQUEST_WRITER_PATIENCE"] = 0.3
     patience = []
@@ -164,8 +184,9 @@ def test_the_request_patience_defaults_to_a_short_one(app, advocate_client, monk
     assert patience and patience[-1] == indexing.REQUEST_WRITER_PATIENCE <= 2
 
 
-def test_optimize_merges_beside_the_live_index_while_writes_go_on(app, make_user, advocate_client, advocate, runner,
-                                                                  monkeypatch):
+def test_optimize_merges_beside_the_live_index_while_writes_go_on(
+    app, make_user, advocate_client, advocate, runner, monkeypatch
+):
     for i in range(6):  # several small segments (some folded together by background merges)
         advocate_profile(make_user, f"seg{i}@example.com", story=f"segment story {i}")
     post_form(advocate_client, "/me/profile", profile_form(story="before the merge"))
@@ -248,8 +269,10 @@ def test_check_reports_documents_whose_content_or_facets_differ(app, make_user, 
     db.session.rollback()
     bad = runner.invoke(args=["search", "check"])
     assert bad.exit_code == 1
-    assert f"1 advocate document(s) hold other facet values (industry, ..., fatigue, dates) than the database, " \
-           f"e.g. [{b.id}]" in bad.output
+    assert (
+        f"1 advocate document(s) hold other facet values (industry, ..., fatigue, dates) than the database, "
+        f"e.g. [{b.id}]" in bad.output
+    )
 
     assert runner.invoke(args=["search", "reindex"]).exit_code == 0
     again = runner.invoke(args=["search", "check"])
@@ -258,16 +281,26 @@ def test_check_reports_documents_whose_content_or_facets_differ(app, make_user, 
 
 def test_check_reports_opportunities_with_other_content_and_documents_without_a_digest(app, make_user, runner):
     a = advocate_profile(make_user, "old@example.com", story="old index")
-    o = Opportunity(activity_type=atype("speaking"), title="Check talk", status=OpportunityStatus.OPEN,
-                    seats_taken=0, opened_at=utcnow())
+    o = Opportunity(
+        activity_type=atype("speaking"),
+        title="Check talk",
+        status=OpportunityStatus.OPEN,
+        seats_taken=0,
+        opened_at=utcnow(),
+    )
     db.session.add(o)
     db.session.commit()
     apply_pending(db.engine)
     assert runner.invoke(args=["search", "check"]).exit_code == 0
     docs, _ = documents.opportunity_docs(db.session, [o.id])
     with writer_for("opportunities") as w:
-        w.update_document(**{**docs[0], "title": "Renamed behind the app's back",
-                             "digest": documents.digest({**docs[0], "title": "x"})})
+        w.update_document(
+            **{
+                **docs[0],
+                "title": "Renamed behind the app's back",
+                "digest": documents.digest({**docs[0], "title": "x"}),
+            }
+        )
     docs, _ = documents.advocate_docs(db.session, [a.id])
     with writer_for("advocates") as w:  # as an index written before digests existed
         w.update_document(**{k: v for k, v in docs[0].items() if k != "digest"})
@@ -344,8 +377,8 @@ def test_facets_show_the_top_values_and_the_rest_under_more(app, make_user, staf
     assert sorted(c for c, _ in listed) == sorted(codes)  # all 14, not 12
     top, more = block.split('<details class="facet-more">', 1)
     assert "<summary>2 more</summary>" in more
-    in_more = re.findall(r'country=([A-Z]{2})', more)
-    assert in_more == codes[12:] and not set(in_more) & set(re.findall(r'country=([A-Z]{2})', top))
+    in_more = re.findall(r"country=([A-Z]{2})", more)
+    assert in_more == codes[12:] and not set(in_more) & set(re.findall(r"country=([A-Z]{2})", top))
 
     picked = staff_search(staff_client, "global", country=codes[13])  # a value from "more"
     assert page_hits(picked) == ["C13"]
@@ -380,9 +413,19 @@ def test_fallback_reads_field_prefixes(fallback_people, staff_client):
     assert page_hits(staff_search(staff_client, "acme AND clinical")) == ["Acme Person"]  # operators dropped
 
 
-@pytest.mark.parametrize("q, expected", [("%", ["Percent Person"]), ("_", ["Under Person"]), ("%%", []),
-                                         ("a_b", []), ("\\", []), ("100%", ["Percent Person"]),
-                                         ("snake_case", ["Under Person"]), ("e_c", ["Under Person"])])
+@pytest.mark.parametrize(
+    "q, expected",
+    [
+        ("%", ["Percent Person"]),
+        ("_", ["Under Person"]),
+        ("%%", []),
+        ("a_b", []),
+        ("\\", []),
+        ("100%", ["Percent Person"]),
+        ("snake_case", ["Under Person"]),
+        ("e_c", ["Under Person"]),
+    ],
+)
 def test_fallback_escapes_like_wildcards(fallback_people, staff_client, q, expected):
     """``%`` and ``_`` match themselves (only the stories that hold them), not everyone."""
     html = staff_search(staff_client, q)
@@ -395,12 +438,31 @@ def test_fallback_escapes_like_wildcards(fallback_people, staff_client, q, expec
 def test_eligible_opportunities_are_found_behind_more_than_500_better_matches(app, make_user):
     me = member(make_user, "Seeker", acts=("speaking",), story="me")
     speaking = atype("speaking")
-    db.session.add_all([Opportunity(activity_type=speaking, title=f"Security security summit {i}",
-                                    description="security security security", status=OpportunityStatus.CLOSED,
-                                    seats_taken=0, opened_at=utcnow()) for i in range(520)])
+    db.session.add_all(
+        [
+            Opportunity(
+                activity_type=speaking,
+                title=f"Security security summit {i}",
+                description="security security security",
+                status=OpportunityStatus.CLOSED,
+                seats_taken=0,
+                opened_at=utcnow(),
+            )
+            for i in range(520)
+        ]
+    )
     filler = " ".join(["community meetup agenda networking lunch"] * 40)
-    wanted = [Opportunity(activity_type=speaking, title=f"Community talk {i}", description=f"{filler} security",
-                          status=OpportunityStatus.OPEN, seats_taken=0, opened_at=utcnow()) for i in range(3)]
+    wanted = [
+        Opportunity(
+            activity_type=speaking,
+            title=f"Community talk {i}",
+            description=f"{filler} security",
+            status=OpportunityStatus.OPEN,
+            seats_taken=0,
+            opened_at=utcnow(),
+        )
+        for i in range(3)
+    ]
     db.session.add_all(wanted)
     db.session.commit()
     apply_all_pending(db.engine)
@@ -412,5 +474,8 @@ def test_eligible_opportunities_are_found_behind_more_than_500_better_matches(ap
     c = app.test_client()
     login(c, me.email)
     html = c.get("/search/opportunities", query_string={"q": "security"}).get_data(as_text=True)
-    assert sorted(re.findall(r'<h2><a href="/opportunities/\d+">(.*?)</a></h2>', html)) == \
-        ["Community talk 0", "Community talk 1", "Community talk 2"]
+    assert sorted(re.findall(r'<h2><a href="/opportunities/\d+">(.*?)</a></h2>', html)) == [
+        "Community talk 0",
+        "Community talk 1",
+        "Community talk 2",
+    ]

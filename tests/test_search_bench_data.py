@@ -1,6 +1,7 @@
 """The benchmark's generator (bench/generate.py) makes realistic, deterministic data: participations
 (most advocates a few, some many, some none), so last engagement and every fatigue status occur, and
 the same seed gives the same data (audit gap 9)."""
+
 from __future__ import annotations
 
 from collections import Counter
@@ -22,8 +23,10 @@ def _signature() -> list[tuple]:
     titles = dict(db.session.execute(select(Opportunity.id, Opportunity.title)).all())
     per = {}
     for email, opp, status in db.session.execute(
-            select(User.email, Participation.opportunity_id, Participation.status)
-            .join(Participation, Participation.user_id == User.id)).all():
+        select(User.email, Participation.opportunity_id, Participation.status).join(
+            Participation, Participation.user_id == User.id
+        )
+    ).all():
         per.setdefault(email, []).append((titles[opp], str(status)))
     return sorted((email, sorted(v)) for email, v in per.items())
 
@@ -34,8 +37,9 @@ def test_generated_advocates_have_realistic_participations(app):
     ids = documents.all_advocate_ids(db.session)
     assert len(ids) == N
     per_advocate = [counts.get(uid, 0) for uid in ids]
-    none, few, many = (sum(1 for n in per_advocate if cond(n)) for cond in
-                       (lambda n: n == 0, lambda n: 1 <= n <= 3, lambda n: n >= 10))
+    none, few, many = (
+        sum(1 for n in per_advocate if cond(n)) for cond in (lambda n: n == 0, lambda n: 1 <= n <= 3, lambda n: n >= 10)
+    )
     assert 0.25 * N < none < 0.45 * N and few > 0.35 * N and 0 < many < 0.12 * N
 
     docs, _ = documents.advocate_docs(db.session, ids)

@@ -2,6 +2,7 @@
 one by one (ranges, short wildcards, huge expansions, unscorable query kinds). The bounds are
 asserted as work (terms expanded, candidates scanned, which ranking path ran) and as the notes the
 page shows, never as timings (audit gap 1; timings are in bench/)."""
+
 from __future__ import annotations
 
 from datetime import date
@@ -25,9 +26,15 @@ def many(app):
     today = date.today().toordinal()
     with writer_for("advocates") as w:
         for i in range(N):
-            w.add_document(uid=str(100_000 + i), content=f"zeta{i:04d} common words about security team",
-                           name=f"Gen {i}", company="Gen Corp", title="Engineer",
-                           facets=f"~~~~~~available~{today - i % 400}~0", digest="-")
+            w.add_document(
+                uid=str(100_000 + i),
+                content=f"zeta{i:04d} common words about security team",
+                name=f"Gen {i}",
+                company="Gen Corp",
+                title="Engineer",
+                facets=f"~~~~~~available~{today - i % 400}~0",
+                digest="-",
+            )
     querying.forget_searchers()
     return today
 
@@ -42,8 +49,9 @@ def _search(text: str, **kw):
     db.session.rollback()
     st = querying.searcher_for("advocates")
     with st.lock:
-        return querying._search_index(db.session, querying.AdvocateSearch(q=text, **kw), date.today(),
-                                      st.searcher, st.facets)
+        return querying._search_index(
+            db.session, querying.AdvocateSearch(q=text, **kw), date.today(), st.searcher, st.facets
+        )
 
 
 def _kinds(q) -> set[type]:
@@ -91,8 +99,9 @@ def test_wildcards_beyond_the_limit_are_plain_words(many):
     text = " OR ".join(f"zeta{i:02d}*" for i in range(ranking.MAX_WILDCARDS + 3))
     q, notes = _parse(text)
     assert ranking.expanded_terms(q) <= ranking.MAX_EXPANSIONS + ranking.MAX_WILDCARDS
-    assert f"A search may hold at most {ranking.MAX_WILDCARDS} wildcards, so the others were read as plain words." \
-        in notes
+    assert (
+        f"A search may hold at most {ranking.MAX_WILDCARDS} wildcards, so the others were read as plain words." in notes
+    )
     assert _search(text)[0].total > 0
 
 
@@ -115,8 +124,9 @@ def test_candidates_looked_at_per_wildcard_are_bounded(many, monkeypatch):
 RANGE_NOTE = "Ranges such as [a TO z] are not supported here, so the range was read as plain words."
 
 
-@pytest.mark.parametrize("text", ["[a TO z]", "content:[a TO z]", "[zeta0000 TO zeta2999]", "{a TO}",
-                                  "security [a TO z]", "name:[a TO z]"])
+@pytest.mark.parametrize(
+    "text", ["[a TO z]", "content:[a TO z]", "[zeta0000 TO zeta2999]", "{a TO}", "security [a TO z]", "name:[a TO z]"]
+)
 def test_open_ranges_on_text_are_read_as_plain_words(many, text):
     q, notes = _parse(text)
     assert RANGE_NOTE in notes
@@ -139,8 +149,10 @@ def test_wildcards_with_too_few_letters_are_plain_words(many, text):
 
 def test_short_wildcard_note_on_the_page(many, staff_client):
     html = staff_search(staff_client, "a* b* c*")
-    assert ('<p class="alert alert-info" role="status">A wildcard needs at least 3 letters before * or ?, '
-            'so “a*”, “b*”, “c*” were read as plain words.</p>') in html
+    assert (
+        '<p class="alert alert-info" role="status">A wildcard needs at least 3 letters before * or ?, '
+        "so “a*”, “b*”, “c*” were read as plain words.</p>"
+    ) in html
     assert "0 advocates available" in html
 
 
@@ -209,17 +221,43 @@ def test_phrases_match_what_whooshs_own_phrase_matcher_matches(app):
     documents as Whoosh's span matcher, stop-word gaps and repeated words included."""
     from whoosh.qparser import QueryParser
 
-    texts = ["zero trust strategy", "trust zero", "zero x trust", "zero trust zero trust", "head of data",
-             "head data", "data data data", "data x data", "the zero trust of data", "zero\ntrust"]
+    texts = [
+        "zero trust strategy",
+        "trust zero",
+        "zero x trust",
+        "zero trust zero trust",
+        "head of data",
+        "head data",
+        "data data data",
+        "data x data",
+        "the zero trust of data",
+        "zero\ntrust",
+    ]
     with writer_for("advocates") as w:
         for i in range(300):
-            w.add_document(uid=str(i), content=texts[i % len(texts)] + f" filler{i % 7}", name="n",
-                           company="c", title="t", facets="~~~~~~available~0~0", digest="-")
+            w.add_document(
+                uid=str(i),
+                content=texts[i % len(texts)] + f" filler{i % 7}",
+                name="n",
+                company="c",
+                title="t",
+                facets="~~~~~~available~0~0",
+                digest="-",
+            )
     querying.forget_searchers()
     st = querying.searcher_for("advocates")
     view = st.facets.view(st.searcher, date.today())
-    for text in ['"zero trust"', '"trust zero"', '"head of data"', '"head data"', '"data data"',
-                 '"zero trust strategy"', '"zero trust filler3"', '"data x data"', '"zero trust"~2']:
+    for text in [
+        '"zero trust"',
+        '"trust zero"',
+        '"head of data"',
+        '"head data"',
+        '"data data"',
+        '"zero trust strategy"',
+        '"zero trust filler3"',
+        '"data x data"',
+        '"zero trust"~2',
+    ]:
         q = QueryParser("content", st.searcher.schema).parse(text)
         expected = ranking.bits_from_positions(st.searcher.docs_for_query(q), view.size) & view.alive
         assert ranking.phrase_bits(st.searcher, view, q) == expected, text

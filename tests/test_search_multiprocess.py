@@ -4,6 +4,7 @@ Each worker process builds the app from the test's own config (same database, sa
 and, 25 times, saves a distinct advocate's story with a new token through the profile service in its
 own app context, as a request or a job would; the app's teardown hook writes the index.
 """
+
 from __future__ import annotations
 
 import multiprocessing
@@ -47,9 +48,16 @@ def _worker(config: dict, user_id: int, proc: int, queue) -> None:
                 begin_write(pdb.session)  # read-then-write, as a POST does (SQLite: BEGIN IMMEDIATE)
                 user = pdb.session.get(User, user_id)
                 story = profiles.get_profile(pdb.session, user).story
-                profiles.update_profile(pdb.session, user, profiles.ProfileInput(
-                    name=user.name, job_title=user.job_title or "", company=user.company or "",
-                    story=f"{story} {token(proc, i)}"))
+                profiles.update_profile(
+                    pdb.session,
+                    user,
+                    profiles.ProfileInput(
+                        name=user.name,
+                        job_title=user.job_title or "",
+                        company=user.company or "",
+                        story=f"{story} {token(proc, i)}",
+                    ),
+                )
                 pdb.session.commit()
         with app.app_context():
             indexing.wait_for_merges()
@@ -84,8 +92,9 @@ def _assert_nothing_lost(people, runner) -> None:
     for k, user in enumerate(people):
         story = db.session.get(AdvocateProfile, user.id).story
         assert all(token(k, i) in story for i in range(UPDATES))  # the database has every save
-    missing = [token(k, i) for k in range(PROCESSES) for i in range(UPDATES)
-               if names(find(token(k, i))) != [people[k].name]]
+    missing = [
+        token(k, i) for k in range(PROCESSES) for i in range(UPDATES) if names(find(token(k, i))) != [people[k].name]
+    ]
     assert missing == [], f"{len(missing)} of {PROCESSES * UPDATES} updates not findable: {missing[:10]}"
     assert find("start").total == PROCESSES
     assert querying.searcher_for("advocates").searcher.doc_count() == PROCESSES  # no duplicates
@@ -96,8 +105,10 @@ def _assert_nothing_lost(people, runner) -> None:
 @pytest.fixture
 def people(app, make_user):
     """The workers' advocates, committed (and indexed) before any worker starts."""
-    return [advocate_profile(make_user, f"worker{k}@example.com", story="start", name=f"Worker {k}")
-            for k in range(PROCESSES)]
+    return [
+        advocate_profile(make_user, f"worker{k}@example.com", story="start", name=f"Worker {k}")
+        for k in range(PROCESSES)
+    ]
 
 
 def test_four_processes_writing_25_updates_each_lose_none(app, app_config, people, runner):

@@ -1,5 +1,6 @@
 """Search survives failures: a failed index write, a deleted or corrupt index, drift, and rebuilds that
 swap generations while searches and writes go on (issue 6)."""
+
 from __future__ import annotations
 
 import os
@@ -19,8 +20,16 @@ from search import rebuild as rb
 from search.indexing import apply_pending, current_dir, rebuilding_marker, root, writer_for
 from tests.conftest import reload
 from tests.helpers import login, post_form
-from tests.test_search_sync import (advocate_profile, atype, find, names, page_hits, pending_rows,
-                                    profile_form, staff_search)
+from tests.test_search_sync import (
+    advocate_profile,
+    atype,
+    find,
+    names,
+    page_hits,
+    pending_rows,
+    profile_form,
+    staff_search,
+)
 
 FALLBACK = "simpler search of the database"
 
@@ -32,16 +41,16 @@ def generation() -> str:
 def set_story(user_id: int, story: str) -> None:
     """Save an advocate's story through the profile service (queued for the index, not yet applied)."""
     u = db.session.get(User, user_id)
-    profiles.update_profile(db.session, u, profiles.ProfileInput(name=u.name, job_title="Engineer",
-                                                                 company=u.company or "", story=story))
+    profiles.update_profile(
+        db.session, u, profiles.ProfileInput(name=u.name, job_title="Engineer", company=u.company or "", story=story)
+    )
     db.session.commit()
 
 
 # --- a failed write never fails the request and is not lost -----------------------------------------------------
 
 
-def test_a_failed_index_write_keeps_the_change_for_later(advocate_client, advocate, staff_client, runner,
-                                                        monkeypatch):
+def test_a_failed_index_write_keeps_the_change_for_later(advocate_client, advocate, staff_client, runner, monkeypatch):
     post_form(advocate_client, "/me/profile", profile_form(story="The first story."))
 
     def broken(*args, **kwargs):
@@ -58,8 +67,10 @@ def test_a_failed_index_write_keeps_the_change_for_later(advocate_client, advoca
     assert page_hits(staff_search(staff_client, "first")) == ["Ada Advocate"]
 
     # Still broken: the next request also fails to write, the row stays and counts the attempt.
-    assert post_form(advocate_client, "/me/availability", {"max_asks_per_quarter": "40",
-                                                           "timezone": "UTC"}).status_code == 302
+    assert (
+        post_form(advocate_client, "/me/availability", {"max_asks_per_quarter": "40", "timezone": "UTC"}).status_code
+        == 302
+    )
     assert [r.attempts for r in pending_rows()] == [2, 1]
 
     monkeypatch.undo()
@@ -72,9 +83,11 @@ def test_a_failed_index_write_keeps_the_change_for_later(advocate_client, advoca
     assert runner.invoke(args=["search", "check"]).exit_code == 0
 
 
-def test_the_next_successful_writer_applies_what_an_earlier_one_could_not(app, advocate_client, advocate,
-                                                                         make_user, monkeypatch):
+def test_the_next_successful_writer_applies_what_an_earlier_one_could_not(
+    app, advocate_client, advocate, make_user, monkeypatch
+):
     other = advocate_profile(make_user, "other@example.com", story="other person")
+
     def broken(*args, **kwargs):
         raise OSError("disk gone")
 
@@ -88,8 +101,9 @@ def test_the_next_successful_writer_applies_what_an_earlier_one_could_not(app, a
     assert pending_rows() == []
 
 
-def test_a_removed_index_directory_does_not_fail_the_request(app, advocate_client, advocate, make_user,
-                                                              staff_client, runner):
+def test_a_removed_index_directory_does_not_fail_the_request(
+    app, advocate_client, advocate, make_user, staff_client, runner
+):
     advocate_profile(make_user, "bystander@example.com", story="bystander gazelleword")
     querying.forget_searchers()
     shutil.rmtree(root())
@@ -133,10 +147,12 @@ def _damage(how: str) -> None:
         raise AssertionError(how)
 
 
-@pytest.mark.parametrize("how", ["delete root", "delete generation", "delete advocates", "garbage segments",
-                                 "garbage everything"])
-def test_a_deleted_or_corrupt_index_falls_back_and_reindex_repairs_it(app, make_user, staff_client, admin_client,
-                                                                      runner, how):
+@pytest.mark.parametrize(
+    "how", ["delete root", "delete generation", "delete advocates", "garbage segments", "garbage everything"]
+)
+def test_a_deleted_or_corrupt_index_falls_back_and_reindex_repairs_it(
+    app, make_user, staff_client, admin_client, runner, how
+):
     advocate_profile(make_user, "otter@example.com", story="The resilient otterword lives here.")
     advocate_profile(make_user, "seal@example.com", story="A seal.")
     assert "Healthy" in admin_client.get("/admin/search-index").get_data(as_text=True)
@@ -196,8 +212,13 @@ def test_check_reports_drift_and_reindex_clears_it(app, make_user, runner, admin
     kept = advocate_profile(make_user, "kept@example.com", story="kept")
     lost = advocate_profile(make_user, "lost@example.com", story="lost")
     staffer = make_user(role=Role.STAFF, email="staffer@example.com")
-    o = Opportunity(activity_type=atype("speaking"), title="Drift talk", status=OpportunityStatus.OPEN,
-                    seats_taken=0, opened_at=utcnow())
+    o = Opportunity(
+        activity_type=atype("speaking"),
+        title="Drift talk",
+        status=OpportunityStatus.OPEN,
+        seats_taken=0,
+        opened_at=utcnow(),
+    )
     db.session.add(o)
     db.session.commit()
     apply_pending(db.engine)
@@ -260,7 +281,9 @@ def test_a_searcher_opened_before_a_merge_still_reads_the_segments_it_merged_awa
     assert results.total == 3 and len(uids) == 3
     assert {r.value: r.count for r in results.facets["industry"]} == {str(health.id): 3}
     assert find("snapshot").total == 3  # and the shared searcher moves on to the merged segment
-    assert [leaf.segment().segment_id() for leaf, _ in querying.searcher_for("advocates").searcher.reader().leaf_readers()] != old_segments
+    assert [
+        leaf.segment().segment_id() for leaf, _ in querying.searcher_for("advocates").searcher.reader().leaf_readers()
+    ] != old_segments
 
 
 def test_reindex_builds_a_new_generation_and_old_searchers_keep_working(app, make_user, runner):
@@ -275,9 +298,11 @@ def test_reindex_builds_a_new_generation_and_old_searchers_keep_working(app, mak
     assert second != first and second.startswith("gen-")
     assert os.path.isdir(root() / first)  # the previous generation stays for searches still using it
     from whoosh.qparser import QueryParser
+
     assert len(old.search(QueryParser("content", old.schema).parse("generation"))) == 5
     assert find("generation").total == 5 and querying.searcher_for("advocates").target.endswith(
-        os.path.join(second, "advocates"))
+        os.path.join(second, "advocates")
+    )
 
     assert runner.invoke(args=["search", "reindex"]).exit_code == 0
     third = generation()
@@ -308,7 +333,8 @@ def test_a_merge_between_opening_and_pinning_gives_a_complete_searcher(app, make
     leaves = [leaf for leaf, _ in s.reader().leaf_readers()]
     assert leaves and all(leaf.has_column("facets") for leaf in leaves)
     assert sorted(int(s.stored_fields(d)["uid"]) for d in s.reader().all_doc_ids()) == sorted(
-        u.id for u in db.session.query(User).filter(User.email.like("pin%")))
+        u.id for u in db.session.query(User).filter(User.email.like("pin%"))
+    )
 
 
 def test_reindex_reports_its_progress(app, make_user, runner):
@@ -338,8 +364,9 @@ def test_searches_keep_answering_while_reindex_runs(app, make_user, runner):
             body = resp.get_data(as_text=True)
             seen.append(resp.status_code)
             if resp.status_code != 200 or FALLBACK in body or "40 advocates available" not in body:
-                problems.append((resp.status_code, FALLBACK in body,
-                                 re.findall(r"[\d,]+ advocates? available", body)[:1]))
+                problems.append(
+                    (resp.status_code, FALLBACK in body, re.findall(r"[\d,]+ advocates? available", body)[:1])
+                )
 
     make_user(role=Role.STAFF, email="searcher@example.com")
     threads = [threading.Thread(target=searching, args=(n,)) for n in range(2)]
@@ -390,8 +417,7 @@ def test_changes_committed_during_a_rebuild_reach_the_new_index(app, make_user, 
 
 
 @pytest.mark.parametrize("moment", ["before writing", "before committing"])
-def test_a_write_that_straddles_the_swap_is_neither_lost_nor_mixed_in(app, make_user, runner, monkeypatch,
-                                                                      moment):
+def test_a_write_that_straddles_the_swap_is_neither_lost_nor_mixed_in(app, make_user, runner, monkeypatch, moment):
     """A writer (another request) holds the live index's lock while a rebuild swaps ``current``.
 
     Its write must land in the generation it locked, and the queued change must still reach the

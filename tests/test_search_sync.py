@@ -4,6 +4,7 @@ suspension, deletion, participation and the opportunity lifecycle (issue 6).
 Every change goes through the page (or the CLI command) an advocate, an admin or an operator uses;
 the index is then read back through the staff search page, ``search.querying`` or the index itself.
 """
+
 from __future__ import annotations
 
 import re
@@ -12,8 +13,20 @@ from datetime import date, timedelta
 import time_machine
 
 from portal.extensions import db
-from portal.models import (ActivityType, AdvocateProfile, Blackout, Industry, Opportunity, OpportunityStatus,
-                           Participation, ParticipationStatus, SearchPending, Status, User, utcnow)
+from portal.models import (
+    ActivityType,
+    AdvocateProfile,
+    Blackout,
+    Industry,
+    Opportunity,
+    OpportunityStatus,
+    Participation,
+    ParticipationStatus,
+    SearchPending,
+    Status,
+    User,
+    utcnow,
+)
 from portal.services import fatigue, profiles
 from search import querying
 from search.indexing import apply_pending, open_index, open_searcher
@@ -27,9 +40,16 @@ from tests.helpers import TEST_PASSWORD, login, post_form
 def find(q: str = "", include_unavailable: bool = False, sort: str = "relevance", page: int = 1, **filters):
     """search.querying.search_advocates over the live index, as the test's session sees the database now."""
     db.session.rollback()
-    return querying.search_advocates(db.session, querying.AdvocateSearch(
-        q=q, filters={k: v if isinstance(v, list) else [v] for k, v in filters.items()},
-        include_unavailable=include_unavailable, sort=sort, page=page))
+    return querying.search_advocates(
+        db.session,
+        querying.AdvocateSearch(
+            q=q,
+            filters={k: v if isinstance(v, list) else [v] for k, v in filters.items()},
+            include_unavailable=include_unavailable,
+            sort=sort,
+            page=page,
+        ),
+    )
 
 
 def names(results) -> list[str]:
@@ -84,10 +104,21 @@ def atype(key: str) -> ActivityType:
 def profile_form(**over) -> dict:
     """A valid /me/profile form (story and company as given)."""
     ind = db.session.query(Industry).filter_by(name="Healthcare").one()
-    data = {"name": "Ada Advocate", "job_title": "CISO", "company": "Bluefin Bank", "industry_id": str(ind.id),
-            "size_band_id": "", "country_code": "DE", "product_ids": [], "use_cases": "fraud detection",
-            "topics": "zero trust", "story": "We cut fraud losses by half.", "linkedin_url": "",
-            "show_in_directory": "y", "show_on_leaderboard": "y"}
+    data = {
+        "name": "Ada Advocate",
+        "job_title": "CISO",
+        "company": "Bluefin Bank",
+        "industry_id": str(ind.id),
+        "size_band_id": "",
+        "country_code": "DE",
+        "product_ids": [],
+        "use_cases": "fraud detection",
+        "topics": "zero trust",
+        "story": "We cut fraud losses by half.",
+        "linkedin_url": "",
+        "show_in_directory": "y",
+        "show_on_leaderboard": "y",
+    }
     data.update(over)
     return data
 
@@ -96,8 +127,13 @@ def advocate_profile(make_user, email: str, story: str = "", name: str | None = 
     """An active advocate with a profile saved through portal.services.profiles (and indexed)."""
     user = make_user(email=email, name=name or email.split("@")[0].title(), company=data.pop("company", "Acme Corp"))
     u = db.session.get(User, user.id)
-    profiles.update_profile(db.session, u, profiles.ProfileInput(
-        name=u.name, job_title=data.pop("job_title", "Engineer"), company=u.company, story=story, **data))
+    profiles.update_profile(
+        db.session,
+        u,
+        profiles.ProfileInput(
+            name=u.name, job_title=data.pop("job_title", "Engineer"), company=u.company, story=story, **data
+        ),
+    )
     db.session.commit()
     apply_pending(db.engine)
     return user
@@ -110,8 +146,9 @@ def today_n() -> int:
 # --- approval -----------------------------------------------------------------------------------------------
 
 
-def test_approval_by_the_cli_and_by_the_admin_page_adds_the_advocate(app, runner, make_user, admin_client,
-                                                                      staff_client):
+def test_approval_by_the_cli_and_by_the_admin_page_adds_the_advocate(
+    app, runner, make_user, admin_client, staff_client
+):
     cli = make_user(email="cli.pending@example.com", name="Corvina Waiting", status=Status.PENDING)
     page = make_user(email="page.pending@example.com", name="Pargo Waiting", status=Status.PENDING)
     apply_pending(db.engine)
@@ -147,8 +184,11 @@ def test_profile_update_through_the_page_changes_what_is_found(advocate_client, 
     assert "<mark" in html and "quokkaplatform</mark>" in html
     assert pending_rows() == []  # written after the commit, queue emptied
 
-    resp = post_form(advocate_client, "/me/profile", profile_form(story="Now it is all wombatsystems.",
-                                                                 company="Northwind Traders", name="Ada Lovelace"))
+    resp = post_form(
+        advocate_client,
+        "/me/profile",
+        profile_form(story="Now it is all wombatsystems.", company="Northwind Traders", name="Ada Lovelace"),
+    )
     assert resp.status_code == 302
     assert page_hits(staff_search(staff_client, "quokkaplatform")) == []
     assert page_hits(staff_search(staff_client, "wombatsystems")) == ["Ada Lovelace"]
@@ -167,8 +207,12 @@ def test_activity_preferences_change_the_activity_facet(advocate_client, advocat
     speaking, review = atype("speaking"), atype("review")
     assert indexed(advocate.id)["activity"] == ""
 
-    resp = post_form(advocate_client, "/me/preferences/activities",
-                     {f"opt_{speaking.id}": "y", f"opt_{review.id}": "y"}, page="/me/preferences")
+    resp = post_form(
+        advocate_client,
+        "/me/preferences/activities",
+        {f"opt_{speaking.id}": "y", f"opt_{review.id}": "y"},
+        page="/me/preferences",
+    )
     assert resp.status_code == 302
     assert indexed(advocate.id)["activity"] == "review|speaking"
     assert find("prefs", activity="speaking").total == 1
@@ -186,8 +230,11 @@ def test_pause_blackout_and_own_limits_change_availability(advocate_client, advo
     assert indexed(advocate.id)["fatigue"] == "available"
     today = date.today()
 
-    paused = post_form(advocate_client, "/me/availability", {"paused_until": (today + timedelta(days=9)).isoformat(),
-                                                             "timezone": "UTC"})
+    paused = post_form(
+        advocate_client,
+        "/me/availability",
+        {"paused_until": (today + timedelta(days=9)).isoformat(), "timezone": "UTC"},
+    )
     assert paused.status_code == 302
     assert indexed(advocate.id)["fatigue"] == "unavailable"
     assert page_hits(staff_search(staff_client, "availability")) == []
@@ -197,8 +244,12 @@ def test_pause_blackout_and_own_limits_change_availability(advocate_client, advo
     assert indexed(advocate.id)["fatigue"] == "available"
     assert page_hits(staff_search(staff_client, "availability")) == ["Ada Advocate"]
 
-    add = post_form(advocate_client, "/me/availability/blackouts", {
-        "starts_on": today.isoformat(), "ends_on": (today + timedelta(days=2)).isoformat()}, page="/me/availability")
+    add = post_form(
+        advocate_client,
+        "/me/availability/blackouts",
+        {"starts_on": today.isoformat(), "ends_on": (today + timedelta(days=2)).isoformat()},
+        page="/me/availability",
+    )
     assert add.status_code == 302
     assert indexed(advocate.id)["fatigue"] == "unavailable"
     assert find("availability").total == 0 and find("availability", include_unavailable=True).total == 1
@@ -259,8 +310,9 @@ def test_account_deletion_removes_the_document(advocate_client, advocate, staff_
 
 
 def _open_opportunity(title: str, key: str = "speaking") -> int:
-    o = Opportunity(activity_type=atype(key), title=title, status=OpportunityStatus.OPEN, seats_taken=0,
-                    opened_at=utcnow())
+    o = Opportunity(
+        activity_type=atype(key), title=title, status=OpportunityStatus.OPEN, seats_taken=0, opened_at=utcnow()
+    )
     db.session.add(o)
     db.session.commit()
     apply_pending(db.engine)
@@ -326,15 +378,21 @@ def test_an_ask_counts_against_the_advocates_own_monthly_limit(app, make_user):
 
 
 def _opportunity_form(**over) -> dict:
-    data = {"activity_type_id": str(atype("speaking").id), "title": "Keynote at Zanzibar summit",
-            "description": "Tell the story of your rollout.", "selection_mode": "selection", "is_virtual": "y"}
+    data = {
+        "activity_type_id": str(atype("speaking").id),
+        "title": "Keynote at Zanzibar summit",
+        "description": "Tell the story of your rollout.",
+        "selection_mode": "selection",
+        "is_virtual": "y",
+    }
     data.update(over)
     return data
 
 
 def _set_status(admin_client, oid: int, status: str):
-    resp = post_form(admin_client, f"/admin/opportunities/{oid}/status", {"status": status},
-                     page=f"/admin/opportunities/{oid}")
+    resp = post_form(
+        admin_client, f"/admin/opportunities/{oid}/status", {"status": status}, page=f"/admin/opportunities/{oid}"
+    )
     assert resp.status_code == 302
     assert reload(Opportunity, oid).status.value == status
 
@@ -359,8 +417,11 @@ def test_opportunity_create_open_edit_close_archive_update_the_index(app, make_u
     assert querying.search_opportunity_ids("zanzibar", None)[0] == [oid]
     assert advocate_sees("zanzibar")
 
-    edit = post_form(admin_client, f"/admin/opportunities/{oid}/edit",
-                     _opportunity_form(title="Keynote at Zanzibar summit", description="Now about kilimanjaro."))
+    edit = post_form(
+        admin_client,
+        f"/admin/opportunities/{oid}/edit",
+        _opportunity_form(title="Keynote at Zanzibar summit", description="Now about kilimanjaro."),
+    )
     assert edit.status_code == 302
     assert querying.search_opportunity_ids("kilimanjaro", None)[0] == [oid]
     assert querying.search_opportunity_ids("rollout", None)[0] == []
@@ -397,8 +458,13 @@ def test_profile_rows_written_by_a_service_outside_a_request_are_applied_at_cont
     db.session.rollback()
     with app.app_context():  # what a CLI command or a job gets
         user = db.session.get(User, u.id)
-        profiles.update_profile(db.session, user, profiles.ProfileInput(
-            name=user.name, job_title="CTO", company="Acme", story="written by a background jacquard job"))
+        profiles.update_profile(
+            db.session,
+            user,
+            profiles.ProfileInput(
+                name=user.name, job_title="CTO", company="Acme", story="written by a background jacquard job"
+            ),
+        )
         db.session.commit()
     assert names(find("jacquard")) == ["Job Person"]
     assert db.session.get(AdvocateProfile, u.id) is not None
@@ -416,7 +482,6 @@ def test_an_advocate_without_a_profile_is_indexed_as_the_rules_say(app, runner, 
     assert find("nemo", fatigue="available").total == 1
 
 
-
 def test_the_indexed_fatigue_is_the_fatigue_services_own(app, runner, make_user, admin):
     """Engagements count on the day they happen: two approved calls 100 and 200 days out leave the
     advocate available today, in the index exactly as on every other page (the index used to count
@@ -426,13 +491,25 @@ def test_the_indexed_fatigue_is_the_fatigue_services_own(app, runner, make_user,
     db.session.commit()
     u = advocate_profile(make_user, "planned@example.com", story="planned calls story")
     for days in (100, 200):
-        o = Opportunity(activity_type=atype("reference_call"), title=f"Call in {days} days",
-                        status=OpportunityStatus.OPEN, seats_taken=1, opened_at=utcnow(),
-                        event_date=date.today() + timedelta(days=days))
+        o = Opportunity(
+            activity_type=atype("reference_call"),
+            title=f"Call in {days} days",
+            status=OpportunityStatus.OPEN,
+            seats_taken=1,
+            opened_at=utcnow(),
+            event_date=date.today() + timedelta(days=days),
+        )
         db.session.add(o)
         db.session.flush()
-        db.session.add(Participation(user_id=u.id, opportunity_id=o.id, status=ParticipationStatus.APPROVED,
-                                     requested_at=utcnow(), engaged_at=utcnow()))
+        db.session.add(
+            Participation(
+                user_id=u.id,
+                opportunity_id=o.id,
+                status=ParticipationStatus.APPROVED,
+                requested_at=utcnow(),
+                engaged_at=utcnow(),
+            )
+        )
     db.session.commit()
     apply_pending(db.engine)
     assert fatigue.status(db.session, u.id).key == "available"

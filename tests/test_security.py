@@ -1,6 +1,7 @@
 """Security defaults: response headers on every kind of page, templates the CSP can serve, cookie flags
 (development and production), CSRF on every state change, friendly error pages, and no state change on GET.
 """
+
 from __future__ import annotations
 
 import re
@@ -38,8 +39,12 @@ def assert_security_headers(resp, where: str = "") -> None:
     assert directives.get("style-src") == ["'self'"], where
     assert directives.get("object-src") == ["'none'"], where
     assert h.get("X-Content-Type-Options") == "nosniff", where
-    assert h.get("Referrer-Policy") in {"no-referrer", "same-origin", "strict-origin",
-                                        "strict-origin-when-cross-origin"}, where
+    assert h.get("Referrer-Policy") in {
+        "no-referrer",
+        "same-origin",
+        "strict-origin",
+        "strict-origin-when-cross-origin",
+    }, where
     assert h.get("X-Frame-Options") == "DENY", where
 
 
@@ -68,7 +73,7 @@ def is_friendly(resp, title: str) -> None:
     body = resp.get_data(as_text=True)
     assert title in body, body[:800]
     assert f"Error {resp.status_code}" in body
-    assert "Traceback" not in body and "File \"" not in body and "werkzeug" not in body.lower()
+    assert "Traceback" not in body and 'File "' not in body and "werkzeug" not in body.lower()
     assert resp.mimetype == "text/html"
 
 
@@ -97,20 +102,32 @@ TITLES = {
 # --- headers on every kind of page -----------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("path,status", [
-    ("/", 200), ("/auth/login", 200), ("/auth/register", 200), ("/auth/forgot-password", 200),
-    ("/healthz", 200), ("/dashboard", 302), ("/nope", 404), ("/auth/logout", 405),
-    ("/static/css/portal.css", 200), ("/static/js/portal.js", 200), ("/static/img/favicon.svg", 200),
-    ("/static/missing.css", 404),
-])
+@pytest.mark.parametrize(
+    "path,status",
+    [
+        ("/", 200),
+        ("/auth/login", 200),
+        ("/auth/register", 200),
+        ("/auth/forgot-password", 200),
+        ("/healthz", 200),
+        ("/dashboard", 302),
+        ("/nope", 404),
+        ("/auth/logout", 405),
+        ("/static/css/portal.css", 200),
+        ("/static/js/portal.js", 200),
+        ("/static/img/favicon.svg", 200),
+        ("/static/missing.css", 404),
+    ],
+)
 def test_headers_on_public_static_redirect_and_error_pages(client, path, status):
     resp = client.get(path)
     assert resp.status_code == status
     assert_security_headers(resp, path)
 
 
-@pytest.mark.parametrize("path", ["/dashboard", "/me/profile", "/me/points", "/opportunities", "/rewards",
-                                  "/account/password", "/admin/"])
+@pytest.mark.parametrize(
+    "path", ["/dashboard", "/me/profile", "/me/points", "/opportunities", "/rewards", "/account/password", "/admin/"]
+)
 def test_headers_on_logged_in_pages_and_no_caching(advocate_client, path):
     resp = advocate_client.get(path)
     assert resp.status_code in (200, 403)  # /admin/ is a 403 for an advocate: an error page while signed in
@@ -212,8 +229,8 @@ def web_templates() -> list[Path]:
 
 def test_template_scan_finds_what_the_csp_forbids():
     """The scanner itself: it must catch each thing the CSP blocks."""
-    assert inline_problems('<script>alert(1)</script>')
-    assert inline_problems('<style>p{}</style>')
+    assert inline_problems("<script>alert(1)</script>")
+    assert inline_problems("<style>p{}</style>")
     assert inline_problems('<p style="color:red">x</p>')
     assert inline_problems('<a href="#" onclick="x()">x</a>')
     assert inline_problems('<a href="javascript:alert(1)">x</a>')
@@ -247,8 +264,9 @@ def test_email_templates_have_no_script_at_all():
 def test_base_templates_load_scripts_and_styles_from_self(client):
     html = client.get("/").get_data(as_text=True)
     scripts = re.findall(r'<script[^>]*\bsrc="([^"]+)"', html)
-    styles = re.findall(r'<link[^>]*rel="stylesheet"[^>]*href="([^"]+)"|<link[^>]*href="([^"]+)"[^>]*rel="stylesheet"',
-                        html)
+    styles = re.findall(
+        r'<link[^>]*rel="stylesheet"[^>]*href="([^"]+)"|<link[^>]*href="([^"]+)"[^>]*rel="stylesheet"', html
+    )
     assert scripts and all(s.startswith("/static/") for s in scripts)
     hrefs = [a or b for a, b in styles]
     assert hrefs and all(h.startswith("/static/") for h in hrefs)
@@ -285,8 +303,12 @@ def test_no_remember_cookie_without_remember(client, advocate):
 def _https_post_form(client, url, data):
     page = client.get(url, base_url="https://localhost")
     token = csrf_from(page.get_data(as_text=True))
-    return client.post(url, data={"csrf_token": token, **data}, base_url="https://localhost",
-                       headers={"Referer": "https://localhost" + url})
+    return client.post(
+        url,
+        data={"csrf_token": token, **data},
+        base_url="https://localhost",
+        headers={"Referer": "https://localhost" + url},
+    )
 
 
 def test_production_cookies_are_secure(app_config, app, advocate):
@@ -295,8 +317,9 @@ def test_production_cookies_are_secure(app_config, app, advocate):
     assert prod.config["REMEMBER_COOKIE_SECURE"] is True
     assert prod.config["PREFERRED_URL_SCHEME"] == "https"
     c = prod.test_client()
-    resp = _https_post_form(c, "/auth/login", {"email": advocate.email, "password": "correct-horse-battery-9",
-                                               "remember": "y"})
+    resp = _https_post_form(
+        c, "/auth/login", {"email": advocate.email, "password": "correct-horse-battery-9", "remember": "y"}
+    )
     assert resp.status_code == 302, resp.get_data(as_text=True)[:500]
     for name in ("session", "remember_token"):
         attrs = cookie_attrs(cookie(resp, name))
@@ -306,8 +329,15 @@ def test_production_cookies_are_secure(app_config, app, advocate):
 
 
 def test_production_cookies_secure_even_if_the_mapping_says_otherwise(app_config, app):
-    prod = create_app({**app_config, "PORTAL_ENV": "production", "SECRET_KEY": PROD_SECRET,
-                       "SESSION_COOKIE_SECURE": False, "REMEMBER_COOKIE_SECURE": False})
+    prod = create_app(
+        {
+            **app_config,
+            "PORTAL_ENV": "production",
+            "SECRET_KEY": PROD_SECRET,
+            "SESSION_COOKIE_SECURE": False,
+            "REMEMBER_COOKIE_SECURE": False,
+        }
+    )
     assert prod.config["SESSION_COOKIE_SECURE"] is True and prod.config["REMEMBER_COOKIE_SECURE"] is True
     resp = prod.test_client().get("/auth/login", base_url="https://localhost")
     assert "secure" in cookie_attrs(cookie(resp, "session"))
@@ -319,9 +349,12 @@ def test_production_https_post_without_referrer_is_refused(app_config, app, advo
     prod = create_app({**app_config, "PORTAL_ENV": "production", "SECRET_KEY": PROD_SECRET})
     c = prod.test_client()
     token = csrf_from(c.get("/auth/login", base_url="https://localhost").get_data(as_text=True))
-    resp = c.post("/auth/login", data={"csrf_token": token, "email": advocate.email,
-                                       "password": "correct-horse-battery-9"}, base_url="https://localhost",
-                  headers={"Referer": "https://evil.example.com/"})
+    resp = c.post(
+        "/auth/login",
+        data={"csrf_token": token, "email": advocate.email, "password": "correct-horse-battery-9"},
+        base_url="https://localhost",
+        headers={"Referer": "https://evil.example.com/"},
+    )
     assert resp.status_code == 400
     is_friendly(resp, TITLES[400])
     assert c.get("/dashboard", base_url="https://localhost").status_code == 302  # not signed in
@@ -352,9 +385,18 @@ def test_login_with_wrong_password_and_no_csrf_counts_no_failure(client, advocat
 
 def test_register_without_csrf_creates_nothing(client, app, mailbox):
     before = snapshot()
-    resp = client.post("/auth/register", data={
-        "name": "Nora", "email": "nora@example.com", "company": "Globex", "job_title": "CTO",
-        "password": "purple-otter-skates-42", "confirm": "purple-otter-skates-42", "accept_terms": "y"})
+    resp = client.post(
+        "/auth/register",
+        data={
+            "name": "Nora",
+            "email": "nora@example.com",
+            "company": "Globex",
+            "job_title": "CTO",
+            "password": "purple-otter-skates-42",
+            "confirm": "purple-otter-skates-42",
+            "accept_terms": "y",
+        },
+    )
     assert resp.status_code == 400
     is_friendly(resp, TITLES[400])
     assert snapshot() == before
@@ -410,11 +452,29 @@ def test_csrf_error_as_json_for_json_clients(client):
 
 
 def test_every_post_form_on_served_pages_carries_a_csrf_token(admin_client, advocate_client, client):
-    pages = {client: ["/", "/auth/login", "/auth/register", "/auth/forgot-password"],
-             advocate_client: ["/dashboard", "/me/profile", "/account/password", "/me/preferences",
-                               "/me/availability", "/me/email", "/me/delete", "/rewards", "/account/status"],
-             admin_client: ["/admin/", "/admin/pending", "/admin/settings", "/admin/points", "/admin/rewards/new",
-                            "/admin/opportunities/new", "/admin/badges"]}
+    pages = {
+        client: ["/", "/auth/login", "/auth/register", "/auth/forgot-password"],
+        advocate_client: [
+            "/dashboard",
+            "/me/profile",
+            "/account/password",
+            "/me/preferences",
+            "/me/availability",
+            "/me/email",
+            "/me/delete",
+            "/rewards",
+            "/account/status",
+        ],
+        admin_client: [
+            "/admin/",
+            "/admin/pending",
+            "/admin/settings",
+            "/admin/points",
+            "/admin/rewards/new",
+            "/admin/opportunities/new",
+            "/admin/badges",
+        ],
+    }
     checked = 0
     for c, paths in pages.items():
         for path in paths:
@@ -443,8 +503,11 @@ def test_403_friendly(advocate_client, staff_client):
 
 
 def test_404_friendly(client, advocate_client):
-    for c, path in ((client, "/no/such/page"), (advocate_client, "/opportunities/987654"),
-                    (advocate_client, "/opportunities/99999999999999999999")):
+    for c, path in (
+        (client, "/no/such/page"),
+        (advocate_client, "/opportunities/987654"),
+        (advocate_client, "/opportunities/99999999999999999999"),
+    ):
         resp = c.get(path)
         assert resp.status_code == 404, path
         is_friendly(resp, TITLES[404])
@@ -476,14 +539,22 @@ def test_413_friendly(client, app):
     assert client.post("/auth/login", data={"password": "a" * (limit - 1000)}).status_code == 400
 
 
-@pytest.mark.parametrize("content_type", ["application/x-www-form-urlencoded", "multipart/form-data; boundary=xx",
-                                          "application/json", "application/octet-stream"])
+@pytest.mark.parametrize(
+    "content_type",
+    [
+        "application/x-www-form-urlencoded",
+        "multipart/form-data; boundary=xx",
+        "application/json",
+        "application/octet-stream",
+    ],
+)
 def test_413_friendly_when_signed_in(app, advocate_client, content_type):
     """Regression: the error page's sign-out form read the oversized body again, inside the error
     handler, and the user got a bare 500 instead of this page."""
     app.config["PROPAGATE_EXCEPTIONS"] = False
-    resp = advocate_client.post("/me/profile", data=b"x" * (app.config["MAX_CONTENT_LENGTH"] + 10),
-                                content_type=content_type)
+    resp = advocate_client.post(
+        "/me/profile", data=b"x" * (app.config["MAX_CONTENT_LENGTH"] + 10), content_type=content_type
+    )
     assert resp.status_code == 413
     is_friendly(resp, TITLES[413])
     assert 'action="/auth/logout"' in resp.get_data(as_text=True)  # the page still offers sign-out
@@ -545,6 +616,7 @@ def _boom_app(app, propagate_key: str):
     @app.route("/test-boom")
     def boom():
         from portal.models import Reward
+
         db.session.add(Reward(name="Written before the crash", points_cost=10))
         db.session.flush()
         raise RuntimeError("secret internal detail 42")
@@ -590,11 +662,25 @@ def test_500_page_renders_for_signed_in_user(app, advocate):
 
 
 POST_ONLY = {
-    "auth.logout", "auth.resend_verification", "auth.verify_email_confirm", "admin.approve", "admin.decline",
-    "admin.opportunity_duplicate", "admin.opportunity_status", "admin.participation_action",
-    "admin.redemption_cancel", "admin.redemption_fulfil", "opportunities.request_seat", "opportunities.withdraw",
-    "profile.add_blackout", "profile.confirm", "profile.delete_blackout", "profile.save_activities",
-    "profile.save_communication", "recognition.cancel_redemption", "recognition.redeem",
+    "auth.logout",
+    "auth.resend_verification",
+    "auth.verify_email_confirm",
+    "admin.approve",
+    "admin.decline",
+    "admin.opportunity_duplicate",
+    "admin.opportunity_status",
+    "admin.participation_action",
+    "admin.redemption_cancel",
+    "admin.redemption_fulfil",
+    "opportunities.request_seat",
+    "opportunities.withdraw",
+    "profile.add_blackout",
+    "profile.confirm",
+    "profile.delete_blackout",
+    "profile.save_activities",
+    "profile.save_communication",
+    "recognition.cancel_redemption",
+    "recognition.redeem",
 }
 GET_ALLOWED = {"static", "main.healthz"}
 
@@ -610,9 +696,11 @@ def test_state_changing_endpoints_refuse_get(app):
     for endpoint in GET_ALLOWED:
         assert rules[endpoint] <= {"GET", "HEAD", "OPTIONS"}, endpoint
     # anything with an action-like name must be POST-only
-    action = re.compile(r"^(logout|approve|decline|confirm|resend_verification|redeem|cancel_redemption|withdraw|"
-                        r"redemption_fulfil|redemption_cancel|opportunity_duplicate|opportunity_status|"
-                        r"participation_action|add_blackout|delete_blackout|save_.*|request_seat|verify_email_confirm)$")
+    action = re.compile(
+        r"^(logout|approve|decline|confirm|resend_verification|redeem|cancel_redemption|withdraw|"
+        r"redemption_fulfil|redemption_cancel|opportunity_duplicate|opportunity_status|"
+        r"participation_action|add_blackout|delete_blackout|save_.*|request_seat|verify_email_confirm)$"
+    )
     matched = 0
     for endpoint, methods in rules.items():
         if action.match(endpoint.split(".", 1)[-1]):
@@ -626,10 +714,15 @@ def test_no_get_route_allows_put_patch_delete(app):
         assert not rule.methods & {"PUT", "PATCH", "DELETE"}, rule
 
 
-@pytest.mark.parametrize("endpoint,url", [
-    ("auth.logout", "/auth/logout"), ("admin.approve", "/admin/pending/approve"),
-    ("admin.decline", "/admin/pending/decline"), ("auth.resend_verification", "/auth/resend-verification"),
-])
+@pytest.mark.parametrize(
+    "endpoint,url",
+    [
+        ("auth.logout", "/auth/logout"),
+        ("admin.approve", "/admin/pending/approve"),
+        ("admin.decline", "/admin/pending/decline"),
+        ("auth.resend_verification", "/auth/resend-verification"),
+    ],
+)
 def test_get_on_post_only_endpoint_is_405_and_changes_nothing(admin_client, endpoint, url):
     before = snapshot()
     resp = admin_client.get(url)
@@ -673,8 +766,9 @@ def crawl_data(app, make_user, advocate, admin):
     tokens = {
         "auth.verify_email": make_token(accounts.VERIFY, unverified.id, accounts._verify_state(unverified)),
         "auth.reset_password": make_token(accounts.RESET, advocate.id, accounts._reset_state(advocate)),
-        "profile.confirm_email_change": make_token(privacy.CHANGE_EMAIL, advocate.id, fingerprint(advocate.email),
-                                                   e="ada.new@example.com"),
+        "profile.confirm_email_change": make_token(
+            privacy.CHANGE_EMAIL, advocate.id, fingerprint(advocate.email), e="ada.new@example.com"
+        ),
         "profile.unsubscribe": make_token(subscriptions.UNSUBSCRIBE, advocate.id, "all"),
     }
     code = referrals.referral_link(reload(User, advocate.id)).rsplit("/", 1)[-1]
@@ -702,6 +796,7 @@ def _get_urls(app, values, tokens, code):
                 args[arg] = 1  # ids of rows this fixture does not make: the page answers 404, and writes nothing
         with app.test_request_context():
             from flask import url_for
+
             urls.append((rule.endpoint, url_for(rule.endpoint, **args)))
     return urls
 
@@ -710,8 +805,12 @@ def test_no_get_request_changes_the_database(app, crawl_data, advocate, admin, s
     values, tokens, code = crawl_data
     urls = _get_urls(app, values, tokens, code)
     assert len(urls) > 30
-    clients = {"anonymous": app.test_client(), "advocate": app.test_client(), "staff": app.test_client(),
-               "admin": app.test_client()}
+    clients = {
+        "anonymous": app.test_client(),
+        "advocate": app.test_client(),
+        "staff": app.test_client(),
+        "admin": app.test_client(),
+    }
     for who, user in (("advocate", advocate), ("staff", staff), ("admin", admin)):
         assert login(clients[who], user.email).status_code == 302
     before = snapshot()
@@ -748,11 +847,14 @@ def test_dashboard_of_an_advocate_without_a_profile_writes_nothing(app, advocate
     assert db.session.get(AdvocateProfile, advocate.id) is None
 
 
-@pytest.mark.parametrize("endpoint", ["profile.preview", "profile.export_data", "profile.edit",
-                                      "profile.preferences", "profile.availability"])
+@pytest.mark.parametrize(
+    "endpoint",
+    ["profile.preview", "profile.export_data", "profile.edit", "profile.preferences", "profile.availability"],
+)
 def test_profile_pages_of_an_advocate_without_a_profile_write_nothing(app, advocate_client, advocate, endpoint):
     with app.test_request_context():
         from flask import url_for
+
         url = url_for(endpoint)
     db.session.rollback()
     before = snapshot()
@@ -782,8 +884,14 @@ def test_redemption_routes_post_only(app):
 
 
 def test_production_refuses_a_forged_host_with_a_plain_400(app_config, app, advocate, mailbox):
-    prod = create_app({**app_config, "PORTAL_ENV": "production", "SECRET_KEY": PROD_SECRET,
-                       "PUBLIC_BASE_URL": "https://advocates.example.com"})
+    prod = create_app(
+        {
+            **app_config,
+            "PORTAL_ENV": "production",
+            "SECRET_KEY": PROD_SECRET,
+            "PUBLIC_BASE_URL": "https://advocates.example.com",
+        }
+    )
     try:
         c = prod.test_client()
         for path in ("/auth/forgot-password", "/", "/no-such-page"):
@@ -801,16 +909,24 @@ def test_production_refuses_a_forged_host_with_a_plain_400(app_config, app, advo
 
 
 def test_production_behind_a_proxy_checks_the_forwarded_host(app_config, app):
-    prod = create_app({**app_config, "PORTAL_ENV": "production", "SECRET_KEY": PROD_SECRET,
-                       "PUBLIC_BASE_URL": "https://advocates.example.com", "PROXY_FIX_X_HOST": 1,
-                       "PROXY_FIX_X_PROTO": 1})
+    prod = create_app(
+        {
+            **app_config,
+            "PORTAL_ENV": "production",
+            "SECRET_KEY": PROD_SECRET,
+            "PUBLIC_BASE_URL": "https://advocates.example.com",
+            "PROXY_FIX_X_HOST": 1,
+            "PROXY_FIX_X_PROTO": 1,
+        }
+    )
     try:
         c = prod.test_client()
         inner = {"base_url": "http://127.0.0.1:8000"}  # the proxy talks to the app on loopback
         evil = c.get("/auth/login", headers={"X-Forwarded-Host": "evil.example", "X-Forwarded-Proto": "https"}, **inner)
         assert evil.status_code == 400
-        ok = c.get("/auth/login", headers={"X-Forwarded-Host": "advocates.example.com", "X-Forwarded-Proto": "https"},
-                   **inner)
+        ok = c.get(
+            "/auth/login", headers={"X-Forwarded-Host": "advocates.example.com", "X-Forwarded-Proto": "https"}, **inner
+        )
         assert ok.status_code == 200
     finally:
         with prod.app_context():
@@ -824,8 +940,10 @@ def test_audit_events_name_the_user_behind_current_user(app, advocate_client, ad
 
     from portal.models import AuditEvent
     from portal.services import audit
+
     with app.test_request_context():
         from flask_login import login_user
+
         login_user(db.session.get(User, advocate.id))
         event = audit.record(db.session, "test.proxy", None, current_user)
         assert (event.target_type, event.target_id) == ("user", advocate.id)

@@ -1,4 +1,5 @@
 """Advocate self-service: profile, preferences, availability, freshness, privacy (issue 3)."""
+
 import json
 from datetime import date, timedelta
 
@@ -6,8 +7,18 @@ import pytest
 import time_machine
 
 from portal.extensions import db
-from portal.models import (ActivityPreference, ActivityType, AdvocateProfile, Blackout, Industry, Product,
-                           Role, Status, User, utcnow)
+from portal.models import (
+    ActivityPreference,
+    ActivityType,
+    AdvocateProfile,
+    Blackout,
+    Industry,
+    Product,
+    Role,
+    Status,
+    User,
+    utcnow,
+)
 from tests.conftest import reload
 from tests.helpers import TEST_PASSWORD, login, post_form
 
@@ -17,11 +28,21 @@ XSS = "<script>alert('x')</script>"
 def profile_data(**over):
     ind = db.session.query(Industry).first()
     prods = db.session.query(Product).limit(2).all()
-    data = {"name": "Ada Advocate", "job_title": "CISO", "company": "Bluefin Bank", "industry_id": str(ind.id),
-            "size_band_id": "", "country_code": "DE", "product_ids": [str(p.id) for p in prods],
-            "use_cases": "fraud detection, onboarding", "topics": "zero trust, GDPR, zero trust",
-            "story": "We cut fraud losses by half.\n\nAnd onboarding went from weeks to days.",
-            "linkedin_url": "https://www.linkedin.com/in/ada", "show_in_directory": "y", "show_on_leaderboard": "y"}
+    data = {
+        "name": "Ada Advocate",
+        "job_title": "CISO",
+        "company": "Bluefin Bank",
+        "industry_id": str(ind.id),
+        "size_band_id": "",
+        "country_code": "DE",
+        "product_ids": [str(p.id) for p in prods],
+        "use_cases": "fraud detection, onboarding",
+        "topics": "zero trust, GDPR, zero trust",
+        "story": "We cut fraud losses by half.\n\nAnd onboarding went from weeks to days.",
+        "linkedin_url": "https://www.linkedin.com/in/ada",
+        "show_in_directory": "y",
+        "show_on_leaderboard": "y",
+    }
     data.update(over)
     return data
 
@@ -34,16 +55,23 @@ def test_profile_saves_confirms_and_derives_region(advocate_client, advocate):
     assert sorted(t.name for t in p.topics) == ["GDPR", "zero trust"]  # deduplicated
     assert p.confirmed_at is not None and len(p.products) == 2
     page = advocate_client.get("/me/profile").get_data(as_text=True)
-    assert "zero trust" in page and "list=\"topic-suggestions\"" in page
+    assert "zero trust" in page and 'list="topic-suggestions"' in page
 
 
-@pytest.mark.parametrize("field,value,message", [
-    ("industry_id", "99999", "Not a valid choice"), ("country_code", "ZZ", "Not a valid choice"),
-    ("product_ids", ["99999"], "valid choice"), ("linkedin_url", "http://www.linkedin.com/in/x", "https://"),
-    ("linkedin_url", "https://evil.example/in/x", "not a LinkedIn"), ("story", "x" * 5001, "5000"),
-    ("name", "", "required"), ("topics", ",".join(f"t{i}" for i in range(16)), "at most 15"),
-    ("topics", "x" * 41, "at most 40"),
-])
+@pytest.mark.parametrize(
+    "field,value,message",
+    [
+        ("industry_id", "99999", "Not a valid choice"),
+        ("country_code", "ZZ", "Not a valid choice"),
+        ("product_ids", ["99999"], "valid choice"),
+        ("linkedin_url", "http://www.linkedin.com/in/x", "https://"),
+        ("linkedin_url", "https://evil.example/in/x", "not a LinkedIn"),
+        ("story", "x" * 5001, "5000"),
+        ("name", "", "required"),
+        ("topics", ",".join(f"t{i}" for i in range(16)), "at most 15"),
+        ("topics", "x" * 41, "at most 40"),
+    ],
+)
 def test_profile_invalid_input_is_422_and_nothing_saved(advocate_client, advocate, field, value, message):
     resp = post_form(advocate_client, "/me/profile", profile_data(**{field: value}))
     assert resp.status_code == 422 and message.lower() in resp.get_data(as_text=True).lower()
@@ -71,18 +99,27 @@ def test_completeness_says_what_is_missing(advocate_client):
 
 def test_activity_preferences_and_communication(advocate_client, advocate):
     t = db.session.query(ActivityType).filter_by(key="speaking").one()
-    resp = post_form(advocate_client, "/me/preferences/activities",
-                     {f"opt_{t.id}": "y", f"note_{t.id}": "virtual events only"}, page="/me/preferences")
+    resp = post_form(
+        advocate_client,
+        "/me/preferences/activities",
+        {f"opt_{t.id}": "y", f"note_{t.id}": "virtual events only"},
+        page="/me/preferences",
+    )
     assert resp.status_code == 302
     pref = reload(ActivityPreference, (advocate.id, t.id))
     assert pref.opted_in and pref.note == "virtual events only"
-    too_long = post_form(advocate_client, "/me/preferences/activities", {f"note_{t.id}": "x" * 201},
-                         page="/me/preferences")
+    too_long = post_form(
+        advocate_client, "/me/preferences/activities", {f"note_{t.id}": "x" * 201}, page="/me/preferences"
+    )
     assert too_long.status_code == 422
     bad = post_form(advocate_client, "/me/preferences/communication", {"digest": "yearly"}, page="/me/preferences")
     assert bad.status_code == 422
-    ok = post_form(advocate_client, "/me/preferences/communication", {"digest": "weekly", "notify_news": "y"},
-                   page="/me/preferences")
+    ok = post_form(
+        advocate_client,
+        "/me/preferences/communication",
+        {"digest": "weekly", "notify_news": "y"},
+        page="/me/preferences",
+    )
     assert ok.status_code == 302
     p = reload(AdvocateProfile, advocate.id)
     assert p.digest.value == "weekly" and p.notify_news and not p.notify_reminders
@@ -90,22 +127,36 @@ def test_activity_preferences_and_communication(advocate_client, advocate):
 
 def test_availability_limits_pause_and_status(advocate_client, advocate):
     tomorrow = (date.today() + timedelta(days=10)).isoformat()
-    resp = post_form(advocate_client, "/me/availability", {"max_asks_per_month": "2", "max_asks_per_quarter": "5",
-                                                            "paused_until": tomorrow, "timezone": "Europe/Berlin"})
+    resp = post_form(
+        advocate_client,
+        "/me/availability",
+        {"max_asks_per_month": "2", "max_asks_per_quarter": "5", "paused_until": tomorrow, "timezone": "Europe/Berlin"},
+    )
     assert resp.status_code == 302
     p = reload(AdvocateProfile, advocate.id)
     assert (p.max_asks_per_month, p.max_asks_per_quarter, p.timezone) == (2, 5, "Europe/Berlin")
     assert "Paused until" in advocate_client.get("/dashboard").get_data(as_text=True)
-    for bad in ({"paused_until": "2001-01-01", "timezone": "UTC"}, {"timezone": "Mars/Base"},
-                {"max_asks_per_month": "5", "max_asks_per_quarter": "2", "timezone": "UTC"},
-                {"max_asks_per_month": "-1", "timezone": "UTC"}):
+    for bad in (
+        {"paused_until": "2001-01-01", "timezone": "UTC"},
+        {"timezone": "Mars/Base"},
+        {"max_asks_per_month": "5", "max_asks_per_quarter": "2", "timezone": "UTC"},
+        {"max_asks_per_month": "-1", "timezone": "UTC"},
+    ):
         assert post_form(advocate_client, "/me/availability", bad).status_code == 422
 
 
 def test_blackouts_overlap_history_and_ownership(app, advocate_client, advocate, make_user):
     today = date.today()
-    add = lambda c, s, e, note="": post_form(c, "/me/availability/blackouts", {  # noqa: E731
-        "starts_on": s.isoformat(), "ends_on": e.isoformat(), "note": note}, page="/me/availability")
+    add = lambda c, s, e, note="": post_form(
+        c,
+        "/me/availability/blackouts",
+        {  # noqa: E731
+            "starts_on": s.isoformat(),
+            "ends_on": e.isoformat(),
+            "note": note,
+        },
+        page="/me/availability",
+    )
     assert add(advocate_client, today + timedelta(days=5), today + timedelta(days=1)).status_code == 422
     assert add(advocate_client, today, today + timedelta(days=3), XSS).status_code == 302
     assert add(advocate_client, today + timedelta(days=2), today + timedelta(days=8)).status_code == 302

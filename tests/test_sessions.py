@@ -1,4 +1,5 @@
 """Sessions end when they should: logout, password change, suspension, decline; remember cookies too."""
+
 from __future__ import annotations
 
 from urllib.parse import urlsplit
@@ -35,8 +36,9 @@ def with_remember(app, value):
 
 
 def change_password(client, current=TEST_PASSWORD, new=NEW_PW, confirm=None):
-    return post_form(client, "/account/password",
-                     {"current_password": current, "password": new, "confirm": confirm or new})
+    return post_form(
+        client, "/account/password", {"current_password": current, "password": new, "confirm": confirm or new}
+    )
 
 
 # --- logout ----------------------------------------------------------------------------------------------------
@@ -184,12 +186,15 @@ def test_change_password_without_remember_sets_no_remember_cookie(app, advocate)
     assert signed_in(c)
 
 
-@pytest.mark.parametrize("new,message", [
-    ("short-1", "at least 10 characters"),
-    ("password123", "too common"),
-    ("ada.advocate-rocks", "must not contain your email name"),
-    (TEST_PASSWORD, "different from the current one"),
-])
+@pytest.mark.parametrize(
+    "new,message",
+    [
+        ("short-1", "at least 10 characters"),
+        ("password123", "too common"),
+        ("ada.advocate-rocks", "must not contain your email name"),
+        (TEST_PASSWORD, "different from the current one"),
+    ],
+)
 def test_change_password_policy(app, advocate, new, message):
     c = app.test_client()
     login(c, advocate.email)
@@ -241,8 +246,10 @@ def test_suspended_user_forms_are_refused(app, runner, advocate):
     login(c, advocate.email)
     token = csrf_from(c.get("/account/password").get_data(as_text=True))
     runner.invoke(args=["users", "suspend", advocate.email, "--reason", "x"])
-    resp = c.post("/account/password", data={"csrf_token": token, "current_password": TEST_PASSWORD,
-                                             "password": NEW_PW, "confirm": NEW_PW})
+    resp = c.post(
+        "/account/password",
+        data={"csrf_token": token, "current_password": TEST_PASSWORD, "password": NEW_PW, "confirm": NEW_PW},
+    )
     assert resp.status_code == 302 and urlsplit(resp.headers["Location"]).path == "/auth/login"
     assert login(app.test_client(), advocate.email, NEW_PW).status_code == 401
 

@@ -1,5 +1,3 @@
-
-
 def test_landing_page(client):
     resp = client.get("/")
     assert resp.status_code == 200
@@ -15,9 +13,20 @@ def test_login_roles(advocate_client, admin_client, staff_client):
 
 def test_register_sends_mail(client, mailbox):
     from tests.helpers import post_form
-    resp = post_form(client, "/auth/register", {
-        "name": "Bea <b>Bold</b>", "email": "bea@example.com", "company": "Globex", "job_title": "CTO",
-        "password": "purple-otter-skates-42", "confirm": "purple-otter-skates-42", "accept_terms": "y"})
+
+    resp = post_form(
+        client,
+        "/auth/register",
+        {
+            "name": "Bea <b>Bold</b>",
+            "email": "bea@example.com",
+            "company": "Globex",
+            "job_title": "CTO",
+            "password": "purple-otter-skates-42",
+            "confirm": "purple-otter-skates-42",
+            "accept_terms": "y",
+        },
+    )
     assert resp.status_code == 302
     mail = mailbox.last("bea@example.com")
     assert "<b>" not in mail.text and "<b>" not in mail.html

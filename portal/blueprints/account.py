@@ -1,4 +1,5 @@
 """The signed-in user's own account settings."""
+
 from __future__ import annotations
 
 from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
@@ -21,8 +22,9 @@ def change_password():
     form = ChangePasswordForm()
     if form.validate_on_submit():
         try:
-            accounts.change_password(db.session, current_user._get_current_object(), form.current_password.data,
-                                    form.password.data)
+            accounts.change_password(
+                db.session, current_user._get_current_object(), form.current_password.data, form.password.data
+            )
         except PasswordRejected as err:
             form.password.errors.append(err.message)
         except accounts.CurrentPasswordWrong as err:

@@ -1,4 +1,5 @@
 """Sign-up, email verification, sign-in, sign-out and password reset."""
+
 from __future__ import annotations
 
 from flask import Blueprint, current_app, flash, redirect, render_template, request, session, url_for
@@ -17,8 +18,9 @@ def auth_limit():
     return current_app.config["AUTH_RATE_LIMIT"]
 
 
-REGISTER_DONE = ("Thanks! If this address can be used, we have sent it an email. "
-                 "Open the link in it to confirm your address.")
+REGISTER_DONE = (
+    "Thanks! If this address can be used, we have sent it an email. Open the link in it to confirm your address."
+)
 RESET_DONE = "If an account uses that address, we have sent it a link to reset the password. It is valid for one hour."
 
 
@@ -30,9 +32,14 @@ def register():
     form = RegisterForm()
     if form.validate_on_submit():
         reg = accounts.Registration(
-            name=form.name.data, email=form.email.data, password=form.password.data,
-            company=form.company.data, job_title=form.job_title.data, accepted_terms=form.accept_terms.data,
-            ip_address=client_ip(), referred_by_id=session.get("referred_by"),
+            name=form.name.data,
+            email=form.email.data,
+            password=form.password.data,
+            company=form.company.data,
+            job_title=form.job_title.data,
+            accepted_terms=form.accept_terms.data,
+            ip_address=client_ip(),
+            referred_by_id=session.get("referred_by"),
         )
         try:
             accounts.register_advocate(db.session, reg)
@@ -72,8 +79,11 @@ def verify_email_confirm(token):
     if user.status.value == "active":
         flash("Your email is confirmed and your account is ready. Welcome!", "success")
     else:
-        flash("Your email is confirmed. The program team will review your application shortly; "
-              "we will email you when you are approved.", "success")
+        flash(
+            "Your email is confirmed. The program team will review your application shortly; "
+            "we will email you when you are approved.",
+            "success",
+        )
     return redirect(url_for("main.account_status") if current_user.is_authenticated else url_for("auth.login"))
 
 
@@ -112,7 +122,9 @@ def login():
             return redirect(safe_next(next_url))
     elif request.method == "POST":
         status = 422
-    return render_template("auth/login.html", form=form, next=next_url if next_url and safe_next(next_url) == next_url else None), status
+    return render_template(
+        "auth/login.html", form=form, next=next_url if next_url and safe_next(next_url) == next_url else None
+    ), status
 
 
 @bp.route("/logout", methods=["POST"])

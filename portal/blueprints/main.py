@@ -1,4 +1,5 @@
 """The public landing page, the signed-in home and the account-status page."""
+
 from __future__ import annotations
 
 from flask import Blueprint, redirect, render_template, url_for
@@ -28,14 +29,20 @@ def dashboard():
         return render_template("main/staff_home.html")
     profile = profiles.read_profile(db.session, current_user._get_current_object())
     return render_template(
-        "main/dashboard.html", profile=profile, completeness=profiles.completeness(current_user, profile),
-        availability=profiles.availability(profile), freshness_days=profiles.freshness_days(profile),
-        stale=profiles.is_stale(profile), stale_after=profiles.stale_days(), confirm_form=ConfirmForm(),
+        "main/dashboard.html",
+        profile=profile,
+        completeness=profiles.completeness(current_user, profile),
+        availability=profiles.availability(profile),
+        freshness_days=profiles.freshness_days(profile),
+        stale=profiles.is_stale(profile),
+        stale_after=profiles.stale_days(),
+        confirm_form=ConfirmForm(),
         balance=points.balance(db.session, current_user.id),
         level=points.level_for(points.lifetime_earned(db.session, current_user.id)),
         earned_badges=[b for b, mine in badges.gallery(db.session, current_user.id) if mine],
         commitments=[p for p in participation.of_user(db.session, current_user.id) if p.status in ACTIVE_STATUSES],
-        recommended=opportunities.feed(db.session, current_user)[:3])
+        recommended=opportunities.feed(db.session, current_user)[:3],
+    )
 
 
 @bp.route("/account/status")

@@ -1,4 +1,5 @@
 """What advocates see: the feed, the detail page, their commitments and boards."""
+
 from __future__ import annotations
 
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
@@ -26,8 +27,9 @@ def feed():
     if type_id and type_id not in {t.id for t in types}:
         type_id = None
     matches, held_back = opportunities.feed_with_limits(db.session, current_user, type_id)
-    return render_template("opportunities/feed.html", matches=matches, held_back=held_back, types=types,
-                           type_id=type_id)
+    return render_template(
+        "opportunities/feed.html", matches=matches, held_back=held_back, types=types, type_id=type_id
+    )
 
 
 @bp.route("/opportunities/<int:opp_id>")
@@ -38,9 +40,17 @@ def detail(opp_id):
     if opp.status in (OpportunityStatus.DRAFT, OpportunityStatus.ARCHIVED) and mine is None:
         abort(404)
     ok, why, reasons = opportunities.request_check(db.session, current_user, opp)
-    return render_template("opportunities/detail.html", opp=opp, mine=mine, eligible=ok, why=why,
-                           match=opportunities.Match(opp, reasons), form=RequestForm(), withdraw_form=ConfirmForm(),
-                           active=ACTIVE_STATUSES)
+    return render_template(
+        "opportunities/detail.html",
+        opp=opp,
+        mine=mine,
+        eligible=ok,
+        why=why,
+        match=opportunities.Match(opp, reasons),
+        form=RequestForm(),
+        withdraw_form=ConfirmForm(),
+        active=ACTIVE_STATUSES,
+    )
 
 
 @bp.route("/opportunities/<int:opp_id>/request", methods=["POST"])
@@ -90,8 +100,9 @@ def commitments():
     rows = participation.of_user(db.session, current_user.id)
     current = [p for p in rows if p.status in ACTIVE_STATUSES]
     history = [p for p in rows if p.status not in ACTIVE_STATUSES]
-    return render_template("opportunities/commitments.html", current=current, history=history,
-                           withdraw_form=ConfirmForm())
+    return render_template(
+        "opportunities/commitments.html", current=current, history=history, withdraw_form=ConfirmForm()
+    )
 
 
 @bp.route("/me/boards")

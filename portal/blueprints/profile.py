@@ -1,4 +1,5 @@
 """The advocate's own corner: profile, preferences, availability, privacy, unsubscribe."""
+
 from __future__ import annotations
 
 import json
@@ -13,8 +14,14 @@ from wtforms.validators import Length, Optional
 from portal.blueprints.auth import auth_limit
 from portal.extensions import csrf, db, limiter
 from portal.forms.auth import ConfirmForm
-from portal.forms.profile import (BlackoutForm, ChangeEmailForm, CommunicationForm, DeleteAccountForm, LimitsForm,
-                                  ProfileForm)
+from portal.forms.profile import (
+    BlackoutForm,
+    ChangeEmailForm,
+    CommunicationForm,
+    DeleteAccountForm,
+    LimitsForm,
+    ProfileForm,
+)
 from portal.models import Industry, Product, SizeBand, TagKind
 from portal.security import advocate_or_applicant_required, advocate_required
 from portal.services import privacy, profiles, reference, subscriptions
@@ -32,7 +39,8 @@ def _fill_profile_choices(form: ProfileForm) -> None:
     form.industry_id.choices = _choices(Industry, "Choose your industry")
     form.size_band_id.choices = _choices(SizeBand, "Choose a size")
     form.country_code.choices = [("", "Choose your country")] + [
-        (c.code, c.name) for c in reference.countries(db.session)]
+        (c.code, c.name) for c in reference.countries(db.session)
+    ]
     form.product_ids.choices = [(p.id, p.name) for p in reference.active_items(db.session, Product)]
 
 
@@ -43,24 +51,37 @@ def edit():
     _fill_profile_choices(form)
     if request.method == "GET":
         profile = profiles.read_profile(db.session, current_user)
-        form.name.data, form.job_title.data, form.company.data = (current_user.name, current_user.job_title,
-                                                                  current_user.company)
+        form.name.data, form.job_title.data, form.company.data = (
+            current_user.name,
+            current_user.job_title,
+            current_user.company,
+        )
         form.industry_id.data, form.size_band_id.data = profile.industry_id, profile.size_band_id
         form.country_code.data = profile.country_code or ""
         form.product_ids.data = [p.id for p in profile.products]
         form.use_cases.data = ", ".join(t.name for t in profile.use_cases)
         form.topics.data = ", ".join(t.name for t in profile.topics)
         form.story.data, form.linkedin_url.data = profile.story, profile.linkedin_url or ""
-        form.show_in_directory.data, form.show_on_leaderboard.data = (profile.show_in_directory,
-                                                                      profile.show_on_leaderboard)
+        form.show_in_directory.data, form.show_on_leaderboard.data = (
+            profile.show_in_directory,
+            profile.show_on_leaderboard,
+        )
     elif form.validate_on_submit():
         data = profiles.ProfileInput(
-            name=form.name.data, job_title=form.job_title.data, company=form.company.data,
-            industry_id=form.industry_id.data, size_band_id=form.size_band_id.data,
-            country_code=form.country_code.data or None, product_ids=form.product_ids.data or [],
-            use_cases=form.use_cases.data or "", topics=form.topics.data or "", story=form.story.data or "",
-            linkedin_url=form.linkedin_url.data or "", show_in_directory=form.show_in_directory.data,
-            show_on_leaderboard=form.show_on_leaderboard.data)
+            name=form.name.data,
+            job_title=form.job_title.data,
+            company=form.company.data,
+            industry_id=form.industry_id.data,
+            size_band_id=form.size_band_id.data,
+            country_code=form.country_code.data or None,
+            product_ids=form.product_ids.data or [],
+            use_cases=form.use_cases.data or "",
+            topics=form.topics.data or "",
+            story=form.story.data or "",
+            linkedin_url=form.linkedin_url.data or "",
+            show_in_directory=form.show_in_directory.data,
+            show_on_leaderboard=form.show_on_leaderboard.data,
+        )
         try:
             profiles.update_profile(db.session, current_user, data)
         except DomainError as err:
@@ -73,7 +94,9 @@ def edit():
     profile = profiles.read_profile(db.session, current_user)  # pages only read (a refused POST too)
     status = 422 if request.method == "POST" else 200
     return render_template(
-        "profile/edit.html", form=form, profile=profile,
+        "profile/edit.html",
+        form=form,
+        profile=profile,
         completeness=profiles.completeness(current_user, profile),
         use_case_suggestions=profiles.tag_suggestions(db.session, TagKind.USE_CASE),
         topic_suggestions=profiles.tag_suggestions(db.session, TagKind.TOPIC),
@@ -108,14 +131,22 @@ def _activity_form_class(types):
 
     for t in types:
         setattr(ActivityForm, f"opt_{t.id}", BooleanField(t.name, description=t.description))
-        setattr(ActivityForm, f"note_{t.id}", StringField(f"Note for {t.name}", validators=[
-            Optional(), Length(max=200)], render_kw={"placeholder": "e.g. virtual events only"}))
+        setattr(
+            ActivityForm,
+            f"note_{t.id}",
+            StringField(
+                f"Note for {t.name}",
+                validators=[Optional(), Length(max=200)],
+                render_kw={"placeholder": "e.g. virtual events only"},
+            ),
+        )
     return ActivityForm
 
 
 def _preferences_page(activity_form, comm_form, types, status=200):
-    return render_template("profile/preferences.html", activity_form=activity_form, comm_form=comm_form,
-                           types=types), status
+    return render_template(
+        "profile/preferences.html", activity_form=activity_form, comm_form=comm_form, types=types
+    ), status
 
 
 def _saved_activity_form(profile, types):
@@ -130,9 +161,15 @@ def _saved_activity_form(profile, types):
 
 
 def _saved_comm_form(profile):
-    return CommunicationForm(formdata=None, data={
-        "digest": profile.digest.value, "notify_opportunities": profile.notify_opportunities,
-        "notify_reminders": profile.notify_reminders, "notify_news": profile.notify_news})
+    return CommunicationForm(
+        formdata=None,
+        data={
+            "digest": profile.digest.value,
+            "notify_opportunities": profile.notify_opportunities,
+            "notify_reminders": profile.notify_reminders,
+            "notify_news": profile.notify_news,
+        },
+    )
 
 
 @bp.route("/preferences", methods=["GET"])
@@ -178,8 +215,14 @@ def save_communication():
     form = CommunicationForm()
     if form.validate_on_submit():
         try:
-            profiles.set_communication(db.session, current_user, form.digest.data, form.notify_opportunities.data,
-                                       form.notify_reminders.data, form.notify_news.data)
+            profiles.set_communication(
+                db.session,
+                current_user,
+                form.digest.data,
+                form.notify_opportunities.data,
+                form.notify_reminders.data,
+                form.notify_news.data,
+            )
         except DomainError as err:
             db.session.rollback()
             form.form_errors.append(err.message)
@@ -198,16 +241,28 @@ def save_communication():
 def _availability_page(limits_form, blackout_form, status=200):
     profile = profiles.read_profile(db.session, current_user)
     upcoming, past = profiles.split_blackouts(profile)
-    return render_template("profile/availability.html", limits_form=limits_form, blackout_form=blackout_form,
-                           upcoming=upcoming, past=past, status=profiles.availability(profile),
-                           delete_form=ConfirmForm()), status
+    return render_template(
+        "profile/availability.html",
+        limits_form=limits_form,
+        blackout_form=blackout_form,
+        upcoming=upcoming,
+        past=past,
+        status=profiles.availability(profile),
+        delete_form=ConfirmForm(),
+    ), status
 
 
 def _saved_limits_form(profile):
     """The limits form filled with what is saved (also when the blackout form was refused)."""
-    return LimitsForm(formdata=None, data={
-        "max_asks_per_month": profile.max_asks_per_month, "max_asks_per_quarter": profile.max_asks_per_quarter,
-        "paused_until": profile.paused_until, "timezone": profile.timezone})
+    return LimitsForm(
+        formdata=None,
+        data={
+            "max_asks_per_month": profile.max_asks_per_month,
+            "max_asks_per_quarter": profile.max_asks_per_quarter,
+            "paused_until": profile.paused_until,
+            "timezone": profile.timezone,
+        },
+    )
 
 
 @bp.route("/availability", methods=["GET", "POST"])
@@ -219,8 +274,14 @@ def availability():
     form = LimitsForm()
     if form.validate_on_submit():
         try:
-            profiles.set_limits(db.session, current_user, form.max_asks_per_month.data,
-                                form.max_asks_per_quarter.data, form.paused_until.data, form.timezone.data)
+            profiles.set_limits(
+                db.session,
+                current_user,
+                form.max_asks_per_month.data,
+                form.max_asks_per_quarter.data,
+                form.paused_until.data,
+                form.timezone.data,
+            )
         except DomainError as err:
             db.session.rollback()
             form.form_errors.append(err.message)
@@ -277,8 +338,11 @@ def privacy_page():
 def export_data():
     data = privacy.export_user_data(db.session, current_user._get_current_object())
     body = json.dumps(data, indent=2, ensure_ascii=False, sort_keys=False)
-    return Response(body, mimetype="application/json", headers={
-        "Content-Disposition": 'attachment; filename="my-advocate-data.json"', "Cache-Control": "no-store"})
+    return Response(
+        body,
+        mimetype="application/json",
+        headers={"Content-Disposition": 'attachment; filename="my-advocate-data.json"', "Cache-Control": "no-store"},
+    )
 
 
 @bp.route("/delete", methods=["GET", "POST"])
@@ -312,8 +376,9 @@ def change_email():
     form = ChangeEmailForm()
     if form.validate_on_submit():
         try:
-            privacy.request_email_change(db.session, current_user._get_current_object(), form.password.data,
-                                         form.new_email.data)
+            privacy.request_email_change(
+                db.session, current_user._get_current_object(), form.password.data, form.new_email.data
+            )
         except CurrentPasswordWrong as err:
             db.session.commit()  # keep the failure count and any lock (nothing else was changed yet)
             form.form_errors.append(err.message)
@@ -322,8 +387,9 @@ def change_email():
             form.form_errors.append(err.message)
         else:
             db.session.commit()
-            flash("We have sent a confirmation link to the new address. Your email changes when you open it.",
-                  "success")
+            flash(
+                "We have sent a confirmation link to the new address. Your email changes when you open it.", "success"
+            )
             return redirect(url_for("profile.privacy_page"))
     return render_template("profile/change_email.html", form=form), 422 if form.errors else 200
 

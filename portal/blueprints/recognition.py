@@ -1,4 +1,5 @@
 """Points, level, badges, rewards, leaderboard and referrals: the advocate's side."""
+
 from __future__ import annotations
 
 import secrets
@@ -20,8 +21,12 @@ bp = Blueprint("recognition", __name__)
 @advocate_required
 def my_points():
     lifetime = points.lifetime_earned(db.session, current_user.id)
-    return render_template("recognition/points.html", balance=points.balance(db.session, current_user.id),
-                           level=points.level_for(lifetime), entries=points.history(db.session, current_user.id))
+    return render_template(
+        "recognition/points.html",
+        balance=points.balance(db.session, current_user.id),
+        level=points.level_for(lifetime),
+        entries=points.history(db.session, current_user.id),
+    )
 
 
 @bp.route("/me/badges")
@@ -33,9 +38,13 @@ def badges_page():
 @bp.route("/rewards")
 @advocate_required
 def catalog():
-    return render_template("recognition/rewards.html", rewards=rewards.catalog(db.session),
-                           balance=points.balance(db.session, current_user.id), form=RedeemForm(),
-                           idem=secrets.token_urlsafe(16))
+    return render_template(
+        "recognition/rewards.html",
+        rewards=rewards.catalog(db.session),
+        balance=points.balance(db.session, current_user.id),
+        form=RedeemForm(),
+        idem=secrets.token_urlsafe(16),
+    )
 
 
 @bp.route("/rewards/redeem", methods=["POST"])
@@ -46,24 +55,31 @@ def redeem():
         flash("That order could not be read. Please try again.", "error")
         return redirect(url_for("recognition.catalog"))
     try:
-        redemption, created = rewards.redeem(db.session, current_user, int(form.reward_id.data),
-                                             form.idempotency_key.data)
+        redemption, created = rewards.redeem(
+            db.session, current_user, int(form.reward_id.data), form.idempotency_key.data
+        )
     except DomainError as err:
         db.session.rollback()
         flash(err.message, "error")
         return redirect(url_for("recognition.catalog")), 303
     db.session.commit()
     if created:
-        flash(f"Thanks! Your order for {redemption.reward.name} is in. We will email you when it is on its way.",
-              "success")
+        flash(
+            f"Thanks! Your order for {redemption.reward.name} is in. We will email you when it is on its way.",
+            "success",
+        )
     return redirect(url_for("recognition.redemptions"))
 
 
 @bp.route("/me/redemptions")
 @advocate_required
 def redemptions():
-    return render_template("recognition/redemptions.html", redemptions=rewards.history(db.session, current_user.id),
-                           cancel_form=CancelRedemptionForm(), requested=RedemptionStatus.REQUESTED)
+    return render_template(
+        "recognition/redemptions.html",
+        redemptions=rewards.history(db.session, current_user.id),
+        cancel_form=CancelRedemptionForm(),
+        requested=RedemptionStatus.REQUESTED,
+    )
 
 
 @bp.route("/me/redemptions/<int:redemption_id>/cancel", methods=["POST"])
@@ -92,16 +108,20 @@ def leaderboard_page():
     if period not in leaderboard.PERIODS:
         period = "all"
     rows, mine = leaderboard.ranking(db.session, period, viewer_id=current_user.id)
-    return render_template("recognition/leaderboard.html", rows=rows, mine=mine, period=period,
-                           periods=leaderboard.PERIODS)
+    return render_template(
+        "recognition/leaderboard.html", rows=rows, mine=mine, period=period, periods=leaderboard.PERIODS
+    )
 
 
 @bp.route("/me/referrals")
 @advocate_required
 def my_referrals():
-    return render_template("recognition/referrals.html", link=referrals.referral_link(current_user),
-                           people=referrals.referrals_of(db.session, current_user.id),
-                           credited=referrals.credited_ids(db.session, current_user.id))
+    return render_template(
+        "recognition/referrals.html",
+        link=referrals.referral_link(current_user),
+        people=referrals.referrals_of(db.session, current_user.id),
+        credited=referrals.credited_ids(db.session, current_user.id),
+    )
 
 
 @bp.route("/r/<code>")

@@ -5,5 +5,14 @@ from portal.cli.outbox import outbox_cli
 from portal.cli.recognition import badges_cli, points_cli
 from portal.cli.users import users_cli
 
-GROUPS = [users_cli, outbox_cli, demo_cli, advocates_cli, lists_cli, points_cli, badges_cli, digest_cli,
-          opportunities_cli]
+GROUPS = [
+    users_cli,
+    outbox_cli,
+    demo_cli,
+    advocates_cli,
+    lists_cli,
+    points_cli,
+    badges_cli,
+    digest_cli,
+    opportunities_cli,
+]

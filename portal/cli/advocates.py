@@ -1,4 +1,5 @@
 """flask advocates remind-stale · flask lists seed"""
+
 from __future__ import annotations
 
 import click

@@ -1,4 +1,5 @@
 """What every command that changes data does after its commit (a request does it after the response)."""
+
 from portal.extensions import db
 
 

@@ -1,4 +1,5 @@
 """flask demo seed: a realistic demo community for a new machine."""
+
 from __future__ import annotations
 
 import random
@@ -16,20 +17,105 @@ demo_cli = AppGroup("demo", help="Demo data.")
 
 DEMO_PASSWORD = "demo-advocacy-2026"
 
-FIRST = ["Maria", "James", "Aiko", "Oluwaseun", "Sofia", "Liam", "Priya", "Mateo", "Chloe", "Wei", "Fatima",
-         "Noah", "Ingrid", "Rafael", "Amara", "Lucas", "Hana", "Diego", "Elena", "Kwame", "Zoe", "Arjun",
-         "Isabel", "Tomasz", "Leila", "Samuel", "Mei", "Jonas", "Nadia", "Carlos", "Yuki", "Grace"]
-LAST = ["Garcia", "Okafor", "Tanaka", "Nielsen", "Rossi", "Kowalski", "Chen", "Haddad", "Silva", "Murphy",
-        "Schmidt", "Patel", "Dubois", "Andersson", "Mensah", "Kim", "Novak", "Fernandes", "O'Brien", "Ivanova",
-        "Nakamura", "Moreau", "Berg", "Adeyemi", "Lopez", "Wright"]
-COMPANIES = ["Northwind Health", "Bluefin Bank", "Kestrel Logistics", "Aurora Retail Group", "Helix Biotech",
-             "Cobalt Insurance", "Meridian Energy", "Lumen Education", "Orbit Telecom", "Sable Manufacturing",
-             "Tidewater Public Services", "Quartz Software", "Juniper Hospitality", "Atlas Media",
-             "Vertex Automotive", "Pinecrest Credit Union", "Harbor City Council", "Nimbus Cloud Co."]
-TITLES = ["Chief Information Security Officer", "VP of Engineering", "IT Director", "Head of Customer Success",
-          "Data Platform Lead", "Senior DevOps Engineer", "CTO", "Director of Operations", "Product Manager",
-          "Head of Marketing Operations", "Solutions Architect", "CFO", "Security Analyst",
-          "Director of Digital Transformation", "Procurement Manager"]
+FIRST = [
+    "Maria",
+    "James",
+    "Aiko",
+    "Oluwaseun",
+    "Sofia",
+    "Liam",
+    "Priya",
+    "Mateo",
+    "Chloe",
+    "Wei",
+    "Fatima",
+    "Noah",
+    "Ingrid",
+    "Rafael",
+    "Amara",
+    "Lucas",
+    "Hana",
+    "Diego",
+    "Elena",
+    "Kwame",
+    "Zoe",
+    "Arjun",
+    "Isabel",
+    "Tomasz",
+    "Leila",
+    "Samuel",
+    "Mei",
+    "Jonas",
+    "Nadia",
+    "Carlos",
+    "Yuki",
+    "Grace",
+]
+LAST = [
+    "Garcia",
+    "Okafor",
+    "Tanaka",
+    "Nielsen",
+    "Rossi",
+    "Kowalski",
+    "Chen",
+    "Haddad",
+    "Silva",
+    "Murphy",
+    "Schmidt",
+    "Patel",
+    "Dubois",
+    "Andersson",
+    "Mensah",
+    "Kim",
+    "Novak",
+    "Fernandes",
+    "O'Brien",
+    "Ivanova",
+    "Nakamura",
+    "Moreau",
+    "Berg",
+    "Adeyemi",
+    "Lopez",
+    "Wright",
+]
+COMPANIES = [
+    "Northwind Health",
+    "Bluefin Bank",
+    "Kestrel Logistics",
+    "Aurora Retail Group",
+    "Helix Biotech",
+    "Cobalt Insurance",
+    "Meridian Energy",
+    "Lumen Education",
+    "Orbit Telecom",
+    "Sable Manufacturing",
+    "Tidewater Public Services",
+    "Quartz Software",
+    "Juniper Hospitality",
+    "Atlas Media",
+    "Vertex Automotive",
+    "Pinecrest Credit Union",
+    "Harbor City Council",
+    "Nimbus Cloud Co.",
+]
+TITLES = [
+    "Chief Information Security Officer",
+    "VP of Engineering",
+    "IT Director",
+    "Head of Customer Success",
+    "Data Platform Lead",
+    "Senior DevOps Engineer",
+    "CTO",
+    "Director of Operations",
+    "Product Manager",
+    "Head of Marketing Operations",
+    "Solutions Architect",
+    "CFO",
+    "Security Analyst",
+    "Director of Digital Transformation",
+    "Procurement Manager",
+]
 
 
 def _email(first: str, last: str, company: str, n: int) -> str:
@@ -38,13 +124,42 @@ def _email(first: str, last: str, company: str, n: int) -> str:
     return f"{local}{n if n else ''}@{domain}"
 
 
-TOPICS = ["zero trust", "cloud migration", "data governance", "MLOps", "FinOps", "customer onboarding",
-          "incident response", "API design", "GDPR", "HIPAA compliance", "digital transformation",
-          "change management", "observability", "cost optimisation", "supply chain visibility", "fraud detection",
-          "developer experience", "platform engineering", "data mesh", "customer retention"]
-USE_CASES = ["fraud detection", "real-time dashboards", "patient data exchange", "single sign-on",
-             "payments reconciliation", "inventory forecasting", "claims automation", "log analytics",
-             "partner integrations", "self-service reporting", "churn prediction", "access reviews"]
+TOPICS = [
+    "zero trust",
+    "cloud migration",
+    "data governance",
+    "MLOps",
+    "FinOps",
+    "customer onboarding",
+    "incident response",
+    "API design",
+    "GDPR",
+    "HIPAA compliance",
+    "digital transformation",
+    "change management",
+    "observability",
+    "cost optimisation",
+    "supply chain visibility",
+    "fraud detection",
+    "developer experience",
+    "platform engineering",
+    "data mesh",
+    "customer retention",
+]
+USE_CASES = [
+    "fraud detection",
+    "real-time dashboards",
+    "patient data exchange",
+    "single sign-on",
+    "payments reconciliation",
+    "inventory forecasting",
+    "claims automation",
+    "log analytics",
+    "partner integrations",
+    "self-service reporting",
+    "churn prediction",
+    "access reviews",
+]
 STORIES = [
     "We replaced three legacy tools in six months. Our analysts now spend their mornings on questions, "
     "not on exports, and month-end close went from nine days to four.",
@@ -59,7 +174,16 @@ STORIES = [
 
 def _profiles(rng, advocates, now):
 
-    from portal.models import ActivityPreference, AdvocateProfile, Blackout, Country, Digest, Industry, Product, SizeBand
+    from portal.models import (
+        ActivityPreference,
+        AdvocateProfile,
+        Blackout,
+        Country,
+        Digest,
+        Industry,
+        Product,
+        SizeBand,
+    )
     from portal.services import reference
     from portal.services.profiles import _tags
     from portal.models import TagKind
@@ -70,33 +194,47 @@ def _profiles(rng, advocates, now):
     countries = db.session.scalars(select(Country)).all()
     products = db.session.scalars(select(Product)).all()
     from portal.models import ActivityType
+
     types = db.session.scalars(select(ActivityType)).all()
     today = now.date()
     for i, u in enumerate(advocates):
         p = AdvocateProfile(
-            user_id=u.id, industry=rng.choice(industries), size_band=rng.choice(sizes), country=rng.choice(countries),
-            story="\n\n".join(rng.sample(STORIES, 2)), show_in_directory=rng.random() > .1,
-            show_on_leaderboard=rng.random() > .15, digest=rng.choice(list(Digest)),
+            user_id=u.id,
+            industry=rng.choice(industries),
+            size_band=rng.choice(sizes),
+            country=rng.choice(countries),
+            story="\n\n".join(rng.sample(STORIES, 2)),
+            show_in_directory=rng.random() > 0.1,
+            show_on_leaderboard=rng.random() > 0.15,
+            digest=rng.choice(list(Digest)),
             linkedin_url=f"https://www.linkedin.com/in/{u.name.lower().replace(' ', '-').replace(chr(39), '')}"
-            if rng.random() > .3 else None,
-            max_asks_per_month=rng.choice([None, None, 1, 2, 3]), max_asks_per_quarter=rng.choice([None, 4, 6]),
+            if rng.random() > 0.3
+            else None,
+            max_asks_per_month=rng.choice([None, None, 1, 2, 3]),
+            max_asks_per_quarter=rng.choice([None, 4, 6]),
             confirmed_at=now - timedelta(days=rng.choice([3, 20, 60, 120, 200, 260, 400])),
-            timezone=rng.choice(["Europe/London", "America/New_York", "Asia/Tokyo", "Europe/Berlin", "UTC"]))
+            timezone=rng.choice(["Europe/London", "America/New_York", "Asia/Tokyo", "Europe/Berlin", "UTC"]),
+        )
         if p.max_asks_per_month and p.max_asks_per_quarter and p.max_asks_per_quarter < p.max_asks_per_month:
             p.max_asks_per_quarter = None
         p.products = rng.sample(products, rng.randint(1, 3))
         p.tags = _tags(db.session, TagKind.TOPIC, rng.sample(TOPICS, rng.randint(2, 5))) + _tags(
-            db.session, TagKind.USE_CASE, rng.sample(USE_CASES, rng.randint(1, 3)))
+            db.session, TagKind.USE_CASE, rng.sample(USE_CASES, rng.randint(1, 3))
+        )
         chosen = types if i == 1 else rng.sample(types, rng.randint(2, 6))  # the demo sign-in sees everything
         for t in chosen:
-            p.preferences.append(ActivityPreference(activity_type=t, opted_in=True,
-                                                    note=rng.choice(["", "", "virtual only", "not in Q4"])))
+            p.preferences.append(
+                ActivityPreference(
+                    activity_type=t, opted_in=True, note=rng.choice(["", "", "virtual only", "not in Q4"])
+                )
+            )
         if i % 11 == 0:
             p.paused_until = today + timedelta(days=rng.randint(5, 60))
         if i % 7 == 0:
             start = today + timedelta(days=rng.randint(-3, 30))
-            p.blackouts.append(Blackout(starts_on=start, ends_on=start + timedelta(days=rng.randint(3, 20)),
-                                        note="travelling"))
+            p.blackouts.append(
+                Blackout(starts_on=start, ends_on=start + timedelta(days=rng.randint(3, 20)), note="travelling")
+            )
         db.session.add(p)
         db.session.flush()
 
@@ -119,26 +257,80 @@ def _recognition(rng, advocates, admin):
         db.session.add(Reward(name=name, description=desc, points_cost=cost, stock=stock, per_advocate_limit=limit))
     for u in advocates:
         for n in range(rng.randint(0, 4)):
-            points.award(db.session, u.id, rng.choice([100, 150, 200, 300, 500, 800]), key=f"demo:{u.id}:{n}",
-                         reason=rng.choice(["Founding member bonus", "Spoke at the user group",
-                                            "Wrote a peer review", "Joined a reference call"]),
-                         source=EntrySource.MANUAL, actor_id=admin.id)
+            points.award(
+                db.session,
+                u.id,
+                rng.choice([100, 150, 200, 300, 500, 800]),
+                key=f"demo:{u.id}:{n}",
+                reason=rng.choice(
+                    [
+                        "Founding member bonus",
+                        "Spoke at the user group",
+                        "Wrote a peer review",
+                        "Joined a reference call",
+                    ]
+                ),
+                source=EntrySource.MANUAL,
+                actor_id=admin.id,
+            )
     db.session.flush()
 
 
 OPPORTUNITIES = [
-    ("review", "Share your experience on G2", "Tell peers what it is like to use the product day to day. "
-     "Fifteen minutes, in your own words.", None, 10, "first_come", "https://www.g2.com/"),
-    ("speaking", "Speak at the Customer Summit in Berlin", "A 20-minute session on your journey, with a Q&A.\n\n"
-     "Travel and a hotel night are covered.", 4, 45, "selection", None),
-    ("reference_call", "Reference call with a European bank", "A 30-minute call with the CISO of a bank "
-     "evaluating the Security Suite.", 2, 14, "selection", None),
-    ("webinar", "Panel: data governance in practice", "Join two other customers on a one-hour webinar panel.",
-     3, 30, "first_come", None),
-    ("beta", "Beta: the new AI Assistant", "Try the assistant before launch and give feedback in two short calls.",
-     25, 20, "first_come", None),
-    ("case_study", "Case study: healthcare outcomes", "A written story of your results, reviewed by you "
-     "before anything is published.", 2, 60, "selection", None),
+    (
+        "review",
+        "Share your experience on G2",
+        "Tell peers what it is like to use the product day to day. Fifteen minutes, in your own words.",
+        None,
+        10,
+        "first_come",
+        "https://www.g2.com/",
+    ),
+    (
+        "speaking",
+        "Speak at the Customer Summit in Berlin",
+        "A 20-minute session on your journey, with a Q&A.\n\nTravel and a hotel night are covered.",
+        4,
+        45,
+        "selection",
+        None,
+    ),
+    (
+        "reference_call",
+        "Reference call with a European bank",
+        "A 30-minute call with the CISO of a bank evaluating the Security Suite.",
+        2,
+        14,
+        "selection",
+        None,
+    ),
+    (
+        "webinar",
+        "Panel: data governance in practice",
+        "Join two other customers on a one-hour webinar panel.",
+        3,
+        30,
+        "first_come",
+        None,
+    ),
+    (
+        "beta",
+        "Beta: the new AI Assistant",
+        "Try the assistant before launch and give feedback in two short calls.",
+        25,
+        20,
+        "first_come",
+        None,
+    ),
+    (
+        "case_study",
+        "Case study: healthcare outcomes",
+        "A written story of your results, reviewed by you before anything is published.",
+        2,
+        60,
+        "selection",
+        None,
+    ),
 ]
 
 
@@ -148,21 +340,41 @@ def _opportunities(rng, admin, now):
     types = {t.key: t for t in db.session.scalars(select(ActivityType))}
     today = now.date()
     for key, title, desc, capacity, days, mode, url in OPPORTUNITIES:
-        opp = Opportunity(activity_type=types[key], title=title, description=desc, capacity=capacity,
-                          deadline=today + timedelta(days=days - 3), event_date=today + timedelta(days=days),
-                          is_virtual=key != "speaking", location="Berlin" if key == "speaking" else "",
-                          external_url=url, selection_mode=SelectionMode(mode), status=OpportunityStatus.OPEN,
-                          opened_at=now - timedelta(days=rng.randint(0, 10)), created_by_id=admin.id)
+        opp = Opportunity(
+            activity_type=types[key],
+            title=title,
+            description=desc,
+            capacity=capacity,
+            deadline=today + timedelta(days=days - 3),
+            event_date=today + timedelta(days=days),
+            is_virtual=key != "speaking",
+            location="Berlin" if key == "speaking" else "",
+            external_url=url,
+            selection_mode=SelectionMode(mode),
+            status=OpportunityStatus.OPEN,
+            opened_at=now - timedelta(days=rng.randint(0, 10)),
+            created_by_id=admin.id,
+        )
         if key == "reference_call":
             opp.regions = list(db.session.scalars(select(Region).where(Region.name == "Europe")))
         if key == "case_study":
             opp.industries = list(db.session.scalars(select(Industry).where(Industry.name == "Healthcare")))
         db.session.add(opp)
-    db.session.add(Opportunity(
-        activity_type=types["advisory_board"], title="Customer Advisory Board 2027",
-        description="Meet quarterly with product leadership and shape the roadmap.", capacity=12,
-        term_start=today + timedelta(days=40), term_end=today + timedelta(days=40 + 365), deadline=today + timedelta(days=30),
-        selection_mode=SelectionMode.SELECTION, status=OpportunityStatus.OPEN, opened_at=now, created_by_id=admin.id))
+    db.session.add(
+        Opportunity(
+            activity_type=types["advisory_board"],
+            title="Customer Advisory Board 2027",
+            description="Meet quarterly with product leadership and shape the roadmap.",
+            capacity=12,
+            term_start=today + timedelta(days=40),
+            term_end=today + timedelta(days=40 + 365),
+            deadline=today + timedelta(days=30),
+            selection_mode=SelectionMode.SELECTION,
+            status=OpportunityStatus.OPEN,
+            opened_at=now,
+            created_by_id=admin.id,
+        )
+    )
     db.session.flush()
 
 
@@ -174,9 +386,12 @@ def seed(if_empty, advocates):
     if db.session.scalar(select(func.count()).select_from(User)):
         if if_empty:
             click.echo("Database already has users; demo seed skipped.")
-            advocate = db.session.scalar(select(User.email).where(
-                User.role == Role.ADVOCATE, User.status == Status.ACTIVE, User.email.like("%@%.example.com")
-            ).order_by(User.id).limit(1))
+            advocate = db.session.scalar(
+                select(User.email)
+                .where(User.role == Role.ADVOCATE, User.status == Status.ACTIVE, User.email.like("%@%.example.com"))
+                .order_by(User.id)
+                .limit(1)
+            )
             if advocate:  # still the demo community: say who to sign in as
                 click.echo(f"Demo advocate sign-in (password {DEMO_PASSWORD}): {advocate}")
             return
@@ -188,12 +403,27 @@ def seed(if_empty, advocates):
     pw = hash_password(DEMO_PASSWORD)
     now = utcnow()
     people = [
-        User(email="admin@example.com", name="Alex Admin", role=Role.ADMIN, job_title="Customer Advocacy Manager",
-             company="Example Corp"),
-        User(email="sam.sales@example.com", name="Sam Seller", role=Role.STAFF, job_title="Account Executive",
-             company="Example Corp"),
-        User(email="casey.cs@example.com", name="Casey Success", role=Role.STAFF,
-             job_title="Customer Success Manager", company="Example Corp"),
+        User(
+            email="admin@example.com",
+            name="Alex Admin",
+            role=Role.ADMIN,
+            job_title="Customer Advocacy Manager",
+            company="Example Corp",
+        ),
+        User(
+            email="sam.sales@example.com",
+            name="Sam Seller",
+            role=Role.STAFF,
+            job_title="Account Executive",
+            company="Example Corp",
+        ),
+        User(
+            email="casey.cs@example.com",
+            name="Casey Success",
+            role=Role.STAFF,
+            job_title="Customer Success Manager",
+            company="Example Corp",
+        ),
     ]
     seen = {u.email for u in people}
     with click.progressbar(range(advocates), label="Creating advocates") as bar:
@@ -205,8 +435,17 @@ def seed(if_empty, advocates):
             seen.add(email)
             status = Status.ACTIVE if i < advocates - 4 else Status.PENDING
             joined = now - timedelta(days=rng.randint(5, 900))
-            people.append(User(email=email, name=f"{first} {last}", company=company, job_title=rng.choice(TITLES),
-                               role=Role.ADVOCATE, status=status, created_at=joined))
+            people.append(
+                User(
+                    email=email,
+                    name=f"{first} {last}",
+                    company=company,
+                    job_title=rng.choice(TITLES),
+                    role=Role.ADVOCATE,
+                    status=status,
+                    created_at=joined,
+                )
+            )
     for u in people:
         u.password_hash = pw
         u.email_verified_at = u.created_at or now

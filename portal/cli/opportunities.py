@@ -1,4 +1,5 @@
 """flask digest send --period weekly|monthly · flask opportunities announce"""
+
 from __future__ import annotations
 
 import click
@@ -23,15 +24,23 @@ def send(period):
     sent, skipped = digest.send(db.session, period)
     commit()
     delivered, failed = send_due()
-    click.echo(f"{sent} digest(s) queued, {skipped} advocate(s) skipped (nothing new or already sent); "
-               f"{delivered} email(s) sent, {failed} waiting for retry.")
+    click.echo(
+        f"{sent} digest(s) queued, {skipped} advocate(s) skipped (nothing new or already sent); "
+        f"{delivered} email(s) sent, {failed} waiting for retry."
+    )
 
 
 @opportunities_cli.command("announce")
-@click.option("--days", type=click.IntRange(1, 60), default=digest.ANNOUNCE_WINDOW.days, show_default=True,
-              help="Announce opportunities first opened within this many days (a missed run is caught up).")
-@click.option("--batch", type=click.IntRange(1, 10_000), default=500, show_default=True,
-              help="Advocates per transaction.")
+@click.option(
+    "--days",
+    type=click.IntRange(1, 60),
+    default=digest.ANNOUNCE_WINDOW.days,
+    show_default=True,
+    help="Announce opportunities first opened within this many days (a missed run is caught up).",
+)
+@click.option(
+    "--batch", type=click.IntRange(1, 10_000), default=500, show_default=True, help="Advocates per transaction."
+)
 def announce(days, batch):
     """Tell advocates who asked for it about newly opened opportunities that match them (run from cron,
     e.g. hourly; nobody is told twice about one opportunity)."""
@@ -49,5 +58,7 @@ def announce(days, batch):
         if after is None:
             break
     delivered, failed = send_due()
-    click.echo(f"{sent} announcement(s) queued, {skipped} advocate(s) skipped (nothing new for them); "
-               f"{delivered} email(s) sent, {failed} waiting for retry.")
+    click.echo(
+        f"{sent} announcement(s) queued, {skipped} advocate(s) skipped (nothing new for them); "
+        f"{delivered} email(s) sent, {failed} waiting for retry."
+    )

@@ -1,4 +1,5 @@
 """flask outbox send | retry-failed | status"""
+
 from __future__ import annotations
 
 from datetime import timedelta
@@ -38,8 +39,13 @@ def send(send_all):
 
 @outbox_cli.command("retry-failed")
 @click.option("--id", "ids", type=int, multiple=True, help="Only this message (repeatable).")
-@click.option("--max-age-days", type=click.IntRange(min=1), default=2, show_default=True,
-              help="Only messages written in the last N days (older links have expired).")
+@click.option(
+    "--max-age-days",
+    type=click.IntRange(min=1),
+    default=2,
+    show_default=True,
+    help="Only messages written in the last N days (older links have expired).",
+)
 def retry_failed(ids, max_age_days):
     """Queue again the messages that gave up after OUTBOX_MAX_ATTEMPTS (then 'flask outbox send')."""
     n, left = outbox.retry_failed(db.session, list(ids) if ids else None, timedelta(days=max_age_days))

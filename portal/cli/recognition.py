@@ -1,4 +1,5 @@
 """flask points verify · flask badges evaluate"""
+
 from __future__ import annotations
 
 import click

@@ -1,4 +1,5 @@
 """flask users create-admin | create-staff | approve | suspend"""
+
 from __future__ import annotations
 
 import sys
@@ -31,7 +32,9 @@ def _create(email: str, role: Role, name: str | None, password_stdin: bool, no_p
     if password is None:
         accounts.request_password_reset(db.session, user.email)
     commit()
-    click.echo(f"Created {role.value} {user.email}." + (" A link to set the password was emailed." if password is None else ""))
+    click.echo(
+        f"Created {role.value} {user.email}." + (" A link to set the password was emailed." if password is None else "")
+    )
 
 
 @users_cli.command("create-admin")

@@ -2,6 +2,7 @@
 (PostgreSQL refuses NUL in text, and none of them belongs in a name or a story); tabs and line
 breaks stay. Passwords are the exception: they are hashed, never stored or shown, and may hold any
 character, so they reach the hasher exactly as typed."""
+
 import re
 
 from flask_wtf import FlaskForm

@@ -1,6 +1,16 @@
 from portal.forms import IntegerField, BaseForm as FlaskForm, mailable_email
-from wtforms import (BooleanField, DateField, EmailField, PasswordField, SelectField,
-                     SelectMultipleField, StringField, SubmitField, TextAreaField, URLField)
+from wtforms import (
+    BooleanField,
+    DateField,
+    EmailField,
+    PasswordField,
+    SelectField,
+    SelectMultipleField,
+    StringField,
+    SubmitField,
+    TextAreaField,
+    URLField,
+)
 from wtforms.validators import DataRequired, InputRequired, Length, NumberRange, Optional
 from wtforms.widgets import CheckboxInput, ListWidget
 
@@ -24,23 +34,36 @@ class ProfileForm(FlaskForm):
     company = StringField("Company", validators=[DataRequired(), Length(max=160)])
     industry_id = SelectField("Industry", coerce=_optional_int, validators=[Optional()])
     size_band_id = SelectField("Company size", coerce=_optional_int, validators=[Optional()])
-    country_code = SelectField("Country", validators=[Optional()],
-                               description="Your region is derived from the country.")
+    country_code = SelectField(
+        "Country", validators=[Optional()], description="Your region is derived from the country."
+    )
     product_ids = MultiCheckboxField("Products you use", coerce=int, validators=[Optional()])
-    use_cases = StringField("Use cases", validators=[Optional(), Length(max=800)],
-                            description="Separate with commas, e.g. fraud detection, customer onboarding.",
-                            render_kw={"list": "use-case-suggestions", "autocomplete": "off"})
-    topics = StringField("Topics you know well", validators=[Optional(), Length(max=800)],
-                         description="Separate with commas, e.g. zero trust, cloud migration.",
-                         render_kw={"list": "topic-suggestions", "autocomplete": "off"})
-    story = TextAreaField("Your story and outcomes", validators=[Optional(), Length(max=MAX_STORY)],
-                          description="Plain text; leave an empty line between paragraphs. What did you achieve?",
-                          render_kw={"rows": 8})
-    linkedin_url = URLField("LinkedIn profile", validators=[Optional(), Length(max=255)],
-                            description="https://www.linkedin.com/in/…")
+    use_cases = StringField(
+        "Use cases",
+        validators=[Optional(), Length(max=800)],
+        description="Separate with commas, e.g. fraud detection, customer onboarding.",
+        render_kw={"list": "use-case-suggestions", "autocomplete": "off"},
+    )
+    topics = StringField(
+        "Topics you know well",
+        validators=[Optional(), Length(max=800)],
+        description="Separate with commas, e.g. zero trust, cloud migration.",
+        render_kw={"list": "topic-suggestions", "autocomplete": "off"},
+    )
+    story = TextAreaField(
+        "Your story and outcomes",
+        validators=[Optional(), Length(max=MAX_STORY)],
+        description="Plain text; leave an empty line between paragraphs. What did you achieve?",
+        render_kw={"rows": 8},
+    )
+    linkedin_url = URLField(
+        "LinkedIn profile", validators=[Optional(), Length(max=255)], description="https://www.linkedin.com/in/…"
+    )
     show_in_directory = BooleanField(
-        "List me in the community directory", description="There is no community directory yet. When it opens, "
-        "other advocates will see your name, title and company there only if this is ticked.")
+        "List me in the community directory",
+        description="There is no community directory yet. When it opens, "
+        "other advocates will see your name, title and company there only if this is ticked.",
+    )
     show_on_leaderboard = BooleanField("Show me on leaderboards")
     submit = SubmitField("Save profile")
 
@@ -54,12 +77,19 @@ class CommunicationForm(FlaskForm):
 
 
 class LimitsForm(FlaskForm):
-    max_asks_per_month = IntegerField("At most this many asks per month", validators=[
-        Optional(), NumberRange(0, MAX_ASKS_MONTH)], description="Leave empty for no limit of your own.")
-    max_asks_per_quarter = IntegerField("At most this many asks per quarter", validators=[
-        Optional(), NumberRange(0, MAX_ASKS_QUARTER)], description="Leave empty for no limit of your own.")
-    paused_until = DateField("Pause all asks until", validators=[Optional()],
-                             description="Leave empty when you are not pausing.")
+    max_asks_per_month = IntegerField(
+        "At most this many asks per month",
+        validators=[Optional(), NumberRange(0, MAX_ASKS_MONTH)],
+        description="Leave empty for no limit of your own.",
+    )
+    max_asks_per_quarter = IntegerField(
+        "At most this many asks per quarter",
+        validators=[Optional(), NumberRange(0, MAX_ASKS_QUARTER)],
+        description="Leave empty for no limit of your own.",
+    )
+    paused_until = DateField(
+        "Pause all asks until", validators=[Optional()], description="Leave empty when you are not pausing."
+    )
     timezone = SelectField("Time zone", choices=[], validate_choice=True)
     submit = SubmitField("Save availability")
 
@@ -71,21 +101,26 @@ class LimitsForm(FlaskForm):
 class BlackoutForm(FlaskForm):
     starts_on = DateField("First day", validators=[InputRequired("Give the first day.")])
     ends_on = DateField("Last day", validators=[InputRequired("Give the last day.")])
-    note = StringField("Note (optional)", validators=[Optional(), Length(max=200)],
-                       description="e.g. parental leave, product launch")
+    note = StringField(
+        "Note (optional)", validators=[Optional(), Length(max=200)], description="e.g. parental leave, product launch"
+    )
     submit = SubmitField("Add blackout")
 
 
 class DeleteAccountForm(FlaskForm):
-    password = PasswordField("Your password", validators=[InputRequired(), Length(max=1024)],
-                             render_kw={"autocomplete": "current-password"})
-    confirm = BooleanField("I understand my profile and personal data will be erased and cannot be restored.",
-                           validators=[DataRequired("Tick the box to confirm.")])
+    password = PasswordField(
+        "Your password", validators=[InputRequired(), Length(max=1024)], render_kw={"autocomplete": "current-password"}
+    )
+    confirm = BooleanField(
+        "I understand my profile and personal data will be erased and cannot be restored.",
+        validators=[DataRequired("Tick the box to confirm.")],
+    )
     submit = SubmitField("Delete my account")
 
 
 class ChangeEmailForm(FlaskForm):
     new_email = EmailField("New email address", validators=[DataRequired(), *mailable_email(), Length(max=254)])
-    password = PasswordField("Your password", validators=[InputRequired(), Length(max=1024)],
-                             render_kw={"autocomplete": "current-password"})
+    password = PasswordField(
+        "Your password", validators=[InputRequired(), Length(max=1024)], render_kw={"autocomplete": "current-password"}
+    )
     submit = SubmitField("Send confirmation link")

@@ -19,10 +19,14 @@ class RewardForm(FlaskForm):
     name = StringField("Name", validators=[DataRequired(), Length(max=120)])
     description = TextAreaField("Description", validators=[Optional(), Length(max=2000)])
     points_cost = IntegerField("Cost in points", validators=[InputRequired(), NumberRange(1, 1_000_000)])
-    stock = IntegerField("Stock", validators=[Optional(), NumberRange(0, 1_000_000)],
-                         description="Leave empty for unlimited.")
-    per_advocate_limit = IntegerField("Per-advocate limit", validators=[Optional(), NumberRange(1, 1000)],
-                                      description="How many times one advocate may redeem it; empty for no limit.")
+    stock = IntegerField(
+        "Stock", validators=[Optional(), NumberRange(0, 1_000_000)], description="Leave empty for unlimited."
+    )
+    per_advocate_limit = IntegerField(
+        "Per-advocate limit",
+        validators=[Optional(), NumberRange(1, 1000)],
+        description="How many times one advocate may redeem it; empty for no limit.",
+    )
     active = BooleanField("Active (shown in the catalog)", default=True)
     submit = SubmitField("Save reward")
 
@@ -42,9 +46,12 @@ class RewardEditForm(RewardForm):
 
 
 class ActivityTypePointsForm(FlaskForm):
-    default_points = IntegerField("Default points", validators=[InputRequired(), NumberRange(0, 100_000)],
-                                  description="Credited when an activity of this type is completed, unless the "
-                                              "opportunity sets its own points. 0 to 100,000.")
+    default_points = IntegerField(
+        "Default points",
+        validators=[InputRequired(), NumberRange(0, 100_000)],
+        description="Credited when an activity of this type is completed, unless the "
+        "opportunity sets its own points. 0 to 100,000.",
+    )
     submit = SubmitField("Save")
 
 
@@ -56,10 +63,12 @@ class FulfilForm(FlaskForm):
 class AdjustPointsForm(FlaskForm):
     email = StringField("Advocate's email", validators=[DataRequired(), Length(max=254)])
     amount = IntegerField("Points (negative to deduct)", validators=[InputRequired(), NumberRange(-100_000, 100_000)])
-    reason = StringField("Reason (required, kept in the ledger and audit log)",
-                         validators=[DataRequired(), Length(max=255)],
-                         description="The ledger is permanent and survives account deletion: describe what "
-                                     "happened, do not name people or add contact details.")
+    reason = StringField(
+        "Reason (required, kept in the ledger and audit log)",
+        validators=[DataRequired(), Length(max=255)],
+        description="The ledger is permanent and survives account deletion: describe what "
+        "happened, do not name people or add contact details.",
+    )
     idempotency_key = HiddenField(validators=[DataRequired(), Length(min=8, max=64)])
     submit = SubmitField("Adjust points")
 

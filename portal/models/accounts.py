@@ -1,4 +1,5 @@
 """Accounts: users, their role and status, and the consents they gave."""
+
 from __future__ import annotations
 
 import enum

@@ -1,4 +1,5 @@
 """Advocate self-service: profile, reference lists, preferences, availability."""
+
 from __future__ import annotations
 
 import enum
@@ -148,9 +149,11 @@ class AdvocateProfile(Base):
     products: Mapped[list[Product]] = relationship(secondary=profile_products, order_by=Product.position)
     tags: Mapped[list[Tag]] = relationship(secondary=profile_tags, order_by=Tag.name)
     preferences: Mapped[list["ActivityPreference"]] = relationship(
-        cascade="all, delete-orphan", back_populates="profile")
+        cascade="all, delete-orphan", back_populates="profile"
+    )
     blackouts: Mapped[list["Blackout"]] = relationship(
-        cascade="all, delete-orphan", back_populates="profile", order_by="Blackout.starts_on")
+        cascade="all, delete-orphan", back_populates="profile", order_by="Blackout.starts_on"
+    )
 
     __table_args__ = (
         CheckConstraint("max_asks_per_month IS NULL OR max_asks_per_month >= 0", name="asks_month_nonneg"),
@@ -173,10 +176,10 @@ class AdvocateProfile(Base):
 class ActivityPreference(Base):
     __tablename__ = "activity_preferences"
 
-    user_id: Mapped[int] = mapped_column(ForeignKey("advocate_profiles.user_id", ondelete="CASCADE"),
-                                         primary_key=True)
-    activity_type_id: Mapped[int] = mapped_column(ForeignKey("activity_types.id", ondelete="CASCADE"),
-                                                  primary_key=True, index=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("advocate_profiles.user_id", ondelete="CASCADE"), primary_key=True)
+    activity_type_id: Mapped[int] = mapped_column(
+        ForeignKey("activity_types.id", ondelete="CASCADE"), primary_key=True, index=True
+    )
     opted_in: Mapped[bool] = mapped_column(Boolean, default=False)
     note: Mapped[str] = mapped_column(String(200), default="")
 

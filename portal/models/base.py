@@ -47,5 +47,12 @@ class Base(DeclarativeBase):
 
 def str_enum(cls, name: str, length: int = 20) -> Enum:
     """A Python enum stored as its values in a VARCHAR with a CHECK constraint (portable, migratable)."""
-    return Enum(cls, name=name, native_enum=False, create_constraint=True, length=length,
-                values_callable=lambda e: [m.value for m in e], validate_strings=True)
+    return Enum(
+        cls,
+        name=name,
+        native_enum=False,
+        create_constraint=True,
+        length=length,
+        values_callable=lambda e: [m.value for m in e],
+        validate_strings=True,
+    )

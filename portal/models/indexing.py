@@ -1,4 +1,5 @@
 """Documents waiting to be written to the search index (written in the transaction that changed them)."""
+
 from __future__ import annotations
 
 from datetime import datetime

@@ -1,4 +1,5 @@
 """The outbox: every email is a row written in the transaction that causes it, sent after commit."""
+
 from __future__ import annotations
 
 import enum
@@ -31,8 +32,9 @@ class OutboxMessage(Base):
     # The person a message is about when that is not its recipient (admins told of an applicant): their
     # erasure erases it too.
     about_user_id: Mapped[int | None] = mapped_column(index=True)
-    status: Mapped[OutboxStatus] = mapped_column(str_enum(OutboxStatus, "outbox_status", 10),
-                                                 default=OutboxStatus.QUEUED)
+    status: Mapped[OutboxStatus] = mapped_column(
+        str_enum(OutboxStatus, "outbox_status", 10), default=OutboxStatus.QUEUED
+    )
     attempts: Mapped[int] = mapped_column(default=0)
     last_error: Mapped[str | None] = mapped_column(Text)
     next_attempt_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -1,11 +1,11 @@
 """Opportunities, participations (one per advocate and opportunity), program settings, digests."""
+
 from __future__ import annotations
 
 import enum
 from datetime import date, datetime
 
-from sqlalchemy import (CheckConstraint, Column, Date, ForeignKey, Index, String, Table, Text,
-                        UniqueConstraint)
+from sqlalchemy import CheckConstraint, Column, Date, ForeignKey, Index, String, Table, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from portal.models.advocates import ActivityType, Industry, Product, Region, SizeBand
@@ -21,16 +21,20 @@ class OpportunityStatus(str, enum.Enum):
 
 class SelectionMode(str, enum.Enum):
     FIRST_COME = "first_come"  # a request takes a seat at once while seats remain
-    SELECTION = "selection"    # requests wait; an admin approves up to capacity
+    SELECTION = "selection"  # requests wait; an admin approves up to capacity
 
 
 def _targeting(name: str, target: str) -> Table:
     return Table(
-        f"opportunity_{name}", Base.metadata,
+        f"opportunity_{name}",
+        Base.metadata,
         Column("opportunity_id", ForeignKey("opportunities.id", ondelete="CASCADE"), primary_key=True),
-        Column(f"{name[:-1] if name != 'industries' else 'industry'}_id", ForeignKey(f"{target}.id",
-                                                                                     ondelete="CASCADE"),
-               primary_key=True, index=True),
+        Column(
+            f"{name[:-1] if name != 'industries' else 'industry'}_id",
+            ForeignKey(f"{target}.id", ondelete="CASCADE"),
+            primary_key=True,
+            index=True,
+        ),
     )
 
 
@@ -55,10 +59,12 @@ class Opportunity(Base):
     is_virtual: Mapped[bool] = mapped_column(default=True)
     location: Mapped[str] = mapped_column(String(160), default="")
     external_url: Mapped[str | None] = mapped_column(String(500))
-    status: Mapped[OpportunityStatus] = mapped_column(str_enum(OpportunityStatus, "opportunity_status", 12),
-                                                      default=OpportunityStatus.DRAFT)
-    selection_mode: Mapped[SelectionMode] = mapped_column(str_enum(SelectionMode, "selection_mode", 12),
-                                                          default=SelectionMode.SELECTION)
+    status: Mapped[OpportunityStatus] = mapped_column(
+        str_enum(OpportunityStatus, "opportunity_status", 12), default=OpportunityStatus.DRAFT
+    )
+    selection_mode: Mapped[SelectionMode] = mapped_column(
+        str_enum(SelectionMode, "selection_mode", 12), default=SelectionMode.SELECTION
+    )
     # Advisory boards: members serve for a term
     term_start: Mapped[date | None] = mapped_column(Date)
     term_end: Mapped[date | None] = mapped_column(Date)
@@ -117,8 +123,9 @@ class Participation(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     opportunity_id: Mapped[int] = mapped_column(ForeignKey("opportunities.id", ondelete="CASCADE"))
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
-    status: Mapped[ParticipationStatus] = mapped_column(str_enum(ParticipationStatus, "participation_status", 12),
-                                                        default=ParticipationStatus.REQUESTED)
+    status: Mapped[ParticipationStatus] = mapped_column(
+        str_enum(ParticipationStatus, "participation_status", 12), default=ParticipationStatus.REQUESTED
+    )
     holds_seat: Mapped[bool] = mapped_column(default=False)
     message: Mapped[str] = mapped_column(String(1000), default="")
     admin_message: Mapped[str] = mapped_column(String(1000), default="")
@@ -163,5 +170,7 @@ class DigestDelivery(Base):
     opportunity_count: Mapped[int] = mapped_column(default=0)
     sent_at: Mapped[datetime] = mapped_column(default=utcnow)
 
-    __table_args__ = (UniqueConstraint("user_id", "period", "period_key", name="uq_digest_user_period"),
-                      Index("ix_digest_user_sent", "user_id", "sent_at"))
+    __table_args__ = (
+        UniqueConstraint("user_id", "period", "period_key", name="uq_digest_user_period"),
+        Index("ix_digest_user_sent", "user_id", "sent_at"),
+    )

@@ -1,4 +1,5 @@
 """Recognition: the points ledger (append-only), cached balances, badges, rewards and redemptions."""
+
 from __future__ import annotations
 
 import enum
@@ -84,8 +85,11 @@ def _refuse_ledger_rewrites(session, flush_context, instances) -> None:
 
 @event.listens_for(Session, "do_orm_execute")
 def _refuse_bulk_ledger_rewrites(state) -> None:
-    if (state.is_update or state.is_delete) and state.bind_mapper is not None \
-            and state.bind_mapper.class_ is PointsEntry:
+    if (
+        (state.is_update or state.is_delete)
+        and state.bind_mapper is not None
+        and state.bind_mapper.class_ is PointsEntry
+    ):
         raise LedgerIsAppendOnly("Ledger entries cannot be updated or deleted; add a reversal entry instead.")
 
 
@@ -165,8 +169,9 @@ class Redemption(Base):
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="RESTRICT"), index=True)
     reward_id: Mapped[int] = mapped_column(ForeignKey("rewards.id", ondelete="RESTRICT"), index=True)
     points_cost: Mapped[int]
-    status: Mapped[RedemptionStatus] = mapped_column(str_enum(RedemptionStatus, "redemption_status", 12),
-                                                     default=RedemptionStatus.REQUESTED)
+    status: Mapped[RedemptionStatus] = mapped_column(
+        str_enum(RedemptionStatus, "redemption_status", 12), default=RedemptionStatus.REQUESTED
+    )
     idempotency_key: Mapped[str] = mapped_column(String(160), unique=True)
     note: Mapped[str] = mapped_column(String(500), default="")
     created_at: Mapped[datetime] = mapped_column(default=utcnow)

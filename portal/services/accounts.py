@@ -1,4 +1,5 @@
 """Account rules: registration, verification, approval, login, lockout, passwords, suspension."""
+
 from __future__ import annotations
 
 import re
@@ -73,9 +74,14 @@ def register_advocate(session, reg: Registration) -> User | None:
         hash_password(reg.password)  # the same work as a new account: the answer's timing tells nothing
         if existing.status != Status.DELETED:
             queue_email(
-                session, to=existing.email, subject="Someone tried to register with your email",
-                template="already_registered", user_id=existing.id, name=existing.name,
-                login_url=external_url("auth.login"), reset_url=external_url("auth.forgot_password"),
+                session,
+                to=existing.email,
+                subject="Someone tried to register with your email",
+                template="already_registered",
+                user_id=existing.id,
+                name=existing.name,
+                login_url=external_url("auth.login"),
+                reset_url=external_url("auth.forgot_password"),
             )
         return None
     user = User(
@@ -90,17 +96,37 @@ def register_advocate(session, reg: Registration) -> User | None:
     )
     session.add(user)
     session.flush()
-    session.add(Consent(user_id=user.id, kind="program_terms",
-                        version=current_app.config["TERMS_VERSION"], ip_address=reg.ip_address))
-    queue_email(session, to=user.email, subject="Confirm your email address", template="verify_email",
-                user_id=user.id, name=user.name, verify_url=verification_link(user))
+    session.add(
+        Consent(
+            user_id=user.id,
+            kind="program_terms",
+            version=current_app.config["TERMS_VERSION"],
+            ip_address=reg.ip_address,
+        )
+    )
+    queue_email(
+        session,
+        to=user.email,
+        subject="Confirm your email address",
+        template="verify_email",
+        user_id=user.id,
+        name=user.name,
+        verify_url=verification_link(user),
+    )
     return user
 
 
 def resend_verification(session, user: User) -> None:
     if user.status == Status.UNVERIFIED:
-        queue_email(session, to=user.email, subject="Confirm your email address", template="verify_email",
-                    user_id=user.id, name=user.name, verify_url=verification_link(user))
+        queue_email(
+            session,
+            to=user.email,
+            subject="Confirm your email address",
+            template="verify_email",
+            user_id=user.id,
+            name=user.name,
+            verify_url=verification_link(user),
+        )
 
 
 def verify_email(session, token: str) -> User:
@@ -126,10 +152,17 @@ def _address_verified(session, user: User) -> None:
 def _notify_admins_of_pending(session, user: User) -> None:
     admins = session.scalars(select(User).where(User.role == Role.ADMIN, User.status == Status.ACTIVE)).all()
     for admin in admins:
-        queue_email(session, to=admin.email, subject="A new advocate is waiting for approval",
-                    template="admin_pending", user_id=admin.id, about_user_id=user.id, name=admin.name,
-                    applicant=user,
-                    review_url=external_url("admin.pending"))
+        queue_email(
+            session,
+            to=admin.email,
+            subject="A new advocate is waiting for approval",
+            template="admin_pending",
+            user_id=admin.id,
+            about_user_id=user.id,
+            name=admin.name,
+            applicant=user,
+            review_url=external_url("admin.pending"),
+        )
 
 
 def _activate(session, user: User, actor_id: int | None) -> None:
@@ -140,8 +173,15 @@ def _activate(session, user: User, actor_id: int | None) -> None:
         from portal.services.profiles import get_profile
 
         get_profile(session, user)
-    queue_email(session, to=user.email, subject="Welcome: your advocate account is approved",
-                template="approved", user_id=user.id, name=user.name, login_url=external_url("auth.login"))
+    queue_email(
+        session,
+        to=user.email,
+        subject="Welcome: your advocate account is approved",
+        template="approved",
+        user_id=user.id,
+        name=user.name,
+        login_url=external_url("auth.login"),
+    )
     from portal.services.referrals import credit_referral
 
     session.flush()
@@ -166,8 +206,15 @@ def reject(session, user: User, actor_id: int | None, reason: str = "") -> User:
         raise Conflict("Only accounts waiting for approval can be declined.")
     user.status = Status.SUSPENDED
     user.rotate_session_token()
-    queue_email(session, to=user.email, subject="About your advocate application", template="declined",
-                user_id=user.id, name=user.name, reason=reason)
+    queue_email(
+        session,
+        to=user.email,
+        subject="About your advocate application",
+        template="declined",
+        user_id=user.id,
+        name=user.name,
+        reason=reason,
+    )
     audit.record(session, "user.decline", actor_id, user, reason=reason)
     return user
 
@@ -181,8 +228,9 @@ def suspend(session, user: User, actor_id: int | None, reason: str) -> User:
     return user
 
 
-def create_internal_user(session, email: str, role: Role, name: str | None = None,
-                         password: str | None = None, actor_id: int | None = None) -> User:
+def create_internal_user(
+    session, email: str, role: Role, name: str | None = None, password: str | None = None, actor_id: int | None = None
+) -> User:
     email = normalize_email(email)
     try:  # the CLI hands the address over unchecked (the web forms check it with WTForms' Email())
         validate_email(email, check_deliverability=False)
@@ -193,8 +241,12 @@ def create_internal_user(session, email: str, role: Role, name: str | None = Non
     if password is not None:
         check_password_policy(password, email)
     user = User(
-        email=email, name=name or email.split("@")[0].replace(".", " ").title(), role=role,
-        status=Status.ACTIVE, email_verified_at=utcnow(), approved_at=utcnow(),
+        email=email,
+        name=name or email.split("@")[0].replace(".", " ").title(),
+        role=role,
+        status=Status.ACTIVE,
+        email_verified_at=utcnow(),
+        approved_at=utcnow(),
         password_hash=hash_password(password) if password is not None else None,
     )
     session.add(user)
@@ -215,15 +267,21 @@ def _count_failure(session, user: User, now) -> None:
     tell the owner."""
     cfg = current_app.config
     # Count the failure atomically so concurrent attempts cannot undercount.
-    session.execute(update(User).where(User.id == user.id)
-                    .values(failed_login_count=User.failed_login_count + 1))
+    session.execute(update(User).where(User.id == user.id).values(failed_login_count=User.failed_login_count + 1))
     session.refresh(user, ["failed_login_count"])
     if user.failed_login_count >= cfg["LOGIN_MAX_FAILURES"]:
         user.locked_until = now + timedelta(minutes=cfg["LOGIN_LOCK_MINUTES"])
         user.failed_login_count = 0
-        queue_email(session, to=user.email, subject="Your account is locked for a while",
-                    template="account_locked", user_id=user.id, name=user.name,
-                    minutes=cfg["LOGIN_LOCK_MINUTES"], reset_url=external_url("auth.forgot_password"))
+        queue_email(
+            session,
+            to=user.email,
+            subject="Your account is locked for a while",
+            template="account_locked",
+            user_id=user.id,
+            name=user.name,
+            minutes=cfg["LOGIN_LOCK_MINUTES"],
+            reset_url=external_url("auth.forgot_password"),
+        )
         audit.record(session, "user.locked", None, user)
 
 
@@ -236,8 +294,10 @@ def _count_no_failure(session) -> None:
 
 class LoginFailed(DomainError):
     def __init__(self):
-        super().__init__("The email or password is not right, or the account is locked for a while. "
-                         "Try again, or reset your password.")
+        super().__init__(
+            "The email or password is not right, or the account is locked for a while. "
+            "Try again, or reset your password."
+        )
 
 
 def authenticate(session, email: str, password: str) -> User:
@@ -282,12 +342,20 @@ def request_password_reset(session, email: str) -> None:
     if user is None or user.status in (Status.DELETED, Status.SUSPENDED):
         # The same work as for an account, minus the message: the answer's timing tells nothing.
         token = make_token(RESET, 0, fingerprint(email))
-        render_email("reset_password", "Reset your password", name="",
-                     reset_url=external_url("auth.reset_password", token=token))
+        render_email(
+            "reset_password", "Reset your password", name="", reset_url=external_url("auth.reset_password", token=token)
+        )
         return
     token = make_token(RESET, user.id, _reset_state(user))
-    queue_email(session, to=user.email, subject="Reset your password", template="reset_password",
-                user_id=user.id, name=user.name, reset_url=external_url("auth.reset_password", token=token))
+    queue_email(
+        session,
+        to=user.email,
+        subject="Reset your password",
+        template="reset_password",
+        user_id=user.id,
+        name=user.name,
+        reset_url=external_url("auth.reset_password", token=token),
+    )
 
 
 def user_for_reset_token(session, token: str) -> User:
@@ -305,8 +373,15 @@ def _set_password(session, user: User, new_password: str) -> None:
     user.rotate_session_token()
     user.failed_login_count = 0
     user.locked_until = None
-    queue_email(session, to=user.email, subject="Your password was changed", template="password_changed",
-                user_id=user.id, name=user.name, reset_url=external_url("auth.forgot_password"))
+    queue_email(
+        session,
+        to=user.email,
+        subject="Your password was changed",
+        template="password_changed",
+        user_id=user.id,
+        name=user.name,
+        reset_url=external_url("auth.forgot_password"),
+    )
 
 
 def reset_password(session, token: str, new_password: str) -> User:
@@ -328,8 +403,9 @@ def change_password(session, user: User, current_password: str, new_password: st
     now = utcnow()
     if _is_locked(user, now):
         verify_password(None, current_password)
-        raise CurrentPasswordWrong("Too many wrong passwords: your account is locked for a while. "
-                                   "Try again later, or reset your password.")
+        raise CurrentPasswordWrong(
+            "Too many wrong passwords: your account is locked for a while. Try again later, or reset your password."
+        )
     if not verify_password(user.password_hash, current_password):
         _count_failure(session, user, now)
         raise CurrentPasswordWrong("Your current password is not right.")

@@ -6,6 +6,7 @@ rule = {"metric": "activities", "activity_type": "review" | None, "count": 5,
        {"metric": "referrals", "count": 3}
        {"metric": "manual"}                       (granted by admins only)
 """
+
 from __future__ import annotations
 
 from datetime import timedelta
@@ -14,8 +15,22 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import aliased
 
-from portal.models import (ActivityType, AdvocateProfile, Badge, EntryKind, EntrySource, Opportunity, Participation,
-                           ParticipationStatus, PointsEntry, Role, Status, User, UserBadge, utcnow)
+from portal.models import (
+    ActivityType,
+    AdvocateProfile,
+    Badge,
+    EntryKind,
+    EntrySource,
+    Opportunity,
+    Participation,
+    ParticipationStatus,
+    PointsEntry,
+    Role,
+    Status,
+    User,
+    UserBadge,
+    utcnow,
+)
 from portal.services import audit
 from portal.services.errors import Conflict, DomainError, NotFound
 
@@ -28,12 +43,22 @@ def _activities(session, user: User, rule: dict) -> int:
     statuses = [ParticipationStatus(s) for s in rule.get("statuses") or ["completed"]]
     earned = aliased(PointsEntry)
     reversal = aliased(PointsEntry)
-    reversed_completion = (select(earned.id).join(reversal, reversal.reverses_id == earned.id)
-                           .where(earned.source == EntrySource.PARTICIPATION, earned.kind == EntryKind.EARNED,
-                                  earned.source_id == Participation.id).exists())
-    q = (select(func.count()).select_from(Participation)
-         .join(Opportunity, Opportunity.id == Participation.opportunity_id)
-         .where(Participation.user_id == user.id, Participation.status.in_(statuses), ~reversed_completion))
+    reversed_completion = (
+        select(earned.id)
+        .join(reversal, reversal.reverses_id == earned.id)
+        .where(
+            earned.source == EntrySource.PARTICIPATION,
+            earned.kind == EntryKind.EARNED,
+            earned.source_id == Participation.id,
+        )
+        .exists()
+    )
+    q = (
+        select(func.count())
+        .select_from(Participation)
+        .join(Opportunity, Opportunity.id == Participation.opportunity_id)
+        .where(Participation.user_id == user.id, Participation.status.in_(statuses), ~reversed_completion)
+    )
     key = rule.get("activity_type")
     if key:
         q = q.join(ActivityType, ActivityType.id == Opportunity.activity_type_id).where(ActivityType.key == key)
@@ -46,9 +71,18 @@ def _tenure_days(session, user: User, rule: dict) -> int:
 
 
 def _referrals(session, user: User, rule: dict) -> int:
-    return session.scalar(select(func.count()).select_from(PointsEntry).where(
-        PointsEntry.user_id == user.id, PointsEntry.source == EntrySource.REFERRAL,
-        PointsEntry.kind == EntryKind.EARNED)) or 0
+    return (
+        session.scalar(
+            select(func.count())
+            .select_from(PointsEntry)
+            .where(
+                PointsEntry.user_id == user.id,
+                PointsEntry.source == EntrySource.REFERRAL,
+                PointsEntry.kind == EntryKind.EARNED,
+            )
+        )
+        or 0
+    )
 
 
 METRICS = {"activities": _activities, "tenure_days": _tenure_days, "referrals": _referrals}
@@ -88,10 +122,18 @@ def evaluate(session, user_id: int) -> list[Badge]:
         from portal.services.subscriptions import list_unsubscribe_headers, unsubscribe_url
 
         unsubscribe = unsubscribe_url(user, "news")
-        queue_email(session, to=user.email, subject=f"You earned a badge: {new[0].name}", template="badge_earned",
-                    user_id=user.id, name=user.name, badges=[(b.icon, b.name, b.description) for b in new],
-                    url=external_url("recognition.badges_page"), unsubscribe_url=unsubscribe,
-                    headers=list_unsubscribe_headers(unsubscribe))
+        queue_email(
+            session,
+            to=user.email,
+            subject=f"You earned a badge: {new[0].name}",
+            template="badge_earned",
+            user_id=user.id,
+            name=user.name,
+            badges=[(b.icon, b.name, b.description) for b in new],
+            url=external_url("recognition.badges_page"),
+            unsubscribe_url=unsubscribe,
+            headers=list_unsubscribe_headers(unsubscribe),
+        )
     return new
 
 
@@ -127,18 +169,40 @@ def gallery(session, user_id: int) -> list[tuple[Badge, UserBadge | None]]:
 DEFAULT_BADGES = [
     # key, name, description, icon, rule
     ("first-activity", "First step", "Completed your first activity", "👣", {"metric": "activities", "count": 1}),
-    ("five-reviews", "Reviewer", "Wrote five peer reviews", "✍️",
-     {"metric": "activities", "activity_type": "review", "count": 5}),
+    (
+        "five-reviews",
+        "Reviewer",
+        "Wrote five peer reviews",
+        "✍️",
+        {"metric": "activities", "activity_type": "review", "count": 5},
+    ),
     # A member from approval on, not only once a term is completed (migration 0007 sets existing rows).
-    ("board-member", "Advisory board member", "Served on the customer advisory board", "🏛️",
-     {"metric": "activities", "activity_type": "advisory_board", "statuses": ["approved", "completed"], "count": 1}),
+    (
+        "board-member",
+        "Advisory board member",
+        "Served on the customer advisory board",
+        "🏛️",
+        {"metric": "activities", "activity_type": "advisory_board", "statuses": ["approved", "completed"], "count": 1},
+    ),
     ("one-year", "One year strong", "One year as an advocate", "🎂", {"metric": "tenure_days", "count": 365}),
     ("three-referrals", "Connector", "Three colleagues joined through you", "🤝", {"metric": "referrals", "count": 3}),
     ("champion", "Champion", "Granted by the program team for outstanding advocacy", "🏆", {"metric": "manual"}),
 ]
-FIRST_OF_TYPE_ICONS = {"speaking": "🎤", "review": "⭐", "reference_call": "📞", "case_study": "📄",
-                       "advisory_board": "🏛️", "quote": "💬", "media": "📰", "analyst": "📊", "webinar": "🖥️",
-                       "podcast": "🎧", "video": "🎬", "referral": "🔗", "beta": "🧪"}
+FIRST_OF_TYPE_ICONS = {
+    "speaking": "🎤",
+    "review": "⭐",
+    "reference_call": "📞",
+    "case_study": "📄",
+    "advisory_board": "🏛️",
+    "quote": "💬",
+    "media": "📰",
+    "analyst": "📊",
+    "webinar": "🖥️",
+    "podcast": "🎧",
+    "video": "🎬",
+    "referral": "🔗",
+    "beta": "🧪",
+}
 
 
 def ensure_default_badges(session) -> int:
@@ -154,9 +218,16 @@ def ensure_default_badges(session) -> int:
         pos += 1
         key = f"first-{t.key}"
         if key not in have:
-            session.add(Badge(key=key, name=f"First {t.name.lower()}", description=f"Completed your first {t.name.lower()}",
-                              icon=FIRST_OF_TYPE_ICONS.get(t.key, "★"),
-                              rule={"metric": "activities", "activity_type": t.key, "count": 1}, position=pos))
+            session.add(
+                Badge(
+                    key=key,
+                    name=f"First {t.name.lower()}",
+                    description=f"Completed your first {t.name.lower()}",
+                    icon=FIRST_OF_TYPE_ICONS.get(t.key, "★"),
+                    rule={"metric": "activities", "activity_type": t.key, "count": 1},
+                    position=pos,
+                )
+            )
             added += 1
     session.flush()
     return added

@@ -11,6 +11,7 @@ eligible and could say "I'm in" now; at most once per advocate and opportunity. 
 Both leave out what a fatigue rule would refuse (an advocate at their own limit gets nothing), and
 the digest leaves out what was already announced to that advocate.
 """
+
 from __future__ import annotations
 
 from datetime import datetime, timedelta
@@ -42,8 +43,15 @@ def period_key(period: str, now: datetime) -> str:
 
 
 def _items(matches) -> list[tuple]:
-    return [(m.opportunity.title, m.opportunity.activity_type.name, m.why,
-             external_url("opportunities.detail", opp_id=m.opportunity.id)) for m in matches]
+    return [
+        (
+            m.opportunity.title,
+            m.opportunity.activity_type.name,
+            m.why,
+            external_url("opportunities.detail", opp_id=m.opportunity.id),
+        )
+        for m in matches
+    ]
 
 
 def send(session, period: str, now: datetime | None = None) -> tuple[int, int]:
@@ -52,17 +60,33 @@ def send(session, period: str, now: datetime | None = None) -> tuple[int, int]:
         raise ValueError("period must be weekly or monthly")
     now = now or utcnow()
     key = period_key(period, now)
-    users = list(session.scalars(
-        select(User).join(AdvocateProfile, AdvocateProfile.user_id == User.id)
-        .where(User.role == Role.ADVOCATE, User.status == Status.ACTIVE, AdvocateProfile.digest == Digest(period))
-        .order_by(User.id)))
-    already = set(session.scalars(select(DigestDelivery.user_id).where(
-        DigestDelivery.period == period, DigestDelivery.period_key == key)))
-    last_sent = dict(session.execute(select(DigestDelivery.user_id, func.max(DigestDelivery.sent_at))
-                                     .where(DigestDelivery.period.in_(list(LOOKBACK)))
-                                     .group_by(DigestDelivery.user_id)).all())
-    announced = set(session.execute(select(DigestDelivery.user_id, DigestDelivery.period_key).where(
-        DigestDelivery.period == ANNOUNCE, DigestDelivery.sent_at >= now - ANNOUNCED_MEMORY)).all())
+    users = list(
+        session.scalars(
+            select(User)
+            .join(AdvocateProfile, AdvocateProfile.user_id == User.id)
+            .where(User.role == Role.ADVOCATE, User.status == Status.ACTIVE, AdvocateProfile.digest == Digest(period))
+            .order_by(User.id)
+        )
+    )
+    already = set(
+        session.scalars(
+            select(DigestDelivery.user_id).where(DigestDelivery.period == period, DigestDelivery.period_key == key)
+        )
+    )
+    last_sent = dict(
+        session.execute(
+            select(DigestDelivery.user_id, func.max(DigestDelivery.sent_at))
+            .where(DigestDelivery.period.in_(list(LOOKBACK)))
+            .group_by(DigestDelivery.user_id)
+        ).all()
+    )
+    announced = set(
+        session.execute(
+            select(DigestDelivery.user_id, DigestDelivery.period_key).where(
+                DigestDelivery.period == ANNOUNCE, DigestDelivery.sent_at >= now - ANNOUNCED_MEMORY
+            )
+        ).all()
+    )
     open_now = opportunities.open_opportunities(session, now.date())  # once, for every advocate
     pol = fatigue.policy(session)
     sent = skipped = 0
@@ -71,31 +95,43 @@ def send(session, period: str, now: datetime | None = None) -> tuple[int, int]:
             skipped += 1
             continue
         since = last_sent.get(user.id) or now - LOOKBACK[period]
-        fresh = [o for o in open_now if o.opened_at and o.opened_at > since
-                 and (user.id, str(o.id)) not in announced]
+        fresh = [o for o in open_now if o.opened_at and o.opened_at > since and (user.id, str(o.id)) not in announced]
         matches = opportunities.feed(session, user, now=now, opps=fresh, policy=pol) if fresh else []
         if not matches:
             skipped += 1
             continue
         try:
             with session.begin_nested():
-                session.add(DigestDelivery(user_id=user.id, period=period, period_key=key,
-                                           opportunity_count=len(matches), sent_at=now))
+                session.add(
+                    DigestDelivery(
+                        user_id=user.id, period=period, period_key=key, opportunity_count=len(matches), sent_at=now
+                    )
+                )
                 session.flush()
         except IntegrityError:  # another run got there first
             skipped += 1
             continue
         url = unsubscribe_url(user, "digest")
-        queue_email(session, to=user.email, subject=f"{len(matches)} new opportunit{'y' if len(matches) == 1 else 'ies'} for you",
-                    template="digest", user_id=user.id, name=user.name, period=period, items=_items(matches),
-                    feed_url=external_url("opportunities.feed"), unsubscribe_url=url,
-                    headers=list_unsubscribe_headers(url))
+        queue_email(
+            session,
+            to=user.email,
+            subject=f"{len(matches)} new opportunit{'y' if len(matches) == 1 else 'ies'} for you",
+            template="digest",
+            user_id=user.id,
+            name=user.name,
+            period=period,
+            items=_items(matches),
+            feed_url=external_url("opportunities.feed"),
+            unsubscribe_url=url,
+            headers=list_unsubscribe_headers(url),
+        )
         sent += 1
     return sent, skipped
 
 
-def announce(session, now: datetime | None = None, window: timedelta = ANNOUNCE_WINDOW, after_id: int = 0,
-             limit: int = 500) -> tuple[int, int, int | None]:
+def announce(
+    session, now: datetime | None = None, window: timedelta = ANNOUNCE_WINDOW, after_id: int = 0, limit: int = 500
+) -> tuple[int, int, int | None]:
     """Queue announcements for the opportunities first opened within ``window`` to the advocates
     (ids above ``after_id``, at most ``limit`` of them: call again with the id returned until it is
     None) who want them, fit them and have not been told. Returns (emails, advocates skipped, last id).
@@ -104,24 +140,43 @@ def announce(session, now: datetime | None = None, window: timedelta = ANNOUNCE_
     opportunity) pair is recorded first, so a second run, or one running at the same time, never
     tells anybody twice."""
     now = now or utcnow()
-    opps = [o for o in opportunities.open_opportunities(session, now.date())
-            if o.opened_at and o.opened_at > now - window]
+    opps = [
+        o for o in opportunities.open_opportunities(session, now.date()) if o.opened_at and o.opened_at > now - window
+    ]
     if not opps:
         return 0, 0, None
     type_ids = sorted({o.activity_type_id for o in opps})
-    users = list(session.scalars(
-        select(User).join(AdvocateProfile, AdvocateProfile.user_id == User.id)
-        .where(User.role == Role.ADVOCATE, User.status == Status.ACTIVE, User.id > after_id,
-               AdvocateProfile.notify_opportunities.is_(True),
-               exists().where(ActivityPreference.user_id == User.id, ActivityPreference.opted_in.is_(True),
-                              ActivityPreference.activity_type_id.in_(type_ids)))
-        .order_by(User.id).limit(limit)))
+    users = list(
+        session.scalars(
+            select(User)
+            .join(AdvocateProfile, AdvocateProfile.user_id == User.id)
+            .where(
+                User.role == Role.ADVOCATE,
+                User.status == Status.ACTIVE,
+                User.id > after_id,
+                AdvocateProfile.notify_opportunities.is_(True),
+                exists().where(
+                    ActivityPreference.user_id == User.id,
+                    ActivityPreference.opted_in.is_(True),
+                    ActivityPreference.activity_type_id.in_(type_ids),
+                ),
+            )
+            .order_by(User.id)
+            .limit(limit)
+        )
+    )
     if not users:
         return 0, 0, None
     keys = [str(o.id) for o in opps]
-    told = set(session.execute(select(DigestDelivery.user_id, DigestDelivery.period_key).where(
-        DigestDelivery.period == ANNOUNCE, DigestDelivery.period_key.in_(keys),
-        DigestDelivery.user_id.in_([u.id for u in users]))).all())
+    told = set(
+        session.execute(
+            select(DigestDelivery.user_id, DigestDelivery.period_key).where(
+                DigestDelivery.period == ANNOUNCE,
+                DigestDelivery.period_key.in_(keys),
+                DigestDelivery.user_id.in_([u.id for u in users]),
+            )
+        ).all()
+    )
     pol = fatigue.policy(session)
     sent = skipped = 0
     for user in users:
@@ -131,8 +186,15 @@ def announce(session, now: datetime | None = None, window: timedelta = ANNOUNCE_
             try:
                 with session.begin_nested():
                     for m in matches:
-                        session.add(DigestDelivery(user_id=user.id, period=ANNOUNCE, period_key=str(m.opportunity.id),
-                                                   opportunity_count=1, sent_at=now))
+                        session.add(
+                            DigestDelivery(
+                                user_id=user.id,
+                                period=ANNOUNCE,
+                                period_key=str(m.opportunity.id),
+                                opportunity_count=1,
+                                sent_at=now,
+                            )
+                        )
                     session.flush()
             except IntegrityError:  # a run at the same time told this advocate first
                 matches = []
@@ -141,11 +203,23 @@ def announce(session, now: datetime | None = None, window: timedelta = ANNOUNCE_
             continue
         url = unsubscribe_url(user, "opportunities")
         first = matches[0].opportunity
-        subject = (f"New opportunity for you: {first.title}" if len(matches) == 1
-                   else f"{len(matches)} new opportunities that match you")
-        queue_email(session, to=user.email, subject=subject, template="opportunity_announcement", user_id=user.id,
-                    name=user.name, items=_items(matches), feed_url=external_url("opportunities.feed"),
-                    preferences_url=external_url("profile.preferences"), unsubscribe_url=url,
-                    headers=list_unsubscribe_headers(url))
+        subject = (
+            f"New opportunity for you: {first.title}"
+            if len(matches) == 1
+            else f"{len(matches)} new opportunities that match you"
+        )
+        queue_email(
+            session,
+            to=user.email,
+            subject=subject,
+            template="opportunity_announcement",
+            user_id=user.id,
+            name=user.name,
+            items=_items(matches),
+            feed_url=external_url("opportunities.feed"),
+            preferences_url=external_url("profile.preferences"),
+            unsubscribe_url=url,
+            headers=list_unsubscribe_headers(url),
+        )
         sent += 1
     return sent, skipped, users[-1].id

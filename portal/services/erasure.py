@@ -20,37 +20,62 @@ What stays, and why (the documented exceptions ``tests/test_erasure.py`` allows)
 - digest deliveries stay (counts only);
 - tags that only this advocate used are deleted: they were offered to everyone as suggestions.
 """
+
 from __future__ import annotations
 
 from sqlalchemy import case, delete, or_, select, update
 
-from portal.models import (ACTIVE_STATUSES, AdvocateProfile, AuditEvent, Participation, Redemption, RedemptionStatus,
-                           Tag, User, UserBadge, profile_tags)
+from portal.models import (
+    ACTIVE_STATUSES,
+    AdvocateProfile,
+    AuditEvent,
+    Participation,
+    Redemption,
+    RedemptionStatus,
+    Tag,
+    User,
+    UserBadge,
+    profile_tags,
+)
 from portal.services import participation, rewards
 
 ERASED = "(erased)"
 
 
 def withdraw_open_participations(session, user: User) -> None:
-    ids = list(session.scalars(select(Participation.id).where(Participation.user_id == user.id,
-                                                              Participation.status.in_(ACTIVE_STATUSES))
-                               .order_by(Participation.id)))
+    ids = list(
+        session.scalars(
+            select(Participation.id)
+            .where(Participation.user_id == user.id, Participation.status.in_(ACTIVE_STATUSES))
+            .order_by(Participation.id)
+        )
+    )
     for participation_id in ids:
         participation.withdraw(session, user, participation_id)
 
 
 def cancel_open_redemptions(session, user: User) -> None:
-    ids = list(session.scalars(select(Redemption.id).where(Redemption.user_id == user.id,
-                                                           Redemption.status == RedemptionStatus.REQUESTED)
-                               .order_by(Redemption.id)))
+    ids = list(
+        session.scalars(
+            select(Redemption.id)
+            .where(Redemption.user_id == user.id, Redemption.status == RedemptionStatus.REQUESTED)
+            .order_by(Redemption.id)
+        )
+    )
     for redemption_id in ids:
         rewards.cancel(session, redemption_id, user, reason="")
 
 
 def blank_free_text(session, user: User) -> None:
-    session.execute(update(Participation).where(Participation.user_id == user.id).values(
-        message="", admin_message="",
-        override_reason=case((Participation.override_reason.is_(None), None), else_=ERASED)))
+    session.execute(
+        update(Participation)
+        .where(Participation.user_id == user.id)
+        .values(
+            message="",
+            admin_message="",
+            override_reason=case((Participation.override_reason.is_(None), None), else_=ERASED),
+        )
+    )
     session.execute(update(Redemption).where(Redemption.user_id == user.id).values(note=""))
     session.execute(update(UserBadge).where(UserBadge.user_id == user.id).values(reason=""))
 
@@ -70,17 +95,28 @@ def _scrub(value, needles: list[str]):
 def scrub_audit_log(session, user: User) -> None:
     # Their own actions, and events about them that nobody acted in (a lock after failed sign-ins
     # records the address the attempts came from, usually theirs).
-    session.execute(update(AuditEvent).where(or_(
-        AuditEvent.actor_id == user.id,
-        AuditEvent.actor_id.is_(None) & (AuditEvent.target_type == "user") & (AuditEvent.target_id == user.id)))
-        .values(ip_address=None))
+    session.execute(
+        update(AuditEvent)
+        .where(
+            or_(
+                AuditEvent.actor_id == user.id,
+                AuditEvent.actor_id.is_(None) & (AuditEvent.target_type == "user") & (AuditEvent.target_id == user.id),
+            )
+        )
+        .values(ip_address=None)
+    )
     participation_ids = select(Participation.id).where(Participation.user_id == user.id)
     redemption_ids = select(Redemption.id).where(Redemption.user_id == user.id)
-    about = session.scalars(select(AuditEvent).where(or_(
-        AuditEvent.actor_id == user.id,
-        (AuditEvent.target_type == "user") & (AuditEvent.target_id == user.id),
-        (AuditEvent.target_type == "participation") & AuditEvent.target_id.in_(participation_ids),
-        (AuditEvent.target_type == "redemption") & AuditEvent.target_id.in_(redemption_ids))))
+    about = session.scalars(
+        select(AuditEvent).where(
+            or_(
+                AuditEvent.actor_id == user.id,
+                (AuditEvent.target_type == "user") & (AuditEvent.target_id == user.id),
+                (AuditEvent.target_type == "participation") & AuditEvent.target_id.in_(participation_ids),
+                (AuditEvent.target_type == "redemption") & AuditEvent.target_id.in_(redemption_ids),
+            )
+        )
+    )
     needles = [n for n in (user.name, user.email) if n and len(n) >= 2]
     for event in about:
         if event.details:
@@ -98,5 +134,4 @@ def delete_unused_tags(session, user: User) -> None:
     session.execute(delete(Tag).where(Tag.id.in_(ids), Tag.id.not_in(still_used)))
 
 
-STEPS = [withdraw_open_participations, cancel_open_redemptions, blank_free_text, scrub_audit_log,
-         delete_unused_tags]
+STEPS = [withdraw_open_participations, cancel_open_redemptions, blank_free_text, scrub_audit_log, delete_unused_tags]

@@ -12,6 +12,7 @@ A new engagement on day D breaks the program limit when some 90-day window holdi
 N engagements (past or future ones), and the reference-call gap when another reference call is
 fewer than D days before *or after* it.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -19,15 +20,30 @@ from datetime import date, datetime, time, timedelta, timezone
 
 from sqlalchemy import and_, cast, func, insert, literal, or_, select, String
 
-from portal.models import (ACTIVE_STATUSES, ENGAGED_STATUSES, ActivityType, AdvocateProfile, Blackout, Opportunity,
-                           Participation, ParticipationStatus, ProgramSetting, Role, SearchPending, Status, User,
-                           utcnow)
+from portal.models import (
+    ACTIVE_STATUSES,
+    ENGAGED_STATUSES,
+    ActivityType,
+    AdvocateProfile,
+    Blackout,
+    Opportunity,
+    Participation,
+    ParticipationStatus,
+    ProgramSetting,
+    Role,
+    SearchPending,
+    Status,
+    User,
+    utcnow,
+)
 from portal.services import audit, profiles
 from portal.services.errors import DomainError
 
 DEFAULTS = {"max_engagements_90d": 4, "reference_call_gap_days": 30}
-LABELS = {"max_engagements_90d": "Most engagements per advocate in 90 days",
-          "reference_call_gap_days": "Fewest days between two reference calls"}
+LABELS = {
+    "max_engagements_90d": "Most engagements per advocate in 90 days",
+    "reference_call_gap_days": "Fewest days between two reference calls",
+}
 WINDOW_DAYS = 90
 UNDER_USED_DAYS = 180
 ASK_STATUSES = (ParticipationStatus.REQUESTED, ParticipationStatus.APPROVED, ParticipationStatus.COMPLETED)
@@ -42,8 +58,7 @@ class Policy:
 
 def policy(session) -> Policy:
     values = dict(DEFAULTS)
-    values.update({s.key: s.value for s in session.scalars(select(ProgramSetting))
-                   if s.key in DEFAULTS})
+    values.update({s.key: s.value for s in session.scalars(select(ProgramSetting)) if s.key in DEFAULTS})
     return Policy(**values)
 
 
@@ -71,13 +86,18 @@ def queue_all_for_reindex(session) -> None:
     """Every active advocate's search document holds a fatigue status computed from the policy: queue
     them all (one INSERT ... SELECT, in the caller's transaction). The next index writer, or the
     ``flask search sync`` cron, applies them in batches; the admin's request does not wait for it."""
-    session.execute(insert(SearchPending).from_select(
-        ["doc_type", "doc_id"],
-        select(cast(literal(SEARCH_ADVOCATES), String(20)), User.id)
-        .where(User.role == Role.ADVOCATE, User.status == Status.ACTIVE)))
+    session.execute(
+        insert(SearchPending).from_select(
+            ["doc_type", "doc_id"],
+            select(cast(literal(SEARCH_ADVOCATES), String(20)), User.id).where(
+                User.role == Role.ADVOCATE, User.status == Status.ACTIVE
+            ),
+        )
+    )
 
 
 # --- plain words ---------------------------------------------------------------------------------------------
+
 
 class Reason(str):
     """One broken rule. As a string it is the admins' wording (third person, stored in the audit log);
@@ -120,15 +140,18 @@ def _ask_limit(name: str, limit: int, used: int, period: str) -> Reason:
     if limit == 0:
         return Reason(f"{name} asked for no asks a {period}.", f"You asked for no asks a {period}.")
     have = _num(used) if used else "none"
-    return Reason(f"{name} asked for at most {_count(limit, 'ask')} a {period} and has {have} this {period}.",
-                  f"You asked for at most {_count(limit, 'ask')} a {period} and have {have} this {period}.")
+    return Reason(
+        f"{name} asked for at most {_count(limit, 'ask')} a {period} and has {have} this {period}.",
+        f"You asked for at most {_count(limit, 'ask')} a {period} and have {have} this {period}.",
+    )
 
 
 # --- engagement days -------------------------------------------------------------------------------------------
 
 
-def engagement_day(event_date: date | None, term_start: date | None, deadline: date | None,
-                   engaged_at: datetime | None) -> date | None:
+def engagement_day(
+    event_date: date | None, term_start: date | None, deadline: date | None, engaged_at: datetime | None
+) -> date | None:
     """The day an engagement counts on: when it happens, else when it was approved."""
     d = event_date or term_start or deadline
     if d is None and engaged_at is not None:
@@ -156,18 +179,24 @@ def _window_peak(days: list[int], d: int, span: int = WINDOW_DAYS) -> int:
 def _engagement_rows(session, user_ids: list[int], exclude_id: int | None = None, since: date | None = None):
     """(user_id, day, activity key) of the advocates' engagements (approved or completed)."""
     O, P = Opportunity, Participation
-    q = (select(P.user_id, O.event_date, O.term_start, O.deadline, P.engaged_at, ActivityType.key)
-         .join(O, O.id == P.opportunity_id).join(ActivityType, ActivityType.id == O.activity_type_id)
-         .where(P.user_id.in_(user_ids), P.status.in_(ENGAGED_STATUSES)))
+    q = (
+        select(P.user_id, O.event_date, O.term_start, O.deadline, P.engaged_at, ActivityType.key)
+        .join(O, O.id == P.opportunity_id)
+        .join(ActivityType, ActivityType.id == O.activity_type_id)
+        .where(P.user_id.in_(user_ids), P.status.in_(ENGAGED_STATUSES))
+    )
     if exclude_id:
         q = q.where(P.id != exclude_id)
     if since is not None:  # only engagements on or after ``since`` (by the same coalesce, in SQL)
         since_at = datetime.combine(since, time.min, tzinfo=timezone.utc)
-        q = q.where(or_(O.event_date >= since,
-                        and_(O.event_date.is_(None), O.term_start >= since),
-                        and_(O.event_date.is_(None), O.term_start.is_(None), O.deadline >= since),
-                        and_(O.event_date.is_(None), O.term_start.is_(None), O.deadline.is_(None),
-                             P.engaged_at >= since_at)))
+        q = q.where(
+            or_(
+                O.event_date >= since,
+                and_(O.event_date.is_(None), O.term_start >= since),
+                and_(O.event_date.is_(None), O.term_start.is_(None), O.deadline >= since),
+                and_(O.event_date.is_(None), O.term_start.is_(None), O.deadline.is_(None), P.engaged_at >= since_at),
+            )
+        )
     out = []
     for uid, event_date, term_start, deadline, engaged_at, key in session.execute(q).all():
         day = engagement_day(event_date, term_start, deadline, engaged_at)
@@ -192,8 +221,15 @@ def ask_periods(timezone_name: str | None, now: datetime) -> tuple[date, datetim
 
 
 def _asks_since(session, user_id: int, since: datetime, exclude_id: int | None) -> int:
-    q = select(func.count()).select_from(Participation).where(
-        Participation.user_id == user_id, Participation.status.in_(ASK_STATUSES), Participation.requested_at >= since)
+    q = (
+        select(func.count())
+        .select_from(Participation)
+        .where(
+            Participation.user_id == user_id,
+            Participation.status.in_(ASK_STATUSES),
+            Participation.requested_at >= since,
+        )
+    )
     if exclude_id:
         q = q.where(Participation.id != exclude_id)
     return session.scalar(q) or 0
@@ -206,8 +242,16 @@ class Snapshot:
     """One advocate's fatigue facts, read once (a handful of queries); the rules are then checked for
     any number of opportunities without another query (the feed, the digest, announcements)."""
 
-    def __init__(self, session, user: User, *, counts_as_ask: bool = True, exclude_participation_id: int | None = None,
-                 now: datetime | None = None, pol: Policy | None = None):
+    def __init__(
+        self,
+        session,
+        user: User,
+        *,
+        counts_as_ask: bool = True,
+        exclude_participation_id: int | None = None,
+        now: datetime | None = None,
+        pol: Policy | None = None,
+    ):
         self.now = now or utcnow()
         self.name = user.name
         self.counts_as_ask = counts_as_ask
@@ -216,18 +260,37 @@ class Snapshot:
         # Pauses, blackouts and the own ask limits' months and quarters are the advocate's calendar
         # days (as on their own pages).
         self.today, month_start, quarter_start = ask_periods(
-            profile.timezone if profile is not None else None, self.now)
+            profile.timezone if profile is not None else None, self.now
+        )
         self.paused_until = profile.paused_until if profile is not None else None
-        self.blackouts = [] if profile is None else [(b.starts_on, b.ends_on) for b in session.scalars(
-            select(Blackout).where(Blackout.user_id == user.id).order_by(Blackout.starts_on))]
+        self.blackouts = (
+            []
+            if profile is None
+            else [
+                (b.starts_on, b.ends_on)
+                for b in session.scalars(
+                    select(Blackout).where(Blackout.user_id == user.id).order_by(Blackout.starts_on)
+                )
+            ]
+        )
         self.limits = []  # (limit, used, "month" | "quarter")
         if profile is not None and counts_as_ask:
             if profile.max_asks_per_month is not None:
-                self.limits.append((profile.max_asks_per_month, _asks_since(
-                    session, user.id, month_start, exclude_participation_id), "month"))
+                self.limits.append(
+                    (
+                        profile.max_asks_per_month,
+                        _asks_since(session, user.id, month_start, exclude_participation_id),
+                        "month",
+                    )
+                )
             if profile.max_asks_per_quarter is not None:
-                self.limits.append((profile.max_asks_per_quarter, _asks_since(
-                    session, user.id, quarter_start, exclude_participation_id), "quarter"))
+                self.limits.append(
+                    (
+                        profile.max_asks_per_quarter,
+                        _asks_since(session, user.id, quarter_start, exclude_participation_id),
+                        "quarter",
+                    )
+                )
         rows = _engagement_rows(session, [user.id], exclude_participation_id)
         self.days = [d.toordinal() for _, d, _ in rows]
         self.call_days = sorted(d.toordinal() for _, d, key in rows if key == "reference_call")
@@ -235,7 +298,9 @@ class Snapshot:
     def _pause(self) -> list[Reason]:
         if self.paused_until and self.paused_until >= self.today:
             until = _fmt(self.paused_until)
-            return [Reason(f"{self.name} has paused all asks until {until}.", f"You have paused all asks until {until}.")]
+            return [
+                Reason(f"{self.name} has paused all asks until {until}.", f"You have paused all asks until {until}.")
+            ]
         return []
 
     def _limits(self) -> list[Reason]:
@@ -252,8 +317,7 @@ class Snapshot:
         for starts, ends in self.blackouts:
             if starts <= when <= ends:
                 span = f"from {_fmt(starts)} to {_fmt(ends)}"
-                reasons.append(Reason(f"{self.name} is in a blackout {span}.",
-                                      f"It falls in your blackout {span}."))
+                reasons.append(Reason(f"{self.name} is in a blackout {span}.", f"It falls in your blackout {span}."))
                 break
         reasons += self._limits()
         pol, d = self.policy, when.toordinal()
@@ -261,10 +325,13 @@ class Snapshot:
         if peak + 1 > pol.max_engagements_90d:
             most = _n(pol.max_engagements_90d, "engagement")
             around = "" if when == self.today else f" in the 90 days around {_fmt(when)}"
-            reasons.append(Reason(
-                f"The program allows at most {most} in 90 days; {self.name} has {peak}{around}.",
-                f"The program asks nobody to take part more than {_n(pol.max_engagements_90d, 'time')} in 90 days, "
-                f"and you already have {peak}{around or ' in that time'}."))
+            reasons.append(
+                Reason(
+                    f"The program allows at most {most} in 90 days; {self.name} has {peak}{around}.",
+                    f"The program asks nobody to take part more than {_n(pol.max_engagements_90d, 'time')} in 90 days, "
+                    f"and you already have {peak}{around or ' in that time'}.",
+                )
+            )
         gap = pol.reference_call_gap_days
         if opportunity.activity_type.key == "reference_call" and gap:
             clashes = [x for x in self.call_days if abs(x - d) < gap]
@@ -273,25 +340,43 @@ class Snapshot:
                 other = _fmt(date.fromordinal(x))
                 rule = f"The program keeps at least {_n(gap, 'day')} between reference calls"
                 if x <= self.today.toordinal():
-                    reasons.append(Reason(f"{rule}; {self.name}'s last one was on {other}.",
-                                          f"{rule}, and your last one was on {other}."))
+                    reasons.append(
+                        Reason(
+                            f"{rule}; {self.name}'s last one was on {other}.",
+                            f"{rule}, and your last one was on {other}.",
+                        )
+                    )
                 else:
-                    reasons.append(Reason(f"{rule}; {self.name} has one on {other}.",
-                                          f"{rule}, and you have one on {other}."))
+                    reasons.append(
+                        Reason(f"{rule}; {self.name} has one on {other}.", f"{rule}, and you have one on {other}.")
+                    )
         return reasons
 
 
-def check(session, user: User, opportunity: Opportunity, *, counts_as_ask: bool = True,
-          exclude_participation_id: int | None = None, now: datetime | None = None) -> list[Reason]:
+def check(
+    session,
+    user: User,
+    opportunity: Opportunity,
+    *,
+    counts_as_ask: bool = True,
+    exclude_participation_id: int | None = None,
+    now: datetime | None = None,
+) -> list[Reason]:
     """Every rule the engagement would break, in plain words (empty: allowed)."""
-    return Snapshot(session, user, counts_as_ask=counts_as_ask, exclude_participation_id=exclude_participation_id,
-                    now=now).reasons(opportunity)
+    return Snapshot(
+        session, user, counts_as_ask=counts_as_ask, exclude_participation_id=exclude_participation_id, now=now
+    ).reasons(opportunity)
 
 
 # --- status for lists ----------------------------------------------------------------------------------------
 
-STATUS_LABELS = {"available": "Available", "near_limit": "Near limit", "at_limit": "At limit",
-                 "unavailable": "Paused or in blackout", "under_used": "Under-used"}
+STATUS_LABELS = {
+    "available": "Available",
+    "near_limit": "Near limit",
+    "at_limit": "At limit",
+    "unavailable": "Paused or in blackout",
+    "under_used": "Under-used",
+}
 
 
 @dataclass
@@ -323,36 +408,63 @@ def statuses(session, user_ids: list[int], now: datetime | None = None) -> dict[
     days: dict[int, list[int]] = {}
     for uid, day, _ in _engagement_rows(session, ids, since=min(recent_from, today - timedelta(days=WINDOW_DAYS))):
         days.setdefault(uid, []).append(day.toordinal())
-    ever_engaged = set(session.scalars(select(Participation.user_id).where(
-        Participation.user_id.in_(ids), Participation.status.in_(ENGAGED_STATUSES)).distinct()))
+    ever_engaged = set(
+        session.scalars(
+            select(Participation.user_id)
+            .where(Participation.user_id.in_(ids), Participation.status.in_(ENGAGED_STATUSES))
+            .distinct()
+        )
+    )
     # Blackouts are the advocate's calendar days: read the ones around today (every time zone's
     # today is within a day of UTC's), then compare each with the advocate's own date.
     near_blackouts: dict[int, list[tuple[date, date]]] = {}
-    for uid, starts, ends in session.execute(select(Blackout.user_id, Blackout.starts_on, Blackout.ends_on).where(
-            Blackout.user_id.in_(ids), Blackout.starts_on <= today + timedelta(days=1),
-            Blackout.ends_on >= today - timedelta(days=1))).all():
+    for uid, starts, ends in session.execute(
+        select(Blackout.user_id, Blackout.starts_on, Blackout.ends_on).where(
+            Blackout.user_id.in_(ids),
+            Blackout.starts_on <= today + timedelta(days=1),
+            Blackout.ends_on >= today - timedelta(days=1),
+        )
+    ).all():
         near_blackouts.setdefault(uid, []).append((starts, ends))
-    profile_rows = {r.user_id: r for r in session.execute(select(
-        AdvocateProfile.user_id, AdvocateProfile.paused_until, AdvocateProfile.max_asks_per_month,
-        AdvocateProfile.max_asks_per_quarter, AdvocateProfile.timezone).where(AdvocateProfile.user_id.in_(ids))).all()}
+    profile_rows = {
+        r.user_id: r
+        for r in session.execute(
+            select(
+                AdvocateProfile.user_id,
+                AdvocateProfile.paused_until,
+                AdvocateProfile.max_asks_per_month,
+                AdvocateProfile.max_asks_per_quarter,
+                AdvocateProfile.timezone,
+            ).where(AdvocateProfile.user_id.in_(ids))
+        ).all()
+    }
     # The own ask limits count from each advocate's local 1st of the month / quarter: one query for the
     # asks since the earliest of those starts (only of advocates with a limit), counted per advocate here.
-    periods = {uid: ask_periods(r.timezone, now) for uid, r in profile_rows.items()
-               if r.max_asks_per_month is not None or r.max_asks_per_quarter is not None}
+    periods = {
+        uid: ask_periods(r.timezone, now)
+        for uid, r in profile_rows.items()
+        if r.max_asks_per_month is not None or r.max_asks_per_quarter is not None
+    }
     asks_month: dict[int, int] = {}
     asks_quarter: dict[int, int] = {}
     if periods:
         earliest = min(quarter_start for _, _, quarter_start in periods.values())
-        for uid, requested_at in session.execute(select(Participation.user_id, Participation.requested_at).where(
-                Participation.user_id.in_(list(periods)), Participation.status.in_(ASK_STATUSES),
-                Participation.requested_at >= earliest)).all():
+        for uid, requested_at in session.execute(
+            select(Participation.user_id, Participation.requested_at).where(
+                Participation.user_id.in_(list(periods)),
+                Participation.status.in_(ASK_STATUSES),
+                Participation.requested_at >= earliest,
+            )
+        ).all():
             _, month_start, quarter_start = periods[uid]
             if requested_at >= quarter_start:
                 asks_quarter[uid] = asks_quarter.get(uid, 0) + 1
             if requested_at >= month_start:
                 asks_month[uid] = asks_month.get(uid, 0) + 1
-    joined = {r.id: r.approved_at or r.created_at for r in session.execute(
-        select(User.id, User.approved_at, User.created_at).where(User.id.in_(ids))).all()}
+    joined = {
+        r.id: r.approved_at or r.created_at
+        for r in session.execute(select(User.id, User.approved_at, User.created_at).where(User.id.in_(ids))).all()
+    }
 
     t, recent = today.toordinal(), recent_from.toordinal()
     out = {}
@@ -392,7 +504,7 @@ def ids_with_status(session, key: str, ids_query, chunk: int = 1000, now: dateti
     ids = list(session.scalars(ids_query))
     out: list[int] = []
     for i in range(0, len(ids), chunk):
-        part = ids[i:i + chunk]
+        part = ids[i : i + chunk]
         got = statuses(session, part, now)
         out += [uid for uid in part if got[uid].key == key]
     return out
@@ -403,6 +515,15 @@ def status(session, user_id: int, now: datetime | None = None) -> FatigueStatus:
 
 
 def active_participation_exists(session, user_id: int, opportunity_id: int) -> bool:
-    return session.scalar(select(func.count()).select_from(Participation).where(
-        Participation.user_id == user_id, Participation.opportunity_id == opportunity_id,
-        Participation.status.in_(ACTIVE_STATUSES))) > 0
+    return (
+        session.scalar(
+            select(func.count())
+            .select_from(Participation)
+            .where(
+                Participation.user_id == user_id,
+                Participation.opportunity_id == opportunity_id,
+                Participation.status.in_(ACTIVE_STATUSES),
+            )
+        )
+        > 0
+    )

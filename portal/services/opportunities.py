@@ -1,4 +1,5 @@
 """Opportunities: editing by admins, status changes, and what each advocate is eligible for."""
+
 from __future__ import annotations
 
 import ipaddress
@@ -10,8 +11,21 @@ from urllib.parse import urlsplit
 from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
-from portal.models import (ActivityPreference, ActivityType, AdvocateProfile, Industry, Opportunity,
-                           OpportunityStatus, Participation, Product, Region, SelectionMode, SizeBand, User, utcnow)
+from portal.models import (
+    ActivityPreference,
+    ActivityType,
+    AdvocateProfile,
+    Industry,
+    Opportunity,
+    OpportunityStatus,
+    Participation,
+    Product,
+    Region,
+    SelectionMode,
+    SizeBand,
+    User,
+    utcnow,
+)
 from portal.models.opportunities import ACTIVE_STATUSES
 from portal.services import audit, fatigue, profiles
 from portal.services.errors import Conflict, DomainError, NotFound
@@ -63,8 +77,12 @@ def _valid_host(host: str) -> bool:
     except UnicodeError:
         return False
     labels = ascii_host.split(".")
-    return (len(ascii_host) <= 253 and len(labels) >= 2 and all(_LABEL.match(label) for label in labels)
-            and not labels[-1].isdigit())
+    return (
+        len(ascii_host) <= 253
+        and len(labels) >= 2
+        and all(_LABEL.match(label) for label in labels)
+        and not labels[-1].isdigit()
+    )
 
 
 def check_external_url(url: str) -> str | None:
@@ -104,8 +122,12 @@ def _items(session, model, ids: list[int], label: str) -> list:
 
 
 DATE_RANGE_DAYS = 3653  # new dates within ten years of today, either way
-DATE_FIELDS = (("event_date", "The event date"), ("deadline", "The deadline"), ("term_start", "The term start"),
-               ("term_end", "The term end"))
+DATE_FIELDS = (
+    ("event_date", "The event date"),
+    ("deadline", "The deadline"),
+    ("term_start", "The term start"),
+    ("term_end", "The term end"),
+)
 
 
 def _check_dates(opp: Opportunity, data: OpportunityInput) -> None:
@@ -116,8 +138,10 @@ def _check_dates(opp: Opportunity, data: OpportunityInput) -> None:
     for attr, label in DATE_FIELDS:
         value = getattr(data, attr)
         if value is not None and value != getattr(opp, attr, None) and not lo <= value <= hi:
-            raise DomainError(f"{label} must be within ten years of today "
-                              f"(between {lo.strftime('%d %b %Y').lstrip('0')} and {hi.strftime('%d %b %Y').lstrip('0')}).")
+            raise DomainError(
+                f"{label} must be within ten years of today "
+                f"(between {lo.strftime('%d %b %Y').lstrip('0')} and {hi.strftime('%d %b %Y').lstrip('0')})."
+            )
 
 
 def _apply(session, opp: Opportunity, data: OpportunityInput) -> None:
@@ -181,12 +205,27 @@ def update(session, opp: Opportunity, data: OpportunityInput, actor_id: int) -> 
 
 def duplicate(session, opp: Opportunity, actor_id: int) -> Opportunity:
     copy = Opportunity(
-        activity_type=opp.activity_type, title=f"Copy of {opp.title}"[:160], description=opp.description,
-        capacity=opp.capacity, points=opp.points, event_date=opp.event_date, deadline=opp.deadline,
-        is_virtual=opp.is_virtual, location=opp.location, external_url=opp.external_url,
-        selection_mode=opp.selection_mode, term_start=opp.term_start, term_end=opp.term_end,
-        industries=list(opp.industries), products=list(opp.products), regions=list(opp.regions),
-        size_bands=list(opp.size_bands), status=OpportunityStatus.DRAFT, seats_taken=0, created_by_id=actor_id)
+        activity_type=opp.activity_type,
+        title=f"Copy of {opp.title}"[:160],
+        description=opp.description,
+        capacity=opp.capacity,
+        points=opp.points,
+        event_date=opp.event_date,
+        deadline=opp.deadline,
+        is_virtual=opp.is_virtual,
+        location=opp.location,
+        external_url=opp.external_url,
+        selection_mode=opp.selection_mode,
+        term_start=opp.term_start,
+        term_end=opp.term_end,
+        industries=list(opp.industries),
+        products=list(opp.products),
+        regions=list(opp.regions),
+        size_bands=list(opp.size_bands),
+        status=OpportunityStatus.DRAFT,
+        seats_taken=0,
+        created_by_id=actor_id,
+    )
     session.add(copy)
     session.flush()
     audit.record(session, "opportunity.duplicate", actor_id, copy, source_id=opp.id)
@@ -239,8 +278,11 @@ def _targeting_reasons(opp: Opportunity, profile: AdvocateProfile | None) -> lis
         ("industry", [i.id for i in opp.industries], [profile.industry_id] if profile and profile.industry_id else []),
         ("product", [p.id for p in opp.products], [p.id for p in profile.products] if profile else []),
         ("region", [r.id for r in opp.regions], [profile.region.id] if profile and profile.region else []),
-        ("company size", [s.id for s in opp.size_bands],
-         [profile.size_band_id] if profile and profile.size_band_id else []),
+        (
+            "company size",
+            [s.id for s in opp.size_bands],
+            [profile.size_band_id] if profile and profile.size_band_id else [],
+        ),
     ]
     for label, wanted, have in checks:
         if not wanted:
@@ -253,17 +295,31 @@ def _targeting_reasons(opp: Opportunity, profile: AdvocateProfile | None) -> lis
 
 def open_opportunities(session, today: date | None = None) -> list[Opportunity]:
     today = today or utcnow().date()
-    q = (select(Opportunity).where(Opportunity.status == OpportunityStatus.OPEN)
-         .where((Opportunity.deadline.is_(None)) | (Opportunity.deadline >= today))
-         .options(selectinload(Opportunity.industries), selectinload(Opportunity.products),
-                  selectinload(Opportunity.regions), selectinload(Opportunity.size_bands))
-         .order_by(Opportunity.deadline.is_(None), Opportunity.deadline, Opportunity.id))
+    q = (
+        select(Opportunity)
+        .where(Opportunity.status == OpportunityStatus.OPEN)
+        .where((Opportunity.deadline.is_(None)) | (Opportunity.deadline >= today))
+        .options(
+            selectinload(Opportunity.industries),
+            selectinload(Opportunity.products),
+            selectinload(Opportunity.regions),
+            selectinload(Opportunity.size_bands),
+        )
+        .order_by(Opportunity.deadline.is_(None), Opportunity.deadline, Opportunity.id)
+    )
     return list(session.scalars(q))
 
 
-def eligibility(session, user: User, opp: Opportunity, profile: AdvocateProfile | None = None,
-                today: date | None = None, opted_in: set[int] | None = None, *,
-                now: datetime | None = None) -> tuple[bool, str, list[str]]:
+def eligibility(
+    session,
+    user: User,
+    opp: Opportunity,
+    profile: AdvocateProfile | None = None,
+    today: date | None = None,
+    opted_in: set[int] | None = None,
+    *,
+    now: datetime | None = None,
+) -> tuple[bool, str, list[str]]:
     """(eligible, why not, matched dimensions) for one advocate and one opportunity. A pause and
     blackouts are judged on the advocate's own calendar day (as ``fatigue.Snapshot`` does)."""
     now = now or (utcnow() if today is None else datetime.combine(today, utcnow().timetz()))
@@ -276,8 +332,13 @@ def eligibility(session, user: User, opp: Opportunity, profile: AdvocateProfile 
     if opp.seats_left == 0:
         return False, "All seats are taken.", []
     if opted_in is None:
-        opted_in = set(session.scalars(select(ActivityPreference.activity_type_id).where(
-            ActivityPreference.user_id == user.id, ActivityPreference.opted_in.is_(True))))
+        opted_in = set(
+            session.scalars(
+                select(ActivityPreference.activity_type_id).where(
+                    ActivityPreference.user_id == user.id, ActivityPreference.opted_in.is_(True)
+                )
+            )
+        )
     if opp.activity_type_id not in opted_in:
         return False, f"You have not opted in to {opp.activity_type.name.lower()} activities.", []
     reasons = _targeting_reasons(opp, profile)
@@ -293,17 +354,29 @@ def eligibility(session, user: User, opp: Opportunity, profile: AdvocateProfile 
     return True, "", reasons
 
 
-def _matches(session, user: User, activity_type_id: int | None, now: datetime, include_blocked: bool,
-             opps: list[Opportunity] | None, snapshot: "fatigue.Snapshot | None" = None,
-             policy: "fatigue.Policy | None" = None) -> list[Match]:
+def _matches(
+    session,
+    user: User,
+    activity_type_id: int | None,
+    now: datetime,
+    include_blocked: bool,
+    opps: list[Opportunity] | None,
+    snapshot: "fatigue.Snapshot | None" = None,
+    policy: "fatigue.Policy | None" = None,
+) -> list[Match]:
     today = now.date()
     profile = session.get(AdvocateProfile, user.id)
-    opted_in = set(session.scalars(select(ActivityPreference.activity_type_id).where(
-        ActivityPreference.user_id == user.id, ActivityPreference.opted_in.is_(True))))
+    opted_in = set(
+        session.scalars(
+            select(ActivityPreference.activity_type_id).where(
+                ActivityPreference.user_id == user.id, ActivityPreference.opted_in.is_(True)
+            )
+        )
+    )
     taken = set(session.scalars(select(Participation.opportunity_id).where(Participation.user_id == user.id)))
     snap = snapshot
     matches = []
-    for opp in (opps if opps is not None else open_opportunities(session, today)):
+    for opp in opps if opps is not None else open_opportunities(session, today):
         if opp.id in taken or (activity_type_id and opp.activity_type_id != activity_type_id):
             continue
         ok, _, reasons = eligibility(session, user, opp, profile, today, opted_in, now=now)
@@ -320,9 +393,16 @@ def _matches(session, user: User, activity_type_id: int | None, now: datetime, i
     return matches
 
 
-def feed(session, user: User, activity_type_id: int | None = None, today: date | None = None, *,
-         now: datetime | None = None, opps: list[Opportunity] | None = None,
-         policy: "fatigue.Policy | None" = None) -> list[Match]:
+def feed(
+    session,
+    user: User,
+    activity_type_id: int | None = None,
+    today: date | None = None,
+    *,
+    now: datetime | None = None,
+    opps: list[Opportunity] | None = None,
+    policy: "fatigue.Policy | None" = None,
+) -> list[Match]:
     """Open opportunities this advocate is eligible for, not yet part of and could say "I'm in" to
     now (no fatigue rule against it), best fits first. ``opps``: the open opportunities, when the
     caller already has them (the digest, for every advocate)."""
@@ -357,8 +437,11 @@ def admin_refusals(session, user: User, opp: Opportunity) -> list[str]:
     out = []
     if opp.deadline and opp.deadline < today:
         out.append(f"The sign-up deadline ({opp.deadline.strftime('%d %b %Y').lstrip('0')}) has passed.")
-    opted_in = session.scalar(select(ActivityPreference.opted_in).where(
-        ActivityPreference.user_id == user.id, ActivityPreference.activity_type_id == opp.activity_type_id))
+    opted_in = session.scalar(
+        select(ActivityPreference.opted_in).where(
+            ActivityPreference.user_id == user.id, ActivityPreference.activity_type_id == opp.activity_type_id
+        )
+    )
     if not opted_in:
         out.append(f"{user.name} has not opted in to {opp.activity_type.name.lower()} activities.")
     if _targeting_reasons(opp, profile) is None:
@@ -367,8 +450,13 @@ def admin_refusals(session, user: User, opp: Opportunity) -> list[str]:
 
 
 def participants(session, opp_id: int) -> list[Participation]:
-    return list(session.scalars(select(Participation).where(Participation.opportunity_id == opp_id)
-                                .order_by(Participation.requested_at, Participation.id)))
+    return list(
+        session.scalars(
+            select(Participation)
+            .where(Participation.opportunity_id == opp_id)
+            .order_by(Participation.requested_at, Participation.id)
+        )
+    )
 
 
 def admin_list(session, status: str | None = None) -> list[Opportunity]:

@@ -8,6 +8,7 @@ never sends mail, a failed send never undoes the change, and no page waits on th
 conditional UPDATE before it is sent, so two senders never send it twice. Sent messages keep their
 address and body only as long as needed: at once for erased accounts, OUTBOX_RETENTION_DAYS for others.
 """
+
 from __future__ import annotations
 
 import logging
@@ -59,8 +60,17 @@ def render_email(template: str, subject: str, **context) -> tuple[str, str]:
     return text, html
 
 
-def queue_email(session, *, to: str, subject: str, template: str, user_id: int | None = None,
-                headers: dict[str, str] | None = None, about_user_id: int | None = None, **context):
+def queue_email(
+    session,
+    *,
+    to: str,
+    subject: str,
+    template: str,
+    user_id: int | None = None,
+    headers: dict[str, str] | None = None,
+    about_user_id: int | None = None,
+    **context,
+):
     """Render ``email/<template>.txt`` and ``.html`` and add the message to the caller's transaction.
     ``about_user_id``: the person the message tells the recipient about (erased with that person)."""
     text, html = render_email(template, subject, **context)
@@ -139,7 +149,9 @@ def _send_one(session: Session, msg: OutboxMessage) -> bool:
 def _erase_when_sent(session: Session, msg: OutboxMessage) -> bool:
     if msg.template in ERASE_WHEN_SENT:
         return True
-    return msg.user_id is not None and session.scalar(select(User.status).where(User.id == msg.user_id)) == Status.DELETED
+    return (
+        msg.user_id is not None and session.scalar(select(User.status).where(User.id == msg.user_id)) == Status.DELETED
+    )
 
 
 def purge_sent(session: Session, now=None) -> int:
@@ -149,9 +161,15 @@ def purge_sent(session: Session, now=None) -> int:
     deleted_users = select(User.id).where(User.status == Status.DELETED)
     res = session.execute(
         update(OutboxMessage)
-        .where(OutboxMessage.status == OutboxStatus.SENT, OutboxMessage.recipient != ERASED["recipient"],
-               or_(OutboxMessage.sent_at < cutoff, OutboxMessage.user_id.in_(deleted_users),
-                   OutboxMessage.template.in_(sorted(ERASE_WHEN_SENT))))
+        .where(
+            OutboxMessage.status == OutboxStatus.SENT,
+            OutboxMessage.recipient != ERASED["recipient"],
+            or_(
+                OutboxMessage.sent_at < cutoff,
+                OutboxMessage.user_id.in_(deleted_users),
+                OutboxMessage.template.in_(sorted(ERASE_WHEN_SENT)),
+            ),
+        )
         .values(**ERASED)
         .execution_options(synchronize_session=False)
     )
@@ -170,14 +188,19 @@ def release_stuck(session: Session) -> int:
     return res.rowcount
 
 
-def retry_failed(session: Session, ids: list[int] | None = None, max_age: timedelta = timedelta(days=2)) -> tuple[int, int]:
+def retry_failed(
+    session: Session, ids: list[int] | None = None, max_age: timedelta = timedelta(days=2)
+) -> tuple[int, int]:
     """Queue again the messages that gave up after OUTBOX_MAX_ATTEMPTS (an outage longer than the
     back-off covers), with a fresh count of attempts, due now. Only those written within ``max_age``
     (older ones carry links that have expired and news that is stale) and still addressed to their
     account's current email (a body for an address the person has left must not go there).
     Returns (queued again, left failed)."""
-    q = select(OutboxMessage.id, OutboxMessage.recipient, OutboxMessage.created_at, User.email, User.status).outerjoin(
-        User, User.id == OutboxMessage.user_id).where(OutboxMessage.status == OutboxStatus.FAILED)
+    q = (
+        select(OutboxMessage.id, OutboxMessage.recipient, OutboxMessage.created_at, User.email, User.status)
+        .outerjoin(User, User.id == OutboxMessage.user_id)
+        .where(OutboxMessage.status == OutboxStatus.FAILED)
+    )
     if ids is not None:
         q = q.where(OutboxMessage.id.in_(ids))
     since = utcnow() - max_age
@@ -189,10 +212,12 @@ def retry_failed(session: Session, ids: list[int] | None = None, max_age: timede
         else:
             retry.append(msg_id)
     if retry:
-        session.execute(update(OutboxMessage).where(OutboxMessage.id.in_(retry),
-                                                    OutboxMessage.status == OutboxStatus.FAILED)
-                        .values(status=OutboxStatus.QUEUED, attempts=0, next_attempt_at=utcnow(), claimed_at=None)
-                        .execution_options(synchronize_session=False))
+        session.execute(
+            update(OutboxMessage)
+            .where(OutboxMessage.id.in_(retry), OutboxMessage.status == OutboxStatus.FAILED)
+            .values(status=OutboxStatus.QUEUED, attempts=0, next_attempt_at=utcnow(), claimed_at=None)
+            .execution_options(synchronize_session=False)
+        )
     session.commit()
     return len(retry), left
 

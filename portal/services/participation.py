@@ -6,13 +6,24 @@ participation per advocate and opportunity is a unique constraint. A participati
 (``FOR UPDATE``) before its status changes, and completion credits points through the ledger with
 a key per participation: completed twice, paid once.
 """
+
 from __future__ import annotations
 
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 
-from portal.models import (EntrySource, Opportunity, OpportunityStatus, Participation, ParticipationStatus, Role,
-                           SelectionMode, Status, User, utcnow)
+from portal.models import (
+    EntrySource,
+    Opportunity,
+    OpportunityStatus,
+    Participation,
+    ParticipationStatus,
+    Role,
+    SelectionMode,
+    Status,
+    User,
+    utcnow,
+)
 from portal.services import audit, badges, fatigue, opportunities, points
 from portal.services.errors import Conflict, DomainError, NotAllowed, NotFound
 from portal.services.outbox import external_url, queue_email
@@ -28,25 +39,35 @@ class FatigueBlocked(DomainError):
 
 
 def _take_seat(session, opp: Opportunity) -> bool:
-    res = session.execute(update(Opportunity).where(
-        Opportunity.id == opp.id,
-        (Opportunity.capacity.is_(None)) | (Opportunity.seats_taken < Opportunity.capacity))
-        .values(seats_taken=Opportunity.seats_taken + 1))
+    res = session.execute(
+        update(Opportunity)
+        .where(
+            Opportunity.id == opp.id,
+            (Opportunity.capacity.is_(None)) | (Opportunity.seats_taken < Opportunity.capacity),
+        )
+        .values(seats_taken=Opportunity.seats_taken + 1)
+    )
     session.refresh(opp, ["seats_taken"])
     return res.rowcount == 1
 
 
 def _release_seat(session, p: Participation) -> None:
     if p.holds_seat:
-        session.execute(update(Opportunity).where(Opportunity.id == p.opportunity_id, Opportunity.seats_taken > 0)
-                        .values(seats_taken=Opportunity.seats_taken - 1))
+        session.execute(
+            update(Opportunity)
+            .where(Opportunity.id == p.opportunity_id, Opportunity.seats_taken > 0)
+            .values(seats_taken=Opportunity.seats_taken - 1)
+        )
         p.holds_seat = False
 
 
 def _locked(session, participation_id: int) -> Participation:
-    p = session.scalars(select(Participation).where(Participation.id == participation_id)
-                        .with_for_update(of=Participation)
-                        .execution_options(populate_existing=True)).one_or_none()
+    p = session.scalars(
+        select(Participation)
+        .where(Participation.id == participation_id)
+        .with_for_update(of=Participation)
+        .execution_options(populate_existing=True)
+    ).one_or_none()
     if p is None:
         raise NotFound("No such participation.")
     return p
@@ -72,11 +93,21 @@ def _lock_advocate(session, user_id: int) -> None:
 
 def _mail(session, p: Participation, template: str, subject: str, **extra) -> None:
     user = session.get(User, p.user_id)
-    queue_email(session, to=user.email, subject=subject, template=template, user_id=user.id, name=user.name,
-                title=p.opportunity.title, activity=p.opportunity.activity_type.name,
-                url=external_url("opportunities.detail", opp_id=p.opportunity_id),
-                commitments_url=external_url("opportunities.commitments"), external=p.opportunity.external_url,
-                admin_message=p.admin_message, **extra)
+    queue_email(
+        session,
+        to=user.email,
+        subject=subject,
+        template=template,
+        user_id=user.id,
+        name=user.name,
+        title=p.opportunity.title,
+        activity=p.opportunity.activity_type.name,
+        url=external_url("opportunities.detail", opp_id=p.opportunity_id),
+        commitments_url=external_url("opportunities.commitments"),
+        external=p.opportunity.external_url,
+        admin_message=p.admin_message,
+        **extra,
+    )
 
 
 SEATED_STATUSES = (OpportunityStatus.OPEN, OpportunityStatus.CLOSED)
@@ -92,8 +123,9 @@ def _can_take_part(opp: Opportunity, user: User | None, what: str) -> None:
     if user.role != Role.ADVOCATE:
         raise Conflict(f"This is not an advocate's account: only active advocates can be {what}.")
     if user.status != Status.ACTIVE:
-        raise Conflict(f"This advocate's account is {user.status.value.replace('_', ' ')}: only active advocates "
-                       f"can be {what}.")
+        raise Conflict(
+            f"This advocate's account is {user.status.value.replace('_', ' ')}: only active advocates can be {what}."
+        )
 
 
 def request(session, user: User, opp_id: int, message: str = "") -> Participation:
@@ -104,9 +136,11 @@ def request(session, user: User, opp_id: int, message: str = "") -> Participatio
     if len(message) > 1000:
         raise DomainError("Your message can be at most 1,000 characters.")
     opp = opportunities.get(session, opp_id)
-    existing = session.scalar(select(Participation).where(Participation.opportunity_id == opp.id,
-                                                          Participation.user_id == user.id)
-                               .with_for_update(of=Participation))
+    existing = session.scalar(
+        select(Participation)
+        .where(Participation.opportunity_id == opp.id, Participation.user_id == user.id)
+        .with_for_update(of=Participation)
+    )
     if existing is not None and existing.status != ParticipationStatus.WITHDRAWN:
         raise Conflict("You have already answered this opportunity; see My commitments.")
     _lock_advocate(session, user.id)
@@ -146,8 +180,9 @@ def withdraw(session, user: User, participation_id: int) -> Participation:
     return p
 
 
-def approve(session, participation_id: int, actor: User, message: str = "",
-            override_reason: str | None = None) -> Participation:
+def approve(
+    session, participation_id: int, actor: User, message: str = "", override_reason: str | None = None
+) -> Participation:
     p = _locked(session, participation_id)
     if p.status != ParticipationStatus.REQUESTED:
         raise Conflict(f"This participation is already {p.status.value.replace('_', ' ')}.")
@@ -171,8 +206,9 @@ def approve(session, participation_id: int, actor: User, message: str = "",
     return p
 
 
-def add_by_admin(session, opp_id: int, user_id: int, actor: User, override_reason: str | None = None,
-                 message: str = "") -> Participation:
+def add_by_admin(
+    session, opp_id: int, user_id: int, actor: User, override_reason: str | None = None, message: str = ""
+) -> Participation:
     """An admin adds an advocate to an opportunity (either selection mode): approved, with a seat.
 
     The rules of the advocate's own request (eligibility, and fatigue with their own ask limits) are
@@ -187,9 +223,11 @@ def add_by_admin(session, opp_id: int, user_id: int, actor: User, override_reaso
     if override_reason and len(override_reason) > 500:
         raise DomainError("The override reason can be at most 500 characters.")
     opp = opportunities.get(session, opp_id)
-    existing = session.scalar(select(Participation).where(Participation.opportunity_id == opp.id,
-                                                          Participation.user_id == user_id)
-                              .with_for_update(of=Participation))
+    existing = session.scalar(
+        select(Participation)
+        .where(Participation.opportunity_id == opp.id, Participation.user_id == user_id)
+        .with_for_update(of=Participation)
+    )
     _lock_advocate(session, user_id)
     user = session.get(User, user_id)
     _can_take_part(opp, user, "added")
@@ -216,8 +254,9 @@ def add_by_admin(session, opp_id: int, user_id: int, actor: User, override_reaso
     p.holds_seat = True
     session.flush()
     if reasons:
-        audit.record(session, "participation.override", actor.id, p, reasons=[str(r) for r in reasons],
-                     reason=override_reason)
+        audit.record(
+            session, "participation.override", actor.id, p, reasons=[str(r) for r in reasons], reason=override_reason
+        )
     audit.record(session, "participation.add", actor.id, p, opportunity_id=opp.id, user_id=user.id)
     _mail(session, p, "participation_added", f"You're in: {opp.title}")
     badges.evaluate(session, p.user_id)  # as on approval
@@ -246,13 +285,19 @@ def complete(session, participation_id: int, actor: User) -> Participation:
     p.status, p.completed_at = ParticipationStatus.COMPLETED, utcnow()
     amount = p.opportunity.effective_points
     if amount > 0:
-        points.award(session, p.user_id, amount, key=f"participation:{p.id}:complete",
-                     reason=f"{p.opportunity.activity_type.name}: {p.opportunity.title}"[:255],
-                     source=EntrySource.PARTICIPATION, source_id=p.id, actor_id=actor.id,
-                     activity_type_id=p.opportunity.activity_type_id)
+        points.award(
+            session,
+            p.user_id,
+            amount,
+            key=f"participation:{p.id}:complete",
+            reason=f"{p.opportunity.activity_type.name}: {p.opportunity.title}"[:255],
+            source=EntrySource.PARTICIPATION,
+            source_id=p.id,
+            actor_id=actor.id,
+            activity_type_id=p.opportunity.activity_type_id,
+        )
     audit.record(session, "participation.complete", actor.id, p, points=amount)
-    _mail(session, p, "participation_completed", f"Thank you! {amount} points for {p.opportunity.title}",
-          points=amount)
+    _mail(session, p, "participation_completed", f"Thank you! {amount} points for {p.opportunity.title}", points=amount)
     badges.evaluate(session, p.user_id)  # whatever the points: a 0-point activity counts too
     return p
 
@@ -268,20 +313,32 @@ def no_show(session, participation_id: int, actor: User) -> Participation:
 
 
 def of_user(session, user_id: int) -> list[Participation]:
-    return list(session.scalars(select(Participation).where(Participation.user_id == user_id)
-                                .order_by(Participation.updated_at.desc(), Participation.id.desc())))
+    return list(
+        session.scalars(
+            select(Participation)
+            .where(Participation.user_id == user_id)
+            .order_by(Participation.updated_at.desc(), Participation.id.desc())
+        )
+    )
 
 
 def boards_of(session, user_id: int):
     """(current, past) advisory board memberships: approved or completed board participations."""
     from portal.models import ActivityType
 
-    rows = list(session.scalars(
-        select(Participation).join(Opportunity, Opportunity.id == Participation.opportunity_id)
-        .join(ActivityType, ActivityType.id == Opportunity.activity_type_id)
-        .where(Participation.user_id == user_id, ActivityType.key == "advisory_board",
-               Participation.status.in_((ParticipationStatus.APPROVED, ParticipationStatus.COMPLETED)))
-        .order_by(Opportunity.term_start.desc())))
+    rows = list(
+        session.scalars(
+            select(Participation)
+            .join(Opportunity, Opportunity.id == Participation.opportunity_id)
+            .join(ActivityType, ActivityType.id == Opportunity.activity_type_id)
+            .where(
+                Participation.user_id == user_id,
+                ActivityType.key == "advisory_board",
+                Participation.status.in_((ParticipationStatus.APPROVED, ParticipationStatus.COMPLETED)),
+            )
+            .order_by(Opportunity.term_start.desc())
+        )
+    )
     today = utcnow().date()
     current = [p for p in rows if p.opportunity.term_end is None or p.opportunity.term_end >= today]
     past = [p for p in rows if p.opportunity.term_end is not None and p.opportunity.term_end < today]

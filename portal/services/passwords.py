@@ -1,4 +1,5 @@
 """Password hashing (argon2id via argon2-cffi) and the password policy."""
+
 from __future__ import annotations
 
 import gzip

@@ -5,6 +5,7 @@ event awarded twice, from a double click, a retry or ten concurrent requests, yi
 The cached balance row changes in the same transaction, by a relative UPDATE, and a CHECK
 constraint (balance >= 0) backs the conditional debit.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -29,15 +30,22 @@ class InsufficientPoints(DomainError):
 def _ensure_balance_row(session, user_id: int) -> None:
     dialect = session.get_bind().dialect.name
     ins = pg_insert if dialect == "postgresql" else sqlite_insert
-    session.execute(ins(PointsBalance).values(user_id=user_id, balance=0, lifetime_earned=0, updated_at=utcnow())
-                    .on_conflict_do_nothing(index_elements=["user_id"]))
+    session.execute(
+        ins(PointsBalance)
+        .values(user_id=user_id, balance=0, lifetime_earned=0, updated_at=utcnow())
+        .on_conflict_do_nothing(index_elements=["user_id"])
+    )
 
 
 def lock_account(session, user_id: int) -> PointsBalance:
     """Serialise point operations of one advocate (row lock on PostgreSQL; SQLite writers are serial)."""
     _ensure_balance_row(session, user_id)
-    return session.scalars(select(PointsBalance).where(PointsBalance.user_id == user_id)
-                           .with_for_update().execution_options(populate_existing=True)).one()
+    return session.scalars(
+        select(PointsBalance)
+        .where(PointsBalance.user_id == user_id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    ).one()
 
 
 def _existing(session, key: str) -> PointsEntry | None:
@@ -55,9 +63,15 @@ def _insert_entry(session, entry: PointsEntry) -> tuple[PointsEntry, bool]:
             session.add(entry)
             session.flush()
             lifetime = entry.amount if entry.counts_toward_lifetime else 0
-            q = (update(PointsBalance).where(PointsBalance.user_id == entry.user_id)
-                 .values(balance=PointsBalance.balance + entry.amount,
-                         lifetime_earned=PointsBalance.lifetime_earned + lifetime, updated_at=utcnow()))
+            q = (
+                update(PointsBalance)
+                .where(PointsBalance.user_id == entry.user_id)
+                .values(
+                    balance=PointsBalance.balance + entry.amount,
+                    lifetime_earned=PointsBalance.lifetime_earned + lifetime,
+                    updated_at=utcnow(),
+                )
+            )
             if entry.amount < 0:
                 q = q.where(PointsBalance.balance >= -entry.amount)
             if session.execute(q).rowcount != 1:
@@ -71,17 +85,39 @@ def _insert_entry(session, entry: PointsEntry) -> tuple[PointsEntry, bool]:
     return entry, True
 
 
-def award(session, user_id: int, amount: int, *, key: str, reason: str, source: EntrySource,
-          source_id: int | None = None, actor_id: int | None = None, kind: EntryKind = EntryKind.EARNED,
-          activity_type_id: int | None = None) -> tuple[PointsEntry, bool]:
+def award(
+    session,
+    user_id: int,
+    amount: int,
+    *,
+    key: str,
+    reason: str,
+    source: EntrySource,
+    source_id: int | None = None,
+    actor_id: int | None = None,
+    kind: EntryKind = EntryKind.EARNED,
+    activity_type_id: int | None = None,
+) -> tuple[PointsEntry, bool]:
     """The one way points are credited (or, for adjustments, debited). Returns (entry, created)."""
     if amount == 0:
         raise DomainError("An award of zero points records nothing.")
     if kind not in (EntryKind.EARNED, EntryKind.ADJUSTED):
         raise DomainError("Use redeem() or reverse() for that kind of entry.")
-    entry, created = _insert_entry(session, PointsEntry(
-        user_id=user_id, amount=amount, kind=kind, source=source, source_id=source_id, reason=reason[:255],
-        actor_id=actor_id, idempotency_key=key, counts_toward_lifetime=True, activity_type_id=activity_type_id))
+    entry, created = _insert_entry(
+        session,
+        PointsEntry(
+            user_id=user_id,
+            amount=amount,
+            kind=kind,
+            source=source,
+            source_id=source_id,
+            reason=reason[:255],
+            actor_id=actor_id,
+            idempotency_key=key,
+            counts_toward_lifetime=True,
+            activity_type_id=activity_type_id,
+        ),
+    )
     if created:
         from portal.services import badges  # badges read the ledger; evaluate after each credit
 
@@ -91,11 +127,20 @@ def award(session, user_id: int, amount: int, *, key: str, reason: str, source: 
 
 def debit_for_redemption(session, user_id: int, cost: int, redemption_id: int, reward_name: str) -> PointsEntry:
     """The advocate's own redemption: they are the one acting (``actor_id``)."""
-    entry, created = _insert_entry(session, PointsEntry(
-        user_id=user_id, amount=-cost, kind=EntryKind.REDEEMED, source=EntrySource.REDEMPTION,
-        source_id=redemption_id, reason=f"Redeemed: {reward_name}"[:255], counts_toward_lifetime=False,
-        actor_id=user_id,
-        idempotency_key=f"redemption:{redemption_id}:debit"))
+    entry, created = _insert_entry(
+        session,
+        PointsEntry(
+            user_id=user_id,
+            amount=-cost,
+            kind=EntryKind.REDEEMED,
+            source=EntrySource.REDEMPTION,
+            source_id=redemption_id,
+            reason=f"Redeemed: {reward_name}"[:255],
+            counts_toward_lifetime=False,
+            actor_id=user_id,
+            idempotency_key=f"redemption:{redemption_id}:debit",
+        ),
+    )
     if not created:
         raise Conflict("This redemption was already charged.")
     return entry
@@ -108,11 +153,22 @@ def reverse(session, entry_id: int, *, reason: str, actor_id: int | None = None)
         raise NotFound("No such ledger entry.")
     if original.kind == EntryKind.REVERSED:
         raise DomainError("A reversal cannot itself be reversed; add an adjustment instead.")
-    return _insert_entry(session, PointsEntry(
-        user_id=original.user_id, amount=-original.amount, kind=EntryKind.REVERSED, source=original.source,
-        source_id=original.source_id, activity_type_id=original.activity_type_id,
-        counts_toward_lifetime=original.counts_toward_lifetime, reason=reason[:255], actor_id=actor_id,
-        idempotency_key=f"reverse:{original.id}", reverses_id=original.id))
+    return _insert_entry(
+        session,
+        PointsEntry(
+            user_id=original.user_id,
+            amount=-original.amount,
+            kind=EntryKind.REVERSED,
+            source=original.source,
+            source_id=original.source_id,
+            activity_type_id=original.activity_type_id,
+            counts_toward_lifetime=original.counts_toward_lifetime,
+            reason=reason[:255],
+            actor_id=actor_id,
+            idempotency_key=f"reverse:{original.id}",
+            reverses_id=original.id,
+        ),
+    )
 
 
 def adjust(session, user: User, amount: int, reason: str, actor_id: int, key: str) -> tuple[PointsEntry, bool]:
@@ -127,8 +183,16 @@ def adjust(session, user: User, amount: int, reason: str, actor_id: int, key: st
         raise DomainError("Give a reason for the adjustment.")
     if not -100_000 <= amount <= 100_000 or amount == 0:
         raise DomainError("The adjustment must be a non-zero number between -100,000 and 100,000.")
-    entry, created = award(session, user.id, amount, key=key, reason=reason, source=EntrySource.MANUAL,
-                           actor_id=actor_id, kind=EntryKind.ADJUSTED)
+    entry, created = award(
+        session,
+        user.id,
+        amount,
+        key=key,
+        reason=reason,
+        source=EntrySource.MANUAL,
+        actor_id=actor_id,
+        kind=EntryKind.ADJUSTED,
+    )
     if created:
         audit.record(session, "points.adjust", actor_id, user, amount=amount, reason=reason, entry_id=entry.id)
     elif (entry.user_id, entry.amount, entry.reason, entry.kind) != (user.id, amount, reason[:255], EntryKind.ADJUSTED):
@@ -153,8 +217,15 @@ def set_default_points(session, activity_type: ActivityType, value: int, actor_i
     before = activity_type.default_points
     if before != value:
         activity_type.default_points = value
-        audit.record(session, "activity_type.default_points", actor_id, activity_type, key=activity_type.key,
-                     before=before, after=value)
+        audit.record(
+            session,
+            "activity_type.default_points",
+            actor_id,
+            activity_type,
+            key=activity_type.key,
+            before=before,
+            after=value,
+        )
     return activity_type
 
 
@@ -171,9 +242,11 @@ def lifetime_earned(session, user_id: int) -> int:
 
 def ledger_sums(session, user_id: int | None = None):
     """(user_id, balance, lifetime) computed from the entries themselves."""
-    q = select(PointsEntry.user_id, func.sum(PointsEntry.amount),
-               func.sum(case((PointsEntry.counts_toward_lifetime, PointsEntry.amount), else_=0))
-               ).group_by(PointsEntry.user_id)
+    q = select(
+        PointsEntry.user_id,
+        func.sum(PointsEntry.amount),
+        func.sum(case((PointsEntry.counts_toward_lifetime, PointsEntry.amount), else_=0)),
+    ).group_by(PointsEntry.user_id)
     if user_id is not None:
         q = q.where(PointsEntry.user_id == user_id)
     return session.execute(q).all()
@@ -197,8 +270,14 @@ def verify(session) -> list[str]:
 
 
 def history(session, user_id: int, limit: int = 200) -> list[PointsEntry]:
-    return list(session.scalars(select(PointsEntry).where(PointsEntry.user_id == user_id)
-                                .order_by(PointsEntry.created_at.desc(), PointsEntry.id.desc()).limit(limit)))
+    return list(
+        session.scalars(
+            select(PointsEntry)
+            .where(PointsEntry.user_id == user_id)
+            .order_by(PointsEntry.created_at.desc(), PointsEntry.id.desc())
+            .limit(limit)
+        )
+    )
 
 
 # --- levels -------------------------------------------------------------------------------------------------------

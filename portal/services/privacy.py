@@ -5,6 +5,7 @@ personal data, a step in the erasure (``portal.services.erasure``). A new table 
 ``register_export_section`` and ``register_erasure_step``; ``tests/test_erasure.py`` scans every
 table and column after a deletion, so a forgotten one shows up there.
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -15,9 +16,24 @@ from flask import current_app
 from sqlalchemy import delete, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
-from portal.models import (AdvocateProfile, AuditEvent, Consent, DigestDelivery, EntrySource, OutboxMessage,
-                           OutboxStatus, Participation, PointsEntry, Redemption, Status, User, UserBadge, utcnow)
+from portal.models import (
+    AdvocateProfile,
+    AuditEvent,
+    Consent,
+    DigestDelivery,
+    EntrySource,
+    OutboxMessage,
+    OutboxStatus,
+    Participation,
+    PointsEntry,
+    Redemption,
+    Status,
+    User,
+    UserBadge,
+    utcnow,
+)
 from portal.services import audit, erasure, points
+
 # The same lock as sign-in and change-password (accounts keeps the rules; they are not repeated here).
 from portal.services.accounts import CurrentPasswordWrong, _count_failure, _is_locked, get_by_email, normalize_email
 from portal.services.errors import Conflict, DomainError, InvalidToken
@@ -55,18 +71,27 @@ def _iso(value):
 @register_export_section
 def _account(session, user: User):
     return "account", {
-        "id": user.id, "email": user.email, "name": user.name, "company": user.company,
-        "job_title": user.job_title, "role": user.role.value, "status": user.status.value,
-        "created_at": _iso(user.created_at), "email_verified_at": _iso(user.email_verified_at),
-        "approved_at": _iso(user.approved_at), "last_login_at": _iso(user.last_login_at),
+        "id": user.id,
+        "email": user.email,
+        "name": user.name,
+        "company": user.company,
+        "job_title": user.job_title,
+        "role": user.role.value,
+        "status": user.status.value,
+        "created_at": _iso(user.created_at),
+        "email_verified_at": _iso(user.email_verified_at),
+        "approved_at": _iso(user.approved_at),
+        "last_login_at": _iso(user.last_login_at),
         "updated_at": _iso(user.updated_at),
     }
 
 
 @register_export_section
 def _consents(session, user: User):
-    return "consents", [{"kind": c.kind, "version": c.version, "given_at": _iso(c.given_at),
-                         "ip_address": c.ip_address} for c in user.consents]
+    return "consents", [
+        {"kind": c.kind, "version": c.version, "given_at": _iso(c.given_at), "ip_address": c.ip_address}
+        for c in user.consents
+    ]
 
 
 @register_export_section
@@ -88,8 +113,10 @@ def _profile(session, user: User):
         "confirmed_at": _iso(p.confirmed_at),
         "stale_reminder_sent_at": _iso(p.stale_reminder_sent_at),
         "preferences": {
-            "activities": [{"activity": pref.activity_type.name, "opted_in": pref.opted_in, "note": pref.note}
-                           for pref in p.preferences],
+            "activities": [
+                {"activity": pref.activity_type.name, "opted_in": pref.opted_in, "note": pref.note}
+                for pref in p.preferences
+            ],
             "digest": p.digest.value,
             "notify_opportunities": p.notify_opportunities,
             "notify_reminders": p.notify_reminders,
@@ -108,45 +135,83 @@ def _profile(session, user: User):
 
 @register_export_section
 def _participations(session, user: User):
-    rows = session.scalars(select(Participation).where(Participation.user_id == user.id)
-                           .order_by(Participation.requested_at, Participation.id))
-    return "participations", [{
-        "opportunity": p.opportunity.title, "activity": p.opportunity.activity_type.name,
-        "event_date": _iso(p.opportunity.event_date), "status": p.status.value, "message": p.message,
-        "message_from_the_program": p.admin_message, "limit_override_reason": p.override_reason,
-        "requested_at": _iso(p.requested_at), "decided_at": _iso(p.decided_at), "engaged_at": _iso(p.engaged_at),
-        "completed_at": _iso(p.completed_at),
-    } for p in rows]
+    rows = session.scalars(
+        select(Participation)
+        .where(Participation.user_id == user.id)
+        .order_by(Participation.requested_at, Participation.id)
+    )
+    return "participations", [
+        {
+            "opportunity": p.opportunity.title,
+            "activity": p.opportunity.activity_type.name,
+            "event_date": _iso(p.opportunity.event_date),
+            "status": p.status.value,
+            "message": p.message,
+            "message_from_the_program": p.admin_message,
+            "limit_override_reason": p.override_reason,
+            "requested_at": _iso(p.requested_at),
+            "decided_at": _iso(p.decided_at),
+            "engaged_at": _iso(p.engaged_at),
+            "completed_at": _iso(p.completed_at),
+        }
+        for p in rows
+    ]
 
 
 @register_export_section
 def _points(session, user: User):
-    rows = session.scalars(select(PointsEntry).where(PointsEntry.user_id == user.id)
-                           .order_by(PointsEntry.created_at, PointsEntry.id))
+    rows = session.scalars(
+        select(PointsEntry).where(PointsEntry.user_id == user.id).order_by(PointsEntry.created_at, PointsEntry.id)
+    )
     return "points", {
         "balance": points.balance(session, user.id),
         "lifetime_earned": points.lifetime_earned(session, user.id),
-        "entries": [{"at": _iso(e.created_at), "amount": e.amount, "kind": e.kind.value, "source": e.source.value,
-                     "reason": e.reason} for e in rows],
+        "entries": [
+            {
+                "at": _iso(e.created_at),
+                "amount": e.amount,
+                "kind": e.kind.value,
+                "source": e.source.value,
+                "reason": e.reason,
+            }
+            for e in rows
+        ],
     }
 
 
 @register_export_section
 def _redemptions(session, user: User):
-    rows = session.scalars(select(Redemption).where(Redemption.user_id == user.id)
-                           .order_by(Redemption.created_at, Redemption.id))
-    return "redemptions", [{
-        "reward": r.reward.name, "points_cost": r.points_cost, "status": r.status.value, "note": r.note,
-        "ordered_at": _iso(r.created_at), "fulfilled_at": _iso(r.fulfilled_at), "cancelled_at": _iso(r.cancelled_at),
-    } for r in rows]
+    rows = session.scalars(
+        select(Redemption).where(Redemption.user_id == user.id).order_by(Redemption.created_at, Redemption.id)
+    )
+    return "redemptions", [
+        {
+            "reward": r.reward.name,
+            "points_cost": r.points_cost,
+            "status": r.status.value,
+            "note": r.note,
+            "ordered_at": _iso(r.created_at),
+            "fulfilled_at": _iso(r.fulfilled_at),
+            "cancelled_at": _iso(r.cancelled_at),
+        }
+        for r in rows
+    ]
 
 
 @register_export_section
 def _badges(session, user: User):
-    rows = session.scalars(select(UserBadge).where(UserBadge.user_id == user.id)
-                           .order_by(UserBadge.awarded_at, UserBadge.id))
-    return "badges", [{"badge": b.badge.name, "description": b.badge.description, "awarded_at": _iso(b.awarded_at),
-                       "reason": b.reason} for b in rows]
+    rows = session.scalars(
+        select(UserBadge).where(UserBadge.user_id == user.id).order_by(UserBadge.awarded_at, UserBadge.id)
+    )
+    return "badges", [
+        {
+            "badge": b.badge.name,
+            "description": b.badge.description,
+            "awarded_at": _iso(b.awarded_at),
+            "reason": b.reason,
+        }
+        for b in rows
+    ]
 
 
 @register_export_section
@@ -155,15 +220,25 @@ def _referrals(session, user: User):
 
     Not the colleague's name or address: that is the colleague's personal data, theirs to download (and
     to erase), and a file that leaves the portal should not carry it."""
-    referred = session.execute(select(User.id, User.created_at).where(User.referred_by_id == user.id)
-                               .order_by(User.created_at, User.id)).all()
-    credits = {e.source_id: e for e in session.scalars(select(PointsEntry).where(
-        PointsEntry.user_id == user.id, PointsEntry.source == EntrySource.REFERRAL))}
+    referred = session.execute(
+        select(User.id, User.created_at).where(User.referred_by_id == user.id).order_by(User.created_at, User.id)
+    ).all()
+    credits = {
+        e.source_id: e
+        for e in session.scalars(
+            select(PointsEntry).where(PointsEntry.user_id == user.id, PointsEntry.source == EntrySource.REFERRAL)
+        )
+    }
     made = []
     for ref_id, created_at in referred:
         credit = credits.get(ref_id)
-        made.append({"signed_up_on": _iso(created_at.date()), "points_credited": credit.amount if credit else 0,
-                     "credited_at": _iso(credit.created_at) if credit else None})
+        made.append(
+            {
+                "signed_up_on": _iso(created_at.date()),
+                "points_credited": credit.amount if credit else 0,
+                "credited_at": _iso(credit.created_at) if credit else None,
+            }
+        )
     return "referrals", {"you_were_referred": user.referred_by_id is not None, "referrals_made": made}
 
 
@@ -171,28 +246,60 @@ def _referrals(session, user: User):
 def _emails(session, user: User):
     """Email the portal sent (or will send) to the advocate: what and when, not the bodies (they hold
     one-time links)."""
-    rows = session.scalars(select(OutboxMessage).where(OutboxMessage.user_id == user.id)
-                           .order_by(OutboxMessage.created_at, OutboxMessage.id))
-    return "emails", [{"subject": m.subject, "kind": m.template, "status": m.status.value,
-                       "created_at": _iso(m.created_at), "sent_at": _iso(m.sent_at)} for m in rows]
+    rows = session.scalars(
+        select(OutboxMessage)
+        .where(OutboxMessage.user_id == user.id)
+        .order_by(OutboxMessage.created_at, OutboxMessage.id)
+    )
+    return "emails", [
+        {
+            "subject": m.subject,
+            "kind": m.template,
+            "status": m.status.value,
+            "created_at": _iso(m.created_at),
+            "sent_at": _iso(m.sent_at),
+        }
+        for m in rows
+    ]
 
 
 @register_export_section
 def _digests(session, user: User):
-    rows = session.scalars(select(DigestDelivery).where(DigestDelivery.user_id == user.id)
-                           .order_by(DigestDelivery.sent_at, DigestDelivery.id))
-    return "digests", [{"period": d.period, "period_key": d.period_key, "opportunities": d.opportunity_count,
-                        "sent_at": _iso(d.sent_at)} for d in rows]
+    rows = session.scalars(
+        select(DigestDelivery)
+        .where(DigestDelivery.user_id == user.id)
+        .order_by(DigestDelivery.sent_at, DigestDelivery.id)
+    )
+    return "digests", [
+        {
+            "period": d.period,
+            "period_key": d.period_key,
+            "opportunities": d.opportunity_count,
+            "sent_at": _iso(d.sent_at),
+        }
+        for d in rows
+    ]
 
 
 @register_export_section
 def _activity_log(session, user: User):
     """Audit events done by the advocate or to their account (without who on the program's side did it)."""
-    rows = session.scalars(select(AuditEvent).where(or_(
-        AuditEvent.actor_id == user.id, (AuditEvent.target_type == "user") & (AuditEvent.target_id == user.id)))
-        .order_by(AuditEvent.created_at, AuditEvent.id))
-    return "activity_log", [{"action": e.action, "at": _iso(e.created_at), "details": e.details or {},
-                             "ip_address": e.ip_address if e.actor_id == user.id else None} for e in rows]
+    rows = session.scalars(
+        select(AuditEvent)
+        .where(
+            or_(AuditEvent.actor_id == user.id, (AuditEvent.target_type == "user") & (AuditEvent.target_id == user.id))
+        )
+        .order_by(AuditEvent.created_at, AuditEvent.id)
+    )
+    return "activity_log", [
+        {
+            "action": e.action,
+            "at": _iso(e.created_at),
+            "details": e.details or {},
+            "ip_address": e.ip_address if e.actor_id == user.id else None,
+        }
+        for e in rows
+    ]
 
 
 def export_user_data(session, user: User) -> dict:
@@ -205,8 +312,7 @@ def export_user_data(session, user: User) -> dict:
 
 # --- the password that guards deletion and email change -------------------------------------------------------
 
-LOCKED = ("Too many wrong passwords: your account is locked for a while. "
-          "Try again later, or reset your password.")
+LOCKED = "Too many wrong passwords: your account is locked for a while. Try again later, or reset your password."
 WRONG_PASSWORD = "That password is not right."
 
 
@@ -248,14 +354,20 @@ def delete_account(session, user: User, password: str) -> None:
         step(session, user)
     # Earlier queued mail to this person carries personal data: drop what was not sent yet, blank the rest.
     session.execute(delete(OutboxMessage).where(OutboxMessage.user_id == user.id, OutboxMessage.status.in_(UNSENT)))
-    session.execute(update(OutboxMessage).where(OutboxMessage.user_id == user.id)
-                    .values(recipient="erased", body_text="", body_html="", subject="(erased)", headers=None,
-                            last_error=None))
+    session.execute(
+        update(OutboxMessage)
+        .where(OutboxMessage.user_id == user.id)
+        .values(recipient="erased", body_text="", body_html="", subject="(erased)", headers=None, last_error=None)
+    )
     # Mail to others about this person (admins told of an applicant): unsent is dropped, sent is blanked.
-    session.execute(delete(OutboxMessage).where(OutboxMessage.about_user_id == user.id,
-                                                OutboxMessage.status.in_(UNSENT)))
-    session.execute(update(OutboxMessage).where(OutboxMessage.about_user_id == user.id)
-                    .values(body_text="", body_html="", subject="(erased)", last_error=None))
+    session.execute(
+        delete(OutboxMessage).where(OutboxMessage.about_user_id == user.id, OutboxMessage.status.in_(UNSENT))
+    )
+    session.execute(
+        update(OutboxMessage)
+        .where(OutboxMessage.about_user_id == user.id)
+        .values(body_text="", body_html="", subject="(erased)", last_error=None)
+    )
     profile = session.get(AdvocateProfile, user.id)  # none for an applicant never approved
     if profile is not None:
         session.delete(profile)
@@ -273,8 +385,9 @@ def delete_account(session, user: User, password: str) -> None:
     session.flush()
     # The goodbye message is the one mail that must still reach the old address. It carries no name: its
     # outbox row keeps only the address it must be sent to (see tests/test_erasure.py).
-    queue_email(session, to=original_email, subject="Your advocate account is deleted", template="account_deleted",
-                user_id=None)
+    queue_email(
+        session, to=original_email, subject="Your advocate account is deleted", template="account_deleted", user_id=None
+    )
 
 
 # --- email change -----------------------------------------------------------------------------------------------
@@ -290,19 +403,37 @@ def request_email_change(session, user: User, password: str, new_email: str) -> 
     token = make_token(CHANGE_EMAIL, user.id, fingerprint(user.email), e=new_email)
     link = external_url("profile.confirm_email_change", token=token)
     if get_by_email(session, new_email) is None:
-        queue_email(session, to=new_email, subject="Confirm your new email address", template="email_change_confirm",
-                    user_id=user.id, name=user.name, confirm_url=link)
+        queue_email(
+            session,
+            to=new_email,
+            subject="Confirm your new email address",
+            template="email_change_confirm",
+            user_id=user.id,
+            name=user.name,
+            confirm_url=link,
+        )
     # If the address is taken we say nothing different here (no enumeration); the link would fail anyway.
-    queue_email(session, to=user.email, subject="A change of your email address was requested",
-                template="email_change_notice", user_id=user.id, name=user.name, new_email=new_email)
+    queue_email(
+        session,
+        to=user.email,
+        subject="A change of your email address was requested",
+        template="email_change_notice",
+        user_id=user.id,
+        name=user.name,
+        new_email=new_email,
+    )
 
 
 def confirm_email_change(session, token: str) -> User:
     data = read_token(CHANGE_EMAIL, token, current_app.config["VERIFY_TOKEN_MAX_AGE"])
     user = session.get(User, data["u"])
     new_email = data.get("e")
-    if user is None or user.status == Status.DELETED or not isinstance(new_email, str) \
-            or data.get("s") != fingerprint(user.email):
+    if (
+        user is None
+        or user.status == Status.DELETED
+        or not isinstance(new_email, str)
+        or data.get("s") != fingerprint(user.email)
+    ):
         raise InvalidToken("This link has already been used or is no longer valid.")
     if get_by_email(session, new_email) is not None:
         raise Conflict("Another account already uses that address.")
@@ -316,7 +447,15 @@ def confirm_email_change(session, token: str) -> User:
     except IntegrityError:
         raise Conflict("Another account already uses that address.") from None
     user.rotate_session_token()
-    queue_email(session, to=old, subject="Your email address was changed", template="email_changed",
-                user_id=user.id, name=user.name, new_email=new_email, support_url=external_url("main.index"))
+    queue_email(
+        session,
+        to=old,
+        subject="Your email address was changed",
+        template="email_changed",
+        user_id=user.id,
+        name=user.name,
+        new_email=new_email,
+        support_url=external_url("main.index"),
+    )
     audit.record(session, "user.email_change", user.id, user)
     return user

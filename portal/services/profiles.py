@@ -1,4 +1,5 @@
 """Advocate profile, preferences, availability and freshness rules."""
+
 from __future__ import annotations
 
 import re
@@ -14,8 +15,24 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm.attributes import set_committed_value
 
-from portal.models import (ActivityPreference, ActivityType, AdvocateProfile, Blackout, Country, Digest, Industry,
-                           Product, Role, SizeBand, Status, Tag, TagKind, User, profile_tags, utcnow)
+from portal.models import (
+    ActivityPreference,
+    ActivityType,
+    AdvocateProfile,
+    Blackout,
+    Country,
+    Digest,
+    Industry,
+    Product,
+    Role,
+    SizeBand,
+    Status,
+    Tag,
+    TagKind,
+    User,
+    profile_tags,
+    utcnow,
+)
 from portal.services.errors import DomainError, NotFound
 
 MAX_TAGS = 15
@@ -119,8 +136,12 @@ def _tags(session, kind: TagKind, names: list[str]) -> list[Tag]:
 def tag_suggestions(session, kind: TagKind, limit: int = 300) -> list[str]:
     """Tags that at least one active advocate's profile has now: a tag nobody uses any more is not
     suggested (it may name something that was removed on purpose)."""
-    in_use = exists().where(profile_tags.c.tag_id == Tag.id, profile_tags.c.user_id == User.id,
-                            User.role == Role.ADVOCATE, User.status == Status.ACTIVE)
+    in_use = exists().where(
+        profile_tags.c.tag_id == Tag.id,
+        profile_tags.c.user_id == User.id,
+        User.role == Role.ADVOCATE,
+        User.status == Status.ACTIVE,
+    )
     return list(session.scalars(select(Tag.name).where(Tag.kind == kind, in_use).order_by(Tag.name).limit(limit)))
 
 
@@ -233,8 +254,15 @@ def award_if_complete(session, user: User, profile: AdvocateProfile) -> bool:
     amount = int(current_app.config.get("POINTS_PROFILE_COMPLETE", 100))
     if amount <= 0:  # POINTS_PROFILE_COMPLETE=0: no points for it, and the ledger records no zero-point entry
         return False
-    _, created = points.award(session, user.id, amount, key=f"profile-complete:{user.id}",
-                              reason="Completed your profile", source=EntrySource.PROFILE, source_id=user.id)
+    _, created = points.award(
+        session,
+        user.id,
+        amount,
+        key=f"profile-complete:{user.id}",
+        reason="Completed your profile",
+        source=EntrySource.PROFILE,
+        source_id=user.id,
+    )
     return created
 
 
@@ -262,8 +290,10 @@ def completeness(user: User, profile: AdvocateProfile) -> Completeness:
         ("topics you know well", bool(profile.topics)),
         ("your story (at least a few sentences)", len(profile.story or "") >= 80),
         ("your LinkedIn profile", bool(profile.linkedin_url)),
-        ("at least one activity you are willing to do",
-         any(p.opted_in and p.activity_type.active for p in profile.preferences)),
+        (
+            "at least one activity you are willing to do",
+            any(p.opted_in and p.activity_type.active for p in profile.preferences),
+        ),
     ]
     missing = [label for label, ok in checks if not ok]
     return Completeness(round(100 * (len(checks) - len(missing)) / len(checks)), missing)
@@ -303,12 +333,21 @@ class ProfileCard:
 
 def profile_card(session, user: User) -> ProfileCard:
     profile = read_profile(session, user)
-    activities = sorted((p for p in profile.preferences if p.opted_in and p.activity_type.active),
-                        key=lambda p: (p.activity_type.position, p.activity_type.name))
+    activities = sorted(
+        (p for p in profile.preferences if p.opted_in and p.activity_type.active),
+        key=lambda p: (p.activity_type.position, p.activity_type.name),
+    )
     upcoming, _ = split_blackouts(profile)
-    return ProfileCard(user=user, profile=profile, activities=activities, availability=availability(profile),
-                       upcoming_blackouts=upcoming, freshness_days=freshness_days(profile), stale=is_stale(profile),
-                       completeness=completeness(user, profile))
+    return ProfileCard(
+        user=user,
+        profile=profile,
+        activities=activities,
+        availability=availability(profile),
+        upcoming_blackouts=upcoming,
+        freshness_days=freshness_days(profile),
+        stale=is_stale(profile),
+        completeness=completeness(user, profile),
+    )
 
 
 def advocate_card(session, user_id: int) -> ProfileCard | None:
@@ -324,8 +363,11 @@ def advocate_card(session, user_id: int) -> ProfileCard | None:
 
 
 def activity_types(session) -> list[ActivityType]:
-    return list(session.scalars(select(ActivityType).where(ActivityType.active.is_(True))
-                                .order_by(ActivityType.position, ActivityType.name)))
+    return list(
+        session.scalars(
+            select(ActivityType).where(ActivityType.active.is_(True)).order_by(ActivityType.position, ActivityType.name)
+        )
+    )
 
 
 def set_activity_preferences(session, user: User, choices: dict[int, tuple[bool, str]]) -> AdvocateProfile:
@@ -350,16 +392,20 @@ def set_activity_preferences(session, user: User, choices: dict[int, tuple[bool,
     return profile
 
 
-def set_communication(session, user: User, digest: str, opportunities: bool, reminders: bool,
-                      news: bool) -> AdvocateProfile:
+def set_communication(
+    session, user: User, digest: str, opportunities: bool, reminders: bool, news: bool
+) -> AdvocateProfile:
     try:
         period = Digest(digest)
     except ValueError:
         raise DomainError("Choose how often you want the digest.") from None
     profile = get_profile(session, user)
     profile.digest = period
-    profile.notify_opportunities, profile.notify_reminders, profile.notify_news = bool(opportunities), bool(
-        reminders), bool(news)
+    profile.notify_opportunities, profile.notify_reminders, profile.notify_news = (
+        bool(opportunities),
+        bool(reminders),
+        bool(news),
+    )
     return profile
 
 
@@ -367,8 +413,18 @@ def set_communication(session, user: User, digest: str, opportunities: bool, rem
 
 # IANA areas of real "Region/City" zones; everything else in the tz database is a legacy alias (US/Eastern,
 # Etc/GMT+5, Japan), a POSIX rule (EST5EDT) or a pseudo zone (localtime, Factory).
-_TZ_AREAS = ("Africa", "America", "Antarctica", "Arctic", "Asia", "Atlantic", "Australia", "Europe", "Indian",
-             "Pacific")
+_TZ_AREAS = (
+    "Africa",
+    "America",
+    "Antarctica",
+    "Arctic",
+    "Asia",
+    "Atlantic",
+    "Australia",
+    "Europe",
+    "Indian",
+    "Pacific",
+)
 
 
 @cache
@@ -400,8 +456,15 @@ def local_date(timezone_name: str | None, now: datetime) -> date:
     return now.astimezone(zone_named(timezone_name)).date()
 
 
-def set_limits(session, user: User, per_month: int | None, per_quarter: int | None, paused_until: date | None,
-               timezone: str, today: date | None = None) -> AdvocateProfile:
+def set_limits(
+    session,
+    user: User,
+    per_month: int | None,
+    per_quarter: int | None,
+    paused_until: date | None,
+    timezone: str,
+    today: date | None = None,
+) -> AdvocateProfile:
     if timezone not in timezone_choices():
         raise DomainError("Choose a time zone from the list.")
     today = today or (utcnow().astimezone(ZoneInfo(timezone)).date())
@@ -420,8 +483,9 @@ def set_limits(session, user: User, per_month: int | None, per_quarter: int | No
     return profile
 
 
-def add_blackout(session, user: User, starts_on: date, ends_on: date, note: str = "",
-                 today: date | None = None) -> Blackout:
+def add_blackout(
+    session, user: User, starts_on: date, ends_on: date, note: str = "", today: date | None = None
+) -> Blackout:
     profile = get_profile(session, user)
     today = today or local_today(profile)
     if starts_on is None or ends_on is None:
@@ -507,14 +571,21 @@ def stale_for_reminder(session, now: datetime | None = None) -> list[User]:
     now = now or utcnow()
     cutoff = now - timedelta(days=stale_days())
     confirmed = func.coalesce(AdvocateProfile.confirmed_at, User.approved_at, User.created_at)
-    q = (select(User)
-         .outerjoin(AdvocateProfile, AdvocateProfile.user_id == User.id)
-         .where(User.role == Role.ADVOCATE, User.status == Status.ACTIVE,
-                or_(AdvocateProfile.user_id.is_(None), AdvocateProfile.notify_reminders.is_(True)),
-                confirmed <= cutoff,
-                or_(AdvocateProfile.stale_reminder_sent_at.is_(None),
-                    AdvocateProfile.stale_reminder_sent_at <= now - REMIND_EVERY))
-         .order_by(User.id))
+    q = (
+        select(User)
+        .outerjoin(AdvocateProfile, AdvocateProfile.user_id == User.id)
+        .where(
+            User.role == Role.ADVOCATE,
+            User.status == Status.ACTIVE,
+            or_(AdvocateProfile.user_id.is_(None), AdvocateProfile.notify_reminders.is_(True)),
+            confirmed <= cutoff,
+            or_(
+                AdvocateProfile.stale_reminder_sent_at.is_(None),
+                AdvocateProfile.stale_reminder_sent_at <= now - REMIND_EVERY,
+            ),
+        )
+        .order_by(User.id)
+    )
     return list(session.scalars(q))
 
 
@@ -522,12 +593,18 @@ def claim_stale_reminder(session, user_id: int, now: datetime) -> bool:
     """Stamp the advocate as reminded now, unless another run did in the last 30 days; True when this
     call stamped (and so must send). A conditional UPDATE: of two overlapping runs only one changes the
     row (on PostgreSQL the second waits for the first's commit, then finds the stamp and changes nothing)."""
-    session.execute(_insert(session)(AdvocateProfile).values(user_id=user_id)
-                    .on_conflict_do_nothing(index_elements=["user_id"]))  # never-saved profile: the row first
+    session.execute(
+        _insert(session)(AdvocateProfile).values(user_id=user_id).on_conflict_do_nothing(index_elements=["user_id"])
+    )  # never-saved profile: the row first
     result = session.execute(
         update(AdvocateProfile)
-        .where(AdvocateProfile.user_id == user_id,
-               or_(AdvocateProfile.stale_reminder_sent_at.is_(None),
-                   AdvocateProfile.stale_reminder_sent_at <= now - REMIND_EVERY))
-        .values(stale_reminder_sent_at=now))
+        .where(
+            AdvocateProfile.user_id == user_id,
+            or_(
+                AdvocateProfile.stale_reminder_sent_at.is_(None),
+                AdvocateProfile.stale_reminder_sent_at <= now - REMIND_EVERY,
+            ),
+        )
+        .values(stale_reminder_sent_at=now)
+    )
     return result.rowcount == 1

@@ -1,5 +1,6 @@
 """The lists admins manage (industries, products, size bands, regions, countries, activity types),
 with sensible defaults. ``ensure_defaults`` is idempotent: it adds what is missing and changes nothing."""
+
 from __future__ import annotations
 
 from sqlalchemy import select
@@ -7,16 +8,43 @@ from sqlalchemy import select
 from portal.models import ActivityType, Country, Industry, Product, Region, SizeBand
 from portal.services.country_data import COUNTRIES
 
-INDUSTRIES = ["Banking and capital markets", "Insurance", "Healthcare", "Life sciences", "Retail and e-commerce",
-              "Manufacturing", "Energy and utilities", "Telecommunications", "Media and entertainment",
-              "Public sector", "Education", "Transportation and logistics", "Hospitality and travel",
-              "Software and internet", "Professional services", "Real estate", "Automotive", "Agriculture",
-              "Non-profit", "Consumer goods"]
-PRODUCTS = ["Analytics Cloud", "Data Platform", "Security Suite", "Identity Manager", "Integration Hub",
-            "Mobile SDK", "Customer 360", "Billing Engine", "Workflow Studio", "AI Assistant", "Edge Gateway",
-            "Observability"]
-SIZE_BANDS = ["1-49 employees", "50-249 employees", "250-999 employees", "1,000-4,999 employees",
-              "5,000+ employees"]
+INDUSTRIES = [
+    "Banking and capital markets",
+    "Insurance",
+    "Healthcare",
+    "Life sciences",
+    "Retail and e-commerce",
+    "Manufacturing",
+    "Energy and utilities",
+    "Telecommunications",
+    "Media and entertainment",
+    "Public sector",
+    "Education",
+    "Transportation and logistics",
+    "Hospitality and travel",
+    "Software and internet",
+    "Professional services",
+    "Real estate",
+    "Automotive",
+    "Agriculture",
+    "Non-profit",
+    "Consumer goods",
+]
+PRODUCTS = [
+    "Analytics Cloud",
+    "Data Platform",
+    "Security Suite",
+    "Identity Manager",
+    "Integration Hub",
+    "Mobile SDK",
+    "Customer 360",
+    "Billing Engine",
+    "Workflow Studio",
+    "AI Assistant",
+    "Edge Gateway",
+    "Observability",
+]
+SIZE_BANDS = ["1-49 employees", "50-249 employees", "250-999 employees", "1,000-4,999 employees", "5,000+ employees"]
 REGIONS = ["North America", "Latin America", "Europe", "Middle East", "Africa", "Asia Pacific"]
 ACTIVITY_TYPES = [
     ("speaking", "Speaking", "Speak at an event or conference", 500),

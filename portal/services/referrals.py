@@ -1,4 +1,5 @@
 """Referrals: a personal link; a colleague who joins through it and is approved credits the referrer once."""
+
 from __future__ import annotations
 
 from flask import current_app
@@ -44,16 +45,33 @@ def credit_referral(session, referred: User) -> bool:
         return False
     # The ledger keeps its rows forever, also after the colleague erases their account: no name in it.
     # Pages show the name while the account exists (PointsEntry.display_reason).
-    _, created = points.award(session, referrer.id, amount, key=f"referral:{referred.id}",
-                              reason=REFERRAL_REASON, source=EntrySource.REFERRAL, source_id=referred.id)
+    _, created = points.award(
+        session,
+        referrer.id,
+        amount,
+        key=f"referral:{referred.id}",
+        reason=REFERRAL_REASON,
+        source=EntrySource.REFERRAL,
+        source_id=referred.id,
+    )
     return created
 
 
 def referrals_of(session, user_id: int) -> list[User]:
-    return list(session.scalars(select(User).where(User.referred_by_id == user_id, User.status != Status.DELETED)
-                                .order_by(User.created_at.desc())))
+    return list(
+        session.scalars(
+            select(User)
+            .where(User.referred_by_id == user_id, User.status != Status.DELETED)
+            .order_by(User.created_at.desc())
+        )
+    )
 
 
 def credited_ids(session, user_id: int) -> set[int]:
-    return set(session.scalars(select(points.PointsEntry.source_id).where(
-        points.PointsEntry.user_id == user_id, points.PointsEntry.source == EntrySource.REFERRAL)))
+    return set(
+        session.scalars(
+            select(points.PointsEntry.source_id).where(
+                points.PointsEntry.user_id == user_id, points.PointsEntry.source == EntrySource.REFERRAL
+            )
+        )
+    )

@@ -6,6 +6,7 @@ CHECK constraint, and an advocate's point operations are serialised by locking t
 so no number of concurrent requests can overdraw a balance, oversell stock or pass a per-advocate
 limit.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -45,8 +46,14 @@ def _validate(data: RewardInput) -> None:
 
 def create_reward(session, data: RewardInput, actor_id: int) -> Reward:
     _validate(data)
-    reward = Reward(name=data.name.strip()[:120], description=data.description.strip(), points_cost=data.points_cost,
-                    stock=data.stock, per_advocate_limit=data.per_advocate_limit, active=data.active)
+    reward = Reward(
+        name=data.name.strip()[:120],
+        description=data.description.strip(),
+        points_cost=data.points_cost,
+        stock=data.stock,
+        per_advocate_limit=data.per_advocate_limit,
+        active=data.active,
+    )
     session.add(reward)
     session.flush()
     audit.record(session, "reward.create", actor_id, reward, name=reward.name, cost=reward.points_cost)
@@ -77,13 +84,16 @@ def _apply_stock(session, reward: Reward, seen: int | None, wanted: int | None) 
         q = q.where(Reward.stock.is_(None)).values(stock=wanted)
     else:
         delta = wanted - seen
-        q = q.where(Reward.stock.is_not(None), Reward.stock + delta >= 0, Reward.stock + delta <= MAX_STOCK
-                    ).values(stock=Reward.stock + delta)
+        q = q.where(Reward.stock.is_not(None), Reward.stock + delta >= 0, Reward.stock + delta <= MAX_STOCK).values(
+            stock=Reward.stock + delta
+        )
     if session.execute(q).rowcount != 1:
         now = session.scalar(select(Reward.stock).where(Reward.id == reward.id))
         now_text = "unlimited" if now is None else f"{now:,}"
-        raise StockChanged(f"The stock changed since you opened this form (it is now {now_text}). "
-                           "Reload the page and enter the stock again.")
+        raise StockChanged(
+            f"The stock changed since you opened this form (it is now {now_text}). "
+            "Reload the page and enter the stock again."
+        )
     session.refresh(reward, ["stock"])
 
 
@@ -95,9 +105,19 @@ def update_reward(session, reward: Reward, data: RewardInput, actor_id: int, *, 
     reward.name, reward.description = data.name.strip()[:120], data.description.strip()
     reward.points_cost = data.points_cost
     reward.per_advocate_limit, reward.active = data.per_advocate_limit, data.active
-    audit.record(session, "reward.update", actor_id, reward, name=reward.name, cost=reward.points_cost,
-                 stock=reward.stock, stock_before=before, stock_seen=stock_seen, stock_entered=data.stock,
-                 active=reward.active)
+    audit.record(
+        session,
+        "reward.update",
+        actor_id,
+        reward,
+        name=reward.name,
+        cost=reward.points_cost,
+        stock=reward.stock,
+        stock_before=before,
+        stock_seen=stock_seen,
+        stock_entered=data.stock,
+        active=reward.active,
+    )
     return reward
 
 
@@ -109,9 +129,18 @@ def catalog(session, include_inactive: bool = False) -> list[Reward]:
 
 
 def _held(session, user_id: int, reward_id: int) -> int:
-    return session.scalar(select(func.count()).select_from(Redemption).where(
-        Redemption.user_id == user_id, Redemption.reward_id == reward_id,
-        Redemption.status != RedemptionStatus.CANCELLED)) or 0
+    return (
+        session.scalar(
+            select(func.count())
+            .select_from(Redemption)
+            .where(
+                Redemption.user_id == user_id,
+                Redemption.reward_id == reward_id,
+                Redemption.status != RedemptionStatus.CANCELLED,
+            )
+        )
+        or 0
+    )
 
 
 def redeem(session, user: User, reward_id: int, idempotency_key: str) -> tuple[Redemption, bool]:
@@ -129,30 +158,42 @@ def redeem(session, user: User, reward_id: int, idempotency_key: str) -> tuple[R
     if reward.per_advocate_limit is not None and _held(session, user.id, reward.id) >= reward.per_advocate_limit:
         raise Conflict(f"You have already redeemed {reward.name} as many times as allowed.")
     if points.balance(session, user.id) < reward.points_cost:
-        raise points.InsufficientPoints(f"{reward.name} costs {reward.points_cost:,} points; "
-                                        f"you have {points.balance(session, user.id):,}.")
+        raise points.InsufficientPoints(
+            f"{reward.name} costs {reward.points_cost:,} points; you have {points.balance(session, user.id):,}."
+        )
     if reward.stock is not None:
-        taken = session.execute(update(Reward).where(Reward.id == reward.id, Reward.stock > 0)
-                                .values(stock=Reward.stock - 1)).rowcount
+        taken = session.execute(
+            update(Reward).where(Reward.id == reward.id, Reward.stock > 0).values(stock=Reward.stock - 1)
+        ).rowcount
         if taken != 1:
             raise Conflict(f"{reward.name} is out of stock.")
-    redemption = Redemption(user_id=user.id, reward_id=reward.id, points_cost=reward.points_cost,
-                            idempotency_key=key)
+    redemption = Redemption(user_id=user.id, reward_id=reward.id, points_cost=reward.points_cost, idempotency_key=key)
     session.add(redemption)
     session.flush()
     points.debit_for_redemption(session, user.id, reward.points_cost, redemption.id, reward.name)
-    queue_email(session, to=user.email, subject=f"We received your order: {reward.name}",
-                template="redemption_requested", user_id=user.id, name=user.name, reward=reward.name,
-                cost=reward.points_cost, url=external_url("recognition.redemptions"))
+    queue_email(
+        session,
+        to=user.email,
+        subject=f"We received your order: {reward.name}",
+        template="redemption_requested",
+        user_id=user.id,
+        name=user.name,
+        reward=reward.name,
+        cost=reward.points_cost,
+        url=external_url("recognition.redemptions"),
+    )
     return redemption, True
 
 
 def _get_for_update(session, redemption_id: int) -> Redemption:
     if not 0 < redemption_id <= MAX_ID:
         raise NotFound("No such redemption.")
-    redemption = session.scalars(select(Redemption).where(Redemption.id == redemption_id)
-                                 .with_for_update(of=Redemption)
-                                 .execution_options(populate_existing=True)).one_or_none()
+    redemption = session.scalars(
+        select(Redemption)
+        .where(Redemption.id == redemption_id)
+        .with_for_update(of=Redemption)
+        .execution_options(populate_existing=True)
+    ).one_or_none()
     if redemption is None:
         raise NotFound("No such redemption.")
     return redemption
@@ -166,9 +207,17 @@ def fulfil(session, redemption_id: int, actor_id: int, note: str = "") -> Redemp
     redemption.handled_by_id, redemption.note = actor_id, (note or "").strip()[:500]
     user = session.get(User, redemption.user_id)
     audit.record(session, "redemption.fulfil", actor_id, redemption, reward=redemption.reward.name)
-    queue_email(session, to=user.email, subject=f"On its way: {redemption.reward.name}",
-                template="redemption_fulfilled", user_id=user.id, name=user.name, reward=redemption.reward.name,
-                note=redemption.note, url=external_url("recognition.redemptions"))
+    queue_email(
+        session,
+        to=user.email,
+        subject=f"On its way: {redemption.reward.name}",
+        template="redemption_fulfilled",
+        user_id=user.id,
+        name=user.name,
+        reward=redemption.reward.name,
+        note=redemption.note,
+        url=external_url("recognition.redemptions"),
+    )
     return redemption
 
 
@@ -181,27 +230,47 @@ def cancel(session, redemption_id: int, actor: User, reason: str = "") -> Redemp
         raise Conflict(f"This order is already {redemption.status.value}.")
     redemption.status, redemption.cancelled_at = RedemptionStatus.CANCELLED, utcnow()
     redemption.handled_by_id, redemption.note = actor.id, (reason or "").strip()[:500]
-    debit = session.scalar(select(points.PointsEntry).where(
-        points.PointsEntry.idempotency_key == f"redemption:{redemption.id}:debit"))
-    _, refunded = points.reverse(session, debit.id, reason=f"Refund: {redemption.reward.name} cancelled",
-                                 actor_id=actor.id)
+    debit = session.scalar(
+        select(points.PointsEntry).where(points.PointsEntry.idempotency_key == f"redemption:{redemption.id}:debit")
+    )
+    _, refunded = points.reverse(
+        session, debit.id, reason=f"Refund: {redemption.reward.name} cancelled", actor_id=actor.id
+    )
     if not refunded:
         raise Conflict("This order was already refunded.")
-    session.execute(update(Reward).where(Reward.id == redemption.reward_id, Reward.stock.is_not(None))
-                    .values(stock=Reward.stock + 1))
+    session.execute(
+        update(Reward)
+        .where(Reward.id == redemption.reward_id, Reward.stock.is_not(None))
+        .values(stock=Reward.stock + 1)
+    )
     user = session.get(User, redemption.user_id)
     if actor.role == Role.ADMIN:
-        audit.record(session, "redemption.cancel", actor.id, redemption, reward=redemption.reward.name,
-                     reason=redemption.note)
-    queue_email(session, to=user.email, subject=f"Order cancelled: {redemption.reward.name}",
-                template="redemption_cancelled", user_id=user.id, name=user.name, reward=redemption.reward.name,
-                cost=redemption.points_cost, note=redemption.note, url=external_url("recognition.redemptions"))
+        audit.record(
+            session, "redemption.cancel", actor.id, redemption, reward=redemption.reward.name, reason=redemption.note
+        )
+    queue_email(
+        session,
+        to=user.email,
+        subject=f"Order cancelled: {redemption.reward.name}",
+        template="redemption_cancelled",
+        user_id=user.id,
+        name=user.name,
+        reward=redemption.reward.name,
+        cost=redemption.points_cost,
+        note=redemption.note,
+        url=external_url("recognition.redemptions"),
+    )
     return redemption
 
 
 def history(session, user_id: int) -> list[Redemption]:
-    return list(session.scalars(select(Redemption).where(Redemption.user_id == user_id)
-                                .order_by(Redemption.created_at.desc(), Redemption.id.desc())))
+    return list(
+        session.scalars(
+            select(Redemption)
+            .where(Redemption.user_id == user_id)
+            .order_by(Redemption.created_at.desc(), Redemption.id.desc())
+        )
+    )
 
 
 def queue(session, status: RedemptionStatus | None = RedemptionStatus.REQUESTED) -> list[Redemption]:

@@ -1,4 +1,5 @@
 """Non-transactional email: who wants what, one-click unsubscribe, freshness reminders."""
+
 from __future__ import annotations
 
 from datetime import datetime
@@ -63,10 +64,18 @@ def remind_stale(session, now: datetime | None = None) -> int:
         if not claim_stale_reminder(session, user.id, now):
             continue  # another run reminded this advocate a moment ago
         url = unsubscribe_url(user, "reminders")
-        queue_email(session, to=user.email, subject="Is your advocate profile still current?",
-                    template="stale_reminder", user_id=user.id, name=user.name, days=stale_days(),
-                    profile_url=external_url("profile.edit"), unsubscribe_url=url,
-                    headers=list_unsubscribe_headers(url))
+        queue_email(
+            session,
+            to=user.email,
+            subject="Is your advocate profile still current?",
+            template="stale_reminder",
+            user_id=user.id,
+            name=user.name,
+            days=stale_days(),
+            profile_url=external_url("profile.edit"),
+            unsubscribe_url=url,
+            headers=list_unsubscribe_headers(url),
+        )
         count += 1
     session.flush()
     return count

@@ -4,6 +4,7 @@ A token carries the user id and a fingerprint of the state it acts on (the passw
 reset, the email and status for a verification). Once the action is done that state changes, so
 the same link no longer matches: single use without a table of spent tokens.
 """
+
 from __future__ import annotations
 
 import hashlib

@@ -6,6 +6,7 @@ temporary folder, sending mail to the session's real SMTP server (``mailbox_serv
 use ``app``/``backend`` from tests/conftest.py, so these tests run once, also when
 TEST_DATABASE_URL is set. Tests share the live database: give every user a unique email.
 """
+
 from __future__ import annotations
 
 import os
@@ -26,8 +27,16 @@ from tests.conftest import base_config
 from tests.helpers import TEST_PASSWORD, free_port
 
 CHROMIUM = "/usr/bin/chromium"
-FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 E2E_DIR = os.path.dirname(os.path.abspath(__file__))
 
 
@@ -75,10 +84,18 @@ class LiveServer:
         """An account straight in the database (password TEST_PASSWORD); returns its id."""
         with self.app.app_context():
             now = utcnow()
-            user = User(email=email, name=name or email.split("@")[0].title(), role=role, status=status,
-                        company=fields.pop("company", "Acme Analytics"), job_title=fields.pop("job_title", "CTO"),
-                        password_hash=hash_password(TEST_PASSWORD), email_verified_at=now,
-                        approved_at=now if status == Status.ACTIVE else None, **fields)
+            user = User(
+                email=email,
+                name=name or email.split("@")[0].title(),
+                role=role,
+                status=status,
+                company=fields.pop("company", "Acme Analytics"),
+                job_title=fields.pop("job_title", "CTO"),
+                password_hash=hash_password(TEST_PASSWORD),
+                email_verified_at=now,
+                approved_at=now if status == Status.ACTIVE else None,
+                **fields,
+            )
             db.session.add(user)
             db.session.commit()
             return user.id

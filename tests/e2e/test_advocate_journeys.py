@@ -1,4 +1,5 @@
 """Browser journeys of an advocate: self-service, a reward, an opportunity through to points."""
+
 import json
 import re
 from datetime import date, timedelta
@@ -6,8 +7,18 @@ from datetime import date, timedelta
 from playwright.sync_api import expect
 
 from portal.extensions import db
-from portal.models import (ActivityPreference, ActivityType, AdvocateProfile, EntrySource, Opportunity,
-                           OpportunityStatus, Reward, Role, SelectionMode, utcnow)
+from portal.models import (
+    ActivityPreference,
+    ActivityType,
+    AdvocateProfile,
+    EntrySource,
+    Opportunity,
+    OpportunityStatus,
+    Reward,
+    Role,
+    SelectionMode,
+    utcnow,
+)
 from portal.services import points
 from tests.e2e.conftest import sign_in
 
@@ -77,9 +88,18 @@ def test_request_approve_complete_then_points(live_server, browser):
         t = db.session.query(ActivityType).filter_by(key="webinar").one()
         db.session.add(AdvocateProfile(user_id=uid, country_code="FR", confirmed_at=utcnow()))
         db.session.add(ActivityPreference(user_id=uid, activity_type_id=t.id, opted_in=True))
-        db.session.add(Opportunity(activity_type=t, title="Data governance panel", points=450, capacity=3,
-                                   status=OpportunityStatus.OPEN, selection_mode=SelectionMode.SELECTION,
-                                   seats_taken=0, opened_at=utcnow()))
+        db.session.add(
+            Opportunity(
+                activity_type=t,
+                title="Data governance panel",
+                points=450,
+                capacity=3,
+                status=OpportunityStatus.OPEN,
+                selection_mode=SelectionMode.SELECTION,
+                seats_taken=0,
+                opened_at=utcnow(),
+            )
+        )
         db.session.commit()
     page = browser.new_page()
     sign_in(page, base, "otto.opportunity@example.com")

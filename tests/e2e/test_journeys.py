@@ -1,5 +1,6 @@
 """Join, confirm the email, wait for approval, be approved by an admin, sign in, sign out; and the
 layout at 375 px. Everything the applicant and the admin do happens in the browser."""
+
 import re
 
 import pytest
@@ -91,8 +92,11 @@ def test_small_screen_has_no_sideways_scroll_and_the_menu_opens(live_server, new
         width = page.evaluate("document.documentElement.scrollWidth")
         assert width <= 375, f"{path} scrolls sideways at 375 px ({width}px)"
         if path == "/auth/login":  # the whole form fits: fields and button inside the viewport
-            for control in (page.get_by_label("Email"), page.get_by_label("Password"),
-                            page.get_by_role("button", name="Sign in")):
+            for control in (
+                page.get_by_label("Email"),
+                page.get_by_label("Password"),
+                page.get_by_role("button", name="Sign in"),
+            ):
                 box = control.bounding_box()
                 assert box and box["x"] >= 0 and box["x"] + box["width"] <= 375, (control, box)
 

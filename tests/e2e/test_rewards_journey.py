@@ -1,5 +1,6 @@
 """Browser journey: an advocate with points redeems a reward (after the confirm dialog), finds the
 order in their history, cancels another one and gets the points back; an admin fulfils the first."""
+
 import re
 
 from playwright.sync_api import expect
@@ -16,11 +17,13 @@ def test_redeem_from_the_catalog_then_history_cancel_and_fulfil(live_server, bro
     live_server.make_user("fran.fulfil@example.com", role=Role.ADMIN, name="Fran Fulfil")
     with live_server.app.app_context():
         points.award(db.session, uid, 1000, key=f"e2e-rewards:{uid}", reason="Keynote", source=EntrySource.MANUAL)
-        db.session.add_all([
-            Reward(name="Journey backpack", description="Carries laptops", points_cost=600, stock=2),
-            Reward(name="Journey sticker pack", description="Twelve stickers", points_cost=150, stock=None),
-            Reward(name="Journey summit pass", description="Two days", points_cost=5000, stock=5),
-        ])
+        db.session.add_all(
+            [
+                Reward(name="Journey backpack", description="Carries laptops", points_cost=600, stock=2),
+                Reward(name="Journey sticker pack", description="Twelve stickers", points_cost=150, stock=None),
+                Reward(name="Journey summit pass", description="Two days", points_cost=5000, stock=5),
+            ]
+        )
         db.session.commit()
 
     page = browser.new_page()
@@ -77,4 +80,3 @@ def test_redeem_from_the_catalog_then_history_cancel_and_fulfil(live_server, bro
     row = page.get_by_role("row", name=re.compile("Journey backpack"))
     expect(row).to_contain_text("Fulfilled")
     expect(row.get_by_role("button", name="Cancel order")).to_have_count(0)
-

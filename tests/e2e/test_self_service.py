@@ -1,5 +1,6 @@
 """Browser journey of the advocate's self-service: edit the profile, add a blackout, confirm the profile is
 current, download the data, in the system Chromium against the live server."""
+
 import json
 import re
 from datetime import timedelta
@@ -64,7 +65,8 @@ def test_edit_profile_add_blackout_confirm_and_download(live_server, browser):
     topics.fill("")
     topics.press_sequentially("zero trust, ")
     options = page.evaluate(
-        "el => Array.from(el.list ? el.list.options : []).map(o => o.value)", topics.element_handle())
+        "el => Array.from(el.list ? el.list.options : []).map(o => o.value)", topics.element_handle()
+    )
     # What is typed, plus each tag in use not yet chosen (other journeys on this live server add their own tags).
     assert "zero trust, <b>HIPAA</b>" in options, options
     assert all(o.startswith("zero trust, ") for o in options), options
@@ -100,7 +102,8 @@ def test_edit_profile_add_blackout_confirm_and_download(live_server, browser):
     expect(page.get_by_text("Clinic go-live 🏥")).to_be_visible()
     until = (start + timedelta(days=10)).strftime("%d %b %Y")
     expect(page.get_by_role("status").filter(has_text="In a blackout until")).to_have_text(
-        f"In a blackout until {until}")
+        f"In a blackout until {until}"
+    )
 
     # Stale again (as if months had passed): confirm with "My profile is current".
     _backdate(live_server.app, uid, 190)
@@ -135,7 +138,11 @@ def test_edit_profile_add_blackout_confirm_and_download(live_server, browser):
     assert profile["show_in_directory"] is True and profile["show_on_leaderboard"] is False
     assert profile["confirmed_at"].startswith(utcnow().date().isoformat())
     availability = profile["availability"]
-    assert availability["blackouts"] == [{"starts_on": start.isoformat(),
-                                          "ends_on": (start + timedelta(days=10)).isoformat(),
-                                          "note": "Clinic go-live 🏥"}]
+    assert availability["blackouts"] == [
+        {
+            "starts_on": start.isoformat(),
+            "ends_on": (start + timedelta(days=10)).isoformat(),
+            "note": "Clinic go-live 🏥",
+        }
+    ]
     assert availability["status"] == f"In a blackout until {until}"
