@@ -1,6 +1,7 @@
-from portal.forms import BaseForm as FlaskForm
 from wtforms import HiddenField, StringField, SubmitField
 from wtforms.validators import DataRequired, Length, Optional
+
+from portal.forms import BaseForm as FlaskForm
 
 
 class ApproveForm(FlaskForm):

@@ -121,10 +121,10 @@ def run_size(n: int, runs: int, procs: int, workdir: Path, cold_runs: int = 2) -
     from portal import create_app
     from portal.extensions import db
     from portal.models import AdvocateProfile, User
+    from portal.services import reference
     from search import querying
     from search.indexing import _merging, apply_pending, current_dir, wait_for_merges
     from search.rebuild import rebuild
-    from portal.services import reference
 
     dbfile = workdir / f"bench-{n}.db"
     dbfile.unlink(missing_ok=True)

@@ -46,7 +46,10 @@ COMPANY_A = (
     "North Blue Kestrel Aurora Helix Cobalt Meridian Lumen Orbit Sable Tidewater Quartz Juniper Atlas Vertex "
     "Pinecrest Harbor Nimbus Summit Cedar Granite Falcon Horizon Ember Willow Beacon Crescent Polar"
 ).split()
-COMPANY_B = "Health Bank Logistics Retail Biotech Insurance Energy Education Telecom Manufacturing Software Media Capital Foods Motors Labs Systems Group".split()
+COMPANY_B = (
+    "Health Bank Logistics Retail Biotech Insurance Energy Education Telecom Manufacturing Software Media Capital "
+    "Foods Motors Labs Systems Group"
+).split()
 TITLES = [
     "Chief Information Security Officer",
     "VP of Engineering",

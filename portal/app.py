@@ -88,8 +88,8 @@ def register_blueprints(app: Flask) -> None:
 
     app.url_map.converters["int"] = BoundedIntConverter  # before any rule is added
     from admin import bp as admin_bp
-    from search.views import bp as search_bp
     from portal.blueprints import account, auth, main, opportunities, profile, recognition
+    from search.views import bp as search_bp
 
     app.register_blueprint(main.bp)
     app.register_blueprint(auth.bp)

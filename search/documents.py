@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import hashlib
 from collections import defaultdict
-from datetime import datetime
+from datetime import UTC, datetime
 
 from sqlalchemy import func, select
 
@@ -223,9 +223,7 @@ def advocate_docs(session, user_ids: list[int], now: datetime | None = None) -> 
 
 def _aware(value):
     if value is not None and value.tzinfo is None:
-        from datetime import timezone
-
-        return value.replace(tzinfo=timezone.utc)
+        return value.replace(tzinfo=UTC)
     return value
 
 

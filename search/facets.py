@@ -29,8 +29,8 @@ FACETS = {  # facet name -> its position in the packed ``facets`` column (multi-
 MULTI = {"product", "activity"}
 TERM_CACHE = 4096  # posting bitsets kept per segment (a 50,000-document segment: ~6 KB each)
 SORT_DIRECTLY = 5000  # matches up to which a date sort sorts the matches instead of walking the sorted keys
-STATS_CACHE = 256
-RAW_CACHE = 4  # postings read for a bitset, kept until the same query asks for their score list  # per-term score lists kept per segment (larger: one entry per posting)
+STATS_CACHE = 256  # per-term score lists kept per segment (larger: one entry per posting)
+RAW_CACHE = 4  # postings read for a bitset, kept until the same query asks for their score list
 K1, B = 1.2, 0.75  # BM25 parameters (Whoosh's BM25F defaults)
 
 
@@ -267,7 +267,7 @@ class FacetCache:
     def __init__(self):
         self.segments: dict[str, SegmentFacets] = {}
 
-    def view(self, searcher, today: date, stale: int = STALE_DAYS) -> "FacetView":
+    def view(self, searcher, today: date, stale: int = STALE_DAYS) -> FacetView:
         reader = searcher.reader()
         leaves = list(reader.leaf_readers())
         today_n = today.toordinal()

@@ -8,8 +8,8 @@ from datetime import date
 from sqlalchemy import and_, or_, select
 
 from portal.models import AdvocateProfile, Role, Status, User
-from search import documents
 from portal.services.profiles import stale_days
+from search import documents
 from search.facets import FACETS, MULTI, freshness_bucket, freshness_labels
 from search.querying import (
     PER_PAGE,

@@ -8,7 +8,7 @@ import re
 import threading
 import time
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from datetime import time as day_time
 
 from flask import current_app
@@ -333,7 +333,7 @@ def unavailable_today(session, today: date, now: datetime | None = None) -> set[
     compared with its own date at ``now`` (noon UTC of ``today`` when a past or future day is asked)."""
     if now is None:
         current = utcnow()
-        now = current if current.date() == today else datetime.combine(today, day_time(12), tzinfo=timezone.utc)
+        now = current if current.date() == today else datetime.combine(today, day_time(12), tzinfo=UTC)
     before, after = today - timedelta(days=1), today + timedelta(days=1)
     # Two small indexed lookups (ix on paused_until, on blackout dates), then the candidates' zones.
     paused = dict(

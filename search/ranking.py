@@ -28,7 +28,6 @@ from whoosh import query as wq
 
 from search.facets import FacetView, bits_from_positions, positions_of
 
-
 MIN_WILDCARD_PREFIX = 3  # literal characters before the first * or ? of a wildcard
 MAX_EXPANSIONS = 200  # terms all the wildcards of one query may expand to
 MAX_WILDCARDS = 10  # wildcards one query may hold; further ones are read as plain words (each gets >= 20 terms)

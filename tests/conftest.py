@@ -18,8 +18,8 @@ from portal.extensions import db
 from portal.models import Base, Role, Status, User, utcnow
 from portal.services import reference
 from portal.services.badges import ensure_default_badges
-from search.indexing import ensure_index
 from portal.services.passwords import hash_password
+from search.indexing import ensure_index
 from tests.helpers import TEST_PASSWORD, Mailbox, login
 
 IN_CI = os.environ.get("CI", "").lower() == "true"

@@ -58,7 +58,7 @@ class Mail:
 
 
 class _Handler:
-    def __init__(self, box: "Mailbox"):
+    def __init__(self, box: Mailbox):
         self.box = box
 
     async def handle_DATA(self, server, session, envelope):
@@ -77,7 +77,7 @@ class Mailbox:
     lock: threading.Lock = field(default_factory=threading.Lock)
     controller: Controller | None = None
 
-    def start(self) -> "Mailbox":
+    def start(self) -> Mailbox:
         self.port = free_port()
         self.controller = Controller(_Handler(self), hostname="127.0.0.1", port=self.port)
         self.controller.start()

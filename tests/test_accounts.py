@@ -370,7 +370,7 @@ def test_admin_approves_and_declines_in_admin_area(admin_client, make_user, mail
     assert {"user.approve", "user.decline"} <= actions
 
 
-# --- the advocate profile exists from activation (no page creates it on a GET) ------------------------------------------
+# --- the advocate profile exists from activation (no page creates it on a GET) ----------------------------------------
 
 
 def _has_profile(user_id: int) -> bool:

@@ -3,7 +3,7 @@ opportunity first opened recently is emailed to every advocate who wants announc
 could say "I'm in" now; once per advocate and opportunity, however often it runs; one-click
 unsubscribe; the digest does not repeat what was announced. Mail is read from the test SMTP server."""
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import time_machine
 
@@ -23,7 +23,7 @@ from tests.conftest import reload
 from tests.helpers import post_form
 from tests.opportunity_support import make_advocate, make_opp, text_of
 
-T0 = datetime(2031, 3, 3, 8, 0, tzinfo=timezone.utc)
+T0 = datetime(2031, 3, 3, 8, 0, tzinfo=UTC)
 
 
 def announce(runner, *args) -> str:

@@ -635,7 +635,7 @@ def test_emails_are_queued_in_outbox_and_marked_sent(client, mailbox):
     assert msg.status.value == "sent"
 
 
-# --- links in emails come from PUBLIC_BASE_URL, never from the request's Host header -----------------------------------
+# --- links in emails come from PUBLIC_BASE_URL, never from the request's Host header ----------------------------------
 
 PUBLIC = "https://advocates.example.com"
 EVIL = "http://evil.example"

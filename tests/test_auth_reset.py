@@ -277,7 +277,7 @@ def test_reset_does_not_approve_a_pending_account(app, client, make_user, mailbo
     assert reload(User, user.id).status == Status.PENDING
 
 
-# --- the reset link comes from PUBLIC_BASE_URL, never from the request's Host header -----------------------------------
+# --- the reset link comes from PUBLIC_BASE_URL, never from the request's Host header ----------------------------------
 
 PUBLIC = "https://advocates.example.com/portal"
 

@@ -3,7 +3,7 @@
 
 import json
 import re
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo, available_timezones
 
 import pytest
@@ -425,7 +425,7 @@ def test_only_real_places_are_offered_as_time_zones(advocate_client, app):
 
 
 def _at(day: date, hour: int) -> datetime:
-    return datetime.combine(day, time(hour), tzinfo=timezone.utc)
+    return datetime.combine(day, time(hour), tzinfo=UTC)
 
 
 def test_status_and_history_use_the_advocates_day_not_utcs(advocate_client, advocate):

@@ -277,7 +277,7 @@ def test_flask_cli_in_production_with_secret_starts(tmp_path):
     assert re.search(r"auth\.login\s+GET, POST\s+/auth/login", proc.stdout)
 
 
-# --- the development secret ---------------------------------------------------------------------------------------------
+# --- the development secret -------------------------------------------------------------------------------------------
 
 
 def test_instance_secret_created_once_and_reused(tmp_path):
@@ -353,7 +353,7 @@ def test_create_app_development_key_lives_in_the_repo_instance_folder(app_config
             db.engine.dispose()
 
 
-# --- POINTS_LEVELS is checked when the configuration is loaded ----------------------------------------------------------
+# --- POINTS_LEVELS is checked when the configuration is loaded --------------------------------------------------------
 
 
 @pytest.mark.parametrize(
@@ -420,7 +420,7 @@ def test_flask_cli_with_bad_points_levels_prints_one_line(tmp_path):
     assert "POINTS_LEVELS" in _flask_cli_refusal(tmp_path, PORTAL_POINTS_LEVELS='[["Bronze", 500]]')
 
 
-# --- the public URL, trusted hosts, the proxy, mail ----------------------------------------------------------------------
+# --- the public URL, trusted hosts, the proxy, mail -------------------------------------------------------------------
 
 
 def test_production_without_public_base_url_refuses_to_start(tmp_path):

@@ -2,7 +2,7 @@
 opportunities they are eligible for since their last digest; nobody gets an empty one; a second run
 for the same period sends nothing; one-click unsubscribe (link and List-Unsubscribe header)."""
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 import time_machine
@@ -21,7 +21,7 @@ from portal.models import (
 from tests.conftest import reload
 from tests.opportunity_support import make_advocate, make_opp
 
-T0 = datetime(2031, 3, 3, 8, 0, tzinfo=timezone.utc)  # a Monday, ISO week 2031-W10
+T0 = datetime(2031, 3, 3, 8, 0, tzinfo=UTC)  # a Monday, ISO week 2031-W10
 
 
 def run(runner, period):

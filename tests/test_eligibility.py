@@ -4,7 +4,7 @@ best fits first with the reason, the type filter, and a direct request for an in
 opportunity refused with a message."""
 
 import re
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 
 import pytest
 import time_machine
@@ -121,12 +121,12 @@ def test_seats_left(app, make_user):
 
 def test_past_deadline_is_hidden(app, make_user):
     adv = make_advocate(make_user, "late@example.com")
-    with time_machine.travel(datetime(2030, 6, 10, 9, tzinfo=timezone.utc), tick=False):
+    with time_machine.travel(datetime(2030, 6, 10, 9, tzinfo=UTC), tick=False):
         make_opp(title="Closes today", deadline=date(2030, 6, 10))
         make_opp(title="Closed yesterday", deadline=date(2030, 6, 9))
         make_opp(title="No deadline")
         assert set(titles(adv)) == {"Closes today", "No deadline"}
-    with time_machine.travel(datetime(2030, 6, 11, 0, 1, tzinfo=timezone.utc), tick=False):
+    with time_machine.travel(datetime(2030, 6, 11, 0, 1, tzinfo=UTC), tick=False):
         assert titles(adv) == ["No deadline"]
         late = db.session.query(opportunities.Opportunity).filter_by(title="Closes today").one().id
         c = client_for(app, adv)
@@ -307,7 +307,7 @@ def test_an_advocate_at_their_own_limit_is_told_before_the_click(app, make_user)
     assert f"/opportunities/{talk}/request" not in body and "I&#39;m in</button>" not in body
     assert "Keynote" not in text_of(c.get("/dashboard"))  # not recommended either
     # next month the limit allows it again
-    with time_machine.travel(datetime.now(timezone.utc) + timedelta(days=32), tick=False):
+    with time_machine.travel(datetime.now(UTC) + timedelta(days=32), tick=False):
         assert set(titles(adv)) == {"Keynote", "G2 review"}
 
 

@@ -4,7 +4,7 @@ blackouts), refusals in plain words, the admin override with a recorded reason, 
 status admins see (available / near limit / at limit / unavailable / under-used)."""
 
 import re
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 
 import pytest
 import time_machine
@@ -29,7 +29,7 @@ from tests.conftest import reload
 from tests.helpers import post_form
 from tests.opportunity_support import client_for, make_advocate, make_opp, participation_of, text_of, user
 
-T0 = datetime(2031, 3, 3, 10, 0, tzinfo=timezone.utc)  # a Monday, well inside a month and a quarter
+T0 = datetime(2031, 3, 3, 10, 0, tzinfo=UTC)  # a Monday, well inside a month and a quarter
 
 
 def engaged(user_id, when, key="speaking", status=ParticipationStatus.COMPLETED, title=None):
@@ -143,7 +143,7 @@ def test_fifth_engagement_in_90_days_refused_until_the_oldest_is_90_days_old(app
 
     # Engagements count on their day (here: the approval day, the talks have no date): the last
     # minute of day 89 after the oldest is still inside its 90 days, the first minute of day 90 is not.
-    with time_machine.travel(datetime(2031, 5, 31, 23, 59, tzinfo=timezone.utc), tick=False):
+    with time_machine.travel(datetime(2031, 5, 31, 23, 59, tzinfo=UTC), tick=False):
         assert (T0 + timedelta(days=89)).date() == date(2031, 5, 31)
         assert refused(adv, fifth) == "The program allows at most 4 engagements in 90 days; Bea Busy has 4."
         c = client_for(app, adv)
@@ -158,7 +158,7 @@ def test_fifth_engagement_in_90_days_refused_until_the_oldest_is_90_days_old(app
         assert participation_of(adv, fifth) is None
         assert reload(Opportunity, fifth).seats_taken == 0
 
-    with time_machine.travel(datetime(2031, 6, 1, 0, 1, tzinfo=timezone.utc), tick=False):
+    with time_machine.travel(datetime(2031, 6, 1, 0, 1, tzinfo=UTC), tick=False):
         p = ask(adv, fifth)
         assert p.status == ParticipationStatus.APPROVED
         assert fatigue.check(db.session, user(adv), db.session.get(Opportunity, make_opp(title="Sixth"))) == [
@@ -220,13 +220,13 @@ def test_reference_call_gap_follows_the_setting(app, make_user, admin):
 def test_own_monthly_limit_resets_on_the_first_of_the_month(app, make_user):
     adv = make_advocate(make_user, "monthly@example.com", name="Mo", max_asks_per_month=2)
     opps = [make_opp(title=f"Ask {i}", capacity=10) for i in range(4)]  # selection: asks, not engagements
-    with time_machine.travel(datetime(2031, 1, 5, 12, tzinfo=timezone.utc), tick=False):
+    with time_machine.travel(datetime(2031, 1, 5, 12, tzinfo=UTC), tick=False):
         ask(adv, opps[0])
-    with time_machine.travel(datetime(2031, 1, 31, 23, 58, tzinfo=timezone.utc), tick=False):
+    with time_machine.travel(datetime(2031, 1, 31, 23, 58, tzinfo=UTC), tick=False):
         ask(adv, opps[1])
-    with time_machine.travel(datetime(2031, 1, 31, 23, 59, 59, tzinfo=timezone.utc), tick=False):
+    with time_machine.travel(datetime(2031, 1, 31, 23, 59, 59, tzinfo=UTC), tick=False):
         assert refused(adv, opps[2]) == "Mo asked for at most two asks a month and has two this month."
-    with time_machine.travel(datetime(2031, 2, 1, 0, 0, 1, tzinfo=timezone.utc), tick=False):
+    with time_machine.travel(datetime(2031, 2, 1, 0, 0, 1, tzinfo=UTC), tick=False):
         assert ask(adv, opps[2]).status == ParticipationStatus.REQUESTED
         ask(adv, opps[3])
 
@@ -234,13 +234,13 @@ def test_own_monthly_limit_resets_on_the_first_of_the_month(app, make_user):
 def test_own_quarterly_limit_resets_on_the_first_of_the_quarter(app, make_user):
     adv = make_advocate(make_user, "quarterly@example.com", name="Quinn", max_asks_per_quarter=2)
     opps = [make_opp(title=f"Ask {i}", capacity=10) for i in range(3)]
-    with time_machine.travel(datetime(2031, 1, 20, 12, tzinfo=timezone.utc), tick=False):
+    with time_machine.travel(datetime(2031, 1, 20, 12, tzinfo=UTC), tick=False):
         ask(adv, opps[0])
-    with time_machine.travel(datetime(2031, 3, 2, 12, tzinfo=timezone.utc), tick=False):
+    with time_machine.travel(datetime(2031, 3, 2, 12, tzinfo=UTC), tick=False):
         ask(adv, opps[1])
-    with time_machine.travel(datetime(2031, 3, 31, 23, 59, tzinfo=timezone.utc), tick=False):
+    with time_machine.travel(datetime(2031, 3, 31, 23, 59, tzinfo=UTC), tick=False):
         assert refused(adv, opps[2]) == "Quinn asked for at most two asks a quarter and has two this quarter."
-    with time_machine.travel(datetime(2031, 4, 1, 0, 1, tzinfo=timezone.utc), tick=False):
+    with time_machine.travel(datetime(2031, 4, 1, 0, 1, tzinfo=UTC), tick=False):
         assert ask(adv, opps[2]).status == ParticipationStatus.REQUESTED
 
 
@@ -406,7 +406,7 @@ def test_fatigue_status_on_admin_advocates_and_participants(app, make_user, admi
         "under_used": "Under-used",
     }
     body = admin_client.get("/admin/advocates").get_data(as_text=True)
-    for key, uid in people.items():
+    for key in people:
         row = row_for(body, names[key])
         assert labels[expected[key]] in row, (key, row)
         assert sum(label in row for label in labels.values()) == 1, row
@@ -429,7 +429,7 @@ def test_fatigue_status_on_admin_advocates_and_participants(app, make_user, admi
         )
     db.session.commit()
     body = admin_client.get(f"/admin/opportunities/{oid}").get_data(as_text=True)
-    for key, uid in people.items():
+    for key in people:
         row = row_for(body, names[key])
         assert labels[expected[key]] in row, (key, row)
 
@@ -747,7 +747,7 @@ def test_a_policy_change_queues_every_active_advocate_for_the_index(app, make_us
 # --- the advocate's own calendar day ---------------------------------------------------------------------------------
 
 
-AUCKLAND_EVENING_UTC = datetime(2031, 3, 5, 20, 0, tzinfo=timezone.utc)  # 09:00 on 6 March in Auckland
+AUCKLAND_EVENING_UTC = datetime(2031, 3, 5, 20, 0, tzinfo=UTC)  # 09:00 on 6 March in Auckland
 
 
 def test_a_blackout_counts_on_the_advocates_own_day_everywhere(app, make_user):
@@ -779,7 +779,7 @@ def test_a_pause_lasts_to_the_end_of_the_advocates_own_day(app, make_user):
     """Paused until 5 March in Honolulu: at 01:00 UTC on the 6th it is still 15:00 on the 5th there."""
     from search.querying import unavailable_today
 
-    late = datetime(2031, 3, 6, 1, 0, tzinfo=timezone.utc)
+    late = datetime(2031, 3, 6, 1, 0, tzinfo=UTC)
     hawaii = make_advocate(make_user, "aloha@example.com", timezone="Pacific/Honolulu", paused_until=date(2031, 3, 5))
     with time_machine.travel(late, tick=False):
         oid = make_opp("speaking", title="Morning panel")
@@ -872,26 +872,26 @@ def test_own_ask_limits_count_from_the_advocates_own_first_of_the_month(app, mak
         return [got[uid].key for uid in ids]
 
     # 05:00 UTC on 1 January is still 31 December in Honolulu: last quarter's ask for Hana.
-    with time_machine.travel(datetime(2031, 1, 1, 5, 0, tzinfo=timezone.utc), tick=False):
+    with time_machine.travel(datetime(2031, 1, 1, 5, 0, tzinfo=UTC), tick=False):
         ask(hawaii, opps[0])
-    with time_machine.travel(datetime(2031, 3, 31, 9, 0, tzinfo=timezone.utc), tick=False):  # 22:00 on 31 Mar there
+    with time_machine.travel(datetime(2031, 3, 31, 9, 0, tzinfo=UTC), tick=False):  # 22:00 on 31 Mar there
         for uid in (kiwi, kiwi_q, london):
             ask(uid, opps[0])
         # no ask yet this quarter for Hana, one left: near the limit (UTC's quarter counted December's ask)
         assert keys() == ["at_limit", "at_limit", "at_limit", "near_limit"]
         assert refused(kiwi, opps[1]) == "Kiri asked for at most one ask a month and has one this month."
         assert ask(hawaii, opps[1]).status == ParticipationStatus.REQUESTED  # Hana's first ask of the quarter
-    with time_machine.travel(datetime(2031, 3, 31, 11, 30, tzinfo=timezone.utc), tick=False):  # 00:30 on 1 Apr
+    with time_machine.travel(datetime(2031, 3, 31, 11, 30, tzinfo=UTC), tick=False):  # 00:30 on 1 Apr
         with recorded_sql() as sql:
             assert keys() == ["near_limit", "near_limit", "at_limit", "at_limit"]  # a new month for the Kiwis
         assert sum("from participations" in s for s in sql) <= 3  # one query for every advocate's asks
         assert ask(kiwi, opps[1]).status == ParticipationStatus.REQUESTED
         assert ask(kiwi_q, opps[1]).status == ParticipationStatus.REQUESTED
         assert keys() == ["at_limit", "at_limit", "at_limit", "at_limit"]
-    with time_machine.travel(datetime(2031, 3, 31, 20, 0, tzinfo=timezone.utc), tick=False):  # 09:00 on 1 Apr
+    with time_machine.travel(datetime(2031, 3, 31, 20, 0, tzinfo=UTC), tick=False):  # 09:00 on 1 Apr
         assert keys() == ["at_limit", "at_limit", "at_limit", "at_limit"]
         assert refused(kiwi, opps[2]) == "Kiri asked for at most one ask a month and has one this month."
         assert refused(kiwi_q, opps[2]) == "Kara asked for at most one ask a quarter and has one this quarter."
-    with time_machine.travel(datetime(2031, 4, 1, 0, 30, tzinfo=timezone.utc), tick=False):  # UTC's April
+    with time_machine.travel(datetime(2031, 4, 1, 0, 30, tzinfo=UTC), tick=False):  # UTC's April
         assert keys() == ["at_limit", "at_limit", "near_limit", "at_limit"]
         assert ask(london, opps[2]).status == ParticipationStatus.REQUESTED

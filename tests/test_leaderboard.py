@@ -2,7 +2,7 @@
 and spending that does not lower anyone's standing (issue 4)."""
 
 import re
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 import time_machine
@@ -15,7 +15,7 @@ from tests.conftest import reload
 from tests.helpers import login, post_form
 from tests.recognition_support import give, make_reward
 
-UTC = timezone.utc
+UTC = UTC
 
 
 def at(*args):

@@ -58,7 +58,7 @@ def mig_app(empty_db_url, mailbox_server, tmp_path):
         db.engine.dispose()
 
 
-# --- helpers ------------------------------------------------------------------------------------------------------------
+# --- helpers ----------------------------------------------------------------------------------------------------------
 
 
 def script() -> ScriptDirectory:
@@ -144,7 +144,7 @@ def leftovers() -> list[str]:
     return sorted(types) + sorted(seqs)
 
 
-# --- the chain itself ----------------------------------------------------------------------------------------------------
+# --- the chain itself -------------------------------------------------------------------------------------------------
 
 
 def test_one_linear_chain_with_one_head(mig_app):
@@ -160,7 +160,7 @@ def test_one_linear_chain_with_one_head(mig_app):
     assert len(chain) >= 6
 
 
-# --- an empty database to head -----------------------------------------------------------------------------------------------
+# --- an empty database to head ----------------------------------------------------------------------------------------
 
 
 def test_upgrade_from_empty_matches_the_models(mig_app):
@@ -257,9 +257,9 @@ def test_0008_erases_or_links_the_admin_mail_written_before_it(mig_app):
         ):
             conn.execute(
                 text(
-                    "INSERT INTO outbox_messages (id, recipient, subject, body_text, body_html, template, user_id, status, "
-                    "attempts, next_attempt_at, created_at) VALUES (:id, 'u1@example.com', 'subject', :body, :body, "
-                    ":template, 1, :status, 0, :now, :now)"
+                    "INSERT INTO outbox_messages (id, recipient, subject, body_text, body_html, template, user_id, "
+                    "status, attempts, next_attempt_at, created_at) "
+                    "VALUES (:id, 'u1@example.com', 'subject', :body, :body, :template, 1, :status, 0, :now, :now)"
                 ),
                 {"id": mid, "body": body, "template": template, "status": status, "now": now},
             )
@@ -284,7 +284,7 @@ def test_offline_sql_can_be_generated(mig_app, capsys):
     assert tables() == set()  # nothing was applied
 
 
-# --- the database the tests use was built by these migrations ---------------------------------------------------------------
+# --- the database the tests use was built by these migrations ---------------------------------------------------------
 
 
 def test_shared_test_database_is_at_head_and_matches(app):

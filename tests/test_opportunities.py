@@ -1,6 +1,6 @@
 """Opportunities, participation, boards, fatigue protection and the digest (issue 5)."""
 
-from datetime import date, timedelta
+from datetime import UTC, date, timedelta
 
 import pytest
 import time_machine
@@ -411,9 +411,9 @@ def test_reference_call_gap(app, make_user, days, allowed):
 
 
 def test_own_monthly_and_quarterly_limits_at_boundaries(app, make_user):
-    from datetime import datetime, timezone
+    from datetime import datetime
 
-    with time_machine.travel(datetime(2026, 3, 20, 12, tzinfo=timezone.utc), tick=False):
+    with time_machine.travel(datetime(2026, 3, 20, 12, tzinfo=UTC), tick=False):
         u = advocate_with(make_user, "m@example.com", max_asks_per_month=1, max_asks_per_quarter=2)
         first = opp(title="One")
         participation.request(db.session, db.session.get(User, u.id), first)
@@ -422,11 +422,11 @@ def test_own_monthly_and_quarterly_limits_at_boundaries(app, make_user):
         with pytest.raises(participation.FatigueBlocked, match="at most one ask a month and have one this month"):
             participation.request(db.session, db.session.get(User, u.id), second)
         db.session.rollback()
-    with time_machine.travel(datetime(2026, 3, 31, 23, 0, tzinfo=timezone.utc), tick=False):
+    with time_machine.travel(datetime(2026, 3, 31, 23, 0, tzinfo=UTC), tick=False):
         with pytest.raises(participation.FatigueBlocked):
             participation.request(db.session, db.session.get(User, u.id), second)
         db.session.rollback()
-    with time_machine.travel(datetime(2026, 4, 1, 1, 0, tzinfo=timezone.utc), tick=False):
+    with time_machine.travel(datetime(2026, 4, 1, 1, 0, tzinfo=UTC), tick=False):
         participation.request(db.session, db.session.get(User, u.id), second)  # new month and quarter
         db.session.commit()
 

@@ -349,7 +349,7 @@ def test_interrupted_sends_are_requeued_after_a_while(app, runner, mailbox):
     assert reload(OutboxMessage, recent).status == OutboxStatus.SENDING
 
 
-# --- back-off and giving up --------------------------------------------------------------------------------------------
+# --- back-off and giving up -------------------------------------------------------------------------------------------
 
 
 def test_backoff_grows_exponentially_and_is_capped():
@@ -511,7 +511,7 @@ def test_failed_send_after_request_does_not_retry_older_messages(smtp_down, app,
     assert old.attempts == 1 and old.status == OutboxStatus.QUEUED  # not hammered while the server is down
 
 
-# --- message content ---------------------------------------------------------------------------------------------------
+# --- message content --------------------------------------------------------------------------------------------------
 
 
 def test_user_content_is_escaped_in_text_and_html(client, mailbox):
@@ -556,7 +556,7 @@ def test_extra_headers_and_sender_are_sent(app, mailbox):
     assert "http://localhost/auth/login" in mail.text and 'href="http://localhost/auth/login"' in mail.html
 
 
-# --- an SMTP server that accepts the connection and never answers ------------------------------------------------------
+# --- an SMTP server that accepts the connection and never answers -----------------------------------------------------
 
 
 class SilentSMTP:
@@ -746,7 +746,7 @@ def test_send_after_response_is_the_default_outside_tests(app_config):
         db.engine.dispose()
 
 
-# --- sent mail keeps personal data only as long as needed ---------------------------------------------------------------
+# --- sent mail keeps personal data only as long as needed -------------------------------------------------------------
 
 
 def _sent(to: str, *, template: str = "approved", user_id: int | None = None, days_ago: float = 0) -> int:

@@ -3,7 +3,7 @@ complete / no-show, withdraw before completion; every step emails the advocate a
 /me/commitments and the dashboard; one participation per advocate and opportunity; points credited
 exactly once; advisory boards (terms, current vs past, renewal)."""
 
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 
 import pytest
 import time_machine
@@ -318,7 +318,7 @@ def test_board_opportunities_need_a_term(app, admin_client):
 
 def test_board_members_current_then_past(app, make_user, admin):
     adv = make_advocate(make_user, "cab@example.com", name="Cara Board")
-    start = datetime(2031, 1, 10, 12, tzinfo=timezone.utc)
+    start = datetime(2031, 1, 10, 12, tzinfo=UTC)
     with time_machine.travel(start, tick=False):  # sign in inside the travel: sessions expire
         admin_client = client_for(app, admin.email)
         cab = make_opp(
@@ -337,7 +337,7 @@ def test_board_members_current_then_past(app, make_user, admin):
         admin_page = text_of(admin_client.get("/admin/boards"))
         assert "CAB 2031" in admin_page and "1 of 12 seats" in admin_page and "Cara Board" in admin_page
         assert "up for renewal" not in admin_page
-    with time_machine.travel(datetime(2032, 1, 1, 9, tzinfo=timezone.utc), tick=False):
+    with time_machine.travel(datetime(2032, 1, 1, 9, tzinfo=UTC), tick=False):
         page = text_of(client_for(app, adv).get("/me/boards"))
         assert "You are not on a board right now." in _section(page, "Current", "Past")
         assert "CAB 2031" in _section(page, "Past")
@@ -347,7 +347,7 @@ def test_board_members_current_then_past(app, make_user, admin):
 def test_admin_boards_flag_renewal_within_60_days(app, make_user, admin, days_left, due):
     adv = make_advocate(make_user, "renew@example.com", name="Rene Renew")
     today = date(2031, 3, 1)
-    with time_machine.travel(datetime(2031, 3, 1, 12, tzinfo=timezone.utc), tick=False):
+    with time_machine.travel(datetime(2031, 3, 1, 12, tzinfo=UTC), tick=False):
         oid = make_opp(
             "advisory_board", title="CAB", term_start=date(2030, 3, 1), term_end=today + timedelta(days=days_left)
         )

@@ -1,7 +1,7 @@
 """Recognition: ledger, concurrency, rewards, levels, badges, leaderboard, referrals (issue 4)."""
 
 import threading
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 import time_machine
@@ -363,7 +363,7 @@ def test_leaderboard_periods_ties_and_exclusions(app, make_user):
 
     db.session.add(AdvocateProfile(user_id=hidden.id, show_on_leaderboard=False))
     db.session.commit()
-    march_end = datetime(2026, 3, 31, 23, 59, 59, tzinfo=timezone.utc)
+    march_end = datetime(2026, 3, 31, 23, 59, 59, tzinfo=UTC)
     with time_machine.travel(march_end - timedelta(days=1), tick=False):
         give(a.id, 100, key="a1")
     with time_machine.travel(march_end, tick=False):
@@ -371,18 +371,18 @@ def test_leaderboard_periods_ties_and_exclusions(app, make_user):
         give(hidden.id, 900, key="h1")
         give(staff.id, 900, key="s1")
         give(sus.id, 900, key="x1")
-    with time_machine.travel(datetime(2026, 4, 1, 0, 0, 1, tzinfo=timezone.utc), tick=False):
+    with time_machine.travel(datetime(2026, 4, 1, 0, 0, 1, tzinfo=UTC), tick=False):
         give(c.id, 50, key="c1")
     db.session.query(User).filter_by(id=sus.id).update({"status": Status.SUSPENDED})
     db.session.commit()
-    q1 = datetime(2026, 3, 31, 23, 59, 59, tzinfo=timezone.utc)
+    q1 = datetime(2026, 3, 31, 23, 59, 59, tzinfo=UTC)
     rows, _ = leaderboard.ranking(db.session, "quarter", now=q1)
     assert [r.name for r in rows] == ["A", "B"]  # tie at 100: A reached it first
-    rows, _ = leaderboard.ranking(db.session, "quarter", now=datetime(2026, 4, 2, tzinfo=timezone.utc))
+    rows, _ = leaderboard.ranking(db.session, "quarter", now=datetime(2026, 4, 2, tzinfo=UTC))
     assert [r.name for r in rows] == ["C"]
-    rows, _ = leaderboard.ranking(db.session, "month", now=datetime(2026, 4, 2, tzinfo=timezone.utc))
+    rows, _ = leaderboard.ranking(db.session, "month", now=datetime(2026, 4, 2, tzinfo=UTC))
     assert [r.name for r in rows] == ["C"]
-    rows, _ = leaderboard.ranking(db.session, "all", now=datetime(2026, 4, 2, tzinfo=timezone.utc))
+    rows, _ = leaderboard.ranking(db.session, "all", now=datetime(2026, 4, 2, tzinfo=UTC))
     assert [r.name for r in rows] == ["A", "B", "C"]
 
 

@@ -252,7 +252,7 @@ def test_concurrent_orders_respect_the_per_advocate_limit(app, advocate, advocat
     assert_ledger_consistent(advocate.id)
 
 
-# --- cancelling at once ------------------------------------------------------------------------------------------------
+# --- cancelling at once -----------------------------------------------------------------------------------------------
 
 
 def test_concurrent_cancellations_refund_once(app, advocate, advocate_client, admin_client, mailbox):

@@ -124,8 +124,9 @@ def test_four_processes_writing_while_the_index_is_rebuilt_lose_none(app, app_co
     swaps = []
 
     def reindex_meanwhile(procs):
-        from search.indexing import current_dir
         import os
+
+        from search.indexing import current_dir
 
         deadline = time.monotonic() + 120
         while len(swaps) < 3 and any(p.is_alive() for p in procs) and time.monotonic() < deadline:

@@ -565,7 +565,7 @@ def test_query_meanings(query_people, staff_client):
     assert find("a:").total == 0  # "a" alone is a stop word: nothing to look for
 
 
-# --- who may search -----------------------------------------------------------------------------------------------------
+# --- who may search ---------------------------------------------------------------------------------------------------
 
 
 def test_who_may_search_advocates(client, advocate_client, staff_client, admin_client):

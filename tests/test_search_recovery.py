@@ -14,8 +14,7 @@ import pytest
 from portal.extensions import db
 from portal.models import AdvocateProfile, Opportunity, OpportunityStatus, Role, User, utcnow
 from portal.services import profiles
-from search import documents, querying
-from search import indexing
+from search import documents, indexing, querying
 from search import rebuild as rb
 from search.indexing import apply_pending, current_dir, rebuilding_marker, root, writer_for
 from tests.conftest import reload
@@ -205,7 +204,7 @@ def test_a_new_install_with_an_empty_index_answers_from_the_index(app, staff_cli
     assert "Healthy" in admin_client.get("/admin/search-index").get_data(as_text=True)
 
 
-# --- drift ---------------------------------------------------------------------------------------------------------------
+# --- drift ------------------------------------------------------------------------------------------------------------
 
 
 def test_check_reports_drift_and_reindex_clears_it(app, make_user, runner, admin_client):

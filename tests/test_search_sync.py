@@ -374,7 +374,7 @@ def test_an_ask_counts_against_the_advocates_own_monthly_limit(app, make_user):
     assert find("monthly").total == 0 and find("monthly", include_unavailable=True).total == 1
 
 
-# --- opportunities -------------------------------------------------------------------------------------------------------
+# --- opportunities ----------------------------------------------------------------------------------------------------
 
 
 def _opportunity_form(**over) -> dict:

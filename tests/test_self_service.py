@@ -147,16 +147,11 @@ def test_availability_limits_pause_and_status(advocate_client, advocate):
 
 def test_blackouts_overlap_history_and_ownership(app, advocate_client, advocate, make_user):
     today = date.today()
-    add = lambda c, s, e, note="": post_form(
-        c,
-        "/me/availability/blackouts",
-        {  # noqa: E731
-            "starts_on": s.isoformat(),
-            "ends_on": e.isoformat(),
-            "note": note,
-        },
-        page="/me/availability",
-    )
+
+    def add(c, s, e, note=""):
+        data = {"starts_on": s.isoformat(), "ends_on": e.isoformat(), "note": note}
+        return post_form(c, "/me/availability/blackouts", data, page="/me/availability")
+
     assert add(advocate_client, today + timedelta(days=5), today + timedelta(days=1)).status_code == 422
     assert add(advocate_client, today, today + timedelta(days=3), XSS).status_code == 302
     assert add(advocate_client, today + timedelta(days=2), today + timedelta(days=8)).status_code == 302

@@ -6,11 +6,10 @@ Create Date: 2026-11-23 06:46:13.676644
 
 """
 
-from alembic import op
 import sqlalchemy as sa
+from alembic import op
 
 import portal.models.base
-
 
 # revision identifiers, used by Alembic.
 revision = "0004"

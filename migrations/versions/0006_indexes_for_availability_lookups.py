@@ -7,10 +7,6 @@ Create Date: 2026-11-23 07:01:32.772245
 """
 
 from alembic import op
-import sqlalchemy as sa
-
-import portal.models.base
-
 
 # revision identifiers, used by Alembic.
 revision = "0006"

@@ -15,11 +15,10 @@ Create Date: 2026-11-24 09:00:00.000000
 
 import json
 
-from alembic import op
 import sqlalchemy as sa
+from alembic import op
 
 import portal.models.base
-
 
 # revision identifiers, used by Alembic.
 revision = "0007"

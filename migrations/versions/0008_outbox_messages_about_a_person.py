@@ -11,11 +11,8 @@ Create Date: 2026-12-05 12:23:41.871779
 
 """
 
-from alembic import op
 import sqlalchemy as sa
-
-import portal.models.base
-
+from alembic import op
 
 # revision identifiers, used by Alembic.
 revision = "0008"

@@ -7,9 +7,8 @@ from flask_login import current_user, login_required
 
 from portal.extensions import db
 from portal.forms.auth import ConfirmForm
-from portal.models import Role, Status
+from portal.models import ACTIVE_STATUSES, Role, Status
 from portal.security import login_required_active
-from portal.models import ACTIVE_STATUSES
 from portal.services import badges, opportunities, participation, points, profiles
 
 bp = Blueprint("main", __name__)

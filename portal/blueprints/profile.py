@@ -7,12 +7,12 @@ import re
 
 from flask import Blueprint, Response, abort, flash, redirect, render_template, request, session, url_for
 from flask_login import current_user, logout_user
-from portal.forms import BaseForm as FlaskForm
 from wtforms import BooleanField, StringField, SubmitField
 from wtforms.validators import Length, Optional
 
 from portal.blueprints.auth import auth_limit
 from portal.extensions import csrf, db, limiter
+from portal.forms import BaseForm as FlaskForm
 from portal.forms.auth import ConfirmForm
 from portal.forms.profile import (
     BlackoutForm,

@@ -183,10 +183,10 @@ def _profiles(rng, advocates, now):
         Industry,
         Product,
         SizeBand,
+        TagKind,
     )
     from portal.services import reference
     from portal.services.profiles import _tags
-    from portal.models import TagKind
 
     reference.ensure_defaults(db.session)
     industries = db.session.scalars(select(Industry)).all()
@@ -464,7 +464,7 @@ def seed(if_empty, advocates):
     _opportunities(rng, people[0], now)
     db.session.commit()
     click.echo(f"Seeded 1 admin, 2 staff and {advocates} advocates.")
-    click.echo("Demo sign-ins (password for all: %s):" % DEMO_PASSWORD)
+    click.echo(f"Demo sign-ins (password for all: {DEMO_PASSWORD}):")
     click.echo("  admin     admin@example.com")
     click.echo("  staff     sam.sales@example.com, casey.cs@example.com")
     click.echo(f"  advocate  {people[4].email}")

@@ -1,6 +1,8 @@
-from portal.forms import BaseForm as FlaskForm, mailable_email
 from wtforms import BooleanField, EmailField, PasswordField, StringField, SubmitField
 from wtforms.validators import DataRequired, EqualTo, InputRequired, Length
+
+from portal.forms import BaseForm as FlaskForm
+from portal.forms import mailable_email
 
 PASSWORD_HELP = "At least 10 characters. A few unrelated words make a strong, memorable password."
 

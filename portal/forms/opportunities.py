@@ -1,4 +1,3 @@
-from portal.forms import IntegerField, BaseForm as FlaskForm
 from wtforms import (
     BooleanField,
     DateField,
@@ -12,6 +11,8 @@ from wtforms import (
 )
 from wtforms.validators import DataRequired, InputRequired, Length, NumberRange, Optional
 
+from portal.forms import BaseForm as FlaskForm
+from portal.forms import IntegerField
 from portal.forms.profile import MultiCheckboxField
 
 

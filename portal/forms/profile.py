@@ -1,4 +1,3 @@
-from portal.forms import IntegerField, BaseForm as FlaskForm, mailable_email
 from wtforms import (
     BooleanField,
     DateField,
@@ -14,6 +13,8 @@ from wtforms import (
 from wtforms.validators import DataRequired, InputRequired, Length, NumberRange, Optional
 from wtforms.widgets import CheckboxInput, ListWidget
 
+from portal.forms import BaseForm as FlaskForm
+from portal.forms import IntegerField, mailable_email
 from portal.services.profiles import MAX_ASKS_MONTH, MAX_ASKS_QUARTER, MAX_STORY, timezone_choices
 
 

@@ -1,6 +1,8 @@
-from portal.forms import IntegerField, BaseForm as FlaskForm
 from wtforms import BooleanField, HiddenField, SelectField, StringField, SubmitField, TextAreaField
 from wtforms.validators import DataRequired, InputRequired, Length, NumberRange, Optional, Regexp
+
+from portal.forms import BaseForm as FlaskForm
+from portal.forms import IntegerField
 
 
 class RedeemForm(FlaskForm):

@@ -1,6 +1,5 @@
 """All models, one module per domain; importing this package registers every table."""
 
-from portal.models.base import Base, utcnow
 from portal.models.accounts import Consent, Role, Status, User
 from portal.models.advocates import (
     ActivityPreference,
@@ -19,7 +18,9 @@ from portal.models.advocates import (
     profile_tags,
 )
 from portal.models.audit import AuditEvent
+from portal.models.base import Base, utcnow
 from portal.models.indexing import SearchPending
+from portal.models.mail import OutboxMessage, OutboxStatus
 from portal.models.opportunities import (
     ACTIVE_STATUSES,
     ENGAGED_STATUSES,
@@ -42,7 +43,6 @@ from portal.models.recognition import (
     Reward,
     UserBadge,
 )
-from portal.models.mail import OutboxMessage, OutboxStatus
 
 __all__ = [
     "ActivityPreference",

@@ -148,10 +148,8 @@ class AdvocateProfile(Base):
     country: Mapped[Country | None] = relationship(lazy="joined")
     products: Mapped[list[Product]] = relationship(secondary=profile_products, order_by=Product.position)
     tags: Mapped[list[Tag]] = relationship(secondary=profile_tags, order_by=Tag.name)
-    preferences: Mapped[list["ActivityPreference"]] = relationship(
-        cascade="all, delete-orphan", back_populates="profile"
-    )
-    blackouts: Mapped[list["Blackout"]] = relationship(
+    preferences: Mapped[list[ActivityPreference]] = relationship(cascade="all, delete-orphan", back_populates="profile")
+    blackouts: Mapped[list[Blackout]] = relationship(
         cascade="all, delete-orphan", back_populates="profile", order_by="Blackout.starts_on"
     )
 

@@ -16,9 +16,9 @@ fewer than D days before *or after* it.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import UTC, date, datetime, time, timedelta
 
-from sqlalchemy import and_, cast, func, insert, literal, or_, select, String
+from sqlalchemy import String, and_, cast, func, insert, literal, or_, select
 
 from portal.models import (
     ACTIVE_STATUSES,
@@ -155,7 +155,7 @@ def engagement_day(
     """The day an engagement counts on: when it happens, else when it was approved."""
     d = event_date or term_start or deadline
     if d is None and engaged_at is not None:
-        d = engaged_at.astimezone(timezone.utc).date() if engaged_at.tzinfo else engaged_at.date()
+        d = engaged_at.astimezone(UTC).date() if engaged_at.tzinfo else engaged_at.date()
     return d
 
 
@@ -178,23 +178,25 @@ def _window_peak(days: list[int], d: int, span: int = WINDOW_DAYS) -> int:
 
 def _engagement_rows(session, user_ids: list[int], exclude_id: int | None = None, since: date | None = None):
     """(user_id, day, activity key) of the advocates' engagements (approved or completed)."""
-    O, P = Opportunity, Participation
+    Opp, P = Opportunity, Participation
     q = (
-        select(P.user_id, O.event_date, O.term_start, O.deadline, P.engaged_at, ActivityType.key)
-        .join(O, O.id == P.opportunity_id)
-        .join(ActivityType, ActivityType.id == O.activity_type_id)
+        select(P.user_id, Opp.event_date, Opp.term_start, Opp.deadline, P.engaged_at, ActivityType.key)
+        .join(Opp, Opp.id == P.opportunity_id)
+        .join(ActivityType, ActivityType.id == Opp.activity_type_id)
         .where(P.user_id.in_(user_ids), P.status.in_(ENGAGED_STATUSES))
     )
     if exclude_id:
         q = q.where(P.id != exclude_id)
     if since is not None:  # only engagements on or after ``since`` (by the same coalesce, in SQL)
-        since_at = datetime.combine(since, time.min, tzinfo=timezone.utc)
+        since_at = datetime.combine(since, time.min, tzinfo=UTC)
         q = q.where(
             or_(
-                O.event_date >= since,
-                and_(O.event_date.is_(None), O.term_start >= since),
-                and_(O.event_date.is_(None), O.term_start.is_(None), O.deadline >= since),
-                and_(O.event_date.is_(None), O.term_start.is_(None), O.deadline.is_(None), P.engaged_at >= since_at),
+                Opp.event_date >= since,
+                and_(Opp.event_date.is_(None), Opp.term_start >= since),
+                and_(Opp.event_date.is_(None), Opp.term_start.is_(None), Opp.deadline >= since),
+                and_(
+                    Opp.event_date.is_(None), Opp.term_start.is_(None), Opp.deadline.is_(None), P.engaged_at >= since_at
+                ),
             )
         )
     out = []
@@ -207,7 +209,7 @@ def _engagement_rows(session, user_ids: list[int], exclude_id: int | None = None
 
 def _local_midnight(zone, d: date) -> datetime:
     """The instant (in UTC) the advocate's calendar day ``d`` begins in ``zone``."""
-    return datetime.combine(d, time.min, tzinfo=zone).astimezone(timezone.utc)
+    return datetime.combine(d, time.min, tzinfo=zone).astimezone(UTC)
 
 
 def ask_periods(timezone_name: str | None, now: datetime) -> tuple[date, datetime, datetime]:

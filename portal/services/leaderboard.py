@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from sqlalchemy import and_, case, func, or_, select
 
@@ -13,11 +13,11 @@ PERIODS = {"all": "All time", "quarter": "This quarter", "month": "This month"}
 
 
 def period_start(period: str, now: datetime | None = None) -> datetime | None:
-    now = (now or utcnow()).astimezone(timezone.utc)
+    now = (now or utcnow()).astimezone(UTC)
     if period == "month":
-        return datetime(now.year, now.month, 1, tzinfo=timezone.utc)
+        return datetime(now.year, now.month, 1, tzinfo=UTC)
     if period == "quarter":
-        return datetime(now.year, 3 * ((now.month - 1) // 3) + 1, 1, tzinfo=timezone.utc)
+        return datetime(now.year, 3 * ((now.month - 1) // 3) + 1, 1, tzinfo=UTC)
     if period == "all":
         return None
     raise ValueError(period)

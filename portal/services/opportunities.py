@@ -361,8 +361,8 @@ def _matches(
     now: datetime,
     include_blocked: bool,
     opps: list[Opportunity] | None,
-    snapshot: "fatigue.Snapshot | None" = None,
-    policy: "fatigue.Policy | None" = None,
+    snapshot: fatigue.Snapshot | None = None,
+    policy: fatigue.Policy | None = None,
 ) -> list[Match]:
     today = now.date()
     profile = session.get(AdvocateProfile, user.id)
@@ -401,7 +401,7 @@ def feed(
     *,
     now: datetime | None = None,
     opps: list[Opportunity] | None = None,
-    policy: "fatigue.Policy | None" = None,
+    policy: fatigue.Policy | None = None,
 ) -> list[Match]:
     """Open opportunities this advocate is eligible for, not yet part of and could say "I'm in" to
     now (no fatigue rule against it), best fits first. ``opps``: the open opportunities, when the

@@ -324,7 +324,7 @@ class ProfileCard:
     user: User
     profile: AdvocateProfile
     activities: list[ActivityPreference]  # the activity types the advocate opted in to, with their notes
-    availability: "Availability"
+    availability: Availability
     upcoming_blackouts: list[Blackout]
     freshness_days: int | None
     stale: bool

@@ -10,7 +10,6 @@ from portal.models import EntrySource, Role, Status, User
 from portal.services import points
 from portal.services.outbox import external_url
 
-
 REFERRAL_REASON = "Referral of a colleague who joined"
 
 

@@ -18,7 +18,6 @@ from portal.services import audit, points
 from portal.services.errors import Conflict, DomainError, NotAllowed, NotFound
 from portal.services.outbox import external_url, queue_email
 
-
 # Ids come from forms and URLs; beyond the column's range PostgreSQL raises instead of finding nothing.
 MAX_ID = 2**31 - 1
 

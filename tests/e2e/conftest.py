@@ -70,7 +70,7 @@ class LiveServer:
     def _record(self, sender, exception, **extra):
         self.errors.append(exception)
 
-    def start(self) -> "LiveServer":
+    def start(self) -> LiveServer:
         self.thread.start()
         return self
 
