@@ -1,5 +1,6 @@
 # make run   : install (first time), migrate, seed demo data if empty, serve on http://127.0.0.1:$(PORT)
 # make test  : install with test extras (first time), run the whole suite
+# make lint  : ruff check and ruff format --check (CI runs it before the tests)
 # make bench : search benchmarks (not part of the tests)
 PYTHON ?= python3
 VENV   := .venv
@@ -7,7 +8,7 @@ BIN    := $(VENV)/bin
 PORT   ?= 5000
 export FLASK_APP := portal
 
-.PHONY: run test bench install install-test clean-venv
+.PHONY: run test lint bench install install-test clean-venv
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -39,6 +40,10 @@ run: install
 
 test: install-test
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+lint: install-test
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 
 bench: install-test
 	$(BIN)/python -m bench $(BENCH_ARGS)
