@@ -28,16 +28,16 @@ from portal.models import (
     User,
     utcnow,
 )
-from portal.services import fatigue, opportunities, participation, profiles, reference
+from portal.services import fatigue, lists, opportunities, participation, profiles
 from portal.services.errors import DomainError
 
 
 def _fill(form: OpportunityForm) -> None:
     form.activity_type_id.choices = [(t.id, t.name) for t in profiles.activity_types(db.session)]
-    form.industry_ids.choices = [(i.id, i.name) for i in reference.active_items(db.session, Industry)]
-    form.product_ids.choices = [(i.id, i.name) for i in reference.active_items(db.session, Product)]
-    form.region_ids.choices = [(i.id, i.name) for i in reference.active_items(db.session, Region)]
-    form.size_band_ids.choices = [(i.id, i.name) for i in reference.active_items(db.session, SizeBand)]
+    form.industry_ids.choices = [(i.id, i.name) for i in lists.active_items(db.session, Industry)]
+    form.product_ids.choices = [(i.id, i.name) for i in lists.active_items(db.session, Product)]
+    form.region_ids.choices = [(i.id, i.name) for i in lists.active_items(db.session, Region)]
+    form.size_band_ids.choices = [(i.id, i.name) for i in lists.active_items(db.session, SizeBand)]
 
 
 def _input(form: OpportunityForm) -> opportunities.OpportunityInput:

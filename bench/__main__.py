@@ -121,7 +121,7 @@ def run_size(n: int, runs: int, procs: int, workdir: Path, cold_runs: int = 2) -
     from portal import create_app
     from portal.extensions import db
     from portal.models import AdvocateProfile, User
-    from portal.services import reference
+    from portal.services import lists
     from search import querying
     from search.indexing import _merging, apply_pending, current_dir, wait_for_merges
     from search.rebuild import rebuild
@@ -140,7 +140,7 @@ def run_size(n: int, runs: int, procs: int, workdir: Path, cold_runs: int = 2) -
     out = {"n": n}
     with app.app_context():
         upgrade()
-        reference.ensure_defaults(db.session)
+        lists.ensure_defaults(db.session)
         db.session.commit()
         t = time.perf_counter()
         generate(db.session, n)

@@ -16,7 +16,7 @@ from sqlalchemy import create_engine, text
 from portal import create_app
 from portal.extensions import db
 from portal.models import Base, Role, Status, User, utcnow
-from portal.services import reference
+from portal.services import lists
 from portal.services.badges import ensure_default_badges
 from portal.services.passwords import hash_password
 from search.indexing import ensure_index
@@ -173,7 +173,7 @@ def app(app_config):
     application = create_app(app_config)
     application.test_client_class = FreshContextClient
     with application.app_context():
-        reference.ensure_defaults(db.session)  # the lists admins manage (industries, countries, ...)
+        lists.ensure_defaults(db.session)  # the lists admins manage (industries, countries, ...)
         ensure_default_badges(db.session)
         db.session.commit()
         ensure_index()  # an empty search index in tmp_path that then follows the database

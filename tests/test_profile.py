@@ -1,4 +1,4 @@
-"""Advocate self-service, the profile: fields, reference lists, derived region, tags with suggestions,
+"""Advocate self-service, the profile: fields, lists, derived region, tags with suggestions,
 story paragraphs, LinkedIn, visibility, the completeness meter, validation, escaping and who may do what."""
 
 import json
@@ -20,7 +20,7 @@ from portal.models import (
     TagKind,
     User,
 )
-from portal.services import points, reference
+from portal.services import lists, points
 from tests.conftest import reload
 from tests.helpers import login, post_form
 
@@ -491,12 +491,12 @@ def test_reference_lists_are_seeded_and_seeding_is_idempotent(app, runner):
         for m in (Industry, Product, SizeBand, Region, Country, ActivityType)
     }
     assert n == {
-        "Industry": len(reference.INDUSTRIES),
-        "Product": len(reference.PRODUCTS),
-        "SizeBand": len(reference.SIZE_BANDS),
-        "Region": len(reference.REGIONS),
-        "Country": sum(len(c) for c in reference.COUNTRIES.values()),
-        "ActivityType": len(reference.ACTIVITY_TYPES),
+        "Industry": len(lists.INDUSTRIES),
+        "Product": len(lists.PRODUCTS),
+        "SizeBand": len(lists.SIZE_BANDS),
+        "Region": len(lists.REGIONS),
+        "Country": sum(len(c) for c in lists.COUNTRIES.values()),
+        "ActivityType": len(lists.ACTIVITY_TYPES),
     }
     assert n["Industry"] >= 20 and n["Country"] >= 60 and n["ActivityType"] == 13
     assert db.session.get(Country, "DE").region.name == "Europe"

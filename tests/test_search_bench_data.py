@@ -11,7 +11,7 @@ from sqlalchemy import func, select
 from bench.generate import generate
 from portal.extensions import db
 from portal.models import Opportunity, Participation, User
-from portal.services import reference
+from portal.services import lists
 from search import documents
 from tests.conftest import empty_tables
 
@@ -54,7 +54,7 @@ def test_the_same_seed_gives_the_same_data(app):
     first = _signature()
     db.session.remove()
     empty_tables(db.engine)
-    reference.ensure_defaults(db.session)
+    lists.ensure_defaults(db.session)
     db.session.commit()
     generate(db.session, 150)
     assert _signature() == first and len(first) > 50

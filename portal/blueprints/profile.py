@@ -24,7 +24,7 @@ from portal.forms.profile import (
 )
 from portal.models import Industry, Product, SizeBand, TagKind
 from portal.security import advocate_or_applicant_required, advocate_required
-from portal.services import privacy, profiles, reference, subscriptions
+from portal.services import lists, privacy, profiles, subscriptions
 from portal.services.accounts import CurrentPasswordWrong
 from portal.services.errors import DomainError, InvalidToken, NotFound
 
@@ -32,16 +32,14 @@ bp = Blueprint("profile", __name__, url_prefix="/me")
 
 
 def _choices(model, blank: str):
-    return [(None, blank)] + [(item.id, item.name) for item in reference.active_items(db.session, model)]
+    return [(None, blank)] + [(item.id, item.name) for item in lists.active_items(db.session, model)]
 
 
 def _fill_profile_choices(form: ProfileForm) -> None:
     form.industry_id.choices = _choices(Industry, "Choose your industry")
     form.size_band_id.choices = _choices(SizeBand, "Choose a size")
-    form.country_code.choices = [("", "Choose your country")] + [
-        (c.code, c.name) for c in reference.countries(db.session)
-    ]
-    form.product_ids.choices = [(p.id, p.name) for p in reference.active_items(db.session, Product)]
+    form.country_code.choices = [("", "Choose your country")] + [(c.code, c.name) for c in lists.countries(db.session)]
+    form.product_ids.choices = [(p.id, p.name) for p in lists.active_items(db.session, Product)]
 
 
 @bp.route("/profile", methods=["GET", "POST"])

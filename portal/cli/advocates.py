@@ -7,7 +7,7 @@ from flask.cli import AppGroup
 
 from portal.cli.common import commit
 from portal.extensions import db
-from portal.services import reference, subscriptions
+from portal.services import lists, subscriptions
 
 advocates_cli = AppGroup("advocates", help="Advocate maintenance.")
 lists_cli = AppGroup("lists", help="The lists admins manage (industries, products, countries, ...).")
@@ -32,7 +32,7 @@ def seed_lists():
     """Add the default industries, products, size bands, regions, countries, activity types and badges."""
     from portal.services.badges import ensure_default_badges
 
-    added = reference.ensure_defaults(db.session)
+    added = lists.ensure_defaults(db.session)
     added += ensure_default_badges(db.session)
     commit()
     click.echo(f"Added {added} list item(s)." if added else "All default list items are present.")

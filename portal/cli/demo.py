@@ -185,10 +185,10 @@ def _profiles(rng, advocates, now):
         SizeBand,
         TagKind,
     )
-    from portal.services import reference
+    from portal.services import lists
     from portal.services.profiles import _tags
 
-    reference.ensure_defaults(db.session)
+    lists.ensure_defaults(db.session)
     industries = db.session.scalars(select(Industry)).all()
     sizes = db.session.scalars(select(SizeBand)).all()
     countries = db.session.scalars(select(Country)).all()

@@ -1,4 +1,4 @@
-"""Advocate self-service: profile, reference lists, preferences, availability."""
+"""Advocate self-service: profile, the lists admins manage, preferences, availability."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from portal.models.base import Base, str_enum, utcnow
 
-# --- reference lists that admins manage ------------------------------------------------------------
+# --- the lists that admins manage (portal.services.lists) ------------------------------------------------------------
 
 
 class _ListItem:

@@ -19,7 +19,7 @@ from werkzeug.serving import make_server
 from portal import create_app
 from portal.extensions import db
 from portal.models import Role, Status, User, utcnow
-from portal.services import reference
+from portal.services import lists
 from portal.services.badges import ensure_default_badges
 from portal.services.passwords import hash_password
 from search.indexing import ensure_index
@@ -124,7 +124,7 @@ def live_server(tmp_path_factory, mailbox_server):
     app = create_app(cfg)
     with app.app_context():
         upgrade()
-        reference.ensure_defaults(db.session)
+        lists.ensure_defaults(db.session)
         ensure_default_badges(db.session)
         db.session.commit()
         ensure_index()

@@ -6,7 +6,7 @@ from sqlalchemy import func, select
 
 from portal.extensions import db
 from portal.models import Country
-from portal.services import reference
+from portal.services import lists
 from portal.services.country_data import COUNTRIES
 
 
@@ -14,7 +14,7 @@ def test_every_inhabited_country_can_be_chosen_with_its_region(app, runner):
     codes = [code for items in COUNTRIES.values() for code, _ in items]
     names = [name for items in COUNTRIES.values() for _, name in items]
     assert len(codes) == len(set(codes)) >= 240 and len(names) == len(set(names))
-    assert set(COUNTRIES) == set(reference.REGIONS)
+    assert set(COUNTRIES) == set(lists.REGIONS)
     assert runner.invoke(args=["lists", "seed"]).exit_code == 0
     db.session.rollback()
     region_of = {c.code: c.region.name for c in db.session.scalars(select(Country))}
@@ -39,6 +39,6 @@ def test_every_inhabited_country_can_be_chosen_with_its_region(app, runner):
 def test_an_install_with_the_old_short_list_gains_the_missing_countries(app):
     db.session.execute(Country.__table__.delete().where(Country.code.in_(["HR", "SK", "PK"])))
     db.session.commit()
-    assert reference.ensure_defaults(db.session) == 3
+    assert lists.ensure_defaults(db.session) == 3
     db.session.commit()
     assert db.session.get(Country, "HR").name == "Croatia"
