@@ -9,8 +9,6 @@ rule = {"metric": "activities", "activity_type": "review" | None, "count": 5,
 
 from __future__ import annotations
 
-from datetime import timedelta
-
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import aliased
@@ -231,7 +229,3 @@ def ensure_default_badges(session) -> int:
             added += 1
     session.flush()
     return added
-
-
-def tenure_cutoff(days: int = 365):
-    return utcnow() - timedelta(days=days)
