@@ -13,6 +13,7 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import aliased
 
+from portal import signals
 from portal.models import (
     ActivityType,
     AdvocateProfile,
@@ -133,6 +134,16 @@ def evaluate(session, user_id: int) -> list[Badge]:
             headers=list_unsubscribe_headers(unsubscribe),
         )
     return new
+
+
+def connect() -> None:
+    """Evaluate badges after every new ledger award (portal.signals.points_awarded). Called by the app
+    factory; connecting again (a second app in the same process) changes nothing."""
+    signals.points_awarded.connect(_after_points_awarded)
+
+
+def _after_points_awarded(sender, *, session, user_id: int, **_) -> None:
+    evaluate(session, user_id)
 
 
 def _wants_news(session, user_id: int) -> bool:
