@@ -32,6 +32,8 @@ from portal.models import (
 )
 from portal.services import audit
 from portal.services.errors import Conflict, DomainError, NotFound
+from portal.services.outbox import external_url, queue_email
+from portal.services.subscriptions import list_unsubscribe_headers, unsubscribe_url
 
 
 def _activities(session, user: User, rule: dict) -> int:
@@ -117,9 +119,6 @@ def evaluate(session, user_id: int) -> list[Badge]:
         if metric(session, user, badge.rule) >= int(badge.rule.get("count", 1)) and _grant(session, user_id, badge):
             new.append(badge)
     if new and _wants_news(session, user_id):
-        from portal.services.outbox import external_url, queue_email
-        from portal.services.subscriptions import list_unsubscribe_headers, unsubscribe_url
-
         unsubscribe = unsubscribe_url(user, "news")
         queue_email(
             session,
