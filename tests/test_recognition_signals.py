@@ -4,7 +4,10 @@ evaluates once."""
 
 from __future__ import annotations
 
+import os
 import re
+import subprocess
+import sys
 from datetime import timedelta
 
 import pytest
@@ -239,3 +242,35 @@ def test_the_badge_receiver_is_connected_once_however_many_apps(app, app_config)
     badges.connect()
     connected = [r for r in signals.points_awarded.receivers_for("portal.services.points")]
     assert connected.count(badges._after_points_awarded) == 1
+
+
+WIRING = """
+import importlib, pkgutil, sys
+import portal.services
+for module in pkgutil.iter_modules(portal.services.__path__):
+    importlib.import_module(f"portal.services.{module.name}")
+from portal import create_app, signals
+from portal.services import badges
+assert not signals.points_awarded.receivers, "a receiver was connected at import time"
+config = {"TESTING": True, "SECRET_KEY": "x" * 32, "SQLALCHEMY_DATABASE_URI": sys.argv[1]}
+config["SEARCH_INDEX_DIR"] = sys.argv[2]
+create_app(config)
+create_app(config)
+print(list(signals.points_awarded.receivers_for("portal.services.points")) == [badges._after_points_awarded])
+"""
+
+
+def test_importing_the_services_connects_nothing_and_the_factory_connects_once(tmp_path):
+    """In a fresh process: a script that only imports services has no receivers (no work at import time;
+    it needs an app for the database, config and emails anyway); create_app, twice, connects badges once."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PORTAL_", "FLASK_")) and k != "DATABASE_URL"}
+    proc = subprocess.run(
+        [sys.executable, "-c", WIRING, f"sqlite:///{tmp_path / 'wiring.db'}", str(tmp_path / "index")],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "True"
