@@ -33,6 +33,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     register_middleware(app)
     configure_jinja(app)
     register_extensions(app)
+    register_signals(app)
     register_blueprints(app)
     register_errorhandlers(app)
     register_hooks(app)
@@ -90,6 +91,13 @@ def register_extensions(app: Flask) -> None:
     from search.indexing import register_listeners
 
     register_listeners(db.session)
+
+
+def register_signals(app: Flask) -> None:
+    """Connect the receivers of portal.signals (what follows a credit); once per process, however many apps."""
+    from portal.services import badges
+
+    badges.connect()
 
 
 def register_blueprints(app: Flask) -> None:
