@@ -2,13 +2,14 @@
 # make test  : install with test extras (first time), run the whole suite
 # make lint  : ruff check and ruff format --check (CI runs it before the tests)
 # make bench : search benchmarks (not part of the tests)
+# make wheel : build dist/advocate_portal-*.whl (templates, static files and migrations inside the portal package)
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 PORT   ?= 5000
 export FLASK_APP := portal
 
-.PHONY: run test lint bench install install-test clean-venv
+.PHONY: run test lint bench wheel install install-test clean-venv
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -47,6 +48,11 @@ lint: install-test
 
 bench: install-test
 	$(BIN)/python -m bench $(BENCH_ARGS)
+
+# build/ is cleared first: setuptools reuses it, and a file deleted from the tree would stay in the wheel.
+wheel: | $(BIN)/python
+	rm -rf build
+	$(BIN)/python -m pip wheel --quiet --no-deps --wheel-dir dist .
 
 clean-venv:
 	rm -rf $(VENV)

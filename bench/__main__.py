@@ -179,7 +179,7 @@ def run_size(n: int, runs: int, procs: int, workdir: Path, cold_runs: int = 2) -
         out["like_all"] = (statistics.median(alll), pct(alll, 95))
         out["totals"] = totals
 
-        # The former worst queries (13-45 s at 50,000 before their work was bounded): first run, then warm.
+        # The former worst queries (the slowest before their work was bounded): first run, then warm.
         out["worst"] = {}
         for q in WORST_QUERIES:
             req = querying.AdvocateSearch(q=q)

@@ -71,7 +71,7 @@ COLD_QUERIES = [
     ("sorted", "", {"_sort": ["engaged"], "region": ["5"]}),
 ]
 
-# The queries that took 13-45 s at 50,000 advocates before their work was bounded, and kin.
+# The queries that were the slowest by far before their work was bounded, and kin.
 WORST_QUERIES = [
     "[a TO z]",
     "a* b* c*",

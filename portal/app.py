@@ -9,21 +9,31 @@ from jinja2 import select_autoescape
 
 from portal.config import load_config
 
-ROOT = Path(__file__).resolve().parent.parent
+PACKAGE = Path(__file__).resolve().parent
+ROOT = PACKAGE.parent
+
+
+def files_folder() -> Path:
+    """Where templates/, static/ and migrations/ are: inside the package in a wheel (setup.py puts them there),
+    beside it in the source tree (editable installs included)."""
+    return PACKAGE if (PACKAGE / "templates").is_dir() else ROOT
 
 
 def create_app(test_config: dict | None = None) -> Flask:
+    files = files_folder()
     app = Flask(
         "portal",
-        instance_path=str(ROOT / "instance"),
+        # Installed from a wheel: Flask's default for an installed package, <prefix>/var/portal-instance.
+        instance_path=str(ROOT / "instance") if files == ROOT else None,
         instance_relative_config=True,
-        template_folder=str(ROOT / "templates"),
-        static_folder=str(ROOT / "static"),
+        template_folder=str(files / "templates"),
+        static_folder=str(files / "static"),
     )
     load_config(app, test_config)
     register_middleware(app)
     configure_jinja(app)
     register_extensions(app)
+    register_signals(app)
     register_blueprints(app)
     register_errorhandlers(app)
     register_hooks(app)
@@ -68,7 +78,7 @@ def register_extensions(app: Flask) -> None:
     db.init_app(app)
     with app.app_context():
         configure_engine(db.engine, app.config["SQLITE_BUSY_TIMEOUT_MS"])
-    migrate.init_app(app, db, directory=str(ROOT / "migrations"), render_as_batch=True, compare_type=True)
+    migrate.init_app(app, db, directory=str(files_folder() / "migrations"), render_as_batch=True, compare_type=True)
     csrf.init_app(app)
     mail.init_app(app)
     limiter.init_app(app)
@@ -81,6 +91,13 @@ def register_extensions(app: Flask) -> None:
     from search.indexing import register_listeners
 
     register_listeners(db.session)
+
+
+def register_signals(app: Flask) -> None:
+    """Connect the receivers of portal.signals (what follows a credit); once per process, however many apps."""
+    from portal.services import badges
+
+    badges.connect()
 
 
 def register_blueprints(app: Flask) -> None:

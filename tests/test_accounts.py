@@ -210,12 +210,9 @@ def test_next_only_local(client, advocate, target, ok):
     from urllib.parse import quote
 
     resp = login(client, advocate.email, next=quote(target, safe=""))
-    loc = resp.headers["Location"]
-    assert "evil.example" not in loc.split("?")[0].replace("%2F%2Fevil", "") or ok
-    if ok:
-        assert loc.startswith("/") and not loc.startswith("//")
-    else:
-        assert loc == "/dashboard"
+    assert resp.status_code == 302
+    # A local path is followed as given ("/%2F%2Fevil.example" is a path on this site); anything else is dropped.
+    assert resp.headers["Location"] == (target if ok else "/dashboard")
 
 
 def test_guards(client, advocate_client, staff_client):

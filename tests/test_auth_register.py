@@ -310,7 +310,7 @@ def real_hash_cost(app_config):
 
 def test_existing_email_takes_as_long_as_a_new_one(real_hash_cost, app, make_user):
     """Timing must not tell whether an address has an account (the existing-email path skipped the
-    password hash and answered about ten times faster)."""
+    password hash and answered much sooner)."""
     import statistics
     import time
 

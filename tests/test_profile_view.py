@@ -199,7 +199,7 @@ def test_only_admins_see_the_advocate_page(app, advocate_client, advocate, staff
     path = f"/admin/advocates/{advocate.id}/profile"
     assert advocate_client.get(path).status_code == 403
     assert advocate_client.get(f"/admin/advocates/{other.id}/profile").status_code == 403
-    assert staff_client.get(path).status_code == 403  # the admin area is for admins (see the report)
+    assert staff_client.get(path).status_code == 403  # the admin area is for admins
     resp = client.get(path)
     assert resp.status_code == 302 and "/auth/login" in resp.headers["Location"]
 

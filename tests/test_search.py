@@ -191,29 +191,31 @@ def test_reindex_swaps_while_search_keeps_answering(app, make_user, runner, staf
     for i in range(30):
         person(make_user, f"rb{i}@example.com", story=f"rebuild story {i}")
     before = os.path.realpath(current_dir() / "advocates")
-    errors, stop = [], threading.Event()
+    errors, answers, stop, answering = [], [], threading.Event(), threading.Event()
 
-    def searching():
-        c = app.test_client()
-        from tests.helpers import login
-
-        login(c, "sam.staff@example.com")
+    def searching():  # the only user of staff_client, signed in as the staff member
         while not stop.is_set():
-            r = c.get("/search/advocates?q=rebuild")
+            r = staff_client.get("/search/advocates?q=rebuild")
             if r.status_code != 200 or "30 advocates" not in r.get_data(as_text=True):
                 errors.append(r.status_code)
+            else:
+                answers.append(r.status_code)
+            answering.set()
 
     t = threading.Thread(target=searching)
     t.start()
     try:
+        assert answering.wait(30), "the searching thread never got an answer"
+        answered_before = len(answers)
         for _ in range(2):
             assert runner.invoke(args=["search", "reindex"]).exit_code == 0
+        answered_during = len(answers) - answered_before
     finally:
         stop.set()
         t.join()
     assert errors == []
+    assert answered_during > 0  # searches were answered while the index was rebuilt and swapped
     assert os.path.realpath(current_dir() / "advocates") != before
-    assert staff_client is not None
 
 
 def test_check_reports_drift(app, make_user, runner):

@@ -8,6 +8,7 @@ from datetime import datetime
 from sqlalchemy import JSON, CheckConstraint, ForeignKey, Index, String, Text, UniqueConstraint, event
 from sqlalchemy.orm import Mapped, Session, mapped_column, object_session, relationship
 
+from portal.models.accounts import Status, User
 from portal.models.base import Base, str_enum, utcnow
 
 
@@ -59,8 +60,6 @@ class PointsEntry(Base):
         """The reason as pages show it. Referral entries store no name (the ledger outlives an erased
         account); the referred colleague's name is looked up when drawn, if the account still exists."""
         if self.source == EntrySource.REFERRAL and self.kind == EntryKind.EARNED and self.source_id is not None:
-            from portal.models.accounts import Status, User
-
             session = object_session(self)
             referred = session.get(User, self.source_id) if session is not None else None
             if referred is not None and referred.status != Status.DELETED:

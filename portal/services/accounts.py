@@ -15,6 +15,8 @@ from portal.services import audit
 from portal.services.errors import Conflict, DomainError, InvalidToken, NotFound
 from portal.services.outbox import external_url, queue_email, render_email
 from portal.services.passwords import check_password_policy, hash_password, needs_rehash, verify_password
+from portal.services.profiles import get_profile
+from portal.services.referrals import credit_referral
 from portal.services.tokens import fingerprint, make_token, read_token
 
 VERIFY = "verify-email"
@@ -170,8 +172,6 @@ def _activate(session, user: User, actor_id: int | None) -> None:
     user.approved_at = utcnow()
     if user.role == Role.ADVOCATE:
         # The profile exists from the day the account is active, so no page has to create it on a GET.
-        from portal.services.profiles import get_profile
-
         get_profile(session, user)
     queue_email(
         session,
@@ -182,8 +182,6 @@ def _activate(session, user: User, actor_id: int | None) -> None:
         name=user.name,
         login_url=external_url("auth.login"),
     )
-    from portal.services.referrals import credit_referral
-
     session.flush()
     credit_referral(session, user)
 

@@ -9,12 +9,11 @@ rule = {"metric": "activities", "activity_type": "review" | None, "count": 5,
 
 from __future__ import annotations
 
-from datetime import timedelta
-
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import aliased
 
+from portal import signals
 from portal.models import (
     ActivityType,
     AdvocateProfile,
@@ -33,6 +32,8 @@ from portal.models import (
 )
 from portal.services import audit
 from portal.services.errors import Conflict, DomainError, NotFound
+from portal.services.outbox import external_url, queue_email
+from portal.services.subscriptions import list_unsubscribe_headers, unsubscribe_url
 
 
 def _activities(session, user: User, rule: dict) -> int:
@@ -118,9 +119,6 @@ def evaluate(session, user_id: int) -> list[Badge]:
         if metric(session, user, badge.rule) >= int(badge.rule.get("count", 1)) and _grant(session, user_id, badge):
             new.append(badge)
     if new and _wants_news(session, user_id):
-        from portal.services.outbox import external_url, queue_email
-        from portal.services.subscriptions import list_unsubscribe_headers, unsubscribe_url
-
         unsubscribe = unsubscribe_url(user, "news")
         queue_email(
             session,
@@ -135,6 +133,16 @@ def evaluate(session, user_id: int) -> list[Badge]:
             headers=list_unsubscribe_headers(unsubscribe),
         )
     return new
+
+
+def connect() -> None:
+    """Evaluate badges after every new ledger award (portal.signals.points_awarded). Called by the app
+    factory; connecting again (a second app in the same process) changes nothing."""
+    signals.points_awarded.connect(_after_points_awarded)
+
+
+def _after_points_awarded(sender, *, session, user_id: int, **_) -> None:
+    evaluate(session, user_id)
 
 
 def _wants_news(session, user_id: int) -> bool:
@@ -231,7 +239,3 @@ def ensure_default_badges(session) -> int:
             added += 1
     session.flush()
     return added
-
-
-def tenure_cutoff(days: int = 365):
-    return utcnow() - timedelta(days=days)

@@ -296,7 +296,8 @@ def complete(session, participation_id: int, actor: User) -> Participation:
         )
     audit.record(session, "participation.complete", actor.id, p, points=amount)
     _mail(session, p, "participation_completed", f"Thank you! {amount} points for {p.opportunity.title}", points=amount)
-    badges.evaluate(session, p.user_id)  # whatever the points: a 0-point activity counts too
+    if amount <= 0:  # a credit is announced and evaluates badges (portal.signals); a 0-point activity counts too
+        badges.evaluate(session, p.user_id)
     return p
 
 

@@ -16,6 +16,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 
+from portal import signals
 from portal.models import ActivityType, EntryKind, EntrySource, PointsBalance, PointsEntry, User, utcnow
 from portal.services import audit
 from portal.services.errors import Conflict, DomainError, NotFound
@@ -98,7 +99,10 @@ def award(
     kind: EntryKind = EntryKind.EARNED,
     activity_type_id: int | None = None,
 ) -> tuple[PointsEntry, bool]:
-    """The one way points are credited (or, for adjustments, debited). Returns (entry, created)."""
+    """The one way points are credited (or, for adjustments, debited). Returns (entry, created).
+
+    A new entry is announced (``signals.points_awarded``, in this transaction) for what follows a credit,
+    such as badges; the ledger itself only writes entries."""
     if amount == 0:
         raise DomainError("An award of zero points records nothing.")
     if kind not in (EntryKind.EARNED, EntryKind.ADJUSTED):
@@ -118,10 +122,8 @@ def award(
             activity_type_id=activity_type_id,
         ),
     )
-    if created:
-        from portal.services import badges  # badges read the ledger; evaluate after each credit
-
-        badges.evaluate(session, user_id)
+    if created:  # only a new entry: the same credit twice is announced once
+        signals.points_awarded.send(__name__, session=session, user_id=user_id, entry=entry)
     return entry, created
 
 

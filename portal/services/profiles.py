@@ -22,6 +22,7 @@ from portal.models import (
     Blackout,
     Country,
     Digest,
+    EntrySource,
     Industry,
     Product,
     Role,
@@ -33,6 +34,7 @@ from portal.models import (
     profile_tags,
     utcnow,
 )
+from portal.services import points
 from portal.services.errors import DomainError, NotFound
 from portal.services.fatigue import Availability, availability, local_today
 
@@ -249,9 +251,6 @@ def award_if_complete(session, user: User, profile: AdvocateProfile) -> bool:
     """Points for a completed profile, once per advocate (the ledger's idempotency key sees to "once")."""
     if completeness(user, profile).percent < 100:
         return False
-    from portal.models import EntrySource
-    from portal.services import points
-
     amount = int(current_app.config.get("POINTS_PROFILE_COMPLETE", 100))
     if amount <= 0:  # POINTS_PROFILE_COMPLETE=0: no points for it, and the ledger records no zero-point entry
         return False

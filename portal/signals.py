@@ -1,0 +1,25 @@
+"""Signals: what a service announces, for other parts to act on without being imported by it.
+
+This module imports nothing from the services, so the service that sends and the one that listens do not
+depend on each other (DESIGN.md: "Side effects announced, not imported"). Receivers are connected in one
+place, the app factory's ``register_signals``, once per process (connecting a receiver again changes
+nothing). Code that runs services needs an app anyway (the database session, config, the email templates);
+an app made by ``create_app`` has its receivers connected.
+
+Receivers run synchronously, inside the sender's transaction: they get the caller's ``session``, flush
+and never commit, so a rolled-back change takes what followed it along (badges, queued emails).
+"""
+
+from __future__ import annotations
+
+from blinker import Namespace
+
+_signals = Namespace()
+
+points_awarded = _signals.signal(
+    "points-awarded",
+    doc="""Sent by ``points.award`` once it has written a new ledger entry: points earned, or an admin's
+    adjustment (either sign). Never for an idempotency key already used: the same credit twice is announced
+    once. Keyword arguments: ``session`` (the caller's), ``user_id``, ``entry`` (the new PointsEntry).
+    Listened to by ``badges`` (connected by ``badges.connect``): the badges now due, and their email.""",
+)
