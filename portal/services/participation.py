@@ -282,8 +282,9 @@ def complete(session, participation_id: int, actor: User) -> Participation:
         raise Conflict("Only an approved participation can be completed.")
     p.status, p.completed_at = ParticipationStatus.COMPLETED, utcnow()
     amount = p.opportunity.effective_points
+    credited = False
     if amount > 0:
-        points.award(
+        _, credited = points.award(
             session,
             p.user_id,
             amount,
@@ -296,7 +297,7 @@ def complete(session, participation_id: int, actor: User) -> Participation:
         )
     audit.record(session, "participation.complete", actor.id, p, points=amount)
     _mail(session, p, "participation_completed", f"Thank you! {amount} points for {p.opportunity.title}", points=amount)
-    if amount <= 0:  # a credit is announced and evaluates badges (portal.signals); a 0-point activity counts too
+    if not credited:  # a new credit is announced and evaluates badges (portal.signals); a 0-point activity counts too
         badges.evaluate(session, p.user_id)
     return p
 
