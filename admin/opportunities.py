@@ -210,7 +210,7 @@ def opportunity_add_advocate(opp_id):
         participation.add_by_admin(
             db.session, opp.id, who.id, current_user, form.override_reason.data, form.message.data or ""
         )
-    except participation.FatigueBlocked as err:
+    except fatigue.AskRefused as err:
         db.session.rollback()
         flash(f"Not added: {err.message} To add {name} anyway, give an override reason.", "error")
     except DomainError as err:
@@ -238,7 +238,7 @@ def _decide(action, participation_id):
             participation.complete(db.session, p.id, current_user)
         else:
             participation.no_show(db.session, p.id, current_user)
-    except participation.FatigueBlocked as err:
+    except fatigue.AskRefused as err:
         db.session.rollback()
         flash("Not approved: " + err.message + " To approve anyway, give an override reason.", "error")
     except DomainError as err:

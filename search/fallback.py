@@ -8,18 +8,17 @@ from datetime import date
 from sqlalchemy import and_, or_, select
 
 from portal.models import AdvocateProfile, Role, Status, User
+from portal.services import fatigue
 from portal.services.profiles import stale_days
 from search import documents
 from search.facets import FACETS, MULTI, freshness_bucket, freshness_labels
 from search.querying import (
     PER_PAGE,
-    UNAVAILABLE_FATIGUE,
     AdvocateSearch,
     FacetValue,
     Results,
     _hits,
     _labels,
-    unavailable_today,
 )
 
 LIMIT = 2000
@@ -77,7 +76,7 @@ def search_advocates(session, req: AdvocateSearch, today: date) -> Results:
     docs = []
     for i in range(0, len(ids), 500):
         docs.extend(documents.advocate_docs(session, ids[i : i + 500])[0])
-    blocked = set() if req.include_unavailable else unavailable_today(session, today)
+    blocked = set() if req.include_unavailable else set(fatigue.unavailable_on(session))
     today_n = today.toordinal()
     stale = stale_days()
 
@@ -94,7 +93,7 @@ def search_advocates(session, req: AdvocateSearch, today: date) -> Results:
         d
         for d in docs
         if req.include_unavailable
-        or (int(d["uid"]) not in blocked and d["packed"][FACETS["fatigue"]] not in UNAVAILABLE_FATIGUE)
+        or (int(d["uid"]) not in blocked and d["packed"][FACETS["fatigue"]] not in fatigue.REFUSED_STATUSES)
     ]
     chosen = {f: [v for v in req.filters.get(f, []) if v] for f in list(FACETS) + ["freshness"]}
 

@@ -8,8 +8,7 @@ import re
 import threading
 import time
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
-from datetime import time as day_time
+from datetime import date
 
 from flask import current_app
 from markupsafe import Markup
@@ -21,7 +20,6 @@ from whoosh.query import And, Every, NullQuery, Or, Term
 from portal.models import (
     ActivityType,
     AdvocateProfile,
-    Blackout,
     Country,
     Industry,
     Product,
@@ -30,7 +28,8 @@ from portal.models import (
     User,
     utcnow,
 )
-from portal.services.profiles import local_date, stale_days
+from portal.services import fatigue
+from portal.services.profiles import stale_days
 from search import ranking
 from search.facets import FACETS, FacetCache, bits_from_positions, freshness_labels
 from search.indexing import ADVOCATES, OPPORTUNITIES, IndexUnavailable, current_dir, open_index, open_searcher
@@ -41,7 +40,6 @@ SORTS = {"relevance": "Relevance", "engaged": "Least recently engaged", "confirm
 FACET_FIELD_ALIASES = re.compile(
     r"\b(industry|region|country|size|product|topic|usecase|activity|story):", re.IGNORECASE
 )
-UNAVAILABLE_FATIGUE = ("at_limit", "unavailable")
 log = logging.getLogger(__name__)
 
 
@@ -317,56 +315,8 @@ def _load_labels(session) -> dict[str, dict[str, str]]:
         "size": pairs(SizeBand.id, SizeBand.name),
         "product": pairs(Product.id, Product.name),
         "activity": pairs(ActivityType.key, ActivityType.name),
-        "fatigue": {
-            "available": "Available",
-            "near_limit": "Near limit",
-            "at_limit": "At limit",
-            "unavailable": "Paused or in blackout",
-            "under_used": "Under-used",
-        },
+        "fatigue": dict(fatigue.STATUS_LABELS),
     }
-
-
-def unavailable_today(session, today: date, now: datetime | None = None) -> set[int]:
-    """Advocates paused or in a blackout on their own calendar day (as their pages say). Every time
-    zone's date is within a day of UTC's: the candidates around ``today`` are read, then each is
-    compared with its own date at ``now`` (noon UTC of ``today`` when a past or future day is asked)."""
-    if now is None:
-        current = utcnow()
-        now = current if current.date() == today else datetime.combine(today, day_time(12), tzinfo=UTC)
-    before, after = today - timedelta(days=1), today + timedelta(days=1)
-    # Two small indexed lookups (ix on paused_until, on blackout dates), then the candidates' zones.
-    paused = dict(
-        session.execute(
-            select(AdvocateProfile.user_id, AdvocateProfile.paused_until).where(AdvocateProfile.paused_until >= before)
-        ).all()
-    )
-    away: dict[int, list[tuple[date, date]]] = {}
-    for uid, starts, ends in session.execute(
-        select(Blackout.user_id, Blackout.starts_on, Blackout.ends_on).where(
-            Blackout.starts_on <= after, Blackout.ends_on >= before
-        )
-    ).all():
-        away.setdefault(uid, []).append((starts, ends))
-    # Every advocate's date is between ``before`` and ``after``: a pause to ``after`` or later, or a
-    # blackout over all three days, holds whatever the zone. Only the few that end or start within
-    # those days need their zone (a lookup of thousands of ids cost ~10 ms a search at 50,000).
-    out = {uid for uid, until in paused.items() if until >= after}
-    out |= {uid for uid, spans in away.items() if any(s <= before and e >= after for s, e in spans)}
-    unsure = (set(paused) | set(away)) - out
-    if not unsure:
-        return out
-    zones = dict(
-        session.execute(
-            select(AdvocateProfile.user_id, AdvocateProfile.timezone).where(AdvocateProfile.user_id.in_(unsure))
-        ).all()
-    )
-    for uid in unsure:
-        local = local_date(zones.get(uid), now)
-        until = paused.get(uid)
-        if (until is not None and until >= local) or any(s <= local <= e for s, e in away.get(uid, ())):
-            out.add(uid)
-    return out
 
 
 def search_advocates(session, req: AdvocateSearch, today: date | None = None) -> Results:
@@ -395,9 +345,11 @@ def _search_index(session, req: AdvocateSearch, today: date, searcher, facet_cac
 
     blocked = 0
     if not req.include_unavailable:
-        for key in UNAVAILABLE_FATIGUE:
+        for key in fatigue.REFUSED_STATUSES:
             blocked |= view.values["fatigue"].get(key, 0)
-        blocked |= bits_from_positions(view.docnums_for_uids(unavailable_today(session, today)), view.size)
+        # Paused or in a blackout right now (the facet holds the status as of the last write): the rules.
+        away = fatigue.unavailable_on(session)
+        blocked |= bits_from_positions(view.docnums_for_uids(set(away)), view.size)
     base = matched & ~blocked
 
     all_facets = list(FACETS) + ["freshness"]
@@ -479,8 +431,6 @@ def snippet(text: str, terms: set[str], schema) -> Markup | str:
 
 
 def _hits(session, uids: list[int], terms: set[str], schema, today: date) -> list[Hit]:
-    from portal.services import fatigue
-
     if not uids:
         return []
     users = {u.id: u for u in session.scalars(select(User).where(User.id.in_(uids)))}

@@ -11,7 +11,7 @@ import time_machine
 
 from portal.extensions import db
 from portal.models import ActivityPreference, AdvocateProfile, Blackout, OpportunityStatus, Participation, SelectionMode
-from portal.services import opportunities
+from portal.services import fatigue, opportunities
 from tests.conftest import reload
 from tests.helpers import post_form
 from tests.opportunity_support import atype, client_for, make_advocate, make_opp, participation_of, text_of, user
@@ -166,7 +166,8 @@ def test_blackout_on_the_event_date_hides_it(app, make_user):
     make_opp(title="No date")  # engages today, which is outside the blackout
     assert set(titles(adv)) == {"Day after", "Before", "No date"}
     c = client_for(app, adv)
-    assert "It falls in one of your blackout periods." in text_of(c.get(f"/opportunities/{inside}"))
+    span = f"from {fatigue.fmt_day(today + timedelta(days=20))} to {fatigue.fmt_day(today + timedelta(days=30))}"
+    assert f"It falls in your blackout {span}." in text_of(c.get(f"/opportunities/{inside}"))
     # A blackout covering today hides what has no date of its own, not later events.
     db.session.add(Blackout(user_id=adv, starts_on=today - timedelta(days=1), ends_on=today + timedelta(days=1)))
     db.session.commit()
@@ -240,7 +241,11 @@ def _ineligible_cases(adv_blackout_start):
         "full": (dict(capacity=1, seats_taken=1, mode=SelectionMode.FIRST_COME), "All seats are taken."),
         "deadline passed": (dict(deadline=today - timedelta(days=1)), "The deadline has passed."),
         "closed": (dict(status=OpportunityStatus.CLOSED), "This opportunity is not open."),
-        "blackout": (dict(event_date=adv_blackout_start), "It falls in one of your blackout periods."),
+        "blackout": (
+            dict(event_date=adv_blackout_start),
+            f"It falls in your blackout from {fatigue.fmt_day(adv_blackout_start)} to "
+            f"{fatigue.fmt_day(adv_blackout_start + timedelta(days=3))}.",
+        ),
     }
 
 
@@ -267,7 +272,7 @@ def test_a_paused_advocate_cannot_request_directly(app, make_user):
     oid = make_opp(title="Talk")
     c = client_for(app, adv)
     resp = post_form(c, f"/opportunities/{oid}/request", {}, page="/opportunities", follow_redirects=True)
-    assert "You have paused asks." in text_of(resp)
+    assert f"You have paused all asks until {fatigue.fmt_day(date.today() + timedelta(days=7))}." in text_of(resp)
     assert participation_of(adv, oid) is None
 
 

@@ -56,8 +56,8 @@ def refused(user_id, oid) -> str:
     return " ".join(refusal(user_id, oid).reasons)
 
 
-def refusal(user_id, oid) -> participation.FatigueBlocked:
-    with pytest.raises(participation.FatigueBlocked) as err:
+def refusal(user_id, oid) -> fatigue.AskRefused:
+    with pytest.raises(fatigue.AskRefused) as err:
         participation.request(db.session, user(user_id), oid)
     db.session.rollback()
     assert participation_of(user_id, oid) is None
@@ -161,9 +161,10 @@ def test_fifth_engagement_in_90_days_refused_until_the_oldest_is_90_days_old(app
     with time_machine.travel(datetime(2031, 6, 1, 0, 1, tzinfo=UTC), tick=False):
         p = ask(adv, fifth)
         assert p.status == ParticipationStatus.APPROVED
-        assert fatigue.check(db.session, user(adv), db.session.get(Opportunity, make_opp(title="Sixth"))) == [
-            "The program allows at most 4 engagements in 90 days; Bea Busy has 4."
-        ]
+        sixth = db.session.get(Opportunity, make_opp(title="Sixth"))
+        decision = fatigue.may_ask(db.session, adv, sixth.activity_type, sixth.engagement_date)
+        assert decision.for_admin() == ["The program allows at most 4 engagements in 90 days; Bea Busy has 4."]
+        assert decision.codes == [fatigue.PROGRAM_LIMIT]
 
 
 def test_withdrawn_declined_and_requested_do_not_count_as_engagements(app, make_user):
@@ -533,9 +534,14 @@ def test_calls_on_consecutive_days_are_refused_though_approved_30_days_apart(app
         )
         db.session.commit()
         p = participation_of(adv, far)
-        reasons = fatigue.check(
-            db.session, user(adv), p.opportunity, counts_as_ask=False, exclude_participation_id=p.id
-        )
+        reasons = fatigue.may_ask(
+            db.session,
+            adv,
+            p.opportunity.activity_type,
+            p.opportunity.engagement_date,
+            counts_as_ask=False,
+            exclude_participation_id=p.id,
+        ).for_admin()
         assert reasons == [
             "The program keeps at least 30 days between reference calls; Tad Two has one on 13 Apr 2031."
         ]
@@ -754,8 +760,6 @@ def test_a_blackout_counts_on_the_advocates_own_day_everywhere(app, make_user):
     """A one-day blackout on the advocate's 6 March: at 20:00 UTC on the 5th it is already the 6th in
     Auckland. Their own page says "in a blackout"; requests, the status admins see and search agree
     (they used to use UTC's date and let the ask through)."""
-    from search.querying import unavailable_today
-
     kiwi = make_advocate(
         make_user, "kiwi@example.com", timezone="Pacific/Auckland", blackouts=[(date(2031, 3, 6), date(2031, 3, 6))]
     )
@@ -764,12 +768,12 @@ def test_a_blackout_counts_on_the_advocates_own_day_everywhere(app, make_user):
         oid = make_opp("speaking", title="Evening panel")
         assert fatigue.status(db.session, kiwi).key == "unavailable"
         assert fatigue.status(db.session, utc).key != "unavailable"  # still the 5th in UTC
-        assert unavailable_today(db.session, AUCKLAND_EVENING_UTC.date()) >= {kiwi}
-        assert utc not in unavailable_today(db.session, AUCKLAND_EVENING_UTC.date())
+        assert set(fatigue.unavailable_on(db.session)) >= {kiwi}
+        assert utc not in set(fatigue.unavailable_on(db.session))
         with pytest.raises(DomainError) as err:
             ask(kiwi, oid)
         # refused as an advocate in UTC is on their own blackout day (eligibility, now on the local date)
-        assert str(err.value) == "It falls in one of your blackout periods."
+        assert str(err.value) == "It falls in your blackout from 6 Mar 2031 to 6 Mar 2031."
         db.session.rollback()
         assert participation_of(kiwi, oid) is None
         assert ask(utc, oid).status in (ParticipationStatus.REQUESTED, ParticipationStatus.APPROVED)
@@ -777,22 +781,20 @@ def test_a_blackout_counts_on_the_advocates_own_day_everywhere(app, make_user):
 
 def test_a_pause_lasts_to_the_end_of_the_advocates_own_day(app, make_user):
     """Paused until 5 March in Honolulu: at 01:00 UTC on the 6th it is still 15:00 on the 5th there."""
-    from search.querying import unavailable_today
-
     late = datetime(2031, 3, 6, 1, 0, tzinfo=UTC)
     hawaii = make_advocate(make_user, "aloha@example.com", timezone="Pacific/Honolulu", paused_until=date(2031, 3, 5))
     with time_machine.travel(late, tick=False):
         oid = make_opp("speaking", title="Morning panel")
         assert fatigue.status(db.session, hawaii).key == "unavailable"
-        assert hawaii in unavailable_today(db.session, late.date())
+        assert hawaii in set(fatigue.unavailable_on(db.session))
         with pytest.raises(DomainError) as err:  # as an advocate in UTC is refused on their last paused day
             ask(hawaii, oid)
-        assert str(err.value) == "You have paused asks."
+        assert str(err.value) == "You have paused all asks until 5 Mar 2031."
         db.session.rollback()
         assert participation_of(hawaii, oid) is None
     with time_machine.travel(late + timedelta(hours=10), tick=False):  # 01:00 on the 6th in Honolulu
         assert fatigue.status(db.session, hawaii).key != "unavailable"
-        assert hawaii not in unavailable_today(db.session, late.date())
+        assert hawaii not in set(fatigue.unavailable_on(db.session))
 
 
 def _feed_titles(uid) -> list[str]:
@@ -803,7 +805,7 @@ def _feed_titles(uid) -> list[str]:
 
 def test_an_auckland_pause_ends_with_the_advocates_own_day(app, make_user):
     """Paused until 5 March in Auckland: at 20:00 UTC on the 5th it is already 09:00 on the 6th there.
-    The feed used to show nothing and a request was refused "You have paused asks." (UTC's date)."""
+    The feed used to show nothing and a request was refused as paused (UTC's date)."""
     kiwi = make_advocate(
         make_user, "kiwi.pause@example.com", timezone="Pacific/Auckland", paused_until=date(2031, 3, 5)
     )
@@ -817,9 +819,9 @@ def test_an_auckland_pause_ends_with_the_advocates_own_day(app, make_user):
         c = client_for(app, kiwi)
         assert "Evening panel" in text_of(c.get("/opportunities"))
         detail = text_of(c.get(f"/opportunities/{oid}"))
-        assert "You have paused asks." not in detail and "I'm in" in detail
+        assert "paused all asks" not in detail and "I'm in" in detail
         resp = post_form(c, f"/opportunities/{oid}/request", {}, page=f"/opportunities/{oid}", follow_redirects=True)
-        assert "You have paused asks." not in text_of(resp)
+        assert "paused all asks" not in text_of(resp)
         assert participation_of(kiwi, oid).status == ParticipationStatus.APPROVED
 
 

@@ -404,10 +404,12 @@ def test_reference_call_gap(app, make_user, days, allowed):
     u = advocate_with(make_user, "r@example.com")
     engage(u.id, key="reference_call", days_ago=days)
     oid = opp(key="reference_call", title="Bank call")
-    reasons = fatigue.check(db.session, db.session.get(User, u.id), db.session.get(Opportunity, oid))
-    assert (not reasons) == allowed
+    o = db.session.get(Opportunity, oid)
+    decision = fatigue.may_ask(db.session, u.id, o.activity_type, o.engagement_date)
+    assert decision.allowed == allowed
     if not allowed:
-        assert "at least 30 days between reference calls" in reasons[0]
+        assert decision.codes == [fatigue.REFERENCE_CALL_GAP]
+        assert "at least 30 days between reference calls" in decision.for_admin()[0]
 
 
 def test_own_monthly_and_quarterly_limits_at_boundaries(app, make_user):
@@ -419,11 +421,11 @@ def test_own_monthly_and_quarterly_limits_at_boundaries(app, make_user):
         participation.request(db.session, db.session.get(User, u.id), first)
         db.session.commit()
         second = opp(title="Two")
-        with pytest.raises(participation.FatigueBlocked, match="at most one ask a month and have one this month"):
+        with pytest.raises(fatigue.AskRefused, match="at most one ask a month and have one this month"):
             participation.request(db.session, db.session.get(User, u.id), second)
         db.session.rollback()
     with time_machine.travel(datetime(2026, 3, 31, 23, 0, tzinfo=UTC), tick=False):
-        with pytest.raises(participation.FatigueBlocked):
+        with pytest.raises(fatigue.AskRefused):
             participation.request(db.session, db.session.get(User, u.id), second)
         db.session.rollback()
     with time_machine.travel(datetime(2026, 4, 1, 1, 0, tzinfo=UTC), tick=False):

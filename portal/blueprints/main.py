@@ -9,7 +9,7 @@ from portal.extensions import db
 from portal.forms.auth import ConfirmForm
 from portal.models import ACTIVE_STATUSES, Role, Status
 from portal.security import login_required_active
-from portal.services import badges, opportunities, participation, points, profiles
+from portal.services import badges, fatigue, opportunities, participation, points, profiles
 
 bp = Blueprint("main", __name__)
 
@@ -31,7 +31,7 @@ def dashboard():
         "main/dashboard.html",
         profile=profile,
         completeness=profiles.completeness(current_user, profile),
-        availability=profiles.availability(profile),
+        availability=fatigue.availability(profile),
         freshness_days=profiles.freshness_days(profile),
         stale=profiles.is_stale(profile),
         stale_after=profiles.stale_days(),

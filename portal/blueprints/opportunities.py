@@ -39,14 +39,14 @@ def detail(opp_id):
     mine = db.session.query(Participation).filter_by(opportunity_id=opp.id, user_id=current_user.id).one_or_none()
     if opp.status in (OpportunityStatus.DRAFT, OpportunityStatus.ARCHIVED) and mine is None:
         abort(404)
-    ok, why, reasons = opportunities.request_check(db.session, current_user, opp)
+    decision, match = opportunities.detail(db.session, current_user, opp)
     return render_template(
         "opportunities/detail.html",
         opp=opp,
         mine=mine,
-        eligible=ok,
-        why=why,
-        match=opportunities.Match(opp, reasons),
+        eligible=decision.allowed,
+        why=decision.for_advocate(),
+        match=match,
         form=RequestForm(),
         withdraw_form=ConfirmForm(),
         active=ACTIVE_STATUSES,

@@ -24,7 +24,7 @@ from portal.forms.profile import (
 )
 from portal.models import Industry, Product, SizeBand, TagKind
 from portal.security import advocate_or_applicant_required, advocate_required
-from portal.services import lists, privacy, profiles, subscriptions
+from portal.services import fatigue, lists, privacy, profiles, subscriptions
 from portal.services.accounts import CurrentPasswordWrong
 from portal.services.errors import DomainError, InvalidToken, NotFound
 
@@ -245,7 +245,7 @@ def _availability_page(limits_form, blackout_form, status=200):
         blackout_form=blackout_form,
         upcoming=upcoming,
         past=past,
-        status=profiles.availability(profile),
+        status=fatigue.availability(profile),
         delete_form=ConfirmForm(),
     ), status
 

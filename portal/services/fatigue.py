@@ -1,4 +1,15 @@
-"""Protection from over-use (and visibility of under-use).
+"""The rules of asking an advocate: the one place that answers "may this advocate be asked?".
+
+Questions and the function that answers each (nothing else answers them):
+
+- ``may_ask(session, advocate_id, activity_type, on_date)``: may this advocate be asked for an
+  activity of this type that happens on ``on_date``? A ``Decision`` with machine-readable reasons.
+  Participation requests, approvals and admin additions, the feed, the digest and announcements (through
+  ``portal.services.opportunities.may_take_part``, which adds what the opportunity itself requires) and
+  reference requests all come here.
+- ``unavailable_on(session, ...)``: who is paused or in a blackout (search, the fatigue status, may_ask).
+- ``availability(profile)``: the same, told on the advocate's own pages (with the day it ends).
+- ``statuses(session, user_ids)``: how close each advocate is to their limits (lists, search facets).
 
 Program policy (settings table, editable by admins): at most N engagements per advocate in any
 90 days, at least D days between reference calls. The advocate's own limits: asks per calendar
@@ -6,23 +17,29 @@ month and quarter, blackouts and a pause. A request or an approval that would br
 refused with the reason in plain words (third person for admins, second person for the advocate);
 an admin may override with a recorded reason.
 
+Days are the advocate's own calendar days (their time zone): a pause runs to the end of its last day
+where they live, a blackout covers their days, their month and quarter start at their midnight.
+
 An engagement is counted on the day it happens, not the day it was approved: the opportunity's
 event date, else its board term start, else its deadline, else the approval day (``engaged_at``).
 A new engagement on day D breaks the program limit when some 90-day window holding D already holds
 N engagements (past or future ones), and the reference-call gap when another reference call is
-fewer than D days before *or after* it.
+fewer than D days before *or after* it. A limit of N is reached when N are used: ``at_limit``.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
+from functools import cache
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from sqlalchemy import String, and_, cast, func, insert, literal, or_, select
 
 from portal.models import (
-    ACTIVE_STATUSES,
     ENGAGED_STATUSES,
+    ActivityPreference,
     ActivityType,
     AdvocateProfile,
     Blackout,
@@ -36,8 +53,8 @@ from portal.models import (
     User,
     utcnow,
 )
-from portal.services import audit, profiles
-from portal.services.errors import DomainError
+from portal.services import audit
+from portal.services.errors import DomainError, NotFound
 
 DEFAULTS = {"max_engagements_90d": 4, "reference_call_gap_days": 30}
 LABELS = {
@@ -96,23 +113,95 @@ def queue_all_for_reindex(session) -> None:
     )
 
 
-# --- plain words ---------------------------------------------------------------------------------------------
+# --- reasons and decisions ------------------------------------------------------------------------------------
+
+# Machine-readable reasons. What the advocate is or chose (``NOT_ACTIVE``, ``NOT_OPTED_IN``), whether they are
+# away (``PAUSED``, ``BLACKOUT``), and the limits (``LIMITS``).
+NOT_ACTIVE = "not_active"
+NOT_OPTED_IN = "not_opted_in"
+PAUSED = "paused"
+BLACKOUT = "blackout"
+MONTH_LIMIT = "month_limit"
+QUARTER_LIMIT = "quarter_limit"
+PROGRAM_LIMIT = "program_limit"
+REFERENCE_CALL_GAP = "reference_call_gap"
+AWAY = frozenset({PAUSED, BLACKOUT})
+LIMITS = frozenset({MONTH_LIMIT, QUARTER_LIMIT, PROGRAM_LIMIT, REFERENCE_CALL_GAP})
 
 
 class Reason(str):
-    """One broken rule. As a string it is the admins' wording (third person, stored in the audit log);
-    ``.advocate`` is the same rule told to the advocate (second person)."""
+    """One broken rule. ``code`` is machine-readable; as a string it is the admins' wording (third
+    person, stored in the audit log); ``.advocate`` is the same rule told to the advocate (second person)."""
 
+    code: str
     advocate: str
 
-    def __new__(cls, admin: str, advocate: str):
+    def __new__(cls, code: str, admin: str, advocate: str):
         obj = super().__new__(cls, admin)
+        obj.code = code
         obj.advocate = advocate
         return obj
 
     @property
     def admin(self) -> str:
         return str.__str__(self)
+
+
+@dataclass(frozen=True)
+class Decision:
+    """The answer to "may this advocate be asked (for this)?": allowed when no rule is broken."""
+
+    reasons: tuple[Reason, ...] = ()
+
+    @property
+    def allowed(self) -> bool:
+        return not self.reasons
+
+    def __bool__(self) -> bool:
+        return self.allowed
+
+    @property
+    def codes(self) -> list[str]:
+        return [r.code for r in self.reasons]
+
+    def has(self, codes: Iterable[str]) -> bool:
+        wanted = set(codes)
+        return any(r.code in wanted for r in self.reasons)
+
+    def ignoring(self, *codes: str) -> Decision:
+        """The same decision without the given reasons (a caller that checks those another way)."""
+        return Decision(tuple(r for r in self.reasons if r.code not in codes))
+
+    def __add__(self, other: Decision) -> Decision:
+        return Decision(self.reasons + other.reasons)
+
+    def for_advocate(self) -> list[str]:
+        return [r.advocate for r in self.reasons]
+
+    def for_admin(self) -> list[str]:
+        return [r.admin for r in self.reasons]
+
+
+class AskRefused(DomainError):
+    """An ask refused by the rules. ``reasons`` are ``Reason``s (str: the admins' words); the message is
+    in the advocate's words when ``for_advocate``."""
+
+    def __init__(self, decision: Decision, for_advocate: bool = False):
+        words = decision.for_advocate() if for_advocate else decision.for_admin()
+        super().__init__(" ".join(words))
+        self.decision = decision
+        self.reasons = list(decision.reasons)
+
+
+def at_limit(used: int, limit: int) -> bool:
+    """A limit of ``limit`` asks (or engagements) is reached once ``used`` of them are taken: one more
+    would break it. The one comparison every limit uses."""
+    return used >= limit
+
+
+def near_limit(used: int, limit: int) -> bool:
+    """One ask (or engagement) left before the limit."""
+    return limit > 0 and used == limit - 1
 
 
 _WORDS = ("no", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
@@ -132,18 +221,157 @@ def _n(n: int, noun: str) -> str:
     return f"{n:,} {noun if n == 1 else noun + 's'}"
 
 
-def _fmt(d: date) -> str:
+def fmt_day(d: date) -> str:
     return d.strftime("%d %b %Y").lstrip("0")
 
 
 def _ask_limit(name: str, limit: int, used: int, period: str) -> Reason:
+    code = MONTH_LIMIT if period == "month" else QUARTER_LIMIT
     if limit == 0:
-        return Reason(f"{name} asked for no asks a {period}.", f"You asked for no asks a {period}.")
+        return Reason(code, f"{name} asked for no asks a {period}.", f"You asked for no asks a {period}.")
     have = _num(used) if used else "none"
     return Reason(
+        code,
         f"{name} asked for at most {_count(limit, 'ask')} a {period} and has {have} this {period}.",
         f"You asked for at most {_count(limit, 'ask')} a {period} and have {have} this {period}.",
     )
+
+
+# --- the advocate's own calendar -------------------------------------------------------------------------------
+
+
+@cache
+def zone_named(name: str | None) -> ZoneInfo:
+    try:
+        return ZoneInfo(name or "UTC")
+    except (ZoneInfoNotFoundError, ValueError):  # a value stored before the list was narrowed, or garbage
+        return ZoneInfo("UTC")
+
+
+def local_date(timezone_name: str | None, now: datetime | None = None) -> date:
+    """Today's date where the advocate is (from their time zone's name): pauses, blackouts and their
+    own months and quarters are the advocate's calendar days."""
+    return (now or utcnow()).astimezone(zone_named(timezone_name)).date()
+
+
+def local_today(profile: AdvocateProfile, now: datetime | None = None) -> date:
+    return local_date(profile.timezone, now)
+
+
+def _local_midnight(zone, d: date) -> datetime:
+    """The instant (in UTC) the advocate's calendar day ``d`` begins in ``zone``."""
+    return datetime.combine(d, time.min, tzinfo=zone).astimezone(UTC)
+
+
+def ask_periods(timezone_name: str | None, now: datetime) -> tuple[date, datetime, datetime]:
+    """The advocate's own today, and the instants their calendar month and quarter began (their
+    midnight on the 1st, in UTC): the advocate's own ask limits count asks from these."""
+    zone = zone_named(timezone_name)
+    today = now.astimezone(zone).date()
+    month = today.replace(day=1)
+    quarter = month.replace(month=3 * ((month.month - 1) // 3) + 1)
+    return today, _local_midnight(zone, month), _local_midnight(zone, quarter)
+
+
+# --- paused or in a blackout ---------------------------------------------------------------------------------
+
+
+def _away(
+    paused_until: date | None, spans: Iterable[tuple[date, date]], today: date, on: date
+) -> tuple[bool, tuple[date, date] | None]:
+    """(paused, the blackout covering ``on``): the one test of "paused or in a blackout". A pause holds
+    every ask made while it lasts (through ``paused_until``, on the advocate's ``today``); a blackout
+    holds what would happen on one of its days (``on``: the engagement's day, or today)."""
+    paused = paused_until is not None and paused_until >= today
+    covering = next(((s, e) for s, e in spans if s <= on <= e), None)
+    return paused, covering
+
+
+def unavailable_on(
+    session, user_ids: Iterable[int] | None = None, on_date: date | None = None, now: datetime | None = None
+) -> dict[int, str]:
+    """The advocates (of ``user_ids``; everyone when None) who are paused, or in a blackout on
+    ``on_date`` (default: each one's own today), at ``now``: {user id: PAUSED | BLACKOUT}.
+
+    Every time zone's date is within a day of UTC's: the candidates around UTC's date are read with
+    two indexed lookups (pauses not over, blackouts near the day), and only those whose pause or
+    blackout ends or starts within a day of it need their own date (their time zone)."""
+    now = now or utcnow()
+    utc_today = now.astimezone(UTC).date()
+    before, after = utc_today - timedelta(days=1), utc_today + timedelta(days=1)
+    lo, hi = (before, after) if on_date is None else (on_date, on_date)
+    ids = None if user_ids is None else list(set(user_ids))
+    if ids == []:
+        return {}
+    pq = select(AdvocateProfile.user_id, AdvocateProfile.paused_until).where(AdvocateProfile.paused_until >= before)
+    bq = select(Blackout.user_id, Blackout.starts_on, Blackout.ends_on).where(
+        Blackout.starts_on <= hi, Blackout.ends_on >= lo
+    )
+    if ids is not None:
+        pq = pq.where(AdvocateProfile.user_id.in_(ids))
+        bq = bq.where(Blackout.user_id.in_(ids))
+    paused = dict(session.execute(pq).all())
+    spans: dict[int, list[tuple[date, date]]] = {}
+    for uid, starts, ends in session.execute(bq).all():
+        spans.setdefault(uid, []).append((starts, ends))
+    out: dict[int, str] = {}
+    # Sure whatever the zone: a pause through ``after`` or later; a blackout over all of [lo, hi].
+    for uid, until in paused.items():
+        if until >= after:
+            out[uid] = PAUSED
+    for uid, found in spans.items():
+        if uid not in out and any(s <= lo and e >= hi for s, e in found):
+            out[uid] = BLACKOUT
+    unsure = (set(paused) | set(spans)) - set(out)
+    if unsure:
+        zones = dict(
+            session.execute(
+                select(AdvocateProfile.user_id, AdvocateProfile.timezone).where(AdvocateProfile.user_id.in_(unsure))
+            ).all()
+        )
+        for uid in unsure:
+            today = local_date(zones.get(uid), now)
+            is_paused, covering = _away(paused.get(uid), spans.get(uid, ()), today, on_date or today)
+            if is_paused or covering:
+                out[uid] = PAUSED if is_paused else BLACKOUT
+    return out
+
+
+@dataclass
+class Availability:
+    kind: str  # available | paused | blackout
+    until: date | None = None
+    note: str = ""
+
+    @property
+    def label(self) -> str:
+        if self.kind == "paused":
+            return f"Paused until {self.until:%d %b %Y}"
+        if self.kind == "blackout":
+            return f"In a blackout until {self.until:%d %b %Y}"
+        return "Available"
+
+
+def availability(profile: AdvocateProfile, today: date | None = None) -> Availability:
+    """Available, paused or in a blackout on ``today`` (by default: today in the advocate's time zone),
+    as the advocate's own pages and the program's profile card tell it."""
+    today = today or local_today(profile)
+    spans = [(b.starts_on, b.ends_on) for b in profile.blackouts]
+    paused, covering = _away(profile.paused_until, spans, today, today)
+    if paused:
+        return Availability(PAUSED, profile.paused_until)
+    if covering:
+        # Overlapping blackouts chain: the advocate is away until the last day of the connected run.
+        current = [b for b in profile.blackouts if b.starts_on <= today <= b.ends_on]
+        until = max(b.ends_on for b in current)
+        changed = True
+        while changed:
+            changed = False
+            for s, e in spans:
+                if s <= until + timedelta(days=1) and e > until:
+                    until, changed = e, True
+        return Availability(BLACKOUT, until, current[0].note)
+    return Availability("available")
 
 
 # --- engagement days -------------------------------------------------------------------------------------------
@@ -207,21 +435,6 @@ def _engagement_rows(session, user_ids: list[int], exclude_id: int | None = None
     return out
 
 
-def _local_midnight(zone, d: date) -> datetime:
-    """The instant (in UTC) the advocate's calendar day ``d`` begins in ``zone``."""
-    return datetime.combine(d, time.min, tzinfo=zone).astimezone(UTC)
-
-
-def ask_periods(timezone_name: str | None, now: datetime) -> tuple[date, datetime, datetime]:
-    """The advocate's own today, and the instants their calendar month and quarter began (their
-    midnight on the 1st, in UTC): the advocate's own ask limits count asks from these."""
-    zone = profiles.zone_named(timezone_name)
-    today = now.astimezone(zone).date()
-    month = today.replace(day=1)
-    quarter = month.replace(month=3 * ((month.month - 1) // 3) + 1)
-    return today, _local_midnight(zone, month), _local_midnight(zone, quarter)
-
-
 def _asks_since(session, user_id: int, since: datetime, exclude_id: int | None) -> int:
     q = (
         select(func.count())
@@ -237,12 +450,15 @@ def _asks_since(session, user_id: int, since: datetime, exclude_id: int | None) 
     return session.scalar(q) or 0
 
 
-# --- the check -------------------------------------------------------------------------------------------------
+# --- may this advocate be asked? ------------------------------------------------------------------------------
 
 
 class Snapshot:
-    """One advocate's fatigue facts, read once (a handful of queries); the rules are then checked for
-    any number of opportunities without another query (the feed, the digest, announcements)."""
+    """One advocate's facts for the rules, read once (a handful of queries); any number of asks are then
+    decided without another query (the feed, the digest, announcements).
+
+    ``counts_as_ask=False`` decides the advocate's own earlier request (an approval): it was an ask when
+    it was made, so their opt-in and their own ask limits were checked then and are not checked again."""
 
     def __init__(
         self,
@@ -256,118 +472,142 @@ class Snapshot:
     ):
         self.now = now or utcnow()
         self.name = user.name
+        self.active = user.role == Role.ADVOCATE and user.status == Status.ACTIVE
         self.counts_as_ask = counts_as_ask
         self.policy = pol or policy(session)
-        profile = session.get(AdvocateProfile, user.id)
-        # Pauses, blackouts and the own ask limits' months and quarters are the advocate's calendar
-        # days (as on their own pages).
-        self.today, month_start, quarter_start = ask_periods(
-            profile.timezone if profile is not None else None, self.now
-        )
+        self.profile = profile = session.get(AdvocateProfile, user.id)
+        self.today, month_start, quarter_start = ask_periods(profile.timezone if profile else None, self.now)
         self.paused_until = profile.paused_until if profile is not None else None
-        self.blackouts = (
-            []
-            if profile is None
-            else [
-                (b.starts_on, b.ends_on)
-                for b in session.scalars(
-                    select(Blackout).where(Blackout.user_id == user.id).order_by(Blackout.starts_on)
-                )
+        self.blackouts: list[tuple[date, date]] = []
+        if profile is not None:
+            self.blackouts = [
+                tuple(row)
+                for row in session.execute(
+                    select(Blackout.starts_on, Blackout.ends_on)
+                    .where(Blackout.user_id == user.id)
+                    .order_by(Blackout.starts_on)
+                ).all()
             ]
-        )
-        self.limits = []  # (limit, used, "month" | "quarter")
-        if profile is not None and counts_as_ask:
-            if profile.max_asks_per_month is not None:
-                self.limits.append(
-                    (
-                        profile.max_asks_per_month,
-                        _asks_since(session, user.id, month_start, exclude_participation_id),
-                        "month",
+        self.opted_in: set[int] = set()
+        self.limits: list[tuple[int, int, str]] = []  # (limit, used, "month" | "quarter")
+        if counts_as_ask:
+            self.opted_in = set(
+                session.scalars(
+                    select(ActivityPreference.activity_type_id).where(
+                        ActivityPreference.user_id == user.id, ActivityPreference.opted_in.is_(True)
                     )
                 )
-            if profile.max_asks_per_quarter is not None:
-                self.limits.append(
-                    (
-                        profile.max_asks_per_quarter,
-                        _asks_since(session, user.id, quarter_start, exclude_participation_id),
-                        "quarter",
-                    )
-                )
+            )
+            for limit, since, period in (
+                (profile.max_asks_per_month if profile else None, month_start, "month"),
+                (profile.max_asks_per_quarter if profile else None, quarter_start, "quarter"),
+            ):
+                if limit is not None:
+                    self.limits.append((limit, _asks_since(session, user.id, since, exclude_participation_id), period))
         rows = _engagement_rows(session, [user.id], exclude_participation_id)
         self.days = [d.toordinal() for _, d, _ in rows]
         self.call_days = sorted(d.toordinal() for _, d, key in rows if key == "reference_call")
 
     def _pause(self) -> list[Reason]:
-        if self.paused_until and self.paused_until >= self.today:
-            until = _fmt(self.paused_until)
-            return [
-                Reason(f"{self.name} has paused all asks until {until}.", f"You have paused all asks until {until}.")
-            ]
-        return []
+        paused, _ = _away(self.paused_until, (), self.today, self.today)
+        if not paused:
+            return []
+        until = fmt_day(self.paused_until)
+        return [
+            Reason(
+                PAUSED, f"{self.name} has paused all asks until {until}.", f"You have paused all asks until {until}."
+            )
+        ]
 
     def _limits(self) -> list[Reason]:
-        return [_ask_limit(self.name, limit, used, period) for limit, used, period in self.limits if used + 1 > limit]
+        return [
+            _ask_limit(self.name, limit, used, period) for limit, used, period in self.limits if at_limit(used, limit)
+        ]
 
     def general(self) -> list[Reason]:
-        """The rules that refuse every opportunity alike (a pause, the advocate's own ask limits)."""
+        """The rules that refuse every ask alike, whatever it is for (a pause, the own ask limits)."""
         return self._pause() + self._limits()
 
-    def reasons(self, opportunity: Opportunity) -> list[Reason]:
-        """Every rule an engagement in ``opportunity`` would break (empty: allowed)."""
-        when = opportunity.engagement_date or self.today
-        reasons = self._pause()
-        for starts, ends in self.blackouts:
-            if starts <= when <= ends:
-                span = f"from {_fmt(starts)} to {_fmt(ends)}"
-                reasons.append(Reason(f"{self.name} is in a blackout {span}.", f"It falls in your blackout {span}."))
-                break
+    def decide(self, activity_type: ActivityType, on_date: date | None = None) -> Decision:
+        """May this advocate be asked for an activity of ``activity_type`` happening on ``on_date``
+        (None: not dated, counted on the advocate's today)?"""
+        when = on_date or self.today
+        reasons: list[Reason] = []
+        if not self.active:
+            reasons.append(Reason(NOT_ACTIVE, f"{self.name}'s account is not active.", "Your account is not active."))
+        if self.counts_as_ask and activity_type.id not in self.opted_in:
+            kind = activity_type.name.lower()
+            reasons.append(
+                Reason(
+                    NOT_OPTED_IN,
+                    f"{self.name} has not opted in to {kind} activities.",
+                    f"You have not opted in to {kind} activities.",
+                )
+            )
+        reasons += self._pause()
+        _, covering = _away(None, self.blackouts, self.today, when)
+        if covering:
+            span = f"from {fmt_day(covering[0])} to {fmt_day(covering[1])}"
+            reasons.append(
+                Reason(BLACKOUT, f"{self.name} is in a blackout {span}.", f"It falls in your blackout {span}.")
+            )
         reasons += self._limits()
         pol, d = self.policy, when.toordinal()
         peak = _window_peak(self.days, d)
-        if peak + 1 > pol.max_engagements_90d:
+        if at_limit(peak, pol.max_engagements_90d):
             most = _n(pol.max_engagements_90d, "engagement")
-            around = "" if when == self.today else f" in the 90 days around {_fmt(when)}"
+            around = "" if when == self.today else f" in the 90 days around {fmt_day(when)}"
             reasons.append(
                 Reason(
+                    PROGRAM_LIMIT,
                     f"The program allows at most {most} in 90 days; {self.name} has {peak}{around}.",
-                    f"The program asks nobody to take part more than {_n(pol.max_engagements_90d, 'time')} in 90 days, "
-                    f"and you already have {peak}{around or ' in that time'}.",
+                    f"The program asks nobody to take part more than {_n(pol.max_engagements_90d, 'time')} "
+                    f"in 90 days, and you already have {peak}{around or ' in that time'}.",
                 )
             )
         gap = pol.reference_call_gap_days
-        if opportunity.activity_type.key == "reference_call" and gap:
+        if activity_type.key == "reference_call" and gap:
             clashes = [x for x in self.call_days if abs(x - d) < gap]
             if clashes:
                 x = min(clashes, key=lambda c: (abs(c - d), c))
-                other = _fmt(date.fromordinal(x))
+                other = fmt_day(date.fromordinal(x))
                 rule = f"The program keeps at least {_n(gap, 'day')} between reference calls"
                 if x <= self.today.toordinal():
-                    reasons.append(
-                        Reason(
-                            f"{rule}; {self.name}'s last one was on {other}.",
-                            f"{rule}, and your last one was on {other}.",
-                        )
+                    admin, advocate = (
+                        f"{rule}; {self.name}'s last one was on {other}.",
+                        f"{rule}, and your last one was on {other}.",
                     )
                 else:
-                    reasons.append(
-                        Reason(f"{rule}; {self.name} has one on {other}.", f"{rule}, and you have one on {other}.")
+                    admin, advocate = (
+                        f"{rule}; {self.name} has one on {other}.",
+                        f"{rule}, and you have one on {other}.",
                     )
-        return reasons
+                reasons.append(Reason(REFERENCE_CALL_GAP, admin, advocate))
+        return Decision(tuple(reasons))
 
 
-def check(
+def may_ask(
     session,
-    user: User,
-    opportunity: Opportunity,
+    advocate_id: int,
+    activity_type: ActivityType,
+    on_date: date | None = None,
     *,
     counts_as_ask: bool = True,
     exclude_participation_id: int | None = None,
     now: datetime | None = None,
-) -> list[Reason]:
-    """Every rule the engagement would break, in plain words (empty: allowed)."""
-    return Snapshot(
+) -> Decision:
+    """May the advocate be asked for an activity of ``activity_type`` that happens on ``on_date`` (None:
+    undated)? Every rule that protects an advocate: an active account, opted in to the type, not paused,
+    no blackout on that day, under their own ask limits, under the program's limit in any 90 days around
+    that day, and the gap between reference calls. ``counts_as_ask=False``: deciding the advocate's own
+    earlier request (see ``Snapshot``); ``exclude_participation_id``: the engagement being decided."""
+    user = session.get(User, advocate_id)
+    if user is None:
+        raise NotFound("No such advocate.")
+    snap = Snapshot(
         session, user, counts_as_ask=counts_as_ask, exclude_participation_id=exclude_participation_id, now=now
-    ).reasons(opportunity)
+    )
+    return snap.decide(activity_type, on_date)
 
 
 # --- status for lists ----------------------------------------------------------------------------------------
@@ -379,6 +619,10 @@ STATUS_LABELS = {
     "unavailable": "Paused or in blackout",
     "under_used": "Under-used",
 }
+
+
+# The statuses of advocates that an undated ask today would be refused (search hides them by default).
+REFUSED_STATUSES = ("at_limit", "unavailable")
 
 
 @dataclass
@@ -396,8 +640,10 @@ def statuses(session, user_ids: list[int], now: datetime | None = None) -> dict[
     """Fatigue status for many advocates in a fixed number of queries, with plain rows (no ORM
     objects), so lists, search documents and bulk filters can call it for thousands of ids.
 
-    ``engagements_90d`` is the most engagements in a 90-day window that holds today (what a new
-    engagement today would be checked against); under-used: no engagement within the last 180 days
+    The same rules as ``may_ask`` for an undated ask today: "unavailable" when it would be refused as
+    paused or in a blackout, "at limit" when refused by a limit. ``engagements_90d`` is the most
+    engagements in a 90-day window that holds the advocate's today (what a new engagement today would be
+    checked against); under-used: no engagement within the last 180 days
     (none ever: counted from the approval)."""
     now = now or utcnow()
     today = now.date()
@@ -417,23 +663,12 @@ def statuses(session, user_ids: list[int], now: datetime | None = None) -> dict[
             .distinct()
         )
     )
-    # Blackouts are the advocate's calendar days: read the ones around today (every time zone's
-    # today is within a day of UTC's), then compare each with the advocate's own date.
-    near_blackouts: dict[int, list[tuple[date, date]]] = {}
-    for uid, starts, ends in session.execute(
-        select(Blackout.user_id, Blackout.starts_on, Blackout.ends_on).where(
-            Blackout.user_id.in_(ids),
-            Blackout.starts_on <= today + timedelta(days=1),
-            Blackout.ends_on >= today - timedelta(days=1),
-        )
-    ).all():
-        near_blackouts.setdefault(uid, []).append((starts, ends))
+    away = unavailable_on(session, ids, now=now)
     profile_rows = {
         r.user_id: r
         for r in session.execute(
             select(
                 AdvocateProfile.user_id,
-                AdvocateProfile.paused_until,
                 AdvocateProfile.max_asks_per_month,
                 AdvocateProfile.max_asks_per_quarter,
                 AdvocateProfile.timezone,
@@ -468,25 +703,24 @@ def statuses(session, user_ids: list[int], now: datetime | None = None) -> dict[
         for r in session.execute(select(User.id, User.approved_at, User.created_at).where(User.id.in_(ids))).all()
     }
 
-    t, recent = today.toordinal(), recent_from.toordinal()
+    recent = recent_from.toordinal()
     out = {}
     for uid in ids:
         p = profile_rows.get(uid)
         mine = days.get(uid, [])
-        n = _window_peak(mine, t)
-        local = profiles.local_date(p.timezone if p else None, now)
-        paused = bool(p and p.paused_until and p.paused_until >= local)
-        if paused or any(s <= local <= e for s, e in near_blackouts.get(uid, ())):
-            out[uid] = FatigueStatus("unavailable", n, "paused" if paused else "in a blackout")
+        # The program's window around the advocate's own today, as may_ask counts an undated ask.
+        n = _window_peak(mine, local_date(p.timezone if p else None, now).toordinal())
+        if uid in away:
+            out[uid] = FatigueStatus("unavailable", n, "paused" if away[uid] == PAUSED else "in a blackout")
             continue
         pairs = [(n, pol.max_engagements_90d)]
         if p and p.max_asks_per_month is not None:
             pairs.append((asks_month.get(uid, 0), p.max_asks_per_month))
         if p and p.max_asks_per_quarter is not None:
             pairs.append((asks_quarter.get(uid, 0), p.max_asks_per_quarter))
-        if any(used >= limit for used, limit in pairs):
+        if any(at_limit(used, limit) for used, limit in pairs):
             out[uid] = FatigueStatus("at_limit", n)
-        elif any(limit > 0 and used == limit - 1 for used, limit in pairs):
+        elif any(near_limit(used, limit) for used, limit in pairs):
             out[uid] = FatigueStatus("near_limit", n)
         elif any(d >= recent for d in mine):
             out[uid] = FatigueStatus("available", n)
@@ -514,18 +748,3 @@ def ids_with_status(session, key: str, ids_query, chunk: int = 1000, now: dateti
 
 def status(session, user_id: int, now: datetime | None = None) -> FatigueStatus:
     return statuses(session, [user_id], now)[user_id]
-
-
-def active_participation_exists(session, user_id: int, opportunity_id: int) -> bool:
-    return (
-        session.scalar(
-            select(func.count())
-            .select_from(Participation)
-            .where(
-                Participation.user_id == user_id,
-                Participation.opportunity_id == opportunity_id,
-                Participation.status.in_(ACTIVE_STATUSES),
-            )
-        )
-        > 0
-    )

@@ -12,7 +12,6 @@ from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
 from portal.models import (
-    ActivityPreference,
     ActivityType,
     AdvocateProfile,
     Industry,
@@ -26,8 +25,7 @@ from portal.models import (
     User,
     utcnow,
 )
-from portal.models.opportunities import ACTIVE_STATUSES
-from portal.services import audit, fatigue, profiles
+from portal.services import audit, fatigue
 from portal.services.errors import Conflict, DomainError, NotFound
 
 TRANSITIONS = {
@@ -139,8 +137,7 @@ def _check_dates(opp: Opportunity, data: OpportunityInput) -> None:
         value = getattr(data, attr)
         if value is not None and value != getattr(opp, attr, None) and not lo <= value <= hi:
             raise DomainError(
-                f"{label} must be within ten years of today "
-                f"(between {lo.strftime('%d %b %Y').lstrip('0')} and {hi.strftime('%d %b %Y').lstrip('0')})."
+                f"{label} must be within ten years of today (between {fatigue.fmt_day(lo)} and {fatigue.fmt_day(hi)})."
             )
 
 
@@ -251,7 +248,7 @@ def get(session, opp_id: int) -> Opportunity:
     return opp
 
 
-# --- eligibility --------------------------------------------------------------------------------------------------
+# --- who may take part -----------------------------------------------------------------------------------------------
 
 
 @dataclass
@@ -271,8 +268,8 @@ class Match:
         return "Matches your " + ", ".join(self.reasons[:-1]) + " and " + self.reasons[-1]
 
 
-def _targeting_reasons(opp: Opportunity, profile: AdvocateProfile | None) -> list[str] | None:
-    """None when the advocate is outside the targeting; else the specific dimensions matched."""
+def targeting(opp: Opportunity, profile: AdvocateProfile | None) -> list[str] | None:
+    """None when the advocate is outside the opportunity's targeting; else the dimensions matched."""
     reasons = []
     checks = [
         ("industry", [i.id for i in opp.industries], [profile.industry_id] if profile and profile.industry_id else []),
@@ -310,48 +307,59 @@ def open_opportunities(session, today: date | None = None) -> list[Opportunity]:
     return list(session.scalars(q))
 
 
-def eligibility(
-    session,
-    user: User,
-    opp: Opportunity,
-    profile: AdvocateProfile | None = None,
-    today: date | None = None,
-    opted_in: set[int] | None = None,
-    *,
-    now: datetime | None = None,
-) -> tuple[bool, str, list[str]]:
-    """(eligible, why not, matched dimensions) for one advocate and one opportunity. A pause and
-    blackouts are judged on the advocate's own calendar day (as ``fatigue.Snapshot`` does)."""
-    now = now or (utcnow() if today is None else datetime.combine(today, utcnow().timetz()))
-    today = today or now.date()
-    profile = profile if profile is not None else session.get(AdvocateProfile, user.id)
+# Machine-readable reasons of the opportunity itself (the advocate's own are fatigue's: NOT_OPTED_IN, ...).
+NOT_OPEN = "not_open"
+DEADLINE_PASSED = "deadline_passed"
+FULL = "full"
+NOT_TARGETED = "not_targeted"
+# An opportunity refused for one of these is not offered at all (the feed, the digest leave it out); one
+# refused only by limits (fatigue.LIMITS) is shown, held back, with the reason.
+NOT_FOR_THEM = frozenset({NOT_OPEN, DEADLINE_PASSED, FULL, NOT_TARGETED, fatigue.NOT_ACTIVE, fatigue.NOT_OPTED_IN})
+
+
+def may_take_part(
+    session, user: User, opp: Opportunity, *, snapshot: fatigue.Snapshot | None = None, now: datetime | None = None
+) -> fatigue.Decision:
+    """May this advocate be asked to take part in ``opp`` (by themselves, by an admin, by the feed)?
+    What the opportunity requires (open, before its deadline, a seat left, the advocate in its
+    targeting), then every rule that protects the advocate, for its engagement day
+    (``fatigue.may_ask``'s rules, through the advocate's ``snapshot`` when the caller decides many)."""
+    snap = snapshot or fatigue.Snapshot(session, user, now=now)
+    today = snap.now.date()
+    reasons = []
     if opp.status != OpportunityStatus.OPEN:
-        return False, "This opportunity is not open.", []
+        reasons.append(fatigue.Reason(NOT_OPEN, "This opportunity is not open.", "This opportunity is not open."))
     if opp.deadline and opp.deadline < today:
-        return False, "The deadline has passed.", []
-    if opp.seats_left == 0:
-        return False, "All seats are taken.", []
-    if opted_in is None:
-        opted_in = set(
-            session.scalars(
-                select(ActivityPreference.activity_type_id).where(
-                    ActivityPreference.user_id == user.id, ActivityPreference.opted_in.is_(True)
-                )
+        reasons.append(
+            fatigue.Reason(
+                DEADLINE_PASSED,
+                f"The sign-up deadline ({fatigue.fmt_day(opp.deadline)}) has passed.",
+                "The deadline has passed.",
             )
         )
-    if opp.activity_type_id not in opted_in:
-        return False, f"You have not opted in to {opp.activity_type.name.lower()} activities.", []
-    reasons = _targeting_reasons(opp, profile)
-    if reasons is None:
-        return False, "This opportunity is for advocates with a different profile.", []
-    if profile is not None:
-        local_today = profiles.local_date(profile.timezone, now)
-        when = opp.engagement_date or local_today
-        if profile.paused_until and profile.paused_until >= local_today:
-            return False, "You have paused asks.", reasons
-        if any(b.starts_on <= when <= b.ends_on for b in profile.blackouts):
-            return False, "It falls in one of your blackout periods.", reasons
-    return True, "", reasons
+    if opp.seats_left == 0:
+        reasons.append(
+            fatigue.Reason(
+                FULL, "All seats are taken; raise the capacity or decline someone first.", "All seats are taken."
+            )
+        )
+    if targeting(opp, snap.profile) is None:
+        reasons.append(
+            fatigue.Reason(
+                NOT_TARGETED,
+                f"{user.name}'s profile does not match the opportunity's targeting.",
+                "This opportunity is for advocates with a different profile.",
+            )
+        )
+    return fatigue.Decision(tuple(reasons)) + snap.decide(opp.activity_type, opp.engagement_date)
+
+
+def detail(session, user: User, opp: Opportunity) -> tuple[fatigue.Decision, Match]:
+    """For the opportunity's page: may the advocate say "I'm in" (with the reasons in their words when
+    not), and the opportunity as the feed shows it (the dimensions of their profile it matches)."""
+    snap = fatigue.Snapshot(session, user)
+    decision = may_take_part(session, user, opp, snapshot=snap)
+    return decision, Match(opp, targeting(opp, snap.profile) or [], decision.for_advocate())
 
 
 def _matches(
@@ -364,30 +372,18 @@ def _matches(
     snapshot: fatigue.Snapshot | None = None,
     policy: fatigue.Policy | None = None,
 ) -> list[Match]:
-    today = now.date()
-    profile = session.get(AdvocateProfile, user.id)
-    opted_in = set(
-        session.scalars(
-            select(ActivityPreference.activity_type_id).where(
-                ActivityPreference.user_id == user.id, ActivityPreference.opted_in.is_(True)
-            )
-        )
-    )
     taken = set(session.scalars(select(Participation.opportunity_id).where(Participation.user_id == user.id)))
     snap = snapshot
     matches = []
-    for opp in opps if opps is not None else open_opportunities(session, today):
+    for opp in opps if opps is not None else open_opportunities(session, now.date()):
         if opp.id in taken or (activity_type_id and opp.activity_type_id != activity_type_id):
             continue
-        ok, _, reasons = eligibility(session, user, opp, profile, today, opted_in, now=now)
-        if not ok:
-            continue
-        if snap is None:  # read once per advocate; the rules are then checked per opportunity in Python
+        if snap is None:  # read once per advocate; each opportunity is then decided in Python
             snap = fatigue.Snapshot(session, user, now=now, pol=policy)
-        blocked = [r.advocate for r in snap.reasons(opp)]
-        if blocked and not include_blocked:
+        decision = may_take_part(session, user, opp, snapshot=snap)
+        if decision.has(NOT_FOR_THEM | fatigue.AWAY) or (decision.reasons and not include_blocked):
             continue
-        matches.append(Match(opp, reasons, blocked))
+        matches.append(Match(opp, targeting(opp, snap.profile) or [], decision.for_advocate()))
     # requestable first, then best fits; stable: deadline order kept within a score
     matches.sort(key=lambda m: (bool(m.blocked), -len(m.reasons)))
     return matches
@@ -397,56 +393,25 @@ def feed(
     session,
     user: User,
     activity_type_id: int | None = None,
-    today: date | None = None,
     *,
     now: datetime | None = None,
     opps: list[Opportunity] | None = None,
     policy: fatigue.Policy | None = None,
 ) -> list[Match]:
     """Open opportunities this advocate is eligible for, not yet part of and could say "I'm in" to
-    now (no fatigue rule against it), best fits first. ``opps``: the open opportunities, when the
-    caller already has them (the digest, for every advocate)."""
-    now = now or (utcnow() if today is None else datetime.combine(today, utcnow().timetz()))
-    return _matches(session, user, activity_type_id, now, False, opps, policy=policy)
+    now (no rule against it), best fits first. ``opps``: the open opportunities, when the caller
+    already has them (the digest, for every advocate)."""
+    return _matches(session, user, activity_type_id, now or utcnow(), False, opps, policy=policy)
 
 
 def feed_with_limits(session, user: User, activity_type_id: int | None = None) -> tuple[list[Match], list[str]]:
-    """The feed page: what ``feed`` lists, then the fitting opportunities a fatigue rule holds back
-    (each with its reason), and the reasons that hold back every one of them (a pause, the advocate's
-    own ask limits), said once."""
+    """The feed page: what ``feed`` lists, then the fitting opportunities a limit holds back (each with
+    its reason), and the reasons that hold back every one of them (a pause, the advocate's own ask
+    limits), said once."""
     now = utcnow()
     snap = fatigue.Snapshot(session, user, now=now)
     general = [r.advocate for r in snap.general()]
     return _matches(session, user, activity_type_id, now, True, None, snap), general
-
-
-def request_check(session, user: User, opp: Opportunity) -> tuple[bool, list[str], list[str]]:
-    """For the detail page: (can say "I'm in" now, why not in the advocate's words, matched dimensions)."""
-    ok, why, reasons = eligibility(session, user, opp)
-    if not ok:
-        return False, [why], reasons
-    blocked = [r.advocate for r in fatigue.check(session, user, opp)]
-    return not blocked, blocked, reasons
-
-
-def admin_refusals(session, user: User, opp: Opportunity) -> list[str]:
-    """Why this advocate would not be offered the opportunity, for an admin adding them by hand (third
-    person; a pause and blackouts are fatigue rules, told by ``fatigue.check``)."""
-    today = utcnow().date()
-    profile = session.get(AdvocateProfile, user.id)
-    out = []
-    if opp.deadline and opp.deadline < today:
-        out.append(f"The sign-up deadline ({opp.deadline.strftime('%d %b %Y').lstrip('0')}) has passed.")
-    opted_in = session.scalar(
-        select(ActivityPreference.opted_in).where(
-            ActivityPreference.user_id == user.id, ActivityPreference.activity_type_id == opp.activity_type_id
-        )
-    )
-    if not opted_in:
-        out.append(f"{user.name} has not opted in to {opp.activity_type.name.lower()} activities.")
-    if _targeting_reasons(opp, profile) is None:
-        out.append(f"{user.name}'s profile does not match the opportunity's targeting.")
-    return out
 
 
 def participants(session, opp_id: int) -> list[Participation]:
@@ -464,11 +429,3 @@ def admin_list(session, status: str | None = None) -> list[Opportunity]:
     if status:
         q = q.where(Opportunity.status == OpportunityStatus(status))
     return list(session.scalars(q.limit(500)))
-
-
-def active_count(session, opp_id: int) -> int:
-    return len([p for p in participants(session, opp_id) if p.status in ACTIVE_STATUSES])
-
-
-def new_since(session, since: datetime | None) -> list[Opportunity]:
-    return [o for o in open_opportunities(session) if since is None or (o.opened_at and o.opened_at > since)]

@@ -13,6 +13,7 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 
 from portal.models import (
+    ActivityType,
     EntrySource,
     Opportunity,
     OpportunityStatus,
@@ -27,15 +28,6 @@ from portal.models import (
 from portal.services import audit, badges, fatigue, opportunities, points
 from portal.services.errors import Conflict, DomainError, NotAllowed, NotFound
 from portal.services.outbox import external_url, queue_email
-
-
-class FatigueBlocked(DomainError):
-    """Refused by fatigue (or, for an admin adding someone, eligibility) rules. ``reasons`` are the
-    admins' words (``fatigue.Reason``: str); the message is the advocate's when ``for_advocate``."""
-
-    def __init__(self, reasons: list[str], for_advocate: bool = False):
-        super().__init__(" ".join(getattr(r, "advocate", r) if for_advocate else str(r) for r in reasons))
-        self.reasons = reasons
 
 
 def _take_seat(session, opp: Opportunity) -> bool:
@@ -144,12 +136,9 @@ def request(session, user: User, opp_id: int, message: str = "") -> Participatio
     if existing is not None and existing.status != ParticipationStatus.WITHDRAWN:
         raise Conflict("You have already answered this opportunity; see My commitments.")
     _lock_advocate(session, user.id)
-    ok, why, _ = opportunities.eligibility(session, user, opp)
-    if not ok:
-        raise DomainError(why)
-    reasons = fatigue.check(session, user, opp)
-    if reasons:
-        raise FatigueBlocked(reasons, for_advocate=True)
+    decision = opportunities.may_take_part(session, user, opp)
+    if not decision:
+        raise fatigue.AskRefused(decision, for_advocate=True)
     p = existing or Participation(opportunity_id=opp.id, user_id=user.id)
     p.status, p.message, p.requested_at = ParticipationStatus.REQUESTED, message, utcnow()
     p.admin_message, p.decided_at, p.engaged_at, p.override_reason = "", None, None, None
@@ -189,17 +178,23 @@ def approve(
     _lock_advocate(session, p.user_id)
     user = session.get(User, p.user_id)
     _can_take_part(p.opportunity, user, "approved")
-    reasons = fatigue.check(session, user, p.opportunity, counts_as_ask=False, exclude_participation_id=p.id)
+    # The advocate's own request: their opt-in and own ask limits were checked when they asked.
+    opp = p.opportunity
+    decision = fatigue.may_ask(
+        session, user.id, opp.activity_type, opp.engagement_date, counts_as_ask=False, exclude_participation_id=p.id
+    )
     override_reason = (override_reason or "").strip() or None
-    if reasons and not override_reason:
-        raise FatigueBlocked(reasons)
+    if not decision and not override_reason:
+        raise fatigue.AskRefused(decision)
     if not _take_seat(session, p.opportunity):
         raise Conflict("All seats are taken; raise the capacity or decline someone first.")
     p.status, p.holds_seat, p.engaged_at, p.decided_at = ParticipationStatus.APPROVED, True, utcnow(), utcnow()
     p.decided_by_id, p.admin_message = actor.id, (message or "").strip()[:1000]
-    if reasons:
+    if not decision:
         p.override_reason = override_reason[:500]
-        audit.record(session, "participation.override", actor.id, p, reasons=reasons, reason=override_reason)
+        audit.record(
+            session, "participation.override", actor.id, p, reasons=decision.for_admin(), reason=override_reason
+        )
     audit.record(session, "participation.approve", actor.id, p, opportunity_id=p.opportunity_id, user_id=p.user_id)
     _mail(session, p, "participation_approved", f"You're in: {p.opportunity.title}")
     badges.evaluate(session, p.user_id)  # e.g. a board member from approval on
@@ -211,9 +206,10 @@ def add_by_admin(
 ) -> Participation:
     """An admin adds an advocate to an opportunity (either selection mode): approved, with a seat.
 
-    The rules of the advocate's own request (eligibility, and fatigue with their own ask limits) are
-    told in plain words and refuse the addition unless an override reason is given, which is then
-    recorded and audit-logged. A draft or archived opportunity, an advocate who is not active, a
+    The rules of the advocate's own request (``opportunities.may_take_part``: the deadline, their
+    opt-in, the targeting, a pause or blackout, their own ask limits and the program's) are told in plain
+    words and refuse the addition unless an override reason is given, which is then recorded and
+    audit-logged. A draft or archived opportunity, an advocate who is not active, a
     full opportunity or an existing place are refused regardless; the seat is taken with the same
     conditional UPDATE as a request, so capacity is never exceeded."""
     message = (message or "").strip()
@@ -238,24 +234,26 @@ def add_by_admin(
             raise Conflict(f"{user.name} is already {existing.status.value.replace('_', ' ')} here.")
     if opp.seats_left == 0:
         raise Conflict("All seats are taken; raise the capacity or decline someone first.")
-    reasons = [fatigue.Reason(r, r) for r in opportunities.admin_refusals(session, user, opp)]
-    reasons += fatigue.check(session, user, opp)
-    if reasons and not override_reason:
-        raise FatigueBlocked(reasons)
+    # The opportunity's state, the account and the seats were checked above, and refuse regardless.
+    decision = opportunities.may_take_part(session, user, opp).ignoring(
+        opportunities.NOT_OPEN, opportunities.FULL, fatigue.NOT_ACTIVE
+    )
+    if not decision and not override_reason:
+        raise fatigue.AskRefused(decision)
     now = utcnow()
     p = existing or Participation(opportunity_id=opp.id, user_id=user.id)
     p.status, p.message, p.requested_at = ParticipationStatus.APPROVED, "", now
     p.engaged_at, p.decided_at, p.decided_by_id, p.completed_at = now, now, actor.id, None
-    p.admin_message, p.override_reason = message, (override_reason if reasons else None)
+    p.admin_message, p.override_reason = message, (override_reason if not decision else None)
     if existing is None:
         _insert_once(session, p, f"{user.name} answered this opportunity just now; reload the page.")
     if not _take_seat(session, opp):
         raise Conflict("All seats are taken; raise the capacity or decline someone first.")
     p.holds_seat = True
     session.flush()
-    if reasons:
+    if not decision:
         audit.record(
-            session, "participation.override", actor.id, p, reasons=[str(r) for r in reasons], reason=override_reason
+            session, "participation.override", actor.id, p, reasons=decision.for_admin(), reason=override_reason
         )
     audit.record(session, "participation.add", actor.id, p, opportunity_id=opp.id, user_id=user.id)
     _mail(session, p, "participation_added", f"You're in: {opp.title}")
@@ -284,8 +282,9 @@ def complete(session, participation_id: int, actor: User) -> Participation:
         raise Conflict("Only an approved participation can be completed.")
     p.status, p.completed_at = ParticipationStatus.COMPLETED, utcnow()
     amount = p.opportunity.effective_points
+    credited = False
     if amount > 0:
-        points.award(
+        _, credited = points.award(
             session,
             p.user_id,
             amount,
@@ -298,7 +297,7 @@ def complete(session, participation_id: int, actor: User) -> Participation:
         )
     audit.record(session, "participation.complete", actor.id, p, points=amount)
     _mail(session, p, "participation_completed", f"Thank you! {amount} points for {p.opportunity.title}", points=amount)
-    if amount <= 0:  # a credit is announced and evaluates badges (portal.signals); a 0-point activity counts too
+    if not credited:  # a new credit is announced and evaluates badges (portal.signals); a 0-point activity counts too
         badges.evaluate(session, p.user_id)
     return p
 
@@ -325,8 +324,6 @@ def of_user(session, user_id: int) -> list[Participation]:
 
 def boards_of(session, user_id: int):
     """(current, past) advisory board memberships: approved or completed board participations."""
-    from portal.models import ActivityType
-
     rows = list(
         session.scalars(
             select(Participation)

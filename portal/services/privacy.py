@@ -37,9 +37,10 @@ from portal.services import audit, erasure, points
 # The same lock as sign-in and change-password (accounts keeps the rules; they are not repeated here).
 from portal.services.accounts import CurrentPasswordWrong, _count_failure, _is_locked, get_by_email, normalize_email
 from portal.services.errors import Conflict, DomainError, InvalidToken
+from portal.services.fatigue import availability
 from portal.services.outbox import external_url, queue_email
 from portal.services.passwords import verify_password
-from portal.services.profiles import availability, read_profile
+from portal.services.profiles import read_profile
 from portal.services.tokens import fingerprint, make_token, read_token
 
 ExportSection = Callable[[Any, User], tuple[str, Any]]

@@ -7,10 +7,10 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from functools import cache
 from urllib.parse import quote, unquote, urlsplit
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
+from zoneinfo import ZoneInfo, available_timezones
 
 from flask import current_app
-from sqlalchemy import and_, exists, func, or_, select, update
+from sqlalchemy import exists, func, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm.attributes import set_committed_value
@@ -36,6 +36,7 @@ from portal.models import (
 )
 from portal.services import points
 from portal.services.errors import DomainError, NotFound
+from portal.services.fatigue import Availability, availability, local_today
 
 MAX_TAGS = 15
 MAX_TAG_LENGTH = 40
@@ -433,28 +434,6 @@ def timezone_choices() -> tuple[str, ...]:
     return ("UTC", *sorted(zones))
 
 
-@cache
-def zone_named(name: str | None) -> ZoneInfo:
-    try:
-        return ZoneInfo(name or "UTC")
-    except (ZoneInfoNotFoundError, ValueError):  # a value stored before the list was narrowed, or garbage
-        return ZoneInfo("UTC")
-
-
-def zone_of(profile: AdvocateProfile) -> ZoneInfo:
-    return zone_named(profile.timezone)
-
-
-def local_today(profile: AdvocateProfile, now: datetime | None = None) -> date:
-    """Today's date where the advocate is: blackouts and pauses are the advocate's calendar days."""
-    return (now or utcnow()).astimezone(zone_of(profile)).date()
-
-
-def local_date(timezone_name: str | None, now: datetime) -> date:
-    """``local_today`` from a plain row's time zone (bulk code that loads no profile objects)."""
-    return now.astimezone(zone_named(timezone_name)).date()
-
-
 def set_limits(
     session,
     user: User,
@@ -511,52 +490,12 @@ def remove_blackout(session, user: User, blackout_id: int) -> None:
     session.delete(blackout)
 
 
-@dataclass
-class Availability:
-    kind: str  # available | paused | blackout
-    until: date | None = None
-    note: str = ""
-
-    @property
-    def label(self) -> str:
-        if self.kind == "paused":
-            return f"Paused until {self.until:%d %b %Y}"
-        if self.kind == "blackout":
-            return f"In a blackout until {self.until:%d %b %Y}"
-        return "Available"
-
-
-def availability(profile: AdvocateProfile, today: date | None = None) -> Availability:
-    """Available, paused or in a blackout on ``today`` (by default: today in the advocate's time zone)."""
-    today = today or local_today(profile)
-    if profile.paused_until and profile.paused_until >= today:
-        return Availability("paused", profile.paused_until)
-    current = [b for b in profile.blackouts if b.starts_on <= today <= b.ends_on]
-    if current:
-        # Overlapping blackouts chain: the advocate is away until the last day of the connected run.
-        until = max(b.ends_on for b in current)
-        changed = True
-        while changed:
-            changed = False
-            for b in profile.blackouts:
-                if b.starts_on <= until + timedelta(days=1) and b.ends_on > until:
-                    until, changed = b.ends_on, True
-        return Availability("blackout", until, current[0].note)
-    return Availability("available")
-
-
 def split_blackouts(profile: AdvocateProfile, today: date | None = None) -> tuple[list[Blackout], list[Blackout]]:
     """(current and upcoming, past) — past ones collapse into history (days in the advocate's time zone)."""
     today = today or local_today(profile)
     upcoming = [b for b in profile.blackouts if b.ends_on >= today]
     past = sorted((b for b in profile.blackouts if b.ends_on < today), key=lambda b: b.starts_on, reverse=True)
     return upcoming, past
-
-
-def unavailable_condition(today: date):
-    """SQL: advocates paused or in a blackout on ``today`` (for feeds and search)."""
-    in_blackout = select(Blackout.user_id).where(and_(Blackout.starts_on <= today, Blackout.ends_on >= today))
-    return or_(AdvocateProfile.paused_until >= today, AdvocateProfile.user_id.in_(in_blackout))
 
 
 # --- freshness reminders --------------------------------------------------------------------------------------
