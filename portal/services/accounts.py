@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from email_validator import EmailNotValidError, validate_email
 from flask import current_app
 from sqlalchemy import func, select, update
+from sqlalchemy.orm import Session
 
 from portal.models import Consent, Role, Status, User, utcnow
 from portal.services import audit
@@ -30,7 +31,7 @@ def normalize_email(email: str) -> str:
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
-def get_by_email(session, email: str) -> User | None:
+def get_by_email(session: Session, email: str) -> User | None:
     email = normalize_email(email)
     if _CONTROL.search(email):  # no stored address has one; PostgreSQL cannot even compare NUL
         return None
@@ -61,7 +62,7 @@ def verification_link(user: User) -> str:
     return external_url("auth.verify_email", token=token)
 
 
-def register_advocate(session, reg: Registration) -> User | None:
+def register_advocate(session: Session, reg: Registration) -> User | None:
     """Create an unverified advocate and queue the verification email.
 
     If the email is taken, nothing is created and the owner is told instead; the caller answers
@@ -118,7 +119,7 @@ def register_advocate(session, reg: Registration) -> User | None:
     return user
 
 
-def resend_verification(session, user: User) -> None:
+def resend_verification(session: Session, user: User) -> None:
     if user.status == Status.UNVERIFIED:
         queue_email(
             session,
@@ -131,7 +132,7 @@ def resend_verification(session, user: User) -> None:
         )
 
 
-def verify_email(session, token: str) -> User:
+def verify_email(session: Session, token: str) -> User:
     data = read_token(VERIFY, token, current_app.config["VERIFY_TOKEN_MAX_AGE"])
     user = session.get(User, data["u"])
     if user is None or user.status != Status.UNVERIFIED or data.get("s") != _verify_state(user):
@@ -141,7 +142,7 @@ def verify_email(session, token: str) -> User:
     return user
 
 
-def _address_verified(session, user: User) -> None:
+def _address_verified(session: Session, user: User) -> None:
     """The owner proved the address (a verification or reset link): approve, or wait for an admin."""
     user.email_verified_at = utcnow()
     if current_app.config["AUTO_APPROVE_ADVOCATES"]:
@@ -151,7 +152,7 @@ def _address_verified(session, user: User) -> None:
         _notify_admins_of_pending(session, user)
 
 
-def _notify_admins_of_pending(session, user: User) -> None:
+def _notify_admins_of_pending(session: Session, user: User) -> None:
     admins = session.scalars(select(User).where(User.role == Role.ADMIN, User.status == Status.ACTIVE)).all()
     for admin in admins:
         queue_email(
@@ -167,7 +168,7 @@ def _notify_admins_of_pending(session, user: User) -> None:
         )
 
 
-def _activate(session, user: User, actor_id: int | None) -> None:
+def _activate(session: Session, user: User, actor_id: int | None) -> None:
     user.status = Status.ACTIVE
     user.approved_at = utcnow()
     if user.role == Role.ADVOCATE:
@@ -186,7 +187,7 @@ def _activate(session, user: User, actor_id: int | None) -> None:
     credit_referral(session, user)
 
 
-def approve(session, user: User, actor_id: int | None, via: str = "admin") -> User:
+def approve(session: Session, user: User, actor_id: int | None, via: str = "admin") -> User:
     # Lock the row and read the status again: two admins approving at once must not both succeed.
     session.refresh(user, with_for_update=True)
     if user.status == Status.ACTIVE:
@@ -199,7 +200,7 @@ def approve(session, user: User, actor_id: int | None, via: str = "admin") -> Us
     return user
 
 
-def reject(session, user: User, actor_id: int | None, reason: str = "") -> User:
+def reject(session: Session, user: User, actor_id: int | None, reason: str = "") -> User:
     if user.status != Status.PENDING:
         raise Conflict("Only accounts waiting for approval can be declined.")
     user.status = Status.SUSPENDED
@@ -217,7 +218,7 @@ def reject(session, user: User, actor_id: int | None, reason: str = "") -> User:
     return user
 
 
-def suspend(session, user: User, actor_id: int | None, reason: str) -> User:
+def suspend(session: Session, user: User, actor_id: int | None, reason: str) -> User:
     if user.status == Status.DELETED:
         raise Conflict("Deleted accounts cannot be suspended.")
     user.status = Status.SUSPENDED
@@ -227,7 +228,12 @@ def suspend(session, user: User, actor_id: int | None, reason: str) -> User:
 
 
 def create_internal_user(
-    session, email: str, role: Role, name: str | None = None, password: str | None = None, actor_id: int | None = None
+    session: Session,
+    email: str,
+    role: Role,
+    name: str | None = None,
+    password: str | None = None,
+    actor_id: int | None = None,
 ) -> User:
     email = normalize_email(email)
     try:  # the CLI hands the address over unchecked (the web forms check it with WTForms' Email())
@@ -256,11 +262,11 @@ def create_internal_user(
 # --- login and lockout -------------------------------------------------------------------------
 
 
-def _is_locked(user: User, now) -> bool:
+def _is_locked(user: User, now: datetime) -> bool:
     return bool(user.locked_until and user.locked_until > now)
 
 
-def _count_failure(session, user: User, now) -> None:
+def _count_failure(session: Session, user: User, now: datetime) -> None:
     """One more wrong password for this account (sign-in or change-password); lock it at the limit and
     tell the owner."""
     cfg = current_app.config
@@ -283,7 +289,7 @@ def _count_failure(session, user: User, now) -> None:
         audit.record(session, "user.locked", None, user)
 
 
-def _count_no_failure(session) -> None:
+def _count_no_failure(session: Session) -> None:
     """The same statements as counting a failure, matching no row: a failure for an unknown (or locked)
     account takes as long as one for a known account, so timing does not tell them apart."""
     session.execute(update(User).where(User.id == -1).values(failed_login_count=User.failed_login_count + 1))
@@ -298,7 +304,7 @@ class LoginFailed(DomainError):
         )
 
 
-def authenticate(session, email: str, password: str) -> User:
+def authenticate(session: Session, email: str, password: str) -> User:
     """Return the user for a correct email and password, or raise LoginFailed.
 
     Unknown email, wrong password, locked, deleted: one answer. Each failure counts toward a lock;
@@ -334,7 +340,7 @@ def _reset_state(user: User) -> str:
     return fingerprint(user.password_hash, user.status.value)
 
 
-def request_password_reset(session, email: str) -> None:
+def request_password_reset(session: Session, email: str) -> None:
     """Email a reset link if the account exists; the caller answers the same either way."""
     user = get_by_email(session, email)
     if user is None or user.status in (Status.DELETED, Status.SUSPENDED):
@@ -356,7 +362,7 @@ def request_password_reset(session, email: str) -> None:
     )
 
 
-def user_for_reset_token(session, token: str) -> User:
+def user_for_reset_token(session: Session, token: str) -> User:
     data = read_token(RESET, token, current_app.config["RESET_TOKEN_MAX_AGE"])
     user = session.get(User, data["u"])
     if user is None or data.get("s") != _reset_state(user) or user.status in (Status.DELETED, Status.SUSPENDED):
@@ -364,7 +370,7 @@ def user_for_reset_token(session, token: str) -> User:
     return user
 
 
-def _set_password(session, user: User, new_password: str) -> None:
+def _set_password(session: Session, user: User, new_password: str) -> None:
     check_password_policy(new_password, user.email)
     user.password_hash = hash_password(new_password)
     user.password_changed_at = utcnow()
@@ -382,7 +388,7 @@ def _set_password(session, user: User, new_password: str) -> None:
     )
 
 
-def reset_password(session, token: str, new_password: str) -> User:
+def reset_password(session: Session, token: str, new_password: str) -> User:
     user = user_for_reset_token(session, token)
     _set_password(session, user, new_password)
     if user.status == Status.UNVERIFIED:
@@ -395,7 +401,7 @@ class CurrentPasswordWrong(DomainError):
     """The current password did not match; the failure counts toward the account's lock."""
 
 
-def change_password(session, user: User, current_password: str, new_password: str) -> None:
+def change_password(session: Session, user: User, current_password: str, new_password: str) -> None:
     """Set a new password; the current one is checked like a sign-in: wrong guesses count toward the
     lock (a hijacked session cannot guess it without limit) and a locked account takes no guesses."""
     now = utcnow()
@@ -412,16 +418,16 @@ def change_password(session, user: User, current_password: str, new_password: st
     _set_password(session, user, new_password)
 
 
-def end_all_sessions(session, user: User) -> None:
+def end_all_sessions(session: Session, user: User) -> None:
     user.rotate_session_token()
 
 
-def count_by_status(session) -> dict[str, int]:
+def count_by_status(session: Session) -> dict[str, int]:
     rows = session.execute(select(User.status, func.count()).group_by(User.status)).all()
     return {s.value: n for s, n in rows}
 
 
-def find_user(session, email: str) -> User:
+def find_user(session: Session, email: str) -> User:
     user = get_by_email(session, email)
     if user is None:
         raise NotFound(f"No account with {normalize_email(email)}.")

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import aliased
+from sqlalchemy.orm import Session, aliased
 
 from portal import signals
 from portal.models import (
@@ -36,7 +36,7 @@ from portal.services.outbox import external_url, queue_email
 from portal.services.subscriptions import list_unsubscribe_headers, unsubscribe_url
 
 
-def _activities(session, user: User, rule: dict) -> int:
+def _activities(session: Session, user: User, rule: dict) -> int:
     """Activities done: the advocate's participations in the rule's statuses (completed by default),
     optionally of one activity type. Counted from the participations themselves, not the ledger, so a
     0-point activity counts too; a completion whose points were reversed (work withdrawn) does not.
@@ -66,12 +66,12 @@ def _activities(session, user: User, rule: dict) -> int:
     return session.scalar(q) or 0
 
 
-def _tenure_days(session, user: User, rule: dict) -> int:
+def _tenure_days(session: Session, user: User, rule: dict) -> int:
     since = user.approved_at or user.created_at
     return (utcnow() - since).days if since else 0
 
 
-def _referrals(session, user: User, rule: dict) -> int:
+def _referrals(session: Session, user: User, rule: dict) -> int:
     return (
         session.scalar(
             select(func.count())
@@ -89,11 +89,11 @@ def _referrals(session, user: User, rule: dict) -> int:
 METRICS = {"activities": _activities, "tenure_days": _tenure_days, "referrals": _referrals}
 
 
-def earned_ids(session, user_id: int) -> set[int]:
+def earned_ids(session: Session, user_id: int) -> set[int]:
     return set(session.scalars(select(UserBadge.badge_id).where(UserBadge.user_id == user_id)))
 
 
-def _grant(session, user_id: int, badge: Badge, actor_id: int | None = None, reason: str = "") -> bool:
+def _grant(session: Session, user_id: int, badge: Badge, actor_id: int | None = None, reason: str = "") -> bool:
     try:
         with session.begin_nested():
             session.add(UserBadge(user_id=user_id, badge_id=badge.id, awarded_by_id=actor_id, reason=reason[:255]))
@@ -103,7 +103,7 @@ def _grant(session, user_id: int, badge: Badge, actor_id: int | None = None, rea
     return True
 
 
-def evaluate(session, user_id: int) -> list[Badge]:
+def evaluate(session: Session, user_id: int) -> list[Badge]:
     """Grant every automatic badge whose rule the advocate now meets; returns the new ones."""
     user = session.get(User, user_id)
     if user is None or user.role != Role.ADVOCATE:
@@ -141,22 +141,22 @@ def connect() -> None:
     signals.points_awarded.connect(_after_points_awarded)
 
 
-def _after_points_awarded(sender, *, session, user_id: int, **_) -> None:
+def _after_points_awarded(sender: object, *, session: Session, user_id: int, **_: object) -> None:
     evaluate(session, user_id)
 
 
-def _wants_news(session, user_id: int) -> bool:
+def _wants_news(session: Session, user_id: int) -> bool:
     """Badge emails fall under "Program news and recognition" (notify_news; on unless switched off)."""
     wanted = session.scalar(select(AdvocateProfile.notify_news).where(AdvocateProfile.user_id == user_id))
     return wanted is None or bool(wanted)
 
 
-def evaluate_all(session) -> int:
+def evaluate_all(session: Session) -> int:
     ids = session.scalars(select(User.id).where(User.role == Role.ADVOCATE, User.status == Status.ACTIVE))
     return sum(len(evaluate(session, uid)) for uid in list(ids))
 
 
-def grant_manual(session, user: User, badge_id: int, actor_id: int, reason: str) -> UserBadge:
+def grant_manual(session: Session, user: User, badge_id: int, actor_id: int, reason: str) -> UserBadge:
     badge = session.get(Badge, badge_id)
     if badge is None:
         raise NotFound("No such badge.")
@@ -168,7 +168,7 @@ def grant_manual(session, user: User, badge_id: int, actor_id: int, reason: str)
     return session.scalar(select(UserBadge).where(UserBadge.user_id == user.id, UserBadge.badge_id == badge.id))
 
 
-def gallery(session, user_id: int) -> list[tuple[Badge, UserBadge | None]]:
+def gallery(session: Session, user_id: int) -> list[tuple[Badge, UserBadge | None]]:
     mine = {ub.badge_id: ub for ub in session.scalars(select(UserBadge).where(UserBadge.user_id == user_id))}
     badges = session.scalars(select(Badge).where(Badge.active.is_(True)).order_by(Badge.position, Badge.id))
     return [(b, mine.get(b.id)) for b in badges]
@@ -213,7 +213,7 @@ FIRST_OF_TYPE_ICONS = {
 }
 
 
-def ensure_default_badges(session) -> int:
+def ensure_default_badges(session: Session) -> int:
     have = set(session.scalars(select(Badge.key)))
     added = 0
     pos = 0

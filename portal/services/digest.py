@@ -18,6 +18,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import exists, func, select
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
 
 from portal.models import ActivityPreference, AdvocateProfile, Digest, DigestDelivery, Role, Status, User, utcnow
 from portal.services import fatigue, opportunities
@@ -42,7 +43,7 @@ def period_key(period: str, now: datetime) -> str:
     raise ValueError(period)
 
 
-def _items(matches) -> list[tuple]:
+def _items(matches: list[opportunities.Match]) -> list[tuple]:
     return [
         (
             m.opportunity.title,
@@ -54,7 +55,7 @@ def _items(matches) -> list[tuple]:
     ]
 
 
-def send(session, period: str, now: datetime | None = None) -> tuple[int, int]:
+def send(session: Session, period: str, now: datetime | None = None) -> tuple[int, int]:
     """Queue this period's digests. Returns (sent, skipped because empty or already sent)."""
     if period not in LOOKBACK:
         raise ValueError("period must be weekly or monthly")
@@ -130,7 +131,11 @@ def send(session, period: str, now: datetime | None = None) -> tuple[int, int]:
 
 
 def announce(
-    session, now: datetime | None = None, window: timedelta = ANNOUNCE_WINDOW, after_id: int = 0, limit: int = 500
+    session: Session,
+    now: datetime | None = None,
+    window: timedelta = ANNOUNCE_WINDOW,
+    after_id: int = 0,
+    limit: int = 500,
 ) -> tuple[int, int, int | None]:
     """Queue announcements for the opportunities first opened within ``window`` to the advocates
     (ids above ``after_id``, at most ``limit`` of them: call again with the id returned until it is

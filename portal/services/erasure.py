@@ -23,7 +23,10 @@ What stays, and why (the documented exceptions ``tests/test_erasure.py`` allows)
 
 from __future__ import annotations
 
+from typing import Any
+
 from sqlalchemy import case, delete, or_, select, update
+from sqlalchemy.orm import Session
 
 from portal.models import (
     ACTIVE_STATUSES,
@@ -42,7 +45,7 @@ from portal.services import participation, rewards
 ERASED = "(erased)"
 
 
-def withdraw_open_participations(session, user: User) -> None:
+def withdraw_open_participations(session: Session, user: User) -> None:
     ids = list(
         session.scalars(
             select(Participation.id)
@@ -54,7 +57,7 @@ def withdraw_open_participations(session, user: User) -> None:
         participation.withdraw(session, user, participation_id)
 
 
-def cancel_open_redemptions(session, user: User) -> None:
+def cancel_open_redemptions(session: Session, user: User) -> None:
     ids = list(
         session.scalars(
             select(Redemption.id)
@@ -66,7 +69,7 @@ def cancel_open_redemptions(session, user: User) -> None:
         rewards.cancel(session, redemption_id, user, reason="")
 
 
-def blank_free_text(session, user: User) -> None:
+def blank_free_text(session: Session, user: User) -> None:
     session.execute(
         update(Participation)
         .where(Participation.user_id == user.id)
@@ -80,7 +83,7 @@ def blank_free_text(session, user: User) -> None:
     session.execute(update(UserBadge).where(UserBadge.user_id == user.id).values(reason=""))
 
 
-def _scrub(value, needles: list[str]):
+def _scrub(value: Any, needles: list[str]) -> Any:
     if isinstance(value, str):
         for needle in needles:
             value = value.replace(needle, "the advocate")
@@ -92,7 +95,7 @@ def _scrub(value, needles: list[str]):
     return value
 
 
-def scrub_audit_log(session, user: User) -> None:
+def scrub_audit_log(session: Session, user: User) -> None:
     # Their own actions, and events about them that nobody acted in (a lock after failed sign-ins
     # records the address the attempts came from, usually theirs).
     session.execute(
@@ -123,7 +126,7 @@ def scrub_audit_log(session, user: User) -> None:
             event.details = _scrub(dict(event.details), needles)  # a new dict: the JSON column sees the change
 
 
-def delete_unused_tags(session, user: User) -> None:
+def delete_unused_tags(session: Session, user: User) -> None:
     profile = session.get(AdvocateProfile, user.id)
     if profile is None or not profile.tags:
         return

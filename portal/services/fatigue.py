@@ -35,7 +35,8 @@ from datetime import UTC, date, datetime, time, timedelta
 from functools import cache
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from sqlalchemy import String, and_, cast, func, insert, literal, or_, select
+from sqlalchemy import Select, String, and_, cast, func, insert, literal, or_, select
+from sqlalchemy.orm import Session
 
 from portal.models import (
     ENGAGED_STATUSES,
@@ -73,13 +74,13 @@ class Policy:
     reference_call_gap_days: int
 
 
-def policy(session) -> Policy:
+def policy(session: Session) -> Policy:
     values = dict(DEFAULTS)
     values.update({s.key: s.value for s in session.scalars(select(ProgramSetting)) if s.key in DEFAULTS})
     return Policy(**values)
 
 
-def set_policy(session, values: dict[str, int], actor_id: int) -> Policy:
+def set_policy(session: Session, values: dict[str, int], actor_id: int) -> Policy:
     before = policy(session)
     for key, value in values.items():
         if key not in DEFAULTS:
@@ -99,7 +100,7 @@ def set_policy(session, values: dict[str, int], actor_id: int) -> Policy:
     return after
 
 
-def queue_all_for_reindex(session) -> None:
+def queue_all_for_reindex(session: Session) -> None:
     """Every active advocate's search document holds a fatigue status computed from the policy: queue
     them all (one INSERT ... SELECT, in the caller's transaction). The next index writer, or the
     ``flask search sync`` cron, applies them in batches; the admin's request does not wait for it."""
@@ -258,7 +259,7 @@ def local_today(profile: AdvocateProfile, now: datetime | None = None) -> date:
     return local_date(profile.timezone, now)
 
 
-def _local_midnight(zone, d: date) -> datetime:
+def _local_midnight(zone: ZoneInfo, d: date) -> datetime:
     """The instant (in UTC) the advocate's calendar day ``d`` begins in ``zone``."""
     return datetime.combine(d, time.min, tzinfo=zone).astimezone(UTC)
 
@@ -288,7 +289,7 @@ def _away(
 
 
 def unavailable_on(
-    session, user_ids: Iterable[int] | None = None, on_date: date | None = None, now: datetime | None = None
+    session: Session, user_ids: Iterable[int] | None = None, on_date: date | None = None, now: datetime | None = None
 ) -> dict[int, str]:
     """The advocates (of ``user_ids``; everyone when None) who are paused, or in a blackout on
     ``on_date`` (default: each one's own today), at ``now``: {user id: PAUSED | BLACKOUT}.
@@ -404,7 +405,7 @@ def _window_peak(days: list[int], d: int, span: int = WINDOW_DAYS) -> int:
     return best
 
 
-def _engagement_rows(session, user_ids: list[int], exclude_id: int | None = None, since: date | None = None):
+def _engagement_rows(session: Session, user_ids: list[int], exclude_id: int | None = None, since: date | None = None):
     """(user_id, day, activity key) of the advocates' engagements (approved or completed)."""
     Opp, P = Opportunity, Participation
     q = (
@@ -435,7 +436,7 @@ def _engagement_rows(session, user_ids: list[int], exclude_id: int | None = None
     return out
 
 
-def _asks_since(session, user_id: int, since: datetime, exclude_id: int | None) -> int:
+def _asks_since(session: Session, user_id: int, since: datetime, exclude_id: int | None) -> int:
     q = (
         select(func.count())
         .select_from(Participation)
@@ -462,7 +463,7 @@ class Snapshot:
 
     def __init__(
         self,
-        session,
+        session: Session,
         user: User,
         *,
         counts_as_ask: bool = True,
@@ -587,7 +588,7 @@ class Snapshot:
 
 
 def may_ask(
-    session,
+    session: Session,
     advocate_id: int,
     activity_type: ActivityType,
     on_date: date | None = None,
@@ -636,7 +637,7 @@ class FatigueStatus:
         return STATUS_LABELS[self.key]
 
 
-def statuses(session, user_ids: list[int], now: datetime | None = None) -> dict[int, FatigueStatus]:
+def statuses(session: Session, user_ids: list[int], now: datetime | None = None) -> dict[int, FatigueStatus]:
     """Fatigue status for many advocates in a fixed number of queries, with plain rows (no ORM
     objects), so lists, search documents and bulk filters can call it for thousands of ids.
 
@@ -733,7 +734,9 @@ def statuses(session, user_ids: list[int], now: datetime | None = None) -> dict[
     return out
 
 
-def ids_with_status(session, key: str, ids_query, chunk: int = 1000, now: datetime | None = None) -> list[int]:
+def ids_with_status(
+    session: Session, key: str, ids_query: Select, chunk: int = 1000, now: datetime | None = None
+) -> list[int]:
     """The user ids of ``ids_query`` (a select of ids, in the caller's order) whose status is ``key``.
     The status is computed, not stored, so all of them are checked: ``statuses`` per chunk of ids."""
     now = now or utcnow()
@@ -746,5 +749,5 @@ def ids_with_status(session, key: str, ids_query, chunk: int = 1000, now: dateti
     return out
 
 
-def status(session, user_id: int, now: datetime | None = None) -> FatigueStatus:
+def status(session: Session, user_id: int, now: datetime | None = None) -> FatigueStatus:
     return statuses(session, [user_id], now)[user_id]

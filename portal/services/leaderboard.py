@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from sqlalchemy import and_, case, func, or_, select
+from sqlalchemy.orm import Session
 
 from portal.models import AdvocateProfile, PointsEntry, Role, Status, User, utcnow
 
@@ -33,7 +34,7 @@ class Row:
 
 
 def ranking(
-    session, period: str = "all", viewer_id: int | None = None, top: int = 50, now: datetime | None = None
+    session: Session, period: str = "all", viewer_id: int | None = None, top: int = 50, now: datetime | None = None
 ) -> tuple[list[Row], Row | None]:
     """(top rows, the viewer's own row or None). Left out: staff, inactive and opted-out advocates."""
     start = period_start(period, now)

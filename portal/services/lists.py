@@ -4,8 +4,9 @@ with sensible defaults. ``ensure_defaults`` is idempotent: it adds what is missi
 from __future__ import annotations
 
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
-from portal.models import ActivityType, Country, Industry, Product, Region, SizeBand
+from portal.models import ActivityType, Base, Country, Industry, Product, Region, SizeBand
 from portal.services.country_data import COUNTRIES
 
 INDUSTRIES = [
@@ -63,7 +64,7 @@ ACTIVITY_TYPES = [
 ]
 
 
-def _ensure_named(session, model, names: list[str]) -> int:
+def _ensure_named(session: Session, model: type[Base], names: list[str]) -> int:
     have = set(session.scalars(select(model.name)).all())
     added = 0
     for pos, name in enumerate(names):
@@ -73,7 +74,7 @@ def _ensure_named(session, model, names: list[str]) -> int:
     return added
 
 
-def ensure_defaults(session) -> int:
+def ensure_defaults(session: Session) -> int:
     """Add the default list items that are missing; returns how many were added."""
     added = _ensure_named(session, Industry, INDUSTRIES)
     added += _ensure_named(session, Product, PRODUCTS)
@@ -96,9 +97,9 @@ def ensure_defaults(session) -> int:
     return added
 
 
-def active_items(session, model):
+def active_items(session: Session, model: type[Base]) -> list:
     return session.scalars(select(model).where(model.active.is_(True)).order_by(model.position, model.name)).all()
 
 
-def countries(session):
+def countries(session: Session):
     return session.scalars(select(Country).order_by(Country.name)).all()

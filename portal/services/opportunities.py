@@ -9,11 +9,12 @@ from datetime import date, datetime, timedelta
 from urllib.parse import urlsplit
 
 from sqlalchemy import select
-from sqlalchemy.orm import selectinload
+from sqlalchemy.orm import Session, selectinload
 
 from portal.models import (
     ActivityType,
     AdvocateProfile,
+    Base,
     Industry,
     Opportunity,
     OpportunityStatus,
@@ -109,7 +110,7 @@ def check_external_url(url: str) -> str | None:
     return url
 
 
-def _items(session, model, ids: list[int], label: str) -> list:
+def _items(session: Session, model: type[Base], ids: list[int], label: str) -> list:
     ids = set(ids or [])
     if not ids:
         return []
@@ -141,7 +142,7 @@ def _check_dates(opp: Opportunity, data: OpportunityInput) -> None:
             )
 
 
-def _apply(session, opp: Opportunity, data: OpportunityInput) -> None:
+def _apply(session: Session, opp: Opportunity, data: OpportunityInput) -> None:
     title = (data.title or "").strip()
     if not title:
         raise DomainError("Give the opportunity a title.")
@@ -182,7 +183,7 @@ def _apply(session, opp: Opportunity, data: OpportunityInput) -> None:
     opp.size_bands = _items(session, SizeBand, data.size_band_ids, "company sizes")
 
 
-def create(session, data: OpportunityInput, actor_id: int) -> Opportunity:
+def create(session: Session, data: OpportunityInput, actor_id: int) -> Opportunity:
     opp = Opportunity(created_by_id=actor_id, status=OpportunityStatus.DRAFT, seats_taken=0)
     _apply(session, opp, data)
     session.add(opp)
@@ -191,7 +192,7 @@ def create(session, data: OpportunityInput, actor_id: int) -> Opportunity:
     return opp
 
 
-def update(session, opp: Opportunity, data: OpportunityInput, actor_id: int) -> Opportunity:
+def update(session: Session, opp: Opportunity, data: OpportunityInput, actor_id: int) -> Opportunity:
     if opp.status == OpportunityStatus.ARCHIVED:
         raise Conflict("Archived opportunities cannot be edited; duplicate it instead.")
     _apply(session, opp, data)
@@ -200,7 +201,7 @@ def update(session, opp: Opportunity, data: OpportunityInput, actor_id: int) -> 
     return opp
 
 
-def duplicate(session, opp: Opportunity, actor_id: int) -> Opportunity:
+def duplicate(session: Session, opp: Opportunity, actor_id: int) -> Opportunity:
     copy = Opportunity(
         activity_type=opp.activity_type,
         title=f"Copy of {opp.title}"[:160],
@@ -229,7 +230,7 @@ def duplicate(session, opp: Opportunity, actor_id: int) -> Opportunity:
     return copy
 
 
-def set_status(session, opp: Opportunity, new: OpportunityStatus, actor_id: int) -> Opportunity:
+def set_status(session: Session, opp: Opportunity, new: OpportunityStatus, actor_id: int) -> Opportunity:
     if new not in TRANSITIONS[opp.status]:
         raise Conflict(f"A {opp.status.value} opportunity cannot become {new.value}.")
     if new == OpportunityStatus.OPEN and opp.deadline and opp.deadline < utcnow().date():
@@ -241,7 +242,7 @@ def set_status(session, opp: Opportunity, new: OpportunityStatus, actor_id: int)
     return opp
 
 
-def get(session, opp_id: int) -> Opportunity:
+def get(session: Session, opp_id: int) -> Opportunity:
     opp = session.get(Opportunity, opp_id)
     if opp is None:
         raise NotFound("No such opportunity.")
@@ -290,7 +291,7 @@ def targeting(opp: Opportunity, profile: AdvocateProfile | None) -> list[str] | 
     return reasons
 
 
-def open_opportunities(session, today: date | None = None) -> list[Opportunity]:
+def open_opportunities(session: Session, today: date | None = None) -> list[Opportunity]:
     today = today or utcnow().date()
     q = (
         select(Opportunity)
@@ -318,7 +319,12 @@ NOT_FOR_THEM = frozenset({NOT_OPEN, DEADLINE_PASSED, FULL, NOT_TARGETED, fatigue
 
 
 def may_take_part(
-    session, user: User, opp: Opportunity, *, snapshot: fatigue.Snapshot | None = None, now: datetime | None = None
+    session: Session,
+    user: User,
+    opp: Opportunity,
+    *,
+    snapshot: fatigue.Snapshot | None = None,
+    now: datetime | None = None,
 ) -> fatigue.Decision:
     """May this advocate be asked to take part in ``opp`` (by themselves, by an admin, by the feed)?
     What the opportunity requires (open, before its deadline, a seat left, the advocate in its
@@ -354,7 +360,7 @@ def may_take_part(
     return fatigue.Decision(tuple(reasons)) + snap.decide(opp.activity_type, opp.engagement_date)
 
 
-def detail(session, user: User, opp: Opportunity) -> tuple[fatigue.Decision, Match]:
+def detail(session: Session, user: User, opp: Opportunity) -> tuple[fatigue.Decision, Match]:
     """For the opportunity's page: may the advocate say "I'm in" (with the reasons in their words when
     not), and the opportunity as the feed shows it (the dimensions of their profile it matches)."""
     snap = fatigue.Snapshot(session, user)
@@ -363,7 +369,7 @@ def detail(session, user: User, opp: Opportunity) -> tuple[fatigue.Decision, Mat
 
 
 def _matches(
-    session,
+    session: Session,
     user: User,
     activity_type_id: int | None,
     now: datetime,
@@ -390,7 +396,7 @@ def _matches(
 
 
 def feed(
-    session,
+    session: Session,
     user: User,
     activity_type_id: int | None = None,
     *,
@@ -404,7 +410,9 @@ def feed(
     return _matches(session, user, activity_type_id, now or utcnow(), False, opps, policy=policy)
 
 
-def feed_with_limits(session, user: User, activity_type_id: int | None = None) -> tuple[list[Match], list[str]]:
+def feed_with_limits(
+    session: Session, user: User, activity_type_id: int | None = None
+) -> tuple[list[Match], list[str]]:
     """The feed page: what ``feed`` lists, then the fitting opportunities a limit holds back (each with
     its reason), and the reasons that hold back every one of them (a pause, the advocate's own ask
     limits), said once."""
@@ -414,7 +422,7 @@ def feed_with_limits(session, user: User, activity_type_id: int | None = None) -
     return _matches(session, user, activity_type_id, now, True, None, snap), general
 
 
-def participants(session, opp_id: int) -> list[Participation]:
+def participants(session: Session, opp_id: int) -> list[Participation]:
     return list(
         session.scalars(
             select(Participation)
@@ -424,7 +432,7 @@ def participants(session, opp_id: int) -> list[Participation]:
     )
 
 
-def admin_list(session, status: str | None = None) -> list[Opportunity]:
+def admin_list(session: Session, status: str | None = None) -> list[Opportunity]:
     q = select(Opportunity).order_by(Opportunity.created_at.desc(), Opportunity.id.desc())
     if status:
         q = q.where(Opportunity.status == OpportunityStatus(status))

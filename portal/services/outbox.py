@@ -14,10 +14,10 @@ from __future__ import annotations
 import logging
 import re
 import threading
-from datetime import timedelta
+from datetime import datetime, timedelta
 from urllib.parse import urlsplit
 
-from flask import current_app, g, has_request_context, render_template
+from flask import Response, current_app, g, has_request_context, render_template
 from flask_mail import Message
 from sqlalchemy import null, or_, select, update
 from sqlalchemy.orm import Session
@@ -61,7 +61,7 @@ def render_email(template: str, subject: str, **context) -> tuple[str, str]:
 
 
 def queue_email(
-    session,
+    session: Session,
     *,
     to: str,
     subject: str,
@@ -154,7 +154,7 @@ def _erase_when_sent(session: Session, msg: OutboxMessage) -> bool:
     )
 
 
-def purge_sent(session: Session, now=None) -> int:
+def purge_sent(session: Session, now: datetime | None = None) -> int:
     """Erase address, subject and body of sent messages of deleted accounts, and of every sent message
     older than OUTBOX_RETENTION_DAYS. The rows stay (counts, audit); their personal data goes."""
     cutoff = (now or utcnow()) - timedelta(days=current_app.config["OUTBOX_RETENTION_DAYS"])
@@ -253,7 +253,7 @@ def _deliver(ids: list[int]) -> None:
         log.exception("sending queued email failed")
 
 
-def deliver_after_request(response):
+def deliver_after_request(response: Response) -> Response:
     """after_request hook: send what this request queued once the response has been sent.
 
     ``call_on_close`` runs when the WSGI server closes the response, after the body went out and after
@@ -289,7 +289,7 @@ def deliver_after_request(response):
     return response
 
 
-def deliver_after_appcontext(exc=None):
+def deliver_after_appcontext(exc: BaseException | None = None) -> None:
     """teardown_appcontext hook: send what a command queued (only rows that were committed exist)."""
     try:
         session = db.session()

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
 
 from portal.models import (
     ActivityType,
@@ -30,7 +31,7 @@ from portal.services.errors import Conflict, DomainError, NotAllowed, NotFound
 from portal.services.outbox import external_url, queue_email
 
 
-def _take_seat(session, opp: Opportunity) -> bool:
+def _take_seat(session: Session, opp: Opportunity) -> bool:
     res = session.execute(
         update(Opportunity)
         .where(
@@ -43,7 +44,7 @@ def _take_seat(session, opp: Opportunity) -> bool:
     return res.rowcount == 1
 
 
-def _release_seat(session, p: Participation) -> None:
+def _release_seat(session: Session, p: Participation) -> None:
     if p.holds_seat:
         session.execute(
             update(Opportunity)
@@ -53,7 +54,7 @@ def _release_seat(session, p: Participation) -> None:
         p.holds_seat = False
 
 
-def _locked(session, participation_id: int) -> Participation:
+def _locked(session: Session, participation_id: int) -> Participation:
     p = session.scalars(
         select(Participation)
         .where(Participation.id == participation_id)
@@ -65,7 +66,7 @@ def _locked(session, participation_id: int) -> Participation:
     return p
 
 
-def _insert_once(session, p: Participation, conflict: str) -> None:
+def _insert_once(session: Session, p: Participation, conflict: str) -> None:
     """Add a new participation; the unique (opportunity, advocate) constraint turns a concurrent
     second one into ``Conflict(conflict)`` without ending the caller's transaction."""
     try:
@@ -76,14 +77,14 @@ def _insert_once(session, p: Participation, conflict: str) -> None:
         raise Conflict(conflict) from None
 
 
-def _lock_advocate(session, user_id: int) -> None:
+def _lock_advocate(session: Session, user_id: int) -> None:
     """Serialise the fatigue-checked steps of one advocate: two requests (or approvals) at once must
     not both pass a limit that only one of them fits under. A row lock on PostgreSQL (taken after any
     participation lock, in the same order everywhere); SQLite writers are serial already."""
     session.execute(select(User.id).where(User.id == user_id).with_for_update())
 
 
-def _mail(session, p: Participation, template: str, subject: str, **extra) -> None:
+def _mail(session: Session, p: Participation, template: str, subject: str, **extra) -> None:
     user = session.get(User, p.user_id)
     queue_email(
         session,
@@ -120,7 +121,7 @@ def _can_take_part(opp: Opportunity, user: User | None, what: str) -> None:
         )
 
 
-def request(session, user: User, opp_id: int, message: str = "") -> Participation:
+def request(session: Session, user: User, opp_id: int, message: str = "") -> Participation:
     """The advocate says "I'm in". First-come: takes a seat at once; selection: waits for an admin."""
     if user.role != Role.ADVOCATE or user.status != Status.ACTIVE:
         raise NotAllowed("Only active advocates can take part.")
@@ -157,7 +158,7 @@ def request(session, user: User, opp_id: int, message: str = "") -> Participatio
     return p
 
 
-def withdraw(session, user: User, participation_id: int) -> Participation:
+def withdraw(session: Session, user: User, participation_id: int) -> Participation:
     p = _locked(session, participation_id)
     if p.user_id != user.id:
         raise NotFound("No such participation.")
@@ -170,7 +171,7 @@ def withdraw(session, user: User, participation_id: int) -> Participation:
 
 
 def approve(
-    session, participation_id: int, actor: User, message: str = "", override_reason: str | None = None
+    session: Session, participation_id: int, actor: User, message: str = "", override_reason: str | None = None
 ) -> Participation:
     p = _locked(session, participation_id)
     if p.status != ParticipationStatus.REQUESTED:
@@ -202,7 +203,7 @@ def approve(
 
 
 def add_by_admin(
-    session, opp_id: int, user_id: int, actor: User, override_reason: str | None = None, message: str = ""
+    session: Session, opp_id: int, user_id: int, actor: User, override_reason: str | None = None, message: str = ""
 ) -> Participation:
     """An admin adds an advocate to an opportunity (either selection mode): approved, with a seat.
 
@@ -261,7 +262,7 @@ def add_by_admin(
     return p
 
 
-def decline(session, participation_id: int, actor: User, message: str = "") -> Participation:
+def decline(session: Session, participation_id: int, actor: User, message: str = "") -> Participation:
     p = _locked(session, participation_id)
     if p.status not in (ParticipationStatus.REQUESTED, ParticipationStatus.APPROVED):
         raise Conflict(f"This participation is already {p.status.value.replace('_', ' ')}.")
@@ -273,7 +274,7 @@ def decline(session, participation_id: int, actor: User, message: str = "") -> P
     return p
 
 
-def complete(session, participation_id: int, actor: User) -> Participation:
+def complete(session: Session, participation_id: int, actor: User) -> Participation:
     """Mark done and credit the points, exactly once per participation."""
     p = _locked(session, participation_id)
     if p.status == ParticipationStatus.COMPLETED:
@@ -302,7 +303,7 @@ def complete(session, participation_id: int, actor: User) -> Participation:
     return p
 
 
-def no_show(session, participation_id: int, actor: User) -> Participation:
+def no_show(session: Session, participation_id: int, actor: User) -> Participation:
     p = _locked(session, participation_id)
     if p.status != ParticipationStatus.APPROVED:
         raise Conflict("Only an approved participation can be marked as a no-show.")
@@ -312,7 +313,7 @@ def no_show(session, participation_id: int, actor: User) -> Participation:
     return p
 
 
-def of_user(session, user_id: int) -> list[Participation]:
+def of_user(session: Session, user_id: int) -> list[Participation]:
     return list(
         session.scalars(
             select(Participation)
@@ -322,7 +323,7 @@ def of_user(session, user_id: int) -> list[Participation]:
     )
 
 
-def boards_of(session, user_id: int):
+def boards_of(session: Session, user_id: int):
     """(current, past) advisory board memberships: approved or completed board participations."""
     rows = list(
         session.scalars(

@@ -15,6 +15,7 @@ from sqlalchemy import case, func, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
 
 from portal import signals
 from portal.models import ActivityType, EntryKind, EntrySource, PointsBalance, PointsEntry, User, utcnow
@@ -28,7 +29,7 @@ class InsufficientPoints(DomainError):
     pass
 
 
-def _ensure_balance_row(session, user_id: int) -> None:
+def _ensure_balance_row(session: Session, user_id: int) -> None:
     dialect = session.get_bind().dialect.name
     ins = pg_insert if dialect == "postgresql" else sqlite_insert
     session.execute(
@@ -38,7 +39,7 @@ def _ensure_balance_row(session, user_id: int) -> None:
     )
 
 
-def lock_account(session, user_id: int) -> PointsBalance:
+def lock_account(session: Session, user_id: int) -> PointsBalance:
     """Serialise point operations of one advocate (row lock on PostgreSQL; SQLite writers are serial)."""
     _ensure_balance_row(session, user_id)
     return session.scalars(
@@ -49,11 +50,11 @@ def lock_account(session, user_id: int) -> PointsBalance:
     ).one()
 
 
-def _existing(session, key: str) -> PointsEntry | None:
+def _existing(session: Session, key: str) -> PointsEntry | None:
     return session.scalar(select(PointsEntry).where(PointsEntry.idempotency_key == key))
 
 
-def _insert_entry(session, entry: PointsEntry) -> tuple[PointsEntry, bool]:
+def _insert_entry(session: Session, entry: PointsEntry) -> tuple[PointsEntry, bool]:
     """Insert the entry and move the cached sums; (entry, False) if the key was already used."""
     found = _existing(session, entry.idempotency_key)
     if found is not None:
@@ -87,7 +88,7 @@ def _insert_entry(session, entry: PointsEntry) -> tuple[PointsEntry, bool]:
 
 
 def award(
-    session,
+    session: Session,
     user_id: int,
     amount: int,
     *,
@@ -127,7 +128,9 @@ def award(
     return entry, created
 
 
-def debit_for_redemption(session, user_id: int, cost: int, redemption_id: int, reward_name: str) -> PointsEntry:
+def debit_for_redemption(
+    session: Session, user_id: int, cost: int, redemption_id: int, reward_name: str
+) -> PointsEntry:
     """The advocate's own redemption: they are the one acting (``actor_id``)."""
     entry, created = _insert_entry(
         session,
@@ -148,7 +151,7 @@ def debit_for_redemption(session, user_id: int, cost: int, redemption_id: int, r
     return entry
 
 
-def reverse(session, entry_id: int, *, reason: str, actor_id: int | None = None) -> tuple[PointsEntry, bool]:
+def reverse(session: Session, entry_id: int, *, reason: str, actor_id: int | None = None) -> tuple[PointsEntry, bool]:
     """Undo an entry with an opposite entry (at most once per entry)."""
     original = session.get(PointsEntry, entry_id)
     if original is None:
@@ -173,7 +176,7 @@ def reverse(session, entry_id: int, *, reason: str, actor_id: int | None = None)
     )
 
 
-def adjust(session, user: User, amount: int, reason: str, actor_id: int, key: str) -> tuple[PointsEntry, bool]:
+def adjust(session: Session, user: User, amount: int, reason: str, actor_id: int, key: str) -> tuple[PointsEntry, bool]:
     """An admin's manual adjustment: a reason is required and the action is audit-logged.
 
     Returns (entry, created). The key comes from the rendered form: the same form sent twice (a double
@@ -207,11 +210,11 @@ def adjust(session, user: User, amount: int, reason: str, actor_id: int, key: st
 MAX_DEFAULT_POINTS = 100_000
 
 
-def activity_types(session) -> list[ActivityType]:
+def activity_types(session: Session) -> list[ActivityType]:
     return list(session.scalars(select(ActivityType).order_by(ActivityType.position, ActivityType.name)))
 
 
-def set_default_points(session, activity_type: ActivityType, value: int, actor_id: int) -> ActivityType:
+def set_default_points(session: Session, activity_type: ActivityType, value: int, actor_id: int) -> ActivityType:
     """What completing an activity of this type credits, unless the opportunity sets its own points.
     Read when an activity is completed, so it applies to opportunities that do not override it."""
     if value is None or not 0 <= value <= MAX_DEFAULT_POINTS:
@@ -234,15 +237,15 @@ def set_default_points(session, activity_type: ActivityType, value: int, actor_i
 # --- reading ---------------------------------------------------------------------------------------------------
 
 
-def balance(session, user_id: int) -> int:
+def balance(session: Session, user_id: int) -> int:
     return session.scalar(select(PointsBalance.balance).where(PointsBalance.user_id == user_id)) or 0
 
 
-def lifetime_earned(session, user_id: int) -> int:
+def lifetime_earned(session: Session, user_id: int) -> int:
     return session.scalar(select(PointsBalance.lifetime_earned).where(PointsBalance.user_id == user_id)) or 0
 
 
-def ledger_sums(session, user_id: int | None = None):
+def ledger_sums(session: Session, user_id: int | None = None):
     """(user_id, balance, lifetime) computed from the entries themselves."""
     q = select(
         PointsEntry.user_id,
@@ -254,7 +257,7 @@ def ledger_sums(session, user_id: int | None = None):
     return session.execute(q).all()
 
 
-def verify(session) -> list[str]:
+def verify(session: Session) -> list[str]:
     """Compare every cached balance with the ledger; return the differences (empty when all agree)."""
     cached = {b.user_id: (b.balance, b.lifetime_earned) for b in session.scalars(select(PointsBalance))}
     problems = []
@@ -271,7 +274,7 @@ def verify(session) -> list[str]:
     return problems
 
 
-def history(session, user_id: int, limit: int = 200) -> list[PointsEntry]:
+def history(session: Session, user_id: int, limit: int = 200) -> list[PointsEntry]:
     return list(
         session.scalars(
             select(PointsEntry)

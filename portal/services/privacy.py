@@ -15,6 +15,7 @@ from typing import Any
 from flask import current_app
 from sqlalchemy import delete, or_, select, update
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
 
 from portal.models import (
     AdvocateProfile,
@@ -63,14 +64,14 @@ for _step in erasure.STEPS:
     register_erasure_step(_step)
 
 
-def _iso(value):
+def _iso(value: date | datetime | None) -> str | None:
     if isinstance(value, (datetime, date)):
         return value.isoformat()
     return value
 
 
 @register_export_section
-def _account(session, user: User):
+def _account(session: Session, user: User):
     return "account", {
         "id": user.id,
         "email": user.email,
@@ -88,7 +89,7 @@ def _account(session, user: User):
 
 
 @register_export_section
-def _consents(session, user: User):
+def _consents(session: Session, user: User):
     return "consents", [
         {"kind": c.kind, "version": c.version, "given_at": _iso(c.given_at), "ip_address": c.ip_address}
         for c in user.consents
@@ -96,7 +97,7 @@ def _consents(session, user: User):
 
 
 @register_export_section
-def _profile(session, user: User):
+def _profile(session: Session, user: User):
     p = read_profile(session, user)
     upcoming = [{"starts_on": _iso(b.starts_on), "ends_on": _iso(b.ends_on), "note": b.note} for b in p.blackouts]
     return "profile", {
@@ -135,7 +136,7 @@ def _profile(session, user: User):
 
 
 @register_export_section
-def _participations(session, user: User):
+def _participations(session: Session, user: User):
     rows = session.scalars(
         select(Participation)
         .where(Participation.user_id == user.id)
@@ -160,7 +161,7 @@ def _participations(session, user: User):
 
 
 @register_export_section
-def _points(session, user: User):
+def _points(session: Session, user: User):
     rows = session.scalars(
         select(PointsEntry).where(PointsEntry.user_id == user.id).order_by(PointsEntry.created_at, PointsEntry.id)
     )
@@ -181,7 +182,7 @@ def _points(session, user: User):
 
 
 @register_export_section
-def _redemptions(session, user: User):
+def _redemptions(session: Session, user: User):
     rows = session.scalars(
         select(Redemption).where(Redemption.user_id == user.id).order_by(Redemption.created_at, Redemption.id)
     )
@@ -200,7 +201,7 @@ def _redemptions(session, user: User):
 
 
 @register_export_section
-def _badges(session, user: User):
+def _badges(session: Session, user: User):
     rows = session.scalars(
         select(UserBadge).where(UserBadge.user_id == user.id).order_by(UserBadge.awarded_at, UserBadge.id)
     )
@@ -216,7 +217,7 @@ def _badges(session, user: User):
 
 
 @register_export_section
-def _referrals(session, user: User):
+def _referrals(session: Session, user: User):
     """The advocate's own part of each referral: that it happened, when, and the points it brought.
 
     Not the colleague's name or address: that is the colleague's personal data, theirs to download (and
@@ -244,7 +245,7 @@ def _referrals(session, user: User):
 
 
 @register_export_section
-def _emails(session, user: User):
+def _emails(session: Session, user: User):
     """Email the portal sent (or will send) to the advocate: what and when, not the bodies (they hold
     one-time links)."""
     rows = session.scalars(
@@ -265,7 +266,7 @@ def _emails(session, user: User):
 
 
 @register_export_section
-def _digests(session, user: User):
+def _digests(session: Session, user: User):
     rows = session.scalars(
         select(DigestDelivery)
         .where(DigestDelivery.user_id == user.id)
@@ -283,7 +284,7 @@ def _digests(session, user: User):
 
 
 @register_export_section
-def _activity_log(session, user: User):
+def _activity_log(session: Session, user: User):
     """Audit events done by the advocate or to their account (without who on the program's side did it)."""
     rows = session.scalars(
         select(AuditEvent)
@@ -303,7 +304,7 @@ def _activity_log(session, user: User):
     ]
 
 
-def export_user_data(session, user: User) -> dict:
+def export_user_data(session: Session, user: User) -> dict:
     data: dict[str, Any] = {"exported_at": utcnow().isoformat(), "site": current_app.config["SITE_NAME"]}
     for section in EXPORT_SECTIONS:
         key, value = section(session, user)
@@ -317,7 +318,7 @@ LOCKED = "Too many wrong passwords: your account is locked for a while. Try agai
 WRONG_PASSWORD = "That password is not right."
 
 
-def check_password(session, user: User, password: str) -> None:
+def check_password(session: Session, user: User, password: str) -> None:
     """Check the password of the signed-in user as change-password does: a wrong one counts toward the
     account's lock (a hijacked session cannot guess without limit) and a locked account takes no guesses.
 
@@ -340,7 +341,7 @@ def check_password(session, user: User, password: str) -> None:
 UNSENT = (OutboxStatus.QUEUED, OutboxStatus.FAILED)
 
 
-def delete_account(session, user: User, password: str) -> None:
+def delete_account(session: Session, user: User, password: str) -> None:
     """Erase or anonymise personal data; keep the rows program totals need, without personal data.
 
     ``user`` must be the User itself, not Flask-Login's ``current_user`` proxy (the audit row names
@@ -396,7 +397,7 @@ def delete_account(session, user: User, password: str) -> None:
 CHANGE_EMAIL = "change-email"
 
 
-def request_email_change(session, user: User, password: str, new_email: str) -> None:
+def request_email_change(session: Session, user: User, password: str, new_email: str) -> None:
     check_password(session, user, password)
     new_email = normalize_email(new_email)
     if new_email == user.email:
@@ -425,7 +426,7 @@ def request_email_change(session, user: User, password: str, new_email: str) -> 
     )
 
 
-def confirm_email_change(session, token: str) -> User:
+def confirm_email_change(session: Session, token: str) -> User:
     data = read_token(CHANGE_EMAIL, token, current_app.config["VERIFY_TOKEN_MAX_AGE"])
     user = session.get(User, data["u"])
     new_email = data.get("e")

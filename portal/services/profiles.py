@@ -13,12 +13,14 @@ from flask import current_app
 from sqlalchemy import exists, func, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
 from portal.models import (
     ActivityPreference,
     ActivityType,
     AdvocateProfile,
+    Base,
     Blackout,
     Country,
     Digest,
@@ -45,7 +47,7 @@ MAX_ASKS_MONTH = 50
 MAX_ASKS_QUARTER = 150
 
 
-def read_profile(session, user: User) -> AdvocateProfile:
+def read_profile(session: Session, user: User) -> AdvocateProfile:
     """The advocate's profile, read only: a GET changes nothing. Profiles are created when an account
     becomes active; one activated before that (no profile yet) is shown as an empty profile that is
     never added to the session."""
@@ -59,7 +61,7 @@ def read_profile(session, user: User) -> AdvocateProfile:
     return profile
 
 
-def get_profile(session, user: User) -> AdvocateProfile:
+def get_profile(session: Session, user: User) -> AdvocateProfile:
     """The advocate's profile, created empty on first use (for changes; pages use read_profile)."""
     profile = session.get(AdvocateProfile, user.id)
     if profile is None:
@@ -114,12 +116,12 @@ def _slug(name: str) -> str:
     return name.casefold()[:MAX_TAG_LENGTH]
 
 
-def _insert(session):
+def _insert(session: Session):
     """The dialect's INSERT, for ``ON CONFLICT DO NOTHING`` (PostgreSQL and SQLite)."""
     return pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
 
 
-def _tags(session, kind: TagKind, names: list[str]) -> list[Tag]:
+def _tags(session: Session, kind: TagKind, names: list[str]) -> list[Tag]:
     """The tags of these names, created when new. Race-safe: two advocates adding the same new tag at
     once both end up with the one row (INSERT ... ON CONFLICT DO NOTHING, then read it back)."""
     if not names:
@@ -136,7 +138,7 @@ def _tags(session, kind: TagKind, names: list[str]) -> list[Tag]:
     return [existing[slug] for slug in slugs]
 
 
-def tag_suggestions(session, kind: TagKind, limit: int = 300) -> list[str]:
+def tag_suggestions(session: Session, kind: TagKind, limit: int = 300) -> list[str]:
     """Tags that at least one active advocate's profile has now: a tag nobody uses any more is not
     suggested (it may name something that was removed on purpose)."""
     in_use = exists().where(
@@ -199,7 +201,7 @@ def check_linkedin(url: str) -> str | None:
     return canonical
 
 
-def _active(session, model, ident):
+def _active(session: Session, model: type[Base], ident: int | None) -> Base | None:
     if ident in (None, "", 0):
         return None
     item = session.get(model, ident)
@@ -208,7 +210,7 @@ def _active(session, model, ident):
     return item
 
 
-def update_profile(session, user: User, data: ProfileInput) -> AdvocateProfile:
+def update_profile(session: Session, user: User, data: ProfileInput) -> AdvocateProfile:
     """Validate and save the profile; saving counts as confirming it is current."""
     profile = get_profile(session, user)
     name, job_title, company = data.name.strip(), data.job_title.strip(), data.company.strip()
@@ -247,7 +249,7 @@ def update_profile(session, user: User, data: ProfileInput) -> AdvocateProfile:
     return profile
 
 
-def award_if_complete(session, user: User, profile: AdvocateProfile) -> bool:
+def award_if_complete(session: Session, user: User, profile: AdvocateProfile) -> bool:
     """Points for a completed profile, once per advocate (the ledger's idempotency key sees to "once")."""
     if completeness(user, profile).percent < 100:
         return False
@@ -266,7 +268,7 @@ def award_if_complete(session, user: User, profile: AdvocateProfile) -> bool:
     return created
 
 
-def confirm_current(session, user: User) -> AdvocateProfile:
+def confirm_current(session: Session, user: User) -> AdvocateProfile:
     profile = get_profile(session, user)
     profile.confirmed_at = utcnow()
     return profile
@@ -331,7 +333,7 @@ class ProfileCard:
     completeness: Completeness
 
 
-def profile_card(session, user: User) -> ProfileCard:
+def profile_card(session: Session, user: User) -> ProfileCard:
     profile = read_profile(session, user)
     activities = sorted(
         (p for p in profile.preferences if p.opted_in and p.activity_type.active),
@@ -350,7 +352,7 @@ def profile_card(session, user: User) -> ProfileCard:
     )
 
 
-def advocate_card(session, user_id: int) -> ProfileCard | None:
+def advocate_card(session: Session, user_id: int) -> ProfileCard | None:
     """The profile card of an advocate as the program's staff and admins see it; None when there is
     no such advocate (another role, an erased account). Read only: nothing is created."""
     user = session.get(User, user_id)
@@ -362,7 +364,7 @@ def advocate_card(session, user_id: int) -> ProfileCard | None:
 # --- preferences -------------------------------------------------------------------------------------
 
 
-def activity_types(session) -> list[ActivityType]:
+def activity_types(session: Session) -> list[ActivityType]:
     return list(
         session.scalars(
             select(ActivityType).where(ActivityType.active.is_(True)).order_by(ActivityType.position, ActivityType.name)
@@ -370,7 +372,7 @@ def activity_types(session) -> list[ActivityType]:
     )
 
 
-def set_activity_preferences(session, user: User, choices: dict[int, tuple[bool, str]]) -> AdvocateProfile:
+def set_activity_preferences(session: Session, user: User, choices: dict[int, tuple[bool, str]]) -> AdvocateProfile:
     """choices: activity type id -> (opted in, note). Unknown ids are refused."""
     profile = get_profile(session, user)
     types = {t.id: t for t in activity_types(session)}
@@ -393,7 +395,7 @@ def set_activity_preferences(session, user: User, choices: dict[int, tuple[bool,
 
 
 def set_communication(
-    session, user: User, digest: str, opportunities: bool, reminders: bool, news: bool
+    session: Session, user: User, digest: str, opportunities: bool, reminders: bool, news: bool
 ) -> AdvocateProfile:
     try:
         period = Digest(digest)
@@ -435,7 +437,7 @@ def timezone_choices() -> tuple[str, ...]:
 
 
 def set_limits(
-    session,
+    session: Session,
     user: User,
     per_month: int | None,
     per_quarter: int | None,
@@ -462,7 +464,7 @@ def set_limits(
 
 
 def add_blackout(
-    session, user: User, starts_on: date, ends_on: date, note: str = "", today: date | None = None
+    session: Session, user: User, starts_on: date, ends_on: date, note: str = "", today: date | None = None
 ) -> Blackout:
     profile = get_profile(session, user)
     today = today or local_today(profile)
@@ -483,7 +485,7 @@ def add_blackout(
     return blackout
 
 
-def remove_blackout(session, user: User, blackout_id: int) -> None:
+def remove_blackout(session: Session, user: User, blackout_id: int) -> None:
     blackout = session.get(Blackout, blackout_id)
     if blackout is None or blackout.user_id != user.id:  # another advocate's id: same answer as a missing one
         raise NotFound("That blackout period does not exist.")
@@ -503,7 +505,7 @@ def split_blackouts(profile: AdvocateProfile, today: date | None = None) -> tupl
 REMIND_EVERY = timedelta(days=30)
 
 
-def stale_for_reminder(session, now: datetime | None = None) -> list[User]:
+def stale_for_reminder(session: Session, now: datetime | None = None) -> list[User]:
     """Active advocates whose profile was last confirmed (or, never confirmed, approved) more than
     PROFILE_STALE_DAYS ago, who accept reminders and were not reminded in the last 30 days."""
     now = now or utcnow()
@@ -527,7 +529,7 @@ def stale_for_reminder(session, now: datetime | None = None) -> list[User]:
     return list(session.scalars(q))
 
 
-def claim_stale_reminder(session, user_id: int, now: datetime) -> bool:
+def claim_stale_reminder(session: Session, user_id: int, now: datetime) -> bool:
     """Stamp the advocate as reminded now, unless another run did in the last 30 days; True when this
     call stamped (and so must send). A conditional UPDATE: of two overlapping runs only one changes the
     row (on PostgreSQL the second waits for the first's commit, then finds the stamp and changes nothing)."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 from flask import current_app
 from itsdangerous import BadSignature, URLSafeSerializer
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from portal.models import EntrySource, Role, Status, User
 from portal.services import points
@@ -21,7 +22,7 @@ def referral_link(user: User) -> str:
     return external_url("recognition.referred", code=_serializer().dumps(user.id))
 
 
-def referrer_for_code(session, code: str) -> User | None:
+def referrer_for_code(session: Session, code: str) -> User | None:
     try:
         user_id = _serializer().loads(code[:200])
     except BadSignature:
@@ -32,7 +33,7 @@ def referrer_for_code(session, code: str) -> User | None:
     return user
 
 
-def credit_referral(session, referred: User) -> bool:
+def credit_referral(session: Session, referred: User) -> bool:
     """Called when an advocate becomes active: credit whoever referred them, once."""
     if referred.referred_by_id is None or referred.referred_by_id == referred.id:
         return False
@@ -56,7 +57,7 @@ def credit_referral(session, referred: User) -> bool:
     return created
 
 
-def referrals_of(session, user_id: int) -> list[User]:
+def referrals_of(session: Session, user_id: int) -> list[User]:
     return list(
         session.scalars(
             select(User)
@@ -66,7 +67,7 @@ def referrals_of(session, user_id: int) -> list[User]:
     )
 
 
-def credited_ids(session, user_id: int) -> set[int]:
+def credited_ids(session: Session, user_id: int) -> set[int]:
     return set(
         session.scalars(
             select(points.PointsEntry.source_id).where(

@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from sqlalchemy import func, select, update
+from sqlalchemy.orm import Session
 
 from portal.models import Redemption, RedemptionStatus, Reward, Role, Status, User, utcnow
 from portal.services import audit, points
@@ -43,7 +44,7 @@ def _validate(data: RewardInput) -> None:
         raise DomainError("The per-advocate limit must be between 1 and 1,000 (leave it empty for none).")
 
 
-def create_reward(session, data: RewardInput, actor_id: int) -> Reward:
+def create_reward(session: Session, data: RewardInput, actor_id: int) -> Reward:
     _validate(data)
     reward = Reward(
         name=data.name.strip()[:120],
@@ -66,7 +67,7 @@ class StockChanged(Conflict):
     pass
 
 
-def _apply_stock(session, reward: Reward, seen: int | None, wanted: int | None) -> None:
+def _apply_stock(session: Session, reward: Reward, seen: int | None, wanted: int | None) -> None:
     """Apply the admin's stock change to the stock as it is now, in one conditional UPDATE.
 
     ``seen`` is the stock the form was drawn with. Orders placed while the form was open took stock;
@@ -96,7 +97,9 @@ def _apply_stock(session, reward: Reward, seen: int | None, wanted: int | None) 
     session.refresh(reward, ["stock"])
 
 
-def update_reward(session, reward: Reward, data: RewardInput, actor_id: int, *, stock_seen: int | None) -> Reward:
+def update_reward(
+    session: Session, reward: Reward, data: RewardInput, actor_id: int, *, stock_seen: int | None
+) -> Reward:
     """Save the edit form. ``stock_seen`` is the stock the form showed when it was opened (see _apply_stock)."""
     _validate(data)
     before = reward.stock
@@ -120,14 +123,14 @@ def update_reward(session, reward: Reward, data: RewardInput, actor_id: int, *, 
     return reward
 
 
-def catalog(session, include_inactive: bool = False) -> list[Reward]:
+def catalog(session: Session, include_inactive: bool = False) -> list[Reward]:
     q = select(Reward).order_by(Reward.points_cost, Reward.name)
     if not include_inactive:
         q = q.where(Reward.active.is_(True))
     return list(session.scalars(q))
 
 
-def _held(session, user_id: int, reward_id: int) -> int:
+def _held(session: Session, user_id: int, reward_id: int) -> int:
     return (
         session.scalar(
             select(func.count())
@@ -142,7 +145,7 @@ def _held(session, user_id: int, reward_id: int) -> int:
     )
 
 
-def redeem(session, user: User, reward_id: int, idempotency_key: str) -> tuple[Redemption, bool]:
+def redeem(session: Session, user: User, reward_id: int, idempotency_key: str) -> tuple[Redemption, bool]:
     """Order a reward. Returns (redemption, created); the same key returns the first order again."""
     if user.role != Role.ADVOCATE or user.status != Status.ACTIVE:
         raise NotAllowed("Only active advocates can redeem rewards.")
@@ -184,7 +187,7 @@ def redeem(session, user: User, reward_id: int, idempotency_key: str) -> tuple[R
     return redemption, True
 
 
-def _get_for_update(session, redemption_id: int) -> Redemption:
+def _get_for_update(session: Session, redemption_id: int) -> Redemption:
     if not 0 < redemption_id <= MAX_ID:
         raise NotFound("No such redemption.")
     redemption = session.scalars(
@@ -198,7 +201,7 @@ def _get_for_update(session, redemption_id: int) -> Redemption:
     return redemption
 
 
-def fulfil(session, redemption_id: int, actor_id: int, note: str = "") -> Redemption:
+def fulfil(session: Session, redemption_id: int, actor_id: int, note: str = "") -> Redemption:
     redemption = _get_for_update(session, redemption_id)
     if redemption.status != RedemptionStatus.REQUESTED:
         raise Conflict(f"This order is already {redemption.status.value}.")
@@ -220,7 +223,7 @@ def fulfil(session, redemption_id: int, actor_id: int, note: str = "") -> Redemp
     return redemption
 
 
-def cancel(session, redemption_id: int, actor: User, reason: str = "") -> Redemption:
+def cancel(session: Session, redemption_id: int, actor: User, reason: str = "") -> Redemption:
     """Cancel a requested order: refund through a reversal entry (once) and return the stock."""
     redemption = _get_for_update(session, redemption_id)
     if actor.role != Role.ADMIN and actor.id != redemption.user_id:
@@ -262,7 +265,7 @@ def cancel(session, redemption_id: int, actor: User, reason: str = "") -> Redemp
     return redemption
 
 
-def history(session, user_id: int) -> list[Redemption]:
+def history(session: Session, user_id: int) -> list[Redemption]:
     return list(
         session.scalars(
             select(Redemption)
@@ -272,7 +275,7 @@ def history(session, user_id: int) -> list[Redemption]:
     )
 
 
-def queue(session, status: RedemptionStatus | None = RedemptionStatus.REQUESTED) -> list[Redemption]:
+def queue(session: Session, status: RedemptionStatus | None = RedemptionStatus.REQUESTED) -> list[Redemption]:
     q = select(Redemption).order_by(Redemption.created_at, Redemption.id)
     if status is not None:
         q = q.where(Redemption.status == status)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from sqlalchemy.orm import Session
+
 from portal.models import AdvocateProfile, Digest, Status, User, utcnow
 from portal.services.errors import InvalidToken
 from portal.services.outbox import external_url, queue_email
@@ -26,7 +28,7 @@ def unsubscribe_url(user: User, topic: str) -> str:
     return external_url("profile.unsubscribe", token=make_token(UNSUBSCRIBE, user.id, topic))
 
 
-def read_unsubscribe(session, token: str) -> tuple[User, str]:
+def read_unsubscribe(session: Session, token: str) -> tuple[User, str]:
     data = read_token(UNSUBSCRIBE, token, UNSUBSCRIBE_MAX_AGE)
     topic = data.get("s")
     user = session.get(User, data["u"])
@@ -35,7 +37,7 @@ def read_unsubscribe(session, token: str) -> tuple[User, str]:
     return user, topic
 
 
-def apply_unsubscribe(session, user: User, topic: str) -> AdvocateProfile:
+def apply_unsubscribe(session: Session, user: User, topic: str) -> AdvocateProfile:
     profile = get_profile(session, user)
     if topic in ("digest", "all"):
         profile.digest = Digest.OFF
@@ -53,7 +55,7 @@ def list_unsubscribe_headers(url: str) -> dict[str, str]:
     return {"List-Unsubscribe": f"<{url}>", "List-Unsubscribe-Post": "List-Unsubscribe=One-Click"}
 
 
-def remind_stale(session, now: datetime | None = None) -> int:
+def remind_stale(session: Session, now: datetime | None = None) -> int:
     """Queue a reminder to each stale advocate not reminded in the last 30 days; returns how many.
 
     Safe when two runs overlap: an advocate's email is queued only by the run whose conditional
