@@ -8,8 +8,7 @@ import time_machine
 
 from portal.extensions import db
 from portal.models import AuditEvent, Consent, Role, Status, User, utcnow
-from tests.conftest import reload
-from tests.helpers import TEST_PASSWORD, login, logout, post_form
+from tests.support import TEST_PASSWORD, csrf_from, login, logout, post_form, reload
 
 GOOD_PW = "purple-otter-skates-42"
 
@@ -233,7 +232,6 @@ def limited(app_config):
 def test_rate_limit(limited, app, path):
     client = app.test_client()
     page = client.get(path)
-    from tests.helpers import csrf_from
 
     token = csrf_from(page.get_data(as_text=True))
     codes = [

@@ -8,10 +8,17 @@ from portal.extensions import db
 from portal.models import ActivityType, AuditEvent, EntrySource, Opportunity, SelectionMode
 from portal.services import participation, points
 from portal.services.errors import DomainError
-from tests.conftest import reload
-from tests.helpers import post_form
-from tests.opportunity_support import client_for, make_advocate, make_opp, participation_of, user
-from tests.recognition_support import entries, page_text
+from tests.support import (
+    client_for,
+    entries,
+    make_advocate,
+    make_opp,
+    page_text,
+    participation_of,
+    post_form,
+    reload,
+    user,
+)
 
 
 def _type(key):

@@ -12,8 +12,7 @@ from sqlalchemy import select
 
 from portal.extensions import db
 from portal.models import AuditEvent, Status, User, utcnow
-from tests.conftest import reload
-from tests.helpers import TEST_PASSWORD, csrf_from, post_form
+from tests.support import TEST_PASSWORD, csrf_from, post_form, reload
 
 WRONG = "not-the-right-password-1"
 
@@ -316,12 +315,6 @@ def test_roles_land_on_their_home(app, staff, admin):
 # --- rate limits --------------------------------------------------------------------------------------------
 
 
-@pytest.fixture
-def limited(app_config):
-    app_config["RATELIMIT_ENABLED"] = True
-    return app_config
-
-
 LIMITED_FORMS = {
     "/auth/login": {"email": "someone@example.com", "password": WRONG},
     "/auth/register": {"name": "N", "email": "bad"},
@@ -382,13 +375,6 @@ def test_rate_limit_off_in_tests_by_default(app, advocate):
 
 
 # --- timing tells nothing ------------------------------------------------------------------------------------------
-
-
-@pytest.fixture
-def real_hash_cost(app_config):
-    """Production argon2 parameters, so hashing shows up in the timing."""
-    app_config.update(ARGON2_TIME_COST=3, ARGON2_MEMORY_COST=65536, ARGON2_PARALLELISM=4)
-    return app_config
 
 
 def test_unknown_email_takes_as_long_as_a_wrong_password(real_hash_cost, app, make_user):

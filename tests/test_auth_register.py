@@ -12,8 +12,7 @@ from sqlalchemy import func, select
 
 from portal.extensions import db
 from portal.models import AuditEvent, Consent, OutboxMessage, Role, Status, User, utcnow
-from tests.conftest import reload
-from tests.helpers import csrf_from, login, post_form
+from tests.support import FreshContextClient, csrf_from, empty_tables, login, post_form, reload, user_by_email
 
 GOOD_PW = "purple-otter-skates-42"
 
@@ -34,11 +33,6 @@ def form_data(email="bea@example.com", name="Bea Bold", password=GOOD_PW, **extr
 
 def register(client, **kw):
     return post_form(client, "/auth/register", form_data(**kw))
-
-
-def user_by_email(email):
-    db.session.rollback()
-    return db.session.scalar(select(User).where(User.email == email))
 
 
 def count(model):
@@ -96,7 +90,6 @@ def test_register_creates_unverified_advocate_with_consent(app, client, mailbox)
 def test_register_uses_configured_terms_version(app_config, mailbox):
     app_config["TERMS_VERSION"] = "2099-07"
     from portal import create_app
-    from tests.conftest import FreshContextClient
 
     application = create_app(app_config)
     application.test_client_class = FreshContextClient
@@ -108,8 +101,6 @@ def test_register_uses_configured_terms_version(app_config, mailbox):
             consent = db.session.scalars(select(Consent).where(Consent.user_id == user.id)).one()
             assert consent.version == "2099-07"
         finally:
-            from tests.conftest import empty_tables
-
             db.session.remove()
             empty_tables(db.engine)
             db.engine.dispose()
@@ -178,12 +169,6 @@ def test_verify_while_signed_in_goes_to_status(client, mailbox):
     assert resp.status_code == 302 and urlsplit(resp.headers["Location"]).path == "/account/status"
     page = client.get("/account/status").get_data(as_text=True)
     assert "Thanks for confirming your email" in page
-
-
-@pytest.fixture
-def auto_approve(app_config):
-    app_config["AUTO_APPROVE_ADVOCATES"] = True
-    return app_config
 
 
 def test_verify_with_auto_approve_activates(auto_approve, client, mailbox):
@@ -299,13 +284,6 @@ def test_existing_email_same_answer_and_owner_notified(app, make_user, mailbox, 
     assert "/auth/verify/" not in notice.text and "/auth/verify/" not in notice.html
     assert "/auth/forgot-password" in notice.text
     assert mailbox.last("newcomer@example.com", subject="Confirm")
-
-
-@pytest.fixture
-def real_hash_cost(app_config):
-    """Production argon2 parameters, so hashing shows up in the timing."""
-    app_config.update(ARGON2_TIME_COST=3, ARGON2_MEMORY_COST=65536, ARGON2_PARALLELISM=4)
-    return app_config
 
 
 def test_existing_email_takes_as_long_as_a_new_one(real_hash_cost, app, make_user):

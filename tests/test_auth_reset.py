@@ -10,8 +10,7 @@ import pytest
 import time_machine
 
 from portal.models import Status, User, utcnow
-from tests.conftest import reload
-from tests.helpers import TEST_PASSWORD, csrf_from, login, post_form
+from tests.support import TEST_PASSWORD, csrf_from, login, post_form, reload
 
 NEW_PW = "new-walrus-lantern-5"
 
@@ -347,12 +346,6 @@ def test_known_email_takes_as_long_as_an_unknown_one(as_in_production, app, advo
 # --- a reset link proves the address, exactly as a verification link does --------------------------------------------
 
 
-@pytest.fixture
-def auto_approve(app_config):
-    app_config["AUTO_APPROVE_ADVOCATES"] = True
-    return app_config
-
-
 def test_reset_of_an_unverified_account_with_auto_approve_activates_it(
     auto_approve, app, client, make_user, admin, mailbox
 ):
@@ -387,12 +380,6 @@ def test_reset_of_an_unverified_account_without_auto_approve_waits_for_an_admin(
 
 
 # --- the reset form is rate limited -------------------------------------------------------------------------------
-
-
-@pytest.fixture
-def limited(app_config):
-    app_config["RATELIMIT_ENABLED"] = True
-    return app_config
 
 
 def test_eleventh_reset_post_in_a_minute_is_429(limited, app, advocate):

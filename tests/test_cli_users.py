@@ -9,15 +9,9 @@ from sqlalchemy import func, select
 
 from portal.extensions import db
 from portal.models import AuditEvent, Role, Status, User
-from tests.conftest import reload
-from tests.helpers import login, post_form
+from tests.support import login, post_form, reload, user_by_email
 
 PW = "granite-owl-meadow-3"
-
-
-def user_by_email(email):
-    db.session.rollback()
-    return db.session.scalar(select(User).where(User.email == email))
 
 
 def audit(action, target_id=None):

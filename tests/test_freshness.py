@@ -9,21 +9,10 @@ from sqlalchemy import func, select
 
 from portal.extensions import db
 from portal.models import AdvocateProfile, OutboxMessage, Role, Status, User, utcnow
-from tests.conftest import reload
-from tests.helpers import login, post_form
+from tests.support import ensure_login, login, post_form, reload, text
 
 BANNER = "Is your profile still current?"
 SUBJECT = "Is your advocate profile still current?"
-
-
-def text(resp):
-    return resp.get_data(as_text=True)
-
-
-def ensure_login(client, email):
-    """Sign in again if the session did not survive the time travel."""
-    if client.get("/dashboard").status_code != 200:
-        assert login(client, email).status_code == 302
 
 
 def confirm(client):

@@ -13,8 +13,7 @@ import time_machine
 from portal.extensions import db
 from portal.models import Digest, DigestDelivery, Participation, ParticipationStatus, Status, User
 from portal.services import digest, fatigue, opportunities, participation
-from tests.helpers import post_form
-from tests.opportunity_support import atype, client_for, make_advocate, make_opp, participation_of, text_of, user
+from tests.support import atype, client_for, make_advocate, make_opp, participation_of, post_form, text_of, user
 
 T0 = datetime(2031, 3, 12, 10, 0, tzinfo=UTC)  # mid-month, mid-quarter
 ROOT = Path(__file__).resolve().parent.parent

@@ -28,10 +28,7 @@ from portal.models import (
 )
 from portal.services import fatigue, opportunities, participation, points
 from portal.services.errors import DomainError
-from tests.conftest import reload
-from tests.helpers import login, post_form
-from tests.opportunity_support import text_of
-from tests.test_recognition import run_threads
+from tests.support import login, post_form, reload, run_threads, text_of
 
 
 def atype(key):

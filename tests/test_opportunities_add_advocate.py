@@ -19,9 +19,7 @@ from portal.models import (
 )
 from portal.services import participation
 from portal.services.errors import Conflict
-from tests.conftest import reload
-from tests.helpers import post_form
-from tests.opportunity_support import make_advocate, make_opp, participation_of, run_threads, text_of, user
+from tests.support import make_advocate, make_opp, participation_of, post_form, reload, run_threads, text_of, user
 
 MODES = [SelectionMode.FIRST_COME, SelectionMode.SELECTION]
 

@@ -21,15 +21,15 @@ from portal.models import (
 )
 from portal.services import participation, points
 from portal.services.errors import Conflict
-from tests.conftest import reload
-from tests.helpers import post_form
-from tests.opportunity_support import (
+from tests.support import (
     admin_form,
     atype,
     client_for,
     make_advocate,
     make_opp,
     participation_of,
+    post_form,
+    reload,
     text_of,
     user,
 )

@@ -16,8 +16,7 @@ from portal.config import ConfigError, _instance_secret
 from portal.extensions import db
 from portal.models import Base, OutboxMessage, OutboxStatus, User
 from portal.services import outbox
-from tests.conftest import PG_URL, _pg_url, base_config
-from tests.helpers import free_port, login, post_form
+from tests.support import PG_URL, base_config, free_port, login, pg_url, post_form
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -261,11 +260,11 @@ def test_migrations_match_models_postgresql(tmp_path, mailbox_server):
     if not PG_URL:
         pytest.skip("TEST_DATABASE_URL is not set")
     name = f"portal_mig_{uuid.uuid4().hex[:8]}"
-    admin = create_engine(_pg_url(PG_URL), isolation_level="AUTOCOMMIT")
+    admin = create_engine(pg_url(PG_URL), isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
         conn.execute(text(f'CREATE DATABASE "{name}"'))
     try:
-        uri = _pg_url(PG_URL).rsplit("/", 1)[0] + "/" + name
+        uri = pg_url(PG_URL).rsplit("/", 1)[0] + "/" + name
         assert _migrated_and_compared(uri, tmp_path, mailbox_server) == []
     finally:
         with admin.connect() as conn:

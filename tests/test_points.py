@@ -13,29 +13,27 @@ from portal.models import (
     AuditEvent,
     EntryKind,
     EntrySource,
-    Industry,
     PointsBalance,
     PointsEntry,
-    Product,
     Role,
-    SizeBand,
     User,
 )
 from portal.services import points, profiles, rewards
 from portal.services.errors import Conflict, DomainError, NotFound
-from tests.conftest import reload
-from tests.helpers import post_form
-from tests.recognition_support import (
+from tests.support import (
     assert_ledger_consistent,
     cached,
+    complete_profile_form,
     entries,
     give,
     ledger_balance,
     ledger_rows,
     make_reward,
     page_text,
+    post_form,
     recorded_sql,
     redeem,
+    reload,
     writes_to,
 )
 
@@ -246,30 +244,6 @@ def test_points_verify_command(app, runner, advocate, make_user):
 # --- profile completion ------------------------------------------------------------------------------------------
 
 
-def _complete_profile_form(**over):
-    ind = db.session.scalar(select(Industry).order_by(Industry.id))
-    size = db.session.scalar(select(SizeBand).order_by(SizeBand.id))
-    prods = db.session.scalars(select(Product).order_by(Product.id).limit(2)).all()
-    data = {
-        "name": "Ada Advocate",
-        "job_title": "CISO",
-        "company": "Bluefin Bank",
-        "industry_id": str(ind.id),
-        "size_band_id": str(size.id),
-        "country_code": "DE",
-        "product_ids": [str(p.id) for p in prods],
-        "use_cases": "fraud detection, onboarding",
-        "topics": "zero trust, GDPR",
-        "story": "We cut fraud losses by half in a year. Onboarding went from three weeks to two days, "
-        "and the audit team finally sleeps at night.",
-        "linkedin_url": "https://www.linkedin.com/in/ada",
-        "show_in_directory": "y",
-        "show_on_leaderboard": "y",
-    }
-    data.update(over)
-    return data
-
-
 def test_profile_completion_awards_points_once_through_the_pages(app, advocate_client, advocate):
     review = db.session.scalar(select(ActivityType).where(ActivityType.key == "review"))
     assert (
@@ -279,10 +253,10 @@ def test_profile_completion_awards_points_once_through_the_pages(app, advocate_c
         == 302
     )
     # Almost complete (no LinkedIn): nothing yet.
-    assert post_form(advocate_client, "/me/profile", _complete_profile_form(linkedin_url="")).status_code == 302
+    assert post_form(advocate_client, "/me/profile", complete_profile_form(linkedin_url="")).status_code == 302
     assert entries(advocate.id) == []
     for _ in range(2):  # complete, then saved again
-        assert post_form(advocate_client, "/me/profile", _complete_profile_form()).status_code == 302
+        assert post_form(advocate_client, "/me/profile", complete_profile_form()).status_code == 302
     # Saving preferences again also checks completeness: still one award.
     post_form(advocate_client, "/me/preferences/activities", {f"opt_{review.id}": "y"}, page="/me/preferences")
     profile_entries = entries(advocate.id, source=EntrySource.PROFILE)
@@ -294,7 +268,7 @@ def test_profile_completion_awards_points_once_through_the_pages(app, advocate_c
 
 def test_profile_completion_awards_points_once_through_the_service(app, advocate):
     review = db.session.scalar(select(ActivityType).where(ActivityType.key == "review"))
-    form = _complete_profile_form()
+    form = complete_profile_form()
     data = profiles.ProfileInput(
         name=form["name"],
         job_title=form["job_title"],

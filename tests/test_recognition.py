@@ -27,8 +27,7 @@ from portal.models import (
 )
 from portal.services import badges, leaderboard, points, rewards
 from portal.services.errors import DomainError
-from tests.conftest import reload
-from tests.helpers import post_form
+from tests.support import participate, post_form, profile_data, reload
 
 
 def give(user_id, amount, key=None, source=EntrySource.MANUAL, **kw):
@@ -131,7 +130,6 @@ def test_admin_adjustment_needs_reason_is_audited_and_cannot_overdraw(admin_clie
 
 
 def test_profile_completion_points_once(advocate_client, advocate):
-    from tests.test_self_service import profile_data
 
     types = db.session.query(ActivityType).all()
     post_form(advocate_client, "/me/preferences/activities", {f"opt_{types[0].id}": "y"}, page="/me/preferences")
@@ -305,7 +303,6 @@ def test_level_uses_lifetime_not_balance(advocate_client, advocate):
 
 def _activity(user_id, key, n=1):
     """n more completed activities of a type (a completed participation each, credited through the ledger)."""
-    from tests.recognition_support import participate
 
     participate(user_id, key, n)
 

@@ -27,9 +27,7 @@ from portal.models import (
 )
 from portal.services import participation, points
 from portal.services.errors import DomainError
-from tests.conftest import reload
-from tests.helpers import login, post_form
-from tests.recognition_support import (
+from tests.support import (
     activity_type_id,
     assert_ledger_consistent,
     badge_keys,
@@ -38,9 +36,12 @@ from tests.recognition_support import (
     csrf_token,
     entries,
     give,
+    login,
     make_reward,
     page_text,
     participation_row,
+    post_form,
+    reload,
     run_threads,
     running_balances,
 )

@@ -11,9 +11,7 @@ from portal.extensions import db
 from portal.models import AuditEvent, EntryKind, OutboxMessage, Redemption, RedemptionStatus, Reward, User
 from portal.services import points, rewards
 from portal.services.errors import DomainError
-from tests.conftest import reload
-from tests.helpers import post_form
-from tests.recognition_support import (
+from tests.support import (
     assert_ledger_consistent,
     cached,
     edit_reward,
@@ -22,7 +20,9 @@ from tests.recognition_support import (
     give,
     make_reward,
     page_text,
+    post_form,
     redeem,
+    reload,
     reward_edit_form,
 )
 

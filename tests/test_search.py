@@ -26,7 +26,7 @@ from portal.models import (
 )
 from search import querying
 from search.indexing import apply_pending, current_dir
-from tests.helpers import post_form
+from tests.support import TEST_PASSWORD, login, post_form, profile_data
 
 
 def search(q="", **filters):
@@ -67,7 +67,6 @@ def person(make_user, email, story="", industry=None, country="DE", products=(),
 
 
 def test_profile_update_through_the_page_is_searchable(advocate_client, advocate, staff_client):
-    from tests.test_self_service import profile_data
 
     post_form(advocate_client, "/me/profile", profile_data(story="We deployed quokkaplatform everywhere."))
     page = staff_client.get("/search/advocates?q=quokkaplatform").get_data(as_text=True)
@@ -85,7 +84,6 @@ def test_approval_suspension_and_deletion_follow(app, runner, make_user, advocat
     runner.invoke(args=["users", "suspend", "newbie@example.com", "--reason", "x"])
     assert search("newbie").total == 0
     assert search("ada").total == 1
-    from tests.helpers import TEST_PASSWORD
 
     post_form(advocate_client, "/me/delete", {"password": TEST_PASSWORD, "confirm": "y"})
     assert search("ada").total == 0
@@ -123,7 +121,6 @@ def test_participation_and_opportunities_follow(app, make_user, admin):
 
 def test_failed_index_write_is_kept_and_applied_later(advocate_client, advocate, runner, monkeypatch):
     import search.indexing as indexing
-    from tests.test_self_service import profile_data
 
     def broken(*a, **k):
         raise OSError("disk full")
@@ -404,7 +401,6 @@ def test_opportunity_search_for_advocates(app, make_user):
     db.session.commit()
     apply_pending(db.engine)
     c = app.test_client()
-    from tests.helpers import login
 
     login(c, u.email)
     body = c.get("/search/opportunities?q=security").get_data(as_text=True)

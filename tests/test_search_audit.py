@@ -32,18 +32,19 @@ from search.indexing import (
     root,
     writer_for,
 )
-from tests.helpers import login, post_form
-from tests.test_search import person
-from tests.test_search_queries import member
-from tests.test_search_recovery import set_story
-from tests.test_search_sync import (
+from tests.support import (
     advocate_profile,
     atype,
     find,
+    login,
+    member,
     names,
     page_hits,
     pending_rows,
+    person,
+    post_form,
     profile_form,
+    set_story,
     staff_search,
 )
 

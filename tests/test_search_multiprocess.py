@@ -15,7 +15,7 @@ import pytest
 from portal.extensions import db
 from portal.models import AdvocateProfile, SearchPending
 from search import querying
-from tests.test_search_sync import advocate_profile, find, names
+from tests.support import advocate_profile, find, names
 
 PROCESSES, UPDATES = 4, 25
 

@@ -16,8 +16,7 @@ from portal.extensions import db
 from portal.models import AdvocateProfile, Base, OutboxMessage, Reward, Role, Status, User
 from portal.services import accounts, privacy, referrals, subscriptions
 from portal.services.tokens import fingerprint, make_token
-from tests.conftest import reload
-from tests.helpers import csrf_from, login, post_form
+from tests.support import csrf_from, login, make_opp, post_form, reload
 
 ROOT = Path(__file__).resolve().parent.parent
 TEMPLATES = ROOT / "templates"
@@ -746,7 +745,6 @@ def test_get_verify_link_does_not_verify(client, make_user):
 @pytest.fixture
 def crawl_data(app, make_user, advocate, admin):
     """Rows for every GET route with an id or a token in its URL."""
-    from tests.opportunity_support import make_opp
 
     unverified = make_user(Role.ADVOCATE, Status.UNVERIFIED, email="crawl.unverified@example.com")
     # No profile for the advocate: an account activated before profiles were created at activation has

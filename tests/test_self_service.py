@@ -19,8 +19,7 @@ from portal.models import (
     User,
     utcnow,
 )
-from tests.conftest import reload
-from tests.helpers import TEST_PASSWORD, login, post_form
+from tests.support import TEST_PASSWORD, login, post_form, reload
 
 XSS = "<script>alert('x')</script>"
 

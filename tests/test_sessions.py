@@ -7,8 +7,7 @@ from urllib.parse import urlsplit
 import pytest
 
 from portal.models import Status, User
-from tests.conftest import reload
-from tests.helpers import TEST_PASSWORD, csrf_from, login, logout, post_form
+from tests.support import TEST_PASSWORD, csrf_from, login, logout, post_form, reload
 
 NEW_PW = "fresh-lemon-river-9"
 
@@ -307,12 +306,6 @@ def test_a_right_current_password_after_failures_works_and_resets_the_count(app,
     assert reload(User, advocate.id).failed_login_count == 1
     assert change_password(c).status_code == 302
     assert reload(User, advocate.id).failed_login_count == 0
-
-
-@pytest.fixture
-def limited(app_config):
-    app_config["RATELIMIT_ENABLED"] = True
-    return app_config
 
 
 def test_change_password_posts_are_rate_limited(limited, app, advocate):

@@ -1,3 +1,6 @@
+from tests.support import post_form
+
+
 def test_landing_page(client):
     resp = client.get("/")
     assert resp.status_code == 200
@@ -12,8 +15,6 @@ def test_login_roles(advocate_client, admin_client, staff_client):
 
 
 def test_register_sends_mail(client, mailbox):
-    from tests.helpers import post_form
-
     resp = post_form(
         client,
         "/auth/register",
