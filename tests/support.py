@@ -9,7 +9,7 @@ Sections:
   2. Clients and forms           FreshContextClient, csrf_from, post_form, login, logout, client_for, ...
   3. Pages                       text, page_text, text_of, flashes, path_of
   4. Mail                        free_port, Mail, Mailbox (a real SMTP server)
-  5. Users and profiles          user, user_by_email, profile_data, save_profile, complete_profile_form, ...
+  5. Users and profiles          user, user_by_email, has_profile, profile_data, save_profile, profile_form, ...
   6. Opportunities               ALL_TYPES, atype, make_advocate, make_opp, participation_of, admin_form
   7. Recognition                 give, participate, make_reward, redeem, badge_keys, entries, ...
   8. Privacy                     fill_everything, fill_program_data (the program's data about one advocate)
@@ -368,6 +368,12 @@ def user(user_id: int) -> User:
 def user_by_email(email):
     db.session.rollback()
     return db.session.scalar(select(User).where(User.email == email))
+
+
+def has_profile(user_id: int) -> bool:
+    """Whether the user has an advocate profile row, as the database has it now."""
+    db.session.rollback()
+    return db.session.get(AdvocateProfile, user_id) is not None
 
 
 def active_ids(model, n=1, **where):

@@ -208,7 +208,15 @@ def test_not_approved_login_goes_to_status_even_with_next(client, make_user, sta
 # --- next ---------------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("target", ["/me/profile", "/opportunities?q=data&page=2", "/dashboard"])
+@pytest.mark.parametrize(
+    "target",
+    [
+        "/me/profile",
+        "/opportunities?q=data&page=2",
+        "/dashboard",
+        "/%2F%2Fevil.example",  # a path on this site, followed as given
+    ],
+)
 def test_local_next_honoured(client, advocate, target):
     resp = sign_in(client, advocate.email, next=target)
     assert resp.status_code == 302
@@ -270,6 +278,7 @@ def test_anonymous_redirected_to_login_with_local_next(client, advocate, path):
     assert loc.path == "/auth/login"
     nxt = parse_qs(loc.query)["next"][0]
     assert nxt == path  # a local path, not an absolute URL
+    assert resp.headers["Location"].endswith("/auth/login?next=" + quote(path, safe=""))  # and URL-encoded
     # following the whole loop lands where the user wanted to go (or is refused by role)
     after = sign_in(client, advocate.email, next=nxt)
     assert after.status_code == 302

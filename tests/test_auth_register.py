@@ -1,4 +1,5 @@
-"""Registration, email verification, approval states and the status page."""
+"""Registration (from the landing page's invitation), email verification, approval states and the status page;
+the advocate profile exists from activation on."""
 
 from __future__ import annotations
 
@@ -12,7 +13,16 @@ from sqlalchemy import func, select
 
 from portal.extensions import db
 from portal.models import AuditEvent, Consent, OutboxMessage, Role, Status, User, utcnow
-from tests.support import FreshContextClient, csrf_from, empty_tables, login, post_form, reload, user_by_email
+from tests.support import (
+    FreshContextClient,
+    csrf_from,
+    empty_tables,
+    has_profile,
+    login,
+    post_form,
+    reload,
+    user_by_email,
+)
 
 GOOD_PW = "purple-otter-skates-42"
 
@@ -62,6 +72,12 @@ def without_csrf(html: str) -> str:
 # --- registering ------------------------------------------------------------------------------------------
 
 
+def test_landing_page(client):
+    resp = client.get("/")
+    assert resp.status_code == 200
+    assert b"Join the program" in resp.data
+
+
 def test_register_creates_unverified_advocate_with_consent(app, client, mailbox):
     before = utcnow()
     resp = register(client)
@@ -74,6 +90,7 @@ def test_register_creates_unverified_advocate_with_consent(app, client, mailbox)
     assert user.email_verified_at is None and user.approved_at is None
     assert user.name == "Bea Bold" and user.company == "Globex" and user.job_title == "CTO"
     assert user.password_hash and GOOD_PW not in user.password_hash
+    assert user.password_hash.startswith("$argon2id$")
     consents = db.session.scalars(select(Consent).where(Consent.user_id == user.id)).all()
     assert len(consents) == 1
     consent = consents[0]
@@ -184,6 +201,15 @@ def test_verify_with_auto_approve_activates(auto_approve, client, mailbox):
     assert client.get("/dashboard").status_code == 200
 
 
+def test_verification_with_auto_approve_creates_the_profile(auto_approve, client, mailbox):
+    """The advocate profile exists from activation on (no page creates it on a GET)."""
+    register(client)
+    assert not has_profile(user_by_email("bea@example.com").id)  # not while unverified
+    assert confirm(client, verify_path(mailbox, "bea@example.com")).status_code == 302
+    user = user_by_email("bea@example.com")
+    assert user.status == Status.ACTIVE and has_profile(user.id)
+
+
 def test_verify_link_expires_after_48_hours(client, mailbox):
     register(client)
     path = verify_path(mailbox, "bea@example.com")
@@ -281,6 +307,7 @@ def test_existing_email_same_answer_and_owner_notified(app, make_user, mailbox, 
     notice = mails[0]
     assert "tried to register" in notice.subject
     assert "Hello Olive Owner" in notice.text
+    assert "already have an account" in notice.text
     assert "/auth/verify/" not in notice.text and "/auth/verify/" not in notice.html
     assert "/auth/forgot-password" in notice.text
     assert mailbox.last("newcomer@example.com", subject="Confirm")
@@ -382,6 +409,24 @@ def test_terms_consent_required(client, mailbox):
     assert mailbox.to("bea@example.com") == []
 
 
+def test_terms_required_and_bad_input_never_500(client):
+    resp = post_form(
+        client,
+        "/auth/register",
+        {
+            "name": "A",
+            "email": "not-an-email",
+            "company": "x" * 500,
+            "job_title": "",
+            "password": GOOD_PW,
+            "confirm": "different1234",
+        },
+    )
+    assert resp.status_code == 422
+    for msg in (b"Invalid email", b"Please accept the program terms", b"do not match", b"160 characters"):
+        assert msg in resp.data
+
+
 @pytest.mark.parametrize(
     "field,value",
     [
@@ -467,7 +512,7 @@ def test_html_in_name_escaped_in_pages_and_both_email_parts(client, mailbox, adm
 
     mail = mailbox.last("bea@example.com", subject="Confirm")
     for body in (mail.text, mail.html):
-        assert "<script>" not in body and "<b>Bea</b>" not in body
+        assert "<script>" not in body and "<b>" not in body
     assert "&lt;script&gt;" in mail.html
     confirm(client, path_of(mail.link("/auth/verify/")))
 

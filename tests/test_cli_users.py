@@ -1,4 +1,5 @@
-"""`flask users ...` and approving or declining applications in the admin area."""
+"""`flask users ...` and approving or declining applications in the admin area; approval (web or CLI) creates
+the advocate profile, staff and admins get none."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from sqlalchemy import func, select
 
 from portal.extensions import db
 from portal.models import AuditEvent, Role, Status, User
-from tests.support import login, post_form, reload, user_by_email
+from tests.support import has_profile, login, post_form, reload, user_by_email
 
 PW = "granite-owl-meadow-3"
 
@@ -214,6 +215,11 @@ def test_cli_suspend_needs_reason_and_known_email(runner, advocate):
     assert r.exit_code != 0 and "No account with ghost@example.com." in r.output
 
 
+def test_staff_and_admins_get_no_advocate_profile(runner):
+    assert runner.invoke(args=["users", "create-staff", "rep@example.com", "--email-link"]).exit_code == 0
+    assert not has_profile(user_by_email("rep@example.com").id)
+
+
 def test_cli_help_lists_commands(runner):
     r = runner.invoke(args=["users", "--help"])
     assert r.exit_code == 0
@@ -303,6 +309,20 @@ def test_admin_decline_reason_too_long_is_400(admin_client, make_user):
     )
     assert resp.status_code == 400
     assert reload(User, applicant.id).status == Status.PENDING
+
+
+def test_approval_creates_the_profile(admin_client, runner, make_user, mailbox):
+    """The advocate profile exists from activation on, whether approved on the web or by the CLI."""
+    on_web, on_cli = make_user(status=Status.PENDING), make_user(status=Status.PENDING)
+    assert not has_profile(on_web.id) and not has_profile(on_cli.id)
+    resp = post_form(admin_client, "/admin/pending/approve", {"user_id": on_web.id}, page="/admin/pending")
+    assert resp.status_code == 302
+    assert runner.invoke(args=["users", "approve", on_cli.email]).exit_code == 0
+    assert has_profile(on_web.id) and has_profile(on_cli.id)
+    # a fresh advocate's first dashboard shows the empty profile and writes nothing
+    c = admin_client.application.test_client()
+    assert login(c, on_web.email).status_code == 302
+    assert c.get("/dashboard").status_code == 200
 
 
 @pytest.mark.parametrize("user_id,status", [("abc", 400), ("", 400), ("999999", 404), ("1e3", 400)])
