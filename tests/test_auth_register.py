@@ -1,5 +1,5 @@
-"""Registration (from the landing page's invitation), email verification, approval states and the status page;
-the advocate profile exists from activation on."""
+"""Registration (from the landing page's invitation), the password policy and its shipped list of common
+passwords, email verification, approval states and the status page; the advocate profile exists from activation on."""
 
 from __future__ import annotations
 
@@ -369,6 +369,27 @@ def test_password_policy_on_register(client, mailbox, password, message):
     assert 'aria-invalid="true"' in html
     assert user_by_email("beatrix@example.com") is None
     assert mailbox.to("beatrix@example.com") == []
+
+
+def test_common_password_list_is_shipped_and_large_enough():
+    from portal.services.passwords import COMMON_PASSWORDS_FILE, common_passwords
+
+    assert COMMON_PASSWORDS_FILE.exists()
+    assert (COMMON_PASSWORDS_FILE.parent / "COMMON-PASSWORDS-LICENSE.txt").exists()
+    words = common_passwords()
+    assert len(words) >= 1000
+    assert {"password", "123456", "qwerty", "letmein", "iloveyou"} <= words
+
+
+@pytest.mark.parametrize("password", ["password123", "qwertyuiop", "1234567890", "Password1234", "iloveyou12"])
+def test_known_common_passwords_are_refused(app, password):
+    from portal.services.errors import PasswordRejected
+    from portal.services.passwords import check_password_policy, common_passwords
+
+    if password.lower() not in common_passwords():
+        pytest.fail(f"{password!r} is expected on the shipped list")
+    with pytest.raises(PasswordRejected, match="too common"):
+        check_password_policy(password, "someone@example.com")
 
 
 def test_password_exactly_at_limits_accepted(client):
