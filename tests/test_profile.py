@@ -171,6 +171,7 @@ INVALID = [
     ("product_ids", ["abc"], "could not be coerced"),
     ("use_cases", "u" * 41, "at most 40 characters"),
     ("topics", ",".join(f"t{i}" for i in range(16)), "Add at most 15 topics"),
+    ("topics", "x" * 41, "at most 40"),
     ("use_cases", ",".join(f"u{i}" for i in range(16)), "Add at most 15 use cases"),
     ("topics", "x" * 801, "cannot be longer than 800"),
     ("story", "s" * 5001, "cannot be longer than 5000"),
