@@ -1,5 +1,5 @@
 """Default points per activity type: admins set them (audit-logged); an opportunity without its own
-points credits the type's default when completed (issue 4)."""
+points credits the type's default when completed."""
 
 import pytest
 from sqlalchemy import select

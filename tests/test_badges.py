@@ -1,4 +1,4 @@
-"""Badges: every rule, each badge earned once, manual grants by admins, the gallery and the email (issue 4)."""
+"""Badges: every rule, each badge earned once, manual grants by admins, the gallery and the email."""
 
 import re
 from datetime import timedelta

@@ -1,5 +1,5 @@
 """Leaderboard: periods at their boundaries, top 50 plus the viewer's rank, who is left out, ties,
-and spending that does not lower anyone's standing (issue 4)."""
+and spending that does not lower anyone's standing."""
 
 import re
 from datetime import UTC, datetime, timedelta

@@ -1,6 +1,6 @@
 """The points ledger is append-only in the database itself (migration 0007), not only by convention:
 raw UPDATE and DELETE are refused by triggers on SQLite and PostgreSQL, the ORM refuses to flush a
-changed or deleted entry, and no foreign key lets the database rewrite a ledger row (issue 4)."""
+changed or deleted entry, and no foreign key lets the database rewrite a ledger row."""
 
 import pytest
 from flask_migrate import downgrade, upgrade

@@ -1,5 +1,5 @@
 """The points ledger: append-only entries, balances as sums, idempotent awards, reversals once,
-`flask points verify`, profile-completion points once, and admin adjustments (issue 4)."""
+`flask points verify`, profile-completion points once, and admin adjustments."""
 
 import re
 from html import unescape

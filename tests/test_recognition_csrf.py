@@ -1,5 +1,5 @@
 """Every state-changing recognition form needs its CSRF token: without it the POST is refused (400) and
-nothing changes. The admin's "Cancel and refund" asks for confirmation first (issue 4)."""
+nothing changes. The admin's "Cancel and refund" asks for confirmation first."""
 
 import re
 from pathlib import Path

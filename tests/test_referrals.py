@@ -1,5 +1,5 @@
 """Referrals: the personal link, registration through it, one credit on approval, the referrer's page,
-and codes that must do nothing (issue 4)."""
+and codes that must do nothing."""
 
 import re
 from urllib.parse import urlsplit

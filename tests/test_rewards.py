@@ -1,6 +1,6 @@
 """Rewards catalog and redemptions through the pages: stock and points in one transaction, refusals
 as messages, per-advocate limits, double submits, the order life cycle with its emails, the admin
-catalog's validation, and escaping (issue 4)."""
+catalog's validation, and escaping."""
 
 import re
 

@@ -1,4 +1,4 @@
-"""Several processes writing to the index at once lose nothing, also while a rebuild swaps it (issue 6).
+"""Several processes writing to the index at once lose nothing, also while a rebuild swaps it.
 
 Each worker process builds the app from the test's own config (same database, same index folder)
 and, 25 times, saves a distinct advocate's story with a new token through the profile service in its

@@ -1,5 +1,5 @@
 """Search queries: any text answers, facet counts are exact, availability, sorting, pages, snippets,
-escaping, who may search, and the advocates' opportunity search (issue 6)."""
+escaping, who may search, and the advocates' opportunity search."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """Search survives failures: a failed index write, a deleted or corrupt index, drift, and rebuilds that
-swap generations while searches and writes go on (issue 6)."""
+swap generations while searches and writes go on."""
 
 from __future__ import annotations
 

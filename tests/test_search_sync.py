@@ -1,5 +1,5 @@
 """Search follows the database after the commit: approval, profile, preferences, availability,
-suspension, deletion, participation and the opportunity lifecycle (issue 6).
+suspension, deletion, participation and the opportunity lifecycle.
 
 Every change goes through the page (or the CLI command) an advocate, an admin or an operator uses;
 the index is then read back through the staff search page, ``search.querying`` or the index itself.
