@@ -32,10 +32,16 @@ from tests.support import (
     base_config,
     client_for,
     empty_tables,
-    pg_url,
 )
 
 IN_CI = os.environ.get("CI", "").lower() == "true"
+
+
+def _pg_url(url: str) -> str:
+    for prefix in ("postgresql://", "postgres://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix) :]
+    return url
 
 
 def pytest_sessionstart(session):
@@ -83,7 +89,7 @@ def database_urls(tmp_path_factory, mailbox_server):
     tmp = tmp_path_factory.mktemp("db")
     urls["sqlite"] = f"sqlite:///{tmp / 'portal-test.db'}"
     if PG_URL:
-        pg = pg_url(PG_URL)
+        pg = _pg_url(PG_URL)
         eng = create_engine(pg)
         with eng.begin() as conn:
             conn.execute(text("DROP SCHEMA public CASCADE"))
@@ -235,7 +241,7 @@ def empty_db_url(request, tmp_path):
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path / 'migrations.db'}"
         return
-    server = pg_url(PG_URL)
+    server = _pg_url(PG_URL)
     name = f"portal_mig_{uuid.uuid4().hex[:10]}"
     admin = create_engine(server, isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:

@@ -5,17 +5,17 @@ test module only stays in that module. Test modules never import other test modu
 (tests/test_habits.py checks it).
 
 Sections:
-  1. Settings and databases      base_config, PG_URL, BACKENDS, pg_url, empty_tables, reload
-  2. Clients and forms           FreshContextClient, csrf_from, post_form, login, logout, client_for, ...
-  3. Pages                       text, page_text, text_of, flashes, path_of
+  1. Settings and databases      base_config, PG_URL, BACKENDS, empty_tables, reload
+  2. Clients and forms           FreshContextClient, csrf_from, post_form, login, client_for, clone_client, ...
+  3. Pages                       text, page_text, text_of, path_of
   4. Mail                        free_port, Mail, Mailbox (a real SMTP server)
   5. Users and profiles          user, user_by_email, has_profile, profile_data, save_profile, profile_form, ...
   6. Opportunities               ALL_TYPES, atype, make_advocate, make_opp, participation_of, admin_form
   7. Recognition                 give, participate, make_reward, redeem, badge_keys, entries, ...
   8. Privacy                     fill_everything, fill_program_data (the program's data about one advocate)
-  9. Search                      find, names, staff_search, page_hits, indexed, pending_rows, person, ...
+  9. Search                      find, names, staff_search, page_hits, indexed, pending_rows, member, ...
  10. Threads                     run_threads
- 11. SQL recording               recorded_sql, writes_to
+ 11. SQL recording               recorded_sql
  12. Browser (tests/e2e)         sign_in
 
 Builders commit what they build and hand back plain ids (or detached objects), so that requests made
@@ -79,16 +79,9 @@ TEST_PASSWORD = "correct-horse-battery-9"
 
 
 # === 1. Settings and databases ======================================================================================
+
 PG_URL = os.environ.get("TEST_DATABASE_URL", "")
 BACKENDS = ["sqlite"] + (["postgresql"] if PG_URL else [])
-
-
-def pg_url(url: str) -> str:
-    """The SQLAlchemy URL of a PostgreSQL server URL, with the psycopg driver."""
-    for prefix in ("postgresql://", "postgres://"):
-        if url.startswith(prefix):
-            return "postgresql+psycopg://" + url[len(prefix) :]
-    return url
 
 
 def base_config(db_uri: str, mailbox: Mailbox, tmp_path) -> dict:
@@ -136,6 +129,8 @@ def reload(model, ident):
 
 
 # === 2. Clients and forms ===========================================================================================
+
+
 class FreshContextClient(FlaskClient):
     """Each request runs in its own app context, as in production.
 
@@ -174,11 +169,6 @@ def csrf_from(html: str) -> str:
     return m.group(1) or m.group(2)
 
 
-def csrf_token(client, page: str) -> str:
-    """The CSRF token of the form on ``page``."""
-    return csrf_from(client.get(page).get_data(as_text=True))
-
-
 def post_form(client, url: str, data: dict | None = None, page: str | None = None, **kw):
     """GET the page that holds the form (``page`` or ``url``), take its CSRF token and POST."""
     resp = client.get(page or url)
@@ -193,10 +183,6 @@ def login(client, email: str, password: str = TEST_PASSWORD, remember: bool = Fa
         data["remember"] = "y"
     url = "/auth/login" + (f"?next={next}" if next else "")
     return post_form(client, url, data, page="/auth/login")
-
-
-def logout(client):
-    return post_form(client, "/auth/logout", {}, page="/dashboard")
 
 
 def ensure_login(client, email):
@@ -224,14 +210,8 @@ def clone_client(app, source):
     return c
 
 
-def hidden_value(html: str, name: str) -> str:
-    m = re.search(rf'<input[^>]*name="{name}"[^>]*>', html)
-    assert m, f"no {name} field on the page"
-    value = re.search(r'value="([^"]*)"', m.group(0))
-    return html_unescape(value.group(1)) if value else ""
-
-
 # === 3. Pages =======================================================================================================
+
 html_unescape = html.unescape
 
 
@@ -252,11 +232,6 @@ def text_of(resp) -> str:
     return re.sub(r"\s+", " ", html_unescape(re.sub(r"<[^>]+>", " ", body))).strip()
 
 
-def flashes(client, url: str = "/rewards") -> str:
-    """The page where the redirect lands, unescaped (flash messages are shown once)."""
-    return page_text(client.get(url))
-
-
 def path_of(url: str) -> str:
     """The path (and query) of a link in a mail, which points at http://localhost."""
     assert url.startswith("http://localhost/")
@@ -264,6 +239,8 @@ def path_of(url: str) -> str:
 
 
 # === 4. Mail ========================================================================================================
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -359,6 +336,8 @@ class Mailbox:
 
 
 # === 5. Users and profiles ==========================================================================================
+
+
 def user(user_id: int) -> User:
     """The user as the database has it now, in the test's session."""
     db.session.rollback()
@@ -471,6 +450,7 @@ def profile_form(**over) -> dict:
 
 
 # === 6. Opportunities ===============================================================================================
+
 ALL_TYPES = ("speaking", "review", "reference_call", "advisory_board", "webinar", "case_study")
 
 
@@ -577,6 +557,7 @@ def admin_form(type_id: int, **overrides) -> dict:
 
 
 # === 7. Recognition: points, rewards, badges ========================================================================
+
 _seq = {"n": 0}
 
 
@@ -686,17 +667,6 @@ def redeem(client, reward_id: int, key: str | None = None):
     )
 
 
-def reward_edit_form(client, reward_id: int) -> dict:
-    """The edit form as the browser has it when opened: CSRF token and the stock it was drawn with."""
-    html = client.get(f"/admin/rewards/{reward_id}").get_data(as_text=True)
-    return {"csrf_token": csrf_from(html), "stock_seen": hidden_value(html, "stock_seen")}
-
-
-def edit_reward(client, reward_id: int, data: dict, opened: dict | None = None):
-    """POST the reward edit form; ``opened`` is a form opened earlier (reward_edit_form), else it is opened now."""
-    return client.post(f"/admin/rewards/{reward_id}", data={**(opened or reward_edit_form(client, reward_id)), **data})
-
-
 def badge_keys(user_id: int) -> set[str]:
     db.session.rollback()
     return set(
@@ -716,10 +686,6 @@ def entries(user_id: int | None = None, **filters) -> list[PointsEntry]:
     return list(db.session.scalars(q))
 
 
-def ledger_balance(user_id: int) -> int:
-    return sum(e.amount for e in entries(user_id))
-
-
 def cached(user_id: int) -> tuple[int, int]:
     """The cached (balance, lifetime earned) of the user."""
     db.session.rollback()
@@ -737,15 +703,6 @@ def assert_ledger_consistent(*user_ids: int) -> None:
         assert cached(uid) == (total, lifetime), f"user {uid}: cached {cached(uid)} != ledger ({total}, {lifetime})"
 
 
-def running_balances(user_id: int) -> list[int]:
-    """The balance after each entry, in the order the entries were written."""
-    out, total = [], 0
-    for e in entries(user_id):
-        total += e.amount
-        out.append(total)
-    return out
-
-
 def ledger_rows() -> dict[int, tuple]:
     """Every ledger row, all columns, to compare before and after."""
     cols = [c.key for c in PointsEntry.__table__.columns]
@@ -754,6 +711,7 @@ def ledger_rows() -> dict[int, tuple]:
 
 
 # === 8. Privacy: everything the program holds about one advocate ====================================================
+
 ADVOCATE_IP = "198.51.100.23"
 
 
@@ -952,6 +910,8 @@ def fill_program_data(advocate_id: int, admin_id: int, make_user, name: str = "A
 
 
 # === 9. Search ======================================================================================================
+
+
 def find(q: str = "", include_unavailable: bool = False, sort: str = "relevance", page: int = 1, **filters):
     """search.querying.search_advocates over the live index, as the test's session sees the database now."""
     db.session.rollback()
@@ -997,22 +957,6 @@ def indexed(uid: int) -> dict | None:
 def pending_rows() -> list[SearchPending]:
     db.session.rollback()
     return list(db.session.query(SearchPending).order_by(SearchPending.id))
-
-
-def person(make_user, email, story="", industry=None, country="DE", products=(), acts=("speaking",), **profile):
-    """An advocate with a confirmed profile written straight to the database, opted in to ``acts``, indexed."""
-    u = make_user(email=email, name=email.split("@")[0].title())
-    p = AdvocateProfile(user_id=u.id, story=story, country_code=country, confirmed_at=utcnow(), **profile)
-    if industry:
-        p.industry = db.session.query(Industry).filter_by(name=industry).one()
-    p.products = [db.session.query(Product).filter_by(name=n).one() for n in products]
-    db.session.add(p)
-    for key in acts:
-        t = db.session.query(ActivityType).filter_by(key=key).one()
-        db.session.add(ActivityPreference(user_id=u.id, activity_type_id=t.id, opted_in=True))
-    db.session.commit()
-    apply_pending(db.engine)
-    return u
 
 
 def advocate_profile(make_user, email: str, story: str = "", name: str | None = None, **data):
@@ -1092,6 +1036,8 @@ def set_story(user_id: int, story: str) -> None:
 
 
 # === 10. Threads ====================================================================================================
+
+
 def run_threads(n: int, fn, timeout: float = 120) -> list:
     """Run fn(0..n-1) in n threads released together by a barrier; returns the results in order, an exception
     raised by fn counting as its result (the test asserts on it). Fails if a thread does not finish."""
@@ -1115,6 +1061,8 @@ def run_threads(n: int, fn, timeout: float = 120) -> list:
 
 
 # === 11. SQL recording ==============================================================================================
+
+
 @contextmanager
 def recorded_sql():
     """Every SQL statement the engine runs inside the block (all sessions, all threads), lower case."""
@@ -1131,12 +1079,9 @@ def recorded_sql():
         event.remove(engine, "before_cursor_execute", before)
 
 
-def writes_to(statements: list[str], table: str) -> list[str]:
-    """The UPDATE and DELETE statements on ``table`` among those recorded."""
-    return [s for s in statements if re.match(rf'^(update\s+"?{table}"?\b|delete\s+from\s+"?{table}"?\b)', s)]
-
-
 # === 12. Browser (tests/e2e) ========================================================================================
+
+
 def sign_in(page, base, email, password=TEST_PASSWORD):
     """Sign in through the login page in the browser (Playwright ``page``) on the server at ``base``."""
     page.goto(f"{base}/auth/login")

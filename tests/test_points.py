@@ -26,7 +26,6 @@ from tests.support import (
     complete_profile_form,
     entries,
     give,
-    ledger_balance,
     ledger_rows,
     make_reward,
     page_text,
@@ -34,8 +33,17 @@ from tests.support import (
     recorded_sql,
     redeem,
     reload,
-    writes_to,
 )
+
+
+def ledger_balance(user_id: int) -> int:
+    return sum(e.amount for e in entries(user_id))
+
+
+def writes_to(statements: list[str], table: str) -> list[str]:
+    """The UPDATE and DELETE statements on ``table`` among those recorded."""
+    return [s for s in statements if re.match(rf'^(update\s+"?{table}"?\b|delete\s+from\s+"?{table}"?\b)', s)]
+
 
 # --- balances are sums of entries ------------------------------------------------------------------------------
 

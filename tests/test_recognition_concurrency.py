@@ -33,25 +33,32 @@ from tests.support import (
     assert_ledger_consistent,
     badge_keys,
     cached,
+    client_for,
     clone_client,
-    csrf_token,
+    csrf_from,
     entries,
     give,
-    login,
     make_reward,
     page_text,
     participation_row,
     post_form,
     reload,
     run_threads,
-    running_balances,
 )
 
 
-def _client_for(app, user):
-    c = app.test_client()
-    assert login(c, user.email).status_code == 302
-    return c
+def csrf_token(client, page: str) -> str:
+    """The CSRF token of the form on ``page``."""
+    return csrf_from(client.get(page).get_data(as_text=True))
+
+
+def running_balances(user_id: int) -> list[int]:
+    """The balance after each entry, in the order the entries were written."""
+    out, total = [], 0
+    for e in entries(user_id):
+        total += e.amount
+        out.append(total)
+    return out
 
 
 def _no_crashes(results):
@@ -138,7 +145,7 @@ def test_fifty_advocates_race_for_the_last_item(app, make_user, mailbox):
     for u in users:
         give(u.id, 500)
     rid = make_reward(cost=300, stock=1, name="Signed keyboard")
-    clients = [_client_for(app, u) for u in users]
+    clients = [client_for(app, u.email) for u in users]
     tokens = [csrf_token(c, "/rewards") for c in clients]
     db.session.rollback()
 

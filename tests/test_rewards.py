@@ -3,6 +3,7 @@ as messages, per-advocate limits, double submits, the order life cycle with its 
 catalog's validation, and escaping."""
 
 import re
+from html import unescape
 
 import pytest
 from sqlalchemy import func, select
@@ -14,17 +15,38 @@ from portal.services.errors import DomainError
 from tests.support import (
     assert_ledger_consistent,
     cached,
-    edit_reward,
+    csrf_from,
     entries,
-    flashes,
     give,
     make_reward,
     page_text,
     post_form,
     redeem,
     reload,
-    reward_edit_form,
 )
+
+
+def flashes(client, url: str = "/rewards") -> str:
+    """The page where the redirect lands, unescaped (flash messages are shown once)."""
+    return page_text(client.get(url))
+
+
+def hidden_value(html: str, name: str) -> str:
+    m = re.search(rf'<input[^>]*name="{name}"[^>]*>', html)
+    assert m, f"no {name} field on the page"
+    value = re.search(r'value="([^"]*)"', m.group(0))
+    return unescape(value.group(1)) if value else ""
+
+
+def reward_edit_form(client, reward_id: int) -> dict:
+    """The edit form as the browser has it when opened: CSRF token and the stock it was drawn with."""
+    html = client.get(f"/admin/rewards/{reward_id}").get_data(as_text=True)
+    return {"csrf_token": csrf_from(html), "stock_seen": hidden_value(html, "stock_seen")}
+
+
+def edit_reward(client, reward_id: int, data: dict, opened: dict | None = None):
+    """POST the reward edit form; ``opened`` is a form opened earlier (reward_edit_form), else it is opened now."""
+    return client.post(f"/admin/rewards/{reward_id}", data={**(opened or reward_edit_form(client, reward_id)), **data})
 
 
 def _redemptions(user_id=None):

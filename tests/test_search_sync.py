@@ -42,7 +42,7 @@ from tests.support import (
     staff_search,
 )
 
-# --- helpers (imported by the other test_search_* modules) --------------------------------------------------
+# --- helpers ------------------------------------------------------------------------------------------------------
 
 
 def indexed_opportunity_status(oid: int) -> str | None:
