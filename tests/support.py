@@ -5,9 +5,9 @@ test module only stays in that module. Test modules never import other test modu
 (tests/test_habits.py checks it).
 
 Sections:
-  1. Settings and databases      base_config, PG_URL, BACKENDS, empty_tables, reload
+  1. Settings and databases      base_config, PG_URL, BACKENDS, empty_tables, reload, audits
   2. Clients and forms           FreshContextClient, csrf_from, post_form, login, client_for, clone_client, ...
-  3. Pages                       text, page_text, text_of, path_of
+  3. Pages                       text, page_text, text_of, without_values, path_of
   4. Mail                        free_port, Mail, Mailbox (a real SMTP server)
   5. Users and profiles          user, user_by_email, has_profile, profile_data, save_profile, profile_form, ...
   6. Opportunities               ALL_TYPES, atype, make_advocate, make_opp, participation_of, admin_form
@@ -121,6 +121,15 @@ def empty_tables(engine) -> None:
                 conn.exec_driver_sql(sql)
 
 
+def audits(action: str, target_id: int | None = None) -> list[AuditEvent]:
+    """The audit events of ``action`` (on ``target_id``, if given), oldest first, as the database has them now."""
+    db.session.rollback()
+    q = select(AuditEvent).where(AuditEvent.action == action)
+    if target_id is not None:
+        q = q.where(AuditEvent.target_id == target_id)
+    return list(db.session.scalars(q.order_by(AuditEvent.id)))
+
+
 def reload(model, ident):
     """Read a row again as the database has it now (ends the test's own transaction first)."""
     db.session.rollback()
@@ -230,6 +239,11 @@ def text_of(resp) -> str:
     body = resp.get_data(as_text=True) if hasattr(resp, "get_data") else resp
     body = re.sub(r"<(script|style)[^>]*>.*?</\1>", " ", body, flags=re.S)
     return re.sub(r"\s+", " ", html_unescape(re.sub(r"<[^>]+>", " ", body))).strip()
+
+
+def without_values(html: str) -> str:
+    """The page with every value="..." emptied (the CSRF token, what was typed back), to compare two answers."""
+    return re.sub(r'value="[^"]*"', 'value=""', html)
 
 
 def path_of(url: str) -> str:

@@ -632,13 +632,6 @@ class LiveServer:
         self.thread.join(10)
 
 
-@pytest.fixture
-def after_response(app_config):
-    """As in production: a request's mail is sent once its response has gone out."""
-    app_config["OUTBOX_SEND_AFTER_RESPONSE"] = True
-    return app_config
-
-
 def _wait_for(predicate, timeout: float = 15.0):
     deadline = time.monotonic() + timeout
     while not (result := predicate()):

@@ -10,7 +10,6 @@ from sqlalchemy import func, select, text
 from portal.extensions import db
 from portal.models import (
     ActivityType,
-    AuditEvent,
     EntryKind,
     EntrySource,
     PointsBalance,
@@ -22,6 +21,7 @@ from portal.services import points, profiles, rewards
 from portal.services.errors import Conflict, DomainError, NotFound
 from tests.support import (
     assert_ledger_consistent,
+    audits,
     cached,
     complete_profile_form,
     entries,
@@ -312,17 +312,12 @@ def _adjust(client, email, amount, reason, key):
     )
 
 
-def _audits(action):
-    db.session.rollback()
-    return list(db.session.scalars(select(AuditEvent).where(AuditEvent.action == action).order_by(AuditEvent.id)))
-
-
 def test_admin_adjustment_needs_a_reason_and_is_audit_logged(app, admin_client, admin, advocate):
     for reason in ("", "   "):
         resp = _adjust(admin_client, advocate.email, 75, reason, "adj-noreason")
         assert resp.status_code == 422
         assert "This field is required" in page_text(resp)
-    assert entries(advocate.id) == [] and _audits("points.adjust") == []
+    assert entries(advocate.id) == [] and audits("points.adjust") == []
 
     resp = _adjust(admin_client, advocate.email, 75, "Great webinar answers", "adj-000001")
     assert resp.status_code == 302
@@ -334,7 +329,7 @@ def test_admin_adjustment_needs_a_reason_and_is_audit_logged(app, admin_client, 
         admin.id,
         "Great webinar answers",
     )
-    (event,) = _audits("points.adjust")
+    (event,) = audits("points.adjust")
     assert (event.actor_id, event.target_type, event.target_id) == (admin.id, "user", advocate.id)
     assert event.details["amount"] == 75 and event.details["reason"] == "Great webinar answers"
     assert event.details["entry_id"] == entry.id
@@ -342,7 +337,7 @@ def test_admin_adjustment_needs_a_reason_and_is_audit_logged(app, admin_client, 
 
     # The same form submitted twice adjusts once.
     assert _adjust(admin_client, advocate.email, 75, "Great webinar answers", "adj-000001").status_code == 302
-    assert len(entries(advocate.id)) == 1 and len(_audits("points.adjust")) == 1
+    assert len(entries(advocate.id)) == 1 and len(audits("points.adjust")) == 1
     assert cached(advocate.id) == (75, 75)
 
     # The service itself refuses a blank reason too (not only the form).
@@ -358,11 +353,11 @@ def test_negative_adjustment_beyond_the_balance_is_refused(app, admin_client, ad
     assert resp.status_code == 422
     assert "Not enough points" in page_text(resp)
     assert cached(advocate.id) == (60, 60) and len(entries(advocate.id)) == 1
-    assert _audits("points.adjust") == []
+    assert audits("points.adjust") == []
     # Down to exactly zero is fine.
     assert _adjust(admin_client, advocate.email, -60, "Reclaim test points", "adj-over-02").status_code == 302
     assert cached(advocate.id) == (0, 0)
-    assert len(_audits("points.adjust")) == 1
+    assert len(audits("points.adjust")) == 1
     assert_ledger_consistent(advocate.id)
 
 
@@ -387,7 +382,7 @@ def test_a_used_adjustment_form_sent_again_with_other_values_is_refused_not_lost
     page = page_text(admin_client.get("/admin/points"))
     assert f"That adjustment of {advocate.name}'s points was already recorded." in page
     assert "points by +50." not in page
-    assert [e.amount for e in entries(advocate.id)] == [50] and len(_audits("points.adjust")) == 1
+    assert [e.amount for e in entries(advocate.id)] == [50] and len(audits("points.adjust")) == 1
     # Through the service: a Conflict, and the flag tells a first adjustment from a repeat.
     with pytest.raises(Conflict):
         points.adjust(
