@@ -1,9 +1,10 @@
-"""Search documents built from the database in bulk, with plain SQL (Core) rows: building 50,000
-documents through the ORM took 16 s of a rebuild; this takes a fraction of that."""
+"""Search documents built from the database in bulk, with plain SQL (Core) rows: building them through
+the ORM (an object per row, relationships loaded one by one) was most of a rebuild's time."""
 
 from __future__ import annotations
 
 import hashlib
+import time
 from collections import defaultdict
 from datetime import UTC, datetime
 
@@ -60,8 +61,6 @@ NAMES_TTL = 30.0  # seconds; renaming a list item shows in documents written aft
 
 def _cached(session, what: str, load):
     """Small lookup tables (list names), kept for NAMES_TTL per database."""
-    import time
-
     key = (str(session.get_bind().url), what)
     hit = _cache.get(key)
     if hit and time.monotonic() - hit[0] < NAMES_TTL:

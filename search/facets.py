@@ -1,7 +1,7 @@
 """Facet counts and filters as bitsets (Python ints), built per index segment and cached.
 
 Whoosh's own grouping visits every match in Python, which made facet counts the slowest part of a
-search at 50,000 advocates (../shared/PERFORMANCE.md). Here each facet value owns a bitset of the
+search. Here each facet value owns a bitset of the
 documents that have it; a search turns its matches into one bitset, and a count is
 ``(matches & value_bits).bit_count()``: a C-level AND and popcount per value. Bitsets are built
 once per segment (segments never change, only their deletions do), so a refresh after a one-document
@@ -17,6 +17,8 @@ from collections import OrderedDict, defaultdict
 from dataclasses import dataclass, field
 from datetime import date
 
+from search.schema import PACKED
+
 FACETS = {  # facet name -> its position in the packed ``facets`` column (multi-valued: joined with '|')
     "industry": 0,
     "region": 1,
@@ -27,7 +29,7 @@ FACETS = {  # facet name -> its position in the packed ``facets`` column (multi-
     "fatigue": 6,
 }
 MULTI = {"product", "activity"}
-TERM_CACHE = 4096  # posting bitsets kept per segment (a 50,000-document segment: ~6 KB each)
+TERM_CACHE = 4096  # posting bitsets kept per segment (one bit per document of the segment each)
 SORT_DIRECTLY = 5000  # matches up to which a date sort sorts the matches instead of walking the sorted keys
 STATS_CACHE = 256  # per-term score lists kept per segment (larger: one entry per posting)
 RAW_CACHE = 4  # postings read for a bitset, kept until the same query asks for their score list
@@ -38,8 +40,8 @@ K1, B = 1.2, 0.75  # BM25 parameters (Whoosh's BM25F defaults)
 class TermStats:
     """A term's BM25 length-normalised frequency per document, best first (times idf = its score).
 
-    Compact arrays, not lists and dicts: a common term's stats took ~5 MB per 50,000 documents as
-    Python objects, ~0.8 MB as arrays (``norm_of`` is dense: 0.0 for documents without the term)."""
+    Compact arrays, not lists and dicts: a common term's stats hold an entry per document, and Python
+    objects take several times the memory (``norm_of`` is dense: 0.0 for documents without the term)."""
 
     docs: array
     norms: array
@@ -48,7 +50,7 @@ class TermStats:
 
 def _bulk_lengths(leaf, fieldname: str, size: int) -> list[int]:
     """Every document's length in a field, from the codec's one-byte-per-document length column read
-    in one go (``doc_field_length`` per document cost ~75 ms at 50,000 documents)."""
+    in one go (``doc_field_length`` is a Python call per document)."""
     from whoosh.codec.whoosh3 import LENGTHS_COLUMN, _lenfield
     from whoosh.util.numeric import byte_to_length
 
@@ -232,8 +234,6 @@ class SegmentFacets:
 
 
 def _build_segment(reader) -> SegmentFacets:
-    from search.schema import PACKED
-
     size = reader.doc_count_all()
     if not size:  # an index without segments (a new install): Whoosh's EmptyReader has no columns
         return SegmentFacets(0, {facet: {} for facet in FACETS}, [], {}, [], [])
@@ -345,7 +345,7 @@ class FacetView:
         count = bits.bit_count()
         limit = min(limit, count)
         if not limit:
-            return []  # (walking every document's key to find none took ~20 ms at 50,000)
+            return []  # (walking every document's key to find none is a pass over the whole index)
         if count <= SORT_DIRECTLY:  # few matches: sort them, rather than walk everyone's keys to find them
             keyed = []
             parts = self.parts

@@ -31,11 +31,13 @@ from datetime import datetime
 from pathlib import Path
 
 from flask import current_app, g, has_request_context
-from sqlalchemy import delete, event, select, update
+from sqlalchemy import delete, event, inspect, select, update
 from sqlalchemy.orm import Session
 from whoosh import index as windex
 from whoosh.index import LockError
+from whoosh.reading import SegmentReader
 
+from portal.extensions import db
 from portal.models import (
     ActivityPreference,
     AdvocateProfile,
@@ -278,8 +280,6 @@ MERGE_AFTER = 4  # small segments left by updates before a background merge fold
 def merge_tiny(writer, segments):
     """Merge policy for incremental writes: fold the small segments left by single-document updates
     into one, never rewrite a large one (that is 'flask search optimize', off the request path)."""
-    from whoosh.reading import SegmentReader
-
     small = [s for s in segments if s.doc_count_all() < TINY_SEGMENT]
     if len(small) < 2:
         return segments
@@ -298,7 +298,7 @@ _merging: dict[str, threading.Thread] = {}
 
 
 def merge_in_background(kind: str) -> threading.Thread | None:
-    """Fold the small segments together off the request path (a merge costs ~200 ms at 50,000)."""
+    """Fold the small segments together off the request path (a merge rewrites them: no user waits for it)."""
     key = f"{root()}:{kind}"
     running = _merging.get(key)
     if running is not None and running.is_alive():
@@ -395,8 +395,6 @@ NOT_INDEXED = {
 
 
 def _changes_indexed_data(obj) -> bool:
-    from sqlalchemy import inspect
-
     ignored = NOT_INDEXED.get(type(obj))
     if not ignored:
         return True
@@ -560,8 +558,6 @@ def apply_after_request(response):
     """after_request hook: the request committed changes to indexed data; bring the index up to date."""
     if not g.pop("search_dirty", False):
         return response
-    from portal.extensions import db
-
     try:
         # A short wait for the index lock: the user is waiting. If another writer (an optimize, a big
         # sync) holds it, the change stays queued for the next writer or 'flask search sync'.
@@ -576,8 +572,6 @@ def apply_after_request(response):
 
 def apply_after_appcontext(exc=None):
     """teardown_appcontext hook: changes committed outside a request (CLI, jobs) are applied now."""
-    from portal.extensions import db
-
     try:
         session = db.session()
     except Exception:
@@ -589,13 +583,3 @@ def apply_after_appcontext(exc=None):
     except Exception as err:
         log.warning("search index not updated now (will retry): %s", err)
         _note_failure(db.engine, err)
-
-
-def pending_count(session) -> int:
-    from sqlalchemy import func
-
-    return session.scalar(select(func.count()).select_from(SearchPending)) or 0
-
-
-def utc_stamp() -> str:
-    return utcnow().strftime("%Y-%m-%d %H:%M UTC")

@@ -14,10 +14,12 @@ from datetime import time as day_time
 from flask import current_app
 from markupsafe import Markup
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 from whoosh import highlight
 from whoosh.qparser import QueryParser
 from whoosh.query import And, Every, NullQuery, Or, Term
 
+from portal.extensions import db
 from portal.models import (
     ActivityType,
     AdvocateProfile,
@@ -30,6 +32,7 @@ from portal.models import (
     User,
     utcnow,
 )
+from portal.services import fatigue
 from portal.services.profiles import local_date, stale_days
 from search import ranking
 from search.facets import FACETS, FacetCache, bits_from_positions, freshness_labels
@@ -115,8 +118,6 @@ def warm(st: _Open | None = None, terms: int = WARM_TERMS) -> dict[str, float]:
     the posting bitsets and BM25 score lists of the most frequent content terms (the costliest to
     build on first use). Runs under the searcher's lock a step at a time, so searches interleave.
     Returns the milliseconds of each step."""
-    from portal.extensions import db
-
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
     st = st or searcher_for(ADVOCATES)
@@ -147,8 +148,6 @@ def warm(st: _Open | None = None, terms: int = WARM_TERMS) -> dict[str, float]:
                 seg.term_bits(leaf, "content", text)
                 seg.term_stats(leaf, "content", text, avgdl)
     timings["terms"] = (time.perf_counter() - t1) * 1000
-    from sqlalchemy.orm import Session
-
     with Session(db.engine) as session:  # its own session: the caller's (a test's, a request's) is left alone
         _labels(session)
     timings["total"] = (time.perf_counter() - t0) * 1000
@@ -293,8 +292,6 @@ LABELS_TTL = 60.0
 
 def _labels(session) -> dict[str, dict[str, str]]:
     """Display names of facet values (the lists admins manage), cached for a minute."""
-    import time
-
     key = str(session.get_bind().url)
     hit = _labels_cache.get(key)
     if hit and time.monotonic() - hit[0] < LABELS_TTL:
@@ -305,7 +302,7 @@ def _labels(session) -> dict[str, dict[str, str]]:
 
 
 def _load_labels(session) -> dict[str, dict[str, str]]:
-    """Plain rows, not ORM objects (loading the six lists as objects took ~40 ms, once a minute)."""
+    """Plain rows, not ORM objects (cheaper to load: six lists, once a minute)."""
 
     def pairs(key, name):
         return {str(k): v for k, v in session.execute(select(key, name)).all()}
@@ -479,8 +476,6 @@ def snippet(text: str, terms: set[str], schema) -> Markup | str:
 
 
 def _hits(session, uids: list[int], terms: set[str], schema, today: date) -> list[Hit]:
-    from portal.services import fatigue
-
     if not uids:
         return []
     users = {u.id: u for u in session.scalars(select(User).where(User.id.in_(uids)))}

@@ -257,7 +257,7 @@ def phrase_bits(searcher, view: FacetView, q) -> int:
 def _adjacent(leaf, fieldname: str, words, docs: list[int]) -> list[int]:
     """The documents of ``docs`` (which hold every word) where the words occur at consecutive positions,
     in order: what Whoosh's phrase matcher (slop 1) answers, from each word's positions read directly
-    (its span machinery cost about twice as much per candidate on a first query)."""
+    (cheaper per candidate than its span machinery on a first query)."""
     wanted = set(docs)
     decode = leaf.schema[fieldname].format.decode_positions
     per_word = []

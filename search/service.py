@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from sqlalchemy import func, select
 
 from portal.models import Opportunity, Role, SearchPending, Status, User, utcnow
+from portal.services import opportunities as opps
 from search import fallback, querying
 from search.indexing import (
     ADVOCATES,
@@ -35,8 +36,6 @@ def advocates(session, req: querying.AdvocateSearch) -> querying.Results:
 
 def opportunities_for(session, user, text: str, type_id: int | None):
     """(matches the advocate is eligible for, notes): text and type over the feed."""
-    from portal.services import opportunities as opps
-
     matches = opps.feed(session, user, type_id)
     notes: list[str] = []
     if not (text or "").strip():
