@@ -79,7 +79,9 @@ def register_extensions(app: Flask) -> None:
     login_manager.session_protection = "basic"
     import portal.security  # noqa: F401  (registers the user loader)
     from search.indexing import register_listeners
+    from search.whoosh_internals import verify_once
 
+    verify_once()  # a Whoosh upgrade that moved an internal the search reads stops the app here, naming it
     register_listeners(db.session)
 
 

@@ -17,6 +17,9 @@ from collections import OrderedDict, defaultdict
 from dataclasses import dataclass, field
 from datetime import date
 
+from whoosh.reading import SegmentReader
+
+from search import whoosh_internals
 from search.schema import PACKED
 
 FACETS = {  # facet name -> its position in the packed ``facets`` column (multi-valued: joined with '|')
@@ -46,61 +49,6 @@ class TermStats:
     docs: array
     norms: array
     norm_of: array
-
-
-def _bulk_lengths(leaf, fieldname: str, size: int) -> list[int]:
-    """Every document's length in a field, from the codec's one-byte-per-document length column read
-    in one go (``doc_field_length`` is a Python call per document)."""
-    from whoosh.codec.whoosh3 import LENGTHS_COLUMN, _lenfield
-    from whoosh.util.numeric import byte_to_length
-
-    col = leaf._perdoc._cached_reader(_lenfield(fieldname), LENGTHS_COLUMN)
-    if col is None:
-        return [0] * size
-    if getattr(col, "_fixedlen", None) != 1 or getattr(col, "_typecode", None) != "B":
-        raise TypeError("not a one-byte length column")
-    count = min(col._count, size)
-    data = bytes(col._dbfile.get(col._basepos, count)) if count else b""
-    table = [byte_to_length(b) if b else 0 for b in range(256)]
-    return [table[b] for b in data] + [0] * (size - count)
-
-
-def column_values(reader, fieldname: str) -> list[str]:
-    """Every document's value of a column, read in one go where the column type allows it (Whoosh's
-    iterator seeks and reads once per document)."""
-    col = reader.column_reader(fieldname)
-    raw = col.raw_column() if hasattr(col, "raw_column") else col
-    lengths = getattr(raw, "_lengths", None)
-    dbfile, basepos = getattr(raw, "_dbfile", None), getattr(raw, "_basepos", None)
-    if lengths is not None and dbfile is not None and basepos is not None and hasattr(col, "_translate"):
-        data = bytes(dbfile.get(basepos, sum(lengths)))
-        translate = col._translate
-        out, pos = [], 0
-        for n in lengths:
-            out.append(translate(data[pos : pos + n]))
-            pos += n
-        return out
-    return list(col)
-
-
-def _postings(leaf, fieldname, text) -> tuple[list[int], list[float]]:
-    """All (doc, term frequency) of a term, read a block at a time where the codec allows it."""
-    m = leaf.postings(fieldname, text)
-    ids: list[int] = []
-    weights: list[float] = []
-    if all(hasattr(m, a) for a in ("_read_ids", "_read_weights", "_next_block", "_atend")):
-        while not m._atend:
-            m._read_ids()
-            m._read_weights()
-            ids.extend(m._ids)
-            weights.extend(m._weights)
-            m._next_block()
-    else:  # another matcher type: one posting at a time
-        while m.is_active():
-            ids.append(m.id())
-            weights.append(m.weight())
-            m.next()
-    return ids, weights
 
 
 STALE_DAYS = 180  # PROFILE_STALE_DAYS's default; "aging" starts at half of it
@@ -170,15 +118,10 @@ class SegmentFacets:
     lengths: dict = field(default_factory=dict)  # field -> per-document length
     raw: OrderedDict = field(default_factory=OrderedDict)  # (field, term) -> postings just read, for term_stats
 
-    def field_lengths(self, leaf, fieldname: str) -> list[int] | None:
+    def field_lengths(self, leaf, fieldname: str) -> list[int]:
+        """Every document's length in the field (an empty segment, an empty index's reader: none)."""
         if fieldname not in self.lengths:
-            try:
-                self.lengths[fieldname] = _bulk_lengths(leaf, fieldname, self.size)
-            except Exception:
-                try:
-                    self.lengths[fieldname] = [leaf.doc_field_length(d, fieldname) or 0 for d in range(self.size)]
-                except Exception:
-                    self.lengths[fieldname] = None
+            self.lengths[fieldname] = whoosh_internals.field_lengths(leaf, fieldname, self.size) if self.size else []
         return self.lengths[fieldname]
 
     def term_stats(self, leaf, fieldname: str, text, avgdl: float) -> TermStats:
@@ -191,7 +134,7 @@ class SegmentFacets:
         if raw is not None:
             ids, tfs = raw
         elif (fieldname, text) in leaf:
-            ids, tfs = _postings(leaf, fieldname, text)
+            ids, tfs = whoosh_internals.read_postings(leaf, fieldname, text)
         else:
             ids, tfs = [], []
         lengths = self.field_lengths(leaf, fieldname)
@@ -220,7 +163,7 @@ class SegmentFacets:
         if (fieldname, text) in leaf:
             # Read with the frequencies: a relevance search asks for the term's score list next, and
             # finds the postings here instead of reading them a second time.
-            ids, tfs = _postings(leaf, fieldname, text)
+            ids, tfs = whoosh_internals.read_postings(leaf, fieldname, text)
             self.raw[key] = (ids, tfs)
             if len(self.raw) > RAW_CACHE:
                 self.raw.popitem(last=False)
@@ -241,7 +184,7 @@ def _build_segment(reader) -> SegmentFacets:
     confirmed, engaged = [], []
     n_facets = len(FACETS)
     names = PACKED[:n_facets]
-    for doc, raw in enumerate(column_values(reader, "facets")):
+    for doc, raw in enumerate(whoosh_internals.column_values(reader, "facets")):
         parts = raw.split("~") if raw else [""] * len(PACKED)
         for facet, value in zip(names, parts):
             if not value:
@@ -254,7 +197,7 @@ def _build_segment(reader) -> SegmentFacets:
         confirmed.append(int(parts[n_facets] or 0) if len(parts) > n_facets else 0)
         engaged.append(int(parts[n_facets + 1] or 0) if len(parts) > n_facets + 1 else 0)
     values = {facet: {v: bits_from_positions(docs, size) for v, docs in vals.items()} for facet, vals in groups.items()}
-    uids = [int(x) if x else -1 for x in column_values(reader, "uid")]
+    uids = [int(x) if x else -1 for x in whoosh_internals.column_values(reader, "uid")]
     seg = SegmentFacets(size, values, uids, {u: d for d, u in enumerate(uids)}, confirmed, engaged)
     seg.by_confirmed = sorted((-c, d) for d, c in enumerate(confirmed))
     seg.by_engaged = sorted((e, d) for d, e in enumerate(engaged))
@@ -278,8 +221,8 @@ class FacetCache:
         leaves_out = []
         seen = set()
         for leaf, base in leaves:
-            segment = leaf.segment() if hasattr(leaf, "segment") else None
-            key = segment.segment_id() if segment is not None else f"anon-{id(leaf)}"
+            # An empty index's reader (EmptyReader) has no segment: it has no documents either.
+            key = leaf.segment().segment_id() if isinstance(leaf, SegmentReader) else f"anon-{id(leaf)}"
             seen.add(key)
             seg = self.segments.get(key)
             if seg is None:

@@ -48,7 +48,7 @@ from portal.models import (
     User,
     utcnow,
 )
-from search import documents
+from search import documents, whoosh_internals
 from search.schema import advocate_schema, opportunity_schema
 
 log = logging.getLogger(__name__)
@@ -210,27 +210,19 @@ def open_searcher(ix, attempts: int = 20):
 
 
 def pin_segment_files(searcher) -> bool:
-    """Open every column file of each segment of ``searcher`` now (see open_searcher) and answer
-    has_column from what was opened, not from the directory as it is later. False when a segment
-    with documents has no stored-fields column (its files were deleted before they could be opened)."""
+    """Open every column file of each segment of ``searcher`` now (see open_searcher) and have it answer
+    has_column from what was opened, not from the directory as it is later (whoosh_internals). False
+    when a segment with documents has no stored-fields column (its files were deleted before they could
+    be opened)."""
     complete = True
     listing = None
     for leaf, _ in searcher.reader().leaf_readers():
-        perdoc = getattr(leaf, "_perdoc", None)
-        segment = getattr(leaf, "_segment", None)
-        if perdoc is None or segment is None or not hasattr(perdoc, "_colfiles"):
-            continue  # an empty index's reader has no segment
+        if not isinstance(leaf, SegmentReader):
+            continue  # an empty index's reader (EmptyReader) has no segment
         if listing is None:
-            listing = perdoc._storage.list()  # one directory listing for all segments
-        prefix, suffix = f"{segment.segment_id()}.", ".col"
-        for name in listing:
-            if name.startswith(prefix) and name.endswith(suffix):
-                fieldname = name[len(prefix) : -len(suffix)]
-                if fieldname not in perdoc._colfiles:
-                    perdoc._colfiles[fieldname] = perdoc._get_column_file(fieldname)
-        pinned = frozenset(perdoc._colfiles)
-        perdoc.has_column = pinned.__contains__
-        if segment.doc_count_all() and "_stored" not in pinned:
+            listing = leaf.storage().list()  # one directory listing for all segments
+        pinned = whoosh_internals.pin_column_files(leaf, listing)
+        if leaf.segment().doc_count_all() and "_stored" not in pinned:
             complete = False
     return complete
 
@@ -291,7 +283,7 @@ def merge_tiny(writer, segments):
 
 
 def small_segments(kind: str) -> int:
-    return sum(1 for s in open_index(kind)._segments() if s.doc_count_all() < TINY_SEGMENT)
+    return sum(1 for s in whoosh_internals.segments(open_index(kind)) if s.doc_count_all() < TINY_SEGMENT)
 
 
 _merging: dict[str, threading.Thread] = {}

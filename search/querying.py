@@ -232,7 +232,7 @@ def parse(schema, text: str, reader=None) -> tuple[object | None, list[str]]:
 
 
 def _has_unknown_field(q, schema) -> bool:
-    for fieldname, _ in q.iter_all_terms() if hasattr(q, "iter_all_terms") else []:
+    for fieldname, _ in q.iter_all_terms():
         if fieldname not in schema:
             return True
     return False
