@@ -6,7 +6,6 @@ import click
 from flask.cli import AppGroup
 
 from portal.extensions import db
-from portal.models import SearchPending
 from search import rebuild as rb
 from search.indexing import (
     ADVOCATES,
@@ -14,6 +13,7 @@ from search.indexing import (
     IndexUnavailable,
     apply_all_pending,
     index_exists,
+    queue,
     wait_for_merges,
     writer_for,
 )
@@ -46,8 +46,7 @@ def sync(refresh_fatigue):
             click.echo(f"There was no index; built one with {counts[ADVOCATES]:,} advocates.")
         if refresh_fatigue:
             changed = rb.stale_fatigue(db.session)
-            for uid in changed:
-                db.session.add(SearchPending(doc_type=ADVOCATES, doc_id=uid))
+            queue(db.session, ADVOCATES, changed)
             db.session.commit()
             if changed:
                 click.echo(f"{len(changed)} advocate(s) changed fatigue status.")

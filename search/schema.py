@@ -14,6 +14,9 @@ database without storing the text (search.documents.digest).
 from whoosh.analysis import StemmingAnalyzer
 from whoosh.fields import ID, STORED, TEXT, Schema
 
+ADVOCATES, OPPORTUNITIES = "advocates", "opportunities"  # the two indexes (and search_pending.doc_type)
+KEYS = {ADVOCATES: "uid", OPPORTUNITIES: "oid"}  # each index's unique key field
+
 # Order of the values packed in the ``facets`` column (see search.documents.advocate_docs).
 PACKED = ["industry", "region", "country", "size", "product", "activity", "fatigue", "confirmed_day", "engaged_day"]
 
@@ -40,3 +43,6 @@ def opportunity_schema() -> Schema:
         status=ID,
         digest=STORED,
     )
+
+
+SCHEMAS = {ADVOCATES: advocate_schema, OPPORTUNITIES: opportunity_schema}

@@ -18,7 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 
-from sqlalchemy import String, and_, cast, func, insert, literal, or_, select
+from sqlalchemy import and_, func, or_, select
 
 from portal.models import (
     ACTIVE_STATUSES,
@@ -30,9 +30,6 @@ from portal.models import (
     Participation,
     ParticipationStatus,
     ProgramSetting,
-    Role,
-    SearchPending,
-    Status,
     User,
     utcnow,
 )
@@ -47,7 +44,6 @@ LABELS = {
 WINDOW_DAYS = 90
 UNDER_USED_DAYS = 180
 ASK_STATUSES = (ParticipationStatus.REQUESTED, ParticipationStatus.APPROVED, ParticipationStatus.COMPLETED)
-SEARCH_ADVOCATES = "advocates"  # search_pending.doc_type of advocate documents (search.indexing.ADVOCATES)
 
 
 @dataclass
@@ -63,7 +59,6 @@ def policy(session) -> Policy:
 
 
 def set_policy(session, values: dict[str, int], actor_id: int) -> Policy:
-    before = policy(session)
     for key, value in values.items():
         if key not in DEFAULTS:
             raise DomainError(f"Unknown setting {key}.")
@@ -77,23 +72,7 @@ def set_policy(session, values: dict[str, int], actor_id: int) -> Policy:
     audit.record(session, "settings.fatigue", actor_id, None, **{k: int(v) for k, v in values.items()})
     session.flush()
     after = policy(session)
-    if after != before:
-        queue_all_for_reindex(session)
     return after
-
-
-def queue_all_for_reindex(session) -> None:
-    """Every active advocate's search document holds a fatigue status computed from the policy: queue
-    them all (one INSERT ... SELECT, in the caller's transaction). The next index writer, or the
-    ``flask search sync`` cron, applies them in batches; the admin's request does not wait for it."""
-    session.execute(
-        insert(SearchPending).from_select(
-            ["doc_type", "doc_id"],
-            select(cast(literal(SEARCH_ADVOCATES), String(20)), User.id).where(
-                User.role == Role.ADVOCATE, User.status == Status.ACTIVE
-            ),
-        )
-    )
 
 
 # --- plain words ---------------------------------------------------------------------------------------------
