@@ -78,11 +78,9 @@ def register_extensions(app: Flask) -> None:
     login_manager.login_message_category = "info"
     login_manager.session_protection = "basic"
     import portal.security  # noqa: F401  (registers the user loader)
-    from search.indexing import register_listeners
-    from search.whoosh_internals import verify_once
+    from search.seam import init_app as init_search
 
-    verify_once()  # a Whoosh upgrade that moved an internal the search reads stops the app here, naming it
-    register_listeners(db.session)
+    init_search(app, db.session)  # the backend, its start-up check (Whoosh internals), the listeners
 
 
 def register_blueprints(app: Flask) -> None:

@@ -50,7 +50,7 @@ from whoosh.reading import SegmentReader
 
 from portal.extensions import db
 from portal.models import SearchPending, utcnow
-from search import documents, whoosh_internals
+from search import backend, documents, whoosh_internals
 from search.schema import ADVOCATES, KEYS, OPPORTUNITIES, SCHEMAS
 
 log = logging.getLogger(__name__)
@@ -587,7 +587,7 @@ def apply_after_request(response):
     try:
         # A short wait for the index lock: the user is waiting. If another writer (an optimize, a big
         # sync) holds it, the change stays queued for the next writer or 'flask search sync'.
-        apply_pending(
+        backend().apply_pending(
             db.engine, patience=float(current_app.config.get("SEARCH_REQUEST_WRITER_PATIENCE", REQUEST_WRITER_PATIENCE))
         )
     except Exception as exc:  # never fail the user's request; the pending rows stay for later
@@ -605,7 +605,7 @@ def apply_after_appcontext(exc=None):
     if not session.info.pop("search_dirty", False):
         return
     try:
-        apply_pending(db.engine)
+        backend().apply_pending(db.engine)
     except Exception as err:
         log.warning("search index not updated now (will retry): %s", err)
         _note_failure(db.engine, err)
