@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 from flask import current_app
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # for the annotation only: importing search.seam here would load the whole index
     from search.seam import SearchBackend
 
 

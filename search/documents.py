@@ -57,7 +57,7 @@ SEP = "~"  # between the packed facet values of a document; "|" between the valu
 @dataclass(frozen=True)
 class Source:
     """Rows of ``model`` feed documents of the ``kind`` index through the mapped attributes ``attrs``
-    (columns, and the collections the builders read; None: every attribute).
+    (columns, and the collections the builders read).
 
     Followed (``key`` or ``everyone`` given): a new or deleted row, or a change to one of ``attrs``
     (many-to-one relationships that set one of them count too), queues the document whose id is the
@@ -69,7 +69,7 @@ class Source:
 
     model: type
     kind: str
-    attrs: frozenset[str] | None
+    attrs: frozenset[str]
     key: str | None = None
     everyone: Callable[[], Select] | None = None
     when: Callable[[Any], bool] | None = None

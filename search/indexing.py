@@ -351,7 +351,7 @@ def writer_for(kind: str, merge: bool = False, optimize: bool = False, patience:
 
 
 @functools.cache
-def _followed(model: type) -> tuple[tuple[documents.Source, frozenset[str] | None], ...]:
+def _followed(model: type) -> tuple[tuple[documents.Source, frozenset[str]], ...]:
     """The followed sources of ``model``, each with the attributes whose change queues its documents:
     the declared ones, and the many-to-one relationships that set one of them (before the flush only the
     relationship shows the change: ``profile.industry = x`` sets ``industry_id`` during the flush)."""
@@ -359,24 +359,20 @@ def _followed(model: type) -> tuple[tuple[documents.Source, frozenset[str] | Non
     for source in documents.SOURCES:
         if source.model is not model or not source.followed:
             continue
-        watched = source.attrs
-        if watched is not None:
-            mapper = inspect(model)
-            watched = watched | {
-                rel.key
-                for rel in mapper.relationships
-                if rel.direction is MANYTOONE
-                and any(mapper.get_property_by_column(col).key in watched for col in rel.local_columns)
-            }
-        out.append((source, watched))
+        mapper = inspect(model)
+        setters = {
+            rel.key
+            for rel in mapper.relationships
+            if rel.direction is MANYTOONE
+            and any(mapper.get_property_by_column(col).key in source.attrs for col in rel.local_columns)
+        }
+        out.append((source, source.attrs | setters))
     return tuple(out)
 
 
-def _changes_watched(session, obj, watched: frozenset[str] | None) -> bool:
+def _changes_watched(session, obj, watched: frozenset[str]) -> bool:
     if not session.is_modified(obj, include_collections=True):
         return False
-    if watched is None:
-        return True
     attrs = inspect(obj).attrs
     return any(attrs[key].history.has_changes() for key in watched)
 

@@ -150,11 +150,11 @@ def _columns(model):
 
 
 def _followed_attrs(model) -> dict[str, set[str]]:
-    """kind -> followed attributes of ``model`` (None in the declaration: all of them)."""
+    """kind -> followed attributes of ``model``."""
     out: dict[str, set[str]] = {}
     for s in documents.SOURCES:
         if s.model is model and s.followed:
-            out.setdefault(s.kind, set()).update(s.attrs if s.attrs is not None else {k for k, _ in _columns(model)})
+            out.setdefault(s.kind, set()).update(s.attrs)
     return out
 
 
@@ -242,7 +242,7 @@ def _declared(kind: str, keys: bool = True) -> set[tuple[str, str]]:
         if keys:
             out |= {(c.table.name, c.name) for c in mapper.primary_key}
         for prop in mapper.attrs:
-            if s.attrs is not None and prop.key not in s.attrs:
+            if prop.key not in s.attrs:
                 continue
             if isinstance(prop, ColumnProperty):
                 out |= {(c.table.name, c.name) for c in prop.columns}
@@ -292,7 +292,7 @@ def test_every_source_is_followed_or_says_why_not():
         assert s.followed != bool(s.why), s
         assert s.kind in (ADVOCATES, OPPORTUNITIES)
         mapper = sa.inspect(s.model)
-        assert s.attrs is None or s.attrs <= set(mapper.attrs.keys()), (s.model, s.attrs - set(mapper.attrs.keys()))
+        assert s.attrs and s.attrs <= set(mapper.attrs.keys()), (s.model, s.attrs - set(mapper.attrs.keys()))
 
 
 # --- the fatigue policy -------------------------------------------------------------------------------------------
