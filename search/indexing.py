@@ -15,11 +15,12 @@ with one INSERT ... SELECT, for the next writer or ``flask search sync`` (the ad
 wait for them). ``queue()`` adds rows by hand for what changes with time alone (``flask search sync``'s
 fatigue refresh). Nothing outside ``search/`` writes ``search_pending``.
 
-After the request (or CLI command) commits, the pending rows are applied under the index lock, reading
-the documents' state from the database *after* taking the lock, and deleted only once written. A
-failed write leaves them for the next writer or ``flask search sync``; nothing is lost and the user's
-request never fails. A request waits at most REQUEST_WRITER_PATIENCE for the index lock; the CLI and
-sync, WRITER_PATIENCE.
+After the request (or CLI command) commits, the hooks below ask the search backend (search.backend())
+to apply the pending rows; the Whoosh backend's apply_pending (below) writes them under the index lock,
+reading the documents' state from the database *after* taking the lock, and deletes them only once
+written. A failed write leaves them for the next writer or ``flask search sync``; nothing is lost and
+the user's request never fails. A request waits at most REQUEST_WRITER_PATIENCE for the index lock;
+the CLI and sync, WRITER_PATIENCE.
 
 While a rebuild (or optimize) builds a new generation it holds ``rebuild.lock`` and writes the
 ``rebuilding`` marker: writers then keep the rows they applied, for the new generation, and read past
