@@ -88,9 +88,9 @@ def register_extensions(app: Flask) -> None:
     login_manager.login_message_category = "info"
     login_manager.session_protection = "basic"
     import portal.security  # noqa: F401  (registers the user loader)
-    from search.indexing import register_listeners
+    from search.seam import init_app as init_search
 
-    register_listeners(db.session)
+    init_search(app, db.session)  # the backend, its start-up check (Whoosh internals), the listeners
 
 
 def register_signals(app: Flask) -> None:

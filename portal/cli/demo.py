@@ -396,9 +396,9 @@ def seed(if_empty, advocates):
                 click.echo(f"Demo advocate sign-in (password {DEMO_PASSWORD}): {advocate}")
             return
         raise click.ClickException("The database already has users; seed only an empty database.")
-    from search.indexing import ensure_index
+    from search import backend
 
-    ensure_index()  # an empty index first, so the seeded people are indexed as they are committed
+    backend().ensure_index()  # an empty index first, so the seeded people are indexed as they are committed
     rng = random.Random(2026)
     pw = hash_password(DEMO_PASSWORD)
     now = utcnow()
