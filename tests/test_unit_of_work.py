@@ -19,11 +19,12 @@ import pytest
 from sqlalchemy import event
 
 import search.indexing
+from portal.blueprints.auth import RESET_DONE
 from portal.database import SAFE_METHODS
 from portal.errors import in_unit_of_work, unit_of_work
 from portal.extensions import db
 from portal.models import Participation, ParticipationStatus, Redemption, User
-from portal.services import accounts, profiles
+from portal.services import accounts, participation, profiles
 from portal.services.errors import DomainError
 from tests.conftest import reload
 from tests.helpers import TEST_PASSWORD, csrf_from, login, post_form
@@ -114,8 +115,6 @@ def test_view_modules_neither_commit_nor_roll_back_nor_catch_domain_errors(app):
 
 
 def test_the_scan_finds_a_view_that_catches_a_subclass():
-    from portal.services import participation
-
     source = "try:\n    pass\nexcept (ValueError, participation.FatigueBlocked):\n    pass\n"
     assert _domain_error_handlers(source, {"participation": participation}) == (
         1,
@@ -372,8 +371,6 @@ def raising_app(app):
 
 
 def test_a_failed_commit_sends_no_mail_and_shows_no_success(raising_app, client, advocate, mailbox):
-    from portal.blueprints.auth import RESET_DONE
-
     token = csrf_from(client.get("/auth/forgot-password").get_data(as_text=True))
     with failing_commit():
         resp = client.post("/auth/forgot-password", data={"csrf_token": token, "email": advocate.email})
