@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 
 import pytest
-from flask.testing import FlaskClient
+from flask.testing import FlaskClient, FlaskCliRunner
 from sqlalchemy import create_engine, text
 
 from portal import create_app
@@ -156,6 +156,22 @@ class FreshContextClient(FlaskClient):
             _end_test_transaction()
 
 
+class OwnTransactionCliRunner(FlaskCliRunner):
+    """Each command begins its own unit of work, as `flask ...` does in its own process.
+
+    Flask's CLI reuses the app context a test keeps open, and with it the test's session: the
+    test's read transaction is ended first (``begin_write`` refuses to begin inside open work), and
+    again afterwards so the test sees what the command committed.
+    """
+
+    def invoke(self, cli=None, args=None, **kwargs):
+        _end_test_transaction()
+        try:
+            return super().invoke(cli, args, **kwargs)
+        finally:
+            _end_test_transaction()
+
+
 def _end_test_transaction():
     """End the test's own read transaction around each request, so that the test's session sees
     what the request committed (SQLite keeps a snapshot per open transaction). Tests commit the
@@ -172,6 +188,7 @@ def _end_test_transaction():
 def app(app_config):
     application = create_app(app_config)
     application.test_client_class = FreshContextClient
+    application.test_cli_runner_class = OwnTransactionCliRunner
     with application.app_context():
         lists.ensure_defaults(db.session)  # the lists admins manage (industries, countries, ...)
         ensure_default_badges(db.session)
