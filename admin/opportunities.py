@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from functools import partial
 from math import ceil
 
 from flask import abort, flash, redirect, render_template, request, url_for
@@ -10,6 +11,7 @@ from flask_login import current_user
 from sqlalchemy import func, select
 
 from admin.views import bp
+from portal.errors import refused_back_to, refused_form, unit_of_work
 from portal.extensions import db
 from portal.forms.auth import ConfirmForm
 from portal.forms.opportunities import AddAdvocateForm, DecisionForm, FatiguePolicyForm, OpportunityForm, StatusForm
@@ -28,8 +30,8 @@ from portal.models import (
     User,
     utcnow,
 )
+from portal.routing import MAX_ID
 from portal.services import fatigue, lists, opportunities, participation, profiles
-from portal.services.errors import DomainError
 
 
 def _fill(form: OpportunityForm) -> None:
@@ -84,24 +86,25 @@ def opportunities_list():
     )
 
 
+def _opportunity_page(form, opp=None):
+    return render_template("admin/opportunity_form.html", form=form, opp=opp)
+
+
 @bp.route("/opportunities/new", methods=["GET", "POST"])
+@unit_of_work
 def opportunity_new():
     form = OpportunityForm()
     _fill(form)
     if form.validate_on_submit():
-        try:
-            opp = opportunities.create(db.session, _input(form), current_user.id)
-        except DomainError as err:
-            db.session.rollback()
-            form.form_errors.append(err.message)
-        else:
-            db.session.commit()
-            flash(f"Draft saved. Open it when it is ready: {opp.title}", "success")
-            return redirect(url_for("admin.opportunity_detail", opp_id=opp.id))
-    return render_template("admin/opportunity_form.html", form=form, opp=None), 422 if request.method == "POST" else 200
+        refused_form(form, _opportunity_page)
+        opp = opportunities.create(db.session, _input(form), current_user.id)
+        flash(f"Draft saved. Open it when it is ready: {opp.title}", "success")
+        return redirect(url_for("admin.opportunity_detail", opp_id=opp.id))
+    return _opportunity_page(form), 422 if request.method == "POST" else 200
 
 
 @bp.route("/opportunities/<int:opp_id>/edit", methods=["GET", "POST"])
+@unit_of_work
 def opportunity_edit(opp_id):
     opp = db.get_or_404(Opportunity, opp_id)
     form = OpportunityForm(obj=opp if request.method == "GET" else None)
@@ -113,45 +116,39 @@ def opportunity_edit(opp_id):
         form.region_ids.data = [i.id for i in opp.regions]
         form.size_band_ids.data = [i.id for i in opp.size_bands]
     elif form.validate_on_submit():
-        try:
-            opportunities.update(db.session, opp, _input(form), current_user.id)
-        except DomainError as err:
-            db.session.rollback()
-            form.form_errors.append(err.message)
-        else:
-            db.session.commit()
-            flash("Saved.", "success")
-            return redirect(url_for("admin.opportunity_detail", opp_id=opp.id))
-    return render_template("admin/opportunity_form.html", form=form, opp=opp), 422 if request.method == "POST" else 200
+        refused_form(form, partial(_opportunity_page, opp=opp))
+        opportunities.update(db.session, opp, _input(form), current_user.id)
+        flash("Saved.", "success")
+        return redirect(url_for("admin.opportunity_detail", opp_id=opp.id))
+    return _opportunity_page(form, opp), 422 if request.method == "POST" else 200
 
 
 @bp.route("/opportunities/<int:opp_id>/duplicate", methods=["POST"])
+@unit_of_work
 def opportunity_duplicate(opp_id):
     if not ConfirmForm().validate_on_submit():
         abort(400)
     copy = opportunities.duplicate(db.session, db.get_or_404(Opportunity, opp_id), current_user.id)
-    db.session.commit()
     flash("A draft copy was made; adjust it and open it.", "success")
     return redirect(url_for("admin.opportunity_edit", opp_id=copy.id))
 
 
 @bp.route("/opportunities/<int:opp_id>/status", methods=["POST"])
+@unit_of_work
 def opportunity_status(opp_id):
     form = StatusForm()
     opp = db.get_or_404(Opportunity, opp_id)
     if not form.validate_on_submit():
         abort(400)
     try:
-        opportunities.set_status(db.session, opp, OpportunityStatus(form.status.data), current_user.id)
+        new_status = OpportunityStatus(form.status.data)
     except ValueError:
         abort(400)
-    except DomainError as err:
-        db.session.rollback()
-        flash(err.message, "error")
-    else:
-        db.session.commit()
-        flash(f"The opportunity is now {opp.status.value}.", "success")
-    return redirect(url_for("admin.opportunity_detail", opp_id=opp.id))
+    back = url_for("admin.opportunity_detail", opp_id=opp.id)
+    refused_back_to(back)
+    opportunities.set_status(db.session, opp, new_status, current_user.id)
+    flash(f"The opportunity is now {opp.status.value}.", "success")
+    return redirect(back)
 
 
 @bp.route("/opportunities/<int:opp_id>")
@@ -183,8 +180,6 @@ def _flash_errors(form) -> None:
 
 
 def _find_advocate(value: str) -> User | None:
-    from portal.routing import MAX_ID
-
     value = (value or "").strip()
     if value.isdigit():
         user = db.session.get(User, int(value)) if 0 < int(value) <= MAX_ID else None
@@ -194,73 +189,64 @@ def _find_advocate(value: str) -> User | None:
 
 
 @bp.route("/opportunities/<int:opp_id>/add", methods=["POST"])
+@unit_of_work
 def opportunity_add_advocate(opp_id):
     opp = db.get_or_404(Opportunity, opp_id)
     form = AddAdvocateForm()
-    back = redirect(url_for("admin.opportunity_detail", opp_id=opp.id))
+    back = url_for("admin.opportunity_detail", opp_id=opp.id)
     if not form.validate_on_submit():
         _flash_errors(form)
-        return back
+        return redirect(back)
     who = _find_advocate(form.advocate.data)
     if who is None:
         flash("No advocate has that email address or id.", "error")
-        return back
+        return redirect(back)
     name = who.name
-    try:
-        participation.add_by_admin(
-            db.session, opp.id, who.id, current_user, form.override_reason.data, form.message.data or ""
-        )
-    except fatigue.AskRefused as err:
-        db.session.rollback()
-        flash(f"Not added: {err.message} To add {name} anyway, give an override reason.", "error")
-    except DomainError as err:
-        db.session.rollback()
-        flash(err.message, "error")
-    else:
-        db.session.commit()
-        flash(f"{name} is in; they have been emailed.", "success")
-    return back
+    refused_back_to(
+        back,
+        messages={
+            fatigue.AskRefused: lambda err: f"Not added: {err.message} To add {name} anyway, give an override reason."
+        },
+    )
+    participation.add_by_admin(
+        db.session, opp.id, who.id, current_user, form.override_reason.data, form.message.data or ""
+    )
+    flash(f"{name} is in; they have been emailed.", "success")
+    return redirect(back)
 
 
-def _decide(action, participation_id):
-    form = DecisionForm()
-    p = db.get_or_404(Participation, participation_id)
-    opp_id = p.opportunity_id
-    if not form.validate_on_submit():
-        _flash_errors(form)
-        return redirect(url_for("admin.opportunity_detail", opp_id=opp_id))
-    try:
-        if action == "approve":
-            participation.approve(db.session, p.id, current_user, form.message.data or "", form.override_reason.data)
-        elif action == "decline":
-            participation.decline(db.session, p.id, current_user, form.message.data or "")
-        elif action == "complete":
-            participation.complete(db.session, p.id, current_user)
-        else:
-            participation.no_show(db.session, p.id, current_user)
-    except fatigue.AskRefused as err:
-        db.session.rollback()
-        flash("Not approved: " + err.message + " To approve anyway, give an override reason.", "error")
-    except DomainError as err:
-        db.session.rollback()
-        flash(err.message, "error")
-    else:
-        db.session.commit()
-        flash(
-            {
-                "approve": "Approved; the advocate has been emailed.",
-                "decline": "Declined; the advocate has been emailed.",
-                "complete": "Completed; points credited and the advocate emailed.",
-                "no_show": "Marked as a no-show.",
-            }[action],
-            "success",
-        )
-    return redirect(url_for("admin.opportunity_detail", opp_id=opp_id))
+def _not_approved(err) -> str:
+    return "Not approved: " + err.message + " To approve anyway, give an override reason."
 
 
 @bp.route("/participations/<int:participation_id>/<any(approve, decline, complete, no_show):action>", methods=["POST"])
+@unit_of_work
 def participation_action(participation_id, action):
-    return _decide(action, participation_id)
+    form = DecisionForm()
+    p = db.get_or_404(Participation, participation_id)
+    back = url_for("admin.opportunity_detail", opp_id=p.opportunity_id)
+    if not form.validate_on_submit():
+        _flash_errors(form)
+        return redirect(back)
+    refused_back_to(back, messages={fatigue.AskRefused: _not_approved})
+    if action == "approve":
+        participation.approve(db.session, p.id, current_user, form.message.data or "", form.override_reason.data)
+    elif action == "decline":
+        participation.decline(db.session, p.id, current_user, form.message.data or "")
+    elif action == "complete":
+        participation.complete(db.session, p.id, current_user)
+    else:
+        participation.no_show(db.session, p.id, current_user)
+    flash(
+        {
+            "approve": "Approved; the advocate has been emailed.",
+            "decline": "Declined; the advocate has been emailed.",
+            "complete": "Completed; points credited and the advocate emailed.",
+            "no_show": "Marked as a no-show.",
+        }[action],
+        "success",
+    )
+    return redirect(back)
 
 
 @bp.route("/boards")
@@ -293,28 +279,28 @@ def boards():
     )
 
 
+def _settings_page(form):
+    return render_template("admin/settings.html", form=form)
+
+
 @bp.route("/settings", methods=["GET", "POST"])
+@unit_of_work
 def settings():
     pol = fatigue.policy(db.session)
     form = FatiguePolicyForm(data=pol.__dict__ if request.method == "GET" else None)
     if form.validate_on_submit():
-        try:
-            fatigue.set_policy(
-                db.session,
-                {
-                    "max_engagements_90d": form.max_engagements_90d.data,
-                    "reference_call_gap_days": form.reference_call_gap_days.data or 0,
-                },
-                current_user.id,
-            )
-        except DomainError as err:
-            db.session.rollback()
-            form.form_errors.append(err.message)
-        else:
-            db.session.commit()
-            flash("The fatigue policy is saved.", "success")
-            return redirect(url_for("admin.settings"))
-    return render_template("admin/settings.html", form=form), 422 if request.method == "POST" else 200
+        refused_form(form, _settings_page)
+        fatigue.set_policy(
+            db.session,
+            {
+                "max_engagements_90d": form.max_engagements_90d.data,
+                "reference_call_gap_days": form.reference_call_gap_days.data or 0,
+            },
+            current_user.id,
+        )
+        flash("The fatigue policy is saved.", "success")
+        return redirect(url_for("admin.settings"))
+    return _settings_page(form), 422 if request.method == "POST" else 200
 
 
 ADVOCATES_PER_PAGE = 50

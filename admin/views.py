@@ -5,11 +5,12 @@ from flask_login import current_user
 from sqlalchemy import select
 
 from admin.forms import ApproveForm, DeclineForm
+from portal.errors import refused_back_to, unit_of_work
 from portal.extensions import db
 from portal.models import AuditEvent, Role, Status, User
+from portal.routing import MAX_ID
 from portal.security import admin_required
 from portal.services import accounts
-from portal.services.errors import DomainError
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
 
@@ -36,8 +37,6 @@ def pending():
 
 
 def _target(form) -> User:
-    from portal.routing import MAX_ID
-
     try:
         user_id = int(form.user_id.data)
     except (TypeError, ValueError):
@@ -48,34 +47,28 @@ def _target(form) -> User:
 
 
 @bp.route("/pending/approve", methods=["POST"])
+@unit_of_work
 def approve():
     form = ApproveForm()
     if not form.validate_on_submit():
         abort(400)
     user = _target(form)
-    try:
-        accounts.approve(db.session, user, actor_id=current_user.id)
-    except DomainError as err:
-        flash(err.message, "error")
-    else:
-        db.session.commit()
-        flash(f"{user.name} is approved and has been emailed.", "success")
+    refused_back_to(url_for("admin.pending"))
+    accounts.approve(db.session, user, actor_id=current_user.id)
+    flash(f"{user.name} is approved and has been emailed.", "success")
     return redirect(url_for("admin.pending"))
 
 
 @bp.route("/pending/decline", methods=["POST"])
+@unit_of_work
 def decline():
     form = DeclineForm()
     if not form.validate_on_submit():
         abort(400)
     user = _target(form)
-    try:
-        accounts.reject(db.session, user, actor_id=current_user.id, reason=form.reason.data or "")
-    except DomainError as err:
-        flash(err.message, "error")
-    else:
-        db.session.commit()
-        flash(f"{user.name}'s application is declined.", "success")
+    refused_back_to(url_for("admin.pending"))
+    accounts.reject(db.session, user, actor_id=current_user.id, reason=form.reason.data or "")
+    flash(f"{user.name}'s application is declined.", "success")
     return redirect(url_for("admin.pending"))
 
 

@@ -24,7 +24,7 @@ from collections import defaultdict
 from datetime import date
 from pathlib import Path
 
-from sqlalchemy import func, or_, select, text
+from sqlalchemy import func, or_, select
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -123,7 +123,7 @@ def run_size(n: int, runs: int, procs: int, workdir: Path, cold_runs: int = 2) -
     from portal.models import AdvocateProfile, User
     from portal.services import lists
     from search import querying
-    from search.indexing import _merging, apply_pending, current_dir, wait_for_merges
+    from search.indexing import _merging, apply_pending, current_dir, discard_pending, wait_for_merges
     from search.rebuild import rebuild
 
     dbfile = workdir / f"bench-{n}.db"
@@ -144,7 +144,7 @@ def run_size(n: int, runs: int, procs: int, workdir: Path, cold_runs: int = 2) -
         db.session.commit()
         t = time.perf_counter()
         generate(db.session, n)
-        db.session.execute(text("DELETE FROM search_pending"))
+        discard_pending(db.session)  # the rebuild below reads everything
         db.session.commit()
         out["generate_s"] = time.perf_counter() - t
         print(f"  {n:,} advocates generated in {out['generate_s']:.1f} s", flush=True)

@@ -6,8 +6,24 @@ from pathlib import Path
 
 from flask import Flask
 from jinja2 import select_autoescape
+from werkzeug.middleware.proxy_fix import ProxyFix
 
+from admin import bp as admin_bp
+from portal import templating
+from portal.blueprints import account, auth, main, opportunities, profile, recognition
+from portal.cli import GROUPS
 from portal.config import load_config
+from portal.database import begin_write_for_unsafe_methods, configure_engine
+from portal.errors import register_errorhandlers as register_error_pages
+from portal.extensions import csrf, db, limiter, login_manager, mail, migrate
+from portal.routing import BoundedIntConverter
+from portal.security import TrustedHostsMiddleware, set_security_headers  # (also registers the user loader)
+from portal.services import badges
+from portal.services.outbox import deliver_after_appcontext, deliver_after_request
+from search.cli import search_cli
+from search.indexing import apply_after_appcontext, apply_after_request
+from search.seam import init_app as init_search
+from search.views import bp as search_bp
 
 PACKAGE = Path(__file__).resolve().parent
 ROOT = PACKAGE.parent
@@ -46,13 +62,9 @@ def register_middleware(app: Flask) -> None:
     to build their links); behind a reverse proxy, trust its X-Forwarded-* headers, as many hops as
     configured (0: ignore them, so a client talking to the app directly cannot forge its address,
     scheme or host)."""
-    from portal.security import TrustedHostsMiddleware
-
     app.wsgi_app = TrustedHostsMiddleware(app.wsgi_app, app.config)
     hops = {name: app.config[f"PROXY_FIX_X_{name.upper()}"] for name in ("for", "proto", "host", "port", "prefix")}
     if any(hops.values()):
-        from werkzeug.middleware.proxy_fix import ProxyFix
-
         app.wsgi_app = ProxyFix(
             app.wsgi_app,
             x_for=hops["for"],
@@ -66,15 +78,10 @@ def register_middleware(app: Flask) -> None:
 def configure_jinja(app: Flask) -> None:
     # Escape user content in every template, plain-text emails included.
     app.jinja_env.autoescape = select_autoescape(enabled_extensions=("html", "htm", "xml", "txt"), default=True)
-    from portal import templating
-
     templating.register(app)
 
 
 def register_extensions(app: Flask) -> None:
-    from portal.database import configure_engine
-    from portal.extensions import csrf, db, limiter, login_manager, mail, migrate
-
     db.init_app(app)
     with app.app_context():
         configure_engine(db.engine, app.config["SQLITE_BUSY_TIMEOUT_MS"])
@@ -87,27 +94,17 @@ def register_extensions(app: Flask) -> None:
     login_manager.login_message = "Please sign in to see that page."
     login_manager.login_message_category = "info"
     login_manager.session_protection = "basic"
-    import portal.security  # noqa: F401  (registers the user loader)
-    from search.indexing import register_listeners
-
-    register_listeners(db.session)
+    init_search(app, db.session)  # the backend, its start-up check (Whoosh internals), the listeners
 
 
 def register_signals(app: Flask) -> None:
     """Connect the receivers of portal.signals (what follows a credit); once per process, however many apps."""
-    from portal.services import badges
-
     badges.connect()
 
 
 def register_blueprints(app: Flask) -> None:
-    from portal.routing import BoundedIntConverter
-
-    app.url_map.converters["int"] = BoundedIntConverter  # before any rule is added
-    from admin import bp as admin_bp
-    from portal.blueprints import account, auth, main, opportunities, profile, recognition
-    from search.views import bp as search_bp
-
+    # Before any rule is added: blueprints add their rules when registered (importing them adds none).
+    app.url_map.converters["int"] = BoundedIntConverter
     app.register_blueprint(main.bp)
     app.register_blueprint(auth.bp)
     app.register_blueprint(account.bp)
@@ -119,17 +116,13 @@ def register_blueprints(app: Flask) -> None:
 
 
 def register_errorhandlers(app: Flask) -> None:
-    from portal.errors import register_errorhandlers as register
-
-    register(app)
+    register_error_pages(app)
 
 
 def register_hooks(app: Flask) -> None:
-    from portal.database import begin_write_for_unsafe_methods
-    from portal.security import set_security_headers
-    from portal.services.outbox import deliver_after_appcontext, deliver_after_request
-    from search.indexing import apply_after_appcontext, apply_after_request
-
+    """An unsafe request begins its unit of work as a writer; its view's unit_of_work commits it, inside
+    the view call, so every after_request hook below runs after the commit: mail is sent and the index
+    updated only for committed work (after_request hooks run in reverse order of registration)."""
     app.before_request(begin_write_for_unsafe_methods)
     app.after_request(set_security_headers)
     app.after_request(deliver_after_request)
@@ -139,8 +132,5 @@ def register_hooks(app: Flask) -> None:
 
 
 def register_commands(app: Flask) -> None:
-    from portal.cli import GROUPS
-    from search.cli import search_cli
-
     for group in [*GROUPS, search_cli]:
         app.cli.add_command(group)

@@ -1,4 +1,4 @@
-"""flask search reindex | sync | check | optimize"""
+"""flask search reindex | sync | check | optimize (through the search backend, search.backend())"""
 
 from __future__ import annotations
 
@@ -6,17 +6,9 @@ import click
 from flask.cli import AppGroup
 
 from portal.extensions import db
-from portal.models import SearchPending
-from search import rebuild as rb
-from search.indexing import (
-    ADVOCATES,
-    OPPORTUNITIES,
-    IndexUnavailable,
-    apply_all_pending,
-    index_exists,
-    wait_for_merges,
-    writer_for,
-)
+from search import backend, documents
+from search.schema import ADVOCATES, OPPORTUNITIES
+from search.seam import IndexUnavailable
 
 search_cli = AppGroup("search", help="The search index.")
 
@@ -25,10 +17,10 @@ search_cli = AppGroup("search", help="The search index.")
 @click.option("--procs", type=int, default=None, help="Writer processes (default: up to 2).")
 def reindex(procs):
     """Build a new index beside the live one and swap it in (search keeps answering)."""
-    total = len(rb.documents.all_advocate_ids(db.session))
+    total = len(documents.all_advocate_ids(db.session))
     db.session.commit()
     with click.progressbar(length=total, label="Indexing advocates", show_pos=True) as bar:
-        counts = rb.rebuild(db.engine, progress=bar.update, procs=procs)
+        counts = backend().rebuild(db.engine, progress=bar.update, procs=procs)
     click.echo(f"Indexed {counts[ADVOCATES]:,} advocates and {counts[OPPORTUNITIES]:,} opportunities; swapped in.")
 
 
@@ -41,33 +33,21 @@ def reindex(procs):
 def sync(refresh_fatigue):
     """Apply pending index changes (and time-dependent ones)."""
     try:
-        if not index_exists():  # lost (or a new install): an empty index would hide everyone not queued
-            counts = rb.rebuild(db.engine)
-            click.echo(f"There was no index; built one with {counts[ADVOCATES]:,} advocates.")
-        if refresh_fatigue:
-            changed = rb.stale_fatigue(db.session)
-            for uid in changed:
-                db.session.add(SearchPending(doc_type=ADVOCATES, doc_id=uid))
-            db.session.commit()
-            if changed:
-                click.echo(f"{len(changed)} advocate(s) changed fatigue status.")
-        # While a rebuild really runs (its lock is held) the rows applied are kept for its new generation
-        # and it applies them itself; a marker left by a killed rebuild is removed and ignored.
-        total = apply_all_pending(db.engine)
-        for kind in (ADVOCATES, OPPORTUNITIES):  # fold the small segments of the day's updates
-            with writer_for(kind, merge=True):
-                pass
-        wait_for_merges()
+        report = backend().sync(db.engine, refresh_fatigue=refresh_fatigue)
     except IndexUnavailable as exc:
         raise click.ClickException(f"{exc}. Run 'flask search reindex'.") from None
-    click.echo(f"Applied {total} pending change(s).")
+    if report.rebuilt is not None:
+        click.echo(f"There was no index; built one with {report.rebuilt:,} advocates.")
+    if report.fatigue_changed:
+        click.echo(f"{report.fatigue_changed} advocate(s) changed fatigue status.")
+    click.echo(f"Applied {report.applied} pending change(s).")
 
 
 @search_cli.command("check")
 def check():
     """Report drift between the index and the database; exit 1 if any."""
     try:
-        problems = rb.check(db.session)
+        problems = backend().check(db.session)
     except IndexUnavailable as exc:
         raise click.ClickException(f"{exc}. Run 'flask search reindex'.") from None
     for p in problems:
@@ -84,7 +64,7 @@ def optimize():
     The live index's writer lock is not held meanwhile: changes saved during the merge are written to
     the live index at once and applied to the merged one after the swap."""
     try:
-        counts = rb.optimize(db.engine, progress=lambda kind: click.echo(f"Merging the {kind} index..."))
+        counts = backend().optimize(db.engine, progress=lambda kind: click.echo(f"Merging the {kind} index..."))
     except IndexUnavailable as exc:
         raise click.ClickException(f"{exc}. Run 'flask search reindex'.") from None
     except RuntimeError as exc:

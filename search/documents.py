@@ -1,25 +1,39 @@
-"""Search documents built from the database in bulk, with plain SQL (Core) rows: building 50,000
-documents through the ORM took 16 s of a rebuild; this takes a fraction of that."""
+"""The search documents: what feeds them (``SOURCES``), and how they are built from the database.
+
+``SOURCES`` declares, once, which models and columns each document (advocate, opportunity) is built
+from, and which of them the index follows as they change: search.indexing derives its listeners from
+it (a change to a followed column queues the document in ``search_pending``, in the same transaction;
+a change to any other column queues nothing), and tests check it against the columns the builders
+below actually read.
+
+The builders work in bulk, with plain SQL (Core) rows: building documents through the ORM (an object
+per row, relationships loaded one by one) was most of a rebuild's time."""
 
 from __future__ import annotations
 
 import hashlib
+import time
 from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import Select, func, select
 
 from portal.models import (
     ENGAGED_STATUSES,
     ActivityPreference,
     ActivityType,
     AdvocateProfile,
+    Blackout,
     Country,
     Industry,
     Opportunity,
     OpportunityStatus,
     Participation,
     Product,
+    ProgramSetting,
     Region,
     Role,
     SizeBand,
@@ -31,9 +45,124 @@ from portal.models import (
     utcnow,
 )
 from portal.services import fatigue
+from search.schema import ADVOCATES, OPPORTUNITIES
 
 NEVER = 0  # day number used when an advocate never confirmed / never engaged
 SEP = "~"  # between the packed facet values of a document; "|" between the values of one facet
+
+
+# --- what feeds each document ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Source:
+    """Rows of ``model`` feed documents of the ``kind`` index through the mapped attributes ``attrs``
+    (columns, and the collections the builders read).
+
+    Followed (``key`` or ``everyone`` given): a new or deleted row, or a change to one of ``attrs``
+    (many-to-one relationships that set one of them count too), queues the document whose id is the
+    row's ``key`` attribute (and the one it held before, when the change moved the row), or, with
+    ``everyone``, every document that select gives (one INSERT ... SELECT in the same transaction: no
+    rows are loaded). ``when``: only rows it accepts feed the documents at all.
+    Not followed (``why`` says why): the builders read these, but a change to them alone is not
+    queued."""
+
+    model: type
+    kind: str
+    attrs: frozenset[str]
+    key: str | None = None
+    everyone: Callable[[], Select] | None = None
+    when: Callable[[Any], bool] | None = None
+    why: str = ""
+
+    @property
+    def followed(self) -> bool:
+        return self.key is not None or self.everyone is not None
+
+
+def active_advocates() -> Select:
+    """The ids of the advocates who have a document: active ones."""
+    return select(User.id).where(User.role == Role.ADVOCATE, User.status == Status.ACTIVE)
+
+
+def _attrs(*names: str) -> frozenset[str]:
+    return frozenset(names)
+
+
+LISTS = "list names are read through a cache (NAMES_TTL); a renamed item reaches documents as they are rewritten"
+SOURCES: tuple[Source, ...] = (
+    # advocates: their account, profile, preferences, availability and engagements (the fatigue facet)
+    Source(
+        User,
+        ADVOCATES,
+        _attrs("name", "company", "job_title", "role", "status", "approved_at", "created_at"),
+        key="id",
+    ),
+    Source(
+        AdvocateProfile,
+        ADVOCATES,
+        _attrs(
+            "industry_id",
+            "size_band_id",
+            "country_code",
+            "story",
+            "confirmed_at",
+            "products",
+            "tags",
+            # fatigue: pauses, the advocate's own ask limits, and their calendar day (time zone)
+            "paused_until",
+            "max_asks_per_month",
+            "max_asks_per_quarter",
+            "timezone",
+        ),
+        key="user_id",
+    ),
+    Source(ActivityPreference, ADVOCATES, _attrs("user_id", "activity_type_id", "opted_in"), key="user_id"),
+    Source(Blackout, ADVOCATES, _attrs("user_id", "starts_on", "ends_on"), key="user_id"),
+    Source(
+        Participation,
+        ADVOCATES,
+        _attrs("user_id", "opportunity_id", "status", "engaged_at", "requested_at"),
+        key="user_id",
+    ),
+    # the program's fatigue policy (a setting row with a fatigue key): every active advocate's status
+    Source(
+        ProgramSetting,
+        ADVOCATES,
+        _attrs("key", "value"),
+        everyone=active_advocates,
+        when=lambda setting: setting.key in fatigue.DEFAULTS,
+    ),
+    # opportunities
+    Source(
+        Opportunity,
+        OPPORTUNITIES,
+        _attrs("title", "description", "location", "activity_type_id", "status"),
+        key="id",
+    ),
+    # read, not followed
+    Source(
+        Opportunity,
+        ADVOCATES,
+        _attrs("event_date", "term_start", "deadline", "activity_type_id"),
+        why="the day an engagement counts on (fatigue); 'flask search sync' requeues advocates whose "
+        "fatigue status changed, daily",
+    ),
+    Source(
+        ProgramSetting,
+        ADVOCATES,
+        _attrs("updated_at", "updated_by_id"),
+        why="loaded with the policy's rows (fatigue.policy), not part of the policy",
+    ),
+    Source(Industry, ADVOCATES, _attrs("name"), why=LISTS),
+    Source(SizeBand, ADVOCATES, _attrs("name"), why=LISTS),
+    Source(Product, ADVOCATES, _attrs("name"), why=LISTS),
+    Source(Region, ADVOCATES, _attrs("name"), why=LISTS),
+    Source(Country, ADVOCATES, _attrs("name", "region_id"), why=LISTS),
+    Source(ActivityType, ADVOCATES, _attrs("key", "name"), why=LISTS),
+    Source(Tag, ADVOCATES, _attrs("name"), why="a topic's name, as advocates typed it; topics are not renamed"),
+    Source(ActivityType, OPPORTUNITIES, _attrs("name"), why="an activity type's name; renamed rarely, by an admin"),
+)
 
 
 def digest(doc: dict) -> str:
@@ -60,8 +189,6 @@ NAMES_TTL = 30.0  # seconds; renaming a list item shows in documents written aft
 
 def _cached(session, what: str, load):
     """Small lookup tables (list names), kept for NAMES_TTL per database."""
-    import time
-
     key = (str(session.get_bind().url), what)
     hit = _cache.get(key)
     if hit and time.monotonic() - hit[0] < NAMES_TTL:
@@ -228,15 +355,22 @@ def _aware(value):
 
 
 def all_advocate_ids(session) -> list[int]:
-    return list(
-        session.scalars(
-            select(User.id).where(User.role == Role.ADVOCATE, User.status == Status.ACTIVE).order_by(User.id)
-        )
-    )
+    return list(session.scalars(active_advocates().order_by(User.id)))
 
 
 def opportunity_docs(session, ids: list[int]) -> tuple[list[dict], list[int]]:
-    opps = {o.id: o for o in session.scalars(select(Opportunity).where(Opportunity.id.in_(ids)))}
+    """(documents for the listed opportunities among ``ids``, ids whose document must be removed)."""
+    Opp = Opportunity
+    opps = {
+        r.id: r
+        for r in session.execute(
+            select(
+                Opp.id, Opp.title, Opp.description, Opp.location, Opp.activity_type_id, Opp.status, ActivityType.name
+            )
+            .join(ActivityType, ActivityType.id == Opp.activity_type_id)
+            .where(Opp.id.in_(ids))
+        ).all()
+    }
     docs, remove = [], []
     for oid in ids:
         o = opps.get(oid)
@@ -246,7 +380,7 @@ def opportunity_docs(session, ids: list[int]) -> tuple[list[dict], list[int]]:
         doc = {
             "oid": str(o.id),
             "title": o.title,
-            "content": f"{o.title}\n{o.activity_type.name}\n{o.location}\n{o.description}",
+            "content": f"{o.title}\n{o.name}\n{o.location}\n{o.description}",
             "type": str(o.activity_type_id),
             "status": o.status.value,
         }

@@ -1,7 +1,7 @@
 """Facet counts and filters as bitsets (Python ints), built per index segment and cached.
 
 Whoosh's own grouping visits every match in Python, which made facet counts the slowest part of a
-search at 50,000 advocates (../shared/PERFORMANCE.md). Here each facet value owns a bitset of the
+search. Here each facet value owns a bitset of the
 documents that have it; a search turns its matches into one bitset, and a count is
 ``(matches & value_bits).bit_count()``: a C-level AND and popcount per value. Bitsets are built
 once per segment (segments never change, only their deletions do), so a refresh after a one-document
@@ -17,6 +17,11 @@ from collections import OrderedDict, defaultdict
 from dataclasses import dataclass, field
 from datetime import date
 
+from whoosh.reading import SegmentReader
+
+from search import whoosh_internals
+from search.schema import PACKED
+
 FACETS = {  # facet name -> its position in the packed ``facets`` column (multi-valued: joined with '|')
     "industry": 0,
     "region": 1,
@@ -27,7 +32,7 @@ FACETS = {  # facet name -> its position in the packed ``facets`` column (multi-
     "fatigue": 6,
 }
 MULTI = {"product", "activity"}
-TERM_CACHE = 4096  # posting bitsets kept per segment (a 50,000-document segment: ~6 KB each)
+TERM_CACHE = 4096  # posting bitsets kept per segment (one bit per document of the segment each)
 SORT_DIRECTLY = 5000  # matches up to which a date sort sorts the matches instead of walking the sorted keys
 STATS_CACHE = 256  # per-term score lists kept per segment (larger: one entry per posting)
 RAW_CACHE = 4  # postings read for a bitset, kept until the same query asks for their score list
@@ -38,67 +43,12 @@ K1, B = 1.2, 0.75  # BM25 parameters (Whoosh's BM25F defaults)
 class TermStats:
     """A term's BM25 length-normalised frequency per document, best first (times idf = its score).
 
-    Compact arrays, not lists and dicts: a common term's stats took ~5 MB per 50,000 documents as
-    Python objects, ~0.8 MB as arrays (``norm_of`` is dense: 0.0 for documents without the term)."""
+    Compact arrays, not lists and dicts: a common term's stats hold an entry per document, and Python
+    objects take several times the memory (``norm_of`` is dense: 0.0 for documents without the term)."""
 
     docs: array
     norms: array
     norm_of: array
-
-
-def _bulk_lengths(leaf, fieldname: str, size: int) -> list[int]:
-    """Every document's length in a field, from the codec's one-byte-per-document length column read
-    in one go (``doc_field_length`` per document cost ~75 ms at 50,000 documents)."""
-    from whoosh.codec.whoosh3 import LENGTHS_COLUMN, _lenfield
-    from whoosh.util.numeric import byte_to_length
-
-    col = leaf._perdoc._cached_reader(_lenfield(fieldname), LENGTHS_COLUMN)
-    if col is None:
-        return [0] * size
-    if getattr(col, "_fixedlen", None) != 1 or getattr(col, "_typecode", None) != "B":
-        raise TypeError("not a one-byte length column")
-    count = min(col._count, size)
-    data = bytes(col._dbfile.get(col._basepos, count)) if count else b""
-    table = [byte_to_length(b) if b else 0 for b in range(256)]
-    return [table[b] for b in data] + [0] * (size - count)
-
-
-def column_values(reader, fieldname: str) -> list[str]:
-    """Every document's value of a column, read in one go where the column type allows it (Whoosh's
-    iterator seeks and reads once per document)."""
-    col = reader.column_reader(fieldname)
-    raw = col.raw_column() if hasattr(col, "raw_column") else col
-    lengths = getattr(raw, "_lengths", None)
-    dbfile, basepos = getattr(raw, "_dbfile", None), getattr(raw, "_basepos", None)
-    if lengths is not None and dbfile is not None and basepos is not None and hasattr(col, "_translate"):
-        data = bytes(dbfile.get(basepos, sum(lengths)))
-        translate = col._translate
-        out, pos = [], 0
-        for n in lengths:
-            out.append(translate(data[pos : pos + n]))
-            pos += n
-        return out
-    return list(col)
-
-
-def _postings(leaf, fieldname, text) -> tuple[list[int], list[float]]:
-    """All (doc, term frequency) of a term, read a block at a time where the codec allows it."""
-    m = leaf.postings(fieldname, text)
-    ids: list[int] = []
-    weights: list[float] = []
-    if all(hasattr(m, a) for a in ("_read_ids", "_read_weights", "_next_block", "_atend")):
-        while not m._atend:
-            m._read_ids()
-            m._read_weights()
-            ids.extend(m._ids)
-            weights.extend(m._weights)
-            m._next_block()
-    else:  # another matcher type: one posting at a time
-        while m.is_active():
-            ids.append(m.id())
-            weights.append(m.weight())
-            m.next()
-    return ids, weights
 
 
 STALE_DAYS = 180  # PROFILE_STALE_DAYS's default; "aging" starts at half of it
@@ -168,15 +118,10 @@ class SegmentFacets:
     lengths: dict = field(default_factory=dict)  # field -> per-document length
     raw: OrderedDict = field(default_factory=OrderedDict)  # (field, term) -> postings just read, for term_stats
 
-    def field_lengths(self, leaf, fieldname: str) -> list[int] | None:
+    def field_lengths(self, leaf, fieldname: str) -> list[int]:
+        """Every document's length in the field (an empty segment, an empty index's reader: none)."""
         if fieldname not in self.lengths:
-            try:
-                self.lengths[fieldname] = _bulk_lengths(leaf, fieldname, self.size)
-            except Exception:
-                try:
-                    self.lengths[fieldname] = [leaf.doc_field_length(d, fieldname) or 0 for d in range(self.size)]
-                except Exception:
-                    self.lengths[fieldname] = None
+            self.lengths[fieldname] = whoosh_internals.field_lengths(leaf, fieldname, self.size) if self.size else []
         return self.lengths[fieldname]
 
     def term_stats(self, leaf, fieldname: str, text, avgdl: float) -> TermStats:
@@ -189,7 +134,7 @@ class SegmentFacets:
         if raw is not None:
             ids, tfs = raw
         elif (fieldname, text) in leaf:
-            ids, tfs = _postings(leaf, fieldname, text)
+            ids, tfs = whoosh_internals.read_postings(leaf, fieldname, text)
         else:
             ids, tfs = [], []
         lengths = self.field_lengths(leaf, fieldname)
@@ -218,7 +163,7 @@ class SegmentFacets:
         if (fieldname, text) in leaf:
             # Read with the frequencies: a relevance search asks for the term's score list next, and
             # finds the postings here instead of reading them a second time.
-            ids, tfs = _postings(leaf, fieldname, text)
+            ids, tfs = whoosh_internals.read_postings(leaf, fieldname, text)
             self.raw[key] = (ids, tfs)
             if len(self.raw) > RAW_CACHE:
                 self.raw.popitem(last=False)
@@ -232,8 +177,6 @@ class SegmentFacets:
 
 
 def _build_segment(reader) -> SegmentFacets:
-    from search.schema import PACKED
-
     size = reader.doc_count_all()
     if not size:  # an index without segments (a new install): Whoosh's EmptyReader has no columns
         return SegmentFacets(0, {facet: {} for facet in FACETS}, [], {}, [], [])
@@ -241,7 +184,7 @@ def _build_segment(reader) -> SegmentFacets:
     confirmed, engaged = [], []
     n_facets = len(FACETS)
     names = PACKED[:n_facets]
-    for doc, raw in enumerate(column_values(reader, "facets")):
+    for doc, raw in enumerate(whoosh_internals.column_values(reader, "facets")):
         parts = raw.split("~") if raw else [""] * len(PACKED)
         for facet, value in zip(names, parts):
             if not value:
@@ -254,7 +197,7 @@ def _build_segment(reader) -> SegmentFacets:
         confirmed.append(int(parts[n_facets] or 0) if len(parts) > n_facets else 0)
         engaged.append(int(parts[n_facets + 1] or 0) if len(parts) > n_facets + 1 else 0)
     values = {facet: {v: bits_from_positions(docs, size) for v, docs in vals.items()} for facet, vals in groups.items()}
-    uids = [int(x) if x else -1 for x in column_values(reader, "uid")]
+    uids = [int(x) if x else -1 for x in whoosh_internals.column_values(reader, "uid")]
     seg = SegmentFacets(size, values, uids, {u: d for d, u in enumerate(uids)}, confirmed, engaged)
     seg.by_confirmed = sorted((-c, d) for d, c in enumerate(confirmed))
     seg.by_engaged = sorted((e, d) for d, e in enumerate(engaged))
@@ -278,8 +221,8 @@ class FacetCache:
         leaves_out = []
         seen = set()
         for leaf, base in leaves:
-            segment = leaf.segment() if hasattr(leaf, "segment") else None
-            key = segment.segment_id() if segment is not None else f"anon-{id(leaf)}"
+            # An empty index's reader (EmptyReader) has no segment: it has no documents either.
+            key = leaf.segment().segment_id() if isinstance(leaf, SegmentReader) else f"anon-{id(leaf)}"
             seen.add(key)
             seg = self.segments.get(key)
             if seg is None:
@@ -345,7 +288,7 @@ class FacetView:
         count = bits.bit_count()
         limit = min(limit, count)
         if not limit:
-            return []  # (walking every document's key to find none took ~20 ms at 50,000)
+            return []  # (walking every document's key to find none is a pass over the whole index)
         if count <= SORT_DIRECTLY:  # few matches: sort them, rather than walk everyone's keys to find them
             keyed = []
             parts = self.parts

@@ -20,6 +20,7 @@ from search.querying import (
     _hits,
     _labels,
 )
+from search.schema import advocate_schema
 
 LIMIT = 2000
 MAX_WORDS = 10
@@ -125,8 +126,6 @@ def search_advocates(session, req: AdvocateSearch, today: date) -> Results:
         "The search index is not available right now, so this is a simpler search of the database"
         + (f" (the first {LIMIT:,} matches)." if len(ids) >= LIMIT else ".")
     ]
-    from search.schema import advocate_schema
-
     return Results(
         total, _hits(session, uids, set(), advocate_schema(), today), facets, page, pages, notes, fallback=True
     )

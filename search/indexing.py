@@ -4,12 +4,23 @@ Layout under SEARCH_INDEX_DIR: ``current`` is a symlink to ``gen-<stamp>/`` whic
 indexes, ``advocates/`` and ``opportunities/``. A rebuild writes a new generation beside the live
 one and swaps the symlink atomically (rename), so searches keep answering throughout.
 
-Following the database: a ``before_flush`` listener adds a ``search_pending`` row for every changed
-advocate or opportunity, in the same transaction as the change. After the request (or CLI command)
-commits, the pending rows are applied under the index lock, reading the documents' state from the
-database *after* taking the lock, and deleted only once written. A failed write leaves them for
-the next writer or ``flask search sync``; nothing is lost and the user's request never fails. A
-request waits at most REQUEST_WRITER_PATIENCE for the index lock; the CLI and sync, WRITER_PATIENCE.
+How a change reaches the index (the one path): ``search.documents.SOURCES`` declares which models and
+columns feed which document (advocate, opportunity), next to the builders that read them. The session
+listeners below (registered by the factory, so the models never import search) derive everything from
+it: before each flush, a new or deleted row of a followed model, or a row whose followed columns
+changed, adds a ``search_pending`` row for the document it feeds, in the same transaction as the
+change; a change to any other column (a sign-in's ``last_login_at``) queues nothing. A change of the
+program's fatigue policy (a ``ProgramSetting`` row with a fatigue key) queues every active advocate
+with one INSERT ... SELECT, for the next writer or ``flask search sync`` (the admin's request does not
+wait for them). ``queue()`` adds rows by hand for what changes with time alone (``flask search sync``'s
+fatigue refresh). Nothing outside ``search/`` writes ``search_pending``.
+
+After the request (or CLI command) commits, the hooks below ask the search backend (search.backend())
+to apply the pending rows; the Whoosh backend's apply_pending (below) writes them under the index lock,
+reading the documents' state from the database *after* taking the lock, and deletes them only once
+written. A failed write leaves them for the next writer or ``flask search sync``; nothing is lost and
+the user's request never fails. A request waits at most REQUEST_WRITER_PATIENCE for the index lock;
+the CLI and sync, WRITER_PATIENCE.
 
 While a rebuild (or optimize) builds a new generation it holds ``rebuild.lock`` and writes the
 ``rebuilding`` marker: writers then keep the rows they applied, for the new generation, and read past
@@ -20,6 +31,7 @@ killed rebuild is removed by the next writer.
 from __future__ import annotations
 
 import fcntl
+import functools
 import logging
 import os
 import random
@@ -31,29 +43,19 @@ from datetime import datetime
 from pathlib import Path
 
 from flask import current_app, g, has_request_context
-from sqlalchemy import delete, event, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy import String, cast, delete, event, insert, inspect, literal, select, update
+from sqlalchemy.orm import MANYTOONE, Session
 from whoosh import index as windex
 from whoosh.index import LockError
+from whoosh.reading import SegmentReader
 
-from portal.models import (
-    ActivityPreference,
-    AdvocateProfile,
-    Blackout,
-    Opportunity,
-    Participation,
-    SearchPending,
-    User,
-    utcnow,
-)
-from search import documents
-from search.schema import advocate_schema, opportunity_schema
+from portal.extensions import db
+from portal.models import SearchPending, utcnow
+from search import backend, documents, whoosh_internals
+from search.schema import ADVOCATES, KEYS, OPPORTUNITIES, SCHEMAS
 
 log = logging.getLogger(__name__)
 
-ADVOCATES, OPPORTUNITIES = "advocates", "opportunities"
-SCHEMAS = {ADVOCATES: advocate_schema, OPPORTUNITIES: opportunity_schema}
-KEYS = {ADVOCATES: "uid", OPPORTUNITIES: "oid"}
 WRITER_PATIENCE = 30.0  # seconds a writer waits for the lock in all (CLI, sync, background merges)
 REQUEST_WRITER_PATIENCE = 1.5  # in a request (SEARCH_REQUEST_WRITER_PATIENCE): then the change waits for sync
 
@@ -208,27 +210,19 @@ def open_searcher(ix, attempts: int = 20):
 
 
 def pin_segment_files(searcher) -> bool:
-    """Open every column file of each segment of ``searcher`` now (see open_searcher) and answer
-    has_column from what was opened, not from the directory as it is later. False when a segment
-    with documents has no stored-fields column (its files were deleted before they could be opened)."""
+    """Open every column file of each segment of ``searcher`` now (see open_searcher) and have it answer
+    has_column from what was opened, not from the directory as it is later (whoosh_internals). False
+    when a segment with documents has no stored-fields column (its files were deleted before they could
+    be opened)."""
     complete = True
     listing = None
     for leaf, _ in searcher.reader().leaf_readers():
-        perdoc = getattr(leaf, "_perdoc", None)
-        segment = getattr(leaf, "_segment", None)
-        if perdoc is None or segment is None or not hasattr(perdoc, "_colfiles"):
-            continue  # an empty index's reader has no segment
+        if not isinstance(leaf, SegmentReader):
+            continue  # an empty index's reader (EmptyReader) has no segment
         if listing is None:
-            listing = perdoc._storage.list()  # one directory listing for all segments
-        prefix, suffix = f"{segment.segment_id()}.", ".col"
-        for name in listing:
-            if name.startswith(prefix) and name.endswith(suffix):
-                fieldname = name[len(prefix) : -len(suffix)]
-                if fieldname not in perdoc._colfiles:
-                    perdoc._colfiles[fieldname] = perdoc._get_column_file(fieldname)
-        pinned = frozenset(perdoc._colfiles)
-        perdoc.has_column = pinned.__contains__
-        if segment.doc_count_all() and "_stored" not in pinned:
+            listing = leaf.storage().list()  # one directory listing for all segments
+        pinned = whoosh_internals.pin_column_files(leaf, listing)
+        if leaf.segment().doc_count_all() and "_stored" not in pinned:
             complete = False
     return complete
 
@@ -278,8 +272,6 @@ MERGE_AFTER = 4  # small segments left by updates before a background merge fold
 def merge_tiny(writer, segments):
     """Merge policy for incremental writes: fold the small segments left by single-document updates
     into one, never rewrite a large one (that is 'flask search optimize', off the request path)."""
-    from whoosh.reading import SegmentReader
-
     small = [s for s in segments if s.doc_count_all() < TINY_SEGMENT]
     if len(small) < 2:
         return segments
@@ -291,14 +283,14 @@ def merge_tiny(writer, segments):
 
 
 def small_segments(kind: str) -> int:
-    return sum(1 for s in open_index(kind)._segments() if s.doc_count_all() < TINY_SEGMENT)
+    return sum(1 for s in whoosh_internals.segments(open_index(kind)) if s.doc_count_all() < TINY_SEGMENT)
 
 
 _merging: dict[str, threading.Thread] = {}
 
 
 def merge_in_background(kind: str) -> threading.Thread | None:
-    """Fold the small segments together off the request path (a merge costs ~200 ms at 50,000)."""
+    """Fold the small segments together off the request path (a merge rewrites them: no user waits for it)."""
     key = f"{root()}:{kind}"
     running = _merging.get(key)
     if running is not None and running.is_alive():
@@ -355,65 +347,67 @@ def writer_for(kind: str, merge: bool = False, optimize: bool = False, patience:
 
 
 # --- following the database ------------------------------------------------------------------------------
+# documents.SOURCES says which models and attributes feed which document; everything below is derived
+# from it (see the module's docstring).
 
 
-def _keys_for(obj) -> list[tuple[str, int]]:
-    if isinstance(obj, User):
-        return [(ADVOCATES, obj.id)] if obj.id else []
-    if isinstance(obj, (AdvocateProfile, ActivityPreference, Blackout)):
-        return [(ADVOCATES, obj.user_id)] if obj.user_id else []
-    if isinstance(obj, Participation):
-        keys = [(ADVOCATES, obj.user_id)] if obj.user_id else []
-        return keys + ([(OPPORTUNITIES, obj.opportunity_id)] if obj.opportunity_id else [])
-    if isinstance(obj, Opportunity):
-        return [(OPPORTUNITIES, obj.id)] if obj.id else []
-    return []
-
-
-# Changes to these columns alone do not alter a document (a sign-in updates last_login_at, a reminder
-# stamps stale_reminder_sent_at): no index write for them.
-NOT_INDEXED = {
-    User: {
-        "last_login_at",
-        "failed_login_count",
-        "locked_until",
-        "session_token",
-        "password_hash",
-        "password_changed_at",
-        "updated_at",
-        "email_verified_at",
-    },
-    AdvocateProfile: {
-        "stale_reminder_sent_at",
-        "updated_at",
-        "digest",
-        "notify_opportunities",
-        "notify_reminders",
-        "notify_news",
-    },  # not timezone: pauses and blackouts count on the advocate's own day
-}
-
-
-def _changes_indexed_data(obj) -> bool:
-    from sqlalchemy import inspect
-
-    ignored = NOT_INDEXED.get(type(obj))
-    if not ignored:
-        return True
-    state = inspect(obj)
-    return any(attr.history.has_changes() for attr in state.attrs if attr.key not in ignored)
-
-
-def _track(session, flush_context, instances):
-    keys = set()
-    for obj in list(session.new) + list(session.dirty) + list(session.deleted):
-        if isinstance(obj, SearchPending):
+@functools.cache
+def _followed(model: type) -> tuple[tuple[documents.Source, frozenset[str]], ...]:
+    """The followed sources of ``model``, each with the attributes whose change queues its documents:
+    the declared ones, and the many-to-one relationships that set one of them (before the flush only the
+    relationship shows the change: ``profile.industry = x`` sets ``industry_id`` during the flush)."""
+    out = []
+    for source in documents.SOURCES:
+        if source.model is not model or not source.followed:
             continue
-        if obj in session.dirty and (
-            not session.is_modified(obj, include_collections=True) or not _changes_indexed_data(obj)
-        ):
+        mapper = inspect(model)
+        setters = {
+            rel.key
+            for rel in mapper.relationships
+            if rel.direction is MANYTOONE
+            and any(mapper.get_property_by_column(col).key in source.attrs for col in rel.local_columns)
+        }
+        out.append((source, source.attrs | setters))
+    return tuple(out)
+
+
+def _changes_watched(session, obj, watched: frozenset[str]) -> bool:
+    if not session.is_modified(obj, include_collections=True):
+        return False
+    attrs = inspect(obj).attrs
+    return any(attrs[key].history.has_changes() for key in watched)
+
+
+def _fed_by(session, obj, changed: bool = True):
+    """(source, the ids of the documents it feeds, or None for all of them) of each followed source
+    ``obj`` feeds now; ``changed``: ``obj`` is new or deleted (else only watched changes count). A row
+    whose key changed feeds the document it left as well as the one it joined."""
+    for source, watched in _followed(type(obj)):
+        if not changed and not _changes_watched(session, obj, watched):
             continue
-        keys.update(_keys_for(obj))
+        if source.when is not None and not source.when(obj):
+            continue
+        if source.everyone is not None:
+            yield source, None
+            continue
+        before = inspect(obj).attrs[source.key].history.deleted
+        yield source, {doc_id for doc_id in (getattr(obj, source.key), *before) if doc_id}
+
+
+def _queue_changes(session, flush_context, instances):
+    """before_flush: queue the documents that the session's new, changed and deleted rows feed."""
+    keys, everyone = set(), set()
+    dirty = session.dirty
+    for obj in [*session.new, *dirty, *session.deleted]:
+        for source, doc_ids in _fed_by(session, obj, changed=obj not in dirty):
+            if doc_ids is None:
+                everyone.add(source)
+            else:
+                keys.update((source.kind, doc_id) for doc_id in doc_ids)
+    queued_all = session.info.setdefault("search_everyone", set())
+    for source in everyone - queued_all:
+        _queue_everyone(session, source)
+    queued_all |= everyone
     if not keys:
         return
     already = session.info.setdefault("search_keys", set())
@@ -422,11 +416,24 @@ def _track(session, flush_context, instances):
     already.update(keys)
 
 
+def _queue_everyone(session, source: documents.Source) -> None:
+    """Queue every document ``source.everyone`` selects: one INSERT ... SELECT in the session's
+    transaction. Not applied after this request's commit (it may be every advocate): the next writer,
+    or 'flask search sync', applies them in batches."""
+    ids = source.everyone()
+    session.execute(
+        insert(SearchPending.__table__).from_select(
+            ["doc_type", "doc_id"], ids.with_only_columns(cast(literal(source.kind), String(20)), *ids.selected_columns)
+        )
+    )
+
+
 def _new_ids_need_keys(session, flush_context):
     """New rows get their ids during the flush: queue them afterwards."""
     keys = set()
     for obj in session.new:
-        keys.update(_keys_for(obj))
+        for source, doc_ids in _fed_by(session, obj):
+            keys.update((source.kind, doc_id) for doc_id in doc_ids or ())
     already = session.info.setdefault("search_keys", set())
     missing = keys - already
     if missing:
@@ -442,6 +449,7 @@ def _after_flush_postexec(session, flush_context):
 
 
 def _after_commit(session):
+    session.info.pop("search_everyone", None)
     if session.info.pop("search_keys", None):
         if has_request_context():
             g.search_dirty = True
@@ -452,17 +460,30 @@ def _after_commit(session):
 def _after_rollback(session):
     session.info.pop("search_keys", None)
     session.info.pop("search_after_flush", None)
+    session.info.pop("search_everyone", None)
 
 
 def register_listeners(session_factory) -> None:
     """Called by the factory with the scoped session (the models never import search)."""
-    if event.contains(session_factory, "before_flush", _track):
+    if event.contains(session_factory, "before_flush", _queue_changes):
         return  # the listeners are per Session class: once per process is enough
-    event.listen(session_factory, "before_flush", _track)
+    event.listen(session_factory, "before_flush", _queue_changes)
     event.listen(session_factory, "after_flush", _new_ids_need_keys)
     event.listen(session_factory, "after_flush_postexec", _after_flush_postexec)
     event.listen(session_factory, "after_commit", _after_commit)
     event.listen(session_factory, "after_soft_rollback", lambda s, t: _after_rollback(s))
+
+
+def queue(session, kind: str, ids) -> None:
+    """Queue these documents in the session's transaction (what changed without a row changing: a
+    fatigue status that moved on with the date)."""
+    session.add_all([SearchPending(doc_type=kind, doc_id=doc_id) for doc_id in ids])
+
+
+def discard_pending(session) -> None:
+    """Forget every queued change, in the session's transaction: only before a full rebuild (which
+    reads everything) of data loaded in bulk, e.g. the benchmark's generated advocates."""
+    session.execute(delete(SearchPending))
 
 
 _apply_lock = threading.Lock()
@@ -560,12 +581,10 @@ def apply_after_request(response):
     """after_request hook: the request committed changes to indexed data; bring the index up to date."""
     if not g.pop("search_dirty", False):
         return response
-    from portal.extensions import db
-
     try:
         # A short wait for the index lock: the user is waiting. If another writer (an optimize, a big
         # sync) holds it, the change stays queued for the next writer or 'flask search sync'.
-        apply_pending(
+        backend().apply_pending(
             db.engine, patience=float(current_app.config.get("SEARCH_REQUEST_WRITER_PATIENCE", REQUEST_WRITER_PATIENCE))
         )
     except Exception as exc:  # never fail the user's request; the pending rows stay for later
@@ -576,8 +595,6 @@ def apply_after_request(response):
 
 def apply_after_appcontext(exc=None):
     """teardown_appcontext hook: changes committed outside a request (CLI, jobs) are applied now."""
-    from portal.extensions import db
-
     try:
         session = db.session()
     except Exception:
@@ -585,17 +602,7 @@ def apply_after_appcontext(exc=None):
     if not session.info.pop("search_dirty", False):
         return
     try:
-        apply_pending(db.engine)
+        backend().apply_pending(db.engine)
     except Exception as err:
         log.warning("search index not updated now (will retry): %s", err)
         _note_failure(db.engine, err)
-
-
-def pending_count(session) -> int:
-    from sqlalchemy import func
-
-    return session.scalar(select(func.count()).select_from(SearchPending)) or 0
-
-
-def utc_stamp() -> str:
-    return utcnow().strftime("%Y-%m-%d %H:%M UTC")

@@ -13,10 +13,12 @@ from datetime import date
 from flask import current_app
 from markupsafe import Markup
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 from whoosh import highlight
 from whoosh.qparser import QueryParser
 from whoosh.query import And, Every, NullQuery, Or, Term
 
+from portal.extensions import db
 from portal.models import (
     ActivityType,
     AdvocateProfile,
@@ -113,8 +115,6 @@ def warm(st: _Open | None = None, terms: int = WARM_TERMS) -> dict[str, float]:
     the posting bitsets and BM25 score lists of the most frequent content terms (the costliest to
     build on first use). Runs under the searcher's lock a step at a time, so searches interleave.
     Returns the milliseconds of each step."""
-    from portal.extensions import db
-
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
     st = st or searcher_for(ADVOCATES)
@@ -145,8 +145,6 @@ def warm(st: _Open | None = None, terms: int = WARM_TERMS) -> dict[str, float]:
                 seg.term_bits(leaf, "content", text)
                 seg.term_stats(leaf, "content", text, avgdl)
     timings["terms"] = (time.perf_counter() - t1) * 1000
-    from sqlalchemy.orm import Session
-
     with Session(db.engine) as session:  # its own session: the caller's (a test's, a request's) is left alone
         _labels(session)
     timings["total"] = (time.perf_counter() - t0) * 1000
@@ -231,7 +229,7 @@ def parse(schema, text: str, reader=None) -> tuple[object | None, list[str]]:
 
 
 def _has_unknown_field(q, schema) -> bool:
-    for fieldname, _ in q.iter_all_terms() if hasattr(q, "iter_all_terms") else []:
+    for fieldname, _ in q.iter_all_terms():
         if fieldname not in schema:
             return True
     return False
@@ -291,8 +289,6 @@ LABELS_TTL = 60.0
 
 def _labels(session) -> dict[str, dict[str, str]]:
     """Display names of facet values (the lists admins manage), cached for a minute."""
-    import time
-
     key = str(session.get_bind().url)
     hit = _labels_cache.get(key)
     if hit and time.monotonic() - hit[0] < LABELS_TTL:
@@ -303,7 +299,7 @@ def _labels(session) -> dict[str, dict[str, str]]:
 
 
 def _load_labels(session) -> dict[str, dict[str, str]]:
-    """Plain rows, not ORM objects (loading the six lists as objects took ~40 ms, once a minute)."""
+    """Plain rows, not ORM objects (cheaper to load: six lists, once a minute)."""
 
     def pairs(key, name):
         return {str(k): v for k, v in session.execute(select(key, name)).all()}

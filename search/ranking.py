@@ -26,6 +26,7 @@ from bisect import bisect_right
 
 from whoosh import query as wq
 
+from search import whoosh_internals
 from search.facets import FacetView, bits_from_positions, positions_of
 
 MIN_WILDCARD_PREFIX = 3  # literal characters before the first * or ? of a wildcard
@@ -73,7 +74,7 @@ def _prune(q):
         return DROPPED if child is DROPPED else wq.Not(child)
     if isinstance(q, wq.WrappingQuery):
         child = _prune(q.child)
-        return DROPPED if child is DROPPED else q._rewrap(child)
+        return DROPPED if child is DROPPED else q.apply(lambda _old: child)
     return q
 
 
@@ -155,7 +156,7 @@ def _expand(node, reader, notes: list[str], budget: list[int]):
     field = reader.schema[fieldname]
     candidates = []
     scanned_all = True
-    for i, btext in enumerate(node._btexts(reader)):
+    for i, (_, btext) in enumerate(node.expanded_terms(reader)):
         if i >= EXPANSION_SCAN:
             scanned_all = False
             break
@@ -257,24 +258,11 @@ def phrase_bits(searcher, view: FacetView, q) -> int:
 def _adjacent(leaf, fieldname: str, words, docs: list[int]) -> list[int]:
     """The documents of ``docs`` (which hold every word) where the words occur at consecutive positions,
     in order: what Whoosh's phrase matcher (slop 1) answers, from each word's positions read directly
-    (its span machinery cost about twice as much per candidate on a first query)."""
+    (cheaper per candidate than its span machinery on a first query)."""
     wanted = set(docs)
-    decode = leaf.schema[fieldname].format.decode_positions
     per_word = []
     for w in words:
-        m = leaf.postings(fieldname, w)
-        positions = {}
-        if all(hasattr(m, a) for a in ("_read_ids", "_read_values", "_next_block", "_atend")):
-            while not m._atend:  # a block at a time: decode only the candidates' positions
-                m._read_ids()
-                m._read_values()
-                for d, v in zip(m._ids, m._values):
-                    if d in wanted:
-                        positions[d] = decode(v)
-                m._next_block()
-        else:
-            for d in _landed(m, docs):
-                positions[d] = m.value_as("positions")
+        positions = whoosh_internals.term_positions(leaf, fieldname, w, wanted, docs)
         per_word.append(positions)
         wanted = set(positions)  # later words: only where the earlier ones are
     first, rest = per_word[0], per_word[1:]

@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 from whoosh import index as windex
 
 from portal.models import Role, Status, User
+from portal.services import fatigue
 from search import documents
 from search.indexing import (
     ADVOCATES,
@@ -47,7 +48,7 @@ def rebuild(engine, progress: Callable[[int], None] | None = None, procs: int | 
                 ids = documents.all_advocate_ids(session)
                 ix = windex.open_dir(str(gen / ADVOCATES))
                 # Not compound: a compound segment's files are read through an in-memory copy, which
-                # made every later single-document update re-read the large segment (~90 ms at 50,000).
+                # made every later single-document update re-read the large segment.
                 kwargs = {"limitmb": 512, "compound": False}
                 if procs > 1:
                     kwargs.update(procs=procs, multisegment=True)
@@ -81,9 +82,9 @@ def rebuild(engine, progress: Callable[[int], None] | None = None, procs: int | 
 def optimize(engine, progress: Callable[[str], None] | None = None) -> dict[str, int]:
     """Merge each index into one segment without holding its writer lock meanwhile.
 
-    Merging in place ('commit(optimize=True)') held the lock for the whole merge (38 s at 50,000),
-    and a profile saved meanwhile waited for it. Here, under the rebuild lock and marker (writers
-    keep their changes queued for the new generation, as during a rebuild), the live index's files
+    Merging in place ('commit(optimize=True)') held the lock for the whole merge, and a profile saved
+    meanwhile waited for it. Here, under the rebuild lock and marker (writers keep their changes
+    queued for the new generation, as during a rebuild), the live index's files
     are hard-linked aside while its writer lock is held for a moment (so they are one consistent
     commit, and a background merge deleting them from the live index cannot pull them away), merged
     from there into a new generation beside the live one, and swapped in; then what changed meanwhile
@@ -209,8 +210,6 @@ def check(session, chunk: int = CHUNK) -> list[str]:
 
 def stale_fatigue(session) -> list[int]:
     """Advocates whose fatigue status in the index is no longer what the rules say (time moves on)."""
-    from portal.services import fatigue
-
     ix = open_index(ADVOCATES)
     with open_searcher(ix) as s:
         if not s.doc_count_all():  # no segment yet: Whoosh's empty reader has no columns

@@ -4,7 +4,7 @@ Advocates: one analysed ``content`` field carries all free text (one posting lis
 multi-word queries cheap) with positions for phrases; ``name``, ``company`` and ``title`` allow
 Whoosh's fielded syntax (``company:acme``). Facet values and sort keys are packed into one column
 (``facets``) and counted with bitsets in memory (search/facets.py). Separate keyword fields per
-facet doubled the build time at 50,000 advocates (91 s vs 38 s), so they were dropped: facet names
+facet made every build much slower, so they were dropped: facet names
 used as fields (``industry:healthcare``) search the content, which holds those values. Nothing long
 is stored: snippets are highlighted from the database rows of the page being shown. ``digest`` (stored)
 is a hash of the text fields as written, so ``flask search check`` can compare content with the
@@ -13,6 +13,9 @@ database without storing the text (search.documents.digest).
 
 from whoosh.analysis import StemmingAnalyzer
 from whoosh.fields import ID, STORED, TEXT, Schema
+
+ADVOCATES, OPPORTUNITIES = "advocates", "opportunities"  # the two indexes (and search_pending.doc_type)
+KEYS = {ADVOCATES: "uid", OPPORTUNITIES: "oid"}  # each index's unique key field
 
 # Order of the values packed in the ``facets`` column (see search.documents.advocate_docs).
 PACKED = ["industry", "region", "country", "size", "product", "activity", "fatigue", "confirmed_day", "engaged_day"]
@@ -40,3 +43,6 @@ def opportunity_schema() -> Schema:
         status=ID,
         digest=STORED,
     )
+
+
+SCHEMAS = {ADVOCATES: advocate_schema, OPPORTUNITIES: opportunity_schema}

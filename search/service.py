@@ -1,4 +1,5 @@
-"""What the views call: search with a fallback, health, opportunity search for advocates."""
+"""What the views call: search with a fallback, health, opportunity search for advocates (through
+the search backend, search.backend())."""
 
 from __future__ import annotations
 
@@ -8,15 +9,9 @@ from dataclasses import dataclass
 from sqlalchemy import func, select
 
 from portal.models import Opportunity, Role, SearchPending, Status, User, utcnow
-from search import fallback, querying
-from search.indexing import (
-    ADVOCATES,
-    OPPORTUNITIES,
-    IndexUnavailable,
-    current_dir,
-    rebuild_running,
-    stale_marker_removed_at,
-)
+from portal.services import opportunities as opps
+from search import backend, fallback, querying
+from search.seam import IndexUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -24,19 +19,16 @@ log = logging.getLogger(__name__)
 def advocates(session, req: querying.AdvocateSearch) -> querying.Results:
     today = utcnow().date()
     try:
-        return querying.search_advocates(session, req, today)
+        return backend().search_advocates(session, req, today)
     except IndexUnavailable as exc:
         log.warning("search index unavailable, using the database: %s", exc)
     except Exception:  # a corrupt segment can fail late; the page must still answer
         log.exception("search failed, using the database")
-        querying.forget_searchers()
     return fallback.search_advocates(session, req, today)
 
 
 def opportunities_for(session, user, text: str, type_id: int | None):
     """(matches the advocate is eligible for, notes): text and type over the feed."""
-    from portal.services import opportunities as opps
-
     matches = opps.feed(session, user, type_id)
     notes: list[str] = []
     if not (text or "").strip():
@@ -44,7 +36,7 @@ def opportunities_for(session, user, text: str, type_id: int | None):
     if not matches:
         return matches, notes
     try:
-        ids, notes = querying.search_opportunity_ids(text, type_id, [m.opportunity.id for m in matches])
+        ids, notes = backend().search_opportunity_ids(text, type_id, [m.opportunity.id for m in matches])
     except Exception as exc:
         log.warning("opportunity search fell back to the database: %s", exc)
         words = [w.lower() for w in text.split()[:10]]
@@ -78,17 +70,15 @@ def health(session) -> Health:
         or 0
     )
     pending = session.scalar(select(func.count()).select_from(SearchPending)) or 0
-    try:
-        adv = querying.searcher_for(ADVOCATES).searcher.doc_count()
-        opp = querying.searcher_for(OPPORTUNITIES).searcher.doc_count()
+    index = backend().health()
+    adv, opp = index.advocates, index.opportunities
+    if index.error is not None:
+        ok, msg = False, f"The index cannot be read ({index.error}). Search falls back to the database."
+    elif adv != db_adv:
+        ok, msg = False, f"The index holds {adv:,} advocates but the database has {db_adv:,}."
+    else:
         ok, msg = True, "The index is readable."
-        if adv != db_adv:
-            ok, msg = False, f"The index holds {adv:,} advocates but the database has {db_adv:,}."
-    except Exception as exc:
-        adv = opp = None
-        ok, msg = False, f"The index cannot be read ({exc}). Search falls back to the database."
-    running = rebuild_running()  # the marker counts only while a rebuild holds its lock
-    removed = stale_marker_removed_at()
+    removed = index.stale_marker_removed
     return Health(
         ok,
         msg,
@@ -96,8 +86,8 @@ def health(session) -> Health:
         db_adv,
         opp,
         pending,
-        running,
-        str(current_dir()),
+        index.rebuilding,
+        index.location,
         removed.strftime("%Y-%m-%d %H:%M UTC") if removed else None,
     )
 

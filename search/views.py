@@ -10,7 +10,7 @@ from portal.forms import clean_text
 from portal.models import Role, Status
 from portal.security import admin_required, advocate_required, staff_required
 from portal.services import profiles
-from search import querying, service
+from search import backend, querying, service
 from search.facets import FACETS
 
 bp = Blueprint("search", __name__)
@@ -21,8 +21,7 @@ def _warm_search_once():
     """The first request of a worker process starts warming the search index in a background thread
     (search.querying.warm: facet bitsets, lengths, common terms), so the first search does not pay
     for it. Off with SEARCH_WARM = False (and by default under TESTING)."""
-    if querying.warm_enabled():
-        querying.warm_in_background()
+    backend().warm_up()
 
 
 FACET_TITLES = {

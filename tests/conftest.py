@@ -30,6 +30,7 @@ from tests.support import (
     TEST_PASSWORD,
     FreshContextClient,
     Mailbox,
+    OwnTransactionCliRunner,
     base_config,
     client_for,
     empty_tables,
@@ -117,6 +118,7 @@ def app_config(backend, database_urls, mailbox, tmp_path):
 def app(app_config):
     application = create_app(app_config)
     application.test_client_class = FreshContextClient
+    application.test_cli_runner_class = OwnTransactionCliRunner
     with application.app_context():
         lists.ensure_defaults(db.session)  # the lists admins manage (industries, countries, ...)
         ensure_default_badges(db.session)

@@ -38,7 +38,7 @@ from datetime import date, datetime, timedelta
 
 import time_machine
 from aiosmtpd.controller import Controller
-from flask.testing import FlaskClient
+from flask.testing import FlaskClient, FlaskCliRunner
 from sqlalchemy import event, select
 from sqlalchemy import text as sql_text
 
@@ -153,6 +153,22 @@ class FreshContextClient(FlaskClient):
         try:
             with self.application.app_context():
                 return super().open(*args, **kwargs)
+        finally:
+            _end_test_transaction()
+
+
+class OwnTransactionCliRunner(FlaskCliRunner):
+    """Each command begins its own unit of work, as `flask ...` does in its own process.
+
+    Flask's CLI reuses the app context a test keeps open, and with it the test's session: the
+    test's read transaction is ended first (``begin_write`` refuses to begin inside open work), and
+    again afterwards so the test sees what the command committed.
+    """
+
+    def invoke(self, cli=None, args=None, **kwargs):
+        _end_test_transaction()
+        try:
+            return super().invoke(cli, args, **kwargs)
         finally:
             _end_test_transaction()
 
@@ -541,6 +557,18 @@ def make_opp(
     db.session.add(o)
     db.session.commit()
     return o.id
+
+
+def engaged(user_id: int, when, key: str = "speaking", status=ParticipationStatus.COMPLETED, title=None) -> int:
+    """A past engagement of the advocate, as the rules see it (approved at ``when``); returns the opportunity id."""
+    oid = make_opp(key, title=title or f"{key} at {when:%Y-%m-%d %H:%M}")
+    db.session.add(
+        Participation(
+            opportunity_id=oid, user_id=user_id, status=status, requested_at=when, engaged_at=when, decided_at=when
+        )
+    )
+    db.session.commit()
+    return oid
 
 
 def participation_of(user_id: int, opp_id: int) -> Participation | None:

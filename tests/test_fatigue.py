@@ -27,6 +27,7 @@ from portal.services import fatigue, participation
 from portal.services.errors import DomainError
 from tests.support import (
     client_for,
+    engaged,
     find,
     indexed,
     make_advocate,
@@ -41,18 +42,6 @@ from tests.support import (
 )
 
 T0 = datetime(2031, 3, 3, 10, 0, tzinfo=UTC)  # a Monday, well inside a month and a quarter
-
-
-def engaged(user_id, when, key="speaking", status=ParticipationStatus.COMPLETED, title=None):
-    """A past engagement of the advocate, as the rules see it (approved at ``when``)."""
-    oid = make_opp(key, title=title or f"{key} at {when:%Y-%m-%d %H:%M}")
-    db.session.add(
-        Participation(
-            opportunity_id=oid, user_id=user_id, status=status, requested_at=when, engaged_at=when, decided_at=when
-        )
-    )
-    db.session.commit()
-    return oid
 
 
 def ask(user_id, oid):

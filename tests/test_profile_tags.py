@@ -25,8 +25,8 @@ STATIC = Path(__file__).resolve().parent.parent / "static"
 
 def set_tags(user_id, use_cases="", topics=""):
     """Save an advocate's tags through the service, as the profile form would."""
+    begin_write(db.session)  # before the first query: a unit of work begins as a writer
     user = db.session.get(User, user_id)
-    begin_write(db.session)
     profiles.update_profile(
         db.session,
         user,

@@ -30,7 +30,7 @@ from portal.models import (
     SearchPending,
     utcnow,
 )
-from search import documents, indexing, querying
+from search import documents, indexing, querying, whoosh_internals
 from search import rebuild as rb
 from search.indexing import (
     apply_all_pending,
@@ -252,7 +252,9 @@ def test_optimize_merges_beside_the_live_index_while_writes_go_on(
         optimizer.join(60)
     assert errors == [] and not optimizer.is_alive()
     assert os.readlink(current_dir()) != first
-    assert len(open_index("advocates")._segments()) <= 2  # the merged one (+ the change applied after the swap)
+    assert (
+        len(whoosh_internals.segments(open_index("advocates"))) <= 2
+    )  # the merged one (+ the change applied after the swap)
     assert names(find("tapirword")) == ["Ada Advocate"] and find("segment story").total == 6
     assert pending_rows() == [] and not rebuilding_marker().exists()
     check = runner.invoke(args=["search", "check"])
@@ -265,7 +267,7 @@ def test_optimize_command(app, make_user, runner):
     result = runner.invoke(args=["search", "optimize"])
     assert result.exit_code == 0, result.output
     assert "Optimized: 3 advocates and 0 opportunities in one segment each; swapped in." in result.output
-    assert len(open_index("advocates")._segments()) == 1 and find("optimize").total == 3
+    assert len(whoosh_internals.segments(open_index("advocates"))) == 1 and find("optimize").total == 3
 
 
 # --- gap 4: check compares content, not only ids --------------------------------------------------------------

@@ -108,14 +108,14 @@ def test_wildcards_beyond_the_limit_are_plain_words(many):
 def test_candidates_looked_at_per_wildcard_are_bounded(many, monkeypatch):
     monkeypatch.setattr(ranking, "EXPANSION_SCAN", 500)
     seen = {"n": 0}
-    original = wq.Prefix._btexts
+    original = wq.Prefix.expanded_terms
 
-    def counting(self, reader):
-        for b in original(self, reader):
+    def counting(self, reader, phrases=False):
+        for term in original(self, reader, phrases):
             seen["n"] += 1
-            yield b
+            yield term
 
-    monkeypatch.setattr(wq.Prefix, "_btexts", counting)
+    monkeypatch.setattr(wq.Prefix, "expanded_terms", counting)
     q, notes = _parse("zeta*")
     assert seen["n"] <= 501  # not all 3,000 terms of the vocabulary that start with "zeta"
     assert ranking.expanded_terms(q) == 200 and CAPPED in notes

@@ -5,13 +5,13 @@ from __future__ import annotations
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 
+from portal.errors import refused_back_to, unit_of_work
 from portal.extensions import db
 from portal.forms.auth import ConfirmForm
 from portal.forms.opportunities import RequestForm
 from portal.models import ACTIVE_STATUSES, Opportunity, OpportunityStatus, Participation
 from portal.security import advocate_required
 from portal.services import opportunities, participation, profiles
-from portal.services.errors import DomainError
 
 bp = Blueprint("opportunities", __name__)
 
@@ -55,41 +55,30 @@ def detail(opp_id):
 
 @bp.route("/opportunities/<int:opp_id>/request", methods=["POST"])
 @advocate_required
+@unit_of_work
 def request_seat(opp_id):
+    back = url_for("opportunities.detail", opp_id=opp_id)
     form = RequestForm()
     if not form.validate_on_submit():
         flash("Your message is too long (1,000 characters at most).", "error")
-        return redirect(url_for("opportunities.detail", opp_id=opp_id))
-    try:
-        p = participation.request(db.session, current_user, opp_id, form.message.data or "")
-    except DomainError as err:
-        db.session.rollback()
-        if err.status_code == 404:
-            abort(404)
-        flash(err.message, "error")
-        return redirect(url_for("opportunities.detail", opp_id=opp_id))
-    db.session.commit()
+        return redirect(back)
+    refused_back_to(back)
+    p = participation.request(db.session, current_user, opp_id, form.message.data or "")
     if p.status.value == "approved":
         flash("You're in! Your place is confirmed; we have emailed you the details.", "success")
     else:
         flash("Thanks! Your request is in. The program team will confirm by email.", "success")
-    return redirect(url_for("opportunities.detail", opp_id=opp_id))
+    return redirect(back)
 
 
 @bp.route("/me/commitments/<int:participation_id>/withdraw", methods=["POST"])
 @advocate_required
+@unit_of_work
 def withdraw(participation_id):
     if not ConfirmForm().validate_on_submit():
         abort(400)
-    try:
-        p = participation.withdraw(db.session, current_user, participation_id)
-    except DomainError as err:
-        db.session.rollback()
-        if err.status_code == 404:
-            abort(404)
-        flash(err.message, "error")
-        return redirect(url_for("opportunities.commitments"))
-    db.session.commit()
+    refused_back_to(url_for("opportunities.commitments"))
+    p = participation.withdraw(db.session, current_user, participation_id)
     flash(f"You withdrew from {p.opportunity.title}.", "success")
     return redirect(url_for("opportunities.commitments"))
 

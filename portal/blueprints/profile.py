@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+from functools import partial
 
 from flask import Blueprint, Response, abort, flash, redirect, render_template, request, session, url_for
 from flask_login import current_user, logout_user
@@ -11,6 +12,7 @@ from wtforms import BooleanField, StringField, SubmitField
 from wtforms.validators import Length, Optional
 
 from portal.blueprints.auth import auth_limit
+from portal.errors import refused_as_link, refused_back_to, refused_form, unit_of_work
 from portal.extensions import csrf, db, limiter
 from portal.forms import BaseForm as FlaskForm
 from portal.forms.auth import ConfirmForm
@@ -25,8 +27,6 @@ from portal.forms.profile import (
 from portal.models import Industry, Product, SizeBand, TagKind
 from portal.security import advocate_or_applicant_required, advocate_required
 from portal.services import fatigue, lists, privacy, profiles, subscriptions
-from portal.services.accounts import CurrentPasswordWrong
-from portal.services.errors import DomainError, InvalidToken, NotFound
 
 bp = Blueprint("profile", __name__, url_prefix="/me")
 
@@ -42,8 +42,21 @@ def _fill_profile_choices(form: ProfileForm) -> None:
     form.product_ids.choices = [(p.id, p.name) for p in lists.active_items(db.session, Product)]
 
 
+def _edit_page(form):
+    profile = profiles.read_profile(db.session, current_user)  # pages only read (a refused POST too)
+    return render_template(
+        "profile/edit.html",
+        form=form,
+        profile=profile,
+        completeness=profiles.completeness(current_user, profile),
+        use_case_suggestions=profiles.tag_suggestions(db.session, TagKind.USE_CASE),
+        topic_suggestions=profiles.tag_suggestions(db.session, TagKind.TOPIC),
+    )
+
+
 @bp.route("/profile", methods=["GET", "POST"])
 @advocate_required
+@unit_of_work
 def edit():
     form = ProfileForm()
     _fill_profile_choices(form)
@@ -80,25 +93,11 @@ def edit():
             show_in_directory=form.show_in_directory.data,
             show_on_leaderboard=form.show_on_leaderboard.data,
         )
-        try:
-            profiles.update_profile(db.session, current_user, data)
-        except DomainError as err:
-            db.session.rollback()
-            form.form_errors.append(err.message)
-        else:
-            db.session.commit()
-            flash("Your profile is saved and marked as current.", "success")
-            return redirect(url_for("profile.edit"))
-    profile = profiles.read_profile(db.session, current_user)  # pages only read (a refused POST too)
-    status = 422 if request.method == "POST" else 200
-    return render_template(
-        "profile/edit.html",
-        form=form,
-        profile=profile,
-        completeness=profiles.completeness(current_user, profile),
-        use_case_suggestions=profiles.tag_suggestions(db.session, TagKind.USE_CASE),
-        topic_suggestions=profiles.tag_suggestions(db.session, TagKind.TOPIC),
-    ), status
+        refused_form(form, _edit_page)
+        profiles.update_profile(db.session, current_user, data)
+        flash("Your profile is saved and marked as current.", "success")
+        return redirect(url_for("profile.edit"))
+    return _edit_page(form), 422 if request.method == "POST" else 200
 
 
 @bp.route("/profile/preview")
@@ -111,11 +110,11 @@ def preview():
 
 @bp.route("/profile/confirm", methods=["POST"])
 @advocate_required
+@unit_of_work
 def confirm():
     if not ConfirmForm().validate_on_submit():
         abort(400)
     profiles.confirm_current(db.session, current_user)
-    db.session.commit()
     flash("Thanks! Your profile is marked as current.", "success")
     return redirect(url_for("main.dashboard"))
 
@@ -141,10 +140,20 @@ def _activity_form_class(types):
     return ActivityForm
 
 
-def _preferences_page(activity_form, comm_form, types, status=200):
-    return render_template(
-        "profile/preferences.html", activity_form=activity_form, comm_form=comm_form, types=types
-    ), status
+def _preferences_page(activity_form, comm_form, types):
+    return render_template("profile/preferences.html", activity_form=activity_form, comm_form=comm_form, types=types)
+
+
+def _activities_page(activity_form, types):
+    """The page with this activity form and the email settings as saved."""
+    return _preferences_page(activity_form, _saved_comm_form(profiles.read_profile(db.session, current_user)), types)
+
+
+def _communication_page(comm_form):
+    """The page with this email-settings form and the activities as saved."""
+    types = profiles.activity_types(db.session)
+    profile = profiles.read_profile(db.session, current_user)
+    return _preferences_page(_saved_activity_form(profile, types), comm_form, types)
 
 
 def _saved_activity_form(profile, types):
@@ -183,6 +192,7 @@ _ACTIVITY_FIELD = re.compile(r"^(?:opt|note)_(\w+)$")
 
 @bp.route("/preferences/activities", methods=["POST"])
 @advocate_required
+@unit_of_work
 def save_activities():
     types = profiles.activity_types(db.session)
     form = _activity_form_class(types)()
@@ -194,49 +204,37 @@ def save_activities():
         form.form_errors.append("Unknown activity type.")
     elif valid:
         choices = {t.id: (form[f"opt_{t.id}"].data, form[f"note_{t.id}"].data) for t in types}
-        try:
-            profiles.set_activity_preferences(db.session, current_user, choices)
-        except DomainError as err:
-            db.session.rollback()
-            form.form_errors.append(err.message)
-        else:
-            db.session.commit()
-            flash("Your activity preferences are saved.", "success")
-            return redirect(url_for("profile.preferences"))
-    profile = profiles.read_profile(db.session, current_user)
-    return _preferences_page(form, _saved_comm_form(profile), types, 422)
+        refused_form(form, partial(_activities_page, types=types))
+        profiles.set_activity_preferences(db.session, current_user, choices)
+        flash("Your activity preferences are saved.", "success")
+        return redirect(url_for("profile.preferences"))
+    return _activities_page(form, types), 422
 
 
 @bp.route("/preferences/communication", methods=["POST"])
 @advocate_required
+@unit_of_work
 def save_communication():
     form = CommunicationForm()
     if form.validate_on_submit():
-        try:
-            profiles.set_communication(
-                db.session,
-                current_user,
-                form.digest.data,
-                form.notify_opportunities.data,
-                form.notify_reminders.data,
-                form.notify_news.data,
-            )
-        except DomainError as err:
-            db.session.rollback()
-            form.form_errors.append(err.message)
-        else:
-            db.session.commit()
-            flash("Your email settings are saved.", "success")
-            return redirect(url_for("profile.preferences"))
-    types = profiles.activity_types(db.session)
-    profile = profiles.read_profile(db.session, current_user)
-    return _preferences_page(_saved_activity_form(profile, types), form, types, 422)
+        refused_form(form, _communication_page)
+        profiles.set_communication(
+            db.session,
+            current_user,
+            form.digest.data,
+            form.notify_opportunities.data,
+            form.notify_reminders.data,
+            form.notify_news.data,
+        )
+        flash("Your email settings are saved.", "success")
+        return redirect(url_for("profile.preferences"))
+    return _communication_page(form), 422
 
 
 # --- availability -------------------------------------------------------------------------------------------
 
 
-def _availability_page(limits_form, blackout_form, status=200):
+def _availability_page(limits_form, blackout_form):
     profile = profiles.read_profile(db.session, current_user)
     upcoming, past = profiles.split_blackouts(profile)
     return render_template(
@@ -247,7 +245,16 @@ def _availability_page(limits_form, blackout_form, status=200):
         past=past,
         status=fatigue.availability(profile),
         delete_form=ConfirmForm(),
-    ), status
+    )
+
+
+def _limits_page(limits_form):
+    return _availability_page(limits_form, BlackoutForm(formdata=None))
+
+
+def _blackout_page(blackout_form):
+    """The page with this blackout form and the limits as saved."""
+    return _availability_page(_saved_limits_form(profiles.read_profile(db.session, current_user)), blackout_form)
 
 
 def _saved_limits_form(profile):
@@ -265,59 +272,47 @@ def _saved_limits_form(profile):
 
 @bp.route("/availability", methods=["GET", "POST"])
 @advocate_required
+@unit_of_work
 def availability():
     if request.method == "GET":
-        profile = profiles.read_profile(db.session, current_user)
-        return _availability_page(_saved_limits_form(profile), BlackoutForm(formdata=None))
+        return _limits_page(_saved_limits_form(profiles.read_profile(db.session, current_user)))
     form = LimitsForm()
     if form.validate_on_submit():
-        try:
-            profiles.set_limits(
-                db.session,
-                current_user,
-                form.max_asks_per_month.data,
-                form.max_asks_per_quarter.data,
-                form.paused_until.data,
-                form.timezone.data,
-            )
-        except DomainError as err:
-            db.session.rollback()
-            form.form_errors.append(err.message)
-        else:
-            db.session.commit()
-            flash("Your availability is saved.", "success")
-            return redirect(url_for("profile.availability"))
-    return _availability_page(form, BlackoutForm(formdata=None), 422)
+        refused_form(form, _limits_page)
+        profiles.set_limits(
+            db.session,
+            current_user,
+            form.max_asks_per_month.data,
+            form.max_asks_per_quarter.data,
+            form.paused_until.data,
+            form.timezone.data,
+        )
+        flash("Your availability is saved.", "success")
+        return redirect(url_for("profile.availability"))
+    return _limits_page(form), 422
 
 
 @bp.route("/availability/blackouts", methods=["POST"])
 @advocate_required
+@unit_of_work
 def add_blackout():
     form = BlackoutForm()
     if form.validate_on_submit():
-        try:
-            profiles.add_blackout(db.session, current_user, form.starts_on.data, form.ends_on.data, form.note.data)
-        except DomainError as err:
-            db.session.rollback()
-            form.form_errors.append(err.message)
-        else:
-            db.session.commit()
-            flash("Blackout added. Nobody will ask you during it.", "success")
-            return redirect(url_for("profile.availability"))
-    profile = profiles.read_profile(db.session, current_user)
-    return _availability_page(_saved_limits_form(profile), form, 422)
+        refused_form(form, _blackout_page)
+        profiles.add_blackout(db.session, current_user, form.starts_on.data, form.ends_on.data, form.note.data)
+        flash("Blackout added. Nobody will ask you during it.", "success")
+        return redirect(url_for("profile.availability"))
+    return _blackout_page(form), 422
 
 
 @bp.route("/availability/blackouts/<int:blackout_id>/delete", methods=["POST"])
 @advocate_required
+@unit_of_work
 def delete_blackout(blackout_id):
     if not ConfirmForm().validate_on_submit():
         abort(400)
-    try:
-        profiles.remove_blackout(db.session, current_user, blackout_id)
-    except NotFound:
-        abort(404)
-    db.session.commit()
+    refused_back_to(url_for("profile.availability"))  # not the advocate's blackout (NotFound): a 404
+    profiles.remove_blackout(db.session, current_user, blackout_id)
     flash("Blackout removed.", "success")
     return redirect(url_for("profile.availability"))
 
@@ -343,65 +338,56 @@ def export_data():
     )
 
 
+def _delete_page(form):
+    return render_template("profile/delete.html", form=form)
+
+
 @bp.route("/delete", methods=["GET", "POST"])
 @limiter.limit(auth_limit, methods=["POST"])
 @advocate_or_applicant_required  # GDPR: an applicant waiting for approval may delete their account too
+@unit_of_work
 def delete_account():
     form = DeleteAccountForm()
     if form.validate_on_submit():
-        try:
-            # The User itself: the service records it in the audit log (a proxy would be logged as "localproxy").
-            privacy.delete_account(db.session, current_user._get_current_object(), form.password.data)
-        except CurrentPasswordWrong as err:
-            db.session.commit()  # keep the failure count and any lock (nothing else was changed yet)
-            form.password.errors.append(err.message)
-        except DomainError as err:
-            db.session.rollback()
-            form.password.errors.append(err.message)
-        else:
-            db.session.commit()
-            logout_user()
-            session.clear()
-            flash("Your account is deleted. Thank you for having been part of the program.", "success")
-            return redirect(url_for("main.index"))
-    return render_template("profile/delete.html", form=form), 422 if form.errors else 200
+        # A wrong password keeps its failure count and any lock (CurrentPasswordWrong keeps writes).
+        refused_form(form, _delete_page, field=form.password)
+        # The User itself: the service records it in the audit log (a proxy would be logged as "localproxy").
+        privacy.delete_account(db.session, current_user._get_current_object(), form.password.data)
+        logout_user()
+        session.clear()
+        flash("Your account is deleted. Thank you for having been part of the program.", "success")
+        return redirect(url_for("main.index"))
+    return _delete_page(form), 422 if form.errors else 200
+
+
+def _change_email_page(form):
+    return render_template("profile/change_email.html", form=form)
 
 
 @bp.route("/email", methods=["GET", "POST"])
 @limiter.limit(auth_limit, methods=["POST"])
 @advocate_required
+@unit_of_work
 def change_email():
     form = ChangeEmailForm()
     if form.validate_on_submit():
-        try:
-            privacy.request_email_change(
-                db.session, current_user._get_current_object(), form.password.data, form.new_email.data
-            )
-        except CurrentPasswordWrong as err:
-            db.session.commit()  # keep the failure count and any lock (nothing else was changed yet)
-            form.form_errors.append(err.message)
-        except DomainError as err:
-            db.session.rollback()
-            form.form_errors.append(err.message)
-        else:
-            db.session.commit()
-            flash(
-                "We have sent a confirmation link to the new address. Your email changes when you open it.", "success"
-            )
-            return redirect(url_for("profile.privacy_page"))
-    return render_template("profile/change_email.html", form=form), 422 if form.errors else 200
+        # A wrong password keeps its failure count and any lock (CurrentPasswordWrong keeps writes).
+        refused_form(form, _change_email_page)
+        privacy.request_email_change(
+            db.session, current_user._get_current_object(), form.password.data, form.new_email.data
+        )
+        flash("We have sent a confirmation link to the new address. Your email changes when you open it.", "success")
+        return redirect(url_for("profile.privacy_page"))
+    return _change_email_page(form), 422 if form.errors else 200
 
 
 @bp.route("/email/confirm/<token>", methods=["GET", "POST"])
+@unit_of_work
 def confirm_email_change(token):
     form = ConfirmForm()
     if request.method == "POST" and form.validate_on_submit():
-        try:
-            privacy.confirm_email_change(db.session, token)
-        except DomainError as err:
-            db.session.rollback()
-            return render_template("auth/link_invalid.html", message=err.message), 400
-        db.session.commit()
+        refused_as_link()  # also the address taken meanwhile (a Conflict): this link cannot be used
+        privacy.confirm_email_change(db.session, token)
         logout_user()
         session.clear()
         flash("Your email address is changed. Sign in with the new address.", "success")
@@ -414,13 +400,10 @@ def confirm_email_change(token):
 
 @bp.route("/unsubscribe/<token>", methods=["GET", "POST"])
 @csrf.exempt  # mail clients POST here (RFC 8058); the signed token, not a cookie, authorises it
+@unit_of_work
 def unsubscribe(token):
-    try:
-        user, topic = subscriptions.read_unsubscribe(db.session, token)
-    except InvalidToken as err:
-        return render_template("auth/link_invalid.html", message=err.message), 400
+    user, topic = subscriptions.read_unsubscribe(db.session, token)  # an InvalidToken: "link not valid"
     if request.method == "POST":
         subscriptions.apply_unsubscribe(db.session, user, topic)
-        db.session.commit()
         return render_template("profile/unsubscribed.html", what=subscriptions.TOPICS[topic], done=True)
     return render_template("profile/unsubscribed.html", what=subscriptions.TOPICS[topic], done=False, token=token)

@@ -7,12 +7,12 @@ import secrets
 from flask import Blueprint, abort, flash, redirect, render_template, request, session, url_for
 from flask_login import current_user
 
+from portal.errors import refused_back_to, unit_of_work
 from portal.extensions import db
 from portal.forms.recognition import CancelRedemptionForm, RedeemForm
 from portal.models import RedemptionStatus
 from portal.security import advocate_required, login_required_active
 from portal.services import badges, leaderboard, points, referrals, rewards
-from portal.services.errors import DomainError
 
 bp = Blueprint("recognition", __name__)
 
@@ -49,20 +49,15 @@ def catalog():
 
 @bp.route("/rewards/redeem", methods=["POST"])
 @advocate_required
+@unit_of_work
 def redeem():
     form = RedeemForm()
     if not form.validate_on_submit():
         flash("That order could not be read. Please try again.", "error")
         return redirect(url_for("recognition.catalog"))
-    try:
-        redemption, created = rewards.redeem(
-            db.session, current_user, int(form.reward_id.data), form.idempotency_key.data
-        )
-    except DomainError as err:
-        db.session.rollback()
-        flash(err.message, "error")
-        return redirect(url_for("recognition.catalog")), 303
-    db.session.commit()
+    # The reward comes from the form: one retired since the catalog was shown is a refusal, not a 404.
+    refused_back_to(url_for("recognition.catalog"), code=303, target_in_url=False)
+    redemption, created = rewards.redeem(db.session, current_user, int(form.reward_id.data), form.idempotency_key.data)
     if created:
         flash(
             f"Thanks! Your order for {redemption.reward.name} is in. We will email you when it is on its way.",
@@ -84,20 +79,14 @@ def redemptions():
 
 @bp.route("/me/redemptions/<int:redemption_id>/cancel", methods=["POST"])
 @advocate_required
+@unit_of_work
 def cancel_redemption(redemption_id):
     form = CancelRedemptionForm()
     if not form.validate_on_submit():
         abort(400)
-    try:
-        rewards.cancel(db.session, redemption_id, current_user, form.reason.data or "Cancelled by the advocate")
-    except DomainError as err:
-        db.session.rollback()
-        if err.status_code == 404:
-            abort(404)
-        flash(err.message, "error")
-    else:
-        db.session.commit()
-        flash("Your order is cancelled and the points are back in your balance.", "success")
+    refused_back_to(url_for("recognition.redemptions"))
+    rewards.cancel(db.session, redemption_id, current_user, form.reason.data or "Cancelled by the advocate")
+    flash("Your order is cancelled and the points are back in your balance.", "success")
     return redirect(url_for("recognition.redemptions"))
 
 

@@ -5,9 +5,11 @@ from __future__ import annotations
 import click
 from flask.cli import AppGroup
 
-from portal.cli.common import commit
+from portal.cli.common import transaction
 from portal.extensions import db
 from portal.services import lists, subscriptions
+from portal.services.badges import ensure_default_badges
+from portal.services.outbox import send_due
 
 advocates_cli = AppGroup("advocates", help="Advocate maintenance.")
 lists_cli = AppGroup("lists", help="The lists admins manage (industries, products, countries, ...).")
@@ -16,13 +18,8 @@ lists_cli = AppGroup("lists", help="The lists admins manage (industries, product
 @advocates_cli.command("remind-stale")
 def remind_stale():
     """Email each stale advocate (at most once every 30 days; respects their preferences)."""
-    from portal.database import begin_write
-
-    begin_write(db.session)
-    count = subscriptions.remind_stale(db.session)
-    commit()
-    from portal.services.outbox import send_due
-
+    with transaction():
+        count = subscriptions.remind_stale(db.session)
     sent, failed = send_due()
     click.echo(f"Queued {count} reminder(s); sent {sent}, {failed} waiting for retry.")
 
@@ -30,9 +27,7 @@ def remind_stale():
 @lists_cli.command("seed")
 def seed_lists():
     """Add the default industries, products, size bands, regions, countries, activity types and badges."""
-    from portal.services.badges import ensure_default_badges
-
-    added = lists.ensure_defaults(db.session)
-    added += ensure_default_badges(db.session)
-    commit()
+    with transaction():
+        added = lists.ensure_defaults(db.session)
+        added += ensure_default_badges(db.session)
     click.echo(f"Added {added} list item(s)." if added else "All default list items are present.")

@@ -9,9 +9,35 @@ import click
 from flask.cli import AppGroup
 from sqlalchemy import func, select
 
+from portal.cli.common import transaction
 from portal.extensions import db
-from portal.models import Consent, Role, Status, User, utcnow
+from portal.models import (
+    ActivityPreference,
+    ActivityType,
+    AdvocateProfile,
+    Blackout,
+    Consent,
+    Country,
+    Digest,
+    EntrySource,
+    Industry,
+    Opportunity,
+    OpportunityStatus,
+    Product,
+    Region,
+    Reward,
+    Role,
+    SelectionMode,
+    SizeBand,
+    Status,
+    TagKind,
+    User,
+    utcnow,
+)
+from portal.services import badges, lists, points
 from portal.services.passwords import hash_password
+from portal.services.profiles import _tags
+from search import backend as search_backend
 
 demo_cli = AppGroup("demo", help="Demo data.")
 
@@ -174,27 +200,11 @@ STORIES = [
 
 def _profiles(rng, advocates, now):
 
-    from portal.models import (
-        ActivityPreference,
-        AdvocateProfile,
-        Blackout,
-        Country,
-        Digest,
-        Industry,
-        Product,
-        SizeBand,
-        TagKind,
-    )
-    from portal.services import lists
-    from portal.services.profiles import _tags
-
     lists.ensure_defaults(db.session)
     industries = db.session.scalars(select(Industry)).all()
     sizes = db.session.scalars(select(SizeBand)).all()
     countries = db.session.scalars(select(Country)).all()
     products = db.session.scalars(select(Product)).all()
-    from portal.models import ActivityType
-
     types = db.session.scalars(select(ActivityType)).all()
     today = now.date()
     for i, u in enumerate(advocates):
@@ -249,9 +259,6 @@ REWARDS = [
 
 
 def _recognition(rng, advocates, admin):
-    from portal.models import EntrySource, Reward
-    from portal.services import badges, points
-
     badges.ensure_default_badges(db.session)
     for name, desc, cost, stock, limit in REWARDS:
         db.session.add(Reward(name=name, description=desc, points_cost=cost, stock=stock, per_advocate_limit=limit))
@@ -335,8 +342,6 @@ OPPORTUNITIES = [
 
 
 def _opportunities(rng, admin, now):
-    from portal.models import ActivityType, Industry, Opportunity, OpportunityStatus, Region, SelectionMode
-
     types = {t.key: t for t in db.session.scalars(select(ActivityType))}
     today = now.date()
     for key, title, desc, capacity, days, mode, url in OPPORTUNITIES:
@@ -383,88 +388,87 @@ def _opportunities(rng, admin, now):
 @click.option("--advocates", default=60, show_default=True, help="How many advocates.")
 def seed(if_empty, advocates):
     """Create one admin, two staff and a community of advocates (demo password for all)."""
-    if db.session.scalar(select(func.count()).select_from(User)):
-        if if_empty:
-            click.echo("Database already has users; demo seed skipped.")
-            advocate = db.session.scalar(
-                select(User.email)
-                .where(User.role == Role.ADVOCATE, User.status == Status.ACTIVE, User.email.like("%@%.example.com"))
-                .order_by(User.id)
-                .limit(1)
-            )
-            if advocate:  # still the demo community: say who to sign in as
-                click.echo(f"Demo advocate sign-in (password {DEMO_PASSWORD}): {advocate}")
-            return
-        raise click.ClickException("The database already has users; seed only an empty database.")
-    from search.indexing import ensure_index
-
-    ensure_index()  # an empty index first, so the seeded people are indexed as they are committed
-    rng = random.Random(2026)
-    pw = hash_password(DEMO_PASSWORD)
-    now = utcnow()
-    people = [
-        User(
-            email="admin@example.com",
-            name="Alex Admin",
-            role=Role.ADMIN,
-            job_title="Customer Advocacy Manager",
-            company="Example Corp",
-        ),
-        User(
-            email="sam.sales@example.com",
-            name="Sam Seller",
-            role=Role.STAFF,
-            job_title="Account Executive",
-            company="Example Corp",
-        ),
-        User(
-            email="casey.cs@example.com",
-            name="Casey Success",
-            role=Role.STAFF,
-            job_title="Customer Success Manager",
-            company="Example Corp",
-        ),
-    ]
-    seen = {u.email for u in people}
-    with click.progressbar(range(advocates), label="Creating advocates") as bar:
-        for i in bar:
-            first, last, company = rng.choice(FIRST), rng.choice(LAST), rng.choice(COMPANIES)
-            email, n = _email(first, last, company, 0), 1
-            while email in seen:
-                email, n = _email(first, last, company, n), n + 1
-            seen.add(email)
-            status = Status.ACTIVE if i < advocates - 4 else Status.PENDING
-            joined = now - timedelta(days=rng.randint(5, 900))
-            people.append(
-                User(
-                    email=email,
-                    name=f"{first} {last}",
-                    company=company,
-                    job_title=rng.choice(TITLES),
-                    role=Role.ADVOCATE,
-                    status=status,
-                    created_at=joined,
+    with transaction():  # one unit of work: the seed is all there or not at all
+        if db.session.scalar(select(func.count()).select_from(User)):
+            if if_empty:
+                click.echo("Database already has users; demo seed skipped.")
+                advocate = db.session.scalar(
+                    select(User.email)
+                    .where(User.role == Role.ADVOCATE, User.status == Status.ACTIVE, User.email.like("%@%.example.com"))
+                    .order_by(User.id)
+                    .limit(1)
                 )
-            )
-    for u in people:
-        u.password_hash = pw
-        u.email_verified_at = u.created_at or now
-        if u.status is None or u.role != Role.ADVOCATE:
-            u.status = Status.ACTIVE
-        if u.status == Status.ACTIVE:
-            u.approved_at = now
-        db.session.add(u)
-    db.session.flush()
-    for u in people:
-        if u.role == Role.ADVOCATE:
-            db.session.add(Consent(user_id=u.id, kind="program_terms", version="2026-01", given_at=u.created_at))
-    active = [u for u in people if u.role == Role.ADVOCATE and u.status == Status.ACTIVE]
-    _profiles(rng, active, now)
-    _recognition(rng, active, people[0])
-    _opportunities(rng, people[0], now)
-    db.session.commit()
+                if advocate:  # still the demo community: say who to sign in as
+                    click.echo(f"Demo advocate sign-in (password {DEMO_PASSWORD}): {advocate}")
+                return
+            raise click.ClickException("The database already has users; seed only an empty database.")
+        search_backend().ensure_index()  # an empty index first, so the seeded people are indexed as they are committed
+        rng = random.Random(2026)
+        pw = hash_password(DEMO_PASSWORD)
+        now = utcnow()
+        people = [
+            User(
+                email="admin@example.com",
+                name="Alex Admin",
+                role=Role.ADMIN,
+                job_title="Customer Advocacy Manager",
+                company="Example Corp",
+            ),
+            User(
+                email="sam.sales@example.com",
+                name="Sam Seller",
+                role=Role.STAFF,
+                job_title="Account Executive",
+                company="Example Corp",
+            ),
+            User(
+                email="casey.cs@example.com",
+                name="Casey Success",
+                role=Role.STAFF,
+                job_title="Customer Success Manager",
+                company="Example Corp",
+            ),
+        ]
+        seen = {u.email for u in people}
+        with click.progressbar(range(advocates), label="Creating advocates") as bar:
+            for i in bar:
+                first, last, company = rng.choice(FIRST), rng.choice(LAST), rng.choice(COMPANIES)
+                email, n = _email(first, last, company, 0), 1
+                while email in seen:
+                    email, n = _email(first, last, company, n), n + 1
+                seen.add(email)
+                status = Status.ACTIVE if i < advocates - 4 else Status.PENDING
+                joined = now - timedelta(days=rng.randint(5, 900))
+                people.append(
+                    User(
+                        email=email,
+                        name=f"{first} {last}",
+                        company=company,
+                        job_title=rng.choice(TITLES),
+                        role=Role.ADVOCATE,
+                        status=status,
+                        created_at=joined,
+                    )
+                )
+        for u in people:
+            u.password_hash = pw
+            u.email_verified_at = u.created_at or now
+            if u.status is None or u.role != Role.ADVOCATE:
+                u.status = Status.ACTIVE
+            if u.status == Status.ACTIVE:
+                u.approved_at = now
+            db.session.add(u)
+        db.session.flush()
+        for u in people:
+            if u.role == Role.ADVOCATE:
+                db.session.add(Consent(user_id=u.id, kind="program_terms", version="2026-01", given_at=u.created_at))
+        active = [u for u in people if u.role == Role.ADVOCATE and u.status == Status.ACTIVE]
+        _profiles(rng, active, now)
+        _recognition(rng, active, people[0])
+        _opportunities(rng, people[0], now)
+        demo_advocate = people[4].email
     click.echo(f"Seeded 1 admin, 2 staff and {advocates} advocates.")
     click.echo(f"Demo sign-ins (password for all: {DEMO_PASSWORD}):")
     click.echo("  admin     admin@example.com")
     click.echo("  staff     sam.sales@example.com, casey.cs@example.com")
-    click.echo(f"  advocate  {people[4].email}")
+    click.echo(f"  advocate  {demo_advocate}")

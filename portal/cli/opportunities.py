@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import click
 from flask.cli import AppGroup
 
-from portal.cli.common import commit
+from portal.cli.common import transaction
 from portal.extensions import db
+from portal.models import utcnow
 from portal.services import digest
 from portal.services.outbox import send_due
 
@@ -18,11 +21,8 @@ opportunities_cli = AppGroup("opportunities", help="Opportunity announcements.")
 @click.option("--period", type=click.Choice(["weekly", "monthly"]), required=True)
 def send(period):
     """Email each advocate who chose this period the new opportunities they are eligible for."""
-    from portal.database import begin_write
-
-    begin_write(db.session)
-    sent, skipped = digest.send(db.session, period)
-    commit()
+    with transaction():
+        sent, skipped = digest.send(db.session, period)
     delivered, failed = send_due()
     click.echo(
         f"{sent} digest(s) queued, {skipped} advocate(s) skipped (nothing new or already sent); "
@@ -44,16 +44,10 @@ def send(period):
 def announce(days, batch):
     """Tell advocates who asked for it about newly opened opportunities that match them (run from cron,
     e.g. hourly; nobody is told twice about one opportunity)."""
-    from datetime import timedelta
-
-    from portal.database import begin_write
-    from portal.models import utcnow
-
     now, after, sent, skipped = utcnow(), 0, 0, 0
     while True:  # one write transaction per batch of advocates: others keep writing meanwhile
-        begin_write(db.session)
-        n, s, after = digest.announce(db.session, now=now, window=timedelta(days=days), after_id=after, limit=batch)
-        commit()
+        with transaction():
+            n, s, after = digest.announce(db.session, now=now, window=timedelta(days=days), after_id=after, limit=batch)
         sent, skipped = sent + n, skipped + s
         if after is None:
             break

@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 from flask.cli import AppGroup
 
-from portal.cli.common import commit
+from portal.cli.common import transaction
 from portal.extensions import db
 from portal.services import badges, points
 
@@ -27,9 +27,6 @@ def verify():
 @badges_cli.command("evaluate")
 def evaluate():
     """Grant automatic badges that are due (e.g. one year as an advocate); run daily."""
-    from portal.database import begin_write
-
-    begin_write(db.session)
-    granted = badges.evaluate_all(db.session)
-    commit()
+    with transaction():
+        granted = badges.evaluate_all(db.session)
     click.echo(f"Granted {granted} badge(s).")

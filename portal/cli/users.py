@@ -7,11 +7,10 @@ import sys
 import click
 from flask.cli import AppGroup
 
-from portal.cli.common import commit
+from portal.cli.common import transaction
 from portal.extensions import db
 from portal.models import Role
 from portal.services import accounts
-from portal.services.errors import DomainError
 
 users_cli = AppGroup("users", help="Manage accounts.")
 
@@ -24,14 +23,10 @@ def _read_password(password_stdin: bool) -> str:
 
 def _create(email: str, role: Role, name: str | None, password_stdin: bool, no_password: bool) -> None:
     password = None if no_password else _read_password(password_stdin)
-    try:
+    with transaction():  # a DomainError (the address is taken) ends the command with its message
         user = accounts.create_internal_user(db.session, email, role, name=name, password=password)
-    except DomainError as err:
-        db.session.rollback()
-        raise click.ClickException(err.message) from None
-    if password is None:
-        accounts.request_password_reset(db.session, user.email)
-    commit()
+        if password is None:
+            accounts.request_password_reset(db.session, user.email)
     click.echo(
         f"Created {role.value} {user.email}." + (" A link to set the password was emailed." if password is None else "")
     )
@@ -60,13 +55,9 @@ def create_staff(email, name, password_stdin, email_link):
 @click.argument("email")
 def approve(email):
     """Approve an advocate who has verified their email."""
-    try:
+    with transaction():
         user = accounts.find_user(db.session, email)
         accounts.approve(db.session, user, actor_id=None, via="cli")
-    except DomainError as err:
-        db.session.rollback()
-        raise click.ClickException(err.message) from None
-    commit()
     click.echo(f"Approved {user.email}; they have been emailed.")
 
 
@@ -75,11 +66,7 @@ def approve(email):
 @click.option("--reason", required=True, help="Why (kept in the audit log).")
 def suspend(email, reason):
     """Suspend an account and end all its sessions."""
-    try:
+    with transaction():
         user = accounts.find_user(db.session, email)
         accounts.suspend(db.session, user, actor_id=None, reason=reason)
-    except DomainError as err:
-        db.session.rollback()
-        raise click.ClickException(err.message) from None
-    commit()
     click.echo(f"Suspended {user.email}.")

@@ -297,6 +297,8 @@ def _count_no_failure(session: Session) -> None:
 
 
 class LoginFailed(DomainError):
+    keeps_writes = True  # the failure count and any lock stand
+
     def __init__(self):
         super().__init__(
             "The email or password is not right, or the account is locked for a while. "
@@ -399,6 +401,8 @@ def reset_password(session: Session, token: str, new_password: str) -> User:
 
 class CurrentPasswordWrong(DomainError):
     """The current password did not match; the failure counts toward the account's lock."""
+
+    keeps_writes = True
 
 
 def change_password(session: Session, user: User, current_password: str, new_password: str) -> None:

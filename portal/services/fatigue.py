@@ -35,7 +35,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from functools import cache
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from sqlalchemy import Select, String, and_, cast, func, insert, literal, or_, select
+from sqlalchemy import Select, and_, func, or_, select
 from sqlalchemy.orm import Session
 
 from portal.models import (
@@ -49,7 +49,6 @@ from portal.models import (
     ParticipationStatus,
     ProgramSetting,
     Role,
-    SearchPending,
     Status,
     User,
     utcnow,
@@ -65,7 +64,6 @@ LABELS = {
 WINDOW_DAYS = 90
 UNDER_USED_DAYS = 180
 ASK_STATUSES = (ParticipationStatus.REQUESTED, ParticipationStatus.APPROVED, ParticipationStatus.COMPLETED)
-SEARCH_ADVOCATES = "advocates"  # search_pending.doc_type of advocate documents (search.indexing.ADVOCATES)
 
 
 @dataclass
@@ -81,7 +79,6 @@ def policy(session: Session) -> Policy:
 
 
 def set_policy(session: Session, values: dict[str, int], actor_id: int) -> Policy:
-    before = policy(session)
     for key, value in values.items():
         if key not in DEFAULTS:
             raise DomainError(f"Unknown setting {key}.")
@@ -94,24 +91,7 @@ def set_policy(session: Session, values: dict[str, int], actor_id: int) -> Polic
             row.value, row.updated_by_id = int(value), actor_id
     audit.record(session, "settings.fatigue", actor_id, None, **{k: int(v) for k, v in values.items()})
     session.flush()
-    after = policy(session)
-    if after != before:
-        queue_all_for_reindex(session)
-    return after
-
-
-def queue_all_for_reindex(session: Session) -> None:
-    """Every active advocate's search document holds a fatigue status computed from the policy: queue
-    them all (one INSERT ... SELECT, in the caller's transaction). The next index writer, or the
-    ``flask search sync`` cron, applies them in batches; the admin's request does not wait for it."""
-    session.execute(
-        insert(SearchPending).from_select(
-            ["doc_type", "doc_id"],
-            select(cast(literal(SEARCH_ADVOCATES), String(20)), User.id).where(
-                User.role == Role.ADVOCATE, User.status == Status.ACTIVE
-            ),
-        )
-    )
+    return policy(session)
 
 
 # --- reasons and decisions ------------------------------------------------------------------------------------
