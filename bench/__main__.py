@@ -24,7 +24,18 @@ from collections import defaultdict
 from datetime import date
 from pathlib import Path
 
+from flask_migrate import upgrade
 from sqlalchemy import func, or_, select
+
+from bench.generate import generate
+from bench.queries import QUERIES, WORST_QUERIES
+from portal import create_app
+from portal.extensions import db
+from portal.models import ActivityPreference, ActivityType, AdvocateProfile, Country, User, profile_products
+from portal.services import lists
+from search import querying
+from search.indexing import _merging, apply_pending, current_dir, discard_pending, wait_for_merges
+from search.rebuild import check, optimize, rebuild
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -37,8 +48,6 @@ def pct(values, p):
 
 def like_baseline(session, query: str, filters: dict):
     """What a plain SQL search does: LIKE per word, facet filters, total, 3 facet counts, top 20."""
-    from portal.models import ActivityPreference, ActivityType, AdvocateProfile, Country, User, profile_products
-
     words = [w.strip('"') for w in query.split() if w.strip('"')]
     q = (
         select(User.id)
@@ -114,18 +123,6 @@ def cold(dbfile: Path, index: Path, warm: bool, runs: int) -> dict:
 
 
 def run_size(n: int, runs: int, procs: int, workdir: Path, cold_runs: int = 2) -> dict:
-    from flask_migrate import upgrade
-
-    from bench.generate import generate
-    from bench.queries import QUERIES, WORST_QUERIES
-    from portal import create_app
-    from portal.extensions import db
-    from portal.models import AdvocateProfile, User
-    from portal.services import lists
-    from search import querying
-    from search.indexing import _merging, apply_pending, current_dir, discard_pending, wait_for_merges
-    from search.rebuild import rebuild
-
     dbfile = workdir / f"bench-{n}.db"
     dbfile.unlink(missing_ok=True)
     app = create_app(
@@ -234,8 +231,6 @@ def run_size(n: int, runs: int, procs: int, workdir: Path, cold_runs: int = 2) -
         out["merges"] = (len(merges), statistics.median(merges) if merges else 0.0)
         out["first_search_after_update_ms"] = (statistics.median(upd_search), pct(upd_search, 95))
         out["index"] = str(current_dir().resolve())
-
-        from search.rebuild import check, optimize
 
         wait_for_merges()
         t = time.perf_counter()

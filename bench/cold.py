@@ -10,6 +10,11 @@ import argparse
 import json
 import time
 
+from bench.queries import COLD_QUERIES
+from portal import create_app
+from portal.extensions import db
+from search import querying
+
 
 def main():
     ap = argparse.ArgumentParser()
@@ -17,11 +22,6 @@ def main():
     ap.add_argument("index")
     ap.add_argument("--warm", action="store_true")
     args = ap.parse_args()
-    from bench.queries import COLD_QUERIES
-    from portal import create_app
-    from portal.extensions import db
-    from search import querying
-
     app = create_app(
         {
             "SQLALCHEMY_DATABASE_URI": f"sqlite:///{args.db}",

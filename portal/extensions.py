@@ -2,6 +2,7 @@
 
 import smtplib
 
+from flask import current_app
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
 from flask_login import LoginManager
@@ -47,8 +48,6 @@ class TimeoutMail(Mail):
         return state
 
     def connect(self):
-        from flask import current_app
-
         return _TimeoutConnection(current_app.extensions["mail"])
 
 

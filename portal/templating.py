@@ -9,16 +9,15 @@ from flask import current_app, has_request_context
 from flask_login import current_user
 from markupsafe import Markup, escape
 
+from portal.extensions import db
 from portal.forms.auth import ConfirmForm
+from portal.services.profiles import is_stale, read_profile
 
 
 def _stale_profile() -> bool:
     """True when the signed-in advocate's profile needs confirming (shown as a banner on every page)."""
     if not (current_user.is_authenticated and current_user.is_advocate and current_user.is_approved):
         return False
-    from portal.extensions import db
-    from portal.services.profiles import is_stale, read_profile
-
     # No profile row yet (activated before profiles were created at activation): counted from approval.
     return is_stale(read_profile(db.session, current_user._get_current_object()))
 

@@ -1,5 +1,8 @@
 """Fixtures: app (per test, on SQLite and, with TEST_DATABASE_URL, on PostgreSQL), client, runner,
-a real SMTP server, user builders and per-role logged-in clients.
+a real SMTP server, user builders, per-role logged-in clients, the settings some tests turn on (limited,
+auto_approve, after_response, real_hash_cost) and a throwaway empty database for the migrations (empty_db_url,
+mig_app).
+Helpers (builders, form posting, the SMTP server's Mailbox, ...) live in tests/support.py.
 
 The schema is built once per backend through the Alembic migrations (never create_all), and each
 test starts from empty tables.
@@ -8,23 +11,32 @@ test starts from empty tables.
 from __future__ import annotations
 
 import os
+import uuid
 
 import pytest
-from flask.testing import FlaskClient, FlaskCliRunner
 from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
 
 from portal import create_app
 from portal.extensions import db
-from portal.models import Base, Role, Status, User, utcnow
+from portal.models import Role, Status, User, utcnow
 from portal.services import lists
 from portal.services.badges import ensure_default_badges
 from portal.services.passwords import hash_password
 from search.indexing import ensure_index
-from tests.helpers import TEST_PASSWORD, Mailbox, login
+from tests.support import (
+    BACKENDS,
+    PG_URL,
+    TEST_PASSWORD,
+    FreshContextClient,
+    Mailbox,
+    OwnTransactionCliRunner,
+    base_config,
+    client_for,
+    empty_tables,
+)
 
 IN_CI = os.environ.get("CI", "").lower() == "true"
-PG_URL = os.environ.get("TEST_DATABASE_URL", "")
-BACKENDS = ["sqlite"] + (["postgresql"] if PG_URL else [])
 
 
 def _pg_url(url: str) -> str:
@@ -47,26 +59,6 @@ def pytest_runtest_makereport(item, call):
     if IN_CI and report.skipped and not hasattr(report, "wasxfail"):
         report.outcome = "failed"
         report.longrepr = f"skipped in CI, which counts as a failure: {report.longrepr}"
-
-
-def base_config(db_uri: str, mailbox: Mailbox, tmp_path) -> dict:
-    return {
-        "TESTING": True,
-        "SECRET_KEY": "test-secret-key-not-for-production",
-        "SQLALCHEMY_DATABASE_URI": db_uri,
-        "MAIL_SERVER": "127.0.0.1",
-        "MAIL_PORT": mailbox.port,
-        "MAIL_SUPPRESS_SEND": False,  # Flask-Mail suppresses under TESTING otherwise
-        "ARGON2_TIME_COST": 1,
-        "ARGON2_MEMORY_COST": 1024,
-        "ARGON2_PARALLELISM": 1,
-        "RATELIMIT_ENABLED": False,
-        "SEARCH_INDEX_DIR": str(tmp_path / "search-index"),
-        "PUBLIC_BASE_URL": "http://localhost",
-        # No background warm-up thread reading the database (it would race the table reset between
-        # tests: a deadlock with TRUNCATE on PostgreSQL); tests that test the warm-up turn it on.
-        "SEARCH_WARM": False,
-    }
 
 
 @pytest.fixture(scope="session")
@@ -111,23 +103,6 @@ def database_urls(tmp_path_factory, mailbox_server):
     return urls
 
 
-def empty_tables(engine) -> None:
-    """PostgreSQL: TRUNCATE (row triggers do not fire). SQLite: DELETE, with the append-only triggers of
-    the ledger (migration 0007) dropped for the moment and re-created from their own SQL, in one transaction."""
-    tables = [t.name for t in Base.metadata.sorted_tables]
-    with engine.begin() as conn:
-        if engine.dialect.name == "postgresql":
-            conn.execute(text("TRUNCATE " + ", ".join(f'"{t}"' for t in tables) + " RESTART IDENTITY CASCADE"))
-        else:
-            triggers = conn.execute(text("SELECT name, sql FROM sqlite_master WHERE type = 'trigger'")).all()
-            for name, _ in triggers:
-                conn.execute(text(f'DROP TRIGGER "{name}"'))
-            for t in reversed(tables):
-                conn.execute(text(f'DELETE FROM "{t}"'))
-            for _, sql in triggers:
-                conn.exec_driver_sql(sql)
-
-
 @pytest.fixture(params=BACKENDS)
 def backend(request):
     return request.param
@@ -137,51 +112,6 @@ def backend(request):
 def app_config(backend, database_urls, mailbox, tmp_path):
     """Override in a test module to change settings: ``app_config.update(...)`` before ``app``."""
     return base_config(database_urls[backend], mailbox, tmp_path)
-
-
-class FreshContextClient(FlaskClient):
-    """Each request runs in its own app context, as in production.
-
-    The tests keep an app context open for convenience; without this, requests would reuse it and
-    share ``g`` (Flask-Login caches the user there) and the SQLAlchemy session across clients.
-    After a request, call ``db.session.rollback()`` (or ``reload``) before reading what it changed.
-    """
-
-    def open(self, *args, **kwargs):
-        _end_test_transaction()
-        try:
-            with self.application.app_context():
-                return super().open(*args, **kwargs)
-        finally:
-            _end_test_transaction()
-
-
-class OwnTransactionCliRunner(FlaskCliRunner):
-    """Each command begins its own unit of work, as `flask ...` does in its own process.
-
-    Flask's CLI reuses the app context a test keeps open, and with it the test's session: the
-    test's read transaction is ended first (``begin_write`` refuses to begin inside open work), and
-    again afterwards so the test sees what the command committed.
-    """
-
-    def invoke(self, cli=None, args=None, **kwargs):
-        _end_test_transaction()
-        try:
-            return super().invoke(cli, args, **kwargs)
-        finally:
-            _end_test_transaction()
-
-
-def _end_test_transaction():
-    """End the test's own read transaction around each request, so that the test's session sees
-    what the request committed (SQLite keeps a snapshot per open transaction). Tests commit the
-    data they set up before making requests."""
-    from flask import has_app_context
-
-    if has_app_context():
-        session = db.session()
-        if not (session.new or session.dirty or session.deleted):
-            session.rollback()
 
 
 @pytest.fixture
@@ -208,13 +138,6 @@ def client(app):
 @pytest.fixture
 def runner(app):
     return app.test_cli_runner()
-
-
-def reload(model, ident):
-    """Read a row again as the database has it now (ends the test's own transaction first)."""
-    db.session.rollback()
-    db.session.expire_all()
-    return db.session.get(model, ident)
 
 
 _counter = {"n": 0}
@@ -273,23 +196,79 @@ def admin(make_user):
     return make_user(Role.ADMIN, email="alex.admin@example.com", name="Alex Admin")
 
 
-def _logged_in(app, user):
-    c = app.test_client()
-    resp = login(c, user.email)
-    assert resp.status_code == 302, resp.get_data(as_text=True)[:500]
-    return c
-
-
 @pytest.fixture
 def advocate_client(app, advocate):
-    return _logged_in(app, advocate)
+    return client_for(app, advocate.email)
 
 
 @pytest.fixture
 def staff_client(app, staff):
-    return _logged_in(app, staff)
+    return client_for(app, staff.email)
 
 
 @pytest.fixture
 def admin_client(app, admin):
-    return _logged_in(app, admin)
+    return client_for(app, admin.email)
+
+
+# --- settings some tests turn on (``app_config`` before ``app``) ----------------------------------------------------
+
+
+@pytest.fixture
+def limited(app_config):
+    """The rate limits on, as in production."""
+    app_config["RATELIMIT_ENABLED"] = True
+    return app_config
+
+
+@pytest.fixture
+def auto_approve(app_config):
+    """Advocates are approved as soon as they confirm their email."""
+    app_config["AUTO_APPROVE_ADVOCATES"] = True
+    return app_config
+
+
+@pytest.fixture
+def after_response(app_config):
+    """As in production: a request's mail is sent once its response has gone out (tests send it before)."""
+    app_config["OUTBOX_SEND_AFTER_RESPONSE"] = True
+    return app_config
+
+
+@pytest.fixture
+def real_hash_cost(app_config):
+    """Production argon2 parameters, so hashing shows up in the timing."""
+    app_config.update(ARGON2_TIME_COST=3, ARGON2_MEMORY_COST=65536, ARGON2_PARALLELISM=4)
+    return app_config
+
+
+# --- a throwaway database, for the migrations -----------------------------------------------------------------------
+
+
+@pytest.fixture(params=BACKENDS)
+def empty_db_url(request, tmp_path):
+    """The URL of a brand-new, empty database on this backend; removed afterwards."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'migrations.db'}"
+        return
+    server = _pg_url(PG_URL)
+    name = f"portal_mig_{uuid.uuid4().hex[:10]}"
+    admin = create_engine(server, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield make_url(server).set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+@pytest.fixture
+def mig_app(empty_db_url, mailbox_server, tmp_path):
+    """An app on an empty database (``empty_db_url``), in its app context; nothing migrated yet."""
+    application = create_app(base_config(empty_db_url, mailbox_server, tmp_path))
+    with application.app_context():
+        yield application
+        db.session.remove()
+        db.engine.dispose()

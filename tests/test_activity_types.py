@@ -1,27 +1,30 @@
 """Default points per activity type: admins set them (audit-logged); an opportunity without its own
-points credits the type's default when completed (issue 4)."""
+points credits the type's default when completed."""
 
 import pytest
 from sqlalchemy import select
 
 from portal.extensions import db
-from portal.models import ActivityType, AuditEvent, EntrySource, Opportunity, SelectionMode
+from portal.models import ActivityType, EntrySource, Opportunity, SelectionMode
 from portal.services import participation, points
 from portal.services.errors import DomainError
-from tests.conftest import reload
-from tests.helpers import post_form
-from tests.opportunity_support import client_for, make_advocate, make_opp, participation_of, user
-from tests.recognition_support import entries, page_text
+from tests.support import (
+    audits,
+    client_for,
+    entries,
+    make_advocate,
+    make_opp,
+    page_text,
+    participation_of,
+    post_form,
+    reload,
+    user,
+)
 
 
 def _type(key):
     db.session.rollback()
     return db.session.scalar(select(ActivityType).where(ActivityType.key == key))
-
-
-def _audits():
-    db.session.rollback()
-    return list(db.session.scalars(select(AuditEvent).where(AuditEvent.action == "activity_type.default_points")))
 
 
 def test_admin_sets_default_points_and_new_opportunities_use_them(app, admin_client, admin, make_user):
@@ -36,7 +39,7 @@ def test_admin_sets_default_points_and_new_opportunities_use_them(app, admin_cli
     assert resp.status_code == 302 and resp.headers["Location"].endswith("/admin/activity-types")
     assert f"{review.name}: 333 points by default." in page_text(admin_client.get("/admin/activity-types"))
     assert _type("review").default_points == 333
-    (event,) = _audits()
+    (event,) = audits("activity_type.default_points")
     assert (event.actor_id, event.target_type, event.target_id) == (admin.id, "activitytype", review.id)
     assert (event.details["key"], event.details["before"], event.details["after"]) == ("review", before, 333)
 
@@ -58,7 +61,7 @@ def test_admin_sets_default_points_and_new_opportunities_use_them(app, admin_cli
 
     # Saving the same value again changes and logs nothing.
     post_form(admin_client, f"/admin/activity-types/{review.id}", {"default_points": "150"})
-    assert len(_audits()) == 2
+    assert len(audits("activity_type.default_points")) == 2
 
 
 @pytest.mark.parametrize("value", ["", "-1", "100001", "ten", "1.5", "9" * 40])
@@ -68,7 +71,7 @@ def test_bad_default_points_are_refused_with_422(app, admin_client, value):
     resp = post_form(admin_client, f"/admin/activity-types/{review.id}", {"default_points": value})
     assert resp.status_code == 422
     assert 'class="error"' in resp.get_data(as_text=True)
-    assert _type("review").default_points == before and _audits() == []
+    assert _type("review").default_points == before and audits("activity_type.default_points") == []
 
 
 def test_zero_and_the_maximum_are_allowed(app, admin_client):
@@ -106,4 +109,4 @@ def test_only_admins_and_only_with_csrf(app, admin_client, advocate_client, staf
     assert admin_client.post(f"/admin/activity-types/{review.id}", data={"default_points": "5"}).status_code == 400
     assert admin_client.get("/admin/activity-types/999999").status_code == 404
     assert admin_client.get("/admin/activity-types/99999999999").status_code == 404
-    assert _type("review").default_points == before and _audits() == []
+    assert _type("review").default_points == before and audits("activity_type.default_points") == []

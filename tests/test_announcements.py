@@ -19,9 +19,7 @@ from portal.models import (
     Status,
     User,
 )
-from tests.conftest import reload
-from tests.helpers import post_form
-from tests.opportunity_support import make_advocate, make_opp, text_of
+from tests.support import make_advocate, make_opp, post_form, reload, text_of
 
 T0 = datetime(2031, 3, 3, 8, 0, tzinfo=UTC)
 

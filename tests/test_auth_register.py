@@ -1,4 +1,5 @@
-"""Registration, email verification, approval states and the status page."""
+"""Registration (from the landing page's invitation), the password policy and its shipped list of common
+passwords, email verification, approval states and the status page; the advocate profile exists from activation on."""
 
 from __future__ import annotations
 
@@ -12,8 +13,17 @@ from sqlalchemy import func, select
 
 from portal.extensions import db
 from portal.models import AuditEvent, Consent, OutboxMessage, Role, Status, User, utcnow
-from tests.conftest import reload
-from tests.helpers import csrf_from, login, post_form
+from tests.support import (
+    FreshContextClient,
+    csrf_from,
+    empty_tables,
+    has_profile,
+    login,
+    post_form,
+    reload,
+    user_by_email,
+    without_values,
+)
 
 GOOD_PW = "purple-otter-skates-42"
 
@@ -36,11 +46,6 @@ def register(client, **kw):
     return post_form(client, "/auth/register", form_data(**kw))
 
 
-def user_by_email(email):
-    db.session.rollback()
-    return db.session.scalar(select(User).where(User.email == email))
-
-
 def count(model):
     db.session.rollback()
     return db.session.scalar(select(func.count()).select_from(model))
@@ -61,11 +66,13 @@ def confirm(client, path):
     return post_form(client, path, {})
 
 
-def without_csrf(html: str) -> str:
-    return re.sub(r'value="[^"]*"', 'value=""', html)
-
-
 # --- registering ------------------------------------------------------------------------------------------
+
+
+def test_landing_page(client):
+    resp = client.get("/")
+    assert resp.status_code == 200
+    assert b"Join the program" in resp.data
 
 
 def test_register_creates_unverified_advocate_with_consent(app, client, mailbox):
@@ -80,6 +87,7 @@ def test_register_creates_unverified_advocate_with_consent(app, client, mailbox)
     assert user.email_verified_at is None and user.approved_at is None
     assert user.name == "Bea Bold" and user.company == "Globex" and user.job_title == "CTO"
     assert user.password_hash and GOOD_PW not in user.password_hash
+    assert user.password_hash.startswith("$argon2id$")
     consents = db.session.scalars(select(Consent).where(Consent.user_id == user.id)).all()
     assert len(consents) == 1
     consent = consents[0]
@@ -96,7 +104,6 @@ def test_register_creates_unverified_advocate_with_consent(app, client, mailbox)
 def test_register_uses_configured_terms_version(app_config, mailbox):
     app_config["TERMS_VERSION"] = "2099-07"
     from portal import create_app
-    from tests.conftest import FreshContextClient
 
     application = create_app(app_config)
     application.test_client_class = FreshContextClient
@@ -108,8 +115,6 @@ def test_register_uses_configured_terms_version(app_config, mailbox):
             consent = db.session.scalars(select(Consent).where(Consent.user_id == user.id)).one()
             assert consent.version == "2099-07"
         finally:
-            from tests.conftest import empty_tables
-
             db.session.remove()
             empty_tables(db.engine)
             db.engine.dispose()
@@ -180,12 +185,6 @@ def test_verify_while_signed_in_goes_to_status(client, mailbox):
     assert "Thanks for confirming your email" in page
 
 
-@pytest.fixture
-def auto_approve(app_config):
-    app_config["AUTO_APPROVE_ADVOCATES"] = True
-    return app_config
-
-
 def test_verify_with_auto_approve_activates(auto_approve, client, mailbox):
     register(client)
     resp = confirm(client, verify_path(mailbox, "bea@example.com"))
@@ -197,6 +196,15 @@ def test_verify_with_auto_approve_activates(auto_approve, client, mailbox):
     signed = login(client, "bea@example.com", GOOD_PW)
     assert urlsplit(signed.headers["Location"]).path == "/dashboard"
     assert client.get("/dashboard").status_code == 200
+
+
+def test_verification_with_auto_approve_creates_the_profile(auto_approve, client, mailbox):
+    """The advocate profile exists from activation on (no page creates it on a GET)."""
+    register(client)
+    assert not has_profile(user_by_email("bea@example.com").id)  # not while unverified
+    assert confirm(client, verify_path(mailbox, "bea@example.com")).status_code == 302
+    user = user_by_email("bea@example.com")
+    assert user.status == Status.ACTIVE and has_profile(user.id)
 
 
 def test_verify_link_expires_after_48_hours(client, mailbox):
@@ -283,7 +291,7 @@ def test_existing_email_same_answer_and_owner_notified(app, make_user, mailbox, 
     fresh_page = new_client.get(fresh.headers["Location"])
     taken_page = old_client.get(taken.headers["Location"])
     assert fresh_page.status_code == taken_page.status_code == 200
-    assert without_csrf(fresh_page.get_data(as_text=True)) == without_csrf(taken_page.get_data(as_text=True))
+    assert without_values(fresh_page.get_data(as_text=True)) == without_values(taken_page.get_data(as_text=True))
 
     assert count(User) == users_before + 1  # only the newcomer
     assert count(Consent) == consents_before + 1
@@ -296,16 +304,10 @@ def test_existing_email_same_answer_and_owner_notified(app, make_user, mailbox, 
     notice = mails[0]
     assert "tried to register" in notice.subject
     assert "Hello Olive Owner" in notice.text
+    assert "already have an account" in notice.text
     assert "/auth/verify/" not in notice.text and "/auth/verify/" not in notice.html
     assert "/auth/forgot-password" in notice.text
     assert mailbox.last("newcomer@example.com", subject="Confirm")
-
-
-@pytest.fixture
-def real_hash_cost(app_config):
-    """Production argon2 parameters, so hashing shows up in the timing."""
-    app_config.update(ARGON2_TIME_COST=3, ARGON2_MEMORY_COST=65536, ARGON2_PARALLELISM=4)
-    return app_config
 
 
 def test_existing_email_takes_as_long_as_a_new_one(real_hash_cost, app, make_user):
@@ -366,6 +368,27 @@ def test_password_policy_on_register(client, mailbox, password, message):
     assert mailbox.to("beatrix@example.com") == []
 
 
+def test_common_password_list_is_shipped_and_large_enough():
+    from portal.services.passwords import COMMON_PASSWORDS_FILE, common_passwords
+
+    assert COMMON_PASSWORDS_FILE.exists()
+    assert (COMMON_PASSWORDS_FILE.parent / "COMMON-PASSWORDS-LICENSE.txt").exists()
+    words = common_passwords()
+    assert len(words) >= 1000
+    assert {"password", "123456", "qwerty", "letmein", "iloveyou"} <= words
+
+
+@pytest.mark.parametrize("password", ["password123", "qwertyuiop", "1234567890", "Password1234", "iloveyou12"])
+def test_known_common_passwords_are_refused(app, password):
+    from portal.services.errors import PasswordRejected
+    from portal.services.passwords import check_password_policy, common_passwords
+
+    if password.lower() not in common_passwords():
+        pytest.fail(f"{password!r} is expected on the shipped list")
+    with pytest.raises(PasswordRejected, match="too common"):
+        check_password_policy(password, "someone@example.com")
+
+
 def test_password_exactly_at_limits_accepted(client):
     assert register(client, email="ten@example.com", password="gq7-zx!wp2").status_code == 302
     assert (
@@ -402,6 +425,24 @@ def test_terms_consent_required(client, mailbox):
     assert user_by_email("bea@example.com") is None
     assert count(Consent) == 0
     assert mailbox.to("bea@example.com") == []
+
+
+def test_terms_required_and_bad_input_never_500(client):
+    resp = post_form(
+        client,
+        "/auth/register",
+        {
+            "name": "A",
+            "email": "not-an-email",
+            "company": "x" * 500,
+            "job_title": "",
+            "password": GOOD_PW,
+            "confirm": "different1234",
+        },
+    )
+    assert resp.status_code == 422
+    for msg in (b"Invalid email", b"Please accept the program terms", b"do not match", b"160 characters"):
+        assert msg in resp.data
 
 
 @pytest.mark.parametrize(
@@ -489,7 +530,7 @@ def test_html_in_name_escaped_in_pages_and_both_email_parts(client, mailbox, adm
 
     mail = mailbox.last("bea@example.com", subject="Confirm")
     for body in (mail.text, mail.html):
-        assert "<script>" not in body and "<b>Bea</b>" not in body
+        assert "<script>" not in body and "<b>" not in body
     assert "&lt;script&gt;" in mail.html
     confirm(client, path_of(mail.link("/auth/verify/")))
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from datetime import timedelta
 from urllib.parse import urlsplit
 
@@ -10,8 +9,7 @@ import pytest
 import time_machine
 
 from portal.models import Status, User, utcnow
-from tests.conftest import reload
-from tests.helpers import TEST_PASSWORD, csrf_from, login, post_form
+from tests.support import TEST_PASSWORD, csrf_from, login, post_form, reload, without_values
 
 NEW_PW = "new-walrus-lantern-5"
 
@@ -38,10 +36,6 @@ def signs_in(app, email, password) -> bool:
     return resp.status_code == 302
 
 
-def without_tokens(html: str) -> str:
-    return re.sub(r'value="[^"]*"', 'value=""', html)
-
-
 # --- asking ------------------------------------------------------------------------------------------------
 
 
@@ -57,7 +51,7 @@ def test_known_and_unknown_email_same_answer_only_known_mailed(app, advocate, ma
     known_page, unknown_page = a.get(known.headers["Location"]), b.get(unknown.headers["Location"])
     assert known_page.status_code == unknown_page.status_code == 200
     assert "valid for one hour" in known_page.get_data(as_text=True)
-    assert without_tokens(known_page.get_data(as_text=True)) == without_tokens(unknown_page.get_data(as_text=True))
+    assert without_values(known_page.get_data(as_text=True)) == without_values(unknown_page.get_data(as_text=True))
 
     mail = mailbox.last(advocate.email, subject="Reset your password")
     assert "/auth/reset-password/" in mail.text and "one hour" in mail.text
@@ -307,14 +301,7 @@ def test_forged_host_does_not_reach_the_reset_link(public_url, app, advocate, ma
 # --- timing tells nothing ------------------------------------------------------------------------------------------
 
 
-@pytest.fixture
-def as_in_production(app_config):
-    """Mail goes after the response, as in production (tests send it before, by default)."""
-    app_config["OUTBOX_SEND_AFTER_RESPONSE"] = True
-    return app_config
-
-
-def test_known_email_takes_as_long_as_an_unknown_one(as_in_production, app, advocate):
+def test_known_email_takes_as_long_as_an_unknown_one(after_response, app, advocate):
     """Timing must not tell whether an address has an account: the reset mail used to be sent before
     the answer, so a known address was answered much later than an unknown one."""
     import statistics
@@ -345,12 +332,6 @@ def test_known_email_takes_as_long_as_an_unknown_one(as_in_production, app, advo
 
 
 # --- a reset link proves the address, exactly as a verification link does --------------------------------------------
-
-
-@pytest.fixture
-def auto_approve(app_config):
-    app_config["AUTO_APPROVE_ADVOCATES"] = True
-    return app_config
 
 
 def test_reset_of_an_unverified_account_with_auto_approve_activates_it(
@@ -387,12 +368,6 @@ def test_reset_of_an_unverified_account_without_auto_approve_waits_for_an_admin(
 
 
 # --- the reset form is rate limited -------------------------------------------------------------------------------
-
-
-@pytest.fixture
-def limited(app_config):
-    app_config["RATELIMIT_ENABLED"] = True
-    return app_config
 
 
 def test_eleventh_reset_post_in_a_minute_is_429(limited, app, advocate):

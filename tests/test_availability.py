@@ -15,14 +15,9 @@ from portal.forms.profile import LimitsForm
 from portal.models import AdvocateProfile, Blackout, utcnow
 from portal.services import profiles
 from portal.services.errors import DomainError
-from tests.conftest import reload
-from tests.helpers import login, post_form
+from tests.support import ensure_login, login, post_form, reload, text
 
 SCRIPT = '<script>alert("pwn")</script>'
-
-
-def text(resp):
-    return resp.get_data(as_text=True)
 
 
 def today():
@@ -68,12 +63,6 @@ def blackouts(user_id):
     ]
     db.session.rollback()
     return rows
-
-
-def ensure_login(client, email):
-    """Sign in again if the session did not survive the time travel."""
-    if client.get("/dashboard").status_code != 200:
-        assert login(client, email).status_code == 302
 
 
 def status_pill(page):

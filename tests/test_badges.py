@@ -1,4 +1,4 @@
-"""Badges: every rule, each badge earned once, manual grants by admins, the gallery and the email (issue 4)."""
+"""Badges: every rule, each badge earned once, manual grants by admins, the gallery and the email."""
 
 import re
 from datetime import timedelta
@@ -28,10 +28,21 @@ from portal.models import (
 )
 from portal.services import badges, fatigue, participation, points, referrals
 from portal.services.outbox import send_due
-from tests.conftest import reload
-from tests.helpers import post_form
-from tests.opportunity_support import ALL_TYPES, make_advocate, make_opp, participation_of, user
-from tests.recognition_support import activity_type_id, badge_keys, give, page_text, participate, participation_row
+from tests.support import (
+    ALL_TYPES,
+    activity_type_id,
+    badge_keys,
+    give,
+    make_advocate,
+    make_opp,
+    page_text,
+    participate,
+    participation_of,
+    participation_row,
+    post_form,
+    reload,
+    user,
+)
 
 
 def _count_user_badges(user_id=None):

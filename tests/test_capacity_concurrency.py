@@ -23,9 +23,7 @@ from portal.models import (
 )
 from portal.services import participation, points
 from portal.services.errors import DomainError
-from tests.conftest import reload
-from tests.helpers import csrf_from
-from tests.opportunity_support import client_for, make_advocate, make_opp, run_threads
+from tests.support import client_for, csrf_from, make_advocate, make_opp, reload, run_threads
 
 
 def _no_server_errors(results):

@@ -18,7 +18,7 @@ from portal.models import (
     Status,
     User,
 )
-from tests.helpers import login
+from tests.support import login
 
 
 def count(*where, model=User) -> int:

@@ -1,4 +1,5 @@
-"""`flask users ...` and approving or declining applications in the admin area."""
+"""`flask users ...` and approving or declining applications in the admin area; approval (web or CLI) creates
+the advocate profile, staff and admins get none."""
 
 from __future__ import annotations
 
@@ -8,24 +9,10 @@ import pytest
 from sqlalchemy import func, select
 
 from portal.extensions import db
-from portal.models import AuditEvent, Role, Status, User
-from tests.conftest import reload
-from tests.helpers import login, post_form
+from portal.models import Role, Status, User
+from tests.support import audits, has_profile, login, post_form, reload, user_by_email
 
 PW = "granite-owl-meadow-3"
-
-
-def user_by_email(email):
-    db.session.rollback()
-    return db.session.scalar(select(User).where(User.email == email))
-
-
-def audit(action, target_id=None):
-    db.session.rollback()
-    q = select(AuditEvent).where(AuditEvent.action == action)
-    if target_id is not None:
-        q = q.where(AuditEvent.target_id == target_id)
-    return db.session.scalars(q.order_by(AuditEvent.id)).all()
 
 
 def users_count():
@@ -50,7 +37,7 @@ def test_create_admin_from_stdin(app, runner, mailbox):
     assert boss.name == "Bo Boss"
     assert boss.email_verified_at is not None and boss.approved_at is not None
     assert boss.password_hash and PW not in boss.password_hash
-    assert len(audit("user.create_admin", boss.id)) == 1
+    assert len(audits("user.create_admin", boss.id)) == 1
     # the new admin can sign in and reach the admin area
     c = app.test_client()
     assert login(c, "boss@example.com", PW).status_code == 302
@@ -120,7 +107,7 @@ def test_create_staff(app, runner):
     assert r.exit_code == 0, r.output
     rep = user_by_email("rep@example.com")
     assert rep.role == Role.STAFF and rep.status == Status.ACTIVE
-    assert len(audit("user.create_staff", rep.id)) == 1
+    assert len(audits("user.create_staff", rep.id)) == 1
     c = app.test_client()
     login(c, "rep@example.com", PW)
     assert c.get("/dashboard").status_code == 200
@@ -161,7 +148,7 @@ def test_cli_approve_pending(app, runner, make_user, mailbox):
     assert user.status == Status.ACTIVE and user.approved_at is not None
     mail = mailbox.last("wait@example.com", subject="approved")
     assert "Hello Wanda Wait" in mail.text and "/auth/login" in mail.text
-    events = audit("user.approve", pending.id)
+    events = audits("user.approve", pending.id)
     assert len(events) == 1
     assert events[0].actor_id is None
     assert events[0].target_type == "user"
@@ -175,7 +162,7 @@ def test_cli_approve_already_active_fails(runner, advocate, mailbox):
     r = invoke(runner, "approve", advocate.email)
     assert r.exit_code != 0
     assert f"{advocate.email} is already active." in r.output
-    assert audit("user.approve") == []
+    assert audits("user.approve") == []
     assert mailbox.to(advocate.email) == []
 
 
@@ -208,7 +195,7 @@ def test_cli_suspend_writes_audit_with_reason(runner, advocate):
     r = invoke(runner, "suspend", advocate.email, "--reason", "spam links")
     assert r.exit_code == 0, r.output
     assert reload(User, advocate.id).status == Status.SUSPENDED
-    [event] = audit("user.suspend", advocate.id)
+    [event] = audits("user.suspend", advocate.id)
     assert event.details.get("reason") == "spam links"
 
 
@@ -218,6 +205,11 @@ def test_cli_suspend_needs_reason_and_known_email(runner, advocate):
     assert reload(User, advocate.id).status == Status.ACTIVE
     r = invoke(runner, "suspend", "ghost@example.com", "--reason", "x")
     assert r.exit_code != 0 and "No account with ghost@example.com." in r.output
+
+
+def test_staff_and_admins_get_no_advocate_profile(runner):
+    assert runner.invoke(args=["users", "create-staff", "rep@example.com", "--email-link"]).exit_code == 0
+    assert not has_profile(user_by_email("rep@example.com").id)
 
 
 def test_cli_help_lists_commands(runner):
@@ -250,7 +242,7 @@ def test_admin_approves_on_the_web(admin_client, admin, make_user, mailbox):
     user = reload(User, applicant.id)
     assert user.status == Status.ACTIVE and user.approved_at is not None
     assert mailbox.last(applicant.email, subject="approved")
-    [event] = audit("user.approve", applicant.id)
+    [event] = audits("user.approve", applicant.id)
     assert event.actor_id == admin.id
     assert event.details.get("via") == "admin"
     assert "user.approve" in admin_client.get("/admin/audit").get_data(as_text=True)
@@ -262,7 +254,7 @@ def test_admin_approving_twice_is_a_message_not_a_second_event(admin_client, mak
     again = post_form(admin_client, "/admin/pending/approve", {"user_id": applicant.id}, page="/admin/pending")
     assert again.status_code == 302
     assert "is already active" in admin_client.get("/admin/pending").get_data(as_text=True)
-    assert len(audit("user.approve", applicant.id)) == 1
+    assert len(audits("user.approve", applicant.id)) == 1
     assert len(mailbox.wait_for(applicant.email, subject="approved")) == 1
 
 
@@ -280,7 +272,7 @@ def test_admin_declines_on_the_web(admin_client, admin, make_user, mailbox):
     mail = mailbox.last(applicant.email, subject="About your advocate application")
     assert "We only accept customers" in mail.text
     assert "<b>" not in mail.text and "<b>" not in mail.html
-    [event] = audit("user.decline", applicant.id)
+    [event] = audits("user.decline", applicant.id)
     assert event.actor_id == admin.id and event.details.get("reason").startswith("We only accept customers")
     assert login(admin_client.application.test_client(), applicant.email).status_code == 401
 
@@ -298,7 +290,7 @@ def test_admin_cannot_decline_an_active_member(admin_client, advocate, mailbox):
         as_text=True
     )
     assert reload(User, advocate.id).status == Status.ACTIVE
-    assert audit("user.decline") == []
+    assert audits("user.decline") == []
     assert mailbox.to(advocate.email) == []
 
 
@@ -311,11 +303,25 @@ def test_admin_decline_reason_too_long_is_400(admin_client, make_user):
     assert reload(User, applicant.id).status == Status.PENDING
 
 
+def test_approval_creates_the_profile(admin_client, runner, make_user, mailbox):
+    """The advocate profile exists from activation on, whether approved on the web or by the CLI."""
+    on_web, on_cli = make_user(status=Status.PENDING), make_user(status=Status.PENDING)
+    assert not has_profile(on_web.id) and not has_profile(on_cli.id)
+    resp = post_form(admin_client, "/admin/pending/approve", {"user_id": on_web.id}, page="/admin/pending")
+    assert resp.status_code == 302
+    assert runner.invoke(args=["users", "approve", on_cli.email]).exit_code == 0
+    assert has_profile(on_web.id) and has_profile(on_cli.id)
+    # a fresh advocate's first dashboard shows the empty profile and writes nothing
+    c = admin_client.application.test_client()
+    assert login(c, on_web.email).status_code == 302
+    assert c.get("/dashboard").status_code == 200
+
+
 @pytest.mark.parametrize("user_id,status", [("abc", 400), ("", 400), ("999999", 404), ("1e3", 400)])
 def test_admin_approve_bad_target(admin_client, user_id, status):
     resp = post_form(admin_client, "/admin/pending/approve", {"user_id": user_id}, page="/admin/pending")
     assert resp.status_code == status
-    assert audit("user.approve") == []
+    assert audits("user.approve") == []
 
 
 def test_admin_approve_needs_csrf(admin_client, make_user):

@@ -1,5 +1,6 @@
 """Configuration: one order (defaults -> instance config file -> PORTAL_* environment -> the test's mapping),
-DATABASE_URL as an alias, no usable secret in production, and a development secret created once.
+DATABASE_URL as an alias, no usable secret in production, a development secret created once, every setting
+checked at start, and SQLite connections set up as documented (pragmas).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from portal import create_app
 from portal.app import ROOT
 from portal.config import DEFAULTS, ConfigError, _instance_secret, load_config
 from portal.extensions import db
+from tests.support import base_config
 
 VENV_FLASK = Path(sys.executable).parent / "flask"
 PROD_SECRET = "a-long-random-production-secret-0123456789abcdef"
@@ -257,6 +259,17 @@ def test_flask_cli_in_production_without_secret_prints_one_line(tmp_path):
     assert not (tmp_path / "instance").exists()
 
 
+def test_production_without_secret_cli_prints_one_line(tmp_path):
+    """`python -m flask` from the repository, as an operator would start it."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PORTAL_")}
+    env.update(PORTAL_ENV="production", FLASK_APP="portal")
+    proc = subprocess.run(
+        [sys.executable, "-m", "flask", "routes"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60
+    )
+    assert proc.returncode != 0
+    assert proc.stderr.strip().splitlines()[-1].startswith("Refusing to start: set PORTAL_SECRET_KEY")
+
+
 def test_flask_cli_in_production_with_secret_starts(tmp_path):
     env = _cli_env(
         tmp_path,
@@ -350,6 +363,29 @@ def test_create_app_development_key_lives_in_the_repo_instance_folder(app_config
     assert again.config["SECRET_KEY"] == app.config["SECRET_KEY"]
     for a in (app, again):
         with a.app_context():
+            db.engine.dispose()
+
+
+# --- SQLite connections are configured as documented ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("busy_ms", [None, 1234])
+def test_sqlite_pragmas_read_back_from_a_connection(database_urls, mailbox_server, tmp_path, busy_ms):
+    """Whatever backend the suite runs on, the SQLite file (the default database) is set up as documented."""
+    cfg = base_config(database_urls["sqlite"], mailbox_server, tmp_path)
+    if busy_ms is not None:
+        cfg["SQLITE_BUSY_TIMEOUT_MS"] = busy_ms
+    application = create_app(cfg)
+    with application.app_context():
+        try:
+            for _ in range(2):  # the first connection of the pool and a later one
+                with db.engine.connect() as conn:
+                    assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
+                    assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+                    assert conn.exec_driver_sql("PRAGMA busy_timeout").scalar() == (busy_ms or 15000)
+                    assert conn.exec_driver_sql("PRAGMA synchronous").scalar() == 1  # NORMAL
+                db.engine.dispose()
+        finally:
             db.engine.dispose()
 
 

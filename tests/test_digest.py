@@ -18,8 +18,7 @@ from portal.models import (
     Status,
     User,
 )
-from tests.conftest import reload
-from tests.opportunity_support import make_advocate, make_opp
+from tests.support import make_advocate, make_opp, reload
 
 T0 = datetime(2031, 3, 3, 8, 0, tzinfo=UTC)  # a Monday, ISO week 2031-W10
 

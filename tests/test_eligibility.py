@@ -12,9 +12,7 @@ import time_machine
 from portal.extensions import db
 from portal.models import ActivityPreference, AdvocateProfile, Blackout, OpportunityStatus, Participation, SelectionMode
 from portal.services import fatigue, opportunities
-from tests.conftest import reload
-from tests.helpers import post_form
-from tests.opportunity_support import atype, client_for, make_advocate, make_opp, participation_of, text_of, user
+from tests.support import atype, client_for, make_advocate, make_opp, participation_of, post_form, reload, text_of, user
 
 # The advocate used on each dimension: healthcare, Analytics Cloud + Observability, Japan (Asia Pacific), 1-49.
 PROFILE = dict(

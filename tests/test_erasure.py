@@ -13,9 +13,7 @@ from sqlalchemy import select
 
 from portal.extensions import db
 from portal.models import AuditEvent, Base, OutboxMessage, OutboxStatus
-from tests.helpers import TEST_PASSWORD, post_form
-from tests.privacy_support import ADVOCATE_IP, fill_program_data
-from tests.test_privacy import fill_everything
+from tests.support import ADVOCATE_IP, TEST_PASSWORD, fill_everything, fill_program_data, login, post_form
 
 NAME = "Zed Zebrafish"
 EMAIL = "zed.zebrafish@example.com"
@@ -51,7 +49,6 @@ def scan(needles: list[str]) -> list[tuple[str, str, str]]:
 
 
 def test_no_table_keeps_the_deleted_advocates_personal_data(app, make_user, admin, mailbox):
-    from tests.helpers import login
 
     user = make_user(email=EMAIL, name=NAME)
     client = app.test_client()

@@ -25,23 +25,23 @@ from portal.models import (
 )
 from portal.services import fatigue, participation
 from portal.services.errors import DomainError
-from tests.conftest import reload
-from tests.helpers import post_form
-from tests.opportunity_support import client_for, make_advocate, make_opp, participation_of, text_of, user
+from tests.support import (
+    client_for,
+    engaged,
+    find,
+    indexed,
+    make_advocate,
+    make_opp,
+    participation_of,
+    pending_rows,
+    post_form,
+    recorded_sql,
+    reload,
+    text_of,
+    user,
+)
 
 T0 = datetime(2031, 3, 3, 10, 0, tzinfo=UTC)  # a Monday, well inside a month and a quarter
-
-
-def engaged(user_id, when, key="speaking", status=ParticipationStatus.COMPLETED, title=None):
-    """A past engagement of the advocate, as the rules see it (approved at ``when``)."""
-    oid = make_opp(key, title=title or f"{key} at {when:%Y-%m-%d %H:%M}")
-    db.session.add(
-        Participation(
-            opportunity_id=oid, user_id=user_id, status=status, requested_at=when, engaged_at=when, decided_at=when
-        )
-    )
-    db.session.commit()
-    return oid
 
 
 def ask(user_id, oid):
@@ -725,7 +725,6 @@ def test_advocate_list_pages_of_50_and_the_fatigue_filter_covers_all(app, make_u
 
 def test_a_policy_change_queues_every_active_advocate_for_the_index(app, make_user, admin_client, runner):
     from search.indexing import apply_pending
-    from tests.test_search_sync import find, indexed, pending_rows
 
     two = make_advocate(make_user, "two@example.com", name="Tess Two")
     none = make_advocate(make_user, "none@example.com", name="Nell None")
@@ -854,7 +853,6 @@ def test_own_ask_limits_count_from_the_advocates_own_first_of_the_month(app, mak
     31 March. The status admins see and the request check both count asks from the advocate's own
     midnight; the status used to count from UTC's 1st (and the request check from UTC midnight of
     the advocate's 1st, missing their first hours of the month)."""
-    from tests.recognition_support import recorded_sql
 
     kiwi = make_advocate(
         make_user, "kiwi.limit@example.com", name="Kiri", timezone="Pacific/Auckland", max_asks_per_month=1

@@ -1,5 +1,5 @@
 """Leaderboard: periods at their boundaries, top 50 plus the viewer's rank, who is left out, ties,
-and spending that does not lower anyone's standing (issue 4)."""
+and spending that does not lower anyone's standing."""
 
 import re
 from datetime import UTC, datetime, timedelta
@@ -11,9 +11,7 @@ from sqlalchemy import update
 from portal.extensions import db
 from portal.models import AdvocateProfile, EntryKind, Role, Status, User
 from portal.services import leaderboard, points, rewards
-from tests.conftest import reload
-from tests.helpers import login, post_form
-from tests.recognition_support import give, make_reward
+from tests.support import complete_profile_form, give, login, make_reward, post_form, reload
 
 UTC = UTC
 
@@ -167,11 +165,10 @@ def test_suspended_staff_and_opted_out_are_left_out(app, make_user, advocate_cli
     client.get("/dashboard")  # creates the profile
     html = client.get("/me/profile").get_data(as_text=True)
     assert 'name="show_on_leaderboard"' in html
-    from tests.test_points import _complete_profile_form
 
     assert (
         post_form(
-            client, "/me/profile", _complete_profile_form(name="Hidden Advocate", show_on_leaderboard="")
+            client, "/me/profile", complete_profile_form(name="Hidden Advocate", show_on_leaderboard="")
         ).status_code
         == 302
     )

@@ -1,6 +1,6 @@
 """The points ledger is append-only in the database itself (migration 0007), not only by convention:
 raw UPDATE and DELETE are refused by triggers on SQLite and PostgreSQL, the ORM refuses to flush a
-changed or deleted entry, and no foreign key lets the database rewrite a ledger row (issue 4)."""
+changed or deleted entry, and no foreign key lets the database rewrite a ledger row."""
 
 import pytest
 from flask_migrate import downgrade, upgrade
@@ -11,8 +11,7 @@ from portal.extensions import db
 from portal.models import ActivityType, EntryKind, EntrySource, PointsEntry, Role, Status, User
 from portal.models.recognition import LedgerIsAppendOnly
 from portal.services import points
-from tests.recognition_support import assert_ledger_consistent, give, ledger_rows, participate
-from tests.test_migrations import empty_db_url, mig_app  # noqa: F401  (fixtures: a throwaway database)
+from tests.support import assert_ledger_consistent, give, ledger_rows, participate
 
 
 def _refused(sql: str, **params) -> str:
@@ -125,7 +124,7 @@ def test_the_cached_balance_can_still_be_checked_against_the_ledger(app, runner,
 # --- the migration ---------------------------------------------------------------------------------------------------
 
 
-def test_migration_0007_adds_the_triggers_and_its_downgrade_removes_them(mig_app):  # noqa: F811
+def test_migration_0007_adds_the_triggers_and_its_downgrade_removes_them(mig_app):
     upgrade(revision="0006")
     user = User(
         email="ledger.owner@example.com",

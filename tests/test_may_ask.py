@@ -13,28 +13,20 @@ import time_machine
 from portal.extensions import db
 from portal.models import Digest, DigestDelivery, Participation, ParticipationStatus, Status, User
 from portal.services import digest, fatigue, opportunities, participation
-from tests.helpers import post_form
-from tests.opportunity_support import atype, client_for, make_advocate, make_opp, participation_of, text_of, user
+from tests.support import (
+    atype,
+    client_for,
+    engaged,
+    make_advocate,
+    make_opp,
+    participation_of,
+    post_form,
+    text_of,
+    user,
+)
 
 T0 = datetime(2031, 3, 12, 10, 0, tzinfo=UTC)  # mid-month, mid-quarter
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def engagement(user_id: int, days_ago: int, key: str = "speaking") -> None:
-    """An engagement that happened ``days_ago`` days before T0 (completed, undated opportunity)."""
-    when = T0 - timedelta(days=days_ago)
-    oid = make_opp(key, title=f"{key} {days_ago} days ago")
-    db.session.add(
-        Participation(
-            opportunity_id=oid,
-            user_id=user_id,
-            status=ParticipationStatus.COMPLETED,
-            requested_at=when,
-            engaged_at=when,
-            decided_at=when,
-        )
-    )
-    db.session.commit()
 
 
 def codes(user_id: int, key: str = "speaking", on: date | None = None, **kw) -> list[str]:
@@ -69,12 +61,12 @@ def test_each_rule_has_its_own_reason_code(app, make_user):
 
         busy = make_advocate(make_user, "busy@example.com")
         for days_ago in (5, 10, 15, 20):
-            engagement(busy, days_ago)
+            engaged(busy, T0 - timedelta(days=days_ago))
         assert codes(busy) == [fatigue.PROGRAM_LIMIT]
         assert codes(busy, on=T0.date() + timedelta(days=80)) == []  # a window that holds none of them
 
         caller = make_advocate(make_user, "caller@example.com")
-        engagement(caller, 10, "reference_call")
+        engaged(caller, T0 - timedelta(days=10), "reference_call")
         assert codes(caller, "reference_call") == [fatigue.REFERENCE_CALL_GAP]
         assert codes(caller, "speaking") == []  # the gap is between reference calls only
 
@@ -135,7 +127,7 @@ def test_the_status_says_what_may_ask_answers_today(app, make_user):
         )
         db.session.commit()
         for days_ago in (1, 2, 3, 4):
-            engagement(people["program"], days_ago)
+            engaged(people["program"], T0 - timedelta(days=days_ago))
     for moment in (T0, T0.replace(hour=22)):
         with time_machine.travel(moment, tick=False):
             status = fatigue.statuses(db.session, list(people.values()))
@@ -172,7 +164,7 @@ def scenario(app, make_user):
             "busy": make_advocate(make_user, "c4@example.com", name="Bea Busy", digest=Digest.WEEKLY),
         }
         for days_ago in (1, 2, 3, 4):
-            engagement(people["busy"], days_ago)
+            engaged(people["busy"], T0 - timedelta(days=days_ago))
         oid = make_opp(title="Customer panel", capacity=10, opened_at=T0 - timedelta(hours=1))
     expected = {
         "fine": [],

@@ -3,59 +3,22 @@ with TEST_DATABASE_URL, on PostgreSQL), they go down to base and up again, one s
 stepping down and up keeps existing rows.
 
 Each test gets its own empty database: a SQLite file in tmp_path, or a throwaway PostgreSQL database
-(portal_mig_<random>) created and dropped here, never the shared test database.
+(portal_mig_<random>, the empty_db_url fixture of tests/conftest.py), never the shared test database.
 """
 
 from __future__ import annotations
 
-import uuid
-
-import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from flask import current_app
 from flask_migrate import downgrade, upgrade
-from sqlalchemy import CheckConstraint, create_engine, inspect, select, text
-from sqlalchemy.engine import make_url
+from sqlalchemy import CheckConstraint, inspect, select, text
 
-from portal import create_app
 from portal.extensions import db
 from portal.models import Base, OutboxMessage, Role, Status, User
-from tests.conftest import BACKENDS, PG_URL, _pg_url, base_config
 
 APP_TABLES = {t.name for t in Base.metadata.sorted_tables}
-
-
-# --- fixtures --------------------------------------------------------------------------------------------------------
-
-
-@pytest.fixture(params=BACKENDS)
-def empty_db_url(request, tmp_path):
-    """The URL of a brand-new, empty database on this backend; removed afterwards."""
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'migrations.db'}"
-        return
-    server = _pg_url(PG_URL)
-    name = f"portal_mig_{uuid.uuid4().hex[:10]}"
-    admin = create_engine(server, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield make_url(server).set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
-
-
-@pytest.fixture
-def mig_app(empty_db_url, mailbox_server, tmp_path):
-    application = create_app(base_config(empty_db_url, mailbox_server, tmp_path))
-    with application.app_context():
-        yield application
-        db.session.remove()
-        db.engine.dispose()
 
 
 # --- helpers ----------------------------------------------------------------------------------------------------------

@@ -7,7 +7,6 @@ import pytest
 
 from portal.extensions import db
 from portal.models import (
-    AuditEvent,
     Opportunity,
     OpportunityStatus,
     Participation,
@@ -19,9 +18,17 @@ from portal.models import (
 )
 from portal.services import participation
 from portal.services.errors import Conflict
-from tests.conftest import reload
-from tests.helpers import post_form
-from tests.opportunity_support import make_advocate, make_opp, participation_of, run_threads, text_of, user
+from tests.support import (
+    audits,
+    make_advocate,
+    make_opp,
+    participation_of,
+    post_form,
+    reload,
+    run_threads,
+    text_of,
+    user,
+)
 
 MODES = [SelectionMode.FIRST_COME, SelectionMode.SELECTION]
 
@@ -34,11 +41,6 @@ def add(admin_client, oid, who, follow_redirects=True, **data):
         page=f"/admin/opportunities/{oid}",
         follow_redirects=follow_redirects,
     )
-
-
-def audit(action):
-    db.session.rollback()
-    return db.session.query(AuditEvent).filter_by(action=action).all()
 
 
 @pytest.mark.parametrize("mode", MODES)
@@ -56,10 +58,10 @@ def test_an_admin_adds_an_advocate_by_email_in_either_mode(app, make_user, admin
     assert p.status == ParticipationStatus.APPROVED and p.holds_seat and p.engaged_at and p.decided_by_id == admin.id
     assert p.override_reason is None and p.admin_message == "We need your story <b>here</b>"
     assert reload(Opportunity, oid).seats_taken == 1
-    [event] = audit("participation.add")
+    [event] = audits("participation.add")
     assert event.actor_id == admin.id and event.target_id == p.id
     assert event.details == {"opportunity_id": oid, "user_id": adv}
-    assert audit("participation.override") == []
+    assert audits("participation.override") == []
     mail = mailbox.last("added@example.com", subject="You're in: Summit panel")
     assert 'The program team has given you a place in "Summit panel" (Speaking).' in mail.text
     assert "We need your story" in mail.text and "<b>" not in mail.text  # no user-supplied tag in either part
@@ -97,20 +99,20 @@ def test_a_limit_refuses_the_addition_until_an_override_reason_is_given(
             "To add Lim anyway, give an override reason."
         ) in text_of(resp)
         assert participation_of(adv, oid) is None and reload(Opportunity, oid).seats_taken == 0
-    assert mailbox.to("lim@example.com") == [] and audit("participation.add") == []
+    assert mailbox.to("lim@example.com") == [] and audits("participation.add") == []
 
     resp = add(admin_client, oid, "lim@example.com", override_reason="Only customer on the new product")
     assert "Lim is in; they have been emailed." in text_of(resp)
     p = participation_of(adv, oid)
     assert p.status == ParticipationStatus.APPROVED and p.override_reason == "Only customer on the new product"
     assert reload(Opportunity, oid).seats_taken == 1
-    [event] = audit("participation.override")
+    [event] = audits("participation.override")
     assert event.actor_id == admin.id and event.target_id == p.id
     assert event.details == {
         "reasons": ["Lim asked for at most one ask a month and has one this month."],
         "reason": "Only customer on the new product",
     }
-    assert len(audit("participation.add")) == 1
+    assert len(audits("participation.add")) == 1
     assert mailbox.last("lim@example.com", subject="You're in: Launch video")
     assert "override: Only customer on the new product" in text_of(admin_client.get(f"/admin/opportunities/{oid}"))
 
@@ -207,7 +209,7 @@ def test_refusals_are_messages_not_errors(app, make_user, admin_client, mailbox,
     assert db.session.query(Participation).count() == before
     assert reload(Opportunity, oid).seats_taken == 0
     assert mailbox.to("target@example.com") == []
-    assert audit("participation.add") == []
+    assert audits("participation.add") == []
 
 
 def test_a_declined_advocate_can_be_added_later(app, make_user, admin_client):

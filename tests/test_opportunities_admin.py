@@ -23,9 +23,7 @@ from portal.models import (
     SelectionMode,
     SizeBand,
 )
-from tests.conftest import reload
-from tests.helpers import post_form
-from tests.opportunity_support import (
+from tests.support import (
     admin_form,
     atype,
     client_for,
@@ -33,6 +31,8 @@ from tests.opportunity_support import (
     make_advocate,
     make_opp,
     participation_of,
+    post_form,
+    reload,
     text_of,
 )
 

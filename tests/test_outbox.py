@@ -16,8 +16,7 @@ from portal import create_app
 from portal.extensions import db
 from portal.models import Consent, OutboxMessage, OutboxStatus, Status, User, utcnow
 from portal.services import outbox
-from tests.conftest import reload
-from tests.helpers import csrf_from, free_port, post_form
+from tests.support import csrf_from, free_port, login, post_form, reload
 
 PASSWORD = "purple-otter-skates-42"
 
@@ -633,13 +632,6 @@ class LiveServer:
         self.thread.join(10)
 
 
-@pytest.fixture
-def after_response(app_config):
-    """As in production: a request's mail is sent once its response has gone out."""
-    app_config["OUTBOX_SEND_AFTER_RESPONSE"] = True
-    return app_config
-
-
 def _wait_for(predicate, timeout: float = 15.0):
     deadline = time.monotonic() + timeout
     while not (result := predicate()):
@@ -779,7 +771,6 @@ def _is_erased(msg: OutboxMessage) -> bool:
 def test_goodbye_to_an_erased_account_keeps_no_address_once_sent(app, advocate, mailbox):
     """The goodbye after deletion is the one mail to the old address; after it is sent, its row must
     not keep that address and body."""
-    from tests.helpers import login
 
     client = app.test_client()
     assert login(client, advocate.email).status_code == 302

@@ -1,7 +1,7 @@
-"""One advocate's part in one opportunity: request -> approve / decline (with a message) ->
-complete / no-show, withdraw before completion; every step emails the advocate and shows on
-/me/commitments and the dashboard; one participation per advocate and opportunity; points credited
-exactly once; advisory boards (terms, current vs past, renewal)."""
+"""One advocate's part in one opportunity: the detail page (places left, what happens after "I'm in"),
+request -> approve / decline (with a message) -> complete / no-show, withdraw before completion; every
+step emails the advocate and shows on /me/commitments and the dashboard; one participation per advocate
+and opportunity; points credited exactly once; advisory boards (terms, current vs past, renewal)."""
 
 from datetime import UTC, date, datetime, timedelta
 
@@ -21,15 +21,15 @@ from portal.models import (
 )
 from portal.services import participation, points
 from portal.services.errors import Conflict
-from tests.conftest import reload
-from tests.helpers import post_form
-from tests.opportunity_support import (
+from tests.support import (
     admin_form,
     atype,
     client_for,
     make_advocate,
     make_opp,
     participation_of,
+    post_form,
+    reload,
     text_of,
     user,
 )
@@ -52,6 +52,34 @@ def _subjects(mailbox, email):
 def _section(page_text, start, end=None):
     tail = page_text.split(start, 1)[1]
     return tail.split(end, 1)[0] if end and end in tail else tail
+
+
+# --- the detail page -------------------------------------------------------------------------------------------
+
+
+def test_detail_page_places_left_and_what_happens_next(app, make_user):
+    """The facts and the next step an advocate reads before saying "I'm in"."""
+    first = make_advocate(make_user, "first@example.com")
+    reader = make_advocate(make_user, "reader@example.com")
+    fc = make_opp(mode=SelectionMode.FIRST_COME, capacity=3, title="Three seats")
+    participation.request(db.session, user(first), fc)  # takes one seat at once
+    db.session.commit()
+    assert reload(Opportunity, fc).seats_taken == 1
+    sel = make_opp(title="Pick and choose")  # selection, no capacity
+    c = client_for(app, reader)
+
+    page = text_of(c.get(f"/opportunities/{fc}"))
+    assert "Places left 2 " in page and "No limit" not in page
+    assert "Places go to the first who sign up: your place is confirmed at once." in page
+    assert "The program team picks participants" not in page
+
+    page = text_of(c.get(f"/opportunities/{sel}"))
+    assert "Places left No limit " in page
+    assert "The program team picks participants and confirms by email." in page
+    assert "Places go to the first who sign up" not in page
+
+
+# --- the life cycle -----------------------------------------------------------------------------------------------
 
 
 def test_selection_lifecycle_request_approve_complete(app, make_user, admin_client, mailbox):

@@ -1,5 +1,5 @@
 """The points ledger: append-only entries, balances as sums, idempotent awards, reversals once,
-`flask points verify`, profile-completion points once, and admin adjustments (issue 4)."""
+`flask points verify`, profile-completion points once, and admin adjustments."""
 
 import re
 from html import unescape
@@ -10,34 +10,40 @@ from sqlalchemy import func, select, text
 from portal.extensions import db
 from portal.models import (
     ActivityType,
-    AuditEvent,
     EntryKind,
     EntrySource,
-    Industry,
     PointsBalance,
     PointsEntry,
-    Product,
     Role,
-    SizeBand,
     User,
 )
 from portal.services import points, profiles, rewards
 from portal.services.errors import Conflict, DomainError, NotFound
-from tests.conftest import reload
-from tests.helpers import post_form
-from tests.recognition_support import (
+from tests.support import (
     assert_ledger_consistent,
+    audits,
     cached,
+    complete_profile_form,
     entries,
     give,
-    ledger_balance,
     ledger_rows,
     make_reward,
     page_text,
+    post_form,
     recorded_sql,
     redeem,
-    writes_to,
+    reload,
 )
+
+
+def ledger_balance(user_id: int) -> int:
+    return sum(e.amount for e in entries(user_id))
+
+
+def writes_to(statements: list[str], table: str) -> list[str]:
+    """The UPDATE and DELETE statements on ``table`` among those recorded."""
+    return [s for s in statements if re.match(rf'^(update\s+"?{table}"?\b|delete\s+from\s+"?{table}"?\b)', s)]
+
 
 # --- balances are sums of entries ------------------------------------------------------------------------------
 
@@ -246,30 +252,6 @@ def test_points_verify_command(app, runner, advocate, make_user):
 # --- profile completion ------------------------------------------------------------------------------------------
 
 
-def _complete_profile_form(**over):
-    ind = db.session.scalar(select(Industry).order_by(Industry.id))
-    size = db.session.scalar(select(SizeBand).order_by(SizeBand.id))
-    prods = db.session.scalars(select(Product).order_by(Product.id).limit(2)).all()
-    data = {
-        "name": "Ada Advocate",
-        "job_title": "CISO",
-        "company": "Bluefin Bank",
-        "industry_id": str(ind.id),
-        "size_band_id": str(size.id),
-        "country_code": "DE",
-        "product_ids": [str(p.id) for p in prods],
-        "use_cases": "fraud detection, onboarding",
-        "topics": "zero trust, GDPR",
-        "story": "We cut fraud losses by half in a year. Onboarding went from three weeks to two days, "
-        "and the audit team finally sleeps at night.",
-        "linkedin_url": "https://www.linkedin.com/in/ada",
-        "show_in_directory": "y",
-        "show_on_leaderboard": "y",
-    }
-    data.update(over)
-    return data
-
-
 def test_profile_completion_awards_points_once_through_the_pages(app, advocate_client, advocate):
     review = db.session.scalar(select(ActivityType).where(ActivityType.key == "review"))
     assert (
@@ -279,10 +261,10 @@ def test_profile_completion_awards_points_once_through_the_pages(app, advocate_c
         == 302
     )
     # Almost complete (no LinkedIn): nothing yet.
-    assert post_form(advocate_client, "/me/profile", _complete_profile_form(linkedin_url="")).status_code == 302
+    assert post_form(advocate_client, "/me/profile", complete_profile_form(linkedin_url="")).status_code == 302
     assert entries(advocate.id) == []
     for _ in range(2):  # complete, then saved again
-        assert post_form(advocate_client, "/me/profile", _complete_profile_form()).status_code == 302
+        assert post_form(advocate_client, "/me/profile", complete_profile_form()).status_code == 302
     # Saving preferences again also checks completeness: still one award.
     post_form(advocate_client, "/me/preferences/activities", {f"opt_{review.id}": "y"}, page="/me/preferences")
     profile_entries = entries(advocate.id, source=EntrySource.PROFILE)
@@ -294,7 +276,7 @@ def test_profile_completion_awards_points_once_through_the_pages(app, advocate_c
 
 def test_profile_completion_awards_points_once_through_the_service(app, advocate):
     review = db.session.scalar(select(ActivityType).where(ActivityType.key == "review"))
-    form = _complete_profile_form()
+    form = complete_profile_form()
     data = profiles.ProfileInput(
         name=form["name"],
         job_title=form["job_title"],
@@ -330,17 +312,12 @@ def _adjust(client, email, amount, reason, key):
     )
 
 
-def _audits(action):
-    db.session.rollback()
-    return list(db.session.scalars(select(AuditEvent).where(AuditEvent.action == action).order_by(AuditEvent.id)))
-
-
 def test_admin_adjustment_needs_a_reason_and_is_audit_logged(app, admin_client, admin, advocate):
     for reason in ("", "   "):
         resp = _adjust(admin_client, advocate.email, 75, reason, "adj-noreason")
         assert resp.status_code == 422
         assert "This field is required" in page_text(resp)
-    assert entries(advocate.id) == [] and _audits("points.adjust") == []
+    assert entries(advocate.id) == [] and audits("points.adjust") == []
 
     resp = _adjust(admin_client, advocate.email, 75, "Great webinar answers", "adj-000001")
     assert resp.status_code == 302
@@ -352,7 +329,7 @@ def test_admin_adjustment_needs_a_reason_and_is_audit_logged(app, admin_client, 
         admin.id,
         "Great webinar answers",
     )
-    (event,) = _audits("points.adjust")
+    (event,) = audits("points.adjust")
     assert (event.actor_id, event.target_type, event.target_id) == (admin.id, "user", advocate.id)
     assert event.details["amount"] == 75 and event.details["reason"] == "Great webinar answers"
     assert event.details["entry_id"] == entry.id
@@ -360,7 +337,7 @@ def test_admin_adjustment_needs_a_reason_and_is_audit_logged(app, admin_client, 
 
     # The same form submitted twice adjusts once.
     assert _adjust(admin_client, advocate.email, 75, "Great webinar answers", "adj-000001").status_code == 302
-    assert len(entries(advocate.id)) == 1 and len(_audits("points.adjust")) == 1
+    assert len(entries(advocate.id)) == 1 and len(audits("points.adjust")) == 1
     assert cached(advocate.id) == (75, 75)
 
     # The service itself refuses a blank reason too (not only the form).
@@ -376,11 +353,11 @@ def test_negative_adjustment_beyond_the_balance_is_refused(app, admin_client, ad
     assert resp.status_code == 422
     assert "Not enough points" in page_text(resp)
     assert cached(advocate.id) == (60, 60) and len(entries(advocate.id)) == 1
-    assert _audits("points.adjust") == []
+    assert audits("points.adjust") == []
     # Down to exactly zero is fine.
     assert _adjust(admin_client, advocate.email, -60, "Reclaim test points", "adj-over-02").status_code == 302
     assert cached(advocate.id) == (0, 0)
-    assert len(_audits("points.adjust")) == 1
+    assert len(audits("points.adjust")) == 1
     assert_ledger_consistent(advocate.id)
 
 
@@ -405,7 +382,7 @@ def test_a_used_adjustment_form_sent_again_with_other_values_is_refused_not_lost
     page = page_text(admin_client.get("/admin/points"))
     assert f"That adjustment of {advocate.name}'s points was already recorded." in page
     assert "points by +50." not in page
-    assert [e.amount for e in entries(advocate.id)] == [50] and len(_audits("points.adjust")) == 1
+    assert [e.amount for e in entries(advocate.id)] == [50] and len(audits("points.adjust")) == 1
     # Through the service: a Conflict, and the flag tells a first adjustment from a repeat.
     with pytest.raises(Conflict):
         points.adjust(

@@ -14,14 +14,9 @@ from portal.extensions import db
 from portal.models import ActivityPreference, ActivityType, AdvocateProfile, Digest, Status, User, utcnow
 from portal.services import subscriptions
 from portal.services.tokens import make_token
-from tests.conftest import reload
-from tests.helpers import TEST_PASSWORD, login, post_form
+from tests.support import TEST_PASSWORD, login, path_of, post_form, reload, text
 
 SCRIPT = '<script>alert("pwn")</script>'
-
-
-def text(resp):
-    return resp.get_data(as_text=True)
 
 
 def is_checked(page, field_id):
@@ -254,11 +249,6 @@ def reminder(runner, mailbox, user):
     result = runner.invoke(args=["advocates", "remind-stale"])
     assert result.exit_code == 0 and "Queued 1 reminder(s)" in result.output, result.output
     return mailbox.last(user.email, subject="still current")
-
-
-def path_of(url):
-    assert url.startswith("http://localhost/")
-    return url[len("http://localhost") :]
 
 
 @pytest.fixture

@@ -12,18 +12,15 @@ from sqlalchemy import func, select
 from portal.extensions import db
 from portal.models import (
     ActivityPreference,
-    ActivityType,
     AdvocateProfile,
     AuditEvent,
     Blackout,
     Consent,
-    Industry,
     Opportunity,
     OutboxMessage,
     Participation,
     ParticipationStatus,
     PointsEntry,
-    Product,
     Redemption,
     RedemptionStatus,
     Reward,
@@ -38,89 +35,20 @@ from portal.models import (
 from portal.services import privacy
 from portal.services.privacy import CHANGE_EMAIL
 from portal.services.tokens import fingerprint, make_token
-from tests.conftest import reload
-from tests.helpers import TEST_PASSWORD, login, post_form
-from tests.privacy_support import ADVOCATE_IP, fill_program_data
-from tests.recognition_support import assert_ledger_consistent
+from tests.support import (
+    ADVOCATE_IP,
+    TEST_PASSWORD,
+    assert_ledger_consistent,
+    fill_everything,
+    fill_program_data,
+    login,
+    path_of,
+    post_form,
+    reload,
+    text,
+)
 
 SCRIPT = '<script>alert("pwn")</script>'
-
-
-def text(resp):
-    return resp.get_data(as_text=True)
-
-
-def path_of(url):
-    assert url.startswith("http://localhost/")
-    return url[len("http://localhost") :]
-
-
-def first_id(model):
-    value = db.session.scalar(select(model.id).order_by(model.position).limit(1))
-    db.session.rollback()
-    return value
-
-
-def fill_everything(client, user_id, name="Ada Advocate"):
-    """A full profile, preferences, availability and a consent: everything the export and the erasure cover."""
-    assert (
-        post_form(
-            client,
-            "/me/profile",
-            {
-                "name": name,
-                "job_title": "CISO",
-                "company": "Bluefin Bank",
-                "industry_id": str(first_id(Industry)),
-                "size_band_id": "",
-                "country_code": "FR",
-                "product_ids": [str(first_id(Product))],
-                "use_cases": "fraud detection",
-                "topics": "zero trust",
-                "story": "We cut fraud by half.\n\nOnboarding took days, not weeks.",
-                "linkedin_url": "https://www.linkedin.com/in/ada",
-                "show_in_directory": "y",
-            },
-        ).status_code
-        == 302
-    )
-    speaking = db.session.scalar(select(ActivityType.id).where(ActivityType.key == "speaking"))
-    db.session.rollback()
-    assert (
-        post_form(
-            client,
-            "/me/preferences/activities",
-            {f"opt_{speaking}": "y", f"note_{speaking}": "remote only"},
-            page="/me/preferences",
-        ).status_code
-        == 302
-    )
-    assert (
-        post_form(
-            client, "/me/preferences/communication", {"digest": "weekly", "notify_news": "y"}, page="/me/preferences"
-        ).status_code
-        == 302
-    )
-    assert (
-        post_form(
-            client,
-            "/me/availability",
-            {"max_asks_per_month": "2", "max_asks_per_quarter": "4", "timezone": "Europe/Paris"},
-        ).status_code
-        == 302
-    )
-    start = utcnow().date() + timedelta(days=5)
-    assert (
-        post_form(
-            client,
-            "/me/availability/blackouts",
-            {"starts_on": start.isoformat(), "ends_on": (start + timedelta(days=2)).isoformat(), "note": "Paris trip"},
-            page="/me/availability",
-        ).status_code
-        == 302
-    )
-    db.session.add(Consent(user_id=user_id, kind="program_terms", version="2024-01", ip_address="203.0.113.9"))
-    db.session.commit()
 
 
 # --- download my data --------------------------------------------------------------------------------------------

@@ -12,9 +12,7 @@ from sqlalchemy.orm import Session
 from portal.extensions import db
 from portal.models import AdvocateProfile, AuditEvent, OutboxMessage, Role, Status, User
 from portal.services import privacy
-from tests.conftest import BACKENDS, reload
-from tests.helpers import TEST_PASSWORD, csrf_from, login, post_form
-from tests.test_privacy import path_of, text
+from tests.support import BACKENDS, TEST_PASSWORD, csrf_from, login, path_of, post_form, reload, text
 
 WRONG = "not-the-password-0"
 
@@ -106,12 +104,6 @@ def test_a_right_password_after_failures_works_and_resets_the_count(app, advocat
     assert change_email(c, TEST_PASSWORD).status_code == 302
     assert reload(User, advocate.id).failed_login_count == 0
     assert mailbox.last("new.address@example.com", subject="Confirm your new email address")
-
-
-@pytest.fixture
-def limited(app_config):
-    app_config["RATELIMIT_ENABLED"] = True
-    return app_config
 
 
 @pytest.mark.parametrize(

@@ -9,10 +9,16 @@ from portal.database import begin_write
 from portal.extensions import db
 from portal.models import ActivityPreference, ActivityType, AdvocateProfile, PointsEntry, Status, Tag, TagKind, User
 from portal.services import points, profiles
-from tests.conftest import reload
-from tests.helpers import csrf_from, post_form
-from tests.opportunity_support import client_for, make_advocate, run_threads
-from tests.test_profile import profile_data, save
+from tests.support import (
+    client_for,
+    csrf_from,
+    make_advocate,
+    post_form,
+    profile_data,
+    reload,
+    run_threads,
+    save_profile,
+)
 
 STATIC = Path(__file__).resolve().parent.parent / "static"
 
@@ -47,10 +53,10 @@ def tag_count(slug, kind=TagKind.USE_CASE):
 
 
 def test_a_removed_tag_is_no_longer_suggested(app, advocate_client, advocate, make_user):
-    resp = save(advocate_client, use_cases="Secret Project Falcon, fraud detection", topics="zero trust")
+    resp = save_profile(advocate_client, use_cases="Secret Project Falcon, fraud detection", topics="zero trust")
     assert resp.status_code == 302
     assert sorted(suggestions()) == ["Secret Project Falcon", "fraud detection"]
-    assert save(advocate_client, use_cases="fraud detection", topics="zero trust").status_code == 302
+    assert save_profile(advocate_client, use_cases="fraud detection", topics="zero trust").status_code == 302
     assert tag_count("secret project falcon") == 1  # the row stays (tags are shared), unused
     assert suggestions() == ["fraud detection"]
     other = make_user(email="olive@example.com")
@@ -139,7 +145,7 @@ def test_advocates_adding_the_same_new_tags_at_once_over_http(app, make_user):
 
 
 def test_comma_separated_inputs_get_suggestions_for_the_last_item(advocate_client, advocate):
-    save(advocate_client, use_cases="fraud detection", topics="zero trust")
+    save_profile(advocate_client, use_cases="fraud detection", topics="zero trust")
     page = advocate_client.get("/me/profile").get_data(as_text=True)
     # Without the script the page still works: each input points at its page datalist.
     assert 'list="use-case-suggestions"' in page and 'list="topic-suggestions"' in page
@@ -161,7 +167,7 @@ def test_opting_in_only_to_a_retired_activity_type_is_not_complete(app, advocate
     post_form(advocate_client, "/me/preferences/activities", {f"opt_{review_id}": "y"}, page="/me/preferences")
     db.session.get(ActivityType, review_id).active = False  # an admin retires the activity type
     db.session.commit()
-    assert save(advocate_client).status_code == 302
+    assert save_profile(advocate_client).status_code == 302
     user, profile = reload(User, advocate.id), db.session.get(AdvocateProfile, advocate.id)
     assert [p.activity_type_id for p in profile.preferences if p.opted_in] == [review_id]
     result = profiles.completeness(user, profile)
@@ -186,7 +192,7 @@ def test_no_points_for_a_complete_profile_when_the_setting_is_zero(app, advocate
     t = db.session.scalar(select(ActivityType).where(ActivityType.key == "review"))
     db.session.rollback()
     post_form(advocate_client, "/me/preferences/activities", {f"opt_{t.id}": "y"}, page="/me/preferences")
-    assert save(advocate_client).status_code == 302
+    assert save_profile(advocate_client).status_code == 302
     page = advocate_client.get("/me/profile").get_data(as_text=True)
     assert "Profile 100% complete" in page
     db.session.rollback()

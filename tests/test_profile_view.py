@@ -10,14 +10,10 @@ from sqlalchemy import select
 from portal.extensions import db
 from portal.models import ActivityType, Industry, Product, SizeBand, Status, utcnow
 from portal.templating import paragraphs
-from tests.helpers import TEST_PASSWORD, login, post_form
+from tests.support import TEST_PASSWORD, login, post_form, text
 
 SCRIPT = '<script>alert("pwn")</script>'
 ESCAPED_SCRIPT = "&lt;script&gt;alert(&#34;pwn&#34;)&lt;/script&gt;"
-
-
-def text(resp):
-    return resp.get_data(as_text=True)
 
 
 def first(model):

@@ -1,6 +1,6 @@
 """Races on the recognition ledger, on SQLite and (with TEST_DATABASE_URL) on PostgreSQL: the same
 award at once, the last item in stock, one balance spent by many requests, cancellations at once,
-badges and referral credits under concurrency (issue 4).
+badges and referral credits under concurrency.
 
 Requests go through the real views with one test client per thread (each request runs in its own
 app context, as in production; on SQLite a POST starts with BEGIN IMMEDIATE). Service-level races
@@ -18,6 +18,7 @@ from portal.models import (
     EntryKind,
     EntrySource,
     ParticipationStatus,
+    PointsEntry,
     Redemption,
     RedemptionStatus,
     Reward,
@@ -25,31 +26,39 @@ from portal.models import (
     User,
     UserBadge,
 )
-from portal.services import participation, points
+from portal.services import participation, points, rewards
 from portal.services.errors import DomainError
-from tests.conftest import reload
-from tests.helpers import login, post_form
-from tests.recognition_support import (
+from tests.support import (
     activity_type_id,
     assert_ledger_consistent,
     badge_keys,
     cached,
+    client_for,
     clone_client,
-    csrf_token,
+    csrf_from,
     entries,
     give,
     make_reward,
     page_text,
     participation_row,
+    post_form,
+    reload,
     run_threads,
-    running_balances,
 )
 
 
-def _client_for(app, user):
-    c = app.test_client()
-    assert login(c, user.email).status_code == 302
-    return c
+def csrf_token(client, page: str) -> str:
+    """The CSRF token of the form on ``page``."""
+    return csrf_from(client.get(page).get_data(as_text=True))
+
+
+def running_balances(user_id: int) -> list[int]:
+    """The balance after each entry, in the order the entries were written."""
+    out, total = [], 0
+    for e in entries(user_id):
+        total += e.amount
+        out.append(total)
+    return out
 
 
 def _no_crashes(results):
@@ -136,7 +145,7 @@ def test_fifty_advocates_race_for_the_last_item(app, make_user, mailbox):
     for u in users:
         give(u.id, 500)
     rid = make_reward(cost=300, stock=1, name="Signed keyboard")
-    clients = [_client_for(app, u) for u in users]
+    clients = [client_for(app, u.email) for u in users]
     tokens = [csrf_token(c, "/rewards") for c in clients]
     db.session.rollback()
 
@@ -164,6 +173,23 @@ def test_fifty_advocates_race_for_the_last_item(app, make_user, mailbox):
     assert "Your order for Signed keyboard is in" in page_text(clients[winner].get("/me/redemptions"))
     assert len(mailbox.wait_for(users[winner].email, subject="We received your order")) == 1
     assert_ledger_consistent(*(u.id for u in users))
+
+
+def test_fifty_redemptions_of_the_last_item_in_services(app, make_user):
+    users = [make_user(email=f"r{i}@example.com") for i in range(50)]
+    for u in users:
+        give(u.id, 500, key=f"seed:{u.id}")
+    rid = make_reward(cost=100, stock=1)
+    results = run_threads(
+        50,
+        _in_own_context(app, lambda i: rewards.redeem(db.session, db.session.get(User, users[i].id), rid, f"idem{i}")),
+    )
+    ok = [r for r in results if isinstance(r, tuple)]
+    assert len(ok) == 1
+    assert all(isinstance(r, DomainError) for r in results if not isinstance(r, tuple))
+    db.session.rollback()
+    assert db.session.get(Reward, rid).stock == 0
+    assert db.session.query(Redemption).count() == 1 and points.verify(db.session) == []
 
 
 # --- one balance, many requests ---------------------------------------------------------------------------------
@@ -205,6 +231,20 @@ def test_fifty_concurrent_redemptions_never_overdraw(app, advocate, advocate_cli
     for i in [i for i, r in enumerate(results) if r.status_code == 303][:3]:
         assert "points; you have" in page_text(clients[i].get("/rewards"))
     assert_ledger_consistent(advocate.id)
+
+
+def test_fifty_redemptions_in_services_never_overdraw(app, advocate):
+    give(advocate.id, 1000, key="seed")
+    rid = make_reward(cost=150)
+    results = run_threads(
+        50, _in_own_context(app, lambda i: rewards.redeem(db.session, db.session.get(User, advocate.id), rid, f"k{i}"))
+    )
+    assert all(isinstance(r, DomainError) for r in results if not isinstance(r, tuple)), results
+    ok = [r for r in results if isinstance(r, tuple)]
+    assert len(ok) == 6  # 6 * 150 = 900 <= 1000 < 7 * 150
+    db.session.rollback()
+    assert points.balance(db.session, advocate.id) == 100
+    assert points.verify(db.session) == []
 
 
 def test_a_double_click_storm_orders_once(app, advocate, advocate_client):
@@ -302,6 +342,22 @@ def test_concurrent_cancellations_refund_once(app, advocate, advocate_client, ad
     mailbox.wait_for(advocate.email, count=rounds, subject="Order cancelled")
     assert len([m for m in mailbox.to(advocate.email) if "Order cancelled" in m.subject]) == rounds
     assert_ledger_consistent(advocate.id)
+
+
+def test_two_cancellations_in_services_refund_once(app, advocate, admin):
+    give(advocate.id, 300, key="seed")
+    rid = make_reward(cost=200, stock=3)
+    red, _ = rewards.redeem(db.session, reload(User, advocate.id), rid, "one")
+    db.session.commit()
+    red_id, admin_id = red.id, admin.id  # plain values: threads must not touch this session's objects
+    results = run_threads(
+        2, _in_own_context(app, lambda i: rewards.cancel(db.session, red_id, db.session.get(User, admin_id)))
+    )
+    assert not [r for r in results if isinstance(r, BaseException) and not isinstance(r, DomainError)], results
+    assert sum(1 for r in results if not isinstance(r, DomainError)) == 1
+    db.session.rollback()
+    assert points.balance(db.session, advocate.id) == 300 and db.session.get(Reward, rid).stock == 3
+    assert db.session.query(PointsEntry).filter_by(kind=EntryKind.REVERSED).count() == 1
 
 
 # --- badges and referral credits under concurrency -----------------------------------------------------------------

@@ -1,5 +1,5 @@
 """Every state-changing recognition form needs its CSRF token: without it the POST is refused (400) and
-nothing changes. The admin's "Cancel and refund" asks for confirmation first (issue 4)."""
+nothing changes. The admin's "Cancel and refund" asks for confirmation first."""
 
 import re
 from pathlib import Path
@@ -10,8 +10,7 @@ from sqlalchemy import func, select
 from portal.extensions import db
 from portal.models import ActivityType, AuditEvent, Badge, Redemption, Reward, User, UserBadge
 from portal.services import rewards
-from tests.conftest import reload
-from tests.recognition_support import give, ledger_rows, make_reward
+from tests.support import give, ledger_rows, make_reward, reload
 
 STATIC = Path(__file__).resolve().parent.parent / "static"
 

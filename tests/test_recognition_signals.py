@@ -30,10 +30,7 @@ from portal.models import (
     utcnow,
 )
 from portal.services import accounts, badges, participation, points, profiles, referrals
-from tests.conftest import reload
-from tests.helpers import post_form
-from tests.opportunity_support import make_advocate, make_opp, user
-from tests.recognition_support import badge_keys, give, recorded_sql
+from tests.support import badge_keys, give, make_advocate, make_opp, post_form, recorded_sql, reload, user
 
 
 @pytest.fixture

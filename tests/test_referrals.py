@@ -1,5 +1,5 @@
 """Referrals: the personal link, registration through it, one credit on approval, the referrer's page,
-and codes that must do nothing (issue 4)."""
+and codes that must do nothing."""
 
 import re
 from urllib.parse import urlsplit
@@ -12,9 +12,7 @@ from portal.extensions import db
 from portal.models import EntrySource, PointsEntry, Role, Status, User
 from portal.services import accounts, privacy, referrals
 from portal.services.errors import Conflict
-from tests.conftest import reload
-from tests.helpers import TEST_PASSWORD, post_form
-from tests.recognition_support import cached, entries, page_text
+from tests.support import TEST_PASSWORD, cached, entries, login, page_text, post_form, reload
 
 FRIEND = {
     "name": "Riley Referred",
@@ -148,7 +146,6 @@ def test_a_forged_or_dead_code_does_nothing(app, advocate, make_user, kind):
 def test_signed_in_visitors_are_not_referred(app, advocate_client, make_user):
     code = referral_code(advocate_client)
     other = make_user()
-    from tests.helpers import login
 
     c = app.test_client()
     login(c, other.email)

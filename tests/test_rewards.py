@@ -1,30 +1,53 @@
 """Rewards catalog and redemptions through the pages: stock and points in one transaction, refusals
 as messages, per-advocate limits, double submits, the order life cycle with its emails, the admin
-catalog's validation, and escaping (issue 4)."""
+catalog's validation, and escaping."""
 
 import re
+from html import unescape
 
 import pytest
 from sqlalchemy import func, select
 
 from portal.extensions import db
-from portal.models import AuditEvent, EntryKind, OutboxMessage, Redemption, RedemptionStatus, Reward, User
+from portal.models import EntryKind, OutboxMessage, Redemption, RedemptionStatus, Reward, User
 from portal.services import points, rewards
 from portal.services.errors import DomainError
-from tests.conftest import reload
-from tests.helpers import post_form
-from tests.recognition_support import (
+from tests.support import (
     assert_ledger_consistent,
+    audits,
     cached,
-    edit_reward,
+    csrf_from,
     entries,
-    flashes,
     give,
     make_reward,
     page_text,
+    post_form,
     redeem,
-    reward_edit_form,
+    reload,
 )
+
+
+def flashes(client, url: str = "/rewards") -> str:
+    """The page where the redirect lands, unescaped (flash messages are shown once)."""
+    return page_text(client.get(url))
+
+
+def hidden_value(html: str, name: str) -> str:
+    m = re.search(rf'<input[^>]*name="{name}"[^>]*>', html)
+    assert m, f"no {name} field on the page"
+    value = re.search(r'value="([^"]*)"', m.group(0))
+    return unescape(value.group(1)) if value else ""
+
+
+def reward_edit_form(client, reward_id: int) -> dict:
+    """The edit form as the browser has it when opened: CSRF token and the stock it was drawn with."""
+    html = client.get(f"/admin/rewards/{reward_id}").get_data(as_text=True)
+    return {"csrf_token": csrf_from(html), "stock_seen": hidden_value(html, "stock_seen")}
+
+
+def edit_reward(client, reward_id: int, data: dict, opened: dict | None = None):
+    """POST the reward edit form; ``opened`` is a form opened earlier (reward_edit_form), else it is opened now."""
+    return client.post(f"/admin/rewards/{reward_id}", data={**(opened or reward_edit_form(client, reward_id)), **data})
 
 
 def _redemptions(user_id=None):
@@ -37,11 +60,6 @@ def _redemptions(user_id=None):
 
 def _stock(reward_id):
     return reload(Reward, reward_id).stock
-
-
-def _audits(action):
-    db.session.rollback()
-    return list(db.session.scalars(select(AuditEvent).where(AuditEvent.action == action)))
 
 
 def _mail_subjects(mailbox, address):
@@ -208,7 +226,7 @@ def test_admin_fulfils_an_order(app, advocate_client, advocate, admin_client, ad
     assert order.fulfilled_at is not None
     mail = mailbox.last(advocate.email, subject="On its way")
     assert "Hoodie" in mail.subject and "DHL 123456" in mail.text
-    assert len(_audits("redemption.fulfil")) == 1
+    assert len(audits("redemption.fulfil")) == 1
     assert cached(advocate.id) == (300, 500) and _stock(rid) == 1  # fulfilling moves no points or stock
     page = page_text(advocate_client.get("/me/redemptions"))
     assert "Fulfilled" in page and "DHL 123456" in page and "Cancel order" not in page
@@ -246,7 +264,7 @@ def test_admin_cancels_an_order_and_refunds_once(app, advocate_client, advocate,
     assert refund.amount == 200 and refund.counts_toward_lifetime is False and refund.actor_id == admin.id
     mail = mailbox.last(advocate.email, subject="Order cancelled")
     assert "Backpack" in mail.subject and "Discontinued" in mail.text
-    (event,) = _audits("redemption.cancel")
+    (event,) = audits("redemption.cancel")
     assert event.actor_id == admin.id and event.target_id == order.id
 
     post_form(admin_client, f"/admin/redemptions/{order.id}/cancel", {}, page="/admin/redemptions")
@@ -271,7 +289,7 @@ def test_advocate_cancels_own_requested_order(app, advocate_client, advocate, ma
     assert order.status == RedemptionStatus.CANCELLED and order.handled_by_id == advocate.id
     assert cached(advocate.id) == (300, 300) and _stock(rid) == 2
     assert mailbox.last(advocate.email, subject="Order cancelled")
-    assert _audits("redemption.cancel") == []  # advocates' own cancellations are not admin actions
+    assert audits("redemption.cancel") == []  # advocates' own cancellations are not admin actions
     post_form(advocate_client, f"/me/redemptions/{order.id}/cancel", {}, page="/me/redemptions")
     assert "This order is already cancelled." in flashes(advocate_client, "/me/redemptions")
     assert cached(advocate.id) == (300, 300) and _stock(rid) == 2
@@ -402,7 +420,7 @@ def test_admin_creates_and_edits_a_reward(app, admin_client, admin, advocate_cli
     assert (r.name, r.points_cost, r.stock, r.per_advocate_limit, r.active) == ("Donation", 300, None, None, False)
     assert "Donation" not in page_text(advocate_client.get("/rewards"))
     assert "Donation" in page_text(admin_client.get("/admin/rewards"))
-    assert {e.action for e in _audits("reward.create") + _audits("reward.update")} == {"reward.create", "reward.update"}
+    assert {e.action for e in audits("reward.create") + audits("reward.update")} == {"reward.create", "reward.update"}
     give(advocate.id, 1000)
     assert redeem(advocate_client, r.id, "order-inactive-1").status_code == 303
     assert "That reward is not available." in flashes(advocate_client)
@@ -487,7 +505,7 @@ def test_a_stock_change_is_applied_to_what_is_left(app, admin_client, admin, mak
     _orders(make_user, rid, 3)
     assert edit_reward(admin_client, rid, _edit(stock="8"), opened=opened).status_code == 302  # 3 more arrived
     assert _stock(rid) == 5
-    (event,) = [e for e in _audits("reward.update")]
+    (event,) = [e for e in audits("reward.update")]
     assert (event.details["stock_seen"], event.details["stock_entered"], event.details["stock"]) == (5, 8, 5)
 
 

@@ -18,7 +18,18 @@ import pytest
 from whoosh.writing import SegmentWriter
 
 from portal.extensions import db
-from portal.models import Country, Opportunity, OpportunityStatus, SearchPending, utcnow
+from portal.models import (
+    ActivityPreference,
+    ActivityType,
+    AdvocateProfile,
+    Country,
+    Industry,
+    Opportunity,
+    OpportunityStatus,
+    Product,
+    SearchPending,
+    utcnow,
+)
 from search import documents, indexing, querying, whoosh_internals
 from search import rebuild as rb
 from search.indexing import (
@@ -32,20 +43,37 @@ from search.indexing import (
     root,
     writer_for,
 )
-from tests.helpers import login, post_form
-from tests.test_search import person
-from tests.test_search_queries import member
-from tests.test_search_recovery import set_story
-from tests.test_search_sync import (
+from tests.support import (
     advocate_profile,
     atype,
     find,
+    login,
+    member,
     names,
     page_hits,
     pending_rows,
+    post_form,
     profile_form,
+    set_story,
     staff_search,
 )
+
+
+def person(make_user, email, story="", industry=None, country="DE", products=(), acts=("speaking",), **profile):
+    """An advocate with a confirmed profile written straight to the database, opted in to ``acts``, indexed."""
+    u = make_user(email=email, name=email.split("@")[0].title())
+    p = AdvocateProfile(user_id=u.id, story=story, country_code=country, confirmed_at=utcnow(), **profile)
+    if industry:
+        p.industry = db.session.query(Industry).filter_by(name=industry).one()
+    p.products = [db.session.query(Product).filter_by(name=n).one() for n in products]
+    db.session.add(p)
+    for key in acts:
+        t = db.session.query(ActivityType).filter_by(key=key).one()
+        db.session.add(ActivityPreference(user_id=u.id, activity_type_id=t.id, opted_in=True))
+    db.session.commit()
+    apply_pending(db.engine)
+    return u
+
 
 FALLBACK = "simpler search of the database"
 

@@ -13,7 +13,7 @@ from portal.extensions import db
 from portal.models import Opportunity, Participation, User
 from portal.services import lists
 from search import documents
-from tests.conftest import empty_tables
+from tests.support import empty_tables
 
 N = 400
 

@@ -14,7 +14,7 @@ from whoosh.searching import Searcher
 from portal.extensions import db
 from search import querying, ranking
 from search.indexing import writer_for
-from tests.test_search_sync import staff_search
+from tests.support import staff_search
 
 N = 3000
 

@@ -1,4 +1,4 @@
-"""Several processes writing to the index at once lose nothing, also while a rebuild swaps it (issue 6).
+"""Several processes writing to the index at once lose nothing, also while a rebuild swaps it.
 
 Each worker process builds the app from the test's own config (same database, same index folder)
 and, 25 times, saves a distinct advocate's story with a new token through the profile service in its
@@ -15,7 +15,7 @@ import pytest
 from portal.extensions import db
 from portal.models import AdvocateProfile, SearchPending
 from search import querying
-from tests.test_search_sync import advocate_profile, find, names
+from tests.support import advocate_profile, find, names
 
 PROCESSES, UPDATES = 4, 25
 

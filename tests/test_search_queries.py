@@ -1,5 +1,5 @@
 """Search queries: any text answers, facet counts are exact, availability, sorting, pages, snippets,
-escaping, who may search, and the advocates' opportunity search (issue 6)."""
+escaping, who may search, and the advocates' opportunity search."""
 
 from __future__ import annotations
 
@@ -7,7 +7,6 @@ import re
 from datetime import date, timedelta
 
 import pytest
-import time_machine
 
 from portal.extensions import db
 from portal.models import (
@@ -26,65 +25,9 @@ from portal.models import (
 )
 from portal.services import profiles
 from search.indexing import apply_pending
-from tests.helpers import login
-from tests.test_search_sync import find, names, page_hits, staff_search
+from tests.support import find, login, member, names, page_hits, staff_search
 
 # --- a small known population --------------------------------------------------------------------------------
-
-
-def _ids(model) -> dict[str, int]:
-    return {row.name: row.id for row in db.session.query(model)}
-
-
-def member(
-    make_user,
-    name: str,
-    *,
-    industry=None,
-    country=None,
-    size=None,
-    products=(),
-    acts=(),
-    story="",
-    company="Acme Corp",
-    confirmed_days_ago: int | None = 0,
-    per_month=None,
-    paused_days=None,
-    blackout_today=False,
-    joined_days_ago: int = 0,
-):
-    """An advocate built through portal.services.profiles, as the profile pages would save it."""
-    start = utcnow()
-    with time_machine.travel(start - timedelta(days=joined_days_ago), tick=False):
-        user = make_user(email=f"{name.lower()}@example.com", name=name, company=company)
-    u = db.session.get(User, user.id)
-    if confirmed_days_ago is not None:
-        with time_machine.travel(start - timedelta(days=confirmed_days_ago), tick=False):
-            profiles.update_profile(
-                db.session,
-                u,
-                profiles.ProfileInput(
-                    name=name,
-                    job_title="Engineer",
-                    company=company,
-                    industry_id=_ids(Industry)[industry] if industry else None,
-                    size_band_id=_ids(SizeBand)[size] if size else None,
-                    country_code=country,
-                    product_ids=[_ids(Product)[p] for p in products],
-                    story=story,
-                ),
-            )
-            db.session.commit()
-    if acts:
-        types = {t.key: t.id for t in db.session.query(ActivityType)}
-        profiles.set_activity_preferences(db.session, u, {types[k]: (True, "") for k in acts})
-    if per_month is not None or paused_days is not None:
-        paused = date.today() + timedelta(days=paused_days) if paused_days is not None else None
-        profiles.set_limits(db.session, u, per_month, None, paused, "UTC")
-    if blackout_today:
-        profiles.add_blackout(db.session, u, date.today(), date.today() + timedelta(days=3))
-    db.session.commit()
-    return user
 
 
 @pytest.fixture

@@ -1,5 +1,5 @@
 """Search survives failures: a failed index write, a deleted or corrupt index, drift, and rebuilds that
-swap generations while searches and writes go on (issue 6)."""
+swap generations while searches and writes go on."""
 
 from __future__ import annotations
 
@@ -13,20 +13,21 @@ import pytest
 
 from portal.extensions import db
 from portal.models import AdvocateProfile, Opportunity, OpportunityStatus, Role, User, utcnow
-from portal.services import profiles
 from search import documents, indexing, querying
 from search import rebuild as rb
 from search.indexing import apply_pending, current_dir, rebuilding_marker, root, writer_for
-from tests.conftest import reload
-from tests.helpers import login, post_form
-from tests.test_search_sync import (
+from tests.support import (
     advocate_profile,
     atype,
     find,
+    login,
     names,
     page_hits,
     pending_rows,
+    post_form,
     profile_form,
+    reload,
+    set_story,
     staff_search,
 )
 
@@ -35,15 +36,6 @@ FALLBACK = "simpler search of the database"
 
 def generation() -> str:
     return os.readlink(current_dir())
-
-
-def set_story(user_id: int, story: str) -> None:
-    """Save an advocate's story through the profile service (queued for the index, not yet applied)."""
-    u = db.session.get(User, user_id)
-    profiles.update_profile(
-        db.session, u, profiles.ProfileInput(name=u.name, job_title="Engineer", company=u.company or "", story=story)
-    )
-    db.session.commit()
 
 
 # --- a failed write never fails the request and is not lost -----------------------------------------------------

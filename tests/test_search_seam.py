@@ -13,9 +13,7 @@ from portal.models import User
 from search import querying
 from search.facets import FACETS
 from search.seam import IndexStatus, IndexUnavailable, SearchBackend, SyncReport, WhooshBackend
-from tests.helpers import login, post_form
-from tests.opportunity_support import make_advocate, make_opp
-from tests.test_search_sync import profile_form, staff_search
+from tests.support import login, make_advocate, make_opp, post_form, profile_form, staff_search
 
 METHODS = [name for name, _ in inspect.getmembers(SearchBackend, inspect.isfunction) if not name.startswith("_")]
 

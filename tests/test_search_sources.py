@@ -39,8 +39,7 @@ from portal.services import fatigue
 from search import documents
 from search.indexing import apply_pending
 from search.schema import ADVOCATES, OPPORTUNITIES
-from tests.opportunity_support import make_advocate, make_opp
-from tests.test_search_sync import indexed
+from tests.support import engaged, indexed, make_advocate, make_opp
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -299,8 +298,6 @@ def test_every_source_is_followed_or_says_why_not():
 
 
 def test_a_policy_change_queues_every_active_advocate_and_reaches_their_fatigue_facet(app, make_user):
-    from tests.test_fatigue import engaged
-
     busy = [make_advocate(make_user, f"busy{i}@example.com") for i in range(3)]
     idle = make_advocate(make_user, "idle@example.com")
     gone = make_advocate(make_user, "gone@example.com")

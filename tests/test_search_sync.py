@@ -1,5 +1,5 @@
 """Search follows the database after the commit: approval, profile, preferences, availability,
-suspension, deletion, participation and the opportunity lifecycle (issue 6).
+suspension, deletion, participation and the opportunity lifecycle.
 
 Every change goes through the page (or the CLI command) an advocate, an admin or an operator uses;
 the index is then read back through the staff search page, ``search.querying`` or the index itself.
@@ -7,22 +7,18 @@ the index is then read back through the staff search page, ``search.querying`` o
 
 from __future__ import annotations
 
-import re
 from datetime import date, timedelta
 
 import time_machine
 
 from portal.extensions import db
 from portal.models import (
-    ActivityType,
     AdvocateProfile,
     Blackout,
-    Industry,
     Opportunity,
     OpportunityStatus,
     Participation,
     ParticipationStatus,
-    SearchPending,
     Status,
     User,
     utcnow,
@@ -30,52 +26,23 @@ from portal.models import (
 from portal.services import fatigue, profiles
 from search import querying
 from search.indexing import apply_pending, open_index, open_searcher
-from search.schema import PACKED
-from tests.conftest import reload
-from tests.helpers import TEST_PASSWORD, login, post_form
+from tests.support import (
+    TEST_PASSWORD,
+    advocate_profile,
+    atype,
+    find,
+    indexed,
+    login,
+    names,
+    page_hits,
+    pending_rows,
+    post_form,
+    profile_form,
+    reload,
+    staff_search,
+)
 
-# --- helpers (imported by the other test_search_* modules) --------------------------------------------------
-
-
-def find(q: str = "", include_unavailable: bool = False, sort: str = "relevance", page: int = 1, **filters):
-    """search.querying.search_advocates over the live index, as the test's session sees the database now."""
-    db.session.rollback()
-    return querying.search_advocates(
-        db.session,
-        querying.AdvocateSearch(
-            q=q,
-            filters={k: v if isinstance(v, list) else [v] for k, v in filters.items()},
-            include_unavailable=include_unavailable,
-            sort=sort,
-            page=page,
-        ),
-    )
-
-
-def names(results) -> list[str]:
-    return [h.user.name for h in results.hits]
-
-
-def page_hits(html: str) -> list[str]:
-    """The advocate names of the result cards on the staff search page, in order."""
-    return re.findall(r'<article class="card hit">\s*<h2><a href="/search/advocates/\d+">(.*?)</a></h2>', html)
-
-
-def staff_search(client, q: str = "", **params) -> str:
-    resp = client.get("/search/advocates", query_string={"q": q, **params})
-    assert resp.status_code == 200, resp.status_code
-    return resp.get_data(as_text=True)
-
-
-def indexed(uid: int) -> dict | None:
-    """The advocate's document as the index holds it now (packed facet values), or None."""
-    ix = open_index("advocates")
-    with open_searcher(ix) as s:
-        docnum = s.document_number(uid=str(uid))
-        if docnum is None:
-            return None
-        raw = s.reader().column_reader("facets")[docnum]
-        return dict(zip(PACKED, raw.split("~")))
+# --- helpers ------------------------------------------------------------------------------------------------------
 
 
 def indexed_opportunity_status(oid: int) -> str | None:
@@ -90,53 +57,6 @@ def indexed_opportunity_status(oid: int) -> str | None:
             if s.search(And([Term("oid", str(oid)), Term("status", status.value)])).scored_length():
                 return status.value
         return "?"
-
-
-def pending_rows() -> list[SearchPending]:
-    db.session.rollback()
-    return list(db.session.query(SearchPending).order_by(SearchPending.id))
-
-
-def atype(key: str) -> ActivityType:
-    return db.session.query(ActivityType).filter_by(key=key).one()
-
-
-def profile_form(**over) -> dict:
-    """A valid /me/profile form (story and company as given)."""
-    ind = db.session.query(Industry).filter_by(name="Healthcare").one()
-    data = {
-        "name": "Ada Advocate",
-        "job_title": "CISO",
-        "company": "Bluefin Bank",
-        "industry_id": str(ind.id),
-        "size_band_id": "",
-        "country_code": "DE",
-        "product_ids": [],
-        "use_cases": "fraud detection",
-        "topics": "zero trust",
-        "story": "We cut fraud losses by half.",
-        "linkedin_url": "",
-        "show_in_directory": "y",
-        "show_on_leaderboard": "y",
-    }
-    data.update(over)
-    return data
-
-
-def advocate_profile(make_user, email: str, story: str = "", name: str | None = None, **data):
-    """An active advocate with a profile saved through portal.services.profiles (and indexed)."""
-    user = make_user(email=email, name=name or email.split("@")[0].title(), company=data.pop("company", "Acme Corp"))
-    u = db.session.get(User, user.id)
-    profiles.update_profile(
-        db.session,
-        u,
-        profiles.ProfileInput(
-            name=u.name, job_title=data.pop("job_title", "Engineer"), company=u.company, story=story, **data
-        ),
-    )
-    db.session.commit()
-    apply_pending(db.engine)
-    return user
 
 
 def today_n() -> int:

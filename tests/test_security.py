@@ -16,8 +16,7 @@ from portal.extensions import db
 from portal.models import AdvocateProfile, Base, OutboxMessage, Reward, Role, Status, User
 from portal.services import accounts, privacy, referrals, subscriptions
 from portal.services.tokens import fingerprint, make_token
-from tests.conftest import reload
-from tests.helpers import csrf_from, login, post_form
+from tests.support import csrf_from, login, make_opp, post_form, reload
 
 ROOT = Path(__file__).resolve().parent.parent
 TEMPLATES = ROOT / "templates"
@@ -256,6 +255,16 @@ def test_no_template_has_inline_script_or_style():
     assert found == {}
 
 
+def test_no_inline_script_or_style_in_templates():
+    """Plain-text scan: no <script> tag without src at all (not even a data block), no <style>, no style=."""
+    for f in TEMPLATES.rglob("*.html"):
+        if "email" in f.parts:
+            continue  # email clients need inline styles; emails are not served under the CSP
+        body = f.read_text()
+        assert not re.search(r"<script(?![^>]*\bsrc=)[^>]*>", body), f
+        assert "<style" not in body and " style=" not in body, f
+
+
 def test_email_templates_have_no_script_at_all():
     for f in sorted((TEMPLATES / "email").glob("*.html")):
         assert not re.search(r"<script\b|\son[a-z]+\s*=|javascript:", f.read_text(), re.I), f.name
@@ -341,6 +350,16 @@ def test_production_cookies_secure_even_if_the_mapping_says_otherwise(app_config
     assert prod.config["SESSION_COOKIE_SECURE"] is True and prod.config["REMEMBER_COOKIE_SECURE"] is True
     resp = prod.test_client().get("/auth/login", base_url="https://localhost")
     assert "secure" in cookie_attrs(cookie(resp, "session"))
+    dispose(prod)
+
+
+def test_production_login_page_sets_secure_cookies_and_hsts(app_config):
+    app_config.update(PORTAL_ENV="production", SECRET_KEY="a-long-random-production-secret")
+    prod = create_app(app_config)
+    assert prod.config["SESSION_COOKIE_SECURE"] and prod.config["REMEMBER_COOKIE_SECURE"]
+    resp = prod.test_client().get("/auth/login")
+    assert "Secure" in resp.headers["Set-Cookie"]
+    assert "Strict-Transport-Security" in resp.headers
     dispose(prod)
 
 
@@ -443,6 +462,13 @@ def test_decline_with_garbage_token_changes_nothing(admin_client, make_user):
     assert resp.status_code == 400
     is_friendly(resp, TITLES[400])
     assert reload(User, applicant.id).status == Status.PENDING
+
+
+@pytest.mark.parametrize("path", ["/auth/login", "/auth/register", "/auth/logout", "/admin/pending/approve"])
+def test_csrf_missing_is_friendly_400(admin_client, path):
+    resp = admin_client.post(path, data={"email": "x@example.com", "password": "x", "user_id": "1"})
+    assert resp.status_code == 400
+    assert b"form expired" in resp.data and b"Traceback" not in resp.data
 
 
 def test_csrf_error_as_json_for_json_clients(client):
@@ -746,7 +772,6 @@ def test_get_verify_link_does_not_verify(client, make_user):
 @pytest.fixture
 def crawl_data(app, make_user, advocate, admin):
     """Rows for every GET route with an id or a token in its URL."""
-    from tests.opportunity_support import make_opp
 
     unverified = make_user(Role.ADVOCATE, Status.UNVERIFIED, email="crawl.unverified@example.com")
     # No profile for the advocate: an account activated before profiles were created at activation has

@@ -7,8 +7,12 @@ from urllib.parse import urlsplit
 import pytest
 
 from portal.models import Status, User
-from tests.conftest import reload
-from tests.helpers import TEST_PASSWORD, csrf_from, login, logout, post_form
+from tests.support import TEST_PASSWORD, clone_client, csrf_from, login, post_form, reload
+
+
+def logout(client):
+    return post_form(client, "/auth/logout", {}, page="/dashboard")
+
 
 NEW_PW = "fresh-lemon-river-9"
 
@@ -19,13 +23,6 @@ def signed_in(client) -> bool:
         return True
     assert resp.status_code == 302 and urlsplit(resp.headers["Location"]).path == "/auth/login", resp.status_code
     return False
-
-
-def clone_session(app, source):
-    """A second browser holding a copy of `source`'s session cookie (as a thief would)."""
-    other = app.test_client()
-    other.set_cookie("session", source.get_cookie("session").value)
-    return other
 
 
 def with_remember(app, value):
@@ -60,14 +57,14 @@ def test_logout_without_csrf_does_nothing(advocate_client):
 def test_logout_ends_the_session_and_copied_cookie(app, advocate):
     c = app.test_client()
     login(c, advocate.email)
-    stolen = clone_session(app, c)
+    stolen = clone_client(app, c)
     assert signed_in(stolen)
     resp = logout(c)
     assert resp.status_code == 302 and urlsplit(resp.headers["Location"]).path == "/"
     assert "You are signed out." in c.get("/").get_data(as_text=True)
     assert not signed_in(c)
     assert not signed_in(stolen)
-    assert not signed_in(clone_session(app, stolen))
+    assert not signed_in(clone_client(app, stolen))
 
 
 def test_logout_kills_remember_cookie(app, advocate):
@@ -147,7 +144,7 @@ def test_change_password_ends_other_sessions_keeps_this_one(app, advocate, mailb
     login(other, advocate.email)
     login(remembered, advocate.email, remember=True)
     their_remember = remembered.get_cookie("remember_token").value
-    stolen = clone_session(app, mine)
+    stolen = clone_client(app, mine)
 
     resp = change_password(mine)
     assert resp.status_code == 302 and urlsplit(resp.headers["Location"]).path == "/dashboard"
@@ -307,12 +304,6 @@ def test_a_right_current_password_after_failures_works_and_resets_the_count(app,
     assert reload(User, advocate.id).failed_login_count == 1
     assert change_password(c).status_code == 302
     assert reload(User, advocate.id).failed_login_count == 0
-
-
-@pytest.fixture
-def limited(app_config):
-    app_config["RATELIMIT_ENABLED"] = True
-    return app_config
 
 
 def test_change_password_posts_are_rate_limited(limited, app, advocate):

@@ -15,7 +15,7 @@ from portal.extensions import db
 from portal.models import Status, User
 from portal.services import accounts
 from portal.services.errors import DomainError
-from tests.conftest import reload
+from tests.support import reload
 
 
 def _statements():

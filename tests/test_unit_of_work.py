@@ -26,11 +26,18 @@ from portal.extensions import db
 from portal.models import Participation, ParticipationStatus, Redemption, User
 from portal.services import accounts, fatigue, profiles
 from portal.services.errors import DomainError
-from tests.conftest import reload
-from tests.helpers import TEST_PASSWORD, csrf_from, login, post_form
-from tests.opportunity_support import make_advocate, make_opp
-from tests.recognition_support import give, make_reward
-from tests.test_profile import profile_data
+from tests.support import (
+    TEST_PASSWORD,
+    csrf_from,
+    give,
+    login,
+    make_advocate,
+    make_opp,
+    make_reward,
+    post_form,
+    profile_data,
+    reload,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 VIEW_MODULES = sorted(

@@ -23,8 +23,7 @@ from portal.services import lists
 from portal.services.badges import ensure_default_badges
 from portal.services.passwords import hash_password
 from search.indexing import ensure_index
-from tests.conftest import base_config
-from tests.helpers import TEST_PASSWORD, free_port
+from tests.support import TEST_PASSWORD, base_config, free_port
 
 CHROMIUM = "/usr/bin/chromium"
 FLAGS = [
@@ -162,10 +161,3 @@ def mailbox(mailbox_server):
     """The session's SMTP server, emptied; no database backend involved (unlike tests/conftest.py)."""
     mailbox_server.clear()
     return mailbox_server
-
-
-def sign_in(page, base, email, password=TEST_PASSWORD):
-    page.goto(f"{base}/auth/login")
-    page.get_by_label("Email").fill(email)
-    page.get_by_label("Password").fill(password)
-    page.get_by_role("button", name="Sign in").click()

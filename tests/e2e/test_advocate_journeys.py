@@ -20,7 +20,7 @@ from portal.models import (
     utcnow,
 )
 from portal.services import points
-from tests.e2e.conftest import sign_in
+from tests.support import sign_in
 
 
 def test_profile_blackout_freshness_and_download(live_server, browser):

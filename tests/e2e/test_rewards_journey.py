@@ -8,7 +8,7 @@ from playwright.sync_api import expect
 from portal.extensions import db
 from portal.models import EntrySource, Reward, Role
 from portal.services import points
-from tests.e2e.conftest import sign_in
+from tests.support import sign_in
 
 
 def test_redeem_from_the_catalog_then_history_cancel_and_fulfil(live_server, browser, mailbox):

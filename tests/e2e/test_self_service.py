@@ -9,7 +9,7 @@ from playwright.sync_api import expect
 
 from portal.extensions import db
 from portal.models import AdvocateProfile, User, utcnow
-from tests.e2e.conftest import sign_in
+from tests.support import sign_in
 
 STORY = "We moved 40 clinics to the cloud 🚀\n\nשלום — downtime fell by 60%, and نعم it stayed there."
 
