@@ -64,9 +64,6 @@ def freshness_labels(stale: int = STALE_DAYS) -> dict[str, str]:
     }
 
 
-FRESHNESS = freshness_labels()
-
-
 def freshness_bucket(confirmed_day: int, today: int, stale: int = STALE_DAYS) -> str:
     """fresh / aging / stale / never, by days since the advocate confirmed their profile: stale from
     PROFILE_STALE_DAYS on (as the profile pages and reminders count it), aging from half of it."""

@@ -91,10 +91,3 @@ class FatiguePolicyForm(FlaskForm):
         "Fewest days between two reference calls for one advocate", validators=[Optional(), NumberRange(0, 365)]
     )
     submit = SubmitField("Save policy")
-
-
-class TypeFilterForm(FlaskForm):
-    class Meta:
-        csrf = False
-
-    type = SelectField("Activity type", coerce=int, validators=[Optional()])

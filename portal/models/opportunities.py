@@ -96,10 +96,6 @@ class Opportunity(Base):
         return self.points if self.points is not None else self.activity_type.default_points
 
     @property
-    def is_board(self) -> bool:
-        return self.activity_type.key == "advisory_board"
-
-    @property
     def engagement_date(self) -> date | None:
         return self.event_date or self.term_start or self.deadline
 
