@@ -15,12 +15,13 @@ at start with a message naming it, instead of making search silently slow or wro
 from __future__ import annotations
 
 import importlib.metadata
+import tempfile
 import types
 
 from whoosh.codec import whoosh3
 from whoosh.columns import EmptyColumnReader, VarBytesColumn
 from whoosh.fields import ID, TEXT, Schema
-from whoosh.filedb.filestore import RamStorage
+from whoosh.filedb.filestore import FileStorage
 from whoosh.matching import FilterMatcher, ListMatcher
 from whoosh.reading import SegmentReader
 from whoosh.util.numeric import byte_to_length
@@ -197,12 +198,21 @@ _verified = False
 
 
 def verify() -> None:
-    """Run every function above on a three-document index in memory and compare each answer with the
-    public API's; raise WhooshInternalsChanged naming the internal that is missing or the function
-    whose answer changed."""
-    stage = "writing a small index in memory"
+    """Run every function above on a three-document index in a private temporary folder and compare each
+    answer with the public API's; raise WhooshInternalsChanged naming the internal that is missing or the
+    function whose answer changed.
+
+    Not a RamStorage: its writers keep their column buffers in ``<system temp>/MAIN.tmp``, one folder
+    shared by every process, which a writer removes when it is done; gunicorn workers starting together
+    then deleted each other's buffers and one failed to start. A folder of its own, as the index on disk."""
+    with tempfile.TemporaryDirectory(prefix="portal-whoosh-check-") as folder:
+        _verify_in(FileStorage(folder))
+
+
+def _verify_in(storage) -> None:
+    stage = "writing a small index"
     try:
-        ix = RamStorage().create_index(Schema(key=ID(stored=True, sortable=True), text=TEXT(phrase=True)))
+        ix = storage.create_index(Schema(key=ID(stored=True, sortable=True), text=TEXT(phrase=True)))
         w = ix.writer(compound=False)  # as the search writes its segments
         for key, text in (("a", "alpha beta gamma"), ("b", "beta alpha"), ("c", "alpha beta alpha delta")):
             w.add_document(key=key, text=text)

@@ -83,6 +83,8 @@ def _run_workers(app_config: dict, user_ids: list[int], while_running=None) -> l
             if p.is_alive():
                 p.kill()
     assert all(p.exitcode == 0 for p in procs), [p.exitcode for p in procs]
+    errors = [o[2] for o in outcomes if o[0] != "ok"]
+    assert not errors, "a worker failed:\n" + "\n".join(errors)  # the whole traceback, not a truncated repr
     return sorted(outcomes, key=lambda o: o[1])
 
 

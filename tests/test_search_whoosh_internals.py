@@ -6,6 +6,8 @@ from __future__ import annotations
 import importlib.metadata
 import pathlib
 import re
+import tempfile
+import threading
 
 import pytest
 from whoosh.codec import whoosh3
@@ -28,6 +30,28 @@ def test_the_internals_were_checked_against_the_installed_whoosh():
 
 def test_the_internals_answer_as_the_public_api_does():
     whoosh_internals.verify()  # raises WhooshInternalsChanged otherwise
+
+
+def test_checks_run_at_once_do_not_delete_each_others_files(tmp_path, monkeypatch):
+    """gunicorn starts its workers together, each app runs the check: with a shared temporary folder
+    (RamStorage's <temp>/MAIN.tmp) one check removed another's buffers and that worker failed to start."""
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    failures = []
+
+    def check():
+        for _ in range(5):
+            try:
+                whoosh_internals.verify()
+            except Exception as exc:
+                failures.append(repr(exc))
+
+    threads = [threading.Thread(target=check) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert failures == []
+    assert list(tmp_path.iterdir()) == []  # each check removed its own folder, and only that
 
 
 @pytest.mark.parametrize(
