@@ -9,6 +9,7 @@ from portal.errors import refused_back_to, unit_of_work
 from portal.extensions import db
 from portal.forms.auth import ConfirmForm
 from portal.forms.opportunities import RequestForm
+from portal.forms.search import SearchQueryForm
 from portal.models import ACTIVE_STATUSES, Opportunity, Participation
 from portal.security import advocate_required
 from portal.services import opportunities, participation, profiles
@@ -28,7 +29,12 @@ def feed():
         type_id = None
     matches, held_back = opportunities.feed_with_limits(db.session, current_user, type_id)
     return render_template(
-        "opportunities/feed.html", matches=matches, held_back=held_back, types=types, type_id=type_id
+        "opportunities/feed.html",
+        matches=matches,
+        held_back=held_back,
+        types=types,
+        type_id=type_id,
+        search_form=SearchQueryForm(formdata=None),
     )
 
 
