@@ -249,6 +249,20 @@ def get(session: Session, opp_id: int) -> Opportunity:
     return opp
 
 
+# Opportunities advocates do not see: a draft is not ready, an archived one is over.
+HIDDEN_FROM_ADVOCATES = frozenset({OpportunityStatus.DRAFT, OpportunityStatus.ARCHIVED})
+
+
+def visible_to(session: Session, user_id: int, opp: Opportunity) -> bool:
+    """May this advocate see ``opp`` at all (its page, a request for a seat)? Not a draft or an archived
+    one, unless they answered it once (their commitments link there); to them the others do not exist,
+    like an unknown id. What they may see can still refuse them (closed, full, deadline passed)."""
+    if opp.status not in HIDDEN_FROM_ADVOCATES:
+        return True
+    answered = select(Participation.id).where(Participation.opportunity_id == opp.id, Participation.user_id == user_id)
+    return session.scalar(answered.limit(1)) is not None
+
+
 # --- who may take part -----------------------------------------------------------------------------------------------
 
 
