@@ -10,6 +10,7 @@ from flask import abort, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 from sqlalchemy import func, select
 
+from admin.forms import ServiceLevelForm
 from admin.views import bp
 from portal.errors import refused_back_to, refused_form, unit_of_work
 from portal.extensions import db
@@ -17,6 +18,7 @@ from portal.forms.auth import ConfirmForm
 from portal.forms.opportunities import AddAdvocateForm, DecisionForm, FatiguePolicyForm, OpportunityForm, StatusForm
 from portal.models import (
     ActivityType,
+    AdvocateProfile,
     Industry,
     Opportunity,
     OpportunityStatus,
@@ -31,7 +33,7 @@ from portal.models import (
     utcnow,
 )
 from portal.routing import MAX_ID
-from portal.services import fatigue, lists, opportunities, participation, profiles
+from portal.services import fatigue, lists, opportunities, participation, profiles, queues
 
 
 def _fill(form: OpportunityForm) -> None:
@@ -69,7 +71,8 @@ def opportunities_list():
     status = request.args.get("status") or None
     if status not in (None, *[s.value for s in OpportunityStatus]):
         status = None
-    items = opportunities.admin_list(db.session, status)
+    waiting_only = request.args.get("waiting") == "1"
+    items = opportunities.admin_list(db.session, status, waiting_only=waiting_only)
     counts = dict(
         db.session.execute(
             select(Participation.opportunity_id, func.count())
@@ -81,6 +84,7 @@ def opportunities_list():
         "admin/opportunities.html",
         items=items,
         status=status,
+        waiting_only=waiting_only,
         waiting=counts,
         statuses=[s.value for s in OpportunityStatus],
     )
@@ -278,8 +282,23 @@ def boards():
     )
 
 
-def _settings_page(form):
-    return render_template("admin/settings.html", form=form)
+def _settings_page(form, level_form=None):
+    if level_form is None:
+        level_form = ServiceLevelForm(data={"days": queues.service_level_days(db.session)})
+    return render_template("admin/settings.html", form=form, level_form=level_form)
+
+
+@bp.route("/settings/service-level", methods=["POST"])
+@unit_of_work
+def service_level():
+    level_form = ServiceLevelForm()
+    if not level_form.validate_on_submit():
+        pol = fatigue.policy(db.session)
+        return _settings_page(FatiguePolicyForm(data=pol.__dict__), level_form), 422
+    refused_form(level_form, partial(_settings_page, FatiguePolicyForm(data=fatigue.policy(db.session).__dict__)))
+    queues.set_service_level(db.session, level_form.days.data, current_user.id)
+    flash(f"The service level is now {level_form.days.data} day(s).", "success")
+    return redirect(url_for("admin.settings"))
 
 
 @bp.route("/settings", methods=["GET", "POST"])
@@ -303,6 +322,7 @@ def settings():
 
 
 ADVOCATES_PER_PAGE = 50
+FRESHNESS_FILTERS = {"stale": "Stale profiles"}
 
 
 @bp.route("/advocates")
@@ -311,24 +331,25 @@ def advocates():
     if status not in fatigue.STATUS_LABELS:
         status = ""
     page = max(request.args.get("page", 1, type=int) or 1, 1)
-    active = (User.role == Role.ADVOCATE, User.status == Status.ACTIVE)
+    freshness = request.args.get("freshness") or ""
+    if freshness not in FRESHNESS_FILTERS:
+        freshness = ""
+    listed = select(User.id).where(User.role == Role.ADVOCATE, User.status == Status.ACTIVE)
+    if freshness == "stale":
+        listed = listed.outerjoin(AdvocateProfile, AdvocateProfile.user_id == User.id).where(profiles.stale_condition())
     if status:
         # The status is computed by the rules, not stored: every active advocate is checked (in
         # chunks, a fixed number of queries each), and only the page's rows are loaded.
-        ids = fatigue.ids_with_status(db.session, status, select(User.id).where(*active).order_by(User.name, User.id))
+        ids = fatigue.ids_with_status(db.session, status, listed.order_by(User.name, User.id))
         total = len(ids)
         page = min(page, max(ceil(total / ADVOCATES_PER_PAGE), 1))
         ids = ids[(page - 1) * ADVOCATES_PER_PAGE : page * ADVOCATES_PER_PAGE]
     else:
-        total = db.session.scalar(select(func.count()).select_from(User).where(*active)) or 0
+        total = db.session.scalar(select(func.count()).select_from(listed.subquery())) or 0
         page = min(page, max(ceil(total / ADVOCATES_PER_PAGE), 1))  # ?page=10**30 is the last page, not a 500
         ids = list(
             db.session.scalars(
-                select(User.id)
-                .where(*active)
-                .order_by(User.name, User.id)
-                .offset((page - 1) * ADVOCATES_PER_PAGE)
-                .limit(ADVOCATES_PER_PAGE)
+                listed.order_by(User.name, User.id).offset((page - 1) * ADVOCATES_PER_PAGE).limit(ADVOCATES_PER_PAGE)
             )
         )
     by_id = {u.id: u for u in db.session.scalars(select(User).where(User.id.in_(ids)))} if ids else {}
@@ -340,6 +361,8 @@ def advocates():
         users=users,
         status_of=status_of,
         status=status,
+        freshness=freshness,
+        freshness_filters=FRESHNESS_FILTERS,
         labels=fatigue.STATUS_LABELS,
         page=page,
         pages=pages,

@@ -12,7 +12,7 @@ from portal.forms.auth import ConfirmForm
 from portal.models import AuditEvent, Role, Status, User, utcnow
 from portal.routing import MAX_ID
 from portal.security import admin_required
-from portal.services import accounts, audit
+from portal.services import accounts, audit, queues
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
 
@@ -27,7 +27,15 @@ def guard():
 def index():
     counts = accounts.count_by_status(db.session)
     recent = db.session.scalars(select(AuditEvent).order_by(AuditEvent.id.desc()).limit(10)).all()
-    return render_template("admin/index.html", counts=counts, recent=recent)
+    now = utcnow()
+    return render_template(
+        "admin/index.html",
+        counts=counts,
+        recent=recent,
+        queues=queues.today(db.session, now),
+        now=now,
+        service_level=queues.service_level_days(db.session),
+    )
 
 
 @bp.route("/pending")

@@ -493,8 +493,12 @@ def rosters(session: Session, opp_ids: list[int]) -> dict[int, list[Participatio
     return out
 
 
-def admin_list(session: Session, status: str | None = None) -> list[Opportunity]:
+def admin_list(session: Session, status: str | None = None, waiting_only: bool = False) -> list[Opportunity]:
+    """The newest 500 opportunities (of a status); ``waiting_only``: those with a request waiting."""
     q = select(Opportunity).order_by(Opportunity.created_at.desc(), Opportunity.id.desc())
     if status:
         q = q.where(Opportunity.status == OpportunityStatus(status))
+    if waiting_only:
+        waiting = select(Participation.opportunity_id).where(Participation.status == ParticipationStatus.REQUESTED)
+        q = q.where(Opportunity.id.in_(waiting))
     return list(session.scalars(q.limit(500)))

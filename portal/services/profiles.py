@@ -505,12 +505,17 @@ def split_blackouts(profile: AdvocateProfile, today: date | None = None) -> tupl
 REMIND_EVERY = timedelta(days=30)
 
 
-def stale_for_reminder(session: Session, now: datetime | None = None) -> list[User]:
-    """Active advocates whose profile was last confirmed (or, never confirmed, approved) more than
-    PROFILE_STALE_DAYS ago, who accept reminders and were not reminded in the last 30 days."""
-    now = now or utcnow()
-    cutoff = now - timedelta(days=stale_days())
+def stale_condition(now: datetime | None = None):
+    """SQL for is_stale, on a query of users outer-joined to their profile: last confirmed (never
+    confirmed: approved, then signed up) PROFILE_STALE_DAYS ago or longer."""
     confirmed = func.coalesce(AdvocateProfile.confirmed_at, User.approved_at, User.created_at)
+    return confirmed <= (now or utcnow()) - timedelta(days=stale_days())
+
+
+def stale_for_reminder(session: Session, now: datetime | None = None) -> list[User]:
+    """Active advocates whose profile is stale (stale_condition) who accept reminders and were not
+    reminded in the last 30 days."""
+    now = now or utcnow()
     q = (
         select(User)
         .outerjoin(AdvocateProfile, AdvocateProfile.user_id == User.id)
@@ -518,7 +523,7 @@ def stale_for_reminder(session: Session, now: datetime | None = None) -> list[Us
             User.role == Role.ADVOCATE,
             User.status == Status.ACTIVE,
             or_(AdvocateProfile.user_id.is_(None), AdvocateProfile.notify_reminders.is_(True)),
-            confirmed <= cutoff,
+            stale_condition(now),
             or_(
                 AdvocateProfile.stale_reminder_sent_at.is_(None),
                 AdvocateProfile.stale_reminder_sent_at <= now - REMIND_EVERY,

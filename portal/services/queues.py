@@ -1,0 +1,128 @@
+"""The admin home: what needs a decision today.
+
+Each queue is a count with the filtered list that holds it. Queues of decisions (registrations,
+requests for a place, reward orders) also say how long their oldest item has waited and are overdue
+once it has waited longer than the program's service level (a program setting, SERVICE_LEVEL_DAYS by
+default). The other two (stale profiles, advocates at their limit) are states, not waits.
+
+Each count asks the rule's own home: who is stale (profiles.stale_condition), who is at their limit
+(fatigue.ids_with_status); a fixed number of queries whatever the program's size.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import InstrumentedAttribute, Session
+
+from portal.models import (
+    AdvocateProfile,
+    Participation,
+    ParticipationStatus,
+    ProgramSetting,
+    Redemption,
+    RedemptionStatus,
+    Role,
+    Status,
+    User,
+    utcnow,
+)
+from portal.services import audit, fatigue, profiles
+from portal.services.errors import DomainError
+
+SERVICE_LEVEL_KEY = "service_level_days"
+SERVICE_LEVEL_DAYS = 3
+SERVICE_LEVEL_RANGE = (1, 90)
+
+
+def service_level_days(session: Session) -> int:
+    """Days a decision may wait before its queue is marked overdue."""
+    row = session.get(ProgramSetting, SERVICE_LEVEL_KEY)
+    return row.value if row is not None else SERVICE_LEVEL_DAYS
+
+
+def set_service_level(session: Session, days: int, actor_id: int) -> None:
+    low, high = SERVICE_LEVEL_RANGE
+    if not isinstance(days, int) or not low <= days <= high:
+        raise DomainError(f"The service level must be between {low} and {high} days.")
+    before = service_level_days(session)
+    row = session.get(ProgramSetting, SERVICE_LEVEL_KEY)
+    if row is None:
+        session.add(ProgramSetting(key=SERVICE_LEVEL_KEY, value=days, updated_by_id=actor_id))
+    else:
+        row.value, row.updated_by_id = days, actor_id
+    audit.record(session, "settings.service_level", actor_id, None, before=before, after=days)
+    session.flush()
+
+
+@dataclass
+class Queue:
+    key: str
+    label: str
+    count: int
+    endpoint: str  # the admin list that holds it, filtered
+    args: dict = field(default_factory=dict)
+    oldest_at: datetime | None = None  # decisions only: when the oldest waiting item came in
+    overdue: bool = False
+
+    def waited_days(self, now: datetime) -> int | None:
+        return None if self.oldest_at is None else (now - self.oldest_at).days
+
+
+def _waiting(session: Session, model: type, created: InstrumentedAttribute, *where: Any) -> tuple[int, datetime | None]:
+    count, oldest = session.execute(select(func.count(), func.min(created)).select_from(model).where(*where)).one()
+    return count or 0, oldest
+
+
+def today(session: Session, now: datetime | None = None) -> list[Queue]:
+    now = now or utcnow()
+    due = now - timedelta(days=service_level_days(session))
+    queues = []
+    for key, label, endpoint, args, (count, oldest) in (
+        (
+            "registrations",
+            "Registrations awaiting approval",
+            "admin.pending",
+            {},
+            _waiting(session, User, User.created_at, User.status == Status.PENDING),
+        ),
+        (
+            "requests",
+            "Requests for a place waiting",
+            "admin.opportunities_list",
+            {"waiting": "1"},
+            _waiting(
+                session,
+                Participation,
+                Participation.requested_at,
+                Participation.status == ParticipationStatus.REQUESTED,
+            ),
+        ),
+        (
+            "redemptions",
+            "Reward orders to fulfil",
+            "admin.redemptions_queue",
+            {"status": "requested"},
+            _waiting(session, Redemption, Redemption.created_at, Redemption.status == RedemptionStatus.REQUESTED),
+        ),
+    ):
+        queues.append(Queue(key, label, count, endpoint, args, oldest, bool(count and oldest and oldest <= due)))
+    active = select(User.id).where(User.role == Role.ADVOCATE, User.status == Status.ACTIVE)
+    stale = active.outerjoin(AdvocateProfile, AdvocateProfile.user_id == User.id).where(profiles.stale_condition(now))
+    queues.append(
+        Queue(
+            "stale",
+            "Stale profiles",
+            session.scalar(select(func.count()).select_from(stale.subquery())) or 0,
+            "admin.advocates",
+            {"freshness": "stale"},
+        )
+    )
+    at_limit = fatigue.ids_with_status(session, "at_limit", active.order_by(User.id))
+    queues.append(
+        Queue("at_limit", "Advocates at their limit", len(at_limit), "admin.advocates", {"fatigue": "at_limit"})
+    )
+    return queues
