@@ -8,7 +8,7 @@ from math import ceil
 
 from flask import abort, flash, redirect, render_template, request, url_for
 from flask_login import current_user
-from sqlalchemy import func, select
+from sqlalchemy import Select, func, select
 
 from admin.forms import ServiceLevelForm
 from admin.views import bp
@@ -325,18 +325,28 @@ ADVOCATES_PER_PAGE = 50
 FRESHNESS_FILTERS = {"stale": "Stale profiles"}
 
 
-@bp.route("/advocates")
-def advocates():
-    status = request.args.get("fatigue") or ""
-    if status not in fatigue.STATUS_LABELS:
-        status = ""
-    page = max(request.args.get("page", 1, type=int) or 1, 1)
+def advocate_filters() -> tuple[str, Select]:
+    """The advocates list's freshness filter from the URL, and the select of the ids it lists (active
+    advocates; the fatigue filter, computed by the rules, applies on top: fatigue.ids_with_status)."""
     freshness = request.args.get("freshness") or ""
     if freshness not in FRESHNESS_FILTERS:
         freshness = ""
     listed = select(User.id).where(User.role == Role.ADVOCATE, User.status == Status.ACTIVE)
     if freshness == "stale":
         listed = listed.outerjoin(AdvocateProfile, AdvocateProfile.user_id == User.id).where(profiles.stale_condition())
+    return freshness, listed
+
+
+def fatigue_filter() -> str:
+    status = request.args.get("fatigue") or ""
+    return status if status in fatigue.STATUS_LABELS else ""
+
+
+@bp.route("/advocates")
+def advocates():
+    status = fatigue_filter()
+    page = max(request.args.get("page", 1, type=int) or 1, 1)
+    freshness, listed = advocate_filters()
     if status:
         # The status is computed by the rules, not stored: every active advocate is checked (in
         # chunks, a fixed number of queries each), and only the page's rows are loaded.

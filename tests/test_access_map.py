@@ -25,7 +25,8 @@ def program_routes(app):
 
 
 def _url(app, rule) -> str:
-    args = {a: ("approve" if a == "action" else 1) for a in rule.arguments}
+    named = {"action": "approve", "kind": "ledger"}  # the <any(...)> arguments: one of their values
+    args = {a: named.get(a, 1) for a in rule.arguments}
     with app.test_request_context():
         return url_for(rule.endpoint, **args)
 
