@@ -12,6 +12,7 @@ from sqlalchemy import update
 from portal.extensions import db
 from portal.models import AdvocateProfile, Participation, ParticipationStatus, Redemption, Role, Status, User, utcnow
 from portal.services import queues, rewards
+from search import backend
 from tests.support import audits, engaged, give, make_advocate, make_opp, make_reward, post_form, text_of
 
 
@@ -43,6 +44,7 @@ def program(app, make_user):
     s.flush()
     s.execute(update(Redemption).where(Redemption.id == order.id).values(created_at=now - timedelta(days=4)))
     s.commit()
+    backend().apply_pending(db.engine)  # what the request that changed them does after its commit
     return {"fresh": fresh, "stale": stale, "busy": busy}
 
 

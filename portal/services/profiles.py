@@ -36,7 +36,7 @@ from portal.models import (
     profile_tags,
     utcnow,
 )
-from portal.services import points
+from portal.services import audit, points
 from portal.services.errors import DomainError, NotFound
 from portal.services.fatigue import Availability, availability, local_today
 
@@ -269,8 +269,10 @@ def award_if_complete(session: Session, user: User, profile: AdvocateProfile) ->
 
 
 def confirm_current(session: Session, user: User) -> AdvocateProfile:
+    """The advocate says their profile is still right (recorded: the admins' timeline shows each one)."""
     profile = get_profile(session, user)
     profile.confirmed_at = utcnow()
+    audit.record(session, "profile.confirm", user.id, user)
     return profile
 
 

@@ -1,0 +1,85 @@
+"""The advocate's timeline on the admin page: everything that happened with them, newest first, who
+did it, in pages of a fixed number of queries."""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+
+from portal.extensions import db
+from portal.models import OutboxMessage, OutboxStatus, utcnow
+from portal.services import timeline
+from tests.support import fill_everything, fill_program_data, post_form
+
+
+def _lines(html: str) -> list[str]:
+    section = html.split('id="timeline-heading"', 1)[1]
+    return [
+        re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", li)).strip()
+        for li in re.findall(r"<li class=\"timeline-[a-z]+\">(.*?)</li>", section, re.S)
+    ]
+
+
+def test_the_timeline_shows_everything_newest_first_and_who_did_it(
+    app, advocate, advocate_client, admin, admin_client, make_user
+):
+    fill_everything(advocate_client, advocate.id)
+    fill_program_data(advocate.id, admin.id, make_user)
+    assert post_form(advocate_client, "/me/profile/confirm", {}, page="/dashboard").status_code == 302
+    db.session.add(
+        OutboxMessage(
+            recipient=advocate.email,
+            subject="Your place at the Fintech Summit",
+            body_text="body",
+            body_html="body",
+            template="t",
+            user_id=advocate.id,
+            status=OutboxStatus.SENT,
+            sent_at=utcnow() + timedelta(seconds=5),
+        )
+    )
+    db.session.commit()
+    html = admin_client.get(f"/admin/advocates/{advocate.id}/profile").get_data(as_text=True)
+    lines = _lines(html)
+    text = "\n".join(lines)
+    assert lines[0].endswith("Email sent: Your place at the Fintech Summit")  # the newest first
+    for expected in (
+        "Signed up by Ada Advocate",
+        "Asked for a place: Fintech Summit panel by Ada Advocate",
+        "Approved: Fraud webinar by Alex Admin override: Ada Advocate asked for it personally",
+        "Completed: G2 review",
+        "+1,000 points: Welcome bonus for Ada Advocate by Alex Admin",
+        "-25 points: Duplicate award by Alex Admin",
+        "Badge: Champion by Alex Admin",
+        "Ordered: Hoodie by Ada Advocate",
+        "Order fulfilled: Mug by Alex Admin",
+        "profile.confirm by Ada Advocate",
+        "participation.override by Alex Admin",
+    ):
+        assert any(line.endswith(expected) or expected in line for line in lines), (expected, text)
+    stamps = [line[:16] for line in lines]
+    assert stamps == sorted(stamps, reverse=True)
+    assert "Wrote it on G2" not in text  # an ask's own message is not repeated on the timeline
+
+
+def test_the_timeline_pages_through_everything_once(
+    app, advocate, advocate_client, admin, admin_client, make_user, monkeypatch
+):
+    fill_program_data(advocate.id, admin.id, make_user)
+    everything = timeline.timeline(db.session, advocate.id, limit=1000).entries
+    monkeypatch.setattr(timeline, "PER_PAGE", 4)
+    seen, url, pages = [], f"/admin/advocates/{advocate.id}/profile", 0
+    while url and pages < 50:
+        html = admin_client.get(url).get_data(as_text=True)
+        lines = _lines(html)
+        assert len(lines) <= 4
+        seen += lines
+        pages += 1
+        m = re.search(r'<a href="([^"]+)">Older entries', html)
+        url = m.group(1).replace("&amp;", "&") if m else None
+    assert pages > 2 and len(seen) == len(everything)
+    assert admin_client.get(f"/admin/advocates/{advocate.id}/profile?before=garbage").status_code == 200
+
+
+def test_an_advocates_own_pages_do_not_show_the_timeline(app, advocate, advocate_client):
+    assert advocate_client.get(f"/admin/advocates/{advocate.id}/profile").status_code == 403
