@@ -33,6 +33,7 @@ from pathlib import Path
 from flask_migrate import upgrade
 from sqlalchemy import func, or_, select
 
+from bench import admin as admin_bench
 from bench.generate import generate
 from bench.queries import QUERIES, WORST_QUERIES
 from portal import create_app
@@ -320,8 +321,6 @@ def main():
     admin.add_argument("--db-file", help="SQLite file to generate once and reuse while it exists")
     args = ap.parse_args()
     if args.admin:
-        from bench import admin as admin_bench
-
         admin_bench.main(args)
         return
     RESULTS.mkdir(exist_ok=True)

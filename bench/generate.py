@@ -11,18 +11,23 @@ from __future__ import annotations
 import random
 from datetime import timedelta
 
-from sqlalchemy import insert, select
+from sqlalchemy import bindparam, func, insert, select, text
 
 from portal.models import (
     ActivityPreference,
     ActivityType,
     AdvocateProfile,
+    AuditEvent,
     Blackout,
     Country,
     Industry,
     Opportunity,
     Participation,
+    PointsBalance,
+    PointsEntry,
     Product,
+    Redemption,
+    Reward,
     SizeBand,
     Tag,
     TagKind,
@@ -31,6 +36,7 @@ from portal.models import (
     profile_tags,
     utcnow,
 )
+from portal.services.passwords import hash_password
 
 FIRST = (
     "Maria James Aiko Oluwaseun Sofia Liam Priya Mateo Chloe Wei Fatima Noah Ingrid Rafael Amara Lucas Hana "
@@ -298,17 +304,6 @@ def generate_program(
     audit events; registrations waiting for approval; and an admin who can sign in. All bulk inserts.
 
     Returns the ids the benchmark fills URLs with, and the counts made."""
-    from sqlalchemy import bindparam, func, text
-
-    from portal.models import (
-        AuditEvent,
-        PointsBalance,
-        PointsEntry,
-        Redemption,
-        Reward,
-    )
-    from portal.services.passwords import hash_password
-
     generate(session, n, seed=seed)
     rng = random.Random(seed + 2)
     now = utcnow()
