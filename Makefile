@@ -1,7 +1,8 @@
 # make run   : install (first time), migrate, seed demo data if empty, serve on http://127.0.0.1:$(PORT)
 # make test  : install with test extras (first time), run the whole suite
 # make lint  : ruff check and ruff format --check (CI runs it before the tests)
-# make bench : search benchmarks (not part of the tests)
+# make bench : search benchmarks, then the admin pages' (not part of the tests)
+# make bench-admin : the admin pages only (50,000 advocates, 500,000 participations)
 # make wheel : build dist/advocate_portal-*.whl (templates, static files and migrations inside the portal package)
 PYTHON ?= python3
 VENV   := .venv
@@ -9,7 +10,7 @@ BIN    := $(VENV)/bin
 PORT   ?= 5000
 export FLASK_APP := portal
 
-.PHONY: run test lint bench wheel install install-test clean-venv
+.PHONY: run test lint bench bench-admin wheel install install-test clean-venv
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -48,6 +49,10 @@ lint: install-test
 
 bench: install-test
 	$(BIN)/python -m bench $(BENCH_ARGS)
+	$(BIN)/python -m bench --admin $(BENCH_ADMIN_ARGS)
+
+bench-admin: install-test
+	$(BIN)/python -m bench --admin $(BENCH_ADMIN_ARGS)
 
 # build/ is cleared first: setuptools reuses it, and a file deleted from the tree would stay in the wheel.
 wheel: | $(BIN)/python

@@ -2,6 +2,12 @@
 
     python -m bench [--sizes 10000,50000,100000] [--runs 10] [--procs 2] [--cold-runs 2]
 
+With --admin, the admin pages instead (bench/admin.py; ``make bench-admin``, and ``make bench`` after
+the search benchmark):
+
+    python -m bench --admin [--advocates 50000] [--participations 500000] [--opportunities 3000]
+                            [--runs 10] [--database-url postgresql+psycopg://...] [--db-file PATH]
+
 Reports the full rebuild time and documents per second; p50/p95 latency per query class, warm (each
 query run once, then timed --runs times, through the same code the search page uses: parse, facet
 counts, top 20, database rows for the page and snippets) and cold (fresh processes, 40 other queries
@@ -27,6 +33,7 @@ from pathlib import Path
 from flask_migrate import upgrade
 from sqlalchemy import func, or_, select
 
+from bench import admin as admin_bench
 from bench.generate import generate
 from bench.queries import QUERIES, WORST_QUERIES
 from portal import create_app
@@ -305,7 +312,17 @@ def main():
     ap.add_argument("--runs", type=int, default=10)
     ap.add_argument("--procs", type=int, default=2)
     ap.add_argument("--cold-runs", type=int, default=2, help="fresh processes per cold measurement")
+    admin = ap.add_argument_group("admin pages (--admin)")
+    admin.add_argument("--admin", action="store_true", help="benchmark the admin pages, not search")
+    admin.add_argument("--advocates", type=int, default=50_000)
+    admin.add_argument("--participations", type=int, default=500_000)
+    admin.add_argument("--opportunities", type=int, default=3_000)
+    admin.add_argument("--database-url", help="PostgreSQL too: a new or empty database (created if missing)")
+    admin.add_argument("--db-file", help="SQLite file to generate once and reuse while it exists")
     args = ap.parse_args()
+    if args.admin:
+        admin_bench.main(args)
+        return
     RESULTS.mkdir(exist_ok=True)
     results = []
     with tempfile.TemporaryDirectory(prefix="portal-bench-") as tmp:

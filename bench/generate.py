@@ -11,18 +11,23 @@ from __future__ import annotations
 import random
 from datetime import timedelta
 
-from sqlalchemy import insert, select
+from sqlalchemy import bindparam, func, insert, select, text
 
 from portal.models import (
     ActivityPreference,
     ActivityType,
     AdvocateProfile,
+    AuditEvent,
     Blackout,
     Country,
     Industry,
     Opportunity,
     Participation,
+    PointsBalance,
+    PointsEntry,
     Product,
+    Redemption,
+    Reward,
     SizeBand,
     Tag,
     TagKind,
@@ -31,6 +36,7 @@ from portal.models import (
     profile_tags,
     utcnow,
 )
+from portal.services.passwords import hash_password
 
 FIRST = (
     "Maria James Aiko Oluwaseun Sofia Liam Priya Mateo Chloe Wei Fatima Noah Ingrid Rafael Amara Lucas Hana "
@@ -191,8 +197,8 @@ def generate(session, n: int, seed: int = 42, batch: int = 2000) -> None:
         session.execute(insert(profile_products), prods)
         session.execute(insert(profile_tags), tags)
         session.execute(insert(ActivityPreference), prefs)
-        if parts:
-            session.execute(insert(Participation), parts)
+        if parts:  # Core: one executemany (the ORM splits rows by which columns are None)
+            session.execute(Participation.__table__.insert(), parts)
         if away:
             session.execute(insert(Blackout), away)
         session.commit()
@@ -251,3 +257,412 @@ def _participations(rng: random.Random, uid: int, opportunities: list[int], now)
             )
         )
     return out
+
+
+# --- The whole program, for the admin-page benchmark ----------------------------------------------------------------
+
+BENCH_ADMIN_EMAIL = "bench-admin@example.com"
+BENCH_ADMIN_PASSWORD = "bench-admin-password-2026"  # noqa: S105 (a throwaway database's only admin)
+REWARDS = [
+    ("Sticker pack", 100),
+    ("Coffee voucher", 250),
+    ("Notebook", 400),
+    ("T-shirt", 600),
+    ("Hoodie", 1200),
+    ("Conference pass", 5000),
+    ("Charity donation", 500),
+    ("Headphones", 4000),
+    ("Backpack", 1500),
+    ("Book of the month", 300),
+]
+AUDIT_ACTIONS = [
+    ("participation.approve", "participation"),
+    ("participation.decline", "participation"),
+    ("participation.complete", "participation"),
+    ("participation.add", "participation"),
+    ("user.approve", "user"),
+    ("opportunity.update", "opportunity"),
+    ("points.adjust", "user"),
+    ("redemption.fulfil", "redemption"),
+]
+
+
+def generate_program(
+    session,
+    n: int = 50_000,
+    participations: int = 500_000,
+    opportunities: int = 3_000,
+    seed: int = 42,
+    batch: int = 20_000,
+) -> dict:
+    """Everything the admin pages list, at a size: ``generate(session, n)``'s advocates (and their
+    participations), then more opportunities up to ``opportunities`` — a few large ones with thousands of
+    participants (one open, with thousands of requests waiting), a handful of advisory boards with dozens
+    of members, and a long tail — and more participations up to ``participations`` in all; one advocate
+    with a long history; an earned points entry per completed participation, manual adjustments, rewards
+    and redemptions (some waiting) with their debits and refunds, cached balances that match the ledger;
+    audit events; registrations waiting for approval; and an admin who can sign in. All bulk inserts.
+
+    Returns the ids the benchmark fills URLs with, and the counts made."""
+    generate(session, n, seed=seed)
+    rng = random.Random(seed + 2)
+    now = utcnow()
+    types = dict(session.execute(select(ActivityType.key, ActivityType.id)).all())
+    default_points = dict(session.execute(select(ActivityType.id, ActivityType.default_points)).all())
+    uids = list(session.scalars(select(User.id).where(User.role == "advocate").order_by(User.id)))
+    focus = uids[0]  # the advocate with a long history
+    # generate() picks any activity type for its opportunities; a program has a handful of advisory
+    # boards (made below), so its opportunities of that type become speaking engagements here.
+    session.execute(
+        Opportunity.__table__.update()
+        .where(Opportunity.activity_type_id == types["advisory_board"])
+        .values(activity_type_id=types["speaking"])
+    )
+    others = uids[1:]
+
+    def next_id(model) -> int:
+        return (session.scalar(select(func.max(model.id))) or 0) + 1
+
+    # Staff who act (the admin who signs in, and two more), with explicit ids like the advocates'.
+    uid = next_id(User)
+    admins = []
+    for i, (email, name) in enumerate(
+        [(BENCH_ADMIN_EMAIL, "Bench Admin"), ("ops1@example.com", "Olga Ops"), ("ops2@example.com", "Omar Ops")]
+    ):
+        admins.append(uid + i)
+        session.execute(
+            insert(User).values(
+                id=uid + i,
+                email=email,
+                name=name,
+                password_hash=hash_password(BENCH_ADMIN_PASSWORD) if i == 0 else "x",
+                role="admin",
+                status="active",
+                session_token=f"bench-admin-{i}",
+                failed_login_count=0,
+                created_at=now - timedelta(days=800),
+                updated_at=now,
+                approved_at=now - timedelta(days=800),
+                email_verified_at=now - timedelta(days=800),
+            )
+        )
+
+    # Opportunities: large ones, boards, and a long tail up to `opportunities` in all.
+    have = session.scalar(select(func.count()).select_from(Opportunity)) or 0
+    have_parts = session.scalar(select(func.count()).select_from(Participation)) or 0
+    large_sizes = [min(s, len(others)) for s in (8000, 6000, 5000, 4000, 3000, 2500)]
+    board_sizes = [60, 48, 36, 30, 24, 12]
+    tail = max(opportunities - have - len(large_sizes) - len(board_sizes), 1)
+    room = max(participations - have_parts - sum(large_sizes) - sum(board_sizes), tail)
+    # A long tail: most get tens of participants, some hundreds (a Pareto-like spread summing to `room`).
+    weights = [rng.paretovariate(1.6) for _ in range(tail)]
+    scale = room / sum(weights)
+    tail_sizes = [max(1, min(len(others), round(w * scale))) for w in weights]
+    tail_sizes[0] += room - sum(tail_sizes)  # the rounding's remainder, so the total is exact
+    tail_sizes[0] = max(1, min(len(others), tail_sizes[0]))
+    plan = (
+        [("large", s, "webinar" if i % 2 else "event") for i, s in enumerate(large_sizes)]
+        + [("board", s, "advisory_board") for s in board_sizes]
+        + [("tail", s, None) for s in tail_sizes]
+    )
+    keys = sorted(k for k in types if k != "advisory_board")
+    rows = []
+    for i, (kind, _size, key) in enumerate(plan):
+        key = key if key in types else rng.choice(keys)
+        opened = now - timedelta(days=rng.randint(1 if i == 0 else 20, 700))
+        is_open = i == 0 or (kind == "board" and i % 2 == 0) or (kind == "tail" and rng.random() < 0.15)
+        term_start = (now - timedelta(days=rng.randint(30, 300))).date() if kind == "board" else None
+        rows.append(
+            dict(
+                activity_type_id=types[key],
+                title=f"{'Advisory board' if kind == 'board' else 'Program opportunity'} {have + i}",
+                description=" ".join(rng.choices(WORDS, k=30)),
+                capacity=None,
+                seats_taken=0,
+                is_virtual=rng.random() < 0.6,
+                location="",
+                status="open" if is_open else "closed",
+                selection_mode="selection",
+                term_start=term_start,
+                term_end=term_start + timedelta(days=365) if term_start else None,
+                opened_at=opened,
+                created_at=opened,
+                updated_at=opened,
+            )
+        )
+    new_opps = list(session.execute(insert(Opportunity).returning(Opportunity.id), rows).scalars())
+    session.commit()
+
+    # Participations on the new opportunities (the old ones' stay as generate() made them): distinct
+    # advocates per opportunity, never the focus advocate, who is added to 400 of the tail's.
+    statuses, closed_w = zip(*STATUSES)
+    open_w = [20, 25, 40, 10, 5, 0]
+    seats: dict[int, int] = {}
+    parts = []
+    focus_in = set(new_opps[len(large_sizes) + len(board_sizes) :][:400])
+
+    def flush_parts():
+        if parts:  # Core: one executemany (the ORM splits rows by which columns are None)
+            session.execute(Participation.__table__.insert(), parts)
+            parts.clear()
+
+    for opp_id, row, (kind, size, _key) in zip(new_opps, rows, plan):
+        opened, is_open = row["opened_at"], row["status"] == "open"
+        members = rng.sample(others, size - (opp_id in focus_in))
+        if opp_id in focus_in:
+            members.append(focus)
+        taken = 0
+        for who in members:
+            if kind == "board":
+                status = "approved" if is_open else "completed"
+            else:
+                status = rng.choices(statuses, weights=open_w if is_open else closed_w)[0]
+            asked = opened + timedelta(hours=rng.randint(1, 24 * 30))
+            asked = min(asked, now - timedelta(minutes=5))
+            engaged = asked + timedelta(days=2) if status in ("approved", "completed") else None
+            taken += status == "approved"
+            parts.append(
+                dict(
+                    opportunity_id=opp_id,
+                    user_id=who,
+                    status=status,
+                    holds_seat=status == "approved",
+                    message="",
+                    admin_message="",
+                    requested_at=asked,
+                    engaged_at=engaged,
+                    decided_at=asked + timedelta(days=2) if status != "requested" else None,
+                    decided_by_id=rng.choice(admins) if status != "requested" else None,
+                    completed_at=asked + timedelta(days=9) if status == "completed" else None,
+                    updated_at=asked,
+                )
+            )
+        seats[opp_id] = taken
+        if len(parts) >= batch:
+            flush_parts()
+    flush_parts()
+    table = Opportunity.__table__
+    session.execute(
+        table.update().where(table.c.id == bindparam("oid")).values(seats_taken=bindparam("taken")),
+        [{"oid": k, "taken": v} for k, v in seats.items() if v],
+    )
+    session.commit()
+
+    # The ledger: an earned entry per completed participation, some adjustments, redemptions.
+    entry_id = next_id(PointsEntry)
+    entries, balance, lifetime = [], {}, {}
+
+    def entry(user_id, amount, kind, source, source_id, reason, key, counts, when, actor=None, type_id=None, rev=None):
+        nonlocal entry_id
+        entries.append(
+            dict(
+                id=entry_id,
+                user_id=user_id,
+                amount=amount,
+                kind=kind,
+                source=source,
+                source_id=source_id,
+                activity_type_id=type_id,
+                counts_toward_lifetime=counts,
+                reason=reason,
+                actor_id=actor,
+                idempotency_key=key,
+                reverses_id=rev,
+                created_at=when,
+            )
+        )
+        balance[user_id] = balance.get(user_id, 0) + amount
+        if counts:
+            lifetime[user_id] = lifetime.get(user_id, 0) + amount
+        entry_id += 1
+        if len(entries) >= batch:
+            session.execute(PointsEntry.__table__.insert(), entries)
+            entries.clear()
+        return entry_id - 1
+
+    done = session.execute(
+        select(Participation.id, Participation.user_id, Participation.completed_at, Opportunity.activity_type_id)
+        .join(Opportunity, Opportunity.id == Participation.opportunity_id)
+        .where(Participation.status == "completed")
+        .order_by(Participation.completed_at, Participation.id)
+    ).all()
+    for pid, who, when, type_id in done:
+        entry(
+            who,
+            default_points[type_id],
+            "earned",
+            "participation",
+            pid,
+            "Took part",
+            f"participation:{pid}:complete",
+            True,
+            when,
+            type_id=type_id,
+        )
+    adjusted = 0
+    for i in range(max(n // 25, 10)):
+        who = rng.choice(uids)
+        amount = rng.choice([25, 50, 100, 150, 250, -20])
+        if balance.get(who, 0) + amount < 0:
+            continue
+        when = now - timedelta(days=rng.randint(0, 700), minutes=rng.randint(0, 1440))
+        entry(who, amount, "adjusted", "manual", None, "Goodwill", f"adjust:bench:{i}", True, when, rng.choice(admins))
+        adjusted += 1
+    session.execute(
+        insert(Reward),
+        [
+            dict(
+                name=name,
+                description="",
+                points_cost=cost,
+                stock=None,
+                per_advocate_limit=None,
+                active=True,
+                created_at=now - timedelta(days=800),
+                updated_at=now,
+            )
+            for name, cost in REWARDS
+        ],
+    )
+    reward_rows = session.execute(select(Reward.id, Reward.name, Reward.points_cost).order_by(Reward.id)).all()
+    redemption_id = next_id(Redemption)
+    redemptions, waiting = [], 0
+    rich = [u for u in uids if balance.get(u, 0) >= 100]
+    for _ in range(min(n // 2, len(rich) * 2)):
+        who = rng.choice(rich)
+        affordable = [r for r in reward_rows if r.points_cost <= balance.get(who, 0)]
+        if not affordable:
+            continue
+        reward = rng.choice(affordable)
+        when = now - timedelta(days=int(rng.triangular(0, 700, 0)), minutes=rng.randint(0, 1440))
+        status = "requested" if when > now - timedelta(days=14) and rng.random() < 0.7 else "fulfilled"
+        status = "cancelled" if status == "fulfilled" and rng.random() < 0.05 else status
+        debit = entry(
+            who,
+            -reward.points_cost,
+            "redeemed",
+            "redemption",
+            redemption_id,
+            f"Redeemed: {reward.name}",
+            f"redemption:{redemption_id}:debit",
+            False,
+            when,
+            actor=who,
+        )
+        if status == "cancelled":
+            entry(
+                who,
+                reward.points_cost,
+                "reversed",
+                "redemption",
+                redemption_id,
+                "Cancelled",
+                f"reverse:{debit}",
+                False,
+                when + timedelta(days=1),
+                actor=admins[1],
+                rev=debit,
+            )
+        waiting += status == "requested"
+        redemptions.append(
+            dict(
+                id=redemption_id,
+                user_id=who,
+                reward_id=reward.id,
+                points_cost=reward.points_cost,
+                status=status,
+                idempotency_key=f"bench-order-{redemption_id}",
+                note="",
+                created_at=when,
+                fulfilled_at=when + timedelta(days=3) if status == "fulfilled" else None,
+                cancelled_at=when + timedelta(days=1) if status == "cancelled" else None,
+                handled_by_id=admins[1] if status != "requested" else None,
+            )
+        )
+        redemption_id += 1
+    if entries:
+        session.execute(PointsEntry.__table__.insert(), entries)
+    # The debits refer to their redemption by source_id only (no foreign key), so the order is free.
+    for i in range(0, len(redemptions), batch):
+        session.execute(Redemption.__table__.insert(), redemptions[i : i + batch])
+    session.execute(
+        insert(PointsBalance),
+        [dict(user_id=u, balance=b, lifetime_earned=lifetime.get(u, 0), updated_at=now) for u, b in balance.items()],
+    )
+    session.commit()
+
+    # Audit events (append-only history), and registrations waiting for approval.
+    audit_n = n * 4
+    events = []
+    for i in range(audit_n):
+        action, target = rng.choice(AUDIT_ACTIONS)
+        events.append(
+            dict(
+                actor_id=rng.choice(admins),
+                action=action,
+                target_type=target,
+                target_id=rng.randint(1, 400_000),
+                details={},
+                created_at=now - timedelta(seconds=(audit_n - i) * 300),
+            )
+        )
+        if len(events) >= batch:
+            session.execute(AuditEvent.__table__.insert(), events)
+            events.clear()
+    if events:
+        session.execute(AuditEvent.__table__.insert(), events)
+    pending_n = max(n // 200, 5)
+    start = next_id(User)
+    session.execute(
+        insert(User),
+        [
+            dict(
+                id=start + i,
+                email=f"waiting{start + i}@bench.example.com",
+                name=f"{rng.choice(FIRST)} {rng.choice(LAST)}",
+                company=f"{rng.choice(COMPANY_A)} {rng.choice(COMPANY_B)}",
+                job_title=rng.choice(TITLES),
+                password_hash="x",
+                role="advocate",
+                status="pending_approval",
+                session_token=f"bench-waiting-{start + i}",
+                failed_login_count=0,
+                created_at=now - timedelta(hours=rng.randint(1, 24 * 30)),
+                updated_at=now,
+                email_verified_at=now,
+            )
+            for i in range(pending_n)
+        ],
+    )
+    session.commit()
+    if session.get_bind().dialect.name == "postgresql":  # explicit ids were given: move the sequences on
+        for table in ("users", "points_entries", "redemptions"):
+            session.execute(
+                text(f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), (SELECT max(id) FROM {table}))")
+            )
+        session.commit()
+
+    total_parts = session.scalar(select(func.count()).select_from(Participation))
+    largest = new_opps[0]
+    board = new_opps[len(large_sizes)]
+    return {
+        "advocates": n,
+        "participations": total_parts,
+        "opportunities": session.scalar(select(func.count()).select_from(Opportunity)),
+        "points_entries": session.scalar(select(func.count()).select_from(PointsEntry)),
+        "adjustments": adjusted,
+        "redemptions": len(redemptions),
+        "redemptions_waiting": waiting,
+        "audit_events": audit_n,
+        "registrations_waiting": pending_n,
+        "largest_opp": largest,
+        "largest_opp_participants": large_sizes[0],
+        "board": board,
+        "board_members": board_sizes[0],
+        "reward": reward_rows[0].id,
+        "activity_type": types.get("speaking", next(iter(types.values()))),
+        "focus_advocate": focus,
+        "focus_participations": session.scalar(
+            select(func.count()).select_from(Participation).where(Participation.user_id == focus)
+        ),
+    }

@@ -140,6 +140,8 @@ class Participation(Base):
     __table_args__ = (
         UniqueConstraint("opportunity_id", "user_id", name="uq_participations_opportunity_user"),
         Index("ix_participations_user_status", "user_id", "status"),
+        # Requests waiting per opportunity (the admin list) without reading every participation.
+        Index("ix_participations_status_opportunity", "status", "opportunity_id"),
     )
 
 
