@@ -1,7 +1,7 @@
 """append-only audit log: triggers refuse DELETE and any UPDATE but the erasure's redaction; actor RESTRICT
 
 Revision ID: 0010
-Revises: 0008
+Revises: 0009
 Create Date: 2026-12-06 09:45:00.000000
 
 - BEFORE DELETE on audit_events raises; BEFORE UPDATE raises when who (actor_id), what (action), which
@@ -20,7 +20,7 @@ import portal.models.base
 
 # revision identifiers, used by Alembic.
 revision = "0010"
-down_revision = "0008"
+down_revision = "0009"
 branch_labels = None
 depends_on = None
 
