@@ -5,11 +5,15 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from flask import abort, render_template, request
+from flask import abort, flash, redirect, render_template, request, url_for
+from flask_login import current_user
 
+from admin.forms import ReactivateForm, RoleForm, SuspendForm
 from admin.views import bp
+from portal.errors import refused_back_to, unit_of_work
 from portal.extensions import db
-from portal.services import fatigue, profiles, timeline
+from portal.models import Role, Status, User
+from portal.services import accounts, fatigue, profiles, timeline
 
 
 @bp.route("/advocates/<int:user_id>/profile")
@@ -19,13 +23,71 @@ def advocate_profile(user_id):
         abort(404)
     before = _cursor(request.args.get("before"))
     # The same fatigue status (and the same computation) as the admins' advocate list.
+    return _page(card, before)
+
+
+def _page(card, before=None, suspend_form=None, reactivate_form=None, role_form=None):
     return render_template(
         "admin/advocate_profile.html",
         card=card,
         fs=fatigue.status(db.session, card.user.id),
         history=timeline.timeline(db.session, card.user.id, before),
         older=before is not None,
+        suspend_form=suspend_form or SuspendForm(),
+        reactivate_form=reactivate_form or ReactivateForm(),
+        role_form=role_form or RoleForm(data={"role": card.user.role.value}),
     )
+
+
+def _member(user_id: int) -> User:
+    user = db.session.get(User, user_id)
+    if user is None or user.role != Role.ADVOCATE or user.status == Status.DELETED:
+        abort(404)
+    return user
+
+
+def _form_page(user_id: int, **forms):
+    """The advocate page again, with the refused form's input and errors (status 422)."""
+    return _page(profiles.advocate_card(db.session, user_id), **forms), 422
+
+
+@bp.route("/advocates/<int:user_id>/suspend", methods=["POST"])
+@unit_of_work
+def advocate_suspend(user_id):
+    user = _member(user_id)
+    form = SuspendForm()
+    if not form.validate_on_submit():
+        return _form_page(user_id, suspend_form=form)
+    refused_back_to(url_for("admin.advocate_profile", user_id=user_id))
+    accounts.suspend(db.session, user, current_user.id, form.reason.data, notify=True)
+    flash(f"{user.name} is suspended, signed out and told why.", "success")
+    return redirect(url_for("admin.advocate_profile", user_id=user_id))
+
+
+@bp.route("/advocates/<int:user_id>/reactivate", methods=["POST"])
+@unit_of_work
+def advocate_reactivate(user_id):
+    user = _member(user_id)
+    form = ReactivateForm()
+    if not form.validate_on_submit():
+        return _form_page(user_id, reactivate_form=form)
+    refused_back_to(url_for("admin.advocate_profile", user_id=user_id))
+    accounts.reactivate(db.session, user, current_user.id, form.reason.data or "")
+    flash(f"{user.name} is active again and has been told.", "success")
+    return redirect(url_for("admin.advocate_profile", user_id=user_id))
+
+
+@bp.route("/advocates/<int:user_id>/role", methods=["POST"])
+@unit_of_work
+def advocate_role(user_id):
+    user = _member(user_id)
+    form = RoleForm()
+    if not form.validate_on_submit():
+        return _form_page(user_id, role_form=form)
+    refused_back_to(url_for("admin.advocate_profile", user_id=user_id))
+    accounts.change_role(db.session, user, Role(form.role.data), current_user.id)
+    flash(f"{user.name} is now {form.role.data}; their sessions have ended.", "success")
+    return redirect(url_for("admin.advocates"))
 
 
 def _cursor(value: str | None) -> datetime | None:

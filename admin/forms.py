@@ -1,4 +1,4 @@
-from wtforms import DateField, HiddenField, StringField, SubmitField
+from wtforms import DateField, HiddenField, SelectField, StringField, SubmitField
 from wtforms.validators import DataRequired, InputRequired, Length, NumberRange, Optional, ValidationError
 
 from portal.forms import BaseForm as FlaskForm
@@ -48,3 +48,15 @@ class ServiceLevelForm(FlaskForm):
         description="A registration, request or order waiting longer than this is marked overdue on the home page.",
     )
     submit = SubmitField("Save service level")
+
+
+class SuspendForm(FlaskForm):
+    reason = StringField("Reason (emailed to them)", validators=[DataRequired(), Length(max=500)])
+
+
+class ReactivateForm(FlaskForm):
+    reason = StringField("Note to them (optional)", validators=[Optional(), Length(max=500)])
+
+
+class RoleForm(FlaskForm):
+    role = SelectField("Role", choices=[("advocate", "Advocate"), ("staff", "Staff"), ("admin", "Admin")])

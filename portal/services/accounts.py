@@ -218,12 +218,75 @@ def reject(session: Session, user: User, actor_id: int | None, reason: str = "")
     return user
 
 
-def suspend(session: Session, user: User, actor_id: int | None, reason: str) -> User:
+def _active_admins(session: Session) -> int:
+    return session.scalar(
+        select(func.count()).select_from(User).where(User.role == Role.ADMIN, User.status == Status.ACTIVE)
+    )
+
+
+def _keep_an_admin(session: Session, user: User, actor_id: int | None, what: str) -> None:
+    """The guards on taking an admin away: not one's own admin role or account, not the last active admin."""
+    if actor_id is not None and user.id == actor_id:
+        raise Conflict(f"You cannot {what} yourself: ask another admin.")
+    if user.role == Role.ADMIN and user.status == Status.ACTIVE and _active_admins(session) <= 1:
+        raise Conflict(f"{user.name} is the last active admin: make someone else an admin first.")
+
+
+def suspend(session: Session, user: User, actor_id: int | None, reason: str, notify: bool = False) -> User:
+    """Suspend the account: every session and remember cookie ends, search and feeds stop showing them.
+    ``notify``: email them the reason (an admin's suspension does; the CLI's may not)."""
     if user.status == Status.DELETED:
         raise Conflict("Deleted accounts cannot be suspended.")
+    if user.status == Status.SUSPENDED:
+        raise Conflict(f"{user.name} is already suspended.")
+    _keep_an_admin(session, user, actor_id, "suspend")
     user.status = Status.SUSPENDED
     user.rotate_session_token()  # ends every session and remember cookie
+    if notify:
+        queue_email(
+            session,
+            to=user.email,
+            subject="Your advocate account is suspended",
+            template="suspended",
+            user_id=user.id,
+            name=user.name,
+            reason=reason,
+        )
     audit.record(session, "user.suspend", actor_id, user, reason=reason)
+    return user
+
+
+def reactivate(session: Session, user: User, actor_id: int | None, reason: str = "") -> User:
+    """Lift a suspension (not a declined application's: that person applies again): they can sign in."""
+    if user.status != Status.SUSPENDED or user.approved_at is None:
+        raise Conflict(f"{user.name} is not a suspended member.")
+    user.status = Status.ACTIVE
+    queue_email(
+        session,
+        to=user.email,
+        subject="Your advocate account is active again",
+        template="reactivated",
+        user_id=user.id,
+        name=user.name,
+        reason=reason,
+    )
+    audit.record(session, "user.reactivate", actor_id, user, reason=reason)
+    return user
+
+
+def change_role(session: Session, user: User, role: Role, actor_id: int | None) -> User:
+    """Make the person an advocate, a staff member or an admin. Their sessions end (the pages they may
+    see change); an admin cannot change their own role, and the last active admin stays one."""
+    if user.status == Status.DELETED:
+        raise Conflict("Deleted accounts have no role to change.")
+    if role == user.role:
+        raise Conflict(f"{user.name} is already {role.value}.")
+    if user.role == Role.ADMIN or (actor_id is not None and user.id == actor_id):
+        _keep_an_admin(session, user, actor_id, "change the role of")
+    before = user.role
+    user.role = role
+    user.rotate_session_token()
+    audit.record(session, "user.role", actor_id, user, before=before.value, after=role.value)
     return user
 
 
