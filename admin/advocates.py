@@ -8,12 +8,12 @@ from datetime import UTC, datetime
 from flask import abort, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 
-from admin.forms import ReactivateForm, RoleForm, SuspendForm
+from admin.forms import NoteForm, ReactivateForm, RoleForm, SuspendForm
 from admin.views import bp
-from portal.errors import refused_back_to, unit_of_work
+from portal.errors import refused_back_to, refused_form, unit_of_work
 from portal.extensions import db
 from portal.models import Role, Status, User
-from portal.services import accounts, fatigue, profiles, timeline
+from portal.services import accounts, fatigue, notes, profiles, timeline
 
 
 @bp.route("/advocates/<int:user_id>/profile")
@@ -26,7 +26,7 @@ def advocate_profile(user_id):
     return _page(card, before)
 
 
-def _page(card, before=None, suspend_form=None, reactivate_form=None, role_form=None):
+def _page(card, before=None, suspend_form=None, reactivate_form=None, role_form=None, note_form=None):
     return render_template(
         "admin/advocate_profile.html",
         card=card,
@@ -36,6 +36,7 @@ def _page(card, before=None, suspend_form=None, reactivate_form=None, role_form=
         suspend_form=suspend_form or SuspendForm(),
         reactivate_form=reactivate_form or ReactivateForm(),
         role_form=role_form or RoleForm(data={"role": card.user.role.value}),
+        note_form=note_form or NoteForm(formdata=None),
     )
 
 
@@ -49,6 +50,19 @@ def _member(user_id: int) -> User:
 def _form_page(user_id: int, **forms):
     """The advocate page again, with the refused form's input and errors (status 422)."""
     return _page(profiles.advocate_card(db.session, user_id), **forms), 422
+
+
+@bp.route("/advocates/<int:user_id>/notes", methods=["POST"])
+@unit_of_work
+def advocate_note(user_id):
+    user = _member(user_id)
+    form = NoteForm()
+    if not form.validate_on_submit():
+        return _form_page(user_id, note_form=form)
+    refused_form(form, lambda f: _form_page(user_id, note_form=f), field=form.body)
+    notes.add(db.session, user, current_user.id, form.body.data)
+    flash("The note is saved. Only admins see it.", "success")
+    return redirect(url_for("admin.advocate_profile", user_id=user_id) + "#notes-heading")
 
 
 @bp.route("/advocates/<int:user_id>/suspend", methods=["POST"])

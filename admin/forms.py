@@ -1,4 +1,4 @@
-from wtforms import DateField, HiddenField, SelectField, StringField, SubmitField
+from wtforms import DateField, HiddenField, SelectField, StringField, SubmitField, TextAreaField
 from wtforms.validators import DataRequired, InputRequired, Length, NumberRange, Optional, ValidationError
 
 from portal.forms import BaseForm as FlaskForm
@@ -60,3 +60,7 @@ class ReactivateForm(FlaskForm):
 
 class RoleForm(FlaskForm):
     role = SelectField("Role", choices=[("advocate", "Advocate"), ("staff", "Staff"), ("admin", "Admin")])
+
+
+class NoteForm(FlaskForm):
+    body = TextAreaField("New note", validators=[DataRequired(), Length(max=2000)])

@@ -17,7 +17,7 @@ from portal.models.advocates import (
     profile_products,
     profile_tags,
 )
-from portal.models.audit import AuditEvent
+from portal.models.audit import AdvocateNote, AuditEvent
 from portal.models.base import Base, utcnow
 from portal.models.indexing import SearchPending
 from portal.models.mail import OutboxMessage, OutboxStatus
@@ -85,6 +85,7 @@ __all__ = [
     "Status",
     "Consent",
     "AuditEvent",
+    "AdvocateNote",
     "OutboxMessage",
     "OutboxStatus",
 ]

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import JSON, ForeignKey, Index, String, event, inspect
+from sqlalchemy import JSON, ForeignKey, Index, String, Text, event, inspect
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from portal.models.base import Base, utcnow
@@ -55,3 +55,18 @@ def _refuse_audit_rewrites(session, flush_context, instances) -> None:
                 f"Audit event {obj.id}: {', '.join(changed) or 'ip_address'} cannot be changed "
                 "(only the erasure's redaction may clear the IP address and rewrite the details)."
             )
+
+
+class AdvocateNote(Base):
+    """An admin's internal note about an advocate: never shown to them, not in their data export,
+    deleted with their account (portal.services.erasure)."""
+
+    __tablename__ = "advocate_notes"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    author_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    body: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    __table_args__ = (Index("ix_advocate_notes_user_created", "user_id", "created_at"),)

@@ -18,7 +18,8 @@ What stays, and why (the documented exceptions ``tests/test_erasure.py`` allows)
 - audit events stay (who did what, when) without this person's IP addresses and without free-text
   reasons written about them or their participations and orders;
 - digest deliveries stay (counts only);
-- tags that only this advocate used are deleted: they were offered to everyone as suggestions.
+- tags that only this advocate used are deleted: they were offered to everyone as suggestions;
+- admins' internal notes about them are deleted (the audit log keeps that a note was added, not its text).
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from sqlalchemy.orm import Session
 
 from portal.models import (
     ACTIVE_STATUSES,
+    AdvocateNote,
     AdvocateProfile,
     AuditEvent,
     Participation,
@@ -137,4 +139,15 @@ def delete_unused_tags(session: Session, user: User) -> None:
     session.execute(delete(Tag).where(Tag.id.in_(ids), Tag.id.not_in(still_used)))
 
 
-STEPS = [withdraw_open_participations, cancel_open_redemptions, blank_free_text, scrub_audit_log, delete_unused_tags]
+def delete_notes(session: Session, user: User) -> None:
+    session.execute(delete(AdvocateNote).where(AdvocateNote.user_id == user.id))
+
+
+STEPS = [
+    withdraw_open_participations,
+    cancel_open_redemptions,
+    blank_free_text,
+    scrub_audit_log,
+    delete_unused_tags,
+    delete_notes,
+]

@@ -2,7 +2,8 @@
 
 Sources: the account (sign-up, approval), every ask made of them (participations: requested, decided,
 completed, with the decision's author), points entries, badges, reward orders (ordered, fulfilled,
-cancelled), emails sent to them (subject and time, never the body), and the audit log's events by
+cancelled), emails sent to them (subject and time, never the body), admins' internal notes, and the
+audit log's events by
 them or about them, their participations and their orders (profile confirmations, suspensions,
 overrides, notes, ...). Reference requests will add theirs here.
 
@@ -20,6 +21,7 @@ from sqlalchemy import Select, or_, select
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from portal.models import (
+    AdvocateNote,
     AuditEvent,
     Badge,
     Opportunity,
@@ -123,6 +125,10 @@ def timeline(session: Session, user_id: int, before: datetime | None = None, lim
     )
     for sent_at, subject in session.execute(_newest(mail, OutboxMessage.sent_at, before, limit)):
         entries.append(Entry(sent_at, "email", f"Email sent: {subject}"))
+
+    notes = select(AdvocateNote).where(AdvocateNote.user_id == user_id)
+    for n in session.scalars(_newest(notes, AdvocateNote.created_at, before, limit)):
+        entries.append(Entry(n.created_at, "note", f"Note: {n.body}", actor_id=n.author_id))
 
     mine = select(Participation.id).where(Participation.user_id == user_id)
     my_orders = select(Redemption.id).where(Redemption.user_id == user_id)
