@@ -8,12 +8,12 @@ from datetime import UTC, datetime
 from flask import abort, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 
-from admin.forms import NoteForm, ReactivateForm, RoleForm, SuspendForm
+from admin.forms import NoteForm, ReactivateForm, ReverseForm, RoleForm, SuspendForm
 from admin.views import bp
 from portal.errors import refused_back_to, refused_form, unit_of_work
 from portal.extensions import db
-from portal.models import Role, Status, User
-from portal.services import accounts, fatigue, notes, profiles, timeline
+from portal.models import PointsEntry, Role, Status, User
+from portal.services import accounts, fatigue, notes, points, profiles, timeline
 
 
 @bp.route("/advocates/<int:user_id>/profile")
@@ -63,6 +63,24 @@ def advocate_note(user_id):
     notes.add(db.session, user, current_user.id, form.body.data)
     flash("The note is saved. Only admins see it.", "success")
     return redirect(url_for("admin.advocate_profile", user_id=user_id) + "#notes-heading")
+
+
+@bp.route("/advocates/<int:user_id>/points/<int:entry_id>/reverse", methods=["POST"])
+@unit_of_work
+def advocate_reverse_points(user_id, entry_id):
+    _member(user_id)
+    form = ReverseForm()
+    back = url_for("admin.advocate_profile", user_id=user_id) + "#timeline-heading"
+    refused_back_to(back)
+    if not form.validate_on_submit():
+        flash("Give a reason for the reversal.", "error")
+        return redirect(back)
+    entry = db.session.get(PointsEntry, entry_id)
+    if entry is None or entry.user_id != user_id:
+        abort(404)
+    reversal = points.reverse_for_admin(db.session, entry_id, form.reason.data, current_user.id)
+    flash(f"Reversed: {reversal.amount:+,} points.", "success")
+    return redirect(back)
 
 
 @bp.route("/advocates/<int:user_id>/suspend", methods=["POST"])

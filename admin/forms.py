@@ -64,3 +64,7 @@ class RoleForm(FlaskForm):
 
 class NoteForm(FlaskForm):
     body = TextAreaField("New note", validators=[DataRequired(), Length(max=2000)])
+
+
+class ReverseForm(FlaskForm):
+    reason = StringField("Reason", validators=[DataRequired(), Length(max=255)])

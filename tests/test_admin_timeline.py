@@ -83,3 +83,31 @@ def test_the_timeline_pages_through_everything_once(
 
 def test_an_advocates_own_pages_do_not_show_the_timeline(app, advocate, advocate_client):
     assert advocate_client.get(f"/admin/advocates/{advocate.id}/profile").status_code == 403
+
+
+def test_an_admin_reverses_one_ledger_entry_from_the_timeline(app, advocate, admin, admin_client):
+    from portal.models import PointsEntry
+    from portal.services import points
+    from tests.support import audits, give
+
+    entry_id, _ = give(advocate.id, 70, reason="Keynote")
+    page = f"/admin/advocates/{advocate.id}/profile"
+    html = admin_client.get(page).get_data(as_text=True)
+    assert f"/points/{entry_id}/reverse" in html
+    url = f"/admin/advocates/{advocate.id}/points/{entry_id}/reverse"
+    assert post_form(admin_client, url, {"reason": ""}, page=page).status_code == 302  # refused: no reason
+    assert points.balance(db.session, advocate.id) == 70
+    assert post_form(admin_client, url, {"reason": "Counted twice"}, page=page).status_code == 302
+    db.session.rollback()
+    assert points.balance(db.session, advocate.id) == 0
+    reversal = db.session.query(PointsEntry).filter_by(reverses_id=entry_id).one()
+    assert (reversal.amount, reversal.reason, reversal.actor_id) == (-70, "Counted twice", admin.id)
+    assert [e.details for e in audits("points.reverse", advocate.id)] == [
+        {"entry_id": entry_id, "amount": -70, "reason": "Counted twice"}
+    ]
+    assert post_form(admin_client, url, {"reason": "Again"}, page=page).status_code == 302  # already reversed
+    assert db.session.query(PointsEntry).filter_by(user_id=advocate.id).count() == 2
+    html = admin_client.get(page).get_data(as_text=True)
+    assert "/reverse" not in html  # nothing left to reverse: the entry is reversed, a reversal is final
+    other = f"/admin/advocates/{advocate.id}/points/999999/reverse"
+    assert post_form(admin_client, other, {"reason": "x"}, page=page).status_code == 404

@@ -176,6 +176,43 @@ def reverse(session: Session, entry_id: int, *, reason: str, actor_id: int | Non
     )
 
 
+def reverse_for_admin(session: Session, entry_id: int, reason: str, actor_id: int) -> PointsEntry:
+    """An admin undoes one ledger entry: a new, opposite entry with their reason (the entry itself never
+    changes), audited. Points spent on a reward come back by cancelling the order, not here."""
+    reason = (reason or "").strip()
+    if not reason:
+        raise DomainError("Give a reason for the reversal.")
+    original = session.get(PointsEntry, entry_id)
+    if original is None:
+        raise NotFound("No such ledger entry.")
+    if original.source == EntrySource.REDEMPTION:
+        raise DomainError("Points spent on a reward come back when the order is cancelled: cancel the order.")
+    entry, created = reverse(session, entry_id, reason=reason, actor_id=actor_id)
+    if not created:
+        raise Conflict("This entry was already reversed.")
+    user = session.get(User, original.user_id)
+    audit.record(session, "points.reverse", actor_id, user, entry_id=original.id, amount=entry.amount, reason=reason)
+    return entry
+
+
+def reversible(session: Session, entry_ids: list[int]) -> set[int]:
+    """Which of these entries an admin may still reverse (not a reversal, not spent on a reward, not
+    reversed already): one query."""
+    if not entry_ids:
+        return set()
+    reversed_ = select(PointsEntry.reverses_id).where(PointsEntry.reverses_id.in_(entry_ids))
+    return set(
+        session.scalars(
+            select(PointsEntry.id).where(
+                PointsEntry.id.in_(entry_ids),
+                PointsEntry.kind != EntryKind.REVERSED,
+                PointsEntry.source != EntrySource.REDEMPTION,
+                PointsEntry.id.not_in(reversed_),
+            )
+        )
+    )
+
+
 def adjust(session: Session, user: User, amount: int, reason: str, actor_id: int, key: str) -> tuple[PointsEntry, bool]:
     """An admin's manual adjustment: a reason is required and the action is audit-logged.
 

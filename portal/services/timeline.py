@@ -35,6 +35,7 @@ from portal.models import (
     User,
     UserBadge,
 )
+from portal.services import points
 
 PER_PAGE = 50
 # A decision as the participation's status tells it now (approved ones may since be completed or no-shows).
@@ -49,6 +50,7 @@ class Entry:
     actor_id: int | None = None  # who did it (None: the system or the advocate themself, as ``by_self`` says)
     by_self: bool = False
     details: dict = field(default_factory=dict)
+    reversible_entry: int | None = None  # a ledger entry an admin may still reverse (points.reversible)
 
 
 @dataclass
@@ -100,8 +102,18 @@ def timeline(session: Session, user_id: int, before: datetime | None = None, lim
                 entries.append(Entry(p.completed_at, "ask", f"Completed: {title}"))
 
     ledger = _newest(select(PointsEntry).where(PointsEntry.user_id == user_id), PointsEntry.created_at, before, limit)
-    for e in session.scalars(ledger):
-        entries.append(Entry(e.created_at, "points", f"{e.amount:+,} points: {e.reason}", actor_id=e.actor_id))
+    ledger_entries = list(session.scalars(ledger))
+    can_reverse = points.reversible(session, [e.id for e in ledger_entries])
+    for e in ledger_entries:
+        entries.append(
+            Entry(
+                e.created_at,
+                "points",
+                f"{e.amount:+,} points: {e.reason}",
+                actor_id=e.actor_id,
+                reversible_entry=e.id if e.id in can_reverse else None,
+            )
+        )
 
     earned = select(UserBadge, Badge.name).join(Badge, Badge.id == UserBadge.badge_id)
     earned = _newest(earned.where(UserBadge.user_id == user_id), UserBadge.awarded_at, before, limit)
