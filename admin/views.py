@@ -43,7 +43,13 @@ def pending():
     users = db.session.scalars(
         select(User).where(User.status == Status.PENDING, User.role == Role.ADVOCATE).order_by(User.created_at)
     ).all()
-    return render_template("admin/pending.html", users=users, approve_form=ApproveForm(), decline_form=DeclineForm())
+    return render_template(
+        "admin/pending.html",
+        users=users,
+        approve_form=ApproveForm(),
+        decline_form=DeclineForm(),
+        bulk_form=ConfirmForm(),
+    )
 
 
 def _target(form) -> User:
@@ -66,6 +72,33 @@ def approve():
     refused_back_to(url_for("admin.pending"))
     accounts.approve(db.session, user, actor_id=current_user.id)
     flash(f"{user.name} is approved and has been emailed.", "success")
+    return redirect(url_for("admin.pending"))
+
+
+BULK_LIMIT = 500
+
+
+@bp.route("/pending/approve-selected", methods=["POST"])
+@unit_of_work
+def approve_selected():
+    if not ConfirmForm().validate_on_submit():
+        abort(400)
+    try:
+        ids = [int(v) for v in request.form.getlist("user_id")]
+    except ValueError:
+        abort(400)
+    ids = [i for i in ids if 0 < i <= MAX_ID]
+    if not ids:
+        flash("Select the applicants to approve first.", "error")
+        return redirect(url_for("admin.pending"))
+    if len(ids) > BULK_LIMIT:
+        flash(f"Approve at most {BULK_LIMIT} at once.", "error")
+        return redirect(url_for("admin.pending"))
+    approved, skipped = accounts.approve_many(db.session, ids, current_user.id)
+    message = f"Approved {len(approved)} applicant{'s' if len(approved) != 1 else ''}; each has been emailed."
+    if skipped:
+        message += f" {skipped} skipped: already decided, or not waiting."
+    flash(message, "success" if approved else "error")
     return redirect(url_for("admin.pending"))
 
 

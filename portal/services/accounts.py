@@ -200,6 +200,25 @@ def approve(session: Session, user: User, actor_id: int | None, via: str = "admi
     return user
 
 
+def approve_many(session: Session, user_ids: list[int], actor_id: int) -> tuple[list[User], int]:
+    """Approve each applicant still waiting (each emailed and audited as one approval); returns the
+    approved and how many were skipped (decided meanwhile by another admin, or not applicants)."""
+    approved, skipped = [], 0
+    for user_id in sorted(set(user_ids)):
+        user = session.get(User, user_id)
+        if user is None or user.role != Role.ADVOCATE or user.status != Status.PENDING:
+            skipped += 1
+            continue
+        try:
+            with session.begin_nested():
+                approve(session, user, actor_id, via="admin-bulk")
+        except Conflict:  # approved or declined by someone else since the page was shown
+            skipped += 1
+            continue
+        approved.append(user)
+    return approved, skipped
+
+
 def reject(session: Session, user: User, actor_id: int | None, reason: str = "") -> User:
     if user.status != Status.PENDING:
         raise Conflict("Only accounts waiting for approval can be declined.")
