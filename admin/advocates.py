@@ -4,16 +4,27 @@ Staff see the same card at search.advocate_profile, in the portal's layout."""
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from math import ceil
 
 from flask import abort, flash, redirect, render_template, request, url_for
 from flask_login import current_user
+from sqlalchemy import Select, func, select
 
-from admin.forms import NoteForm, ReactivateForm, ReverseForm, RoleForm, SuspendForm
+from admin.forms import (
+    AdvocateFilterForm,
+    BulkAdvocatesForm,
+    NoteForm,
+    ReactivateForm,
+    ReverseForm,
+    RoleForm,
+    SuspendForm,
+)
 from admin.views import bp
 from portal.errors import refused_back_to, refused_form, unit_of_work
+from portal.exports import csv_response
 from portal.extensions import db
-from portal.models import PointsEntry, Role, Status, User
-from portal.services import accounts, fatigue, notes, points, profiles, timeline
+from portal.models import ActivityType, Industry, PointsEntry, Product, Region, Role, Status, User, utcnow
+from portal.services import accounts, audit, exports, fatigue, lists, notes, points, profiles, roster, timeline
 
 
 @bp.route("/advocates/<int:user_id>/profile")
@@ -129,3 +140,123 @@ def _cursor(value: str | None) -> datetime | None:
     except ValueError:
         return None
     return at.replace(tzinfo=UTC) if at is not None and at.tzinfo is None else at
+
+
+# --- the list ------------------------------------------------------------------------------------------------------
+
+ADVOCATES_PER_PAGE = 50
+
+
+def list_filters() -> tuple[AdvocateFilterForm, roster.Filters | None, str]:
+    """The list's filters from the URL: the form (choices from the program's lists), the Filters (None
+    when the form is invalid: it says why) and the fatigue status asked for (computed by the rules)."""
+    form = AdvocateFilterForm(request.args)
+    s = db.session
+    form.industry.choices = [("", "Any")] + [(str(i.id), i.name) for i in lists.active_items(s, Industry)]
+    form.region.choices = [("", "Any")] + [(str(r.id), r.name) for r in lists.active_items(s, Region)]
+    form.country.choices = [("", "Any")] + [(c.code, c.name) for c in lists.countries(s)]
+    form.product.choices = [("", "Any")] + [(str(p.id), p.name) for p in lists.active_items(s, Product)]
+    form.activity.choices = [("", "Any")] + [(str(t.id), t.name) for t in lists.active_items(s, ActivityType)]
+    status = request.args.get("fatigue") or ""
+    status = status if status in fatigue.STATUS_LABELS else ""
+    if request.args and not form.validate():
+        return form, None, status
+
+    def num(field) -> int | None:
+        return int(field.data) if field.data else None
+
+    return (
+        form,
+        roster.Filters(
+            status=form.status.data or "active",
+            industry_id=num(form.industry),
+            region_id=num(form.region),
+            country=form.country.data or "",
+            product_id=num(form.product),
+            activity_type_id=num(form.activity),
+            freshness=form.freshness.data or "",
+            joined_since=form.joined_since.data,
+            joined_until=form.joined_until.data,
+            sort=form.sort.data or "name",
+        ),
+        status,
+    )
+
+
+def selected_ids(filters: roster.Filters, status: str) -> Select | list[int]:
+    """Everyone the list shows (all pages): a select, or the ids the fatigue status keeps."""
+    listed = roster.ids(filters)
+    return fatigue.ids_with_status(db.session, status, listed) if status else listed
+
+
+@bp.route("/advocates")
+def advocates():
+    form, filters, status = list_filters()
+    page = max(request.args.get("page", 1, type=int) or 1, 1)
+    args = {k: v for k, v in request.args.items() if k != "page" and v}
+    if filters is None:
+        users, total, pages, status_of = [], 0, 1, {}
+    else:
+        chosen = selected_ids(filters, status)
+        if isinstance(chosen, list):
+            total = len(chosen)
+            pages = max(ceil(total / ADVOCATES_PER_PAGE), 1)
+            page = min(page, pages)
+            ids = chosen[(page - 1) * ADVOCATES_PER_PAGE : page * ADVOCATES_PER_PAGE]
+        else:
+            total = db.session.scalar(select(func.count()).select_from(chosen.order_by(None).subquery())) or 0
+            pages = max(ceil(total / ADVOCATES_PER_PAGE), 1)
+            page = min(page, pages)  # ?page=10**30 is the last page, not a 500
+            ids = list(db.session.scalars(chosen.offset((page - 1) * ADVOCATES_PER_PAGE).limit(ADVOCATES_PER_PAGE)))
+        by_id = {u.id: u for u in db.session.scalars(select(User).where(User.id.in_(ids)))} if ids else {}
+        users = [by_id[i] for i in ids if i in by_id]
+        status_of = fatigue.statuses(db.session, ids)
+    return render_template(
+        "admin/advocates.html",
+        form=form,
+        users=users,
+        status_of=status_of,
+        status=status,
+        labels=fatigue.STATUS_LABELS,
+        args=args,
+        page=page,
+        pages=pages,
+        total=total,
+        bulk_form=BulkAdvocatesForm(),
+    ), (200 if filters is not None else 422)
+
+
+@bp.route("/advocates/bulk", methods=["POST"])
+@unit_of_work
+def advocates_bulk():
+    form = BulkAdvocatesForm()
+    back = url_for("admin.advocates", **request.args)
+    if not form.validate_on_submit():
+        if "csrf_token" in form.errors:
+            abort(400)
+        flash("Choose what to do with the selection.", "error")
+        return redirect(back)
+    try:
+        ids = [int(v) for v in request.form.getlist("user_id")]
+    except ValueError:
+        abort(400)
+    if not ids:
+        flash("Select advocates first: tick them in the list.", "error")
+        return redirect(back)
+    refused_back_to(back)
+    if form.action.data == "export":
+        audit.record(db.session, "export.advocates", current_user.id, None, selection=sorted(set(ids))[:1000])
+        rows = exports.advocate_rows(db.session, sorted(set(ids)))
+        return csv_response(f"advocates-{utcnow():%Y%m%d-%H%M%S}.csv", exports.ADVOCATES.header, rows)
+    if form.action.data == "nudge":
+        sent, skipped = roster.nudge(db.session, ids, current_user.id)
+        message = f"Sent the email to {sent} advocate{'s' if sent != 1 else ''}."
+        if skipped:
+            message += f" {skipped} skipped: not active, or they turned reminders off."
+    else:
+        added = roster.add_tag(db.session, ids, form.tag.data or "", current_user.id)
+        message = f"Tagged {added} advocate{'s' if added != 1 else ''} “{(form.tag.data or '').strip()}”."
+        if added < len(set(ids)):
+            message += f" {len(set(ids)) - added} had it already or have no profile."
+    flash(message, "success")
+    return redirect(back)

@@ -4,16 +4,16 @@ filters ride in the query string of the form's action. What each holds: portal.s
 
 from __future__ import annotations
 
-from flask import request
+from flask import abort, request
 from flask_login import current_user
 
-from admin.opportunities import advocate_filters, fatigue_filter
+from admin.advocates import list_filters, selected_ids
 from admin.views import bp
 from portal.errors import unit_of_work
 from portal.exports import csv_response
 from portal.extensions import db
-from portal.models import ParticipationStatus, RedemptionStatus, User, utcnow
-from portal.services import audit, exports, fatigue
+from portal.models import ParticipationStatus, RedemptionStatus, utcnow
+from portal.services import audit, exports
 
 
 def _enum(enum_type, value: str | None):
@@ -26,10 +26,10 @@ def export(kind):
     export = exports.EXPORTS[kind]
     filters = {k: v for k, v in request.args.items() if v}
     if kind == "advocates":
-        _, listed = advocate_filters()
-        status = fatigue_filter()
-        ids = fatigue.ids_with_status(db.session, status, listed.order_by(User.id)) if status else listed
-        rows = exports.advocate_rows(db.session, ids)
+        _, chosen, status = list_filters()
+        if chosen is None:
+            abort(400)
+        rows = exports.advocate_rows(db.session, selected_ids(chosen, status))
     elif kind == "participations":
         opp_id = request.args.get("opp_id", type=int)
         rows = exports.participation_rows(db.session, opp_id, _enum(ParticipationStatus, request.args.get("status")))

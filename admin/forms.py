@@ -68,3 +68,41 @@ class NoteForm(FlaskForm):
 
 class ReverseForm(FlaskForm):
     reason = StringField("Reason", validators=[DataRequired(), Length(max=255)])
+
+
+class AdvocateFilterForm(FlaskForm):
+    """The advocates list's filters (GET; choices filled by the view from the program's lists)."""
+
+    class Meta:
+        csrf = False
+
+    status = SelectField("Account", choices=[("active", "Active"), ("suspended", "Suspended")], default="active")
+    industry = SelectField("Industry", choices=[], validate_choice=True, default="")
+    region = SelectField("Region", choices=[], default="")
+    country = SelectField("Country", choices=[], default="")
+    product = SelectField("Product", choices=[], default="")
+    activity = SelectField("Opted in to", choices=[], default="")
+    freshness = SelectField("Freshness", choices=[("", "Any"), ("stale", "Stale profiles")], default="")
+    joined_since = DateField("Joined from", validators=[Optional()])
+    joined_until = DateField("Joined to", validators=[Optional()])
+    sort = SelectField(
+        "Sort",
+        choices=[("name", "Name"), ("newest", "Newest members first"), ("oldest", "Oldest members first")],
+        default="name",
+    )
+
+    def validate_joined_until(self, field):
+        if field.data and self.joined_since.data and field.data < self.joined_since.data:
+            raise ValidationError("The end date is before the start date.")
+
+
+class BulkAdvocatesForm(FlaskForm):
+    action = SelectField(
+        "With the selected advocates",
+        choices=[
+            ("nudge", 'Send a "please confirm your profile" email'),
+            ("tag", "Add a topic tag"),
+            ("export", "Export as CSV"),
+        ],
+    )
+    tag = StringField("Tag (for adding a tag)", validators=[Optional(), Length(max=40)])

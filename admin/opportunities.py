@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from datetime import timedelta
 from functools import partial
-from math import ceil
 
 from flask import abort, flash, redirect, render_template, request, url_for
 from flask_login import current_user
-from sqlalchemy import Select, func, select
+from sqlalchemy import func, select
 
 from admin.forms import ServiceLevelForm
 from admin.views import bp
@@ -18,7 +17,6 @@ from portal.forms.auth import ConfirmForm
 from portal.forms.opportunities import AddAdvocateForm, DecisionForm, FatiguePolicyForm, OpportunityForm, StatusForm
 from portal.models import (
     ActivityType,
-    AdvocateProfile,
     Industry,
     Opportunity,
     OpportunityStatus,
@@ -28,7 +26,6 @@ from portal.models import (
     Region,
     Role,
     SizeBand,
-    Status,
     User,
     utcnow,
 )
@@ -319,62 +316,3 @@ def settings():
         flash("The fatigue policy is saved.", "success")
         return redirect(url_for("admin.settings"))
     return _settings_page(form), 422 if request.method == "POST" else 200
-
-
-ADVOCATES_PER_PAGE = 50
-FRESHNESS_FILTERS = {"stale": "Stale profiles"}
-
-
-def advocate_filters() -> tuple[str, Select]:
-    """The advocates list's freshness filter from the URL, and the select of the ids it lists (active
-    advocates; the fatigue filter, computed by the rules, applies on top: fatigue.ids_with_status)."""
-    freshness = request.args.get("freshness") or ""
-    if freshness not in FRESHNESS_FILTERS:
-        freshness = ""
-    listed = select(User.id).where(User.role == Role.ADVOCATE, User.status == Status.ACTIVE)
-    if freshness == "stale":
-        listed = listed.outerjoin(AdvocateProfile, AdvocateProfile.user_id == User.id).where(profiles.stale_condition())
-    return freshness, listed
-
-
-def fatigue_filter() -> str:
-    status = request.args.get("fatigue") or ""
-    return status if status in fatigue.STATUS_LABELS else ""
-
-
-@bp.route("/advocates")
-def advocates():
-    status = fatigue_filter()
-    page = max(request.args.get("page", 1, type=int) or 1, 1)
-    freshness, listed = advocate_filters()
-    if status:
-        # The status is computed by the rules, not stored: every active advocate is checked (in
-        # chunks, a fixed number of queries each), and only the page's rows are loaded.
-        ids = fatigue.ids_with_status(db.session, status, listed.order_by(User.name, User.id))
-        total = len(ids)
-        page = min(page, max(ceil(total / ADVOCATES_PER_PAGE), 1))
-        ids = ids[(page - 1) * ADVOCATES_PER_PAGE : page * ADVOCATES_PER_PAGE]
-    else:
-        total = db.session.scalar(select(func.count()).select_from(listed.subquery())) or 0
-        page = min(page, max(ceil(total / ADVOCATES_PER_PAGE), 1))  # ?page=10**30 is the last page, not a 500
-        ids = list(
-            db.session.scalars(
-                listed.order_by(User.name, User.id).offset((page - 1) * ADVOCATES_PER_PAGE).limit(ADVOCATES_PER_PAGE)
-            )
-        )
-    by_id = {u.id: u for u in db.session.scalars(select(User).where(User.id.in_(ids)))} if ids else {}
-    users = [by_id[i] for i in ids if i in by_id]
-    status_of = fatigue.statuses(db.session, ids)
-    pages = max(ceil(total / ADVOCATES_PER_PAGE), 1)
-    return render_template(
-        "admin/advocates.html",
-        users=users,
-        status_of=status_of,
-        status=status,
-        freshness=freshness,
-        freshness_filters=FRESHNESS_FILTERS,
-        labels=fatigue.STATUS_LABELS,
-        page=page,
-        pages=pages,
-        total=total,
-    )

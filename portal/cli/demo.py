@@ -36,7 +36,7 @@ from portal.models import (
 )
 from portal.services import badges, lists, points
 from portal.services.passwords import hash_password
-from portal.services.profiles import _tags
+from portal.services.profiles import tags_named
 from search import backend as search_backend
 
 demo_cli = AppGroup("demo", help="Demo data.")
@@ -228,7 +228,7 @@ def _profiles(rng, advocates, now):
         if p.max_asks_per_month and p.max_asks_per_quarter and p.max_asks_per_quarter < p.max_asks_per_month:
             p.max_asks_per_quarter = None
         p.products = rng.sample(products, rng.randint(1, 3))
-        p.tags = _tags(db.session, TagKind.TOPIC, rng.sample(TOPICS, rng.randint(2, 5))) + _tags(
+        p.tags = tags_named(db.session, TagKind.TOPIC, rng.sample(TOPICS, rng.randint(2, 5))) + tags_named(
             db.session, TagKind.USE_CASE, rng.sample(USE_CASES, rng.randint(1, 3))
         )
         chosen = types if i == 1 else rng.sample(types, rng.randint(2, 6))  # the demo sign-in sees everything

@@ -121,7 +121,7 @@ def _insert(session: Session):
     return pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
 
 
-def _tags(session: Session, kind: TagKind, names: list[str]) -> list[Tag]:
+def tags_named(session: Session, kind: TagKind, names: list[str]) -> list[Tag]:
     """The tags of these names, created when new. Race-safe: two advocates adding the same new tag at
     once both end up with the one row (INSERT ... ON CONFLICT DO NOTHING, then read it back)."""
     if not names:
@@ -238,7 +238,7 @@ def update_profile(session: Session, user: User, data: ProfileInput) -> Advocate
     user.name, user.job_title, user.company = name[:120], job_title[:160] or None, company[:160] or None
     profile.industry, profile.size_band, profile.country = industry, size_band, country
     profile.products = sorted(products, key=lambda p: p.position)
-    profile.tags = _tags(session, TagKind.USE_CASE, use_cases) + _tags(session, TagKind.TOPIC, topics)
+    profile.tags = tags_named(session, TagKind.USE_CASE, use_cases) + tags_named(session, TagKind.TOPIC, topics)
     profile.story = story
     profile.linkedin_url = check_linkedin(data.linkedin_url)
     profile.show_in_directory = bool(data.show_in_directory)

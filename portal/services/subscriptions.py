@@ -65,19 +65,24 @@ def remind_stale(session: Session, now: datetime | None = None) -> int:
     for user in stale_for_reminder(session, now):
         if not claim_stale_reminder(session, user.id, now):
             continue  # another run reminded this advocate a moment ago
-        url = unsubscribe_url(user, "reminders")
-        queue_email(
-            session,
-            to=user.email,
-            subject="Is your advocate profile still current?",
-            template="stale_reminder",
-            user_id=user.id,
-            name=user.name,
-            days=stale_days(),
-            profile_url=external_url("profile.edit"),
-            unsubscribe_url=url,
-            headers=list_unsubscribe_headers(url),
-        )
+        queue_stale_reminder(session, user)
         count += 1
     session.flush()
     return count
+
+
+def queue_stale_reminder(session: Session, user: User) -> None:
+    """The "is your profile still current?" email (the cron's reminder and an admin's nudge alike)."""
+    url = unsubscribe_url(user, "reminders")
+    queue_email(
+        session,
+        to=user.email,
+        subject="Is your advocate profile still current?",
+        template="stale_reminder",
+        user_id=user.id,
+        name=user.name,
+        days=stale_days(),
+        profile_url=external_url("profile.edit"),
+        unsubscribe_url=url,
+        headers=list_unsubscribe_headers(url),
+    )

@@ -1,0 +1,145 @@
+"""The admins' advocate list: filters (account status, industry, region, country, product, activity
+type opted in, freshness, fatigue, joined between), sort, pages, and bulk actions on a selection
+(nudge, add a tag, export), each with a summary; the export takes the same filters."""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import update
+
+from portal.extensions import db
+from portal.models import AdvocateProfile, Country, Industry, Product, Region, Status, User, utcnow
+from tests.support import ALL_TYPES, activity_type_id, audits, csrf_from, item_id, make_advocate
+
+
+@pytest.fixture
+def people(app, make_user):
+    now = utcnow()
+    s = db.session
+    ids = {
+        "ana": make_advocate(
+            make_user,
+            "ana@example.com",
+            name="Ana Bank",
+            industry="Banking and capital markets",
+            country="DE",
+            products=["Data Platform"],
+        ),
+        "bo": make_advocate(
+            make_user, "bo@example.com", name="Bo Care", industry="Healthcare", country="US", types=("review",)
+        ),
+        "cy": make_advocate(
+            make_user,
+            "cy@example.com",
+            name="Cy Shop",
+            industry="Healthcare",
+            country="JP",
+            products=["Data Platform"],
+            types=ALL_TYPES,
+        ),
+        "di": make_advocate(make_user, "di@example.com", name="Di Gone", country="DE"),
+    }
+    s.execute(update(User).where(User.id == ids["di"]).values(status=Status.SUSPENDED))
+    for i, key in enumerate(("ana", "bo", "cy", "di")):
+        s.execute(update(User).where(User.id == ids[key]).values(created_at=now - timedelta(days=10 * (i + 1))))
+    s.execute(update(AdvocateProfile).values(confirmed_at=now))
+    s.execute(
+        update(AdvocateProfile)
+        .where(AdvocateProfile.user_id == ids["bo"])
+        .values(confirmed_at=now - timedelta(days=400))
+    )
+    s.commit()
+    return ids
+
+
+def _names(client, **params) -> list[str]:
+    resp = client.get("/admin/advocates", query_string=params)
+    assert resp.status_code == 200, resp.status_code
+    return re.findall(r'<a href="/admin/advocates/\d+/profile">([^<]+)</a>', resp.get_data(as_text=True))
+
+
+def test_each_filter_and_the_sort(app, admin_client, people):
+    europe = item_id(Region, "Europe")
+    assert _names(admin_client) == ["Ana Bank", "Bo Care", "Cy Shop"]  # active ones, by name
+    assert _names(admin_client, status="suspended") == ["Di Gone"]
+    assert _names(admin_client, industry=item_id(Industry, "Healthcare")) == ["Bo Care", "Cy Shop"]
+    assert _names(admin_client, country="JP") == ["Cy Shop"]
+    assert _names(admin_client, region=europe) == ["Ana Bank"]
+    assert _names(admin_client, product=item_id(Product, "Data Platform")) == ["Ana Bank", "Cy Shop"]
+    assert _names(admin_client, activity=activity_type_id("speaking")) == ["Ana Bank", "Cy Shop"]
+    assert _names(admin_client, freshness="stale") == ["Bo Care"]
+    today = utcnow().date()
+    since, until = (today - timedelta(days=25)).isoformat(), (today - timedelta(days=15)).isoformat()
+    assert _names(admin_client, joined_since=since, joined_until=until) == ["Bo Care"]
+    assert _names(admin_client, sort="newest") == ["Ana Bank", "Bo Care", "Cy Shop"]
+    assert _names(admin_client, sort="oldest") == ["Cy Shop", "Bo Care", "Ana Bank"]
+    assert _names(
+        admin_client, industry=item_id(Industry, "Healthcare"), product=item_id(Product, "Data Platform")
+    ) == ["Cy Shop"]
+    assert db.session.get(Country, "DE").region_id == europe
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"industry": "999999"},
+        {"joined_since": "2026-02-30"},
+        {"joined_since": "2026-12-06", "joined_until": "2026-12-01"},
+    ],
+)
+def test_bad_filters_are_answered_on_the_page(app, admin_client, people, params):
+    resp = admin_client.get("/admin/advocates", query_string=params)
+    assert resp.status_code == 422 and "Fix the filters above." in resp.get_data(as_text=True)
+
+
+def _bulk(client, action, ids, **extra):
+    token = csrf_from(client.get("/admin/advocates").get_data(as_text=True))
+    return client.post(
+        "/admin/advocates/bulk", data={"csrf_token": token, "action": action, "user_id": [str(i) for i in ids], **extra}
+    )
+
+
+def test_nudge_the_selection(app, admin, admin_client, people, mailbox):
+    db.session.execute(
+        update(AdvocateProfile).where(AdvocateProfile.user_id == people["cy"]).values(notify_reminders=False)
+    )
+    db.session.commit()
+    resp = _bulk(admin_client, "nudge", [people["ana"], people["cy"], people["di"]])
+    assert resp.status_code == 302
+    page = admin_client.get("/admin/advocates").get_data(as_text=True)
+    assert "Sent the email to 1 advocate. 2 skipped: not active, or they turned reminders off." in page
+    assert mailbox.wait_for("ana@example.com", subject="Is your advocate profile still current?")
+    assert mailbox.to("cy@example.com") == [] and mailbox.to("di@example.com") == []
+    assert [e.details["sent"] for e in audits("advocates.nudge")] == [1]
+
+
+def test_tag_the_selection(app, admin_client, people):
+    resp = _bulk(admin_client, "tag", [people["ana"], people["bo"]], tag="  Q3 Launch  ")
+    assert resp.status_code == 302
+    assert "Tagged 2 advocates “Q3 Launch”." in admin_client.get("/admin/advocates").get_data(as_text=True)
+    tags = {uid: [t.name for t in db.session.get(AdvocateProfile, uid).tags] for uid in (people["ana"], people["bo"])}
+    assert tags == {people["ana"]: ["Q3 Launch"], people["bo"]: ["Q3 Launch"]}
+    _bulk(admin_client, "tag", [people["ana"]], tag="q3 launch")  # the same tag, another spelling
+    assert "Tagged 0 advocates" in admin_client.get("/admin/advocates").get_data(as_text=True)
+    assert len(audits("advocates.tag")) == 2
+
+
+def test_export_the_selection_and_nothing_selected(app, admin_client, people):
+    resp = _bulk(admin_client, "export", [people["cy"], people["ana"]])
+    assert resp.status_code == 200 and resp.mimetype == "text/csv"
+    emails = [line.split(",")[2] for line in resp.get_data(as_text=True).splitlines()[1:]]
+    assert emails == ["ana@example.com", "cy@example.com"]
+    assert audits("export.advocates")[0].details == {"selection": sorted([people["cy"], people["ana"]])}
+    assert _bulk(admin_client, "nudge", []).status_code == 302
+    assert "Select advocates first" in admin_client.get("/admin/advocates").get_data(as_text=True)
+
+
+def test_the_filtered_export_matches_the_list(app, admin_client, people):
+    token = csrf_from(admin_client.get("/admin/advocates").get_data(as_text=True))
+    hc = item_id(Industry, "Healthcare")
+    resp = admin_client.post(f"/admin/exports/advocates?industry={hc}&sort=oldest", data={"csrf_token": token})
+    emails = [line.split(",")[2] for line in resp.get_data(as_text=True).splitlines()[1:]]
+    assert sorted(emails) == ["bo@example.com", "cy@example.com"]
