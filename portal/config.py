@@ -73,6 +73,9 @@ DEFAULTS: dict[str, object] = {
     "MAIL_SUPPRESS_SEND": False,
     "MAIL_TIMEOUT": 10,  # seconds for connecting to and talking with the SMTP server
     "OUTBOX_MAX_ATTEMPTS": 12,
+    # Seconds a sender keeps retrying the status write after a send while the database is locked: a sent
+    # message left "sending" would be queued again by release_stuck and delivered twice.
+    "OUTBOX_STATUS_WRITE_PATIENCE": 300,
     "OUTBOX_SEND_AFTER_REQUEST": True,
     # True: a request's mail is sent once its response has gone out (when the WSGI server closes it),
     # so no page waits on SMTP. False: sent at the end of the request, before the response.

@@ -14,14 +14,18 @@ from __future__ import annotations
 import logging
 import re
 import threading
+import time
 from datetime import datetime, timedelta
+from email.utils import make_msgid
 from urllib.parse import urlsplit
 
 from flask import Response, current_app, g, has_request_context, render_template
 from flask_mail import Message
 from sqlalchemy import null, or_, select, update
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
+from portal.database import begin_write
 from portal.extensions import db, mail
 from portal.models import OutboxMessage, OutboxStatus, Status, User, utcnow
 
@@ -83,6 +87,7 @@ def queue_email(
         user_id=user_id,
         about_user_id=about_user_id,
         headers=headers or None,
+        message_id=new_message_id(),
     )
     session.add(msg)
     session.flush()
@@ -93,24 +98,55 @@ def queue_email(
     return msg
 
 
+def new_message_id() -> str:
+    """A Message-ID on the public host, made once per message and sent with every attempt."""
+    return make_msgid("outbox", domain=urlsplit(current_app.config["PUBLIC_BASE_URL"]).hostname or "localhost")
+
+
 def _backoff(attempts: int) -> timedelta:
     return timedelta(minutes=min(2 ** max(attempts - 1, 0), 360))
 
 
 def _claim(session: Session, msg_id: int) -> bool:
-    now = utcnow()
+    begin_write(session)
     res = session.execute(
         update(OutboxMessage)
         .where(OutboxMessage.id == msg_id, OutboxMessage.status == OutboxStatus.QUEUED)
-        .values(status=OutboxStatus.SENDING, claimed_at=now)
+        .values(status=OutboxStatus.SENDING, claimed_at=utcnow())
     )
     session.commit()
     return res.rowcount == 1
 
 
-def _send_one(session: Session, msg: OutboxMessage) -> bool:
-    if not _claim(session, msg.id):
-        return False
+def _write_status(session: Session, msg: OutboxMessage, values: dict, sent: bool) -> None:
+    """Record what became of a send; this write must not be lost.
+
+    Begun as a writer (SQLite: BEGIN IMMEDIATE, so the erase check's read cannot leave a snapshot that
+    another writer's commit makes impossible to upgrade), and retried while the database is locked or
+    unreachable, for up to OUTBOX_STATUS_WRITE_PATIENCE seconds: a message the SMTP server has taken must
+    not stay ``sending``, or ``release_stuck`` would queue it again and it would be delivered twice."""
+    patience = current_app.config["OUTBOX_STATUS_WRITE_PATIENCE"]
+    deadline = time.monotonic() + patience
+    pause = 0.05
+    while True:
+        try:
+            begin_write(session)
+            if sent and _erase_when_sent(session, msg):
+                values = {**values, **ERASED}
+            session.execute(update(OutboxMessage).where(OutboxMessage.id == msg.id).values(**values))
+            session.commit()
+            return
+        except OperationalError as exc:
+            session.rollback()
+            if time.monotonic() >= deadline:
+                log.error("email %s: could not record its status for %s s: %s", msg.id, patience, exc)
+                raise
+            log.warning("email %s: status write failed, retrying in %.2f s: %s", msg.id, pause, exc)
+            time.sleep(pause)
+            pause = min(pause * 2, 2.0)
+
+
+def _as_mail(msg: OutboxMessage) -> Message:
     message = Message(
         subject=msg.subject,
         recipients=[msg.recipient],
@@ -119,30 +155,33 @@ def _send_one(session: Session, msg: OutboxMessage) -> bool:
         sender=current_app.config["MAIL_DEFAULT_SENDER"],
         extra_headers=dict(msg.headers or {}),
     )
+    if msg.message_id:  # always, except for rows written before Message-IDs were stored
+        message.msgId = msg.message_id
+    return message
+
+
+def _send_one(session: Session, msg: OutboxMessage) -> bool:
+    """Claim, send, record: the claim (a conditional UPDATE) makes sure one sender sends it; the message's
+    stored Message-ID goes with every attempt."""
+    if not _claim(session, msg.id):
+        return False
     try:
-        mail.send(message)
+        mail.send(_as_mail(msg))
     except Exception as exc:  # any transport failure: keep the message and try later
         attempts = msg.attempts + 1
         gave_up = attempts >= current_app.config["OUTBOX_MAX_ATTEMPTS"]
-        session.execute(
-            update(OutboxMessage)
-            .where(OutboxMessage.id == msg.id)
-            .values(
-                status=OutboxStatus.FAILED if gave_up else OutboxStatus.QUEUED,
-                attempts=attempts,
-                last_error=f"{type(exc).__name__}: {exc}"[:2000],
-                next_attempt_at=utcnow() + _backoff(attempts),
-                claimed_at=None,
-            )
-        )
-        session.commit()
+        failed = {
+            "status": OutboxStatus.FAILED if gave_up else OutboxStatus.QUEUED,
+            "attempts": attempts,
+            "last_error": f"{type(exc).__name__}: {exc}"[:2000],
+            "next_attempt_at": utcnow() + _backoff(attempts),
+            "claimed_at": None,
+        }
+        _write_status(session, msg, failed, sent=False)
         log.warning("email %s to %s not sent (attempt %s): %s", msg.id, msg.recipient, attempts, exc)
         return False
     done = {"status": OutboxStatus.SENT, "sent_at": utcnow(), "attempts": msg.attempts + 1, "last_error": None}
-    if _erase_when_sent(session, msg):
-        done.update(ERASED)
-    session.execute(update(OutboxMessage).where(OutboxMessage.id == msg.id).values(**done))
-    session.commit()
+    _write_status(session, msg, done, sent=True)
     return True
 
 
@@ -235,6 +274,9 @@ def send_due(ids: list[int] | None = None, limit: int = 200, include_not_due: bo
             q = q.where(OutboxMessage.next_attempt_at <= utcnow())
         messages = session.scalars(q.order_by(OutboxMessage.id).limit(limit)).all()
         session.commit()
+        # Plain values from here on: a rollback (a status write retried) would expire attached rows, and
+        # reading one then would begin a read transaction behind the sender's back.
+        session.expunge_all()
         for msg in messages:
             if _send_one(session, msg):
                 sent += 1
