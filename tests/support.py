@@ -92,6 +92,9 @@ def base_config(db_uri: str, mailbox: Mailbox, tmp_path) -> dict:
         "MAIL_SERVER": "127.0.0.1",
         "MAIL_PORT": mailbox.port,
         "MAIL_SUPPRESS_SEND": False,  # Flask-Mail suppresses under TESTING otherwise
+        # Mail is sent by the process that queued it, after the commit, so a test can read it at once;
+        # production's "worker" delivery is tested in test_outbox_worker.py (and tests/timing/).
+        "OUTBOX_DELIVERY": "inline",
         "ARGON2_TIME_COST": 1,
         "ARGON2_MEMORY_COST": 1024,
         "ARGON2_PARALLELISM": 1,

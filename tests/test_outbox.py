@@ -258,18 +258,6 @@ def test_view_that_does_not_commit_sends_nothing(mail_routes, client, mailbox):
     assert outbox.send_due(include_not_due=True) == (0, 0)
 
 
-def test_send_after_request_can_be_switched_off(app_config, app, client, smtp_up, mailbox, advocate):
-    app.config["OUTBOX_SEND_AFTER_REQUEST"] = False
-    resp = post_form(client, "/auth/forgot-password", {"email": advocate.email})
-    assert resp.status_code == 302
-    time.sleep(0.2)
-    assert mailbox.to(advocate.email) == []
-    [msg] = messages()
-    assert msg.status == OutboxStatus.QUEUED and msg.attempts == 0
-    assert "Sent 1, failed 0" in cli(smtp_up(), "send")  # due at once: never tried
-    assert mailbox.last(advocate.email).subject == "Reset your password"
-
-
 # --- concurrency ----------------------------------------------------------------------------------------------------
 
 

@@ -1,12 +1,22 @@
 """Email through an outbox.
 
-``queue_email`` renders a message and adds it to the caller's transaction; it is sent only after
-that transaction commits (``deliver_after_request`` hands the request's messages to the response,
-which sends them in its own session once it has been sent to the browser, so a rolled-back change
-never sends mail, a failed send never undoes the change, and no page waits on the SMTP server).
-``send_due`` retries what failed, with exponential back-off; a message is claimed with a
-conditional UPDATE before it is sent, so two senders never send it twice. Sent messages keep their
-address and body only as long as needed: at once for erased accounts, OUTBOX_RETENTION_DAYS for others.
+``queue_email`` renders a message and adds it to the caller's transaction (on PostgreSQL with a
+``NOTIFY outbox`` that is delivered when, and only if, it commits). Who sends it depends on
+OUTBOX_DELIVERY:
+
+- ``"worker"`` (the default): its own process, ``flask outbox worker`` (``run_worker``), which waits for
+  new mail (LISTEN on PostgreSQL, a short poll on SQLite) and sends it. A web worker never talks to
+  SMTP, so no request is slowed by, or tells anything through, the sending of mail.
+- ``"inline"`` (tests, browser journeys): in the process that queued it, once its transaction has
+  committed (``deliver_after_request``: after the response, or before it with
+  OUTBOX_SEND_AFTER_RESPONSE off; ``deliver_after_appcontext``: at the end of a command).
+
+Either way a rolled-back change never sends mail and a failed send never undoes the change.
+``send_due`` is the one sender: a message is claimed with a conditional UPDATE before it is sent, so two
+senders never send it twice; the status is then written as a writer, retried while the database is
+locked, and every attempt carries the message's own Message-ID. Failures are retried with exponential
+back-off. Sent messages keep their address and body only as long as needed: at once for erased
+accounts, OUTBOX_RETENTION_DAYS for others.
 """
 
 from __future__ import annotations
@@ -15,13 +25,14 @@ import logging
 import re
 import threading
 import time
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from email.utils import make_msgid
 from urllib.parse import urlsplit
 
 from flask import Response, current_app, g, has_request_context, render_template
 from flask_mail import Message
-from sqlalchemy import null, or_, select, update
+from sqlalchemy import func, null, or_, select, update
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
@@ -32,6 +43,12 @@ from portal.models import OutboxMessage, OutboxStatus, Status, User, utcnow
 log = logging.getLogger(__name__)
 
 STUCK_AFTER = timedelta(minutes=15)
+DELIVERY_MODES = ("worker", "inline")
+CHANNEL = "outbox"  # PostgreSQL: queue_email notifies it, the worker listens
+# The worker: how often it re-queues interrupted sends and erases old mail, and (PostgreSQL) the longest
+# it sleeps without a notification (retries become due by the clock, not by a NOTIFY).
+HOUSEKEEPING_EVERY = 60.0
+LISTEN_WAKE_EVERY = 30.0
 # Messages that go to an address the account no longer has (the goodbye after erasure): their
 # address and body are erased as soon as they are sent.
 ERASE_WHEN_SENT = frozenset({"account_deleted"})
@@ -91,6 +108,8 @@ def queue_email(
     )
     session.add(msg)
     session.flush()
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(select(func.pg_notify(CHANNEL, "")))  # delivered when, and only if, this commits
     if has_request_context():
         g.setdefault("outbox_ids", []).append(msg.id)
     else:  # a CLI command or job: sent when its app context ends (see deliver_after_appcontext)
@@ -160,11 +179,17 @@ def _as_mail(msg: OutboxMessage) -> Message:
     return message
 
 
-def _send_one(session: Session, msg: OutboxMessage) -> bool:
+def _send_one(session: Session, msg: OutboxMessage) -> bool | None:
     """Claim, send, record: the claim (a conditional UPDATE) makes sure one sender sends it; the message's
-    stored Message-ID goes with every attempt."""
-    if not _claim(session, msg.id):
-        return False
+    stored Message-ID goes with every attempt. True: sent; False: failed (retried later); None: not
+    claimed (another sender has it, or the database was too busy to claim it: it stays queued)."""
+    try:
+        if not _claim(session, msg.id):
+            return None
+    except OperationalError as exc:  # nothing was sent: the next round tries again
+        session.rollback()
+        log.warning("email %s not claimed, left queued: %s", msg.id, exc)
+        return None
     try:
         mail.send(_as_mail(msg))
     except Exception as exc:  # any transport failure: keep the message and try later
@@ -261,8 +286,14 @@ def retry_failed(
     return len(retry), left
 
 
-def send_due(ids: list[int] | None = None, limit: int = 200, include_not_due: bool = False) -> tuple[int, int]:
-    """Send queued messages (those named, or all that are due). Returns (sent, failed)."""
+def send_due(
+    ids: list[int] | None = None,
+    limit: int = 200,
+    include_not_due: bool = False,
+    should_stop: Callable[[], bool] | None = None,
+) -> tuple[int, int]:
+    """Send queued messages (those named, or all that are due). Returns (sent, failed).
+    ``should_stop``: asked before each message; the one being sent is finished first."""
     sent = failed = 0
     # expire_on_commit=False: reading an expired attribute after a commit would open a read
     # transaction that SQLite cannot upgrade to a write if another sender wrote meanwhile.
@@ -278,9 +309,12 @@ def send_due(ids: list[int] | None = None, limit: int = 200, include_not_due: bo
         # reading one then would begin a read transaction behind the sender's back.
         session.expunge_all()
         for msg in messages:
-            if _send_one(session, msg):
+            if should_stop is not None and should_stop():
+                break
+            outcome = _send_one(session, msg)
+            if outcome is True:
                 sent += 1
-            else:
+            elif outcome is False:
                 failed += 1
     return sent, failed
 
@@ -296,14 +330,15 @@ def _deliver(ids: list[int]) -> None:
 
 
 def deliver_after_request(response: Response) -> Response:
-    """after_request hook: send what this request queued once the response has been sent.
+    """after_request hook (OUTBOX_DELIVERY "inline"): send what this request queued once the response
+    has been sent. With "worker" delivery it does nothing: ``flask outbox worker`` sends.
 
     ``call_on_close`` runs when the WSGI server closes the response, after the body went out and after
     the request's teardown (so a view that did not commit has been rolled back: its rows do not exist
     and nothing is sent). With OUTBOX_SEND_AFTER_RESPONSE off, mail is sent here, before answering.
     """
     ids = g.pop("outbox_ids", None)
-    if not ids or not current_app.config["OUTBOX_SEND_AFTER_REQUEST"]:
+    if not ids or current_app.config["OUTBOX_DELIVERY"] != "inline":
         return response
     if not current_app.config["OUTBOX_SEND_AFTER_RESPONSE"]:
         _deliver(ids)
@@ -331,16 +366,96 @@ def deliver_after_request(response: Response) -> Response:
     return response
 
 
-def deliver_after_appcontext(exc: BaseException | None = None) -> None:
-    """teardown_appcontext hook: send what a command queued (only rows that were committed exist)."""
+def deliver_after_appcontext(exc: BaseException | None = None) -> tuple[int, int] | None:
+    """teardown_appcontext hook, and the end of a command's transaction: with "inline" delivery, send what
+    a command queued (only rows that were committed exist) and return (sent, failed). None when there was
+    nothing to send here: nothing queued, or "worker" delivery (the worker sends it)."""
     try:
         session = db.session()
     except Exception:
-        return
+        return None
     ids = session.info.pop("outbox_ids", None)
-    if not ids or not current_app.config["OUTBOX_SEND_AFTER_REQUEST"]:
-        return
+    if current_app.config["OUTBOX_DELIVERY"] != "inline":
+        return None
+    if not ids:
+        return 0, 0
     try:
-        send_due(ids=ids)
+        return send_due(ids=ids)
     except Exception:
         log.exception("sending queued email failed")
+        return 0, len(ids)
+
+
+# --- the worker: flask outbox worker ----------------------------------------------------------------------------------
+
+
+class _Wakeup:
+    """How the worker waits for new mail: LISTEN on PostgreSQL (woken by queue_email's NOTIFY as its
+    transaction commits), a poll every ``poll`` seconds on SQLite. Either wait ends early on ``stop``."""
+
+    def __init__(self, engine, poll: float, stop: threading.Event):
+        self.poll, self.stop, self.raw = poll, stop, None
+        if engine.dialect.name == "postgresql":
+            raw = engine.raw_connection()
+            raw.detach()  # its own connection for the worker's life, never back in the pool in autocommit
+            raw.driver_connection.autocommit = True
+            raw.driver_connection.execute(f"LISTEN {CHANNEL}")
+            self.raw = raw
+
+    def wait(self) -> None:
+        if self.raw is None:
+            self.stop.wait(self.poll)
+            return
+        deadline = time.monotonic() + LISTEN_WAKE_EVERY
+        conn = self.raw.driver_connection
+        while not self.stop.is_set() and (left := deadline - time.monotonic()) > 0:
+            # in slices of at most a second, so a signal's stop is seen soon
+            if list(conn.notifies(timeout=min(left, 1.0), stop_after=1)):
+                return
+
+    def close(self) -> None:
+        if self.raw is not None:
+            self.raw.close()
+
+
+def run_worker(
+    stop: threading.Event,
+    poll: float | None = None,
+    once: bool = False,
+    report: Callable[[str], None] = log.info,
+) -> tuple[int, int]:
+    """Send mail until ``stop`` is set (a signal: the message being sent is finished first): what is due,
+    then wait for more. Every HOUSEKEEPING_EVERY seconds, interrupted sends are queued again and old sent
+    mail erased. ``once``: one round, then return. Returns (sent, failed) over the worker's life."""
+    poll = current_app.config["OUTBOX_WORKER_POLL_SECONDS"] if poll is None else poll
+    wakeup = _Wakeup(db.engine, poll, stop)
+    total_sent = total_failed = 0
+    housekept = None
+    try:
+        while not stop.is_set():
+            try:
+                if housekept is None or time.monotonic() - housekept >= HOUSEKEEPING_EVERY:
+                    with Session(db.engine) as session:
+                        released = release_stuck(session)
+                        purged = purge_sent(session)
+                    housekept = time.monotonic()
+                    if released or purged:
+                        report(f"{released} interrupted message(s) re-queued, {purged} sent message(s) erased.")
+                while not stop.is_set():
+                    sent, failed = send_due(limit=200, should_stop=stop.is_set)
+                    total_sent, total_failed = total_sent + sent, total_failed + failed
+                    if sent or failed:
+                        report(f"Sent {sent}, failed {failed}.")
+                    if sent + failed == 0 or failed:  # nothing more to send, or the server is failing: wait
+                        break
+            except Exception:
+                if once:
+                    raise
+                log.exception("the outbox worker's round failed; trying again")  # e.g. the database restarting
+                stop.wait(poll)
+            if once:
+                break
+            wakeup.wait()
+    finally:
+        wakeup.close()
+    return total_sent, total_failed
