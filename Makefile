@@ -1,5 +1,6 @@
 # make run   : install (first time), migrate, seed demo data if empty, serve on http://127.0.0.1:$(PORT)
 # make test  : install with test extras (first time), run the whole suite
+# make test-timing : the slow statistical timing tests (tests/timing/; CI runs them after make test)
 # make lint  : ruff check and ruff format --check (CI runs it before the tests)
 # make bench : search benchmarks (not part of the tests)
 # make wheel : build dist/advocate_portal-*.whl (templates, static files and migrations inside the portal package)
@@ -9,7 +10,7 @@ BIN    := $(VENV)/bin
 PORT   ?= 5000
 export FLASK_APP := portal
 
-.PHONY: run test lint bench wheel install install-test clean-venv
+.PHONY: run test test-timing lint bench wheel install install-test clean-venv
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -41,6 +42,9 @@ run: install
 
 test: install-test
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+test-timing: install-test
+	$(BIN)/python -m pytest --timing -m timing tests/timing $(PYTEST_ARGS)
 
 lint: install-test
 	$(BIN)/ruff check .

@@ -46,6 +46,20 @@ def _pg_url(url: str) -> str:
     return url
 
 
+def pytest_addoption(parser):
+    parser.addoption("--timing", action="store_true", help="also run the slow timing tests (make test-timing)")
+
+
+def pytest_collection_modifyitems(config, items):
+    """The timing tests (marker ``timing``, tests/timing/) are slow: left out unless --timing is given."""
+    if config.getoption("--timing"):
+        return
+    kept = [item for item in items if item.get_closest_marker("timing") is None]
+    if len(kept) != len(items):
+        config.hook.pytest_deselected(items=[item for item in items if item not in kept])
+        items[:] = kept
+
+
 def pytest_sessionstart(session):
     if IN_CI and not PG_URL:
         pytest.exit("CI=true but TEST_DATABASE_URL is not set: the PostgreSQL run is required in CI.", returncode=1)

@@ -16,7 +16,7 @@ from portal import create_app
 from portal.extensions import db
 from portal.models import Consent, OutboxMessage, OutboxStatus, Status, User, utcnow
 from portal.services import outbox
-from tests.support import csrf_from, free_port, login, post_form, reload
+from tests.support import LiveServer, csrf_from, free_port, login, post_form, reload
 
 PASSWORD = "purple-otter-skates-42"
 
@@ -671,23 +671,6 @@ def test_mail_timeout_default_is_ten_seconds(app):
 
     assert app.config["MAIL_TIMEOUT"] == 10
     assert app.extensions["mail"].timeout == 10 and mail.connect().mail.timeout == 10
-
-
-class LiveServer:
-    """The app on werkzeug's threaded server: real WSGI, which closes each response after sending it."""
-
-    def __init__(self, application):
-        from werkzeug.serving import make_server
-
-        self.server = make_server("127.0.0.1", free_port(), application, threaded=True)
-        self.url = f"http://127.0.0.1:{self.server.server_port}"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
-
-    def stop(self):
-        self.server.shutdown()
-        self.server.server_close()
-        self.thread.join(10)
 
 
 def _wait_for(predicate, timeout: float = 15.0):

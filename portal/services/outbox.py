@@ -32,7 +32,7 @@ from urllib.parse import urlsplit
 
 from flask import Response, current_app, g, has_request_context, render_template
 from flask_mail import Message
-from sqlalchemy import func, null, or_, select, update
+from sqlalchemy import Engine, func, null, or_, select, update
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
@@ -393,29 +393,29 @@ class _Wakeup:
     """How the worker waits for new mail: LISTEN on PostgreSQL (woken by queue_email's NOTIFY as its
     transaction commits), a poll every ``poll`` seconds on SQLite. Either wait ends early on ``stop``."""
 
-    def __init__(self, engine, poll: float, stop: threading.Event):
-        self.poll, self.stop, self.raw = poll, stop, None
+    def __init__(self, engine: Engine, poll: float, stop: threading.Event):
+        self.poll, self.stop, self.listener = poll, stop, None
         if engine.dialect.name == "postgresql":
             raw = engine.raw_connection()
-            raw.detach()  # its own connection for the worker's life, never back in the pool in autocommit
-            raw.driver_connection.autocommit = True
-            raw.driver_connection.execute(f"LISTEN {CHANNEL}")
-            self.raw = raw
+            listener = raw.driver_connection  # a psycopg Connection
+            raw.detach()  # the worker's own for its life, never back in the pool in autocommit
+            listener.autocommit = True
+            listener.execute(f"LISTEN {CHANNEL}")
+            self.listener = listener
 
     def wait(self) -> None:
-        if self.raw is None:
+        if self.listener is None:
             self.stop.wait(self.poll)
             return
         deadline = time.monotonic() + LISTEN_WAKE_EVERY
-        conn = self.raw.driver_connection
         while not self.stop.is_set() and (left := deadline - time.monotonic()) > 0:
             # in slices of at most a second, so a signal's stop is seen soon
-            if list(conn.notifies(timeout=min(left, 1.0), stop_after=1)):
+            if list(self.listener.notifies(timeout=min(left, 1.0), stop_after=1)):
                 return
 
     def close(self) -> None:
-        if self.raw is not None:
-            self.raw.close()
+        if self.listener is not None:
+            self.listener.close()
 
 
 def run_worker(
