@@ -45,9 +45,10 @@ log = logging.getLogger(__name__)
 STUCK_AFTER = timedelta(minutes=15)
 DELIVERY_MODES = ("worker", "inline")
 CHANNEL = "outbox"  # PostgreSQL: queue_email notifies it, the worker listens
-# The worker: how often it re-queues interrupted sends and erases old mail, and (PostgreSQL) the longest
-# it sleeps without a notification (retries become due by the clock, not by a NOTIFY).
-HOUSEKEEPING_EVERY = 60.0
+# The worker: how often it re-queues interrupted sends and erases old sent mail, and (PostgreSQL) the
+# longest it sleeps without a notification (retries become due by the clock, not by a NOTIFY).
+RELEASE_EVERY = 60.0
+PURGE_EVERY = 3600.0
 LISTEN_WAKE_EVERY = 30.0
 # Messages that go to an address the account no longer has (the goodbye after erasure): their
 # address and body are erased as soon as they are sent.
@@ -425,22 +426,27 @@ def run_worker(
     report: Callable[[str], None] = log.info,
 ) -> tuple[int, int]:
     """Send mail until ``stop`` is set (a signal: the message being sent is finished first): what is due,
-    then wait for more. Every HOUSEKEEPING_EVERY seconds, interrupted sends are queued again and old sent
-    mail erased. ``once``: one round, then return. Returns (sent, failed) over the worker's life."""
+    then wait for more. Every RELEASE_EVERY seconds interrupted sends are queued again, every PURGE_EVERY
+    old sent mail is erased. ``once``: one round, then return. Returns (sent, failed) over the worker's life."""
     poll = current_app.config["OUTBOX_WORKER_POLL_SECONDS"] if poll is None else poll
     wakeup = _Wakeup(db.engine, poll, stop)
     total_sent = total_failed = 0
-    housekept = None
+    released_at = purged_at = None
     try:
         while not stop.is_set():
             try:
-                if housekept is None or time.monotonic() - housekept >= HOUSEKEEPING_EVERY:
+                if released_at is None or time.monotonic() - released_at >= RELEASE_EVERY:
                     with Session(db.engine) as session:
                         released = release_stuck(session)
+                    released_at = time.monotonic()
+                    if released:
+                        report(f"{released} interrupted message(s) re-queued.")
+                if purged_at is None or time.monotonic() - purged_at >= PURGE_EVERY:
+                    with Session(db.engine) as session:
                         purged = purge_sent(session)
-                    housekept = time.monotonic()
-                    if released or purged:
-                        report(f"{released} interrupted message(s) re-queued, {purged} sent message(s) erased.")
+                    purged_at = time.monotonic()
+                    if purged:
+                        report(f"{purged} sent message(s) erased.")
                 while not stop.is_set():
                     sent, failed = send_due(limit=200, should_stop=stop.is_set)
                     total_sent, total_failed = total_sent + sent, total_failed + failed
