@@ -17,7 +17,7 @@ from sqlalchemy import select, update
 from portal.extensions import db
 from portal.models import OutboxMessage, OutboxStatus, utcnow
 from portal.services import outbox
-from tests.support import post_form, reload
+from tests.support import BACKENDS, post_form, reload
 
 pytestmark = pytest.mark.usefixtures("worker_delivery")
 
@@ -269,3 +269,36 @@ def test_two_worker_processes_under_contention_deliver_each_message_exactly_once
     # is logged and tried again: nothing was sent in it).
     assert "status write failed, retrying" in logs and "could not record its status" not in logs, logs
     assert sum(per_worker) == 200 and all(n > 0 for n in per_worker), per_worker  # both took their share
+
+
+@pytest.mark.parametrize("backend", [b for b in BACKENDS if b == "postgresql"])
+def test_the_worker_listens_again_after_its_connection_is_cut(app, mailbox):
+    """The database server restarts (here: the LISTEN connection is terminated): the worker carries on."""
+    from sqlalchemy import text
+
+    stop = threading.Event()
+    worker = threading.Thread(target=lambda: _run_in(app, stop))
+    worker.start()
+    try:
+        time.sleep(0.5)
+        with db.engine.begin() as conn:
+            cut = conn.execute(
+                text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE query = 'LISTEN outbox'")
+            ).all()
+        assert cut == [(True,)]
+        queue("after.cut@example.com")
+        assert len(mailbox.wait_for("after.cut@example.com", timeout=10)) == 1
+        time.sleep(1.5)  # listening again
+        start = time.monotonic()
+        queue("after.cut2@example.com")
+        assert len(mailbox.wait_for("after.cut2@example.com", timeout=10)) == 1
+        assert time.monotonic() - start < 3  # woken by NOTIFY again, not by the 30 s wake-up
+    finally:
+        stop.set()
+        worker.join(10)
+    assert not worker.is_alive()
+
+
+def _run_in(app, stop):
+    with app.app_context():
+        outbox.run_worker(stop, poll=0.2)

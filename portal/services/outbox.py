@@ -392,31 +392,51 @@ def deliver_after_appcontext(exc: BaseException | None = None) -> tuple[int, int
 
 class _Wakeup:
     """How the worker waits for new mail: LISTEN on PostgreSQL (woken by queue_email's NOTIFY as its
-    transaction commits), a poll every ``poll`` seconds on SQLite. Either wait ends early on ``stop``."""
+    transaction commits), a poll every ``poll`` seconds on SQLite. Either wait ends early on ``stop``.
+    A listening connection that breaks (the server restarted) is replaced at the next wait; meanwhile
+    the worker polls."""
 
     def __init__(self, engine: Engine, poll: float, stop: threading.Event):
-        self.poll, self.stop, self.listener = poll, stop, None
-        if engine.dialect.name == "postgresql":
-            raw = engine.raw_connection()
-            listener = raw.driver_connection  # a psycopg Connection
-            raw.detach()  # the worker's own for its life, never back in the pool in autocommit
-            listener.autocommit = True
-            listener.execute(f"LISTEN {CHANNEL}")
-            self.listener = listener
+        self.engine, self.poll, self.stop, self.listener = engine, poll, stop, None
+        self.listens = engine.dialect.name == "postgresql"
+
+    def start(self) -> None:
+        if self.listens:
+            self.listener = self._listen()
+
+    def _listen(self):
+        raw = self.engine.raw_connection()
+        listener = raw.driver_connection  # a psycopg Connection
+        raw.detach()  # the worker's own for its life, never back in the pool in autocommit
+        listener.autocommit = True
+        listener.execute(f"LISTEN {CHANNEL}")
+        return listener
 
     def wait(self) -> None:
-        if self.listener is None:
+        if not self.listens:
             self.stop.wait(self.poll)
             return
-        deadline = time.monotonic() + LISTEN_WAKE_EVERY
-        while not self.stop.is_set() and (left := deadline - time.monotonic()) > 0:
-            # in slices of at most a second, so a signal's stop is seen soon
-            if list(self.listener.notifies(timeout=min(left, 1.0), stop_after=1)):
+        try:
+            if self.listener is None:
+                # Mail queued while no one listened is found by the round that follows this wait.
+                self.listener = self._listen()
                 return
+            deadline = time.monotonic() + LISTEN_WAKE_EVERY
+            while not self.stop.is_set() and (left := deadline - time.monotonic()) > 0:
+                # in slices of at most a second, so a signal's stop is seen soon
+                if list(self.listener.notifies(timeout=min(left, 1.0), stop_after=1)):
+                    return
+        except Exception as exc:  # the connection broke: poll until a new one listens
+            log.warning("the outbox worker's LISTEN connection failed (%s); listening again", exc)
+            self.close()
+            self.stop.wait(self.poll)
 
     def close(self) -> None:
         if self.listener is not None:
-            self.listener.close()
+            try:
+                self.listener.close()
+            finally:
+                self.listener = None
 
 
 def run_worker(
@@ -430,6 +450,7 @@ def run_worker(
     old sent mail is erased. ``once``: one round, then return. Returns (sent, failed) over the worker's life."""
     poll = current_app.config["OUTBOX_WORKER_POLL_SECONDS"] if poll is None else poll
     wakeup = _Wakeup(db.engine, poll, stop)
+    wakeup.start()  # before the first round: nothing committed after that round began is missed
     total_sent = total_failed = 0
     released_at = purged_at = None
     try:
