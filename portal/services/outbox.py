@@ -43,7 +43,6 @@ from portal.models import OutboxMessage, OutboxStatus, Status, User, utcnow
 log = logging.getLogger(__name__)
 
 STUCK_AFTER = timedelta(minutes=15)
-DELIVERY_MODES = ("worker", "inline")
 CHANNEL = "outbox"  # PostgreSQL: queue_email notifies it, the worker listens
 # The worker: how often it re-queues interrupted sends and erases old sent mail, and (PostgreSQL) the
 # longest it sleeps without a notification (retries become due by the clock, not by a NOTIFY).
@@ -369,8 +368,8 @@ def deliver_after_request(response: Response) -> Response:
 
 def deliver_after_appcontext(exc: BaseException | None = None) -> tuple[int, int] | None:
     """teardown_appcontext hook, and the end of a command's transaction: with "inline" delivery, send what
-    a command queued (only rows that were committed exist) and return (sent, failed). None when there was
-    nothing to send here: nothing queued, or "worker" delivery (the worker sends it)."""
+    a command queued (only rows that were committed exist) and return (sent, failed). None with "worker"
+    delivery: nothing is sent here, the worker sends it."""
     try:
         session = db.session()
     except Exception:
@@ -450,7 +449,8 @@ def run_worker(
     old sent mail is erased. ``once``: one round, then return. Returns (sent, failed) over the worker's life."""
     poll = current_app.config["OUTBOX_WORKER_POLL_SECONDS"] if poll is None else poll
     wakeup = _Wakeup(db.engine, poll, stop)
-    wakeup.start()  # before the first round: nothing committed after that round began is missed
+    if not once:
+        wakeup.start()  # before the first round: nothing committed after that round began is missed
     total_sent = total_failed = 0
     released_at = purged_at = None
     try:
