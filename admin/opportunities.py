@@ -154,12 +154,17 @@ def opportunity_status(opp_id):
 @bp.route("/opportunities/<int:opp_id>")
 def opportunity_detail(opp_id):
     opp = db.get_or_404(Opportunity, opp_id)
-    people = opportunities.participants(db.session, opp.id)
-    status_of = fatigue.statuses(db.session, [p.user_id for p in people])
+    wanted = request.args.get("status") or ""
+    shown = ParticipationStatus(wanted) if wanted in {s.value for s in ParticipationStatus} else None
+    listed = opportunities.participants_page(db.session, opp.id, shown, request.args.get("page", 1, type=int) or 1)
+    status_of = fatigue.statuses(db.session, [p.user_id for p in listed.rows])
     return render_template(
         "admin/opportunity.html",
         opp=opp,
-        people=people,
+        people=listed.rows,
+        listed=listed,
+        shown=shown,
+        participation_statuses=list(ParticipationStatus),
         status_of=status_of,
         decision_form=DecisionForm(),
         confirm_form=ConfirmForm(),
@@ -260,13 +265,7 @@ def boards():
             .order_by(Opportunity.term_start.desc())
         )
     )
-    rosters = {}
-    for opp in board_opps:
-        rosters[opp.id] = [
-            p
-            for p in opportunities.participants(db.session, opp.id)
-            if p.status in (ParticipationStatus.APPROVED, ParticipationStatus.COMPLETED)
-        ]
+    rosters = opportunities.rosters(db.session, [opp.id for opp in board_opps])
     renewal_cutoff = today + timedelta(days=60)
     status_of = fatigue.statuses(db.session, [p.user_id for roster in rosters.values() for p in roster])
     return render_template(

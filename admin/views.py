@@ -1,16 +1,18 @@
 from __future__ import annotations
 
-from flask import Blueprint, abort, flash, redirect, render_template, url_for
+from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 from sqlalchemy import select
 
-from admin.forms import ApproveForm, DeclineForm
+from admin.forms import ApproveForm, AuditFilterForm, DeclineForm
 from portal.errors import refused_back_to, unit_of_work
+from portal.exports import csv_response
 from portal.extensions import db
-from portal.models import AuditEvent, Role, Status, User
+from portal.forms.auth import ConfirmForm
+from portal.models import AuditEvent, Role, Status, User, utcnow
 from portal.routing import MAX_ID
 from portal.security import admin_required
-from portal.services import accounts
+from portal.services import accounts, audit
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
 
@@ -72,11 +74,45 @@ def decline():
     return redirect(url_for("admin.pending"))
 
 
+def _audit_filters() -> tuple[AuditFilterForm, audit.AuditQuery | None]:
+    """The filters from the URL; None when they are invalid (the form says why)."""
+    form = AuditFilterForm(request.args)
+    if request.args and not form.validate():
+        return form, None
+    return form, audit.AuditQuery(
+        actor=form.actor.data or "",
+        action=form.action.data or "",
+        target_type=form.target_type.data or "",
+        target_id=form.target_id.data,
+        since=form.since.data,
+        until=form.until.data,
+    )
+
+
 @bp.route("/audit")
 def audit_log():
-    events = db.session.scalars(select(AuditEvent).order_by(AuditEvent.id.desc()).limit(200)).all()
-    actors = {
-        u.id: u
-        for u in db.session.scalars(select(User).where(User.id.in_({e.actor_id for e in events if e.actor_id}))).all()
-    }
-    return render_template("admin/audit.html", events=events, actors=actors)
+    form, query = _audit_filters()
+    found = audit.find(db.session, query, request.args.get("page", 1, type=int) or 1) if query else None
+    filters = {k: v for k, v in request.args.items() if k != "page" and v}
+    return render_template(
+        "admin/audit.html",
+        form=form,
+        found=found,
+        filters=filters,
+        actions=audit.actions(db.session),
+        export_form=ConfirmForm(),
+    ), (200 if query else 422)
+
+
+@bp.route("/audit/export", methods=["POST"])
+@unit_of_work
+def audit_export():
+    """The filtered log as CSV (streamed); the export is itself an audited action."""
+    form, query = _audit_filters()
+    if query is None:
+        flash("The filters are not valid: see the form.", "error")
+        return redirect(url_for("admin.audit_log", **request.args))
+    # Committed by unit_of_work when this returns, before the first row is streamed.
+    audit.record(db.session, "audit.export", current_user.id, None, filters=dict(request.args))
+    name = f"audit-log-{utcnow():%Y%m%d-%H%M%S}.csv"
+    return csv_response(name, audit.EXPORT_HEADER, audit.export_rows(db.session, query))

@@ -15,6 +15,7 @@ from __future__ import annotations
 import os
 import secrets
 import time
+from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -59,7 +60,9 @@ DEFAULTS: dict[str, object] = {
     "SQLITE_BUSY_TIMEOUT_MS": 15000,
     # Rate limits (Flask-Limiter); memory by default, Redis via RATELIMIT_STORAGE_URI
     "RATELIMIT_ENABLED": True,
-    "RATELIMIT_STORAGE_URI": "memory://",
+    "RATELIMIT_STORAGE_URI": "memory://",  # production needs a shared one (Redis), unless RATELIMIT_SINGLE_PROCESS
+    # True: one process serves the portal, so memory:// counts every request (production accepts it then).
+    "RATELIMIT_SINGLE_PROCESS": False,
     "RATELIMIT_HEADERS_ENABLED": True,
     "AUTH_RATE_LIMIT": "10 per minute",
     # Mail
@@ -141,6 +144,49 @@ def _public_host(url) -> str:
             f"PUBLIC_BASE_URL must be an absolute http(s) URL such as https://advocates.example.com, not {url!r}."
         )
     return parts.hostname
+
+
+# Flask-Limiter storages (limits' schemes) that keep their counts inside one process.
+PER_PROCESS_STORAGES = frozenset({"memory", "async+memory"})
+
+
+@dataclass(frozen=True)
+class LimiterStorage:
+    """Where the rate limits are counted, safe to show: the scheme and the host(s), never the credentials,
+    the path or the query of the URI."""
+
+    scheme: str
+    where: str  # host[:port] (several for a cluster or sentinel), a socket's path, or "" (memory)
+    shared: bool  # counted together by every process that uses it
+
+    @property
+    def label(self) -> str:
+        return f"{self.scheme}://{self.where}"
+
+
+def limiter_storage(uri) -> LimiterStorage:
+    text = uri if isinstance(uri, str) else ""
+    scheme, sep, rest = text.partition("://")
+    scheme = scheme.strip().lower() if sep else ""
+    netloc, _, path = rest.split("?", 1)[0].split("#", 1)[0].partition("/")
+    where = netloc.rpartition("@")[2]  # user:password@host -> host
+    if not where and scheme.endswith("+unix"):
+        where = "/" + path
+    return LimiterStorage(scheme or "memory", where, bool(scheme) and scheme not in PER_PROCESS_STORAGES)
+
+
+def _check_limiter_storage(cfg, production: bool) -> None:
+    """Each process counts alone with memory:// (gunicorn -w 2 lets twice the sign-in tries through), so
+    production needs a shared storage, unless RATELIMIT_SINGLE_PROCESS says one process serves it."""
+    single = cfg.get("RATELIMIT_SINGLE_PROCESS")
+    if not isinstance(single, bool):
+        raise ConfigError(f"RATELIMIT_SINGLE_PROCESS must be true or false, not {single!r}.")
+    if production and not single and not limiter_storage(cfg.get("RATELIMIT_STORAGE_URI")).shared:
+        raise ConfigError(
+            "Refusing to start: set PORTAL_RATELIMIT_STORAGE_URI=redis://host:6379/0 when PORTAL_ENV=production "
+            "(each worker counts sign-in tries alone in memory), or PORTAL_RATELIMIT_SINGLE_PROCESS=true "
+            "if one process serves the portal."
+        )
 
 
 def _require_count(cfg, key: str) -> None:
@@ -235,6 +281,7 @@ def load_config(app, test_config: dict | None = None) -> None:
         "POINTS_PROFILE_COMPLETE",
     ):
         _require_count(cfg, key)
+    _check_limiter_storage(cfg, production)
     _require_whole_at_least_one(cfg, "PROFILE_STALE_DAYS")
     _require_positive_number(cfg, "MAIL_TIMEOUT")
     _require_positive_number(cfg, "OUTBOX_WORKER_POLL_SECONDS")

@@ -6,7 +6,7 @@ from flask import Blueprint, abort, render_template, request
 from flask_login import current_user
 
 from portal.extensions import db
-from portal.forms import clean_text
+from portal.forms.search import SearchQueryForm
 from portal.models import Role, Status
 from portal.security import admin_required, advocate_required, staff_required
 from portal.services import profiles
@@ -43,20 +43,31 @@ def _int(value, default=1, lo=1, hi=10_000):
         return default
 
 
+def _query_form() -> tuple[SearchQueryForm, bool]:
+    """The search box from the URL, and whether it is valid (too long is not: the page says so, 422).
+    What is shown again of a refused query is bounded too."""
+    form = SearchQueryForm(request.args)
+    valid = form.validate()
+    form.q.data = (form.q.data or "")[:10_000]
+    return form, valid
+
+
 @bp.route("/search/advocates")
 @staff_required
 def advocates():
     args = request.args
+    form, valid = _query_form()
     req = querying.AdvocateSearch(
-        q=clean_text(args.get("q", "")[:10_000]),
+        q=form.q.data,
         filters={f: args.getlist(f)[:50] for f in list(FACETS) + ["freshness"]},
         include_unavailable=args.get("include_unavailable") == "1",
         sort=args.get("sort", "relevance"),
         page=_int(args.get("page")),
     )
-    results = service.advocates(db.session, req)
-    return render_template(
+    results = service.advocates(db.session, req) if valid else querying.Results(0, [], {}, 1, 1, [])
+    page = render_template(
         "search/advocates.html",
+        form=form,
         req=req,
         results=results,
         titles=FACET_TITLES,
@@ -64,6 +75,7 @@ def advocates():
         fatigue_labels=querying._labels(db.session)["fatigue"],
         stale_days=profiles.stale_days(),
     )
+    return page, 200 if valid else 422
 
 
 @bp.route("/search/advocates/<int:user_id>")
@@ -84,11 +96,12 @@ def opportunities():
     type_id = _int(request.args.get("type"), default=0, lo=0, hi=10**9) or None
     if type_id not in {t.id for t in types}:
         type_id = None
-    text = clean_text(request.args.get("q", "")[:10_000])
-    matches, notes = service.opportunities_for(db.session, current_user, text, type_id)
-    return render_template(
-        "search/opportunities.html", matches=matches, notes=notes, q=text, types=types, type_id=type_id
+    form, valid = _query_form()
+    matches, notes = service.opportunities_for(db.session, current_user, form.q.data, type_id) if valid else ([], [])
+    page = render_template(
+        "search/opportunities.html", form=form, matches=matches, notes=notes, types=types, type_id=type_id
     )
+    return page, 200 if valid else 422
 
 
 @bp.route("/admin/search-index")

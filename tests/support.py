@@ -100,6 +100,7 @@ def base_config(db_uri: str, mailbox: Mailbox, tmp_path) -> dict:
         "ARGON2_MEMORY_COST": 1024,
         "ARGON2_PARALLELISM": 1,
         "RATELIMIT_ENABLED": False,
+        "RATELIMIT_SINGLE_PROCESS": True,  # one process serves each test app (production would refuse memory://)
         "SEARCH_INDEX_DIR": str(tmp_path / "search-index"),
         "PUBLIC_BASE_URL": "http://localhost",
         # No background warm-up thread reading the database (it would race the table reset between

@@ -17,13 +17,14 @@ from flask import Flask
 
 from portal import create_app
 from portal.app import ROOT
-from portal.config import DEFAULTS, ConfigError, _instance_secret, load_config
+from portal.config import DEFAULTS, ConfigError, _instance_secret, limiter_storage, load_config
 from portal.extensions import db
 from tests.support import base_config
 
 VENV_FLASK = Path(sys.executable).parent / "flask"
 PROD_SECRET = "a-long-random-production-secret-0123456789abcdef"
 PUBLIC = "https://advocates.example.com"
+SINGLE = {"RATELIMIT_SINGLE_PROCESS": True}  # production refuses memory:// limits without it
 
 
 @pytest.fixture(autouse=True)
@@ -218,6 +219,7 @@ def test_production_does_not_create_a_key_file(tmp_path, monkeypatch):
     monkeypatch.setenv("PORTAL_ENV", "production")
     monkeypatch.setenv("PORTAL_SECRET_KEY", PROD_SECRET)
     monkeypatch.setenv("PORTAL_PUBLIC_BASE_URL", PUBLIC)
+    monkeypatch.setenv("PORTAL_RATELIMIT_SINGLE_PROCESS", "true")
     app = loaded(tmp_path)
     assert app.config["SECRET_KEY"] == PROD_SECRET
     assert not (Path(app.instance_path) / "secret_key").exists()
@@ -227,7 +229,9 @@ def test_production_does_not_create_a_key_file(tmp_path, monkeypatch):
 
 def test_production_secret_from_instance_file(tmp_path):
     app = loaded(
-        tmp_path, {"PORTAL_ENV": "production", "PUBLIC_BASE_URL": PUBLIC}, config_py=f'SECRET_KEY = "{PROD_SECRET}"'
+        tmp_path,
+        {"PORTAL_ENV": "production", "PUBLIC_BASE_URL": PUBLIC, **SINGLE},
+        config_py=f'SECRET_KEY = "{PROD_SECRET}"',
     )
     assert app.config["SECRET_KEY"] == PROD_SECRET
 
@@ -275,6 +279,7 @@ def test_flask_cli_in_production_with_secret_starts(tmp_path):
         tmp_path,
         PORTAL_SECRET_KEY=PROD_SECRET,
         PORTAL_PUBLIC_BASE_URL=PUBLIC,
+        PORTAL_RATELIMIT_SINGLE_PROCESS="true",
         PORTAL_SQLALCHEMY_DATABASE_URI=f"sqlite:///{tmp_path / 'cli.db'}",
         PORTAL_SEARCH_INDEX_DIR=str(tmp_path / "index"),
     )
@@ -438,7 +443,12 @@ def test_bad_points_levels_from_the_environment_refuse_to_start(tmp_path, monkey
 
 def _flask_cli_refusal(tmp_path, **env) -> str:
     """What `flask routes` prints when production settings ``env`` refuse to start (asserted: one line)."""
-    env = _cli_env(tmp_path, PORTAL_SECRET_KEY=PROD_SECRET, PORTAL_PUBLIC_BASE_URL=PUBLIC, **env)
+    env = _cli_env(
+        tmp_path,
+        PORTAL_SECRET_KEY=PROD_SECRET,
+        PORTAL_PUBLIC_BASE_URL=PUBLIC,
+        **{"PORTAL_RATELIMIT_SINGLE_PROCESS": "true", **env},
+    )
     proc = subprocess.run(
         [str(VENV_FLASK), "--app", "portal", "routes"],
         cwd=tmp_path,
@@ -495,6 +505,7 @@ def test_production_trusts_only_the_public_host(tmp_path):
             "PORTAL_ENV": "production",
             "SECRET_KEY": PROD_SECRET,
             "PUBLIC_BASE_URL": "https://Advocates.Example.com:8443/portal",
+            **SINGLE,
         },
     ).config
     assert cfg["TRUSTED_HOSTS"] == ["advocates.example.com"]
@@ -504,7 +515,13 @@ def test_production_trusts_only_the_public_host(tmp_path):
 def test_production_trusted_hosts_can_be_configured(tmp_path, hosts):
     cfg = loaded(
         tmp_path,
-        {"PORTAL_ENV": "production", "SECRET_KEY": PROD_SECRET, "PUBLIC_BASE_URL": PUBLIC, "TRUSTED_HOSTS": hosts},
+        {
+            "PORTAL_ENV": "production",
+            "SECRET_KEY": PROD_SECRET,
+            "PUBLIC_BASE_URL": PUBLIC,
+            "TRUSTED_HOSTS": hosts,
+            **SINGLE,
+        },
     ).config
     assert cfg["TRUSTED_HOSTS"] == hosts
 
@@ -531,6 +548,85 @@ def test_mail_outbox_and_proxy_defaults(tmp_path):
 def test_bad_numbers_refuse_to_start(tmp_path, key, value):
     with pytest.raises(ConfigError, match=key):
         loaded(tmp_path, {key: value})
+
+
+# --- production counts rate limits in one place for every worker ------------------------------------------------------
+
+PRODUCTION = {"PORTAL_ENV": "production", "SECRET_KEY": PROD_SECRET, "PUBLIC_BASE_URL": PUBLIC}
+
+
+def test_production_with_per_process_limits_refuses_to_start(tmp_path):
+    """gunicorn -w 2 with memory:// let 20 wrong passwords a minute through instead of 10 (issue 11)."""
+    for uri in ("memory://", "async+memory://", None, ""):
+        with pytest.raises(ConfigError) as info:
+            loaded(tmp_path, {**PRODUCTION, "RATELIMIT_STORAGE_URI": uri})
+        message = str(info.value.code)
+        assert message.startswith("Refusing to start: set PORTAL_RATELIMIT_STORAGE_URI=redis://")
+        assert "\n" not in message
+        assert "PORTAL_RATELIMIT_SINGLE_PROCESS=true" in message
+
+
+def test_production_with_the_default_limits_from_the_environment_refuses_to_start(tmp_path, monkeypatch):
+    monkeypatch.setenv("PORTAL_ENV", "production")
+    monkeypatch.setenv("PORTAL_SECRET_KEY", PROD_SECRET)
+    monkeypatch.setenv("PORTAL_PUBLIC_BASE_URL", PUBLIC)
+    with pytest.raises(ConfigError, match="PORTAL_RATELIMIT_STORAGE_URI"):
+        loaded(tmp_path)
+    monkeypatch.setenv("PORTAL_RATELIMIT_STORAGE_URI", "redis://127.0.0.1:6379/0")
+    assert loaded(tmp_path).config["RATELIMIT_STORAGE_URI"] == "redis://127.0.0.1:6379/0"
+
+
+@pytest.mark.parametrize(
+    "uri",
+    [
+        "redis://127.0.0.1:6379/0",
+        "rediss://:secret@cache.example.com:6380/1",
+        "redis+unix:///run/redis/redis.sock",
+        "redis+sentinel://h1:26379,h2:26379/portal",
+    ],
+)
+def test_production_starts_with_a_shared_limit_storage(tmp_path, uri):
+    assert loaded(tmp_path, {**PRODUCTION, "RATELIMIT_STORAGE_URI": uri}).config["RATELIMIT_STORAGE_URI"] == uri
+
+
+def test_production_with_memory_limits_starts_when_one_process_is_declared(tmp_path, monkeypatch):
+    assert loaded(tmp_path, {**PRODUCTION, **SINGLE}).config["RATELIMIT_STORAGE_URI"] == "memory://"
+    monkeypatch.setenv("PORTAL_RATELIMIT_SINGLE_PROCESS", "true")  # JSON: a bool
+    assert loaded(tmp_path, PRODUCTION).config["RATELIMIT_SINGLE_PROCESS"] is True
+
+
+def test_development_counts_in_memory_without_being_asked(tmp_path):
+    cfg = loaded(tmp_path).config
+    assert cfg["RATELIMIT_STORAGE_URI"] == "memory://" and cfg["RATELIMIT_SINGLE_PROCESS"] is False
+
+
+@pytest.mark.parametrize("value", ["yes", 1, None])
+def test_single_process_must_be_true_or_false(tmp_path, value):
+    with pytest.raises(ConfigError, match="RATELIMIT_SINGLE_PROCESS must be true or false"):
+        loaded(tmp_path, {"RATELIMIT_SINGLE_PROCESS": value})
+
+
+def test_flask_cli_in_production_with_per_process_limits_prints_one_line(tmp_path):
+    out = _flask_cli_refusal(tmp_path, PORTAL_RATELIMIT_SINGLE_PROCESS="false")
+    assert out.startswith("Refusing to start: set PORTAL_RATELIMIT_STORAGE_URI=redis://")
+
+
+@pytest.mark.parametrize(
+    "uri,label,shared",
+    [
+        ("memory://", "memory://", False),
+        ("redis://127.0.0.1:6379/0", "redis://127.0.0.1:6379", True),
+        ("redis://:s3cret@cache.internal:6380/1", "redis://cache.internal:6380", True),
+        ("rediss://portal:s3cret@cache.internal:6380/0?password=s3cret#x", "rediss://cache.internal:6380", True),
+        ("redis+unix://:s3cret@/run/redis.sock?db=1&password=s3cret", "redis+unix:///run/redis.sock", True),
+        ("redis+sentinel://u:s3cret@h1:26379,h2:26379/portal", "redis+sentinel://h1:26379,h2:26379", True),
+        ("memcached://m.internal:11211", "memcached://m.internal:11211", True),
+    ],
+)
+def test_limiter_storage_is_described_without_credentials(uri, label, shared):
+    storage = limiter_storage(uri)
+    assert (storage.label, storage.shared) == (label, shared)
+    assert "s3cret" not in repr(storage)
 
 
 # --- advocate and points settings are checked at start --------------------------------------------------------------

@@ -275,16 +275,40 @@ def test_a_paused_advocate_cannot_request_directly(app, make_user):
 
 
 def test_requests_for_drafts_and_unknown_opportunities(app, make_user, staff_client):
+    """What an advocate cannot see answers like an unknown id: 404, not "This opportunity is not open"
+    (issue 11: a 302 for a draft or an archived id told them it exists)."""
     adv = make_advocate(make_user, "ghost@example.com")
     draft = make_opp(title="Secret draft", status=OpportunityStatus.DRAFT)
+    archived = make_opp(title="Long gone", status=OpportunityStatus.ARCHIVED)
     c = client_for(app, adv)
     assert post_form(c, "/opportunities/999999/request", {}, page="/opportunities").status_code == 404
-    post_form(c, f"/opportunities/{draft}/request", {}, page="/opportunities")
-    assert participation_of(adv, draft) is None
+    for oid in (draft, archived):
+        assert c.get(f"/opportunities/{oid}").status_code == 404
+        resp = post_form(c, f"/opportunities/{oid}/request", {"message": "let me in"}, page="/opportunities")
+        assert resp.status_code == 404 and "not open" not in text_of(resp)
+        assert participation_of(adv, oid) is None
     # staff members are not advocates: the advocate pages are closed to them
     assert staff_client.get("/opportunities").status_code == 403
     assert post_form(staff_client, f"/opportunities/{draft}/request", {}, page="/dashboard").status_code == 403
     assert db.session.query(Participation).count() == 0
+
+
+def test_an_archived_opportunity_the_advocate_answered_stays_visible_and_says_why(app, make_user):
+    """Their commitments link to it, so its page opens; asking again is refused with the reason."""
+    from portal.services import participation
+
+    adv = make_advocate(make_user, "answered@example.com")
+    oid = make_opp(title="Past panel")
+    pid = participation.request(db.session, user(adv), oid).id
+    db.session.commit()
+    participation.withdraw(db.session, user(adv), pid)
+    db.session.query(opportunities.Opportunity).filter_by(id=oid).update({"status": OpportunityStatus.ARCHIVED})
+    db.session.commit()
+    c = client_for(app, adv)
+    assert c.get(f"/opportunities/{oid}").status_code == 200
+    resp = post_form(c, f"/opportunities/{oid}/request", {}, page="/opportunities")
+    assert resp.status_code == 302 and resp.headers["Location"].endswith(f"/opportunities/{oid}")
+    assert "This opportunity is not open." in text_of(c.get(resp.headers["Location"]))
 
 
 # --- the advocate's own limits and the program's, told before the click -------------------------------------------

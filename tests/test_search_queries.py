@@ -5,10 +5,13 @@ from __future__ import annotations
 
 import re
 from datetime import date, timedelta
+from urllib.parse import urlencode
 
 import pytest
 
 from portal.extensions import db
+from portal.forms import clean_text
+from portal.forms.search import MAX_QUERY_LENGTH
 from portal.models import (
     ActivityType,
     AdvocateProfile,
@@ -447,6 +450,8 @@ ODD_QUERIES = [
     "a" * 501 + " zz",
 ]
 
+TOO_LONG = "Your search is too long: use 200 characters at most."
+
 
 @pytest.fixture
 def query_people(app, make_user):
@@ -472,8 +477,12 @@ def query_people(app, make_user):
 
 def test_any_query_answers_with_a_page(query_people, staff_client):
     for q in ODD_QUERIES:
+        find(q)  # the search itself copes with any of them, however long
         for extra in ({}, {"include_unavailable": "1", "sort": "engaged"}, {"page": "2", "industry": "x"}):
             resp = staff_client.get("/search/advocates", query_string={"q": q, **extra})
+            if len(clean_text(q)) > MAX_QUERY_LENGTH:  # the page refuses it with a message (see below)
+                assert resp.status_code == 422 and TOO_LONG in resp.get_data(as_text=True), (q[:40], extra)
+                continue
             assert resp.status_code == 200, (q[:40], extra)
             html = resp.get_data(as_text=True)
             assert "simpler search of the database" not in html, q[:40]  # answered by the index
@@ -503,9 +512,60 @@ def test_query_meanings(query_people, staff_client):
     assert sorted(names(find("clinical OR עולם"))) == ["Acme Person", "Hebrew Person"]
     assert find("*").total == find("").total == 4
     assert find('"').total == 4 and find("(").total == 4  # no words at all: everything, as for an empty search
-    long = staff_search(staff_client, "x" * 10_000)
-    assert "Only the first 500 characters of the search were used." in long
+    # The page refuses queries over 200 characters (test_an_over_long_search_...); called directly, the
+    # query is still bounded.
+    assert "Only the first 500 characters of the search were used." in find("x" * 10_000).notes
     assert find("a:").total == 0  # "a" alone is a stop word: nothing to look for
+
+
+# --- over-long queries are refused before gunicorn's request-line limit ---------------------------------------------
+
+
+def _search_input(html: str, input_id: str = "q") -> str:
+    found = re.search(rf'<input [^>]*id="{input_id}"[^>]*>', html)
+    assert found, html
+    return found.group(0)
+
+
+@pytest.mark.parametrize("q", ["x" * 201, "security " * 30, "😀" * 201, "x" * 10_000])
+def test_an_over_long_advocate_search_is_refused_with_a_message_not_run(population, staff_client, q):
+    """Issue 11: a 10,000-character search built a request line gunicorn refuses with its own bare 400/414
+    (no security headers, no friendly page); the box now stops at 200 characters and the app says so."""
+    resp = staff_client.get("/search/advocates", query_string={"q": q, "include_unavailable": "1"})
+    html = resp.get_data(as_text=True)
+    assert resp.status_code == 422
+    assert f'<p class="alert alert-error" id="q-error" role="alert">{TOO_LONG}</p>' in html
+    box = _search_input(html)
+    assert 'aria-invalid="true"' in box and 'aria-describedby="q-error"' in box and 'maxlength="200"' in box
+    assert page_hits(html) == [] and "advocates available" not in html and "No advocates match" not in html
+    assert 'name="include_unavailable" value="1" checked' in html  # the rest of the search is kept
+
+
+def test_a_search_of_200_characters_runs(population, staff_client):
+    html = staff_search(staff_client, "acme " + "x" * 195)
+    assert TOO_LONG not in html and 'maxlength="200"' in _search_input(html)
+    assert "aria-invalid" not in _search_input(html)
+    # control characters are dropped before counting, as in every form
+    assert TOO_LONG not in staff_search(staff_client, "acme" + "\x01" * 300)
+
+
+def test_the_longest_query_stays_far_below_gunicorns_request_line_limit():
+    """gunicorn refuses a request line over 4,094 bytes (--limit-request-line) before the app sees it: the
+    longest query the box accepts, in the widest characters, still fits with room for the filters."""
+    line = f"GET /search/advocates?{urlencode({'q': '😀' * MAX_QUERY_LENGTH, 'sort': 'relevance'})} HTTP/1.1"
+    assert len(line.encode()) < 4094 - 1500, len(line.encode())
+
+
+def test_advocates_search_boxes_stop_at_200_characters(app, make_user):
+    me = member(make_user, "Long Typer", industry="Healthcare", country="DE", acts=("speaking",), story="me")
+    c = app.test_client()
+    login(c, me.email)
+    assert 'maxlength="200"' in _search_input(c.get("/opportunities").get_data(as_text=True), "feed-q")
+    assert 'maxlength="200"' in _search_input(c.get("/search/opportunities?q=talk").get_data(as_text=True))
+    resp = c.get("/search/opportunities", query_string={"q": "talk " * 100})
+    html = resp.get_data(as_text=True)
+    assert resp.status_code == 422 and TOO_LONG in html and 'aria-invalid="true"' in _search_input(html)
+    assert "Nothing open for you matches." not in html
 
 
 # --- who may search ---------------------------------------------------------------------------------------------------
@@ -570,7 +630,7 @@ def test_advocates_find_only_opportunities_they_are_eligible_for(app, make_user)
     assert titles("cooking") == ["Cooking talk"]
     assert titles("") == ["Cooking talk", "Quantum security summit talk", "Security review on G2"]
     assert titles("nothingmatchesthis") == []
-    for odd in ("(", '"', "a:", "AND", "x" * 10_000, "😀"):
+    for odd in ("(", '"', "a:", "AND", "x" * 200, "😀"):
         assert c.get("/search/opportunities", query_string={"q": odd}).status_code == 200
     assert c.get("/search/opportunities?q=talk&type=abc").status_code == 200
     assert summit and review and cooking

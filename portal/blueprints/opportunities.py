@@ -9,7 +9,8 @@ from portal.errors import refused_back_to, unit_of_work
 from portal.extensions import db
 from portal.forms.auth import ConfirmForm
 from portal.forms.opportunities import RequestForm
-from portal.models import ACTIVE_STATUSES, Opportunity, OpportunityStatus, Participation
+from portal.forms.search import SearchQueryForm
+from portal.models import ACTIVE_STATUSES, Opportunity, Participation
 from portal.security import advocate_required
 from portal.services import opportunities, participation, profiles
 
@@ -28,7 +29,12 @@ def feed():
         type_id = None
     matches, held_back = opportunities.feed_with_limits(db.session, current_user, type_id)
     return render_template(
-        "opportunities/feed.html", matches=matches, held_back=held_back, types=types, type_id=type_id
+        "opportunities/feed.html",
+        matches=matches,
+        held_back=held_back,
+        types=types,
+        type_id=type_id,
+        search_form=SearchQueryForm(formdata=None),
     )
 
 
@@ -36,9 +42,9 @@ def feed():
 @advocate_required
 def detail(opp_id):
     opp = db.get_or_404(Opportunity, opp_id)
-    mine = db.session.query(Participation).filter_by(opportunity_id=opp.id, user_id=current_user.id).one_or_none()
-    if opp.status in (OpportunityStatus.DRAFT, OpportunityStatus.ARCHIVED) and mine is None:
+    if not opportunities.visible_to(db.session, current_user.id, opp):
         abort(404)
+    mine = db.session.query(Participation).filter_by(opportunity_id=opp.id, user_id=current_user.id).one_or_none()
     decision, match = opportunities.detail(db.session, current_user, opp)
     return render_template(
         "opportunities/detail.html",

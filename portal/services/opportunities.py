@@ -6,12 +6,14 @@ import ipaddress
 import re
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
+from math import ceil
 from urllib.parse import urlsplit
 
-from sqlalchemy import select
-from sqlalchemy.orm import Session, selectinload
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session, joinedload, selectinload
 
 from portal.models import (
+    ENGAGED_STATUSES,
     ActivityType,
     AdvocateProfile,
     Base,
@@ -19,6 +21,7 @@ from portal.models import (
     Opportunity,
     OpportunityStatus,
     Participation,
+    ParticipationStatus,
     Product,
     Region,
     SelectionMode,
@@ -249,6 +252,20 @@ def get(session: Session, opp_id: int) -> Opportunity:
     return opp
 
 
+# Opportunities advocates do not see: a draft is not ready, an archived one is over.
+HIDDEN_FROM_ADVOCATES = frozenset({OpportunityStatus.DRAFT, OpportunityStatus.ARCHIVED})
+
+
+def visible_to(session: Session, user_id: int, opp: Opportunity) -> bool:
+    """May this advocate see ``opp`` at all (its page, a request for a seat)? Not a draft or an archived
+    one, unless they answered it once (their commitments link there); to them the others do not exist,
+    like an unknown id. What they may see can still refuse them (closed, full, deadline passed)."""
+    if opp.status not in HIDDEN_FROM_ADVOCATES:
+        return True
+    answered = select(Participation.id).where(Participation.opportunity_id == opp.id, Participation.user_id == user_id)
+    return session.scalar(answered.limit(1)) is not None
+
+
 # --- who may take part -----------------------------------------------------------------------------------------------
 
 
@@ -422,14 +439,58 @@ def feed_with_limits(
     return _matches(session, user, activity_type_id, now, True, None, snap), general
 
 
-def participants(session: Session, opp_id: int) -> list[Participation]:
-    return list(
-        session.scalars(
-            select(Participation)
-            .where(Participation.opportunity_id == opp_id)
-            .order_by(Participation.requested_at, Participation.id)
-        )
+PARTICIPANTS_PER_PAGE = 50
+
+
+@dataclass
+class ParticipantsPage:
+    """One page of an opportunity's participants (each with its user loaded), and the counts by status."""
+
+    rows: list[Participation]
+    page: int
+    pages: int
+    total: int  # of the status asked for (all when none)
+    by_status: dict[ParticipationStatus, int]
+
+
+def participants_page(
+    session: Session,
+    opp_id: int,
+    status: ParticipationStatus | None = None,
+    page: int = 1,
+    per_page: int | None = None,
+) -> ParticipantsPage:
+    """Two queries whatever the number of participants: the counts by status, and the page's rows with
+    their users (oldest request first). A page past the last is the last. ``per_page``: PARTICIPANTS_PER_PAGE."""
+    per_page = per_page or PARTICIPANTS_PER_PAGE
+    of_opp = Participation.opportunity_id == opp_id
+    by_status = dict(
+        session.execute(select(Participation.status, func.count()).where(of_opp).group_by(Participation.status)).all()
     )
+    total = sum(by_status.values()) if status is None else by_status.get(status, 0)
+    pages = max(ceil(total / per_page), 1)
+    page = min(max(page, 1), pages)
+    q = select(Participation).options(joinedload(Participation.user)).where(of_opp)
+    if status is not None:
+        q = q.where(Participation.status == status)
+    q = q.order_by(Participation.requested_at, Participation.id).offset((page - 1) * per_page).limit(per_page)
+    return ParticipantsPage(list(session.scalars(q)), page, pages, total, by_status)
+
+
+def rosters(session: Session, opp_ids: list[int]) -> dict[int, list[Participation]]:
+    """The members (approved or completed) of each opportunity, with their users: one query for all."""
+    out: dict[int, list[Participation]] = {oid: [] for oid in opp_ids}
+    if not opp_ids:
+        return out
+    q = (
+        select(Participation)
+        .options(joinedload(Participation.user))
+        .where(Participation.opportunity_id.in_(opp_ids), Participation.status.in_(ENGAGED_STATUSES))
+        .order_by(Participation.requested_at, Participation.id)
+    )
+    for p in session.scalars(q):
+        out[p.opportunity_id].append(p)
+    return out
 
 
 def admin_list(session: Session, status: str | None = None) -> list[Opportunity]:

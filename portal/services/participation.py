@@ -129,6 +129,8 @@ def request(session: Session, user: User, opp_id: int, message: str = "") -> Par
     if len(message) > 1000:
         raise DomainError("Your message can be at most 1,000 characters.")
     opp = opportunities.get(session, opp_id)
+    if not opportunities.visible_to(session, user.id, opp):  # a draft or an archived one: as if unknown
+        raise NotFound("No such opportunity.")
     existing = session.scalar(
         select(Participation)
         .where(Participation.opportunity_id == opp.id, Participation.user_id == user.id)

@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from sqlalchemy import func, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, joinedload
 
 from portal.models import Redemption, RedemptionStatus, Reward, Role, Status, User, utcnow
 from portal.services import audit, points
@@ -276,7 +276,7 @@ def history(session: Session, user_id: int) -> list[Redemption]:
 
 
 def queue(session: Session, status: RedemptionStatus | None = RedemptionStatus.REQUESTED) -> list[Redemption]:
-    q = select(Redemption).order_by(Redemption.created_at, Redemption.id)
+    q = select(Redemption).options(joinedload(Redemption.user)).order_by(Redemption.created_at, Redemption.id)
     if status is not None:
         q = q.where(Redemption.status == status)
     return list(session.scalars(q.limit(500)))

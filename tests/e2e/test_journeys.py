@@ -109,3 +109,28 @@ def test_small_screen_has_no_sideways_scroll_and_the_menu_opens(live_server, new
     expect(toggle).to_have_attribute("aria-expanded", "true")
     expect(nav_link).to_be_visible()
     assert page.evaluate("document.documentElement.scrollWidth") <= 375
+
+
+def test_admin_health_page_on_a_small_screen_and_search_boxes_stop_at_200(live_server, new_context):
+    """The admin's health page, reached through the menu at 375 px; the staff search box lets no more than
+    200 characters through, so the browser never builds a URL gunicorn would refuse itself (issue 11)."""
+    live_server.create_admin("hana.health@example.com", name="Hana Health")
+    page = new_context(viewport={"width": 375, "height": 740}).new_page()
+    sign_in(page, live_server.url, "hana.health@example.com")
+    page.goto(live_server.url + "/admin/")
+    page.get_by_role("button", name="Menu").click()
+    page.get_by_role("navigation", name="Admin").get_by_role("link", name="Health").click()
+    expect(page).to_have_url(live_server.url + "/admin/health")
+    expect(page.get_by_role("heading", name="Health", exact=True)).to_be_visible()
+    expect(page.get_by_role("heading", name="Rate limits")).to_be_visible()
+    expect(page.locator("dd code").first).to_have_text("memory://")
+    assert page.evaluate("document.documentElement.scrollWidth") <= 375
+
+    page.goto(live_server.url + "/search/advocates")
+    box = page.get_by_role("searchbox", name="Search advocates")
+    box.press_sequentially("zero trust " * 25)
+    assert len(box.input_value()) == 200
+    box.press("Enter")
+    expect(page).to_have_url(re.compile(r"/search/advocates\?q="))
+    expect(page.get_by_text("too long")).to_have_count(0)
+    assert page.evaluate("document.documentElement.scrollWidth") <= 375
