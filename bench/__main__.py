@@ -138,7 +138,7 @@ def run_size(n: int, runs: int, procs: int, workdir: Path, cold_runs: int = 2) -
             "SEARCH_INDEX_DIR": str(workdir / f"index-{n}"),
             "SECRET_KEY": "bench",
             "MAIL_SUPPRESS_SEND": True,
-            "OUTBOX_SEND_AFTER_REQUEST": False,
+            "OUTBOX_DELIVERY": "worker",
         }
     )
     out = {"n": n}

@@ -28,7 +28,7 @@ def main():
             "SEARCH_INDEX_DIR": args.index,
             "SECRET_KEY": "bench",
             "MAIL_SUPPRESS_SEND": True,
-            "OUTBOX_SEND_AFTER_REQUEST": False,
+            "OUTBOX_DELIVERY": "worker",
         }
     )
     out = {"warm_ms": None, "queries": []}

@@ -76,8 +76,14 @@ DEFAULTS: dict[str, object] = {
     "MAIL_SUPPRESS_SEND": False,
     "MAIL_TIMEOUT": 10,  # seconds for connecting to and talking with the SMTP server
     "OUTBOX_MAX_ATTEMPTS": 12,
-    "OUTBOX_SEND_AFTER_REQUEST": True,
-    # True: a request's mail is sent once its response has gone out (when the WSGI server closes it),
+    # Seconds a sender keeps retrying the status write after a send while the database is locked: a sent
+    # message left "sending" would be queued again by release_stuck and delivered twice.
+    "OUTBOX_STATUS_WRITE_PATIENCE": 300,
+    # Who sends mail: "worker" (`flask outbox worker`, its own process; a web worker never talks to SMTP)
+    # or "inline" (the process that queued it, after its commit: for tests and browser journeys).
+    "OUTBOX_DELIVERY": "worker",
+    "OUTBOX_WORKER_POLL_SECONDS": 1.0,  # SQLite: how often the worker looks for new mail (PostgreSQL: LISTEN)
+    # "inline" only. True: a request's mail is sent once its response has gone out (when the WSGI server closes it),
     # so no page waits on SMTP. False: sent at the end of the request, before the response.
     # None: True, except under TESTING (Flask's test client never closes responses).
     "OUTBOX_SEND_AFTER_RESPONSE": None,
@@ -278,6 +284,10 @@ def load_config(app, test_config: dict | None = None) -> None:
     _check_limiter_storage(cfg, production)
     _require_whole_at_least_one(cfg, "PROFILE_STALE_DAYS")
     _require_positive_number(cfg, "MAIL_TIMEOUT")
+    _require_positive_number(cfg, "OUTBOX_WORKER_POLL_SECONDS")
+    _require_positive_number(cfg, "OUTBOX_STATUS_WRITE_PATIENCE")
+    if cfg.get("OUTBOX_DELIVERY") not in ("worker", "inline"):
+        raise ConfigError(f'OUTBOX_DELIVERY must be "worker" or "inline", not {cfg.get("OUTBOX_DELIVERY")!r}.')
     _check_points_levels(cfg.get("POINTS_LEVELS"))
 
     uri = cfg.get("SQLALCHEMY_DATABASE_URI")

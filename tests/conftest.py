@@ -1,7 +1,7 @@
 """Fixtures: app (per test, on SQLite and, with TEST_DATABASE_URL, on PostgreSQL), client, runner,
 a real SMTP server, user builders, per-role logged-in clients, the settings some tests turn on (limited,
-auto_approve, after_response, real_hash_cost) and a throwaway empty database for the migrations (empty_db_url,
-mig_app).
+auto_approve, after_response, worker_delivery, real_hash_cost) and a throwaway empty database for the
+migrations (empty_db_url, mig_app).
 Helpers (builders, form posting, the SMTP server's Mailbox, ...) live in tests/support.py.
 
 The schema is built once per backend through the Alembic migrations (never create_all), and each
@@ -44,6 +44,20 @@ def _pg_url(url: str) -> str:
         if url.startswith(prefix):
             return "postgresql+psycopg://" + url[len(prefix) :]
     return url
+
+
+def pytest_addoption(parser):
+    parser.addoption("--timing", action="store_true", help="also run the slow timing tests (make test-timing)")
+
+
+def pytest_collection_modifyitems(config, items):
+    """The timing tests (marker ``timing``, tests/timing/) are slow: left out unless --timing is given."""
+    if config.getoption("--timing"):
+        return
+    kept = [item for item in items if item.get_closest_marker("timing") is None]
+    if len(kept) != len(items):
+        config.hook.pytest_deselected(items=[item for item in items if item not in kept])
+        items[:] = kept
 
 
 def pytest_sessionstart(session):
@@ -232,6 +246,13 @@ def auto_approve(app_config):
 def after_response(app_config):
     """As in production: a request's mail is sent once its response has gone out (tests send it before)."""
     app_config["OUTBOX_SEND_AFTER_RESPONSE"] = True
+    return app_config
+
+
+@pytest.fixture
+def worker_delivery(app_config):
+    """As in production: requests and commands only queue mail; `flask outbox worker` sends it."""
+    app_config["OUTBOX_DELIVERY"] = "worker"
     return app_config
 
 

@@ -8,7 +8,7 @@ Sections:
   1. Settings and databases      base_config, PG_URL, BACKENDS, empty_tables, reload, audits
   2. Clients and forms           FreshContextClient, csrf_from, post_form, login, client_for, clone_client, ...
   3. Pages                       text, page_text, text_of, without_values, path_of
-  4. Mail                        free_port, Mail, Mailbox (a real SMTP server)
+  4. Mail and servers            free_port, Mail, Mailbox (a real SMTP server), LiveServer (a real WSGI server)
   5. Users and profiles          user, user_by_email, has_profile, profile_data, save_profile, profile_form, ...
   6. Opportunities               ALL_TYPES, atype, make_advocate, make_opp, participation_of, admin_form
   7. Recognition                 give, participate, make_reward, redeem, badge_keys, entries, ...
@@ -41,6 +41,7 @@ from aiosmtpd.controller import Controller
 from flask.testing import FlaskClient, FlaskCliRunner
 from sqlalchemy import event, select
 from sqlalchemy import text as sql_text
+from werkzeug.serving import make_server
 
 from portal.extensions import db
 from portal.models import (
@@ -92,6 +93,9 @@ def base_config(db_uri: str, mailbox: Mailbox, tmp_path) -> dict:
         "MAIL_SERVER": "127.0.0.1",
         "MAIL_PORT": mailbox.port,
         "MAIL_SUPPRESS_SEND": False,  # Flask-Mail suppresses under TESTING otherwise
+        # Mail is sent by the process that queued it, after the commit, so a test can read it at once;
+        # production's "worker" delivery is tested in test_outbox_worker.py (and tests/timing/).
+        "OUTBOX_DELIVERY": "inline",
         "ARGON2_TIME_COST": 1,
         "ARGON2_MEMORY_COST": 1024,
         "ARGON2_PARALLELISM": 1,
@@ -364,6 +368,21 @@ class Mailbox:
 
     def last(self, address: str, subject: str | None = None) -> Mail:
         return self.wait_for(address, 1, subject=subject)[-1]
+
+
+class LiveServer:
+    """The app on werkzeug's threaded server: real WSGI, which closes each response after sending it."""
+
+    def __init__(self, application):
+        self.server = make_server("127.0.0.1", free_port(), application, threaded=True)
+        self.url = f"http://127.0.0.1:{self.server.server_port}"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def stop(self):
+        self.server.shutdown()
+        self.server.server_close()
+        self.thread.join(10)
 
 
 # === 5. Users and profiles ==========================================================================================

@@ -1,6 +1,7 @@
 """Advocate self-service, freshness: "My profile is current", saving counts as confirming, the stale banner
 after PROFILE_STALE_DAYS, and `flask advocates remind-stale` (at most once every 30 days, respecting choices)."""
 
+import time
 from datetime import timedelta
 
 import pytest
@@ -8,7 +9,7 @@ import time_machine
 from sqlalchemy import func, select
 
 from portal.extensions import db
-from portal.models import AdvocateProfile, OutboxMessage, Role, Status, User, utcnow
+from portal.models import AdvocateProfile, OutboxMessage, OutboxStatus, Role, Status, User, utcnow
 from tests.support import ensure_login, login, post_form, reload, text
 
 BANNER = "Is your profile still current?"
@@ -173,6 +174,25 @@ def population(make_user):
 
 def reminded(mailbox):
     return sorted({m.to for m in mailbox.messages if m.subject == SUBJECT})
+
+
+def test_remind_stale_says_how_many_reminders_were_sent(runner, mailbox, population):
+    """Issue 11, item 4: the summary said "sent 0" while every reminder had gone out."""
+    result = runner.invoke(args=["advocates", "remind-stale"])
+    assert result.exit_code == 0, result.output
+    assert result.output.strip() == "Queued 2 reminder(s); 2 email(s) sent, 0 waiting for retry."
+    assert len(reminded(mailbox)) == 2
+
+
+def test_remind_stale_with_the_outbox_worker_says_the_worker_sends(worker_delivery, runner, mailbox, population):
+    result = runner.invoke(args=["advocates", "remind-stale"])
+    assert result.exit_code == 0, result.output
+    assert result.output.strip() == "Queued 2 reminder(s); the outbox worker sends the email."
+    time.sleep(0.2)
+    assert reminded(mailbox) == []
+    db.session.rollback()
+    queued = db.session.scalars(select(OutboxMessage.status).where(OutboxMessage.template == "stale_reminder")).all()
+    assert queued == [OutboxStatus.QUEUED, OutboxStatus.QUEUED]
 
 
 def test_remind_stale_picks_exactly_the_stale_active_advocates_who_want_it(runner, mailbox, population):

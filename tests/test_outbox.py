@@ -16,7 +16,7 @@ from portal import create_app
 from portal.extensions import db
 from portal.models import Consent, OutboxMessage, OutboxStatus, Status, User, utcnow
 from portal.services import outbox
-from tests.support import csrf_from, free_port, login, post_form, reload
+from tests.support import LiveServer, csrf_from, free_port, login, post_form, reload
 
 PASSWORD = "purple-otter-skates-42"
 
@@ -258,18 +258,6 @@ def test_view_that_does_not_commit_sends_nothing(mail_routes, client, mailbox):
     assert outbox.send_due(include_not_due=True) == (0, 0)
 
 
-def test_send_after_request_can_be_switched_off(app_config, app, client, smtp_up, mailbox, advocate):
-    app.config["OUTBOX_SEND_AFTER_REQUEST"] = False
-    resp = post_form(client, "/auth/forgot-password", {"email": advocate.email})
-    assert resp.status_code == 302
-    time.sleep(0.2)
-    assert mailbox.to(advocate.email) == []
-    [msg] = messages()
-    assert msg.status == OutboxStatus.QUEUED and msg.attempts == 0
-    assert "Sent 1, failed 0" in cli(smtp_up(), "send")  # due at once: never tried
-    assert mailbox.last(advocate.email).subject == "Reset your password"
-
-
 # --- concurrency ----------------------------------------------------------------------------------------------------
 
 
@@ -346,6 +334,76 @@ def test_interrupted_sends_are_requeued_after_a_while(app, runner, mailbox):
     assert len(mailbox.wait_for("stuck@example.com")) == 1
     assert mailbox.to("recent@example.com") == []  # another sender may still be sending it
     assert reload(OutboxMessage, recent).status == OutboxStatus.SENDING
+
+
+@pytest.fixture
+def short_busy_timeout(app_config):
+    app_config["SQLITE_BUSY_TIMEOUT_MS"] = 200
+    return app_config
+
+
+@pytest.mark.parametrize("backend", ["sqlite"])  # SQLite's single writer; PostgreSQL has row locks
+def test_status_after_a_send_waits_out_a_lock_longer_than_the_busy_timeout(short_busy_timeout, app, make_user, mailbox):
+    """Another writer holds SQLite's write lock while the message is handed to SMTP and for a while after
+    (longer than the busy timeout): the SENT status must still be recorded, not left ``sending`` for
+    ``release_stuck`` to queue again (issue 11: mail delivered twice, 15 minutes apart)."""
+    import sqlite3
+
+    from portal.extensions import mail
+
+    app.config["OUTBOX_STATUS_WRITE_PATIENCE"] = 30
+    owner = make_user()  # a message with an owner: the sender reads the owner's status before writing
+    msg_id = queue("locked.out@example.com", user_id=owner.id)
+    path = db.engine.url.database
+    other = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    real_send = mail.send
+    released = threading.Event()
+
+    def send_then_lock(message):
+        real_send(message)
+        other.execute("BEGIN IMMEDIATE")  # another request starts writing as the SMTP server answers...
+        other.execute("UPDATE users SET name = name WHERE id = ?", (owner.id,))
+
+        def release():
+            other.execute("COMMIT")  # ...and commits only after twice the busy timeout
+            released.set()
+
+        threading.Timer(0.6, release).start()
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(mail, "send", send_then_lock)
+        assert outbox.send_due(ids=[msg_id]) == (1, 0)
+    assert released.wait(5)
+    other.close()
+    msg = reload(OutboxMessage, msg_id)
+    assert msg.status == OutboxStatus.SENT and msg.attempts == 1 and msg.sent_at is not None
+    assert len(mailbox.to("locked.out@example.com")) == 1
+
+
+def test_every_attempt_carries_the_message_id_made_when_it_was_queued(smtp_down, app, smtp_up, mailbox):
+    msg_id = queue("same.id@example.com")
+    stored = reload(OutboxMessage, msg_id).message_id
+    assert stored and stored.startswith("<") and stored.endswith("@localhost>")  # the host of PUBLIC_BASE_URL
+    assert outbox.send_due(include_not_due=True) == (0, 1)  # the first attempt fails
+    assert reload(OutboxMessage, msg_id).message_id == stored
+    up = smtp_up()
+    assert "Sent 1, failed 0" in cli(up, "send", "--all")
+    [first] = mailbox.wait_for("same.id@example.com")
+    assert first.message["Message-ID"] == stored
+    # A sender died between the SMTP hand-over and the status write: the message goes again after
+    # release_stuck, and is recognisably the same message.
+    with db.engine.begin() as conn:
+        conn.execute(
+            update(OutboxMessage)
+            .where(OutboxMessage.id == msg_id)
+            .values(status=OutboxStatus.SENDING, claimed_at=utcnow() - timedelta(minutes=20))
+        )
+    assert "Sent 1, failed 0" in cli(up, "send", "--all")
+    again = mailbox.wait_for("same.id@example.com", count=2)
+    assert [m.message["Message-ID"] for m in again] == [stored, stored]
+    db.session.rollback()  # end the read snapshot reload() left open before writing
+    other = queue("other.id@example.com")
+    assert reload(OutboxMessage, other).message_id != stored
 
 
 # --- back-off and giving up -------------------------------------------------------------------------------------------
@@ -613,23 +671,6 @@ def test_mail_timeout_default_is_ten_seconds(app):
 
     assert app.config["MAIL_TIMEOUT"] == 10
     assert app.extensions["mail"].timeout == 10 and mail.connect().mail.timeout == 10
-
-
-class LiveServer:
-    """The app on werkzeug's threaded server: real WSGI, which closes each response after sending it."""
-
-    def __init__(self, application):
-        from werkzeug.serving import make_server
-
-        self.server = make_server("127.0.0.1", free_port(), application, threaded=True)
-        self.url = f"http://127.0.0.1:{self.server.server_port}"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
-
-    def stop(self):
-        self.server.shutdown()
-        self.server.server_close()
-        self.thread.join(10)
 
 
 def _wait_for(predicate, timeout: float = 15.0):

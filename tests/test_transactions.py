@@ -92,7 +92,7 @@ def test_commands_commit_only_through_transaction():
         source = path.read_text()
         for needle in (".commit(", ".rollback(", "except DomainError", "begin_write("):
             assert needle not in source, f"{path.name}: {needle}"
-        uses += source.count("with transaction():")
+        uses += source.count("with transaction()")  # "with transaction():" or "... as work:"
     assert uses >= 9  # every command that writes (demo seed, lists seed, users x3, digest, announce, ...)
 
 

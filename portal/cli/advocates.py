@@ -5,11 +5,10 @@ from __future__ import annotations
 import click
 from flask.cli import AppGroup
 
-from portal.cli.common import transaction
+from portal.cli.common import mail_outcome, transaction
 from portal.extensions import db
 from portal.services import lists, subscriptions
 from portal.services.badges import ensure_default_badges
-from portal.services.outbox import send_due
 
 advocates_cli = AppGroup("advocates", help="Advocate maintenance.")
 lists_cli = AppGroup("lists", help="The lists admins manage (industries, products, countries, ...).")
@@ -18,10 +17,9 @@ lists_cli = AppGroup("lists", help="The lists admins manage (industries, product
 @advocates_cli.command("remind-stale")
 def remind_stale():
     """Email each stale advocate (at most once every 30 days; respects their preferences)."""
-    with transaction():
+    with transaction() as work:
         count = subscriptions.remind_stale(db.session)
-    sent, failed = send_due()
-    click.echo(f"Queued {count} reminder(s); sent {sent}, {failed} waiting for retry.")
+    click.echo(f"Queued {count} reminder(s); {mail_outcome(work)}.")
 
 
 @lists_cli.command("seed")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from contextlib import contextmanager
+from dataclasses import dataclass
 
 import click
 
@@ -13,18 +14,37 @@ from portal.services.outbox import deliver_after_appcontext
 from search.indexing import apply_after_appcontext
 
 
+@dataclass
+class Work:
+    """What became of a command's mail: ``mail`` is (sent, failed) when it was sent by the command itself
+    (OUTBOX_DELIVERY "inline"), None when the outbox worker sends it."""
+
+    mail: tuple[int, int] | None = None
+
+
+def mail_outcome(*works: Work) -> str:
+    """The end of a command's summary: what happened to the mail its transactions queued."""
+    results = [w.mail for w in works if w.mail is not None]
+    if not results:
+        return "the outbox worker sends the email"
+    sent, failed = sum(r[0] for r in results), sum(r[1] for r in results)
+    return f"{sent} email(s) sent, {failed} waiting for retry"
+
+
 @contextmanager
 def transaction():
     """A command's unit of work: the one place a command commits.
 
     Begun as a writer before its first query (SQLite: BEGIN IMMEDIATE; ``begin_write`` refuses work
-    already open), committed once when the block ends, then the email it queued is sent and the search
-    index brought up to date (a request does both after its response). A ``DomainError`` rolls back
-    and ends the command with its message (exit status 1); any other error rolls back and propagates.
+    already open), committed once when the block ends, then the search index is brought up to date and,
+    with "inline" delivery, the email it queued is sent (otherwise the outbox worker sends it); the
+    ``Work`` it yields then says which (``mail_outcome``). A ``DomainError`` rolls back and ends the
+    command with its message (exit status 1); any other error rolls back and propagates.
     """
+    work = Work()
     begin_write(db.session)
     try:
-        yield
+        yield work
     except DomainError as err:
         db.session.rollback()
         raise click.ClickException(err.message) from None
@@ -32,5 +52,5 @@ def transaction():
         db.session.rollback()
         raise
     db.session.commit()
-    deliver_after_appcontext()
+    work.mail = deliver_after_appcontext()
     apply_after_appcontext()

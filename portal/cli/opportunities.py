@@ -7,11 +7,10 @@ from datetime import timedelta
 import click
 from flask.cli import AppGroup
 
-from portal.cli.common import transaction
+from portal.cli.common import mail_outcome, transaction
 from portal.extensions import db
 from portal.models import utcnow
 from portal.services import digest
-from portal.services.outbox import send_due
 
 digest_cli = AppGroup("digest", help="The opportunity digest.")
 opportunities_cli = AppGroup("opportunities", help="Opportunity announcements.")
@@ -21,12 +20,10 @@ opportunities_cli = AppGroup("opportunities", help="Opportunity announcements.")
 @click.option("--period", type=click.Choice(["weekly", "monthly"]), required=True)
 def send(period):
     """Email each advocate who chose this period the new opportunities they are eligible for."""
-    with transaction():
+    with transaction() as work:
         sent, skipped = digest.send(db.session, period)
-    delivered, failed = send_due()
     click.echo(
-        f"{sent} digest(s) queued, {skipped} advocate(s) skipped (nothing new or already sent); "
-        f"{delivered} email(s) sent, {failed} waiting for retry."
+        f"{sent} digest(s) queued, {skipped} advocate(s) skipped (nothing new or already sent); {mail_outcome(work)}."
     )
 
 
@@ -44,15 +41,14 @@ def send(period):
 def announce(days, batch):
     """Tell advocates who asked for it about newly opened opportunities that match them (run from cron,
     e.g. hourly; nobody is told twice about one opportunity)."""
-    now, after, sent, skipped = utcnow(), 0, 0, 0
+    now, after, sent, skipped, works = utcnow(), 0, 0, 0, []
     while True:  # one write transaction per batch of advocates: others keep writing meanwhile
-        with transaction():
+        with transaction() as work:
             n, s, after = digest.announce(db.session, now=now, window=timedelta(days=days), after_id=after, limit=batch)
+        works.append(work)
         sent, skipped = sent + n, skipped + s
         if after is None:
             break
-    delivered, failed = send_due()
     click.echo(
-        f"{sent} announcement(s) queued, {skipped} advocate(s) skipped (nothing new for them); "
-        f"{delivered} email(s) sent, {failed} waiting for retry."
+        f"{sent} announcement(s) queued, {skipped} advocate(s) skipped (nothing new for them); {mail_outcome(*works)}."
     )

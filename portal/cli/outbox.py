@@ -1,7 +1,9 @@
-"""flask outbox send | retry-failed | status"""
+"""flask outbox worker | send | retry-failed | status"""
 
 from __future__ import annotations
 
+import signal
+import threading
 from datetime import timedelta
 
 import click
@@ -13,6 +15,37 @@ from portal.models import OutboxMessage
 from portal.services import outbox
 
 outbox_cli = AppGroup("outbox", help="The email outbox.")
+
+
+@outbox_cli.command("worker")
+@click.option(
+    "--poll",
+    type=click.FloatRange(min=0.05),
+    default=None,
+    help="SQLite: seconds between looks for new mail (default OUTBOX_WORKER_POLL_SECONDS). PostgreSQL listens.",
+)
+@click.option("--once", is_flag=True, help="Send what is due, then exit (the worker's round, once).")
+def worker(poll, once):
+    """Send email as it is queued, until stopped (SIGTERM or Ctrl-C: the message being sent is finished).
+
+    Run one beside the web server (more are safe: each message is claimed before it is sent). It waits
+    for new mail (LISTEN on PostgreSQL, a poll on SQLite), retries failures with back-off, re-queues
+    sends interrupted by a crash and erases old sent mail, as 'flask outbox send' does from cron."""
+    stop = threading.Event()
+
+    def on_signal(signum, _frame):
+        stop.set()
+
+    in_main = threading.current_thread() is threading.main_thread()  # only there can signals be handled
+    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGTERM, signal.SIGINT)} if in_main else {}
+    try:
+        if not once:
+            click.echo("The outbox worker is sending email (Ctrl-C to stop).", err=True)
+        sent, failed = outbox.run_worker(stop, poll=poll, once=once, report=lambda line: click.echo(line, err=True))
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    click.echo(f"Sent {sent}, failed {failed}.")
 
 
 @outbox_cli.command("send")

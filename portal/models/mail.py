@@ -28,6 +28,9 @@ class OutboxMessage(Base):
     body_html: Mapped[str] = mapped_column(Text)
     template: Mapped[str] = mapped_column(String(80))
     headers: Mapped[dict | None] = mapped_column(JSON)  # extra headers, e.g. List-Unsubscribe
+    # The Message-ID header, made once when the message is queued and sent with every attempt: a message
+    # sent again after a crash between the SMTP hand-over and the status write is recognisably the same.
+    message_id: Mapped[str | None] = mapped_column(String(255))
     user_id: Mapped[int | None] = mapped_column(index=True)
     # The person a message is about when that is not its recipient (admins told of an applicant): their
     # erasure erases it too.

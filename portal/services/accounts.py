@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 from portal.models import Consent, Role, Status, User, utcnow
 from portal.services import audit
 from portal.services.errors import Conflict, DomainError, InvalidToken, NotFound
-from portal.services.outbox import external_url, queue_email, render_email
+from portal.services.outbox import external_url, queue_email
 from portal.services.passwords import check_password_policy, hash_password, needs_rehash, verify_password
 from portal.services.profiles import get_profile
 from portal.services.referrals import credit_referral
@@ -31,11 +31,16 @@ def normalize_email(email: str) -> str:
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
-def get_by_email(session: Session, email: str) -> User | None:
+def _searchable(email: str) -> str | None:
+    """The address as stored addresses are, or None if it cannot be one (no stored address has a control
+    character; PostgreSQL cannot even compare NUL)."""
     email = normalize_email(email)
-    if _CONTROL.search(email):  # no stored address has one; PostgreSQL cannot even compare NUL
-        return None
-    return session.scalar(select(User).where(User.email == email))
+    return None if _CONTROL.search(email) else email
+
+
+def get_by_email(session: Session, email: str) -> User | None:
+    email = _searchable(email)
+    return None if email is None else session.scalar(select(User).where(User.email == email))
 
 
 # --- registration and verification -------------------------------------------------------------
@@ -425,14 +430,27 @@ def _reset_state(user: User) -> str:
 
 
 def request_password_reset(session: Session, email: str) -> None:
-    """Email a reset link if the account exists; the caller answers the same either way."""
-    user = get_by_email(session, email)
+    """Email a reset link if the account exists, and otherwise a note that there is no account with this
+    address. The caller answers the same either way, and the work is the same (one lookup, one message
+    queued for the outbox worker), so neither the answer nor its timing tells whether the address has an
+    account."""
+    # Plain columns, not a User: building an ORM object only when the address is known took measurably longer.
+    email, user = _searchable(email), None
+    if email is not None:
+        user = session.execute(
+            select(User.id, User.email, User.name, User.status, User.password_hash).where(User.email == email)
+        ).first()
     if user is None or user.status in (Status.DELETED, Status.SUSPENDED):
-        # The same work as for an account, minus the message: the answer's timing tells nothing.
-        token = make_token(RESET, 0, fingerprint(email))
-        render_email(
-            "reset_password", "Reset your password", name="", reset_url=external_url("auth.reset_password", token=token)
-        )
+        make_token(RESET, 0, fingerprint(email or ""))  # the work of a reset link, which this message has not
+        if email is not None:  # (None: a control character, which the form never lets through)
+            queue_email(
+                session,
+                to=user.email if user is not None else email,
+                subject="Your password reset request",
+                template="reset_no_account",
+                user_id=user.id if user is not None else None,
+                forgot_url=external_url("auth.forgot_password"),
+            )
         return
     token = make_token(RESET, user.id, _reset_state(user))
     queue_email(
