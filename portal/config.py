@@ -82,6 +82,9 @@ DEFAULTS: dict[str, object] = {
     # Who sends mail: "worker" (`flask outbox worker`, its own process; a web worker never talks to SMTP)
     # or "inline" (the process that queued it, after its commit: for tests and browser journeys).
     "OUTBOX_DELIVERY": "worker",
+    # Registration and password reset answer no sooner than this (portal.security.even_timing); None:
+    # AUTH_TIMING_FLOOR default, 0 in tests (the timing tests set it as production has it).
+    "AUTH_TIMING_FLOOR_SECONDS": None,
     "OUTBOX_WORKER_POLL_SECONDS": 1.0,  # SQLite: how often the worker looks for new mail (PostgreSQL: LISTEN)
     # "inline" only. True: a request's mail is sent once its response has gone out (when the WSGI server closes it),
     # so no page waits on SMTP. False: sent at the end of the request, before the response.
@@ -145,6 +148,10 @@ def _public_host(url) -> str:
         )
     return parts.hostname
 
+
+# Registration and password reset answer no sooner than this after they arrive (portal.security.even_timing):
+# longer than either takes on a loaded server, so that what is left of their difference cannot be timed.
+AUTH_TIMING_FLOOR = 0.05
 
 # Flask-Limiter storages (limits' schemes) that keep their counts inside one process.
 PER_PROCESS_STORAGES = frozenset({"memory", "async+memory"})
@@ -268,6 +275,11 @@ def load_config(app, test_config: dict | None = None) -> None:
     host = _public_host(cfg["PUBLIC_BASE_URL"])
     if production and cfg.get("TRUSTED_HOSTS") is None:
         cfg["TRUSTED_HOSTS"] = [host]
+    if cfg.get("AUTH_TIMING_FLOOR_SECONDS") is None:
+        cfg["AUTH_TIMING_FLOOR_SECONDS"] = 0.0 if cfg.get("TESTING") else AUTH_TIMING_FLOOR
+    floor = cfg["AUTH_TIMING_FLOOR_SECONDS"]
+    if isinstance(floor, bool) or not isinstance(floor, (int, float)) or not 0 <= floor <= 5:
+        raise ConfigError(f"AUTH_TIMING_FLOOR_SECONDS must be a number of seconds from 0 to 5, not {floor!r}.")
     if cfg.get("OUTBOX_SEND_AFTER_RESPONSE") is None:
         cfg["OUTBOX_SEND_AFTER_RESPONSE"] = not cfg.get("TESTING")
     for key in (

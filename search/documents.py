@@ -63,7 +63,10 @@ class Source:
     (many-to-one relationships that set one of them count too), queues the document whose id is the
     row's ``key`` attribute (and the one it held before, when the change moved the row), or, with
     ``everyone``, every document that select gives (one INSERT ... SELECT in the same transaction: no
-    rows are loaded). ``when``: only rows it accepts feed the documents at all.
+    rows are loaded). ``when``: only rows it accepts feed the documents at all. ``listed``: whether the
+    row's document is in the index, from the row's values (a getter by attribute name): a new row, or a
+    changed one, that is not listed before nor after queues nothing (a sign-up's unverified account: no
+    document to add or remove, so the registration request does not write to the index).
     Not followed (``why`` says why): the builders read these, but a change to them alone is not
     queued."""
 
@@ -73,6 +76,7 @@ class Source:
     key: str | None = None
     everyone: Callable[[], Select] | None = None
     when: Callable[[Any], bool] | None = None
+    listed: Callable[[Callable[[str], Any]], bool] | None = None
     why: str = ""
 
     @property
@@ -97,6 +101,7 @@ SOURCES: tuple[Source, ...] = (
         ADVOCATES,
         _attrs("name", "company", "job_title", "role", "status", "approved_at", "created_at"),
         key="id",
+        listed=lambda value: value("role") == Role.ADVOCATE and value("status") == Status.ACTIVE,
     ),
     Source(
         AdvocateProfile,

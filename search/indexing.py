@@ -378,15 +378,24 @@ def _changes_watched(session, obj, watched: frozenset[str]) -> bool:
     return any(attrs[key].history.has_changes() for key in watched)
 
 
-def _fed_by(session, obj, changed: bool = True):
+def _value_before(obj, name: str):
+    """The attribute's value before the session's pending change (its current value if unchanged)."""
+    history = inspect(obj).attrs[name].history
+    return history.deleted[0] if history.deleted else getattr(obj, name)
+
+
+def _fed_by(session, obj, changed: bool = True, new: bool = False):
     """(source, the ids of the documents it feeds, or None for all of them) of each followed source
-    ``obj`` feeds now; ``changed``: ``obj`` is new or deleted (else only watched changes count). A row
-    whose key changed feeds the document it left as well as the one it joined."""
+    ``obj`` feeds now; ``changed``: ``obj`` is new or deleted (else only watched changes count); ``new``:
+    it is new. A row whose key changed feeds the document it left as well as the one it joined."""
     for source, watched in _followed(type(obj)):
         if not changed and not _changes_watched(session, obj, watched):
             continue
         if source.when is not None and not source.when(obj):
             continue
+        if source.listed is not None and not source.listed(lambda name: getattr(obj, name)):
+            if new or (not changed and not source.listed(lambda name: _value_before(obj, name))):
+                continue  # not in the index before nor after: nothing to write
         if source.everyone is not None:
             yield source, None
             continue
@@ -398,8 +407,9 @@ def _queue_changes(session, flush_context, instances):
     """before_flush: queue the documents that the session's new, changed and deleted rows feed."""
     keys, everyone = set(), set()
     dirty = session.dirty
-    for obj in [*session.new, *dirty, *session.deleted]:
-        for source, doc_ids in _fed_by(session, obj, changed=obj not in dirty):
+    new = session.new
+    for obj in [*new, *dirty, *session.deleted]:
+        for source, doc_ids in _fed_by(session, obj, changed=obj not in dirty, new=obj in new):
             if doc_ids is None:
                 everyone.add(source)
             else:
@@ -432,7 +442,7 @@ def _new_ids_need_keys(session, flush_context):
     """New rows get their ids during the flush: queue them afterwards."""
     keys = set()
     for obj in session.new:
-        for source, doc_ids in _fed_by(session, obj):
+        for source, doc_ids in _fed_by(session, obj, new=True):
             keys.update((source.kind, doc_id) for doc_id in doc_ids or ())
     already = session.info.setdefault("search_keys", set())
     missing = keys - already

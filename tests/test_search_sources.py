@@ -349,3 +349,48 @@ def test_nothing_outside_search_names_the_queue():
                 offenders.append(rel)
     assert "portal/services/fatigue.py" in scanned and "search/indexing.py" in scanned  # the scan sees them
     assert offenders == []
+
+
+def test_an_account_that_is_not_in_the_index_before_nor_after_queues_nothing(app, client, make_user):
+    """A sign-up (unverified) and its verification (pending) have no document to add or remove: the
+    registration request writes nothing to the index (its timing must not differ from a taken address's)."""
+    from portal.models import Role, SearchPending, Status, User
+    from tests.support import post_form, recorded_sql
+
+    def pending() -> list[int]:
+        db.session.rollback()
+        return sorted(p.doc_id for p in db.session.scalars(select(SearchPending)))
+
+    before = pending()
+    with recorded_sql() as sql:
+        resp = post_form(
+            client,
+            "/auth/register",
+            {
+                "name": "Nell New",
+                "email": "nell.new@example.com",
+                "company": "Initech",
+                "job_title": "CIO",
+                "password": "purple-otter-skates-42",
+                "confirm": "purple-otter-skates-42",
+                "accept_terms": "y",
+            },
+            page="/auth/register",
+        )
+    assert resp.status_code == 302
+    assert [q for q in sql if "search_pending" in q] == []  # nothing queued, nothing applied
+    nell = db.session.scalar(select(User).where(User.email == "nell.new@example.com"))
+    assert nell.status == Status.UNVERIFIED and pending() == before
+    nell.status = Status.PENDING  # verified: still no document
+    db.session.commit()
+    assert pending() == before
+    nell = db.session.get(User, nell.id)
+    nell.status = Status.ACTIVE  # approved: now it has one
+    db.session.commit()
+    assert nell.id in pending()
+    member = make_user(Role.ADVOCATE, Status.ACTIVE, email="mo.member@example.com")
+    db.session.query(SearchPending).delete()
+    db.session.commit()
+    db.session.get(User, member.id).status = Status.SUSPENDED  # leaves the index: its removal is queued
+    db.session.commit()
+    assert pending() == [member.id]

@@ -10,7 +10,7 @@ from flask_login import current_user, login_user, logout_user
 from portal.errors import FLASH, refused_form, unit_of_work
 from portal.extensions import db, limiter
 from portal.forms.auth import ConfirmForm, ForgotPasswordForm, LoginForm, RegisterForm, ResetPasswordForm
-from portal.security import client_ip, safe_next
+from portal.security import client_ip, even_timing, safe_next
 from portal.services import accounts
 from portal.services.errors import PasswordRejected
 
@@ -33,6 +33,7 @@ def _register_page(form):
 
 @bp.route("/register", methods=["GET", "POST"])
 @limiter.limit(auth_limit, methods=["POST"])
+@even_timing
 @unit_of_work
 def register():
     if current_user.is_authenticated:
@@ -138,6 +139,7 @@ def logout():
 
 @bp.route("/forgot-password", methods=["GET", "POST"])
 @limiter.limit(auth_limit, methods=["POST"])
+@even_timing
 @unit_of_work
 def forgot_password():
     form = ForgotPasswordForm()
