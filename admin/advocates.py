@@ -3,6 +3,7 @@ Staff see the same card at search.advocate_profile, in the portal's layout."""
 
 from __future__ import annotations
 
+import secrets
 from datetime import UTC, datetime
 from math import ceil
 
@@ -23,6 +24,7 @@ from admin.views import bp
 from portal.errors import refused_back_to, refused_form, unit_of_work
 from portal.exports import csv_response
 from portal.extensions import db
+from portal.forms.recognition import AdjustPointsForm
 from portal.models import ActivityType, Industry, PointsEntry, Product, Region, Role, Status, User, utcnow
 from portal.services import accounts, audit, exports, fatigue, lists, notes, points, profiles, roster, timeline
 
@@ -48,7 +50,17 @@ def _page(card, before=None, suspend_form=None, reactivate_form=None, role_form=
         reactivate_form=reactivate_form or ReactivateForm(),
         role_form=role_form or RoleForm(data={"role": card.user.role.value}),
         note_form=note_form or NoteForm(formdata=None),
+        points_form=_points_form(card.user.email),
     )
+
+
+def _points_form(email: str) -> AdjustPointsForm:
+    """The points form of /admin/points, for this advocate; its fields' ids must not clash with the
+    suspension's "reason" on the same page (the names stay: /admin/points reads them)."""
+    form = AdjustPointsForm(formdata=None, data={"email": email, "idempotency_key": secrets.token_urlsafe(16)})
+    for f in (form.amount, form.reason):
+        f.id = f.label.field_id = f"adjust-{f.name}"
+    return form
 
 
 def _member(user_id: int) -> User:

@@ -153,6 +153,8 @@ def points_adjust():
                 flash(f"Adjusted {user.name}'s points by {form.amount.data:+,}.", "success")
             else:  # the same form sent twice: recorded once, when it was first sent
                 flash(f"That adjustment of {user.name}'s points was already recorded.", "info")
+            if request.args.get("return_to", type=int) == user.id:  # sent from the advocate's page
+                return redirect(url_for("admin.advocate_profile", user_id=user.id) + "#timeline-heading")
             return redirect(url_for("admin.points_adjust"))
     return _points_page(form), 422 if form.errors else 200
 

@@ -111,3 +111,32 @@ def test_an_admin_reverses_one_ledger_entry_from_the_timeline(app, advocate, adm
     assert "/reverse" not in html  # nothing left to reverse: the entry is reversed, a reversal is final
     other = f"/admin/advocates/{advocate.id}/points/999999/reverse"
     assert post_form(admin_client, other, {"reason": "x"}, page=page).status_code == 404
+
+
+def test_an_admin_adjusts_points_from_the_advocates_page(app, advocate, admin, admin_client):
+    from portal.services import points
+    from tests.support import audits, csrf_from
+
+    page = f"/admin/advocates/{advocate.id}/profile"
+    html = admin_client.get(page).get_data(as_text=True)
+    key = re.search(r'name="idempotency_key"[^>]*value="([^"]+)"', html).group(1)
+    ids = [i for i in re.findall(r"\sid=\"([^\"]+)\"", html) if i != "csrf_token"]  # hidden tokens: one per form
+    assert len(ids) == len(set(ids)) and 'for="adjust-reason"' in html  # no clash with the suspension's reason
+    data = {
+        "csrf_token": csrf_from(html),
+        "idempotency_key": key,
+        "email": advocate.email,
+        "amount": "120",
+        "reason": "Speaker bonus",
+    }
+    url = f"/admin/points?return_to={advocate.id}"
+    resp = admin_client.post(url, data=data)
+    assert resp.status_code == 302 and resp.headers["Location"].endswith(f"{page}#timeline-heading")
+    assert admin_client.post(url, data=data).status_code == 302  # a double click: recorded once
+    db.session.rollback()
+    assert points.balance(db.session, advocate.id) == 120
+    assert len(audits("points.adjust", advocate.id)) == 1
+    shown = re.sub(r"\s+", " ", admin_client.get(page).get_data(as_text=True))
+    assert "+120 points: Speaker bonus" in shown and "by Alex Admin" in shown
+    bad = admin_client.post(url, data=dict(data, reason="", idempotency_key="another-key-123"))
+    assert bad.status_code == 422
