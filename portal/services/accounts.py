@@ -403,23 +403,41 @@ def authenticate(session: Session, email: str, password: str) -> User:
     if user is None or user.status == Status.DELETED:
         verify_password(None, password)
         _count_no_failure(session)
+        _sign_in_failed(session, None, "no_account")  # the address typed is not kept: it may be a password
         raise LoginFailed()
     now = utcnow()
     if _is_locked(user, now):
         verify_password(None, password)
         _count_no_failure(session)
+        _sign_in_failed(session, user, "locked")
         raise LoginFailed()
     if not verify_password(user.password_hash, password):
         _count_failure(session, user, now)
+        _sign_in_failed(session, user, "wrong_password")
         raise LoginFailed()
     if user.status == Status.SUSPENDED:
-        raise DomainError("This account is suspended. Contact the program team if you think this is a mistake.")
+        _sign_in_failed(session, user, "suspended")
+        raise AccountSuspended()
     user.failed_login_count = 0
     user.locked_until = None
     user.last_login_at = now
     if needs_rehash(user.password_hash):
         user.password_hash = hash_password(password)
+    audit.record(session, "auth.sign_in", user.id, user)
     return user
+
+
+def _sign_in_failed(session: Session, user: User | None, reason: str) -> None:
+    """A refused sign-in is a security event: in the audit log with who it was for (when there is an
+    account), why, and the address it came from. One row whatever the reason, so the work is the same."""
+    audit.record(session, "auth.sign_in_failed", None, user, reason=reason)
+
+
+class AccountSuspended(DomainError):
+    keeps_writes = True  # the audit entry of the refused sign-in stands
+
+    def __init__(self):
+        super().__init__("This account is suspended. Contact the program team if you think this is a mistake.")
 
 
 # --- passwords ---------------------------------------------------------------------------------
@@ -493,6 +511,7 @@ def _set_password(session: Session, user: User, new_password: str) -> None:
 def reset_password(session: Session, token: str, new_password: str) -> User:
     user = user_for_reset_token(session, token)
     _set_password(session, user, new_password)
+    audit.record(session, "auth.password_reset", user.id, user)
     if user.status == Status.UNVERIFIED:
         # Opening a link sent to the address proves it, as a verification link would.
         _address_verified(session, user)
@@ -516,14 +535,18 @@ def change_password(session: Session, user: User, current_password: str, new_pas
         )
     if not verify_password(user.password_hash, current_password):
         _count_failure(session, user, now)
+        audit.record(session, "auth.password_check_failed", user.id, user)
         raise CurrentPasswordWrong("Your current password is not right.")
     if current_password == new_password:
         raise DomainError("Choose a password different from the current one.")
     _set_password(session, user, new_password)
+    audit.record(session, "auth.password_change", user.id, user)
 
 
 def end_all_sessions(session: Session, user: User) -> None:
+    """Sign the user out everywhere (signing out does this): every session and remember cookie they hold ends."""
     user.rotate_session_token()
+    audit.record(session, "auth.sign_out", user.id, user)
 
 
 def count_by_status(session: Session) -> dict[str, int]:
