@@ -69,17 +69,23 @@ def opportunities_list():
     if status not in (None, *[s.value for s in OpportunityStatus]):
         status = None
     waiting_only = request.args.get("waiting") == "1"
-    items = opportunities.admin_list(db.session, status, waiting_only=waiting_only)
+    found = opportunities.admin_list(
+        db.session, status, waiting_only=waiting_only, page=request.args.get("page", 1, type=int) or 1
+    )
     counts = dict(
         db.session.execute(
             select(Participation.opportunity_id, func.count())
-            .where(Participation.status == ParticipationStatus.REQUESTED)
+            .where(
+                Participation.status == ParticipationStatus.REQUESTED,
+                Participation.opportunity_id.in_([o.id for o in found.rows]),
+            )
             .group_by(Participation.opportunity_id)
         ).all()
     )
     return render_template(
         "admin/opportunities.html",
-        items=items,
+        found=found,
+        items=found.rows,
         status=status,
         waiting_only=waiting_only,
         waiting=counts,

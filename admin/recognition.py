@@ -86,7 +86,8 @@ def redemptions_queue():
         wanted = RedemptionStatus.REQUESTED
     return render_template(
         "admin/redemptions.html",
-        items=rewards.queue(db.session, wanted),
+        found=(found := rewards.queue(db.session, wanted, page=request.args.get("page", 1, type=int) or 1)),
+        items=found.rows,
         status=status,
         fulfil_form=FulfilForm(),
         cancel_form=CancelRedemptionForm(),

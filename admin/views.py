@@ -9,7 +9,7 @@ from portal.errors import refused_back_to, unit_of_work
 from portal.exports import csv_response
 from portal.extensions import db
 from portal.forms.auth import ConfirmForm
-from portal.models import AuditEvent, Role, Status, User, utcnow
+from portal.models import AuditEvent, User, utcnow
 from portal.routing import MAX_ID
 from portal.security import admin_required
 from portal.services import accounts, audit, queues
@@ -40,12 +40,11 @@ def index():
 
 @bp.route("/pending")
 def pending():
-    users = db.session.scalars(
-        select(User).where(User.status == Status.PENDING, User.role == Role.ADVOCATE).order_by(User.created_at)
-    ).all()
+    found = accounts.waiting_for_approval(db.session, request.args.get("page", 1, type=int) or 1)
     return render_template(
         "admin/pending.html",
-        users=users,
+        found=found,
+        users=found.rows,
         approve_form=ApproveForm(),
         decline_form=DeclineForm(),
         bulk_form=ConfirmForm(),

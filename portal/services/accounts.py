@@ -12,7 +12,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from portal.models import Consent, Role, Status, User, utcnow
-from portal.services import audit
+from portal.services import audit, paging
 from portal.services.errors import Conflict, DomainError, InvalidToken, NotFound
 from portal.services.outbox import external_url, queue_email
 from portal.services.passwords import check_password_policy, hash_password, needs_rehash, verify_password
@@ -547,6 +547,12 @@ def end_all_sessions(session: Session, user: User) -> None:
     """Sign the user out everywhere (signing out does this): every session and remember cookie they hold ends."""
     user.rotate_session_token()
     audit.record(session, "auth.sign_out", user.id, user)
+
+
+def waiting_for_approval(session: Session, page: int = 1, per_page: int | None = None) -> paging.Page:
+    """A page of the applications waiting for an admin's decision, oldest first (the order they are decided in)."""
+    q = select(User).where(User.status == Status.PENDING, User.role == Role.ADVOCATE).order_by(User.created_at, User.id)
+    return paging.paginate(session, q, page, per_page or paging.PER_PAGE)
 
 
 def count_by_status(session: Session) -> dict[str, int]:

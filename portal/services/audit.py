@@ -8,7 +8,6 @@ import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
-from math import ceil
 from typing import Any
 
 from flask import has_request_context, request
@@ -17,6 +16,7 @@ from sqlalchemy.orm import Session
 from werkzeug.local import LocalProxy
 
 from portal.models import AuditEvent, User
+from portal.services import paging
 
 
 def record(session: Session, action: str, actor_id: int | None, target: Any = None, **details: Any) -> AuditEvent:
@@ -90,15 +90,10 @@ def _filtered(q: AuditQuery) -> Select:
 def find(session: Session, q: AuditQuery, page: int = 1, per_page: int | None = None) -> AuditPage:
     """One page of the filtered log, newest first: three queries whatever its size (count, rows, actors).
     A page past the last is the last."""
-    per_page = per_page or AUDIT_PER_PAGE
-    stmt = _filtered(q)
-    total = session.scalar(select(func.count()).select_from(stmt.subquery())) or 0
-    pages = max(ceil(total / per_page), 1)
-    page = min(max(page, 1), pages)
-    rows = list(session.scalars(stmt.order_by(*NEWEST_FIRST).offset((page - 1) * per_page).limit(per_page)))
-    ids = {e.actor_id for e in rows if e.actor_id}
+    found = paging.paginate(session, _filtered(q).order_by(*NEWEST_FIRST), page, per_page or AUDIT_PER_PAGE)
+    ids = {e.actor_id for e in found.rows if e.actor_id}
     actors = {u.id: u for u in session.scalars(select(User).where(User.id.in_(ids)))} if ids else {}
-    return AuditPage(rows, actors, page, pages, total)
+    return AuditPage(found.rows, actors, found.page, found.pages, found.total)
 
 
 def actions(session: Session) -> list[str]:

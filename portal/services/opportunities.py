@@ -6,7 +6,6 @@ import ipaddress
 import re
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
-from math import ceil
 from urllib.parse import urlsplit
 
 from sqlalchemy import func, select
@@ -29,7 +28,7 @@ from portal.models import (
     User,
     utcnow,
 )
-from portal.services import audit, fatigue
+from portal.services import audit, fatigue, paging
 from portal.services.errors import Conflict, DomainError, NotFound
 
 TRANSITIONS = {
@@ -468,13 +467,11 @@ def participants_page(
         session.execute(select(Participation.status, func.count()).where(of_opp).group_by(Participation.status)).all()
     )
     total = sum(by_status.values()) if status is None else by_status.get(status, 0)
-    pages = max(ceil(total / per_page), 1)
-    page = min(max(page, 1), pages)
     q = select(Participation).options(joinedload(Participation.user)).where(of_opp)
     if status is not None:
         q = q.where(Participation.status == status)
-    q = q.order_by(Participation.requested_at, Participation.id).offset((page - 1) * per_page).limit(per_page)
-    return ParticipantsPage(list(session.scalars(q)), page, pages, total, by_status)
+    found = paging.paginate(session, q.order_by(Participation.requested_at, Participation.id), page, per_page, total)
+    return ParticipantsPage(found.rows, found.page, found.pages, found.total, by_status)
 
 
 def rosters(session: Session, opp_ids: list[int]) -> dict[int, list[Participation]]:
@@ -493,12 +490,17 @@ def rosters(session: Session, opp_ids: list[int]) -> dict[int, list[Participatio
     return out
 
 
-def admin_list(session: Session, status: str | None = None, waiting_only: bool = False) -> list[Opportunity]:
-    """The newest 500 opportunities (of a status); ``waiting_only``: those with a request waiting."""
+ADMIN_PER_PAGE = 50
+
+
+def admin_list(
+    session: Session, status: str | None = None, waiting_only: bool = False, page: int = 1, per_page: int | None = None
+) -> paging.Page:
+    """A page of opportunities (of a status), newest first; ``waiting_only``: those with a request waiting."""
     q = select(Opportunity).order_by(Opportunity.created_at.desc(), Opportunity.id.desc())
     if status:
         q = q.where(Opportunity.status == OpportunityStatus(status))
     if waiting_only:
         waiting = select(Participation.opportunity_id).where(Participation.status == ParticipationStatus.REQUESTED)
         q = q.where(Opportunity.id.in_(waiting))
-    return list(session.scalars(q.limit(500)))
+    return paging.paginate(session, q, page, per_page or ADMIN_PER_PAGE)

@@ -15,7 +15,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session, joinedload
 
 from portal.models import Redemption, RedemptionStatus, Reward, Role, Status, User, utcnow
-from portal.services import audit, points
+from portal.services import audit, paging, points
 from portal.services.errors import Conflict, DomainError, NotAllowed, NotFound
 from portal.services.outbox import external_url, queue_email
 
@@ -275,8 +275,17 @@ def history(session: Session, user_id: int) -> list[Redemption]:
     )
 
 
-def queue(session: Session, status: RedemptionStatus | None = RedemptionStatus.REQUESTED) -> list[Redemption]:
+QUEUE_PER_PAGE = 50
+
+
+def queue(
+    session: Session,
+    status: RedemptionStatus | None = RedemptionStatus.REQUESTED,
+    page: int = 1,
+    per_page: int | None = None,
+) -> paging.Page:
+    """A page of redemptions (of a status), oldest first (the order they are fulfilled in), each with its user."""
     q = select(Redemption).options(joinedload(Redemption.user)).order_by(Redemption.created_at, Redemption.id)
     if status is not None:
         q = q.where(Redemption.status == status)
-    return list(session.scalars(q.limit(500)))
+    return paging.paginate(session, q, page, per_page or QUEUE_PER_PAGE)
