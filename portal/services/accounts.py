@@ -549,10 +549,15 @@ def end_all_sessions(session: Session, user: User) -> None:
     audit.record(session, "auth.sign_out", user.id, user)
 
 
+# Who waits for an admin's decision (the registrations queue counts the same people the list shows).
+AWAITING_APPROVAL = (User.status == Status.PENDING, User.role == Role.ADVOCATE)
+
+
 def waiting_for_approval(session: Session, page: int = 1, per_page: int | None = None) -> paging.Page:
     """A page of the applications waiting for an admin's decision, oldest first (the order they are decided in)."""
-    q = select(User).where(User.status == Status.PENDING, User.role == Role.ADVOCATE).order_by(User.created_at, User.id)
+    q = select(User).where(*AWAITING_APPROVAL).order_by(User.created_at, User.id)
     return paging.paginate(session, q, page, per_page or paging.PER_PAGE)
+
 
 
 def count_by_status(session: Session) -> dict[str, int]:

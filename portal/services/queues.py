@@ -31,7 +31,7 @@ from portal.models import (
     User,
     utcnow,
 )
-from portal.services import audit, profiles
+from portal.services import accounts, audit, profiles
 from portal.services.errors import DomainError
 from search import querying
 from search import service as search_service
@@ -90,7 +90,7 @@ def today(session: Session, now: datetime | None = None) -> list[Queue]:
             "Registrations awaiting approval",
             "admin.pending",
             {},
-            _waiting(session, User, User.created_at, User.status == Status.PENDING),
+            _waiting(session, User, User.created_at, *accounts.AWAITING_APPROVAL),
         ),
         (
             "requests",
