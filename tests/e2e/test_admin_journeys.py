@@ -52,7 +52,7 @@ def test_an_admin_approves_registrations_from_the_home_queue(live_server, page, 
     assert questions == ["Approve the selected applicants? Each one is emailed."]
     expect(page.get_by_role("row", name=re.compile(second[0]))).to_have_count(0)
 
-    for name, email in (first, second):
+    for _name, email in (first, second):
         mail = mailbox.wait_for(email, subject="approved")[-1]
         assert mail.link("/auth/login").startswith(base + "/")
 
