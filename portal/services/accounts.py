@@ -559,7 +559,6 @@ def waiting_for_approval(session: Session, page: int = 1, per_page: int | None =
     return paging.paginate(session, q, page, per_page or paging.PER_PAGE)
 
 
-
 def count_by_status(session: Session) -> dict[str, int]:
     rows = session.execute(select(User.status, func.count()).group_by(User.status)).all()
     return {s.value: n for s, n in rows}
