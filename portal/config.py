@@ -31,6 +31,11 @@ DEFAULTS: dict[str, object] = {
     "COMPANY_NAME": "Example Corp",
     "TERMS_VERSION": "2026-01",
     "AUTO_APPROVE_ADVOCATES": False,
+    # The footer's links: the program terms and privacy notice (None: the portal's own pages, /terms and
+    # /privacy) and where people write to the program team (None: no contact link).
+    "TERMS_URL": None,
+    "PRIVACY_URL": None,
+    "CONTACT_EMAIL": None,
     # Accounts
     "PASSWORD_MIN_LENGTH": 10,
     "PASSWORD_MAX_LENGTH": 128,

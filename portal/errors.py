@@ -17,6 +17,7 @@ from werkzeug.exceptions import HTTPException
 
 from portal.database import SAFE_METHODS
 from portal.extensions import db
+from portal.models import Role
 from portal.services.errors import DomainError, InvalidToken, NotFound
 
 MESSAGES = {
@@ -56,7 +57,11 @@ def render_error(code: int, detail: str | None = None):
     _forget_unreadable_body()
     if wants_json():
         return {"error": title, "detail": detail or hint}, code
-    template = "admin/error.html" if request.blueprint == "admin" else "errors/error.html"
+    # The admin area's layout (its navigation) only for admins: anyone else refused there, or lost on a
+    # missing admin page, gets the portal's layout, with no links they cannot open.
+    # (The user as already loaded for this request: an error page never queries, the database may be why it failed.)
+    in_admin = request.blueprint == "admin" and getattr(g.get("_login_user"), "role", None) == Role.ADMIN
+    template = "admin/error.html" if in_admin else "errors/error.html"
     return render_template(template, code=code, title=title, hint=detail or hint), code
 
 

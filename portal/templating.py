@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from datetime import datetime
 
-from flask import current_app, has_request_context
+from flask import current_app, has_request_context, url_for
 from flask_login import current_user
 from markupsafe import Markup, escape
 
@@ -49,6 +49,9 @@ def register(app) -> None:
             "site_name": current_app.config["SITE_NAME"],
             "company_name": current_app.config["COMPANY_NAME"],
             "logout_form": ConfirmForm() if current_user.is_authenticated else None,
+            "terms_url": current_app.config.get("TERMS_URL") or url_for("main.terms"),
+            "privacy_url": current_app.config.get("PRIVACY_URL") or url_for("main.privacy_notice"),
+            "contact_email": current_app.config.get("CONTACT_EMAIL"),
         }
 
     @app.template_filter("dt")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, redirect, render_template, url_for
+from flask import Blueprint, current_app, redirect, render_template, url_for
 from flask_login import current_user, login_required
 
 from portal.extensions import db
@@ -17,6 +17,17 @@ bp = Blueprint("main", __name__)
 @bp.route("/")
 def index():
     return render_template("main/index.html")
+
+
+@bp.route("/terms")
+def terms():
+    """The program terms people accept when they join (the version they accept is recorded with their consent)."""
+    return render_template("main/terms.html", version=current_app.config["TERMS_VERSION"])
+
+
+@bp.route("/privacy")
+def privacy_notice():
+    return render_template("main/privacy_notice.html")
 
 
 @bp.route("/dashboard")

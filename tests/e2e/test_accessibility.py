@@ -79,6 +79,8 @@ PUBLIC = [
     Visit("auth.register"),
     Visit("auth.forgot_password"),
     Visit("auth.check_email"),
+    Visit("main.terms"),
+    Visit("main.privacy_notice"),
     Visit("auth.verify_email", lambda w: {"token": w.verify_token}),
     Visit("auth.reset_password", lambda w: {"token": "no-such-token"}, status=400),  # "this link is not valid"
     Visit("profile.unsubscribe", lambda w: {"token": w.unsubscribe_token}),
