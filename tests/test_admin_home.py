@@ -113,3 +113,17 @@ def test_a_bad_service_level_is_refused_on_the_page(app, admin_client, value, me
     assert resp.status_code == 422 and message in resp.get_data(as_text=True)
     assert queues.service_level_days(db.session) == 3
     assert audits("settings.service_level") == []
+
+
+def test_the_account_counts_count_advocates_as_the_advocate_list_does(app, admin_client, program, make_user):
+    make_user(Role.STAFF, email="stella.staff@example.com", name="Stella Staff")  # active, not an advocate
+    html = admin_client.get("/admin/").get_data(as_text=True)
+    stats = dict(
+        (label, int(value.replace(",", "")))
+        for value, label in re.findall(
+            r'<div class="stat card"><span class="stat-value">([\d,]+)</span><span class="stat-label">([^<]+)<', html
+        )
+    )
+    listed = re.search(r"([\d,]+) advocates?", text_of(admin_client.get("/admin/advocates?status=active")))
+    assert stats["Active advocates"] == 3 == int(listed.group(1).replace(",", ""))  # Fred, Stan, Bea
+    assert stats["Waiting for approval"] == 2

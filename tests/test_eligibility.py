@@ -113,7 +113,7 @@ def test_seats_left(app, make_user):
     assert set(titles(adv)) == {"Unlimited", "Two left"}
     c = client_for(app, adv)
     page = text_of(c.get("/opportunities"))
-    assert "2 places left." in page and "Full" not in page
+    assert "2 places left" in page and "Full" not in page
     assert "All seats are taken." in text_of(c.get(f"/opportunities/{full}"))
 
 

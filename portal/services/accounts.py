@@ -559,9 +559,13 @@ def waiting_for_approval(session: Session, page: int = 1, per_page: int | None =
     return paging.paginate(session, q, page, per_page or paging.PER_PAGE)
 
 
-def count_by_status(session: Session) -> dict[str, int]:
-    rows = session.execute(select(User.status, func.count()).group_by(User.status)).all()
-    return {s.value: n for s, n in rows}
+def count_by_status(session: Session, role: Role | None = Role.ADVOCATE) -> dict[str, int]:
+    """How many accounts of ``role`` (advocates by default, as the advocate list counts them) are in each
+    status; ``role=None``: every account."""
+    q = select(User.status, func.count()).group_by(User.status)
+    if role is not None:
+        q = q.where(User.role == role)
+    return {s.value: n for s, n in session.execute(q).all()}
 
 
 def find_user(session: Session, email: str) -> User:

@@ -1,7 +1,19 @@
 // Progressive enhancement only: every page works without this file.
 (function () {
   "use strict";
+  document.documentElement.classList.add("js");
   document.addEventListener("DOMContentLoaded", function () {
+    // Search filters: folded behind the "Filters" button on narrow screens (CSS), opened by it.
+    document.querySelectorAll(".filters-toggle[aria-controls]").forEach(function (button) {
+      var panel = document.getElementById(button.getAttribute("aria-controls"));
+      if (!panel) {
+        return;
+      }
+      button.addEventListener("click", function () {
+        var open = panel.classList.toggle("open");
+        button.setAttribute("aria-expanded", open ? "true" : "false");
+      });
+    });
     var toggle = document.querySelector(".nav-toggle");
     var nav = document.getElementById("site-nav");
     if (toggle && nav) {
