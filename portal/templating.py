@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import re
 from datetime import datetime
+from functools import lru_cache
+from pathlib import Path
 
 from flask import current_app, has_request_context, url_for
 from flask_login import current_user
@@ -11,6 +13,7 @@ from markupsafe import Markup, escape
 
 from portal.extensions import db
 from portal.forms.auth import ConfirmForm
+from portal.services import badges
 from portal.services.profiles import is_stale, read_profile
 
 
@@ -39,6 +42,14 @@ def paragraphs(value) -> Markup:
     return Markup("\n").join(out)
 
 
+@lru_cache(maxsize=64)
+def _svg(static_folder: str, name: str) -> str:
+    """An icon's SVG from static/img/badges/, without its licence comment and its own class."""
+    text = (Path(static_folder) / "img" / "badges" / f"{name}.svg").read_text(encoding="utf-8")
+    text = re.sub(r"<!--.*?-->\s*", "", text, flags=re.S)
+    return re.sub(r'\s*class="[^"]*"', "", text, count=1).strip()
+
+
 def register(app) -> None:
     @app.context_processor
     def inject():
@@ -59,6 +70,12 @@ def register(app) -> None:
         return value.strftime(fmt) if value else "—"
 
     app.add_template_filter(paragraphs, "paragraphs")
+
+    @app.template_global("badge_icon")
+    def badge_icon(icon: str | None, cls: str = "badge-icon") -> Markup:
+        """A badge's icon drawn inline (it takes the text colour), hidden from screen readers: the name says it."""
+        svg = _svg(current_app.static_folder, badges.icon_file(icon))
+        return Markup(svg.replace("<svg", f'<svg aria-hidden="true" focusable="false" class="{escape(cls)}"', 1))
 
     @app.template_filter("label")
     def enum_label(value) -> str:

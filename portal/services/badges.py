@@ -213,6 +213,38 @@ FIRST_OF_TYPE_ICONS = {
 }
 
 
+# Badge icons are SVG files in static/img/badges/ (Lucide, ISC licence: LICENSE-lucide.txt there), not emoji:
+# Debian's Chromium, and many office machines, have no colour emoji font and show empty boxes. A badge keeps
+# its emoji in the database (emails and the admin's list use it as a label); the pages draw the file it maps to.
+ICON_FILES = {
+    "👣": "footprints",
+    "✍️": "pen-line",
+    "🏛️": "landmark",
+    "🎂": "cake",
+    "🤝": "handshake",
+    "🏆": "trophy",
+    "🎤": "mic",
+    "⭐": "star",
+    "★": "star",
+    "📞": "phone",
+    "📄": "file-text",
+    "💬": "message-square-quote",
+    "📰": "newspaper",
+    "📊": "chart-column",
+    "🖥️": "monitor",
+    "🎧": "headphones",
+    "🎬": "clapperboard",
+    "🔗": "link",
+    "🧪": "flask-conical",
+}
+DEFAULT_ICON_FILE = "star"
+
+
+def icon_file(icon: str | None) -> str:
+    """The SVG (a name in static/img/badges/) drawn for a badge's icon; a star for any other icon."""
+    return ICON_FILES.get(icon or "", DEFAULT_ICON_FILE)
+
+
 def ensure_default_badges(session: Session) -> int:
     have = set(session.scalars(select(Badge.key)))
     added = 0
