@@ -14,6 +14,29 @@
         button.setAttribute("aria-expanded", open ? "true" : "false");
       });
     });
+    // Copy buttons (the referral link): copy the named field's value and say so.
+    if (navigator.clipboard && window.isSecureContext) {
+      document.querySelectorAll("button[data-copy]").forEach(function (button) {
+        var field = document.getElementById(button.getAttribute("data-copy"));
+        var status = document.getElementById(button.getAttribute("data-status"));
+        if (!field) {
+          return;
+        }
+        button.hidden = false;
+        button.addEventListener("click", function () {
+          navigator.clipboard.writeText(field.value).then(function () {
+            if (status) {
+              status.textContent = "Copied. Paste it into an email or a message to a colleague.";
+            }
+          }, function () {
+            field.select();
+            if (status) {
+              status.textContent = "Your browser did not let us copy: the link is selected, copy it with Ctrl+C or Cmd+C.";
+            }
+          });
+        });
+      });
+    }
     var toggle = document.querySelector(".nav-toggle");
     var nav = document.getElementById("site-nav");
     if (toggle && nav) {
