@@ -94,12 +94,12 @@ _BOMS = (
 )
 # Unicode blocks a Western (Windows-1252) file can hold; a best guess with another script (Cyrillic,
 # Greek, CJK, Arabic, ...) means the file is in another legacy encoding.
-_LATIN_BLOCKS = ("Latin", "Control character", "General Punctuation", "Currency Symbols", "Spacing Modifier Letters")
+_LATIN_BLOCKS = ("Control character", "General Punctuation", "Currency Symbols", "Spacing Modifier Letters")
 _WORD_PUNCTUATION = set("’‘“”–—…€©®°·«»×\u00a0")
 
 
 def _other_script(match) -> bool:
-    return any(not a.startswith(_LATIN_BLOCKS) for a in match.alphabets)
+    return any("Latin" not in a and a not in _LATIN_BLOCKS for a in match.alphabets)
 
 
 def _symbols_inside_words(text: str) -> int:
@@ -505,6 +505,8 @@ def start(session: Session, job: ImportJob, actor_id: int | None) -> ImportJob:
         raise DomainError("Confirm the mapping of the columns first.")
     if job.status != ImportStatus.MAPPED:
         raise Conflict("This import has already been started.")
+    if not check(session, job).valid:
+        raise DomainError("Nothing in this file can be imported: every row has a problem that skips it.")
     job.status = ImportStatus.RUNNING
     job.started_at = utcnow()
     job.done = job.invited = job.skipped = job.problems = 0
@@ -527,12 +529,12 @@ def run(session: Session, job_id: int, on_progress: Progress | None = None) -> I
         raise Conflict("This import is not waiting to run.")
     try:
         result = check(session, job)
-        job.total = len(result.rows)
+        job.total = total = len(result.rows)
         job.skipped = result.skipped
         job.problems = len(result.with_problems)
         actor_id = job.created_by_id
         session.commit()
-        _progress(on_progress, 0, job.total)
+        _progress(on_progress, 0, total)
         rows, done = result.rows, 0
         for start_at in range(0, len(rows), batch):
             chunk = rows[start_at : start_at + batch]
@@ -547,7 +549,8 @@ def run(session: Session, job_id: int, on_progress: Progress | None = None) -> I
             job.done = done
             session.commit()
             deliver_after_appcontext()  # "inline" delivery: this batch's email now
-            _progress(on_progress, done, job.total)
+            _progress(on_progress, done, total)
+            session.rollback()  # the batch is committed: end any read the delivery or the callback began
         begin_write(session)
         job = session.get(ImportJob, job_id)
         job.status = ImportStatus.DONE
