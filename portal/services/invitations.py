@@ -38,7 +38,7 @@ from portal.models import (
 from portal.services import audit
 from portal.services.accounts import get_by_email, normalize_email
 from portal.services.errors import Conflict, DomainError, InvalidToken
-from portal.services.outbox import external_url, queue_email
+from portal.services.outbox import external_url, queue_emails
 from portal.services.passwords import check_password_policy, hash_password
 from portal.services.privacy import register_erasure_step
 from portal.services.profiles import get_profile
@@ -150,17 +150,16 @@ def _expiry(now: datetime) -> datetime:
     return now + timedelta(days=current_app.config["INVITATION_DAYS"])
 
 
-def _send(session: Session, invitation_id: int, to: str, name: str, token: str, expires_at: datetime) -> None:
-    queue_email(
-        session,
-        to=to,
-        subject="You are invited to join the advocate program",
-        template="invitation",
-        name=name,
-        signup_url=external_url("auth.invited", token=token),
-        expires_on=expires_at.strftime("%d %B %Y"),
-        headers={"X-Invitation": str(invitation_id)},
-    )
+def _message(invitation_id: int, to: str, name: str, token: str, expires_at: datetime) -> dict:
+    return {
+        "to": to,
+        "subject": "You are invited to join the advocate program",
+        "template": "invitation",
+        "name": name,
+        "signup_url": external_url("auth.invited", token=token),
+        "expires_on": expires_at.strftime("%d %B %Y"),
+        "headers": {"X-Invitation": str(invitation_id)},
+    }
 
 
 def create_many(
@@ -212,8 +211,9 @@ def create_many(
             select(Invitation.email, Invitation.id).where(Invitation.token_hash.in_([r["token_hash"] for r in rows]))
         ).all()
     )
-    for row in rows:
-        _send(session, ids[row["email"]], row["email"], row["name"], tokens[row["email"]], expires)
+    queue_emails(
+        session, [_message(ids[r["email"]], r["email"], r["name"], tokens[r["email"]], expires) for r in rows]
+    )
     return len(rows)
 
 
