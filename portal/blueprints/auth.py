@@ -181,10 +181,10 @@ def _invited_page(form, token, email):
 def invited(token):
     """Sign up from an invitation: the known name, company and job title (editable), the address fixed,
     their own password and consent; the account is ready at once and they are signed in."""
+    invitation = invitations.for_token(db.session, token)  # an InvalidToken: the "link not valid" page
     if current_user.is_authenticated:
         flash("You are signed in already. Sign out first to accept an invitation for someone else.", "error")
         return redirect(url_for("main.dashboard"))
-    invitation = invitations.for_token(db.session, token)  # an InvalidToken: the "link not valid" page
     email = invitation.email
     if request.method == "GET":
         form = InvitedForm(
