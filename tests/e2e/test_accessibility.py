@@ -28,6 +28,7 @@ from playwright.sync_api import expect
 from sqlalchemy import select
 from werkzeug.exceptions import HTTPException
 
+from portal.database import begin_write
 from portal.extensions import db
 from portal.models import (
     ActivityType,
@@ -251,6 +252,8 @@ def _imports(admin_id: int) -> tuple[int, int, str]:
         b"Iris Importable,iris.import@example.com,Versicherungsgesellschaftsrechtsabteilung,Helthcare\n"
         b"No Address,,Nowhere,\n"
     )
+    db.session.rollback()  # end the fixture's reads: this is a writer's unit of work (SQLite: BEGIN IMMEDIATE)
+    begin_write(db.session)
     jobs = []
     for _ in range(2):
         job = imports.upload(db.session, "advocates-from-the-spring-event.csv", csv, admin_id)
@@ -260,6 +263,7 @@ def _imports(admin_id: int) -> tuple[int, int, str]:
     db.session.commit()
     imports.run(db.session, jobs[1])
     token = "a11y-invitation-token"
+    begin_write(db.session)
     db.session.add(
         Invitation(
             email="ines.invited@example.com",
