@@ -8,6 +8,7 @@ from datetime import timedelta
 
 import pytest
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 
 from portal.extensions import db
 from portal.models import (
@@ -148,8 +149,24 @@ def test_who_may_not_be_invited(app, make_user):
     inv.expires_at = utcnow() - timedelta(days=1)
     db.session.commit()
     invite("open@example.com")
-    assert len(db.session.scalars(select(Invitation).where(Invitation.email == "open@example.com")).all()) == 2
+    [fresh] = db.session.scalars(select(Invitation).where(Invitation.email == "open@example.com")).all()
+    assert fresh.id != inv.id and fresh.expires_at > utcnow()  # the expired one made way
     assert len(audits("invitation.create")) == 2
+
+
+def test_one_open_invitation_per_address_in_the_database(app):
+    invite("race@example.com")
+    db.session.add(
+        Invitation(
+            email="race@example.com",
+            source="import",
+            token_hash=invitations.token_hash("another"),
+            expires_at=utcnow() + timedelta(days=1),
+        )
+    )
+    with pytest.raises(IntegrityError):
+        db.session.flush()
+    db.session.rollback()
 
 
 def test_someone_who_deleted_their_account_is_never_invited_again(app, make_user, mailbox):

@@ -7,7 +7,7 @@ import enum
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, ForeignKey, Index, String, Text
+from sqlalchemy import JSON, ForeignKey, Index, String, Text, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from portal.models.base import Base, str_enum, utcnow
@@ -69,6 +69,18 @@ class Invitation(Base):
     accepted_at: Mapped[datetime | None]
     accepted_user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    # One open invitation per address, closed in the database (two imports at once cannot both invite);
+    # an expired one is deleted when the address is invited again (invitations.create_many).
+    __table_args__ = (
+        Index(
+            "uq_invitations_open_email",
+            "email",
+            unique=True,
+            sqlite_where=text("accepted_at IS NULL"),
+            postgresql_where=text("accepted_at IS NULL"),
+        ),
+    )
 
 
 class SuppressedAddress(Base):

@@ -205,15 +205,16 @@ def create_many(
         )
     if not rows:
         return 0
+    # Expired invitations to these addresses make way for the new ones (one open invitation per address).
+    for chunk in _chunks([r["email"] for r in rows]):
+        session.execute(delete(Invitation).where(Invitation.email.in_(chunk), Invitation.accepted_at.is_(None)))
     session.execute(insert(Invitation), rows)
     ids = dict(
         session.execute(
             select(Invitation.email, Invitation.id).where(Invitation.token_hash.in_([r["token_hash"] for r in rows]))
         ).all()
     )
-    queue_emails(
-        session, [_message(ids[r["email"]], r["email"], r["name"], tokens[r["email"]], expires) for r in rows]
-    )
+    queue_emails(session, [_message(ids[r["email"]], r["email"], r["name"], tokens[r["email"]], expires) for r in rows])
     return len(rows)
 
 
