@@ -79,6 +79,8 @@ def import_upload():
         return _list_page(UploadForm(formdata=None), 413)
     form = UploadForm()
     if not form.validate_on_submit():
+        if form.csrf_token.errors:
+            flash("Your form expired or was sent from another page. Reload the page and try again.", "error")
         return _list_page(form, 422)
     refused_form(form, _list_page, field=form.file)
     upload = form.file.data
