@@ -112,6 +112,13 @@ DEFAULTS: dict[str, object] = {
     "PROXY_FIX_X_PREFIX": 0,
     # Advocates
     "PROFILE_STALE_DAYS": 180,
+    # Invitations and the CSV import (portal.services.invitations, portal.services.imports)
+    "INVITATION_DAYS": 14,  # an invitation link is valid this long
+    "IMPORT_MAX_BYTES": 10 * 1024 * 1024,  # the upload limit of the import page (MAX_CONTENT_LENGTH elsewhere)
+    "IMPORT_BATCH_SIZE": 500,  # rows invited per commit (the job page's progress moves per batch)
+    # How the web starts an import: "thread" (a background thread) or "inline" (in the request, after its
+    # commit). None: "thread", except under TESTING.
+    "IMPORT_RUN": None,
     # Recognition
     "POINTS_PROFILE_COMPLETE": 100,
     "POINTS_REFERRAL": 250,
@@ -285,6 +292,10 @@ def load_config(app, test_config: dict | None = None) -> None:
     floor = cfg["AUTH_TIMING_FLOOR_SECONDS"]
     if isinstance(floor, bool) or not isinstance(floor, (int, float)) or not 0 <= floor <= 5:
         raise ConfigError(f"AUTH_TIMING_FLOOR_SECONDS must be a number of seconds from 0 to 5, not {floor!r}.")
+    if cfg.get("IMPORT_RUN") is None:
+        cfg["IMPORT_RUN"] = "inline" if cfg.get("TESTING") else "thread"
+    if cfg.get("IMPORT_RUN") not in ("thread", "inline"):
+        raise ConfigError(f'IMPORT_RUN must be "thread" or "inline", not {cfg.get("IMPORT_RUN")!r}.')
     if cfg.get("OUTBOX_SEND_AFTER_RESPONSE") is None:
         cfg["OUTBOX_SEND_AFTER_RESPONSE"] = not cfg.get("TESTING")
     for key in (

@@ -10,8 +10,9 @@ from flask_login import current_user, login_user, logout_user
 from portal.errors import FLASH, refused_form, unit_of_work
 from portal.extensions import db, limiter
 from portal.forms.auth import ConfirmForm, ForgotPasswordForm, LoginForm, RegisterForm, ResetPasswordForm
+from portal.forms.invitations import InvitedForm
 from portal.security import client_ip, even_timing, safe_next
-from portal.services import accounts
+from portal.services import accounts, invitations
 from portal.services.errors import PasswordRejected
 
 bp = Blueprint("auth", __name__, url_prefix="/auth")
@@ -168,3 +169,52 @@ def reset_password(token):
         flash("Your password is changed. Sign in with the new one.", "success")
         return redirect(url_for("auth.login"))
     return _reset_page(form, token), 422 if form.errors else 200
+
+
+def _invited_page(form, token, email):
+    return render_template("auth/invited.html", form=form, token=token, email=email)
+
+
+@bp.route("/invited/<token>", methods=["GET", "POST"])
+@limiter.limit(auth_limit, methods=["POST"])
+@unit_of_work
+def invited(token):
+    """Sign up from an invitation: the known name, company and job title (editable), the address fixed,
+    their own password and consent; the account is ready at once and they are signed in."""
+    invitation = invitations.for_token(db.session, token)  # an InvalidToken: the "link not valid" page
+    if current_user.is_authenticated:
+        flash("You are signed in already. Sign out first to accept an invitation for someone else.", "error")
+        return redirect(url_for("main.dashboard"))
+    email = invitation.email
+    if request.method == "GET":
+        form = InvitedForm(
+            formdata=None,
+            data={
+                "name": invitation.name,
+                "company": invitation.company or "",
+                "job_title": invitation.job_title or "",
+            },
+        )
+        return _invited_page(form, token, email)
+    form = InvitedForm()
+    if form.validate_on_submit():
+        refused_form(
+            form, partial(_invited_page, token=token, email=email), field=None, fields={PasswordRejected: form.password}
+        )
+        user = invitations.accept(
+            db.session,
+            token,
+            invitations.Acceptance(
+                name=form.name.data,
+                company=form.company.data,
+                job_title=form.job_title.data,
+                password=form.password.data,
+                accepted_terms=form.accept_terms.data,
+                ip_address=client_ip(),
+            ),
+        )
+        session.clear()  # no fixation: a fresh session for the new member
+        login_user(user)
+        flash("Welcome to the advocate program! Your account is ready: complete your profile when you can.", "success")
+        return redirect(url_for("main.dashboard"))
+    return _invited_page(form, token, email), 422

@@ -1,3 +1,4 @@
+from portal.cli import imports as _imports  # noqa: F401  (adds `flask advocates import`)
 from portal.cli.advocates import advocates_cli, lists_cli
 from portal.cli.demo import demo_cli
 from portal.cli.opportunities import digest_cli, opportunities_cli

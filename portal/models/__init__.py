@@ -20,6 +20,7 @@ from portal.models.advocates import (
 from portal.models.audit import AdvocateNote, AuditEvent
 from portal.models.base import Base, utcnow
 from portal.models.indexing import SearchPending
+from portal.models.invitations import ImportJob, ImportStatus, Invitation, SuppressedAddress
 from portal.models.mail import OutboxMessage, OutboxStatus
 from portal.models.opportunities import (
     ACTIVE_STATUSES,
@@ -78,6 +79,10 @@ __all__ = [
     "ProgramSetting",
     "SelectionMode",
     "SearchPending",
+    "ImportJob",
+    "ImportStatus",
+    "Invitation",
+    "SuppressedAddress",
     "Base",
     "utcnow",
     "User",

@@ -32,7 +32,7 @@ from urllib.parse import urlsplit
 
 from flask import Response, current_app, g, has_request_context, render_template
 from flask_mail import Message
-from sqlalchemy import Engine, func, null, or_, select, update
+from sqlalchemy import Engine, func, insert, null, or_, select, update
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
@@ -94,27 +94,59 @@ def queue_email(
 ):
     """Render ``email/<template>.txt`` and ``.html`` and add the message to the caller's transaction.
     ``about_user_id``: the person the message tells the recipient about (erased with that person)."""
-    text, html = render_email(template, subject, **context)
     msg = OutboxMessage(
-        recipient=to,
-        subject=re.sub(r"[\r\n]+", " ", subject)[:255],
-        body_text=text,
-        body_html=html,
-        template=template,
-        user_id=user_id,
-        about_user_id=about_user_id,
-        headers=headers or None,
-        message_id=new_message_id(),
+        **_message_row(to, subject, template, user_id=user_id, headers=headers, about_user_id=about_user_id, **context)
     )
     session.add(msg)
     session.flush()
+    _queued(session, [msg.id])
+    return msg
+
+
+def queue_emails(session: Session, messages: list[dict]) -> list[int]:
+    """Many ``queue_email`` calls at once (an import's invitations): each message rendered the same way,
+    all inserted in one statement. ``messages``: the keyword arguments of ``queue_email`` (``to``,
+    ``subject``, ``template``, ...). Returns the new rows' ids, in order."""
+    if not messages:
+        return []
+    rows = [_message_row(**m) for m in messages]
+    ids = list(session.scalars(insert(OutboxMessage).returning(OutboxMessage.id, sort_by_parameter_order=True), rows))
+    _queued(session, ids)
+    return ids
+
+
+def _message_row(
+    to: str,
+    subject: str,
+    template: str,
+    user_id: int | None = None,
+    headers: dict[str, str] | None = None,
+    about_user_id: int | None = None,
+    **context,
+) -> dict:
+    text, html = render_email(template, subject, **context)
+    return {
+        "recipient": to,
+        "subject": re.sub(r"[\r\n]+", " ", subject)[:255],
+        "body_text": text,
+        "body_html": html,
+        "template": template,
+        "user_id": user_id,
+        "about_user_id": about_user_id,
+        "headers": headers or None,
+        "message_id": new_message_id(),
+    }
+
+
+def _queued(session: Session, ids: list[int]) -> None:
+    """Messages just added: wake the worker when this commits (PostgreSQL), send them after the commit
+    with "inline" delivery."""
     if session.get_bind().dialect.name == "postgresql":
         session.execute(select(func.pg_notify(CHANNEL, "")))  # delivered when, and only if, this commits
     if has_request_context():
-        g.setdefault("outbox_ids", []).append(msg.id)
+        g.setdefault("outbox_ids", []).extend(ids)
     else:  # a CLI command or job: sent when its app context ends (see deliver_after_appcontext)
-        session.info.setdefault("outbox_ids", []).append(msg.id)
-    return msg
+        session.info.setdefault("outbox_ids", []).extend(ids)
 
 
 def new_message_id() -> str:

@@ -17,6 +17,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import timedelta
 from types import SimpleNamespace
 from urllib.parse import urlsplit
 
@@ -27,9 +28,20 @@ from playwright.sync_api import expect
 from sqlalchemy import select
 from werkzeug.exceptions import HTTPException
 
+from portal.database import begin_write
 from portal.extensions import db
-from portal.models import ActivityType, Participation, ParticipationStatus, Role, Status, User, utcnow
-from portal.services import accounts, referrals, subscriptions
+from portal.models import (
+    ActivityType,
+    ImportJob,
+    Invitation,
+    Participation,
+    ParticipationStatus,
+    Role,
+    Status,
+    User,
+    utcnow,
+)
+from portal.services import accounts, imports, invitations, referrals, subscriptions
 from search.indexing import apply_pending
 from tests.support import (
     TEST_PASSWORD,
@@ -83,6 +95,8 @@ PUBLIC = [
     Visit("main.privacy_notice"),
     Visit("auth.verify_email", lambda w: {"token": w.verify_token}),
     Visit("auth.reset_password", lambda w: {"token": "no-such-token"}, status=400),  # "this link is not valid"
+    Visit("auth.invited", lambda w: {"token": w.invitation_token}),
+    Visit("auth.invited", lambda w: {"token": "no-such-token"}, status=400),
     Visit("profile.unsubscribe", lambda w: {"token": w.unsubscribe_token}),
     Visit("recognition.referred", lambda w: {"code": w.referral_code}, lands_on="auth.register"),
     Visit(None, path="/no-such-page", status=404),
@@ -150,6 +164,11 @@ ADMIN = [
     Visit("admin.redemptions_queue"),
     Visit("admin.boards"),
     Visit("admin.audit_log"),
+    Visit("admin.imports_list"),
+    Visit("admin.import_mapping", lambda w: {"job_id": w.import_job}),
+    Visit("admin.import_job", lambda w: {"job_id": w.import_job}),
+    Visit("admin.import_job", lambda w: {"job_id": w.import_job, "problems": 1}),
+    Visit("admin.import_job", lambda w: {"job_id": w.done_import_job}),
     Visit("admin.settings"),
     Visit("admin.health"),
     Visit("search.health"),
@@ -224,7 +243,42 @@ def world(live_server):
         ns.unsubscribe_token = _url_value(app, subscriptions.unsubscribe_url(advocate, "digest"), "token")
         ns.verify_token = _url_value(app, accounts.verification_link(db.session.get(User, unverified)), "token")
         apply_pending(db.engine)  # staff search finds the advocate
+        ns.import_job, ns.done_import_job, ns.invitation_token = _imports(admin_id)
     return ns
+
+
+def _imports(admin_id: int) -> tuple[int, int, str]:
+    """A CSV import mapped and waiting (with problems to show), one that has run, and an open invitation."""
+    csv = (
+        b"Full name,Email,Company,Industry\n"
+        b"Iris Importable,iris.import@example.com,Versicherungsgesellschaftsrechtsabteilung,Helthcare\n"
+        b"No Address,,Nowhere,\n"
+    )
+    db.session.rollback()  # end the fixture's reads: this is a writer's unit of work (SQLite: BEGIN IMMEDIATE)
+    begin_write(db.session)
+    jobs = []
+    for _ in range(2):
+        job = imports.upload(db.session, "advocates-from-the-spring-event.csv", csv, admin_id)
+        imports.set_mapping(db.session, job, job.mapping, admin_id)
+        jobs.append(job.id)
+    imports.start(db.session, db.session.get(ImportJob, jobs[1]), admin_id)
+    db.session.commit()
+    imports.run(db.session, jobs[1])
+    token = "a11y-invitation-token"
+    begin_write(db.session)
+    db.session.add(
+        Invitation(
+            email="ines.invited@example.com",
+            name="Ines Invited",
+            company="Versicherungsgesellschaftsrechtsabteilung",
+            job_title="Head of claims",
+            source="import",
+            token_hash=invitations.token_hash(token),
+            expires_at=utcnow() + timedelta(days=14),
+        )
+    )
+    db.session.commit()
+    return jobs[0], jobs[1], token
 
 
 def _url_value(app, link: str, name: str) -> str:
