@@ -153,12 +153,6 @@ SOURCES: tuple[Source, ...] = (
         why="the day an engagement counts on (fatigue); 'flask search sync' requeues advocates whose "
         "fatigue status changed, daily",
     ),
-    Source(
-        ProgramSetting,
-        ADVOCATES,
-        _attrs("updated_at", "updated_by_id"),
-        why="loaded with the policy's rows (fatigue.policy), not part of the policy",
-    ),
     Source(Industry, ADVOCATES, _attrs("name"), why=LISTS),
     Source(SizeBand, ADVOCATES, _attrs("name"), why=LISTS),
     Source(Product, ADVOCATES, _attrs("name"), why=LISTS),

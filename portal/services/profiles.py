@@ -9,13 +9,13 @@ from functools import cache
 from urllib.parse import quote, unquote, urlsplit
 from zoneinfo import ZoneInfo, available_timezones
 
-from flask import current_app
 from sqlalchemy import exists, func, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
+from portal.extensions import db
 from portal.models import (
     ActivityPreference,
     ActivityType,
@@ -36,7 +36,7 @@ from portal.models import (
     profile_tags,
     utcnow,
 )
-from portal.services import audit, points
+from portal.services import audit, points, settings
 from portal.services.errors import DomainError, NotFound
 from portal.services.fatigue import Availability, availability, local_today
 
@@ -253,8 +253,8 @@ def award_if_complete(session: Session, user: User, profile: AdvocateProfile) ->
     """Points for a completed profile, once per advocate (the ledger's idempotency key sees to "once")."""
     if completeness(user, profile).percent < 100:
         return False
-    amount = int(current_app.config.get("POINTS_PROFILE_COMPLETE", 100))
-    if amount <= 0:  # POINTS_PROFILE_COMPLETE=0: no points for it, and the ledger records no zero-point entry
+    amount = settings.get(session, "points_profile_complete")
+    if amount <= 0:  # the setting at 0: no points for it, and the ledger records no zero-point entry
         return False
     _, created = points.award(
         session,
@@ -303,8 +303,10 @@ def completeness(user: User, profile: AdvocateProfile) -> Completeness:
     return Completeness(round(100 * (len(checks) - len(missing)) / len(checks)), missing)
 
 
-def stale_days() -> int:
-    return int(current_app.config.get("PROFILE_STALE_DAYS", 180))
+def stale_days(session: Session | None = None) -> int:
+    """Days after which a profile counts as stale (a program setting; PROFILE_STALE_DAYS until an admin
+    saves one). Without a session: the app's (``db.session``). Read once per transaction (settings)."""
+    return settings.get(session if session is not None else db.session, "profile_stale_days")
 
 
 def freshness_days(profile: AdvocateProfile, now: datetime | None = None) -> int | None:
