@@ -197,6 +197,11 @@ def _cached(session, what: str, load):
     return value
 
 
+def forget_cached_names() -> None:
+    """This process's list names are read again (a list item was renamed, a country moved)."""
+    _cache.clear()
+
+
 def _names(session, model) -> dict[int, str]:
     return _cached(session, model.__tablename__, lambda: dict(session.execute(select(model.id, model.name)).all()))
 

@@ -67,8 +67,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(
         "max_engagements_90d",
         "Most engagements per advocate in a rolling 90 days",
-        "Requests and approvals that would go over this are refused unless an admin approves with an override "
-        "reason.",
+        "Requests and approvals that would go over this are refused unless an admin approves with an override reason.",
         COUNT,
         1,
         365,
