@@ -27,7 +27,6 @@ from portal.services import fatigue, participation
 from portal.services.errors import DomainError
 from tests.support import (
     client_for,
-    settings_form,
     engaged,
     find,
     indexed,
@@ -38,6 +37,7 @@ from tests.support import (
     post_form,
     recorded_sql,
     reload,
+    settings_form,
     text_of,
     user,
 )
