@@ -102,7 +102,7 @@ def list_rename(list_kind, item_id):
     if not form.validate_on_submit():
         flash("That name is too long.", "error")
         return _items_page(kind), 422
-    refused_form(form, lambda f: _items_page(kind), field=FLASH)
+    refused_form(form, lambda f: _items_page(kind), field=FLASH, statuses={NotFound: 404})
     item = lists.rename_item(db.session, kind, item_id, form.name.data, current_user.id)
     flash(f"Renamed: {item.name}.", "success")
     return redirect(url_for("admin.list_items", list_kind=kind.slug))

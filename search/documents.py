@@ -93,7 +93,10 @@ def _attrs(*names: str) -> frozenset[str]:
     return frozenset(names)
 
 
-LISTS = "list names are read through a cache (NAMES_TTL); a renamed item reaches documents as they are rewritten"
+LISTS = (
+    "list names are read through a cache (NAMES_TTL); a rename by an admin (portal.services.lists) announces "
+    "the advocates who have the item (signals.advocates_changed): they are queued and the cache is emptied"
+)
 SOURCES: tuple[Source, ...] = (
     # advocates: their account, profile, preferences, availability and engagements (the fatigue facet)
     Source(
@@ -159,7 +162,13 @@ SOURCES: tuple[Source, ...] = (
     Source(Region, ADVOCATES, _attrs("name"), why=LISTS),
     Source(Country, ADVOCATES, _attrs("name", "region_id"), why=LISTS),
     Source(ActivityType, ADVOCATES, _attrs("key", "name"), why=LISTS),
-    Source(Tag, ADVOCATES, _attrs("name"), why="a topic's name, as advocates typed it; topics are not renamed"),
+    Source(
+        Tag,
+        ADVOCATES,
+        _attrs("name"),
+        why="a tag's name: an admin's rename or merge (portal.services.lists) queues the advocates who have it "
+        "(signals.advocates_changed)",
+    ),
     Source(ActivityType, OPPORTUNITIES, _attrs("name"), why="an activity type's name; renamed rarely, by an admin"),
 )
 
