@@ -17,8 +17,8 @@ depends_on = None
 
 
 def upgrade():
-    with op.batch_alter_table("tags", schema=None) as batch_op:
-        batch_op.add_column(sa.Column("active", sa.Boolean(), server_default=sa.true(), nullable=False))
+    # A plain ADD COLUMN (SQLite accepts it with a constant default), so `flask db upgrade --sql` needs no table copy.
+    op.add_column("tags", sa.Column("active", sa.Boolean(), server_default=sa.true(), nullable=False))
 
 
 def downgrade():
