@@ -1,10 +1,9 @@
 from wtforms import DateField, HiddenField, SelectField, StringField, SubmitField, TextAreaField
-from wtforms.validators import DataRequired, InputRequired, Length, NumberRange, Optional, ValidationError
+from wtforms.validators import DataRequired, Length, NumberRange, Optional, ValidationError
 
 from portal.forms import BaseForm as FlaskForm
 from portal.forms import IntegerField
 from portal.routing import MAX_ID
-from portal.services.queues import SERVICE_LEVEL_RANGE
 
 
 class ApproveForm(FlaskForm):
@@ -39,15 +38,6 @@ class AuditFilterForm(FlaskForm):
     def validate_until(self, field):
         if field.data and self.since.data and field.data < self.since.data:
             raise ValidationError("The end date is before the start date.")
-
-
-class ServiceLevelForm(FlaskForm):
-    days = IntegerField(
-        "Service level (days)",
-        validators=[InputRequired(), NumberRange(*SERVICE_LEVEL_RANGE)],
-        description="A registration, request or order waiting longer than this is marked overdue on the home page.",
-    )
-    submit = SubmitField("Save service level")
 
 
 class SuspendForm(FlaskForm):

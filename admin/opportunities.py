@@ -9,12 +9,11 @@ from flask import abort, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 from sqlalchemy import func, select
 
-from admin.forms import ServiceLevelForm
 from admin.views import bp
 from portal.errors import refused_back_to, refused_form, unit_of_work
 from portal.extensions import db
 from portal.forms.auth import ConfirmForm
-from portal.forms.opportunities import AddAdvocateForm, DecisionForm, FatiguePolicyForm, OpportunityForm, StatusForm
+from portal.forms.opportunities import AddAdvocateForm, DecisionForm, OpportunityForm, StatusForm
 from portal.models import (
     ActivityType,
     Industry,
@@ -30,15 +29,20 @@ from portal.models import (
     utcnow,
 )
 from portal.routing import MAX_ID
-from portal.services import fatigue, lists, opportunities, participation, profiles, queues
+from portal.services import fatigue, lists, opportunities, participation, profiles
 
 
-def _fill(form: OpportunityForm) -> None:
+def _fill(form: OpportunityForm, opp: Opportunity | None = None) -> None:
+    """The pickers offer the active items, and the retired ones the opportunity already targets."""
     form.activity_type_id.choices = [(t.id, t.name) for t in profiles.activity_types(db.session)]
-    form.industry_ids.choices = [(i.id, i.name) for i in lists.active_items(db.session, Industry)]
-    form.product_ids.choices = [(i.id, i.name) for i in lists.active_items(db.session, Product)]
-    form.region_ids.choices = [(i.id, i.name) for i in lists.active_items(db.session, Region)]
-    form.size_band_ids.choices = [(i.id, i.name) for i in lists.active_items(db.session, SizeBand)]
+    for field, model, attr in (
+        (form.industry_ids, Industry, "industries"),
+        (form.product_ids, Product, "products"),
+        (form.region_ids, Region, "regions"),
+        (form.size_band_ids, SizeBand, "size_bands"),
+    ):
+        keep = [i.id for i in getattr(opp, attr)] if opp is not None else []
+        field.choices = [(i.id, i.name) for i in lists.offered(db.session, model, keep)]
 
 
 def _input(form: OpportunityForm) -> opportunities.OpportunityInput:
@@ -115,7 +119,7 @@ def opportunity_new():
 def opportunity_edit(opp_id):
     opp = db.get_or_404(Opportunity, opp_id)
     form = OpportunityForm(obj=opp if request.method == "GET" else None)
-    _fill(form)
+    _fill(form, opp)
     if request.method == "GET":
         form.selection_mode.data = opp.selection_mode.value
         form.industry_ids.data = [i.id for i in opp.industries]
@@ -283,42 +287,3 @@ def boards():
         renewal_cutoff=renewal_cutoff,
         status_of=status_of,
     )
-
-
-def _settings_page(form, level_form=None):
-    if level_form is None:
-        level_form = ServiceLevelForm(data={"days": queues.service_level_days(db.session)})
-    return render_template("admin/settings.html", form=form, level_form=level_form)
-
-
-@bp.route("/settings/service-level", methods=["POST"])
-@unit_of_work
-def service_level():
-    level_form = ServiceLevelForm()
-    if not level_form.validate_on_submit():
-        pol = fatigue.policy(db.session)
-        return _settings_page(FatiguePolicyForm(data=pol.__dict__), level_form), 422
-    refused_form(level_form, partial(_settings_page, FatiguePolicyForm(data=fatigue.policy(db.session).__dict__)))
-    queues.set_service_level(db.session, level_form.days.data, current_user.id)
-    flash(f"The service level is now {level_form.days.data} day(s).", "success")
-    return redirect(url_for("admin.settings"))
-
-
-@bp.route("/settings", methods=["GET", "POST"])
-@unit_of_work
-def settings():
-    pol = fatigue.policy(db.session)
-    form = FatiguePolicyForm(data=pol.__dict__ if request.method == "GET" else None)
-    if form.validate_on_submit():
-        refused_form(form, _settings_page)
-        fatigue.set_policy(
-            db.session,
-            {
-                "max_engagements_90d": form.max_engagements_90d.data,
-                "reference_call_gap_days": form.reference_call_gap_days.data or 0,
-            },
-            current_user.id,
-        )
-        flash("The fatigue policy is saved.", "success")
-        return redirect(url_for("admin.settings"))
-    return _settings_page(form), 422 if request.method == "POST" else 200

@@ -23,3 +23,12 @@ points_awarded = _signals.signal(
     once. Keyword arguments: ``session`` (the caller's), ``user_id``, ``entry`` (the new PointsEntry).
     Listened to by ``badges`` (connected by ``badges.connect``): the badges now due, and their email.""",
 )
+
+advocates_changed = _signals.signal(
+    "advocates-changed",
+    doc="""Sent by a bulk change that no row of a followed model shows (core SQL, or a list item's name that
+    documents copy): a tag renamed or merged, a list item renamed, a country moved to another region. Keyword
+    arguments: ``session`` (the caller's), ``user_ids`` (a SELECT of the advocates' ids, not run yet).
+    Listened to by ``search`` (connected by ``search.seam.init_app``): queues those advocates' documents
+    for re-indexing in the caller's transaction, with one INSERT ... SELECT.""",
+)

@@ -93,7 +93,10 @@ def _attrs(*names: str) -> frozenset[str]:
     return frozenset(names)
 
 
-LISTS = "list names are read through a cache (NAMES_TTL); a renamed item reaches documents as they are rewritten"
+LISTS = (
+    "list names are read through a cache (NAMES_TTL); a rename by an admin (portal.services.lists) announces "
+    "the advocates who have the item (signals.advocates_changed): they are queued and the cache is emptied"
+)
 SOURCES: tuple[Source, ...] = (
     # advocates: their account, profile, preferences, availability and engagements (the fatigue facet)
     Source(
@@ -153,19 +156,19 @@ SOURCES: tuple[Source, ...] = (
         why="the day an engagement counts on (fatigue); 'flask search sync' requeues advocates whose "
         "fatigue status changed, daily",
     ),
-    Source(
-        ProgramSetting,
-        ADVOCATES,
-        _attrs("updated_at", "updated_by_id"),
-        why="loaded with the policy's rows (fatigue.policy), not part of the policy",
-    ),
     Source(Industry, ADVOCATES, _attrs("name"), why=LISTS),
     Source(SizeBand, ADVOCATES, _attrs("name"), why=LISTS),
     Source(Product, ADVOCATES, _attrs("name"), why=LISTS),
     Source(Region, ADVOCATES, _attrs("name"), why=LISTS),
     Source(Country, ADVOCATES, _attrs("name", "region_id"), why=LISTS),
     Source(ActivityType, ADVOCATES, _attrs("key", "name"), why=LISTS),
-    Source(Tag, ADVOCATES, _attrs("name"), why="a topic's name, as advocates typed it; topics are not renamed"),
+    Source(
+        Tag,
+        ADVOCATES,
+        _attrs("name"),
+        why="a tag's name: an admin's rename or merge (portal.services.lists) queues the advocates who have it "
+        "(signals.advocates_changed)",
+    ),
     Source(ActivityType, OPPORTUNITIES, _attrs("name"), why="an activity type's name; renamed rarely, by an admin"),
 )
 
@@ -201,6 +204,11 @@ def _cached(session, what: str, load):
     value = load()
     _cache[key] = (time.monotonic(), value)
     return value
+
+
+def forget_cached_names() -> None:
+    """This process's list names are read again (a list item was renamed, a country moved)."""
+    _cache.clear()
 
 
 def _names(session, model) -> dict[int, str]:

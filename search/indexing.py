@@ -484,6 +484,19 @@ def register_listeners(session_factory) -> None:
     event.listen(session_factory, "after_soft_rollback", lambda s, t: _after_rollback(s))
 
 
+def queue_selected_advocates(sender, session, user_ids, **_) -> None:
+    """Receiver of ``portal.signals.advocates_changed``: queue the selected advocates' documents with one
+    INSERT ... SELECT in the caller's transaction (applied by the next writer or 'flask search sync', like a
+    fatigue policy change), and forget the cached list names so the documents written next have the new ones."""
+    ids = user_ids.subquery()
+    session.execute(
+        insert(SearchPending.__table__).from_select(
+            ["doc_type", "doc_id"], select(cast(literal(documents.ADVOCATES), String(20)), ids.c[0])
+        )
+    )
+    documents.forget_cached_names()
+
+
 def queue(session, kind: str, ids) -> None:
     """Queue these documents in the session's transaction (what changed without a row changing: a
     fatigue status that moved on with the date)."""

@@ -19,6 +19,7 @@ from typing import Protocol
 from flask import Flask
 from sqlalchemy.orm import Session
 
+from portal import signals
 from search import indexing, querying
 from search import rebuild as rb
 from search.indexing import IndexUnavailable
@@ -177,3 +178,4 @@ def init_app(app: Flask, session_factory) -> None:
     verify_once()
     app.extensions["search"] = WhooshBackend()
     indexing.register_listeners(session_factory)
+    signals.advocates_changed.connect(indexing.queue_selected_advocates)

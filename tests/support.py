@@ -1150,3 +1150,19 @@ def sign_in(page, base, email, password=TEST_PASSWORD):
     page.get_by_label("Email").fill(email)
     page.get_by_label("Password").fill(password)
     page.get_by_role("button", name="Sign in").click()
+
+
+def settings_form(**changes) -> dict:
+    """The settings page's fields with the current values (what the page shows), and ``changes``; an
+    on/off setting is sent only when on (a checkbox)."""
+    from portal.services import settings
+
+    values = {**settings.values(db.session), **changes}
+    out = {}
+    for key, value in values.items():
+        if settings.BY_KEY[key].kind == settings.BOOL:
+            if value:
+                out[key] = "y"
+        else:
+            out[key] = str(value)
+    return out

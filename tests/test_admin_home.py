@@ -13,7 +13,17 @@ from portal.extensions import db
 from portal.models import AdvocateProfile, Participation, ParticipationStatus, Redemption, Role, Status, User, utcnow
 from portal.services import queues, rewards
 from search import backend
-from tests.support import audits, engaged, give, make_advocate, make_opp, make_reward, post_form, text_of
+from tests.support import (
+    audits,
+    engaged,
+    give,
+    make_advocate,
+    make_opp,
+    make_reward,
+    post_form,
+    settings_form,
+    text_of,
+)
 
 
 @pytest.fixture
@@ -91,11 +101,13 @@ def test_each_queue_links_to_the_list_that_holds_it(app, admin_client, program):
 
 def test_the_service_level_is_a_setting_and_its_change_is_audited(app, admin, admin_client, program):
     page = admin_client.get("/admin/settings").get_data(as_text=True)
-    assert re.search(r'id="days"[^>]*value="3"', page)
-    resp = post_form(admin_client, "/admin/settings/service-level", {"days": "7"}, page="/admin/settings")
+    assert re.search(r'id="service_level_days"[^>]*value="3"', page)
+    resp = post_form(admin_client, "/admin/settings", settings_form(service_level_days="7"))
     assert resp.status_code == 302
     assert queues.service_level_days(db.session) == 7
-    assert [e.details for e in audits("settings.service_level")] == [{"before": 3, "after": 7}]
+    assert [e.details for e in audits("settings.update")] == [
+        {"before": {"service_level_days": 3}, "after": {"service_level_days": 7}}
+    ]
     assert {
         label: overdue for label, (_, overdue) in _queues(admin_client.get("/admin/").get_data(as_text=True)).items()
     } == {
@@ -109,10 +121,10 @@ def test_the_service_level_is_a_setting_and_its_change_is_audited(app, admin, ad
 
 @pytest.mark.parametrize(("value", "message"), [("0", "between 1 and 90"), ("91", "between 1 and 90"), ("x", "")])
 def test_a_bad_service_level_is_refused_on_the_page(app, admin_client, value, message):
-    resp = post_form(admin_client, "/admin/settings/service-level", {"days": value}, page="/admin/settings")
+    resp = post_form(admin_client, "/admin/settings", settings_form(service_level_days=value))
     assert resp.status_code == 422 and message in resp.get_data(as_text=True)
     assert queues.service_level_days(db.session) == 3
-    assert audits("settings.service_level") == []
+    assert audits("settings.update") == []
 
 
 def test_the_account_counts_count_advocates_as_the_advocate_list_does(app, admin_client, program, make_user):

@@ -102,6 +102,8 @@ def counts(app, client, program: Program) -> dict[str, int]:
     values = {"opp_id": program.board_id, "reward_id": program.reward_id, "type_id": program.type_id}
     values["user_id"] = program.focus_id
     values["job_id"] = program.job_id
+    values["list_kind"] = "regions"  # the lists' pages: regions also list every country
+    values["tag_kind"] = "topics"
     out = {}
     for rule in admin_pages(app):
         missing = set(rule.arguments) - set(values)

@@ -37,6 +37,7 @@ from tests.support import (
     post_form,
     recorded_sql,
     reload,
+    settings_form,
     text_of,
     user,
 )
@@ -83,16 +84,19 @@ def test_policy_defaults_and_the_settings_page(app, admin_client, admin):
     resp = post_form(
         admin_client,
         "/admin/settings",
-        {"max_engagements_90d": "6", "reference_call_gap_days": "45"},
+        settings_form(max_engagements_90d="6", reference_call_gap_days="45"),
         follow_redirects=True,
     )
-    assert "The fatigue policy is saved." in text_of(resp)
+    assert "Settings saved." in text_of(resp)
     db.session.rollback()
     pol = fatigue.policy(db.session)
     assert (pol.max_engagements_90d, pol.reference_call_gap_days) == (6, 45)
-    [event] = db.session.query(AuditEvent).filter_by(action="settings.fatigue").all()
+    [event] = db.session.query(AuditEvent).filter_by(action="settings.update").all()
     assert event.actor_id == admin.id
-    assert event.details == {"max_engagements_90d": 6, "reference_call_gap_days": 45}
+    assert event.details == {
+        "before": {"max_engagements_90d": 4, "reference_call_gap_days": 30},
+        "after": {"max_engagements_90d": 6, "reference_call_gap_days": 45},
+    }
     assert db.session.get(ProgramSetting, "max_engagements_90d").updated_by_id == admin.id
     page = admin_client.get("/admin/settings").get_data(as_text=True)
     assert re.search(r'id="max_engagements_90d"[^>]*value="6"', page)
@@ -110,11 +114,11 @@ def test_policy_defaults_and_the_settings_page(app, admin_client, admin):
     ],
 )
 def test_invalid_policy_is_422_and_changes_nothing(app, admin_client, data, message):
-    resp = post_form(admin_client, "/admin/settings", data)
+    resp = post_form(admin_client, "/admin/settings", settings_form(**data))
     assert resp.status_code == 422 and message in text_of(resp)
     db.session.rollback()
     assert db.session.query(ProgramSetting).count() == 0
-    assert db.session.query(AuditEvent).filter_by(action="settings.fatigue").count() == 0
+    assert db.session.query(AuditEvent).filter_by(action="settings.update").count() == 0
 
 
 def test_a_changed_policy_applies_at_once(app, make_user, admin_client):
@@ -122,9 +126,9 @@ def test_a_changed_policy_applies_at_once(app, make_user, admin_client):
     engaged(adv, utcnow() - timedelta(days=5))
     engaged(adv, utcnow() - timedelta(days=4))
     oid = make_opp(title="Third", mode=SelectionMode.FIRST_COME)
-    post_form(admin_client, "/admin/settings", {"max_engagements_90d": "2", "reference_call_gap_days": "30"})
+    post_form(admin_client, "/admin/settings", settings_form(max_engagements_90d="2", reference_call_gap_days="30"))
     assert refused(adv, oid) == "The program allows at most 2 engagements in 90 days; Polly has 2."
-    post_form(admin_client, "/admin/settings", {"max_engagements_90d": "3", "reference_call_gap_days": "30"})
+    post_form(admin_client, "/admin/settings", settings_form(max_engagements_90d="3", reference_call_gap_days="30"))
     assert ask(adv, oid).status == ParticipationStatus.APPROVED
 
 
@@ -737,7 +741,7 @@ def test_a_policy_change_queues_every_active_advocate_for_the_index(app, make_us
     assert pending_rows() == []
     assert indexed(two)["fatigue"] == "available"
 
-    post_form(admin_client, "/admin/settings", {"max_engagements_90d": "2", "reference_call_gap_days": "30"})
+    post_form(admin_client, "/admin/settings", settings_form(max_engagements_90d="2", reference_call_gap_days="30"))
     queued = {r.doc_id for r in pending_rows() if r.doc_type == "advocates"}
     assert queued == {two, none}
     apply_pending(db.engine)  # what the next index writer, or the `flask search sync` cron, does
@@ -745,7 +749,7 @@ def test_a_policy_change_queues_every_active_advocate_for_the_index(app, make_us
     assert [h.user.id for h in find(fatigue="at_limit", include_unavailable=True).hits] == [two]
 
     # saving the same policy again changes nothing and queues nothing
-    post_form(admin_client, "/admin/settings", {"max_engagements_90d": "2", "reference_call_gap_days": "30"})
+    post_form(admin_client, "/admin/settings", settings_form(max_engagements_90d="2", reference_call_gap_days="30"))
     assert pending_rows() == []
 
 

@@ -787,6 +787,8 @@ def crawl_data(app, make_user, advocate, admin):
         "redemption_id": 1,
         "blackout_id": 1,
         "user_id": advocate.id,
+        "list_kind": "regions",  # the admin's Lists pages
+        "tag_kind": "topics",
     }
     tokens = {
         "auth.verify_email": make_token(accounts.VERIFY, unverified.id, accounts._verify_state(unverified)),

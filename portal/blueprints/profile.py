@@ -31,15 +31,18 @@ from portal.services import fatigue, lists, privacy, profiles, subscriptions
 bp = Blueprint("profile", __name__, url_prefix="/me")
 
 
-def _choices(model, blank: str):
-    return [(None, blank)] + [(item.id, item.name) for item in lists.active_items(db.session, model)]
+def _choices(model, blank: str, keep: int | None):
+    return [(None, blank)] + [(item.id, item.name) for item in lists.offered(db.session, model, [keep])]
 
 
 def _fill_profile_choices(form: ProfileForm) -> None:
-    form.industry_id.choices = _choices(Industry, "Choose your industry")
-    form.size_band_id.choices = _choices(SizeBand, "Choose a size")
+    """The active items, and the retired ones the profile already has (it keeps them and still saves)."""
+    profile = profiles.read_profile(db.session, current_user)
+    form.industry_id.choices = _choices(Industry, "Choose your industry", profile.industry_id)
+    form.size_band_id.choices = _choices(SizeBand, "Choose a size", profile.size_band_id)
     form.country_code.choices = [("", "Choose your country")] + [(c.code, c.name) for c in lists.countries(db.session)]
-    form.product_ids.choices = [(p.id, p.name) for p in lists.active_items(db.session, Product)]
+    had = [p.id for p in profile.products]
+    form.product_ids.choices = [(p.id, p.name) for p in lists.offered(db.session, Product, had)]
 
 
 def _edit_page(form):

@@ -9,7 +9,7 @@ from wtforms import (
     TextAreaField,
     URLField,
 )
-from wtforms.validators import DataRequired, InputRequired, Length, NumberRange, Optional
+from wtforms.validators import DataRequired, Length, NumberRange, Optional
 
 from portal.forms import BaseForm as FlaskForm
 from portal.forms import IntegerField
@@ -81,13 +81,3 @@ class AddAdvocateForm(FlaskForm):
 class StatusForm(FlaskForm):
     status = HiddenField(validators=[DataRequired()])
     submit = SubmitField("Change status")
-
-
-class FatiguePolicyForm(FlaskForm):
-    max_engagements_90d = IntegerField(
-        "Most engagements per advocate in a rolling 90 days", validators=[InputRequired(), NumberRange(1, 365)]
-    )
-    reference_call_gap_days = IntegerField(
-        "Fewest days between two reference calls for one advocate", validators=[Optional(), NumberRange(0, 365)]
-    )
-    submit = SubmitField("Save policy")

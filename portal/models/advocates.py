@@ -5,7 +5,7 @@ from __future__ import annotations
 import enum
 from datetime import date, datetime
 
-from sqlalchemy import Boolean, CheckConstraint, Column, Date, ForeignKey, String, Table, Text, UniqueConstraint
+from sqlalchemy import Boolean, CheckConstraint, Column, Date, ForeignKey, String, Table, Text, UniqueConstraint, true
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from portal.models.base import Base, str_enum, utcnow
@@ -100,6 +100,8 @@ class Tag(Base):
     kind: Mapped[TagKind] = mapped_column(str_enum(TagKind, "tag_kind", 10))
     name: Mapped[str] = mapped_column(String(40))
     slug: Mapped[str] = mapped_column(String(40))
+    # Retired: kept on the profiles that have it (and in search), no longer suggested or taken for new choices.
+    active: Mapped[bool] = mapped_column(default=True, server_default=true())
 
     __table_args__ = (UniqueConstraint("kind", "slug", name="uq_tags_kind_slug"),)
 

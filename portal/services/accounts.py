@@ -12,7 +12,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from portal.models import Consent, Role, Status, User, utcnow
-from portal.services import audit, paging
+from portal.services import audit, paging, settings
 from portal.services.errors import Conflict, DomainError, InvalidToken, NotFound
 from portal.services.outbox import external_url, queue_email
 from portal.services.passwords import check_password_policy, hash_password, needs_rehash, verify_password
@@ -150,7 +150,7 @@ def verify_email(session: Session, token: str) -> User:
 def _address_verified(session: Session, user: User) -> None:
     """The owner proved the address (a verification or reset link): approve, or wait for an admin."""
     user.email_verified_at = utcnow()
-    if current_app.config["AUTO_APPROVE_ADVOCATES"]:
+    if settings.get(session, "auto_approve_advocates"):
         _activate(session, user, actor_id=None)
     else:
         user.status = Status.PENDING

@@ -47,20 +47,17 @@ from portal.models import (
     Opportunity,
     Participation,
     ParticipationStatus,
-    ProgramSetting,
     Role,
     Status,
     User,
     utcnow,
 )
-from portal.services import audit
+from portal.services import settings
 from portal.services.errors import DomainError, NotFound
 
-DEFAULTS = {"max_engagements_90d": 4, "reference_call_gap_days": 30}
-LABELS = {
-    "max_engagements_90d": "Most engagements per advocate in 90 days",
-    "reference_call_gap_days": "Fewest days between two reference calls",
-}
+# The fatigue policy's settings (portal.services.settings holds their bounds, defaults, labels and help).
+DEFAULTS = {key: settings.BY_KEY[key].default for key in ("max_engagements_90d", "reference_call_gap_days")}
+LABELS = {key: settings.BY_KEY[key].label for key in DEFAULTS}
 WINDOW_DAYS = 90
 UNDER_USED_DAYS = 180
 ASK_STATUSES = (ParticipationStatus.REQUESTED, ParticipationStatus.APPROVED, ParticipationStatus.COMPLETED)
@@ -73,24 +70,17 @@ class Policy:
 
 
 def policy(session: Session) -> Policy:
-    values = dict(DEFAULTS)
-    values.update({s.key: s.value for s in session.scalars(select(ProgramSetting)) if s.key in DEFAULTS})
-    return Policy(**values)
+    return Policy(**{key: settings.get(session, key) for key in DEFAULTS})
 
 
 def set_policy(session: Session, values: dict[str, int], actor_id: int) -> Policy:
+    """Save some of the policy's settings (through ``settings.save``: checked, audited once)."""
     for key, value in values.items():
         if key not in DEFAULTS:
             raise DomainError(f"Unknown setting {key}.")
-        if value is None or not 0 <= int(value) <= 365:
-            raise DomainError(f"{LABELS[key]} must be between 0 and 365.")
-        row = session.get(ProgramSetting, key)
-        if row is None:
-            session.add(ProgramSetting(key=key, value=int(value), updated_by_id=actor_id))
-        else:
-            row.value, row.updated_by_id = int(value), actor_id
-    audit.record(session, "settings.fatigue", actor_id, None, **{k: int(v) for k, v in values.items()})
-    session.flush()
+        if value is None:
+            raise DomainError(f"{LABELS[key]} is required.")
+    settings.save(session, {key: int(value) for key, value in values.items()}, actor_id)
     return policy(session)
 
 

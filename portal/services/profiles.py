@@ -9,13 +9,13 @@ from functools import cache
 from urllib.parse import quote, unquote, urlsplit
 from zoneinfo import ZoneInfo, available_timezones
 
-from flask import current_app
 from sqlalchemy import exists, func, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
+from portal.extensions import db
 from portal.models import (
     ActivityPreference,
     ActivityType,
@@ -36,7 +36,7 @@ from portal.models import (
     profile_tags,
     utcnow,
 )
-from portal.services import audit, points
+from portal.services import audit, points, settings
 from portal.services.errors import DomainError, NotFound
 from portal.services.fatigue import Availability, availability, local_today
 
@@ -112,7 +112,8 @@ def parse_tags(raw: str | list[str] | None, label: str = "tags") -> list[str]:
     return out
 
 
-def _slug(name: str) -> str:
+def tag_slug(name: str) -> str:
+    """The tag's identity within its kind: "Zero Trust" and "zero trust" are one tag."""
     return name.casefold()[:MAX_TAG_LENGTH]
 
 
@@ -128,7 +129,7 @@ def tags_named(session: Session, kind: TagKind, names: list[str]) -> list[Tag]:
         return []
     slugs = {}
     for name in names:
-        slugs.setdefault(_slug(name), name)
+        slugs.setdefault(tag_slug(name), name)
     wanted = select(Tag).where(Tag.kind == kind, Tag.slug.in_(slugs))
     existing = {t.slug: t for t in session.scalars(wanted)}
     missing = [{"kind": kind, "slug": slug, "name": name} for slug, name in slugs.items() if slug not in existing]
@@ -147,7 +148,8 @@ def tag_suggestions(session: Session, kind: TagKind, limit: int = 300) -> list[s
         User.role == Role.ADVOCATE,
         User.status == Status.ACTIVE,
     )
-    return list(session.scalars(select(Tag.name).where(Tag.kind == kind, in_use).order_by(Tag.name).limit(limit)))
+    where = (Tag.kind == kind, Tag.active.is_(True), in_use)  # a retired tag is not offered for new choices
+    return list(session.scalars(select(Tag.name).where(*where).order_by(Tag.name).limit(limit)))
 
 
 # Real LinkedIn hosts (www, the bare domain, mobile and two-letter country sites) and the kinds of page an
@@ -201,11 +203,12 @@ def check_linkedin(url: str) -> str | None:
     return canonical
 
 
-def _active(session: Session, model: type[Base], ident: int | None) -> Base | None:
+def _active(session: Session, model: type[Base], ident: int | None, current: int | None = None) -> Base | None:
+    """The chosen item: an active one, or the one the profile already has (kept when it was retired)."""
     if ident in (None, "", 0):
         return None
     item = session.get(model, ident)
-    if item is None or (hasattr(item, "active") and not item.active):
+    if item is None or (hasattr(item, "active") and not item.active and item.id != current):
         raise DomainError(f"Choose a {model.__name__.lower().replace('sizeband', 'company size')} from the list.")
     return item
 
@@ -216,8 +219,8 @@ def update_profile(session: Session, user: User, data: ProfileInput) -> Advocate
     name, job_title, company = data.name.strip(), data.job_title.strip(), data.company.strip()
     if not name:
         raise DomainError("Your name cannot be empty.")
-    industry = _active(session, Industry, data.industry_id)
-    size_band = _active(session, SizeBand, data.size_band_id)
+    industry = _active(session, Industry, data.industry_id, profile.industry_id)
+    size_band = _active(session, SizeBand, data.size_band_id, profile.size_band_id)
     country = None
     if data.country_code:
         country = session.get(Country, data.country_code.upper())
@@ -226,7 +229,9 @@ def update_profile(session: Session, user: User, data: ProfileInput) -> Advocate
     products = []
     if data.product_ids:
         ids = set(data.product_ids)
-        products = list(session.scalars(select(Product).where(Product.id.in_(ids), Product.active.is_(True))))
+        had = {p.id for p in profile.products}  # a retired product stays on the profiles that have it
+        chosen = select(Product).where(Product.id.in_(ids), Product.active.is_(True) | Product.id.in_(had))
+        products = list(session.scalars(chosen))
         if len(products) != len(ids):
             raise DomainError("Choose products from the list.")
     story = (data.story or "").replace("\r\n", "\n").strip()
@@ -238,7 +243,13 @@ def update_profile(session: Session, user: User, data: ProfileInput) -> Advocate
     user.name, user.job_title, user.company = name[:120], job_title[:160] or None, company[:160] or None
     profile.industry, profile.size_band, profile.country = industry, size_band, country
     profile.products = sorted(products, key=lambda p: p.position)
-    profile.tags = tags_named(session, TagKind.USE_CASE, use_cases) + tags_named(session, TagKind.TOPIC, topics)
+    tags = tags_named(session, TagKind.USE_CASE, use_cases) + tags_named(session, TagKind.TOPIC, topics)
+    had = {t.id for t in profile.tags}
+    for tag in tags:  # a retired tag stays on the profiles that have it, and is not taken up anew
+        if not tag.active and tag.id not in had:
+            label = "use case" if tag.kind == TagKind.USE_CASE else "topic"
+            raise DomainError(f"The {label} “{tag.name}” is no longer used; choose another.")
+    profile.tags = tags
     profile.story = story
     profile.linkedin_url = check_linkedin(data.linkedin_url)
     profile.show_in_directory = bool(data.show_in_directory)
@@ -253,8 +264,8 @@ def award_if_complete(session: Session, user: User, profile: AdvocateProfile) ->
     """Points for a completed profile, once per advocate (the ledger's idempotency key sees to "once")."""
     if completeness(user, profile).percent < 100:
         return False
-    amount = int(current_app.config.get("POINTS_PROFILE_COMPLETE", 100))
-    if amount <= 0:  # POINTS_PROFILE_COMPLETE=0: no points for it, and the ledger records no zero-point entry
+    amount = settings.get(session, "points_profile_complete")
+    if amount <= 0:  # the setting at 0: no points for it, and the ledger records no zero-point entry
         return False
     _, created = points.award(
         session,
@@ -303,8 +314,10 @@ def completeness(user: User, profile: AdvocateProfile) -> Completeness:
     return Completeness(round(100 * (len(checks) - len(missing)) / len(checks)), missing)
 
 
-def stale_days() -> int:
-    return int(current_app.config.get("PROFILE_STALE_DAYS", 180))
+def stale_days(session: Session | None = None) -> int:
+    """Days after which a profile counts as stale (a program setting; PROFILE_STALE_DAYS until an admin
+    saves one). Without a session: the app's (``db.session``). Read once per transaction (settings)."""
+    return settings.get(session if session is not None else db.session, "profile_stale_days")
 
 
 def freshness_days(profile: AdvocateProfile, now: datetime | None = None) -> int | None:

@@ -23,7 +23,6 @@ from portal.models import (
     AdvocateProfile,
     Participation,
     ParticipationStatus,
-    ProgramSetting,
     Redemption,
     RedemptionStatus,
     Role,
@@ -31,34 +30,26 @@ from portal.models import (
     User,
     utcnow,
 )
-from portal.services import accounts, audit, profiles
+from portal.services import accounts, profiles, settings
 from portal.services.errors import DomainError
 from search import querying
 from search import service as search_service
 
 SERVICE_LEVEL_KEY = "service_level_days"
-SERVICE_LEVEL_DAYS = 3
-SERVICE_LEVEL_RANGE = (1, 90)
+SERVICE_LEVEL_DAYS = settings.BY_KEY[SERVICE_LEVEL_KEY].default
+SERVICE_LEVEL_RANGE = (settings.BY_KEY[SERVICE_LEVEL_KEY].low, settings.BY_KEY[SERVICE_LEVEL_KEY].high)
 
 
 def service_level_days(session: Session) -> int:
-    """Days a decision may wait before its queue is marked overdue."""
-    row = session.get(ProgramSetting, SERVICE_LEVEL_KEY)
-    return row.value if row is not None else SERVICE_LEVEL_DAYS
+    """Days a decision may wait before its queue is marked overdue (a program setting)."""
+    return settings.get(session, SERVICE_LEVEL_KEY)
 
 
 def set_service_level(session: Session, days: int, actor_id: int) -> None:
     low, high = SERVICE_LEVEL_RANGE
-    if not isinstance(days, int) or not low <= days <= high:
+    if isinstance(days, bool) or not isinstance(days, int) or not low <= days <= high:
         raise DomainError(f"The service level must be between {low} and {high} days.")
-    before = service_level_days(session)
-    row = session.get(ProgramSetting, SERVICE_LEVEL_KEY)
-    if row is None:
-        session.add(ProgramSetting(key=SERVICE_LEVEL_KEY, value=days, updated_by_id=actor_id))
-    else:
-        row.value, row.updated_by_id = days, actor_id
-    audit.record(session, "settings.service_level", actor_id, None, before=before, after=days)
-    session.flush()
+    settings.save(session, {SERVICE_LEVEL_KEY: days}, actor_id)
 
 
 @dataclass

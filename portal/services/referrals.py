@@ -8,7 +8,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from portal.models import EntrySource, Role, Status, User
-from portal.services import points
+from portal.services import points, settings
 from portal.services.outbox import external_url
 
 REFERRAL_REASON = "Referral of a colleague who joined"
@@ -40,8 +40,8 @@ def credit_referral(session: Session, referred: User) -> bool:
     referrer = session.get(User, referred.referred_by_id)
     if referrer is None or referrer.role != Role.ADVOCATE or referrer.status != Status.ACTIVE:
         return False
-    amount = int(current_app.config.get("POINTS_REFERRAL", 250))
-    if amount <= 0:  # POINTS_REFERRAL=0: referrals earn nothing, and the ledger records no zero-point entry
+    amount = settings.get(session, "points_referral")
+    if amount <= 0:  # the setting at 0: referrals earn nothing, and the ledger records no zero-point entry
         return False
     # The ledger keeps its rows forever, also after the colleague erases their account: no name in it.
     # Pages show the name while the account exists (PointsEntry.display_reason).
