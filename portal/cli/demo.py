@@ -104,7 +104,11 @@ class _Clock:
             new = obj in session.new
             for name in fields:
                 value = getattr(obj, name)
-                if (value is None and new and name in DEFAULTED) or (value is not None and value >= self.started):
+                if (
+                    (value is None and new and name in DEFAULTED)
+                    or (value is not None and value >= self.started)
+                    or (name == "updated_at" and not new)  # else its onupdate dates the change now
+                ):
                     setattr(obj, name, self.at)
             if new and isinstance(obj, OutboxMessage):  # history: told then, not mailed now
                 obj.status, obj.sent_at, obj.attempts = OutboxStatus.SENT, self.at, 1
@@ -215,7 +219,7 @@ def _profiles(rng, advocates, now, stale):
         if i % 12 == 5:  # a few stale profiles: last confirmed longer ago than the program's rule
             confirmed = rng.randint(stale + 5, min(joined_days - 2, stale + 150))
         else:
-            confirmed = rng.randint(1, min(stale - 10, joined_days - 2))
+            confirmed = rng.randint(1, max(1, min(stale - 10, joined_days - 2)))
         slug = "-".join(_ascii(part) for part in u.name.split())
         p = AdvocateProfile(
             user_id=u.id,
