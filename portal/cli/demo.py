@@ -395,11 +395,12 @@ def _take_part(clock, rng, user, admin, opp, outcome: str) -> Participation | No
         return None
     if p.status == ParticipationStatus.REQUESTED:
         with clock.on(asked + timedelta(days=2, hours=1)):
-            if outcome == "declined":
+            approved = outcome != "declined" and _attempt(participation.approve, p.id, admin) is not None
+            if not approved:  # declined, or the rules refuse the approval: no request is left waiting in the past
                 msg = "Thank you! We had more volunteers than places this time; we will ask you first next time."
                 return _attempt(participation.decline, p.id, admin, msg)
-            if _attempt(participation.approve, p.id, admin) is None:
-                return p
+    elif outcome == "declined":  # first come, first served: a place taken is not declined
+        outcome = "completed"
     if outcome in ("completed", "no_show"):
         with clock.on(_at(day + timedelta(days=1), 10)):
             step = participation.complete if outcome == "completed" else participation.no_show
