@@ -56,6 +56,7 @@ def test_demo_seed_creates_a_varied_community(app, runner):
     statuses = {u.status for u in advocates}
     assert Status.ACTIVE in statuses and Status.PENDING in statuses  # some wait for approval
     assert len({u.email for u in advocates}) == len(advocates)
+    assert len({u.name for u in advocates}) == len(advocates)  # no two people of the same name
     assert len({u.company for u in advocates}) >= 10 and len({u.job_title for u in advocates}) >= 10
     assert count(model=Consent) == len(advocates)  # every advocate consented to the terms
 

@@ -175,10 +175,15 @@ def _title(rng: random.Random, industry: str) -> str:
 
 def _advocates(rng: random.Random, n: int, now: datetime, stale: int, seen: set[str]) -> list[tuple[User, object]]:
     """(user, company) for n advocates: every company at least once, the last four applications waiting."""
-    out = []
+    out, names = [], set()
     for i in range(n):
         company = data.COMPANIES[i] if i < len(data.COMPANIES) else rng.choice(data.COMPANIES)
         first, last = _person(rng, company)
+        for _ in range(10):  # two people of the same name only when the lists run out
+            if (first, last) not in names:
+                break
+            first, last = _person(rng, company)
+        names.add((first, last))
         local = f"{_ascii(first)}.{_ascii(last)}"
         email, k = f"{local}@{company.domain}", 2
         while email in seen:
