@@ -68,7 +68,12 @@ DEMO_PASSWORD = "demo-advocacy-2026"
 # Advocates with a part to play (indexes among the active advocates).
 DEMO, PAUSED, AT_LIMIT = 0, 1, 2
 BOARD = (0, 3, 7, 12, 20)  # members of the current advisory board
-AT_LIMIT_PAST = ("Webinar: identity for the hybrid workforce", "Quote for the AI Assistant launch")
+# The advocate at their limit: these three in the last 90 days, and a fourth ahead (the open G2 review).
+AT_LIMIT_PAST = (
+    "Webinar: identity for the hybrid workforce",
+    "Quote for the AI Assistant launch",
+    "Review us on G2: winter reviews",
+)
 RECENT_DAYS = 120  # other advocates have at most two past engagements this recent (never at the program limit)
 
 
@@ -433,7 +438,7 @@ def _histories(clock, rng, active, admin, past, board, now):
         if i in BOARD:
             _take_part(clock, rng, u, admin, board, "approved")
         if i == AT_LIMIT:  # three engagements in the last 90 days (a fourth, ahead, comes with the open ones)
-            for title in AT_LIMIT_PAST + ("Review us on G2: winter reviews",):
+            for title in AT_LIMIT_PAST:
                 _take_part(clock, rng, u, admin, by_title[title], "completed")
             continue
         fits = [
