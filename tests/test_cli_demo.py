@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from collections import Counter
+
 from sqlalchemy import func, select
 
+from portal.cli import demo_data as data
 from portal.cli.demo import DEMO_PASSWORD
 from portal.extensions import db
 from portal.models import (
@@ -12,13 +15,22 @@ from portal.models import (
     Industry,
     Opportunity,
     OpportunityStatus,
+    OutboxMessage,
+    Participation,
+    ParticipationStatus,
     PointsEntry,
+    Redemption,
+    RedemptionStatus,
     Reward,
     Role,
     Status,
     User,
+    UserBadge,
+    utcnow,
 )
-from tests.support import login
+from portal.models.mail import OutboxStatus
+from portal.services import fatigue, lists, participation, points, profiles, queues
+from tests.support import assert_ledger_consistent, login, page_text
 
 
 def count(*where, model=User) -> int:
@@ -44,6 +56,7 @@ def test_demo_seed_creates_a_varied_community(app, runner):
     statuses = {u.status for u in advocates}
     assert Status.ACTIVE in statuses and Status.PENDING in statuses  # some wait for approval
     assert len({u.email for u in advocates}) == len(advocates)
+    assert len({u.name for u in advocates}) == len(advocates)  # no two people of the same name
     assert len({u.company for u in advocates}) >= 10 and len({u.job_title for u in advocates}) >= 10
     assert count(model=Consent) == len(advocates)  # every advocate consented to the terms
 
@@ -62,9 +75,33 @@ def test_demo_seed_creates_a_varied_community(app, runner):
     assert count(model=PointsEntry) > 0
     assert count(model=Industry) > 0
 
+    # Company, industry, country, size and title belong together: each company is one hand-written customer.
+    companies = {c.name: c for c in data.COMPANIES}
+    assert len(companies) == len(data.COMPANIES) >= 25
+    assert all(
+        c.industry in lists.INDUSTRIES and c.size_band in lists.SIZE_BANDS and set(c.products) <= set(lists.PRODUCTS)
+        for c in data.COMPANIES
+    )
+    by_user = {p.user_id: p for p in profiles}
+    facts: dict[str, set] = {}
+    for u in advocates:
+        c = companies[u.company]
+        assert u.email.endswith("@" + c.domain), u.email
+        assert u.job_title in data.TITLES[c.industry] + data.COMMON_TITLES, (u.company, u.job_title)
+        p = by_user.get(u.id)
+        if p is None:
+            continue
+        assert (p.industry.name, p.country_code, p.size_band.name) == (c.industry, c.country, c.size_band), u.company
+        assert {x.name for x in p.products} <= set(c.products)
+        assert p.timezone == data.TIMEZONES[c.country]
+        facts.setdefault(u.company, set()).add((p.industry_id, p.country_code))
+    assert all(len(v) == 1 for v in facts.values())  # each company: exactly one industry and one country
+    assert {p.country_code for p in profiles} <= set(data.COUNTRIES)  # no Svalbard
+    assert len(facts) >= 25  # every company has someone
+
 
 def test_demo_seed_if_empty_does_nothing_the_second_time(app, runner):
-    assert seed(runner, "--if-empty").exit_code == 0
+    assert seed(runner, "--if-empty", "--advocates", "12").exit_code == 0
     before = (
         count(),
         count(model=AdvocateProfile),
@@ -91,8 +128,85 @@ def test_demo_seed_if_empty_does_nothing_the_second_time(app, runner):
     assert count() == before[0]
 
 
-def test_demo_admin_staff_and_advocate_can_sign_in(app, runner):
-    assert seed(runner).exit_code == 0
+def test_demo_histories_through_the_services_and_first_pages(app, runner):
+    result = seed(runner)
+    assert result.exit_code == 0, result.output
+    now = utcnow()
+    active = db.session.scalars(select(User.id).where(User.role == Role.ADVOCATE, User.status == Status.ACTIVE)).all()
+
+    parts = Counter(db.session.scalars(select(Participation.status)))
+    assert parts[ParticipationStatus.COMPLETED] >= 40 and parts[ParticipationStatus.NO_SHOW] > 0
+    assert parts[ParticipationStatus.DECLINED] > 0 and parts[ParticipationStatus.APPROVED] > 0
+    assert parts[ParticipationStatus.REQUESTED] >= 5  # the admin's queue has work
+    # Past opportunities are closed and dated in the last 18 months; their participations are dated with them.
+    closed = db.session.scalars(select(Opportunity).where(Opportunity.status == OpportunityStatus.CLOSED)).all()
+    assert len(closed) >= 10
+    assert all(now.date().toordinal() - 550 <= o.engagement_date.toordinal() for o in closed)
+    assert all(o.deadline and o.deadline < now.date() for o in closed)
+    done = db.session.scalars(select(Participation).where(Participation.status == ParticipationStatus.COMPLETED))
+    assert all(p.completed_at < now and p.completed_at.date() > p.opportunity.engagement_date for p in done)
+
+    # Points were awarded by the service, once per completion, and dated then; the ledger agrees with balances.
+    earned = db.session.scalars(select(PointsEntry).where(PointsEntry.source_id.is_not(None))).all()
+    keys = [e.idempotency_key for e in earned if e.idempotency_key.startswith("participation:")]
+    assert len(keys) == len(set(keys)) == parts[ParticipationStatus.COMPLETED]
+    assert min(e.created_at for e in earned) < now.replace(year=now.year - 1)
+    assert_ledger_consistent(*active)
+    assert count(model=UserBadge) > len(active) // 2  # badges followed the points
+    orders = Counter(db.session.scalars(select(Redemption.status)))
+    assert orders[RedemptionStatus.FULFILLED] > 0 and orders[RedemptionStatus.REQUESTED] > 0
+    # History is not news: its emails are recorded as sent when they happened; nobody is mailed by the seed.
+    assert count(model=OutboxMessage) > 0
+    assert count(OutboxMessage.status != OutboxStatus.SENT, model=OutboxMessage) == 0
+
+    # Exactly one paused, exactly one at their limit (the fatigue rules' own answer), a few stale profiles.
+    paused = count(AdvocateProfile.paused_until >= now.date(), model=AdvocateProfile)
+    assert paused == 1
+    status = Counter(s.key for s in fatigue.statuses(db.session, list(active)).values())
+    assert status["at_limit"] == 1, status
+    stale = [p for p in db.session.scalars(select(AdvocateProfile)) if profiles.is_stale(p)]
+    assert 3 <= len(stale) <= len(active) // 5
+    boards = db.session.scalars(select(Opportunity).where(Opportunity.term_start < now.date())).all()
+    assert [len(participation.boards_of(db.session, uid)[0]) > 0 for uid in active].count(True) >= 3  # members
+    assert len(boards) == 1 and boards[0].term_end > now.date()  # one board in office
+    today = {q.key: q.count for q in queues.today(db.session)}
+    assert today["registrations"] >= 2 and today["requests"] >= 5 and today["redemptions"] > 0
+    assert today["stale"] == len(stale)
+
+    # The demo sign-in is the first advocate (as 'make run' names it again), rich in history and available.
+    demo_email = result.output.strip().rsplit(" ", 1)[-1]
+    demo = db.session.scalar(select(User).where(User.email == demo_email))
+    db.session.rollback()
+    assert demo is not None and demo.status == Status.ACTIVE
+    balance = points.balance(db.session, demo.id)
+    badge_count = count(UserBadge.user_id == demo.id, model=UserBadge)
+    done = count(
+        Participation.user_id == demo.id, Participation.status == ParticipationStatus.COMPLETED, model=Participation
+    )
+    assert balance > 0 and badge_count >= 2 and done >= 3  # a rich history
+    status = fatigue.status(db.session, demo.id)
+    assert status.key in ("available", "near_limit")  # available for what is open
+
+    admin = app.test_client()
+    login(admin, "admin@example.com", DEMO_PASSWORD)
+    home = page_text(admin.get("/admin/"))
+    assert "Requests for a place waiting" in home and "Reward orders to fulfil" in home
+
+    c = app.test_client()
+    assert login(c, demo_email, DEMO_PASSWORD).status_code == 302
+    for url, expected in (
+        ("/dashboard", f"{balance:,}"),
+        ("/leaderboard", demo.name),
+        ("/opportunities", "Panel: data governance in practice"),
+        ("/me/commitments", "Speak at the Customer Summit in Berlin"),
+        ("/me/badges", "First"),
+    ):
+        resp = c.get(url)
+        assert resp.status_code == 200, url
+        assert expected in page_text(resp), (url, expected)
+    assert demo.id == db.session.scalar(
+        select(func.min(User.id)).where(User.role == Role.ADVOCATE, User.status == Status.ACTIVE)
+    )
     advocate = db.session.scalars(
         select(User).where(User.role == Role.ADVOCATE, User.status == Status.ACTIVE).order_by(User.id)
     ).first()

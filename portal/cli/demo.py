@@ -1,20 +1,34 @@
-"""flask demo seed: a realistic demo community for a new machine."""
+"""flask demo seed: a realistic demo community for a new machine.
+
+Advocates work at hand-written fictional customers (``portal.cli.demo_data``): company, industry,
+country, size, title, products, stories and topics belong together. Their histories are made by the
+real services (participation requests, approvals, completions and no-shows, points, badges, reward
+orders), so the ledger, balances, badges, audit log and timelines agree. The services date what they
+write "now"; while the seed plays a past event, ``_Clock`` dates the rows written then (ledger entries,
+audit events, badges, emails, orders, participations) on the event's day. The emails of that history
+are recorded as sent then: nobody is mailed by the seed.
+"""
 
 from __future__ import annotations
 
+import itertools
 import random
-from datetime import timedelta
+import unicodedata
+from contextlib import contextmanager
+from datetime import datetime, timedelta
 
 import click
 from flask.cli import AppGroup
-from sqlalchemy import func, select
+from sqlalchemy import event, func, select
 
+from portal.cli import demo_data as data
 from portal.cli.common import transaction
 from portal.extensions import db
 from portal.models import (
     ActivityPreference,
     ActivityType,
     AdvocateProfile,
+    AuditEvent,
     Blackout,
     Consent,
     Country,
@@ -23,7 +37,12 @@ from portal.models import (
     Industry,
     Opportunity,
     OpportunityStatus,
+    OutboxMessage,
+    Participation,
+    ParticipationStatus,
+    PointsEntry,
     Product,
+    Redemption,
     Region,
     Reward,
     Role,
@@ -32,9 +51,12 @@ from portal.models import (
     Status,
     TagKind,
     User,
+    UserBadge,
     utcnow,
 )
-from portal.services import badges, lists, points
+from portal.models.mail import OutboxStatus
+from portal.services import badges, lists, participation, points, profiles, rewards
+from portal.services.errors import DomainError
 from portal.services.passwords import hash_password
 from portal.services.profiles import tags_named
 from search import backend as search_backend
@@ -43,308 +65,235 @@ demo_cli = AppGroup("demo", help="Demo data.")
 
 DEMO_PASSWORD = "demo-advocacy-2026"
 
-FIRST = [
-    "Maria",
-    "James",
-    "Aiko",
-    "Oluwaseun",
-    "Sofia",
-    "Liam",
-    "Priya",
-    "Mateo",
-    "Chloe",
-    "Wei",
-    "Fatima",
-    "Noah",
-    "Ingrid",
-    "Rafael",
-    "Amara",
-    "Lucas",
-    "Hana",
-    "Diego",
-    "Elena",
-    "Kwame",
-    "Zoe",
-    "Arjun",
-    "Isabel",
-    "Tomasz",
-    "Leila",
-    "Samuel",
-    "Mei",
-    "Jonas",
-    "Nadia",
-    "Carlos",
-    "Yuki",
-    "Grace",
-]
-LAST = [
-    "Garcia",
-    "Okafor",
-    "Tanaka",
-    "Nielsen",
-    "Rossi",
-    "Kowalski",
-    "Chen",
-    "Haddad",
-    "Silva",
-    "Murphy",
-    "Schmidt",
-    "Patel",
-    "Dubois",
-    "Andersson",
-    "Mensah",
-    "Kim",
-    "Novak",
-    "Fernandes",
-    "O'Brien",
-    "Ivanova",
-    "Nakamura",
-    "Moreau",
-    "Berg",
-    "Adeyemi",
-    "Lopez",
-    "Wright",
-]
-COMPANIES = [
-    "Northwind Health",
-    "Bluefin Bank",
-    "Kestrel Logistics",
-    "Aurora Retail Group",
-    "Helix Biotech",
-    "Cobalt Insurance",
-    "Meridian Energy",
-    "Lumen Education",
-    "Orbit Telecom",
-    "Sable Manufacturing",
-    "Tidewater Public Services",
-    "Quartz Software",
-    "Juniper Hospitality",
-    "Atlas Media",
-    "Vertex Automotive",
-    "Pinecrest Credit Union",
-    "Harbor City Council",
-    "Nimbus Cloud Co.",
-]
-TITLES = [
-    "Chief Information Security Officer",
-    "VP of Engineering",
-    "IT Director",
-    "Head of Customer Success",
-    "Data Platform Lead",
-    "Senior DevOps Engineer",
-    "CTO",
-    "Director of Operations",
-    "Product Manager",
-    "Head of Marketing Operations",
-    "Solutions Architect",
-    "CFO",
-    "Security Analyst",
-    "Director of Digital Transformation",
-    "Procurement Manager",
-]
+# Advocates with a part to play (indexes among the active advocates).
+DEMO, PAUSED, AT_LIMIT = 0, 1, 2
+BOARD = (0, 3, 7, 12, 20)  # members of the current advisory board
+# The advocate at their limit: these three in the last 90 days, and a fourth ahead (the open G2 review).
+AT_LIMIT_PAST = (
+    "Webinar: identity for the hybrid workforce",
+    "Quote for the AI Assistant launch",
+    "Review us on G2: winter reviews",
+)
+RECENT_DAYS = 120  # other advocates have at most two past engagements this recent (never at the program limit)
 
 
-def _email(first: str, last: str, company: str, n: int) -> str:
-    domain = "".join(ch for ch in company.lower().split()[0] if ch.isalnum()) + ".example.com"
-    local = f"{first}.{last}".lower().replace("'", "")
-    return f"{local}{n if n else ''}@{domain}"
+# --- dating the services' rows on the day the history says -------------------------------------------------------
+
+STAMPS = {
+    PointsEntry: ("created_at",),
+    AuditEvent: ("created_at",),
+    UserBadge: ("awarded_at",),
+    OutboxMessage: ("created_at", "next_attempt_at"),
+    Redemption: ("created_at", "fulfilled_at", "cancelled_at"),
+    Participation: ("requested_at", "engaged_at", "decided_at", "completed_at", "updated_at"),
+}
+DEFAULTED = {"created_at", "awarded_at", "next_attempt_at", "updated_at", "requested_at"}
 
 
-TOPICS = [
-    "zero trust",
-    "cloud migration",
-    "data governance",
-    "MLOps",
-    "FinOps",
-    "customer onboarding",
-    "incident response",
-    "API design",
-    "GDPR",
-    "HIPAA compliance",
-    "digital transformation",
-    "change management",
-    "observability",
-    "cost optimisation",
-    "supply chain visibility",
-    "fraud detection",
-    "developer experience",
-    "platform engineering",
-    "data mesh",
-    "customer retention",
-]
-USE_CASES = [
-    "fraud detection",
-    "real-time dashboards",
-    "patient data exchange",
-    "single sign-on",
-    "payments reconciliation",
-    "inventory forecasting",
-    "claims automation",
-    "log analytics",
-    "partner integrations",
-    "self-service reporting",
-    "churn prediction",
-    "access reviews",
-]
-STORIES = [
-    "We replaced three legacy tools in six months. Our analysts now spend their mornings on questions, "
-    "not on exports, and month-end close went from nine days to four.",
-    "Security reviews used to block every release. With automated access reviews we passed our audit with no "
-    "findings and cut onboarding time for new engineers from two weeks to two days.",
-    "Our field teams finally see stock levels in real time. Stock-outs dropped by a third in the first quarter, "
-    "and the store managers were the ones asking for more.",
-    "We started small with one hospital ward. Eighteen months later every site shares patient data safely, "
-    "and clinicians save about forty minutes a shift.",
-]
+class _Clock:
+    """While ``at`` is set, rows the services add or stamp in this flush are dated ``at`` instead of now
+    (a before_flush listener on the seed's session, removed when the seed ends). Only stamps written
+    since the seed began are moved, so nothing older is touched; ledger and audit rows are dated before
+    they are inserted (they are append-only)."""
+
+    def __init__(self, started: datetime):
+        self.started, self.at = started, None
+
+    def before_flush(self, session, flush_context, instances) -> None:
+        if self.at is None:
+            return
+        for obj in list(session.new) + list(session.dirty):
+            fields = STAMPS.get(type(obj))
+            if not fields:
+                continue
+            new = obj in session.new
+            for name in fields:
+                value = getattr(obj, name)
+                if (
+                    (value is None and new and name in DEFAULTED)
+                    or (value is not None and value >= self.started)
+                    or (name == "updated_at" and not new)  # else its onupdate dates the change now
+                ):
+                    setattr(obj, name, self.at)
+            if new and isinstance(obj, OutboxMessage):  # history: told then, not mailed now
+                obj.status, obj.sent_at, obj.attempts = OutboxStatus.SENT, self.at, 1
+
+    @contextmanager
+    def on(self, at: datetime):
+        self.at = at
+        try:
+            yield
+            db.session.flush()
+        finally:
+            self.at = None
 
 
-def _profiles(rng, advocates, now):
+@contextmanager
+def _ledger_aliases_reused():
+    """Workaround, for the seed only: ``badges._activities`` builds two fresh aliases of the ledger table
+    on every call (``aliased(PointsEntry)``: about 25 ms, most of the seed's time with hundreds of
+    evaluations). While the seed runs it is handed the same two back, in the order it asks for them
+    (always two per call: the earned entry, then its reversal). Remove once badges.py builds them once."""
+    real, pool, turn = badges.aliased, {}, itertools.count()
 
+    def reused(entity, *args, **kwargs):
+        if args or kwargs or entity is not PointsEntry:
+            return real(entity, *args, **kwargs)
+        n = next(turn) % 2
+        if n not in pool:
+            pool[n] = real(entity)
+        return pool[n]
+
+    badges.aliased = reused
+    try:
+        yield
+    finally:
+        badges.aliased = real
+
+
+def _attempt(step, *args, **kwargs):
+    """One service call in a savepoint: refused by the rules (a DomainError), it leaves nothing behind."""
+    try:
+        with db.session.begin_nested():
+            return step(db.session, *args, **kwargs)
+    except DomainError:
+        return None
+
+
+# --- people -------------------------------------------------------------------------------------------------------
+
+
+def _ascii(text: str) -> str:
+    plain = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode()
+    return "".join(ch for ch in plain.lower() if ch.isalnum())
+
+
+def _person(rng: random.Random, company: data.Company) -> tuple[str, str]:
+    country = company.country if rng.random() < 0.85 else rng.choice(data.COUNTRIES)
+    firsts, lasts = data.NAMES[country]
+    return rng.choice(firsts), rng.choice(lasts)
+
+
+def _title(rng: random.Random, industry: str) -> str:
+    return rng.choice(data.TITLES[industry] if rng.random() < 0.8 else data.COMMON_TITLES)
+
+
+def _advocates(rng: random.Random, n: int, now: datetime, stale: int, seen: set[str]) -> list[tuple[User, object]]:
+    """(user, company) for n advocates: every company at least once, the last four applications waiting."""
+    out, names = [], set()
+    for i in range(n):
+        company = data.COMPANIES[i] if i < len(data.COMPANIES) else rng.choice(data.COMPANIES)
+        first, last = _person(rng, company)
+        for _ in range(10):  # two people of the same name only when the lists run out
+            if (first, last) not in names:
+                break
+            first, last = _person(rng, company)
+        names.add((first, last))
+        local = f"{_ascii(first)}.{_ascii(last)}"
+        email, k = f"{local}@{company.domain}", 2
+        while email in seen:
+            email, k = f"{local}{k}@{company.domain}", k + 1
+        seen.add(email)
+        pending = i >= n - 4
+        joined = now - (timedelta(days=rng.randint(1, 6)) if pending else timedelta(days=rng.randint(stale + 30, 720)))
+        if i == DEMO:
+            joined = now - timedelta(days=600)
+        user = User(
+            email=email,
+            name=f"{first} {last}",
+            company=company.name,
+            job_title=_title(rng, company.industry),
+            role=Role.ADVOCATE,
+            status=Status.PENDING if pending else Status.ACTIVE,
+            created_at=joined,
+        )
+        if not pending:
+            user.approved_at = joined + timedelta(days=1)
+        out.append((user, company))
+    return out
+
+
+def _profiles(rng, advocates, now, stale):
     lists.ensure_defaults(db.session)
-    industries = db.session.scalars(select(Industry)).all()
-    sizes = db.session.scalars(select(SizeBand)).all()
-    countries = db.session.scalars(select(Country)).all()
-    products = db.session.scalars(select(Product)).all()
-    types = db.session.scalars(select(ActivityType)).all()
+    industries = {x.name: x for x in db.session.scalars(select(Industry))}
+    sizes = {x.name: x for x in db.session.scalars(select(SizeBand))}
+    countries = {x.code: x for x in db.session.scalars(select(Country))}
+    products = {x.name: x for x in db.session.scalars(select(Product))}
+    types = db.session.scalars(select(ActivityType).order_by(ActivityType.position)).all()
+    by_key = {t.key: t for t in types}
     today = now.date()
-    for i, u in enumerate(advocates):
+    for i, (u, company) in enumerate(advocates):
+        family = data.FAMILY[company.industry]
+        special = i in (DEMO, AT_LIMIT)
+        joined_days = (now - u.created_at).days
+        if i % 12 == 5:  # a few stale profiles: last confirmed longer ago than the program's rule
+            confirmed = rng.randint(stale + 5, min(joined_days - 2, stale + 150))
+        else:
+            confirmed = rng.randint(1, max(1, min(stale - 10, joined_days - 2)))
+        slug = "-".join(_ascii(part) for part in u.name.split())
         p = AdvocateProfile(
             user_id=u.id,
-            industry=rng.choice(industries),
-            size_band=rng.choice(sizes),
-            country=rng.choice(countries),
-            story="\n\n".join(rng.sample(STORIES, 2)),
-            show_in_directory=rng.random() > 0.1,
-            show_on_leaderboard=rng.random() > 0.15,
-            digest=rng.choice(list(Digest)),
-            linkedin_url=f"https://www.linkedin.com/in/{u.name.lower().replace(' ', '-').replace(chr(39), '')}"
-            if rng.random() > 0.3
-            else None,
-            max_asks_per_month=rng.choice([None, None, 1, 2, 3]),
-            max_asks_per_quarter=rng.choice([None, 4, 6]),
-            confirmed_at=now - timedelta(days=rng.choice([3, 20, 60, 120, 200, 260, 400])),
-            timezone=rng.choice(["Europe/London", "America/New_York", "Asia/Tokyo", "Europe/Berlin", "UTC"]),
+            industry=industries[company.industry],
+            size_band=sizes[company.size_band],
+            country=countries[company.country],
+            story="\n\n".join(rng.sample(data.STORIES[family], 2)),
+            show_in_directory=special or rng.random() > 0.1,
+            show_on_leaderboard=special or rng.random() > 0.15,
+            digest=Digest.WEEKLY if special else rng.choice(list(Digest)),
+            linkedin_url=f"https://www.linkedin.com/in/{slug}" if special or rng.random() > 0.3 else None,
+            max_asks_per_month=None if special else rng.choice([None, None, 2, 3]),
+            max_asks_per_quarter=None if special else rng.choice([None, None, 6, 8]),
+            confirmed_at=now - timedelta(days=confirmed),
+            timezone=data.TIMEZONES[company.country],
         )
-        if p.max_asks_per_month and p.max_asks_per_quarter and p.max_asks_per_quarter < p.max_asks_per_month:
-            p.max_asks_per_quarter = None
-        p.products = rng.sample(products, rng.randint(1, 3))
-        p.tags = tags_named(db.session, TagKind.TOPIC, rng.sample(TOPICS, rng.randint(2, 5))) + tags_named(
-            db.session, TagKind.USE_CASE, rng.sample(USE_CASES, rng.randint(1, 3))
+        owned = list(company.products) if i == DEMO else rng.sample(company.products, rng.randint(1, 2))
+        p.products = [products[name] for name in owned]
+        topics = rng.sample(data.TOPICS[family], rng.randint(2, 4)) + rng.sample(data.COMMON_TOPICS, rng.randint(0, 1))
+        p.tags = tags_named(db.session, TagKind.TOPIC, topics) + tags_named(
+            db.session, TagKind.USE_CASE, rng.sample(data.USE_CASES[family], rng.randint(1, 3))
         )
-        chosen = types if i == 1 else rng.sample(types, rng.randint(2, 6))  # the demo sign-in sees everything
+        chosen = list(types) if special else rng.sample(types, rng.randint(4, 8))
+        if i in BOARD and by_key["advisory_board"] not in chosen:
+            chosen.append(by_key["advisory_board"])
         for t in chosen:
-            p.preferences.append(
-                ActivityPreference(
-                    activity_type=t, opted_in=True, note=rng.choice(["", "", "virtual only", "not in Q4"])
-                )
-            )
-        if i % 11 == 0:
-            p.paused_until = today + timedelta(days=rng.randint(5, 60))
-        if i % 7 == 0:
-            start = today + timedelta(days=rng.randint(-3, 30))
+            note = "" if special else rng.choice(["", "", "", "virtual only", "not in Q4", "English or German"])
+            p.preferences.append(ActivityPreference(activity_type=t, opted_in=True, note=note))
+        if i == PAUSED:  # exactly one paused advocate
+            p.paused_until = today + timedelta(days=24)
+        elif not special and i % 9 == 4:  # blackouts, most of them ahead
+            start = today + timedelta(days=-2 if i == 4 else rng.randint(10, 40))
             p.blackouts.append(
-                Blackout(starts_on=start, ends_on=start + timedelta(days=rng.randint(3, 20)), note="travelling")
+                Blackout(starts_on=start, ends_on=start + timedelta(days=rng.randint(5, 14)), note="travelling")
             )
         db.session.add(p)
-        db.session.flush()
-
-
-REWARDS = [
-    ("Program hoodie", "A warm, soft hoodie with the advocate program logo.", 800, 40, 1),
-    ("Coffee gift card", "A $15 gift card for your favourite coffee place.", 300, None, None),
-    ("Donation to Code Club", "We donate $50 to Code Club in your name.", 1000, None, None),
-    ("Conference pass", "A full pass to our annual user conference, travel not included.", 5000, 5, 1),
-    ("Noise-cancelling headphones", "For deep work between calls.", 4000, 3, 1),
-]
-
-
-def _recognition(rng, advocates, admin):
-    badges.ensure_default_badges(db.session)
-    for name, desc, cost, stock, limit in REWARDS:
-        db.session.add(Reward(name=name, description=desc, points_cost=cost, stock=stock, per_advocate_limit=limit))
-    for u in advocates:
-        for n in range(rng.randint(0, 4)):
-            points.award(
-                db.session,
-                u.id,
-                rng.choice([100, 150, 200, 300, 500, 800]),
-                key=f"demo:{u.id}:{n}",
-                reason=rng.choice(
-                    [
-                        "Founding member bonus",
-                        "Spoke at the user group",
-                        "Wrote a peer review",
-                        "Joined a reference call",
-                    ]
-                ),
-                source=EntrySource.MANUAL,
-                actor_id=admin.id,
-            )
     db.session.flush()
 
 
-OPPORTUNITIES = [
-    (
-        "review",
-        "Share your experience on G2",
-        "Tell peers what it is like to use the product day to day. Fifteen minutes, in your own words.",
-        None,
-        10,
-        "first_come",
-        "https://www.g2.com/",
-    ),
-    (
-        "speaking",
-        "Speak at the Customer Summit in Berlin",
-        "A 20-minute session on your journey, with a Q&A.\n\nTravel and a hotel night are covered.",
-        4,
-        45,
-        "selection",
-        None,
-    ),
-    (
-        "reference_call",
-        "Reference call with a European bank",
-        "A 30-minute call with the CISO of a bank evaluating the Security Suite.",
-        2,
-        14,
-        "selection",
-        None,
-    ),
-    (
-        "webinar",
-        "Panel: data governance in practice",
-        "Join two other customers on a one-hour webinar panel.",
-        3,
-        30,
-        "first_come",
-        None,
-    ),
-    (
-        "beta",
-        "Beta: the new AI Assistant",
-        "Try the assistant before launch and give feedback in two short calls.",
-        25,
-        20,
-        "first_come",
-        None,
-    ),
-    (
-        "case_study",
-        "Case study: healthcare outcomes",
-        "A written story of your results, reviewed by you before anything is published.",
-        2,
-        60,
-        "selection",
-        None,
-    ),
-]
+# --- opportunities ------------------------------------------------------------------------------------------------
+
+OPEN_OPPORTUNITIES = [
+    ("review", "Share your experience on G2",
+     "Tell peers what it is like to use the product day to day. Fifteen minutes, in your own words.",
+     None, 10, "first_come", "https://www.g2.com/"),
+    ("speaking", "Speak at the Customer Summit in Berlin",
+     "A 20-minute session on your journey, with a Q&A.\n\nTravel and a hotel night are covered.",
+     4, 45, "selection", None),
+    ("reference_call", "Reference call with a European bank",
+     "A 30-minute call with the CISO of a bank evaluating the Security Suite.", 2, 14, "selection", None),
+    ("webinar", "Panel: data governance in practice",
+     "Join two other customers on a one-hour webinar panel.", 3, 30, "first_come", None),
+    ("beta", "Beta: the new AI Assistant",
+     "Try the assistant before launch and give feedback in two short calls.", 25, 20, "first_come", None),
+    ("case_study", "Case study: healthcare outcomes",
+     "A written story of your results, reviewed by you before anything is published.", 2, 60, "selection", None),
+]  # fmt: skip
 
 
-def _opportunities(rng, admin, now):
+def _open_opportunities(rng, admin, now) -> list[Opportunity]:
     types = {t.key: t for t in db.session.scalars(select(ActivityType))}
     today = now.date()
-    for key, title, desc, capacity, days, mode, url in OPPORTUNITIES:
+    out = []
+    for key, title, desc, capacity, days, mode, url in OPEN_OPPORTUNITIES:
         opp = Opportunity(
             activity_type=types[key],
             title=title,
@@ -357,15 +306,15 @@ def _opportunities(rng, admin, now):
             external_url=url,
             selection_mode=SelectionMode(mode),
             status=OpportunityStatus.OPEN,
-            opened_at=now - timedelta(days=rng.randint(0, 10)),
+            opened_at=now - timedelta(days=rng.randint(1, 10)),
             created_by_id=admin.id,
         )
         if key == "reference_call":
             opp.regions = list(db.session.scalars(select(Region).where(Region.name == "Europe")))
         if key == "case_study":
             opp.industries = list(db.session.scalars(select(Industry).where(Industry.name == "Healthcare")))
-        db.session.add(opp)
-    db.session.add(
+        out.append(opp)
+    out.append(
         Opportunity(
             activity_type=types["advisory_board"],
             title="Customer Advisory Board 2027",
@@ -376,11 +325,203 @@ def _opportunities(rng, admin, now):
             deadline=today + timedelta(days=30),
             selection_mode=SelectionMode.SELECTION,
             status=OpportunityStatus.OPEN,
-            opened_at=now,
+            opened_at=now - timedelta(days=3),
             created_by_id=admin.id,
         )
     )
+    db.session.add_all(out)
     db.session.flush()
+    return out
+
+
+def _past_opportunities(admin, now) -> list[Opportunity]:
+    """Opportunities of the last 18 months, open (no deadline yet) while their history is played, closed after."""
+    types = {t.key: t for t in db.session.scalars(select(ActivityType))}
+    today = now.date()
+    out = []
+    for key, title, desc, days_ago, mode in data.PAST_OPPORTUNITIES:
+        out.append(
+            Opportunity(
+                activity_type=types[key],
+                title=title,
+                description=desc,
+                event_date=today - timedelta(days=days_ago),
+                is_virtual=key not in ("speaking", "video"),
+                location={"speaking": "London" if days_ago > 300 else "Amsterdam", "video": "At your office"}.get(
+                    key, ""
+                ),
+                selection_mode=SelectionMode(mode),
+                status=OpportunityStatus.OPEN,
+                opened_at=now - timedelta(days=days_ago + 35),
+                created_at=now - timedelta(days=days_ago + 36),
+                created_by_id=admin.id,
+            )
+        )
+    out.append(
+        Opportunity(
+            activity_type=types["advisory_board"],
+            title="Customer Advisory Board 2026",
+            description="Meet quarterly with product leadership and shape the roadmap.",
+            capacity=12,
+            term_start=today - timedelta(days=150),
+            term_end=today + timedelta(days=215),
+            selection_mode=SelectionMode.SELECTION,
+            status=OpportunityStatus.OPEN,
+            opened_at=now - timedelta(days=200),
+            created_at=now - timedelta(days=201),
+            created_by_id=admin.id,
+        )
+    )
+    db.session.add_all(out)
+    db.session.flush()
+    return out
+
+
+def _close(opps: list[Opportunity]) -> None:
+    for opp in opps:
+        day = opp.engagement_date
+        opp.deadline = day - timedelta(days=10 if opp.term_start else 5)
+        opp.status = OpportunityStatus.CLOSED
+        if opp.selection_mode == SelectionMode.SELECTION and opp.capacity is None:
+            opp.capacity = max(opp.seats_taken, 3)
+    db.session.flush()
+
+
+# --- histories ----------------------------------------------------------------------------------------------------
+
+
+def _at(day, hour: int) -> datetime:
+    return datetime(day.year, day.month, day.day, hour, 0, tzinfo=utcnow().tzinfo)
+
+
+def _take_part(clock, rng, user, admin, opp, outcome: str) -> Participation | None:
+    """Play one participation through the services: request, then (selection) approve or decline, then
+    complete or no-show after the event; ``outcome`` is completed, no_show, declined or approved."""
+    day = opp.engagement_date
+    asked = _at(day - timedelta(days=rng.randint(12, 30)), rng.randint(8, 17))
+    with clock.on(asked):
+        p = _attempt(participation.request, user, opp.id, rng.choice(["", "", "Happy to help!", "Count me in."]))
+    if p is None:
+        return None
+    if p.status == ParticipationStatus.REQUESTED:
+        with clock.on(asked + timedelta(days=2, hours=1)):
+            approved = outcome != "declined" and _attempt(participation.approve, p.id, admin) is not None
+            if not approved:  # declined, or the rules refuse the approval: no request is left waiting in the past
+                msg = "Thank you! We had more volunteers than places this time; we will ask you first next time."
+                return _attempt(participation.decline, p.id, admin, msg)
+    elif outcome == "declined":  # first come, first served: a place taken is not declined
+        outcome = "completed"
+    if outcome in ("completed", "no_show"):
+        with clock.on(_at(day + timedelta(days=1), 10)):
+            step = participation.complete if outcome == "completed" else participation.no_show
+            _attempt(step, p.id, admin)
+    return p
+
+
+def _histories(clock, rng, active, admin, past, board, now):
+    by_title = {o.title: o for o in past}
+    opted = {
+        u.id: set(
+            db.session.scalars(select(ActivityPreference.activity_type_id).where(ActivityPreference.user_id == u.id))
+        )
+        for u in active
+    }
+    today = now.date()
+    for i, u in enumerate(active):
+        approved = u.approved_at
+        if (now - approved).days > 500:
+            with clock.on(approved + timedelta(days=2)):
+                points.award(
+                    db.session, u.id, 250, key=f"demo:{u.id}:founding", reason="Founding member bonus",
+                    source=EntrySource.MANUAL, actor_id=admin.id,
+                )  # fmt: skip
+        if i in BOARD:
+            _take_part(clock, rng, u, admin, board, "approved")
+        if i == AT_LIMIT:  # three engagements in the last 90 days (a fourth, ahead, comes with the open ones)
+            for title in AT_LIMIT_PAST:
+                _take_part(clock, rng, u, admin, by_title[title], "completed")
+            continue
+        fits = [
+            o
+            for o in past
+            if o.activity_type_id in opted[u.id] and _at(o.engagement_date, 0) > approved + timedelta(days=30)
+        ]
+        if i == DEMO:
+            picks = [o for o in fits if 150 <= (today - o.event_date).days <= 480][:5]
+        else:
+            picks = sorted(
+                rng.sample(fits, min(len(fits), rng.choice([0, 1, 2, 2, 3, 3, 4]))), key=lambda o: o.event_date
+            )
+            recent = [o for o in picks if (today - o.event_date).days <= RECENT_DAYS]
+            picks = [o for o in picks if o not in recent[2:]]
+        for opp in picks:
+            roll = rng.random()
+            if i == DEMO or roll < 0.75:
+                outcome = "completed"
+            elif roll < 0.87:
+                outcome = "no_show"
+            else:
+                outcome = "declined"
+            _take_part(clock, rng, u, admin, opp, outcome)
+        if i != DEMO and rng.random() < 0.15:
+            with clock.on(now - timedelta(days=rng.randint(20, 300))):
+                points.award(
+                    db.session, u.id, rng.choice([100, 150, 200]), key=f"demo:{u.id}:extra",
+                    reason=rng.choice(["Spoke at the local user group", "Helped another advocate get started"]),
+                    source=EntrySource.MANUAL, actor_id=admin.id,
+                )  # fmt: skip
+
+
+def _current(clock, rng, active, admin, open_opps, now):
+    """What is going on now: first-come places taken, requests waiting for an admin's decision."""
+    by_key = {o.activity_type.key: o for o in open_opps if o.activity_type.key != "advisory_board"}
+    board = next(o for o in open_opps if o.activity_type.key == "advisory_board")
+    asked: set[int] = set()  # one current ask per advocate: nobody else ends up at their limit
+
+    def ask(i, opp, hours_ago, again=False):
+        u = active[i]
+        if (u.id in asked and not again) or i == PAUSED:
+            return None
+        with clock.on(now - timedelta(hours=hours_ago)):
+            p = _attempt(participation.request, u, opp.id, rng.choice(["", "I would love to.", "Happy to help."]))
+        if p is not None:
+            asked.add(u.id)
+        return p
+
+    ask(AT_LIMIT, by_key["review"], 70)  # the fourth engagement in 90 days: at the program's limit
+    ask(DEMO, by_key["beta"], 30)
+    others = [i for i in range(len(active)) if i not in (DEMO, PAUSED, AT_LIMIT)]
+    rng.shuffle(others)
+    plan = [by_key["speaking"]] * 4 + [by_key["reference_call"]] * 3 + [by_key["case_study"]] * 2 + [board] * 4
+    plan += [by_key["review"]] * 3 + [by_key["webinar"]] * 2 + [by_key["beta"]] * 3
+    for opp in plan:
+        while others:
+            i = others.pop()
+            if ask(i, opp, rng.randint(2, 120)) is not None:
+                break
+    ask(DEMO, by_key["speaking"], 20, again=True)  # the demo sign-in also waits for a decision
+
+
+def _recognition(clock, rng, active, admin, now):
+    for name, desc, cost, stock, limit in data.REWARDS:
+        db.session.add(Reward(name=name, description=desc, points_cost=cost, stock=stock, per_advocate_limit=limit))
+    db.session.flush()
+    catalog = {r.name: r for r in db.session.scalars(select(Reward))}
+    orders = [(active[DEMO], "Program hoodie", 60, True), (active[DEMO], "Coffee gift card", 2, False)]
+    for u in rng.sample(active[3:], len(active) - 3):
+        if len(orders) >= 12:
+            break
+        name = rng.choice(["Coffee gift card", "Donation to Code Club", "Program hoodie"])
+        orders.append((u, name, rng.randint(1, 90), len(orders) % 2 == 0))
+    for u, name, days_ago, fulfilled in orders:
+        reward = catalog[name]
+        if points.balance(db.session, u.id) < reward.points_cost:
+            continue
+        with clock.on(now - timedelta(days=days_ago)):
+            r = _attempt(rewards.redeem, u, reward.id, f"demo-{name}")
+        if r is not None and fulfilled:
+            with clock.on(now - timedelta(days=days_ago) + timedelta(days=3)):
+                _attempt(rewards.fulfil, r[0].id, admin.id, "Shipped")
 
 
 @demo_cli.command("seed")
@@ -402,73 +543,56 @@ def seed(if_empty, advocates):
                     click.echo(f"Demo advocate sign-in (password {DEMO_PASSWORD}): {advocate}")
                 return
             raise click.ClickException("The database already has users; seed only an empty database.")
+        if advocates < 8:
+            raise click.ClickException("The demo community needs at least 8 advocates.")
         search_backend().ensure_index()  # an empty index first, so the seeded people are indexed as they are committed
         rng = random.Random(2026)
-        pw = hash_password(DEMO_PASSWORD)
         now = utcnow()
-        people = [
-            User(
-                email="admin@example.com",
-                name="Alex Admin",
-                role=Role.ADMIN,
-                job_title="Customer Advocacy Manager",
-                company="Example Corp",
-            ),
-            User(
-                email="sam.sales@example.com",
-                name="Sam Seller",
-                role=Role.STAFF,
-                job_title="Account Executive",
-                company="Example Corp",
-            ),
-            User(
-                email="casey.cs@example.com",
-                name="Casey Success",
-                role=Role.STAFF,
-                job_title="Customer Success Manager",
-                company="Example Corp",
-            ),
-        ]
-        seen = {u.email for u in people}
-        with click.progressbar(range(advocates), label="Creating advocates") as bar:
-            for i in bar:
-                first, last, company = rng.choice(FIRST), rng.choice(LAST), rng.choice(COMPANIES)
-                email, n = _email(first, last, company, 0), 1
-                while email in seen:
-                    email, n = _email(first, last, company, n), n + 1
-                seen.add(email)
-                status = Status.ACTIVE if i < advocates - 4 else Status.PENDING
-                joined = now - timedelta(days=rng.randint(5, 900))
-                people.append(
-                    User(
-                        email=email,
-                        name=f"{first} {last}",
-                        company=company,
-                        job_title=rng.choice(TITLES),
-                        role=Role.ADVOCATE,
-                        status=status,
-                        created_at=joined,
-                    )
-                )
-        for u in people:
-            u.password_hash = pw
-            u.email_verified_at = u.created_at or now
-            if u.status is None or u.role != Role.ADVOCATE:
-                u.status = Status.ACTIVE
-            if u.status == Status.ACTIVE:
-                u.approved_at = now
-            db.session.add(u)
-        db.session.flush()
-        for u in people:
-            if u.role == Role.ADVOCATE:
-                db.session.add(Consent(user_id=u.id, kind="program_terms", version="2026-01", given_at=u.created_at))
-        active = [u for u in people if u.role == Role.ADVOCATE and u.status == Status.ACTIVE]
-        _profiles(rng, active, now)
-        _recognition(rng, active, people[0])
-        _opportunities(rng, people[0], now)
-        demo_advocate = people[4].email
+        clock = _Clock(now)
+        session = db.session()
+        event.listen(session, "before_flush", clock.before_flush)
+        try:
+            with _ledger_aliases_reused():
+                demo_advocate = _seed(rng, now, clock, advocates)
+        finally:
+            event.remove(session, "before_flush", clock.before_flush)
+        session.info.pop("outbox_ids", None)  # the history's emails are recorded as sent: nothing to send
     click.echo(f"Seeded 1 admin, 2 staff and {advocates} advocates.")
     click.echo(f"Demo sign-ins (password for all: {DEMO_PASSWORD}):")
     click.echo("  admin     admin@example.com")
     click.echo("  staff     sam.sales@example.com, casey.cs@example.com")
     click.echo(f"  advocate  {demo_advocate}")
+
+
+def _seed(rng, now, clock, n) -> str:
+    pw = hash_password(DEMO_PASSWORD)
+    stale = profiles.stale_days()
+    founded = now - timedelta(days=900)
+    staff = [
+        User(email="admin@example.com", name="Alex Admin", role=Role.ADMIN, job_title="Customer Advocacy Manager"),
+        User(email="sam.sales@example.com", name="Sam Seller", role=Role.STAFF, job_title="Account Executive"),
+        User(email="casey.cs@example.com", name="Casey Success", role=Role.STAFF, job_title="Customer Success Manager"),
+    ]
+    for u in staff:
+        u.company, u.status, u.created_at, u.approved_at = "Example Corp", Status.ACTIVE, founded, founded
+    with click.progressbar(length=n, label="Creating advocates") as bar:
+        community = _advocates(rng, n, now, stale, {u.email for u in staff})
+        bar.update(n)
+    for u in staff + [u for u, _ in community]:
+        u.password_hash = pw
+        u.email_verified_at = u.created_at
+        db.session.add(u)
+    db.session.flush()
+    for u, _ in community:
+        db.session.add(Consent(user_id=u.id, kind="program_terms", version="2026-01", given_at=u.created_at))
+    active = [(u, c) for u, c in community if u.status == Status.ACTIVE]
+    _profiles(rng, active, now, stale)
+    badges.ensure_default_badges(db.session)
+    admin, users = staff[0], [u for u, _ in active]
+    open_opps = _open_opportunities(rng, admin, now)
+    past = _past_opportunities(admin, now)
+    _histories(clock, rng, users, admin, past[:-1], past[-1], now)
+    _close(past)
+    _current(clock, rng, users, admin, open_opps, now)
+    _recognition(clock, rng, users, admin, now)
+    return users[DEMO].email
