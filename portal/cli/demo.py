@@ -11,7 +11,6 @@ are recorded as sent then: nobody is mailed by the seed.
 
 from __future__ import annotations
 
-import itertools
 import random
 import unicodedata
 from contextlib import contextmanager
@@ -126,29 +125,6 @@ class _Clock:
             db.session.flush()
         finally:
             self.at = None
-
-
-@contextmanager
-def _ledger_aliases_reused():
-    """Workaround, for the seed only: ``badges._activities`` builds two fresh aliases of the ledger table
-    on every call (``aliased(PointsEntry)``: about 25 ms, most of the seed's time with hundreds of
-    evaluations). While the seed runs it is handed the same two back, in the order it asks for them
-    (always two per call: the earned entry, then its reversal). Remove once badges.py builds them once."""
-    real, pool, turn = badges.aliased, {}, itertools.count()
-
-    def reused(entity, *args, **kwargs):
-        if args or kwargs or entity is not PointsEntry:
-            return real(entity, *args, **kwargs)
-        n = next(turn) % 2
-        if n not in pool:
-            pool[n] = real(entity)
-        return pool[n]
-
-    badges.aliased = reused
-    try:
-        yield
-    finally:
-        badges.aliased = real
 
 
 def _attempt(step, *args, **kwargs):
@@ -552,8 +528,7 @@ def seed(if_empty, advocates):
         session = db.session()
         event.listen(session, "before_flush", clock.before_flush)
         try:
-            with _ledger_aliases_reused():
-                demo_advocate = _seed(rng, now, clock, advocates)
+            demo_advocate = _seed(rng, now, clock, advocates)
         finally:
             event.remove(session, "before_flush", clock.before_flush)
         session.info.pop("outbox_ids", None)  # the history's emails are recorded as sent: nothing to send
