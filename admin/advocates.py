@@ -24,8 +24,9 @@ from admin.views import bp
 from portal.errors import refused_back_to, refused_form, unit_of_work
 from portal.exports import csv_response
 from portal.extensions import db
+from portal.forms.profile import ProfileForm, fill_profile_choices, profile_form_data, profile_input
 from portal.forms.recognition import AdjustPointsForm
-from portal.models import ActivityType, Industry, PointsEntry, Product, Region, Role, Status, User, utcnow
+from portal.models import ActivityType, Industry, PointsEntry, Product, Region, Role, Status, TagKind, User, utcnow
 from portal.services import accounts, audit, exports, fatigue, lists, notes, points, profiles, roster, timeline
 
 
@@ -143,6 +144,67 @@ def advocate_role(user_id):
     accounts.change_role(db.session, user, Role(form.role.data), current_user.id)
     flash(f"{user.name} is now {form.role.data}; their sessions have ended.", "success")
     return redirect(url_for("admin.advocates"))
+
+
+# --- an admin edits the advocate's profile -------------------------------------------------------------------------
+
+# The advocate's own form (portal.forms.profile.ProfileForm: the same fields and validators, and the same
+# service rules through profiles.edit_for_admin), its labels told in the third person.
+ADMIN_LABELS = {
+    "product_ids": "Products they use",
+    "topics": "Topics they know well",
+    "story": "Story and outcomes",
+    "show_in_directory": "List them in the community directory",
+    "show_on_leaderboard": "Show them on leaderboards",
+}
+
+
+def _profile_form(user: User, saved: bool) -> ProfileForm:
+    """The profile form for ``user``: filled with what is saved (a GET), or with the POST's input."""
+    form = ProfileForm(formdata=None) if saved else ProfileForm()
+    fill_profile_choices(form, db.session)
+    if saved:
+        for name, value in profile_form_data(user, profiles.read_profile(db.session, user)).items():
+            form[name].data = value
+    for name, text in ADMIN_LABELS.items():
+        form[name].label.text = text
+    form.show_in_directory.description = "There is no community directory yet."
+    form.submit.label.text = "Save changes"
+    return form
+
+
+def _edit_page(user: User, form: ProfileForm):
+    return render_template(
+        "admin/advocate_edit.html",
+        user=user,
+        form=form,
+        use_case_suggestions=profiles.tag_suggestions(db.session, TagKind.USE_CASE),
+        topic_suggestions=profiles.tag_suggestions(db.session, TagKind.TOPIC),
+    )
+
+
+@bp.route("/advocates/<int:user_id>/edit", methods=["GET", "POST"])
+@unit_of_work
+def advocate_edit(user_id):
+    """Edit any of the fields the advocate edits on their own profile page, whatever their account
+    status (pending, active, suspended). Their email address is not here: changing it safely takes
+    the advocate's password and a link sent to the new address (privacy.request_email_change)."""
+    user = _member(user_id)
+    if request.method == "GET":
+        return _edit_page(user, _profile_form(user, saved=True))
+    form = _profile_form(user, saved=False)
+    if not form.validate_on_submit():
+        return _edit_page(user, form), 422
+    refused_form(form, lambda f: _edit_page(user, f))
+    changed = profiles.edit_for_admin(db.session, user, profile_input(form), current_user.id)
+    if changed:
+        flash(
+            f"{user.name}'s profile is saved ({len(changed)} field{'s' if len(changed) != 1 else ''} changed).",
+            "success",
+        )
+    else:
+        flash("Nothing changed.", "success")
+    return redirect(url_for("admin.advocate_profile", user_id=user_id))
 
 
 def _cursor(value: str | None) -> datetime | None:

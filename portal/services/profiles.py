@@ -257,7 +257,8 @@ def _apply_profile(session: Session, user: User, profile: AdvocateProfile, data:
 
 
 def profile_values(user: User, profile: AdvocateProfile) -> dict:
-    """The profile's fields as plain values, as the audit log records an edit (names, not ids)."""
+    """The profile's fields as plain values, as the audit log records an edit (names, not ids; tags in
+    one order whatever the database's collation or the order they were typed in)."""
     return {
         "name": user.name,
         "job_title": user.job_title or "",
@@ -266,8 +267,8 @@ def profile_values(user: User, profile: AdvocateProfile) -> dict:
         "size_band": profile.size_band.name if profile.size_band else None,
         "country": profile.country_code,
         "products": [p.name for p in profile.products],
-        "use_cases": [t.name for t in profile.use_cases],
-        "topics": [t.name for t in profile.topics],
+        "use_cases": sorted((t.name for t in profile.use_cases), key=str.casefold),
+        "topics": sorted((t.name for t in profile.topics), key=str.casefold),
         "story": profile.story or "",
         "linkedin_url": profile.linkedin_url or "",
         "show_in_directory": bool(profile.show_in_directory),
