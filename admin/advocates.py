@@ -231,6 +231,7 @@ def list_filters() -> tuple[AdvocateFilterForm, roster.Filters | None, str]:
     form.country.choices = [("", "Any")] + [(c.code, c.name) for c in lists.countries(s)]
     form.product.choices = [("", "Any")] + [(str(p.id), p.name) for p in lists.active_items(s, Product)]
     form.activity.choices = [("", "Any")] + [(str(t.id), t.name) for t in lists.active_items(s, ActivityType)]
+    form.level.choices = [("", "Any")] + [(name, name) for name, _ in points.levels()]
     status = request.args.get("fatigue") or ""
     status = status if status in fatigue.STATUS_LABELS else ""
     if request.args and not form.validate():
@@ -249,6 +250,7 @@ def list_filters() -> tuple[AdvocateFilterForm, roster.Filters | None, str]:
             product_id=num(form.product),
             activity_type_id=num(form.activity),
             freshness=form.freshness.data or "",
+            level=form.level.data or "",
             joined_since=form.joined_since.data,
             joined_until=form.joined_until.data,
             sort=form.sort.data or "name",

@@ -11,8 +11,9 @@ import pytest
 from sqlalchemy import update
 
 from portal.extensions import db
-from portal.models import AdvocateProfile, Country, Industry, Product, Region, Status, User, utcnow
-from tests.support import ALL_TYPES, activity_type_id, audits, csrf_from, item_id, make_advocate
+from portal.models import AdvocateProfile, Country, EntrySource, Industry, Product, Region, Status, User, utcnow
+from portal.services import points, rewards
+from tests.support import ALL_TYPES, activity_type_id, audits, csrf_from, item_id, make_advocate, make_reward
 
 
 @pytest.fixture
@@ -82,12 +83,41 @@ def test_each_filter_and_the_sort(app, admin_client, people):
     assert db.session.get(Country, "DE").region_id == europe
 
 
+def test_the_level_filter_is_the_range_of_lifetime_points_level_for_reads(app, admin_client, people, make_user):
+    """Levels come from lifetime points (points.level_for); the filter is that range in SQL. A redemption
+    lowers the balance, not the level; no ledger yet is the first level."""
+    s = db.session
+    for key, amount in (("ana", 499), ("bo", 1500), ("di", 20000)):
+        points.award(s, people[key], amount, key=f"level-test:{key}", reason="Test", source=EntrySource.MANUAL)
+    points.award(s, people["cy"], 4000, key="level-test:cy", reason="Test", source=EntrySource.MANUAL)
+    reward = make_reward(cost=3999, name="Big prize")
+    s.commit()
+    rewards.redeem(s, s.get(User, people["cy"]), reward, "level-test-order")
+    s.commit()
+    assert (
+        points.balance(s, people["cy"]) == 1
+        and points.level_for(points.lifetime_earned(s, people["cy"])).name == "Gold"
+    )
+    assert _names(admin_client, level="Member") == ["Ana Bank"]
+    assert _names(admin_client, level="Bronze") == []
+    assert _names(admin_client, level="Silver") == ["Bo Care"]
+    assert _names(admin_client, level="Gold") == ["Cy Shop"]
+    assert _names(admin_client, level="Platinum") == []
+    assert _names(admin_client, level="Platinum", status="suspended") == ["Di Gone"]
+    assert _names(admin_client, level="Silver", industry=item_id(Industry, "Healthcare")) == ["Bo Care"]
+    # an advocate with no points at all is a Member
+    nobody = make_advocate(make_user, "nobody@example.com", name="Al Zero")
+    assert points.lifetime_earned(s, nobody) == 0
+    assert _names(admin_client, level="Member") == ["Al Zero", "Ana Bank"]
+
+
 @pytest.mark.parametrize(
     "params",
     [
         {"industry": "999999"},
         {"joined_since": "2026-02-30"},
         {"joined_since": "2026-12-06", "joined_until": "2026-12-01"},
+        {"level": "Diamond"},
     ],
 )
 def test_bad_filters_are_answered_on_the_page(app, admin_client, people, params):
