@@ -28,6 +28,7 @@ from portal.forms.profile import ProfileForm, fill_profile_choices, profile_form
 from portal.forms.recognition import AdjustPointsForm
 from portal.models import ActivityType, Industry, PointsEntry, Product, Region, Role, Status, TagKind, User, utcnow
 from portal.services import accounts, audit, exports, fatigue, lists, notes, points, profiles, roster, timeline
+from search import service as search_service
 
 
 @bp.route("/advocates/<int:user_id>/profile")
@@ -260,9 +261,17 @@ def list_filters() -> tuple[AdvocateFilterForm, roster.Filters | None, str]:
 
 
 def selected_ids(filters: roster.Filters, status: str) -> Select | list[int]:
-    """Everyone the list shows (all pages): a select, or the ids the fatigue status keeps."""
+    """Everyone the list shows (all pages): a select, or the ids the fatigue status keeps. Active
+    advocates' statuses come from search.service.advocate_ids_with_fatigue (the index's fatigue facet,
+    pauses and blackouts read live: a fixed number of queries, as the home page's count); suspended
+    ones are not in the index, so the rules compute theirs (fatigue.ids_with_status)."""
     listed = roster.ids(filters)
-    return fatigue.ids_with_status(db.session, status, listed) if status else listed
+    if not status:
+        return listed
+    if filters.status == "active":
+        keep = search_service.advocate_ids_with_fatigue(db.session, status)
+        return [uid for uid in db.session.scalars(listed) if uid in keep]
+    return fatigue.ids_with_status(db.session, status, listed)
 
 
 @bp.route("/advocates")

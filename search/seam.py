@@ -56,6 +56,10 @@ class SearchBackend(Protocol):
     def search_advocates(self, session, req: querying.AdvocateSearch, today: date) -> querying.Results:
         """One page of advocates for staff: count, facet counts, the page's hits with snippets."""
 
+    def fatigue_uids(self, keys: tuple[str, ...], today: date) -> dict[str, set[int]]:
+        """{fatigue status: ids of the advocates whose document holds it} for each of ``keys``
+        (optional: a backend without it is answered by the rules, search.service.advocate_ids_with_fatigue)."""
+
     def search_opportunity_ids(
         self, text: str, type_id: int | None, among: list[int] | None = None
     ) -> tuple[list[int] | None, list[str]]:
@@ -110,6 +114,15 @@ class WhooshBackend:
 
     def search_opportunity_ids(self, text, type_id, among=None):
         return querying.search_opportunity_ids(text, type_id, among)
+
+    def fatigue_uids(self, keys: tuple[str, ...], today: date) -> dict[str, set[int]]:
+        try:
+            return querying.fatigue_uids(keys, today)
+        except IndexUnavailable:
+            raise
+        except Exception:  # a corrupt segment: open the index afresh next time
+            querying.forget_searchers()
+            raise
 
     def queue(self, session, kind, ids) -> None:
         indexing.queue(session, kind, ids)

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from sqlalchemy import func, select
 
 from portal.models import Opportunity, Role, SearchPending, Status, User, utcnow
+from portal.services import fatigue
 from portal.services import opportunities as opps
 from search import backend, fallback, querying
 from search.seam import IndexUnavailable
@@ -25,6 +26,47 @@ def advocates(session, req: querying.AdvocateSearch) -> querying.Results:
     except Exception:  # a corrupt segment can fail late; the page must still answer
         log.exception("search failed, using the database")
     return fallback.search_advocates(session, req, today)
+
+
+def advocate_ids_with_fatigue(session, key: str) -> set[int]:
+    """The active advocates whose fatigue status is ``key`` (a key of fatigue.STATUS_LABELS), in a fixed
+    number of queries whatever the program's size: the home page's "at their limit" count and the
+    advocate list's fatigue filter both ask here, so they agree.
+
+    The index's fatigue facet holds fatigue.statuses as of each advocate's last change (every change that
+    moves it requeues the advocate; 'flask search sync' requeues those whose status moved with the date,
+    daily). Pauses and blackouts are read live, as search does (fatigue.unavailable_on): an advocate away
+    now is "unavailable" whatever the index says, and one the index holds as unavailable who is no longer
+    away gets their status from the rules now. Without a readable index: the rules over every active
+    advocate (fatigue.ids_with_status; seconds at 50,000)."""
+    if key not in fatigue.STATUS_LABELS:
+        return set()
+    today = utcnow().date()
+    away = set(fatigue.unavailable_on(session))
+    try:
+        found = backend().fatigue_uids(tuple({key, "unavailable"}), today)
+    except Exception as exc:  # no index (IndexUnavailable), a corrupt segment, a backend without facets
+        log.warning("fatigue from the database, not the index: %s", exc)
+        active = select(User.id).where(User.role == Role.ADVOCATE, User.status == Status.ACTIVE)
+        return set(fatigue.ids_with_status(session, key, active))
+    if key == "unavailable":
+        return _active_among(session, away)
+    ids = found[key] - away
+    back = found["unavailable"] - away  # unavailable when written, not now: the rules say what they are
+    if back:
+        ids |= {uid for uid, st in fatigue.statuses(session, list(back)).items() if st.key == key}
+    return ids
+
+
+def _active_among(session, ids: set[int]) -> set[int]:
+    """Those of ``ids`` who are active advocates."""
+    if not ids:
+        return set()
+    return set(
+        session.scalars(
+            select(User.id).where(User.id.in_(ids), User.role == Role.ADVOCATE, User.status == Status.ACTIVE)
+        )
+    )
 
 
 def opportunities_for(session, user, text: str, type_id: int | None):
