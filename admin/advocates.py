@@ -9,7 +9,7 @@ from math import ceil
 
 from flask import abort, flash, redirect, render_template, request, url_for
 from flask_login import current_user
-from sqlalchemy import Select, func, select
+from sqlalchemy import Select, bindparam, func, select
 
 from admin.forms import (
     AdvocateFilterForm,
@@ -260,18 +260,34 @@ def list_filters() -> tuple[AdvocateFilterForm, roster.Filters | None, str]:
     )
 
 
+FEW = 10_000  # more advocates than this with the status asked for: name those with another status instead
+
+
+def _ids(ids: set[int]):
+    """``ids`` for IN / NOT IN, written into the statement (plain integers): no limit on the number of
+    parameters (SQLite allows 32,766, PostgreSQL 65,535)."""
+    return bindparam("fatigue_ids", sorted(ids), expanding=True, literal_execute=True)
+
+
 def selected_ids(filters: roster.Filters, status: str) -> Select | list[int]:
-    """Everyone the list shows (all pages): a select, or the ids the fatigue status keeps. Active
-    advocates' statuses come from search.service.advocate_ids_with_fatigue (the index's fatigue facet,
-    pauses and blackouts read live: a fixed number of queries, as the home page's count); suspended
-    ones are not in the index, so the rules compute theirs (fatigue.ids_with_status)."""
+    """Everyone the list shows (all pages): a select, or the ids the fatigue status keeps.
+
+    Active advocates' statuses come from search.service.advocate_ids_by_fatigue (the index's fatigue
+    facet, pauses and blackouts read live: a fixed number of queries; the home page's count asks the
+    same): the select names the advocates with the status (IN) or, when they are most of the program,
+    those with another (NOT IN; an advocate whose index write is still queued then counts as having it),
+    so the database counts and pages as for any other filter. Suspended advocates are not in the index:
+    the rules compute theirs (fatigue.ids_with_status)."""
     listed = roster.ids(filters)
     if not status:
         return listed
-    if filters.status == "active":
-        keep = search_service.advocate_ids_with_fatigue(db.session, status)
-        return [uid for uid in db.session.scalars(listed) if uid in keep]
-    return fatigue.ids_with_status(db.session, status, listed)
+    if filters.status != "active":
+        return fatigue.ids_with_status(db.session, status, listed)
+    keep = search_service.advocate_ids_with_fatigue(db.session, status)
+    if len(keep) <= FEW:
+        return listed.where(User.id.in_(_ids(keep)))
+    others = search_service.advocate_ids_by_fatigue(db.session, [k for k in fatigue.STATUS_LABELS if k != status])
+    return listed.where(User.id.not_in(_ids(set().union(*others.values()))))
 
 
 @bp.route("/advocates")

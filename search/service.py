@@ -28,10 +28,10 @@ def advocates(session, req: querying.AdvocateSearch) -> querying.Results:
     return fallback.search_advocates(session, req, today)
 
 
-def advocate_ids_with_fatigue(session, key: str) -> set[int]:
-    """The active advocates whose fatigue status is ``key`` (a key of fatigue.STATUS_LABELS), in a fixed
-    number of queries whatever the program's size: the home page's "at their limit" count and the
-    advocate list's fatigue filter both ask here, so they agree.
+def advocate_ids_by_fatigue(session, keys) -> dict[str, set[int]]:
+    """{status: the active advocates whose fatigue status it is} for each of ``keys`` (keys of
+    fatigue.STATUS_LABELS), in a fixed number of queries whatever the program's size: the home page's
+    "at their limit" count and the advocate list's fatigue filter both ask here, so they agree.
 
     The index's fatigue facet holds fatigue.statuses as of each advocate's last change (every change that
     moves it requeues the advocate; 'flask search sync' requeues those whose status moved with the date,
@@ -39,23 +39,31 @@ def advocate_ids_with_fatigue(session, key: str) -> set[int]:
     now is "unavailable" whatever the index says, and one the index holds as unavailable who is no longer
     away gets their status from the rules now. Without a readable index: the rules over every active
     advocate (fatigue.ids_with_status; seconds at 50,000)."""
-    if key not in fatigue.STATUS_LABELS:
-        return set()
+    keys = [k for k in dict.fromkeys(keys) if k in fatigue.STATUS_LABELS]
+    if not keys:
+        return {}
     today = utcnow().date()
     away = set(fatigue.unavailable_on(session))
     try:
-        found = backend().fatigue_uids(tuple({key, "unavailable"}), today)
+        found = backend().fatigue_uids(tuple(dict.fromkeys([*keys, "unavailable"])), today)
     except Exception as exc:  # no index (IndexUnavailable), a corrupt segment, a backend without facets
         log.warning("fatigue from the database, not the index: %s", exc)
         active = select(User.id).where(User.role == Role.ADVOCATE, User.status == Status.ACTIVE)
-        return set(fatigue.ids_with_status(session, key, active))
-    if key == "unavailable":
-        return _active_among(session, away)
-    ids = found[key] - away
+        return {key: set(fatigue.ids_with_status(session, key, active)) for key in keys}
     back = found["unavailable"] - away  # unavailable when written, not now: the rules say what they are
-    if back:
-        ids |= {uid for uid, st in fatigue.statuses(session, list(back)).items() if st.key == key}
-    return ids
+    now_of = {uid: st.key for uid, st in fatigue.statuses(session, list(back)).items()} if back else {}
+    out = {}
+    for key in keys:
+        if key == "unavailable":
+            out[key] = _active_among(session, away)
+        else:
+            out[key] = (found[key] - away) | {uid for uid, k in now_of.items() if k == key}
+    return out
+
+
+def advocate_ids_with_fatigue(session, key: str) -> set[int]:
+    """The active advocates whose fatigue status is ``key`` (advocate_ids_by_fatigue)."""
+    return advocate_ids_by_fatigue(session, [key]).get(key, set())
 
 
 def _active_among(session, ids: set[int]) -> set[int]:
