@@ -283,8 +283,8 @@ def selected_ids(filters: roster.Filters, status: str) -> Select | list[int]:
         return listed
     if filters.status != "active":
         return fatigue.ids_with_status(db.session, status, listed)
-    keep = search_service.advocate_ids_with_fatigue(db.session, status)
-    if len(keep) <= FEW:
+    keep = search_service.advocate_ids_by_fatigue(db.session, [status], most=FEW)[status]
+    if keep is not None:
         return listed.where(User.id.in_(_ids(keep)))
     others = search_service.advocate_ids_by_fatigue(db.session, [k for k in fatigue.STATUS_LABELS if k != status])
     return listed.where(User.id.not_in(_ids(set().union(*others.values()))))

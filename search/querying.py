@@ -386,15 +386,19 @@ def _search_index(session, req: AdvocateSearch, today: date, searcher, facet_cac
     return Results(total, [], facets, page, pages, notes), uids, q
 
 
-def fatigue_uids(keys: tuple[str, ...], today: date) -> dict[str, set[int]]:
+def fatigue_uids(keys: tuple[str, ...], today: date, most: int | None = None) -> dict[str, set[int] | None]:
     """The advocates whose document holds each fatigue status of ``keys`` (fatigue.statuses as of the
-    document's last write): {status: user ids}, from the facet's bitsets (no per-document read)."""
+    document's last write): {status: user ids}, from the facet's bitsets (no per-document read); None
+    for a status held by more than ``most`` (not read out: the caller names the others instead)."""
     st = searcher_for(ADVOCATES)
     with st.lock:
         view = st.facets.view(st.searcher, today, stale_days())
-        out: dict[str, set[int]] = {}
+        out: dict[str, set[int] | None] = {}
         for key in keys:
             bits = view.values["fatigue"].get(key, 0) & view.alive
+            if most is not None and bits.bit_count() > most:
+                out[key] = None
+                continue
             uids: set[int] = set()
             for base, seg in view.parts:
                 local = (bits >> base) & ((1 << seg.size) - 1)
