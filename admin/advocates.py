@@ -9,7 +9,7 @@ from math import ceil
 
 from flask import abort, flash, redirect, render_template, request, url_for
 from flask_login import current_user
-from sqlalchemy import Select, bindparam, func, select
+from sqlalchemy import Select, false, func, select, text, true
 
 from admin.forms import (
     AdvocateFilterForm,
@@ -167,8 +167,8 @@ def _profile_form(user: User, saved: bool) -> ProfileForm:
     if saved:
         for name, value in profile_form_data(user, profiles.read_profile(db.session, user)).items():
             form[name].data = value
-    for name, text in ADMIN_LABELS.items():
-        form[name].label.text = text
+    for name, label in ADMIN_LABELS.items():
+        form[name].label.text = label
     form.show_in_directory.description = "There is no community directory yet."
     form.submit.label.text = "Save changes"
     return form
@@ -263,10 +263,13 @@ def list_filters() -> tuple[AdvocateFilterForm, roster.Filters | None, str]:
 FEW = 10_000  # more advocates than this with the status asked for: name those with another status instead
 
 
-def _ids(ids: set[int]):
-    """``ids`` for IN / NOT IN, written into the statement (plain integers): no limit on the number of
-    parameters (SQLite allows 32,766, PostgreSQL 65,535)."""
-    return bindparam("fatigue_ids", sorted(ids), expanding=True, literal_execute=True)
+def _among(ids: set[int], negate: bool = False):
+    """``users.id IN (...)`` (or NOT IN) written out: plain integers (int() each), so no parameter limit
+    (SQLite allows 32,766, PostgreSQL 65,535) and none of the per-value rendering of a bound list."""
+    if not ids:
+        return true() if negate else false()
+    listed = ",".join(str(int(i)) for i in sorted(ids))
+    return text(f"{User.__table__.name}.id {'NOT IN' if negate else 'IN'} ({listed})")
 
 
 def selected_ids(filters: roster.Filters, status: str) -> Select | list[int]:
@@ -285,9 +288,9 @@ def selected_ids(filters: roster.Filters, status: str) -> Select | list[int]:
         return fatigue.ids_with_status(db.session, status, listed)
     keep = search_service.advocate_ids_by_fatigue(db.session, [status], most=FEW)[status]
     if keep is not None:
-        return listed.where(User.id.in_(_ids(keep)))
+        return listed.where(_among(keep))
     others = search_service.advocate_ids_by_fatigue(db.session, [k for k in fatigue.STATUS_LABELS if k != status])
-    return listed.where(User.id.not_in(_ids(set().union(*others.values()))))
+    return listed.where(_among(set().union(*others.values()), negate=True))
 
 
 @bp.route("/advocates")

@@ -75,11 +75,8 @@ def _active_among(session, ids: set[int]) -> set[int]:
     """Those of ``ids`` who are active advocates."""
     if not ids:
         return set()
-    return set(
-        session.scalars(
-            select(User.id).where(User.id.in_(ids), User.role == Role.ADVOCATE, User.status == Status.ACTIVE)
-        )
-    )
+    q = select(User.id).where(User.id.in_(ids), User.role == Role.ADVOCATE, User.status == Status.ACTIVE)
+    return set(session.connection().execute(q).scalars())  # Core rows: thousands of ids
 
 
 def opportunities_for(session, user, text: str, type_id: int | None):
