@@ -28,6 +28,9 @@ def advocates(session, req: querying.AdvocateSearch) -> querying.Results:
     return fallback.search_advocates(session, req, today)
 
 
+CHUNK = 5_000  # ids one statement names as parameters (SQLite allows 32,766; fatigue.statuses names them 5 times)
+
+
 def advocate_ids_by_fatigue(session, keys, most: int | None = None) -> dict[str, set[int] | None]:
     """{status: the active advocates whose fatigue status it is} for each of ``keys`` (keys of
     fatigue.STATUS_LABELS), in a fixed number of queries whatever the program's size: the home page's
@@ -54,7 +57,10 @@ def advocate_ids_by_fatigue(session, keys, most: int | None = None) -> dict[str,
     if found["unavailable"] is None:  # (more than ``most`` away when written: read them all the same)
         found["unavailable"] = backend().fatigue_uids(("unavailable",), today)["unavailable"]
     back = found["unavailable"] - away  # unavailable when written, not now: the rules say what they are
-    now_of = {uid: st.key for uid, st in fatigue.statuses(session, list(back)).items()} if back else {}
+    now_of: dict[int, str] = {}
+    back_ids = sorted(back)
+    for i in range(0, len(back_ids), CHUNK):  # one chunk unless the index has not been synced for long
+        now_of.update((uid, st.key) for uid, st in fatigue.statuses(session, back_ids[i : i + CHUNK]).items())
     out = {}
     for key in keys:
         if key == "unavailable":
@@ -72,11 +78,13 @@ def advocate_ids_with_fatigue(session, key: str) -> set[int]:
 
 
 def _active_among(session, ids: set[int]) -> set[int]:
-    """Those of ``ids`` who are active advocates."""
+    """Those of ``ids`` who are active advocates (one query: by id, or, for many, every active advocate's)."""
     if not ids:
         return set()
-    q = select(User.id).where(User.id.in_(ids), User.role == Role.ADVOCATE, User.status == Status.ACTIVE)
-    return set(session.connection().execute(q).scalars())  # Core rows: thousands of ids
+    q = select(User.id).where(User.role == Role.ADVOCATE, User.status == Status.ACTIVE)
+    if len(ids) <= CHUNK:
+        q = q.where(User.id.in_(ids))
+    return ids & set(session.connection().execute(q).scalars())  # Core rows: thousands of ids
 
 
 def opportunities_for(session, user, text: str, type_id: int | None):

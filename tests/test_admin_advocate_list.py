@@ -6,14 +6,16 @@ from __future__ import annotations
 
 import re
 from datetime import timedelta
+from unittest.mock import patch
 
 import pytest
 from sqlalchemy import update
 
 from portal.extensions import db
 from portal.models import AdvocateProfile, Country, EntrySource, Industry, Product, Region, Status, User, utcnow
-from portal.services import points, rewards
-from tests.support import ALL_TYPES, activity_type_id, audits, csrf_from, item_id, make_advocate, make_reward
+from portal.services import points, queues, rewards
+from search.indexing import apply_pending
+from tests.support import ALL_TYPES, activity_type_id, audits, csrf_from, item_id, make_advocate, make_reward, text_of
 
 
 @pytest.fixture
@@ -173,3 +175,35 @@ def test_the_filtered_export_matches_the_list(app, admin_client, people):
     resp = admin_client.post(f"/admin/exports/advocates?industry={hc}&sort=oldest", data={"csrf_token": token})
     emails = [line.split(",")[2] for line in resp.get_data(as_text=True).splitlines()[1:]]
     assert sorted(emails) == ["bo@example.com", "cy@example.com"]
+
+
+def test_the_fatigue_filter_reads_the_index_and_pauses_live(app, admin_client, make_user):
+    """The fatigue tab and the home page's "at their limit" count ask the same function: the statuses the
+    search index holds (search.service.advocate_ids_by_fatigue), with pauses and blackouts read now."""
+    today = utcnow().date()
+    make_advocate(make_user, "held@example.com", name="Held Limit", max_asks_per_month=0)
+    away = make_advocate(make_user, "away@example.com", name="Away Limit", max_asks_per_month=0)
+    back = make_advocate(
+        make_user, "back@example.com", name="Back Limit", max_asks_per_month=0, paused_until=today + timedelta(days=5)
+    )
+    make_advocate(make_user, "free@example.com", name="Free Rider")
+    apply_pending(db.engine)
+    assert _names(admin_client, fatigue="at_limit") == ["Away Limit", "Held Limit"]
+    assert _names(admin_client, fatigue="unavailable") == ["Back Limit"]
+    assert _names(admin_client, fatigue="under_used") == []
+    assert _names(admin_client, fatigue="available") == ["Free Rider"]
+    # Pauses change behind the index's back (bulk updates queue no index write): read live all the same.
+    db.session.execute(
+        update(AdvocateProfile).where(AdvocateProfile.user_id == away).values(paused_until=today + timedelta(days=5))
+    )
+    db.session.execute(update(AdvocateProfile).where(AdvocateProfile.user_id == back).values(paused_until=None))
+    db.session.commit()
+    assert _names(admin_client, fatigue="at_limit") == ["Back Limit", "Held Limit"]
+    assert _names(admin_client, fatigue="unavailable") == ["Away Limit"]
+    assert queues.at_limit_count(db.session) == 2
+    assert "2 advocates at limit" in text_of(admin_client.get("/admin/advocates?fatigue=at_limit"))
+    # the large side is named by the others (NOT IN): the same answer
+    with patch("admin.advocates.FEW", 0):
+        assert _names(admin_client, fatigue="available") == ["Free Rider"]
+        assert _names(admin_client, fatigue="at_limit") == ["Back Limit", "Held Limit"]
+        assert _names(admin_client, fatigue="near_limit") == []
