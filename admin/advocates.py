@@ -9,7 +9,7 @@ from math import ceil
 
 from flask import abort, flash, redirect, render_template, request, url_for
 from flask_login import current_user
-from sqlalchemy import Select, func, select
+from sqlalchemy import Select, false, func, select, text, true
 
 from admin.forms import (
     AdvocateFilterForm,
@@ -24,9 +24,11 @@ from admin.views import bp
 from portal.errors import refused_back_to, refused_form, unit_of_work
 from portal.exports import csv_response
 from portal.extensions import db
+from portal.forms.profile import ProfileForm, fill_profile_choices, profile_form_data, profile_input
 from portal.forms.recognition import AdjustPointsForm
-from portal.models import ActivityType, Industry, PointsEntry, Product, Region, Role, Status, User, utcnow
+from portal.models import ActivityType, Industry, PointsEntry, Product, Region, Role, Status, TagKind, User, utcnow
 from portal.services import accounts, audit, exports, fatigue, lists, notes, points, profiles, roster, timeline
+from search import service as search_service
 
 
 @bp.route("/advocates/<int:user_id>/profile")
@@ -145,6 +147,68 @@ def advocate_role(user_id):
     return redirect(url_for("admin.advocates"))
 
 
+# --- an admin edits the advocate's profile -------------------------------------------------------------------------
+
+# The advocate's own form (portal.forms.profile.ProfileForm: the same fields and validators, and the same
+# service rules through profiles.edit_for_admin), its labels told in the third person.
+ADMIN_LABELS = {
+    "product_ids": "Products they use",
+    "topics": "Topics they know well",
+    "story": "Story and outcomes",
+    "show_in_directory": "List them in the community directory",
+    "show_on_leaderboard": "Show them on leaderboards",
+}
+
+
+def _profile_form(user: User, saved: bool) -> ProfileForm:
+    """The profile form for ``user``: filled with what is saved (a GET), or with the POST's input."""
+    form = ProfileForm(formdata=None) if saved else ProfileForm()
+    profile = profiles.read_profile(db.session, user)
+    fill_profile_choices(form, db.session, profile)
+    if saved:
+        for name, value in profile_form_data(user, profile).items():
+            form[name].data = value
+    for name, label in ADMIN_LABELS.items():
+        form[name].label.text = label
+    form.show_in_directory.description = "There is no community directory yet."
+    form.submit.label.text = "Save changes"
+    return form
+
+
+def _edit_page(user: User, form: ProfileForm):
+    return render_template(
+        "admin/advocate_edit.html",
+        user=user,
+        form=form,
+        use_case_suggestions=profiles.tag_suggestions(db.session, TagKind.USE_CASE),
+        topic_suggestions=profiles.tag_suggestions(db.session, TagKind.TOPIC),
+    )
+
+
+@bp.route("/advocates/<int:user_id>/edit", methods=["GET", "POST"])
+@unit_of_work
+def advocate_edit(user_id):
+    """Edit any of the fields the advocate edits on their own profile page, whatever their account
+    status (pending, active, suspended). Their email address is not here: changing it safely takes
+    the advocate's password and a link sent to the new address (privacy.request_email_change)."""
+    user = _member(user_id)
+    if request.method == "GET":
+        return _edit_page(user, _profile_form(user, saved=True))
+    form = _profile_form(user, saved=False)
+    if not form.validate_on_submit():
+        return _edit_page(user, form), 422
+    refused_form(form, lambda f: _edit_page(user, f))
+    changed = profiles.edit_for_admin(db.session, user, profile_input(form), current_user.id)
+    if changed:
+        flash(
+            f"{user.name}'s profile is saved ({len(changed)} field{'s' if len(changed) != 1 else ''} changed).",
+            "success",
+        )
+    else:
+        flash("Nothing changed.", "success")
+    return redirect(url_for("admin.advocate_profile", user_id=user_id))
+
+
 def _cursor(value: str | None) -> datetime | None:
     """The timeline page's ``before`` (an ISO time the page itself wrote); anything else is the first page."""
     try:
@@ -169,6 +233,7 @@ def list_filters() -> tuple[AdvocateFilterForm, roster.Filters | None, str]:
     form.country.choices = [("", "Any")] + [(c.code, c.name) for c in lists.countries(s)]
     form.product.choices = [("", "Any")] + [(str(p.id), p.name) for p in lists.active_items(s, Product)]
     form.activity.choices = [("", "Any")] + [(str(t.id), t.name) for t in lists.active_items(s, ActivityType)]
+    form.level.choices = [("", "Any")] + [(name, name) for name, _ in points.levels()]
     status = request.args.get("fatigue") or ""
     status = status if status in fatigue.STATUS_LABELS else ""
     if request.args and not form.validate():
@@ -187,6 +252,7 @@ def list_filters() -> tuple[AdvocateFilterForm, roster.Filters | None, str]:
             product_id=num(form.product),
             activity_type_id=num(form.activity),
             freshness=form.freshness.data or "",
+            level=form.level.data or "",
             joined_since=form.joined_since.data,
             joined_until=form.joined_until.data,
             sort=form.sort.data or "name",
@@ -195,10 +261,37 @@ def list_filters() -> tuple[AdvocateFilterForm, roster.Filters | None, str]:
     )
 
 
+FEW = 10_000  # more advocates than this with the status asked for: name those with another status instead
+
+
+def _among(ids: set[int], negate: bool = False):
+    """``users.id IN (...)`` (or NOT IN) written out: plain integers (int() each), so no parameter limit
+    (SQLite allows 32,766, PostgreSQL 65,535) and none of the per-value rendering of a bound list."""
+    if not ids:
+        return true() if negate else false()
+    listed = ",".join(str(int(i)) for i in sorted(ids))
+    return text(f"{User.__table__.name}.id {'NOT IN' if negate else 'IN'} ({listed})")
+
+
 def selected_ids(filters: roster.Filters, status: str) -> Select | list[int]:
-    """Everyone the list shows (all pages): a select, or the ids the fatigue status keeps."""
+    """Everyone the list shows (all pages): a select, or the ids the fatigue status keeps.
+
+    Active advocates' statuses come from search.service.advocate_ids_by_fatigue (the index's fatigue
+    facet, pauses and blackouts read live: a fixed number of queries; the home page's count asks the
+    same): the select names the advocates with the status (IN) or, when they are most of the program,
+    those with another (NOT IN; an advocate whose index write is still queued then counts as having it),
+    so the database counts and pages as for any other filter. Suspended advocates are not in the index:
+    the rules compute theirs (fatigue.ids_with_status)."""
     listed = roster.ids(filters)
-    return fatigue.ids_with_status(db.session, status, listed) if status else listed
+    if not status:
+        return listed
+    if filters.status != "active":
+        return fatigue.ids_with_status(db.session, status, listed)
+    keep = search_service.advocate_ids_by_fatigue(db.session, [status], most=FEW)[status]
+    if keep is not None:
+        return listed.where(_among(keep))
+    others = search_service.advocate_ids_by_fatigue(db.session, [k for k in fatigue.STATUS_LABELS if k != status])
+    return listed.where(_among(set().union(*others.values()), negate=True))
 
 
 @bp.route("/advocates")

@@ -73,6 +73,7 @@ class AdvocateFilterForm(FlaskForm):
     product = SelectField("Product", choices=[], default="")
     activity = SelectField("Opted in to", choices=[], default="")
     freshness = SelectField("Freshness", choices=[("", "Any"), ("stale", "Stale profiles")], default="")
+    level = SelectField("Level", choices=[], default="")  # the points levels (POINTS_LEVELS), filled by the view
     joined_since = DateField("Joined from", validators=[Optional()])
     joined_until = DateField("Joined to", validators=[Optional()])
     sort = SelectField(

@@ -7,6 +7,7 @@ the search benchmark):
 
     python -m bench --admin [--advocates 50000] [--participations 500000] [--opportunities 3000]
                             [--runs 10] [--database-url postgresql+psycopg://...] [--db-file PATH]
+                            [--only TEXT ...]
 
 Reports the full rebuild time and documents per second; p50/p95 latency per query class, warm (each
 query run once, then timed --runs times, through the same code the search page uses: parse, facet
@@ -319,6 +320,12 @@ def main():
     admin.add_argument("--opportunities", type=int, default=3_000)
     admin.add_argument("--database-url", help="PostgreSQL too: a new or empty database (created if missing)")
     admin.add_argument("--db-file", help="SQLite file to generate once and reuse while it exists")
+    admin.add_argument(
+        "--only",
+        action="append",
+        default=[],
+        help="measure only the pages whose label or URL contains this text (repeatable; e.g. --only advocates)",
+    )
     args = ap.parse_args()
     if args.admin:
         admin_bench.main(args)

@@ -3,6 +3,7 @@ the search benchmark).
 
     python -m bench --admin [--advocates 50000] [--participations 500000] [--opportunities 3000]
                             [--runs 10] [--database-url postgresql+psycopg://...] [--db-file PATH]
+                            [--only TEXT ...]
 
 Generates the program (bench.generate.generate_program: advocates, participations on a few thousand
 opportunities, advisory boards, the points ledger, redemptions, audit events, registrations waiting),
@@ -11,9 +12,12 @@ rebuilds the search index, signs in an admin with the Flask test client and requ
 reward, an activity type, the advocate with the longest history; an argument it cannot fill stops the run),
 plus the opportunity page's later pages and filtered views and a few other filtered lists. Each URL is
 requested once to warm up, then timed ``--runs`` times in process; the SQL statements of each request are
-counted (a ``before_cursor_execute`` listener). A page whose p50 is over 300 ms is flagged.
+counted (a ``before_cursor_execute`` listener). A page whose p50 is over 300 ms is flagged. ``--only TEXT``
+measures only the pages whose label or URL contains TEXT (every URL is still built, so a route the bench
+cannot fill still stops the run).
 
-SQLite (a file in a temporary directory, or ``--db-file``: generated once, reused while it exists) always;
+SQLite (a file in a temporary directory, or ``--db-file``: generated once, reused while it exists, with its
+search index beside it: ``PATH.index/``, rebuilt only when missing) always;
 PostgreSQL too when ``--database-url`` names a database: it is created if missing and must be empty (the
 run refuses a database that has tables), then VACUUM ANALYZE after the load, as autovacuum would.
 """
@@ -64,7 +68,7 @@ def urls(app, ids: dict) -> list[tuple[str, str]]:
     stops the run: say in this function how to fill it."""
     values = {
         "opp_id": ids["largest_opp"],
-        "user_id": ids["focus_advocate"],
+        "user_id": ids["focus_advocate"],  # also /admin/advocates/<user_id>/edit
         "reward_id": ids["reward"],
         "type_id": ids["activity_type"],
     }
@@ -95,7 +99,17 @@ def urls(app, ids: dict) -> list[tuple[str, str]]:
             ("opportunities, open", url_for("admin.opportunities_list", status="open")),
             ("advocates, page 500", url_for("admin.advocates", page=500)),
             ("advocates, at limit", url_for("admin.advocates", fatigue="at_limit")),
+            ("advocates, near limit", url_for("admin.advocates", fatigue="near_limit")),
+            ("advocates, available", url_for("admin.advocates", fatigue="available")),
+            ("advocates, paused or in blackout", url_for("admin.advocates", fatigue="unavailable")),
+            ("advocates, under-used", url_for("admin.advocates", fatigue="under_used")),
             ("advocates, under-used, page 100", url_for("admin.advocates", fatigue="under_used", page=100)),
+            ("advocates, at limit, newest first", url_for("admin.advocates", fatigue="at_limit", sort="newest")),
+            ("advocates, suspended, at limit", url_for("admin.advocates", fatigue="at_limit", status="suspended")),
+            ("advocates, level Member", url_for("admin.advocates", level="Member")),
+            ("advocates, level Silver", url_for("admin.advocates", level="Silver")),
+            ("advocates, level Gold, page 2", url_for("admin.advocates", level="Gold", page=2)),
+            ("advocates, level Bronze, at limit", url_for("admin.advocates", level="Bronze", fatigue="at_limit")),
             ("redemptions, all", url_for("admin.redemptions_queue", status="all")),
             ("redemptions, fulfilled", url_for("admin.redemptions_queue", status="fulfilled")),
         ]
@@ -117,7 +131,7 @@ def sign_in(app):
     return client
 
 
-def measure(app, ids: dict, runs: int) -> list[dict]:
+def measure(app, ids: dict, runs: int, only: list[str] = ()) -> list[dict]:
     client = sign_in(app)
     statements: list[str] = []
 
@@ -130,6 +144,8 @@ def measure(app, ids: dict, runs: int) -> list[dict]:
     event.listen(engine, "before_cursor_execute", count)
     try:
         for label, url in urls(app, ids):
+            if only and not any(o in label or o in url for o in only):
+                continue
             t = time.perf_counter()
             resp = client.get(url)  # warm-up
             if resp.status_code != 200:
@@ -163,10 +179,10 @@ def measure(app, ids: dict, runs: int) -> list[dict]:
     return rows
 
 
-def _config(uri: str, workdir: Path, name: str) -> dict:
+def _config(uri: str, workdir: Path, name: str, index_dir: Path | None = None) -> dict:
     return {
         "SQLALCHEMY_DATABASE_URI": uri,
-        "SEARCH_INDEX_DIR": str(workdir / f"index-{name}"),
+        "SEARCH_INDEX_DIR": str(index_dir or workdir / f"index-{name}"),
         "SECRET_KEY": "bench",
         "MAIL_SUPPRESS_SEND": True,
         "OUTBOX_SEND_AFTER_REQUEST": False,
@@ -190,7 +206,8 @@ def _prepare_postgres(url: str) -> None:
 
 
 def run_backend(name: str, uri: str, workdir: Path, args, reuse_meta: Path | None = None) -> dict:
-    app = create_app(_config(uri, workdir, name))
+    index_dir = reuse_meta.with_suffix(".index") if reuse_meta is not None else None
+    app = create_app(_config(uri, workdir, name, index_dir))
     out = {"backend": name}
     with app.app_context():
         upgrade()  # a reused database gets the migrations added since
@@ -215,12 +232,16 @@ def run_backend(name: str, uri: str, workdir: Path, args, reuse_meta: Path | Non
                     conn.execute(text("VACUUM ANALYZE"))
             if reuse_meta is not None:
                 reuse_meta.write_text(json.dumps({**ids, "generate_s": out["generate_s"]}))
-        t = time.perf_counter()
-        rebuild(db.engine, procs=args.procs)
-        out["rebuild_s"] = time.perf_counter() - t
-        print(f"  search index rebuilt in {out['rebuild_s']:.1f} s", flush=True)
+        if out.get("reused") and (index_dir / "current").exists():
+            out["rebuild_s"] = 0.0
+            print(f"  reusing the search index built before ({index_dir})", flush=True)
+        else:
+            t = time.perf_counter()
+            rebuild(db.engine, procs=args.procs)
+            out["rebuild_s"] = time.perf_counter() - t
+            print(f"  search index rebuilt in {out['rebuild_s']:.1f} s", flush=True)
     out["ids"] = ids
-    out["rows"] = measure(app, ids, args.runs)
+    out["rows"] = measure(app, ids, args.runs, getattr(args, "only", []))
     with app.app_context():
         querying.forget_searchers()
         db.engine.dispose()

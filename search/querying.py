@@ -33,7 +33,7 @@ from portal.models import (
 from portal.services import fatigue
 from portal.services.profiles import stale_days
 from search import ranking
-from search.facets import FACETS, FacetCache, bits_from_positions, freshness_labels
+from search.facets import FACETS, FacetCache, bits_from_positions, freshness_labels, positions_of
 from search.indexing import ADVOCATES, OPPORTUNITIES, IndexUnavailable, current_dir, open_index, open_searcher
 
 PER_PAGE = 20
@@ -384,6 +384,28 @@ def _search_index(session, req: AdvocateSearch, today: date, searcher, facet_cac
         docnums = view.ordered(final, order, want)[(page - 1) * PER_PAGE : want]
     uids = [view.uid_of(d) for d in docnums]
     return Results(total, [], facets, page, pages, notes), uids, q
+
+
+def fatigue_uids(keys: tuple[str, ...], today: date, most: int | None = None) -> dict[str, set[int] | None]:
+    """The advocates whose document holds each fatigue status of ``keys`` (fatigue.statuses as of the
+    document's last write): {status: user ids}, from the facet's bitsets (no per-document read); None
+    for a status held by more than ``most`` (not read out: the caller names the others instead)."""
+    st = searcher_for(ADVOCATES)
+    with st.lock:
+        view = st.facets.view(st.searcher, today, stale_days())
+        out: dict[str, set[int] | None] = {}
+        for key in keys:
+            bits = view.values["fatigue"].get(key, 0) & view.alive
+            if most is not None and bits.bit_count() > most:
+                out[key] = None
+                continue
+            uids: set[int] = set()
+            for base, seg in view.parts:
+                local = (bits >> base) & ((1 << seg.size) - 1)
+                if local:
+                    uids.update(seg.uids[p] for p in positions_of(local))
+            out[key] = uids
+        return out
 
 
 def _union(values: dict[str, int], chosen: list[str]) -> int:

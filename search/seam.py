@@ -57,6 +57,11 @@ class SearchBackend(Protocol):
     def search_advocates(self, session, req: querying.AdvocateSearch, today: date) -> querying.Results:
         """One page of advocates for staff: count, facet counts, the page's hits with snippets."""
 
+    def fatigue_uids(self, keys: tuple[str, ...], today: date, most: int | None = None) -> dict[str, set[int] | None]:
+        """{fatigue status: ids of the advocates whose document holds it} for each of ``keys``; None for a
+        status more than ``most`` hold (a backend without this is answered by the rules:
+        search.service.advocate_ids_by_fatigue)."""
+
     def search_opportunity_ids(
         self, text: str, type_id: int | None, among: list[int] | None = None
     ) -> tuple[list[int] | None, list[str]]:
@@ -111,6 +116,15 @@ class WhooshBackend:
 
     def search_opportunity_ids(self, text, type_id, among=None):
         return querying.search_opportunity_ids(text, type_id, among)
+
+    def fatigue_uids(self, keys: tuple[str, ...], today: date, most: int | None = None) -> dict[str, set[int] | None]:
+        try:
+            return querying.fatigue_uids(keys, today, most)
+        except IndexUnavailable:
+            raise
+        except Exception:  # a corrupt segment: open the index afresh next time
+            querying.forget_searchers()
+            raise
 
     def queue(self, session, kind, ids) -> None:
         indexing.queue(session, kind, ids)

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from sqlalchemy import func, select
 
 from portal.models import Opportunity, Role, SearchPending, Status, User, utcnow
+from portal.services import fatigue
 from portal.services import opportunities as opps
 from search import backend, fallback, querying
 from search.seam import IndexUnavailable
@@ -25,6 +26,65 @@ def advocates(session, req: querying.AdvocateSearch) -> querying.Results:
     except Exception:  # a corrupt segment can fail late; the page must still answer
         log.exception("search failed, using the database")
     return fallback.search_advocates(session, req, today)
+
+
+CHUNK = 5_000  # ids one statement names as parameters (SQLite allows 32,766; fatigue.statuses names them 5 times)
+
+
+def advocate_ids_by_fatigue(session, keys, most: int | None = None) -> dict[str, set[int] | None]:
+    """{status: the active advocates whose fatigue status it is} for each of ``keys`` (keys of
+    fatigue.STATUS_LABELS), in a fixed number of queries whatever the program's size: the home page's
+    "at their limit" count and the advocate list's fatigue filter both ask here, so they agree.
+
+    The index's fatigue facet holds fatigue.statuses as of each advocate's last change (every change that
+    moves it requeues the advocate; 'flask search sync' requeues those whose status moved with the date,
+    daily). Pauses and blackouts are read live, as search does (fatigue.unavailable_on): an advocate away
+    now is "unavailable" whatever the index says, and one the index holds as unavailable who is no longer
+    away gets their status from the rules now. Without a readable index: the rules over every active
+    advocate (fatigue.ids_with_status; seconds at 50,000). ``most``: a status the index gives more
+    advocates than this is None (not read out; the caller can name those with the other statuses)."""
+    keys = [k for k in dict.fromkeys(keys) if k in fatigue.STATUS_LABELS]
+    if not keys:
+        return {}
+    today = utcnow().date()
+    away = set(fatigue.unavailable_on(session))
+    try:
+        found = backend().fatigue_uids(tuple(dict.fromkeys([*keys, "unavailable"])), today, most)
+    except Exception as exc:  # no index (IndexUnavailable), a corrupt segment, a backend without facets
+        log.warning("fatigue from the database, not the index: %s", exc)
+        active = select(User.id).where(User.role == Role.ADVOCATE, User.status == Status.ACTIVE)
+        return {key: set(fatigue.ids_with_status(session, key, active)) for key in keys}
+    if found["unavailable"] is None:  # (more than ``most`` away when written: read them all the same)
+        found["unavailable"] = backend().fatigue_uids(("unavailable",), today)["unavailable"]
+    back = found["unavailable"] - away  # unavailable when written, not now: the rules say what they are
+    now_of: dict[int, str] = {}
+    back_ids = sorted(back)
+    for i in range(0, len(back_ids), CHUNK):  # one chunk unless the index has not been synced for long
+        now_of.update((uid, st.key) for uid, st in fatigue.statuses(session, back_ids[i : i + CHUNK]).items())
+    out = {}
+    for key in keys:
+        if key == "unavailable":
+            out[key] = _active_among(session, away)
+        elif found[key] is None:
+            out[key] = None
+        else:
+            out[key] = (found[key] - away) | {uid for uid, k in now_of.items() if k == key}
+    return out
+
+
+def advocate_ids_with_fatigue(session, key: str) -> set[int]:
+    """The active advocates whose fatigue status is ``key`` (advocate_ids_by_fatigue)."""
+    return advocate_ids_by_fatigue(session, [key]).get(key) or set()
+
+
+def _active_among(session, ids: set[int]) -> set[int]:
+    """Those of ``ids`` who are active advocates (one query: by id, or, for many, every active advocate's)."""
+    if not ids:
+        return set()
+    q = select(User.id).where(User.role == Role.ADVOCATE, User.status == Status.ACTIVE)
+    if len(ids) <= CHUNK:
+        q = q.where(User.id.in_(ids))
+    return ids & set(session.connection().execute(q).scalars())  # Core rows: thousands of ids
 
 
 def opportunities_for(session, user, text: str, type_id: int | None):

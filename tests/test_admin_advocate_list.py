@@ -6,13 +6,16 @@ from __future__ import annotations
 
 import re
 from datetime import timedelta
+from unittest.mock import patch
 
 import pytest
 from sqlalchemy import update
 
 from portal.extensions import db
-from portal.models import AdvocateProfile, Country, Industry, Product, Region, Status, User, utcnow
-from tests.support import ALL_TYPES, activity_type_id, audits, csrf_from, item_id, make_advocate
+from portal.models import AdvocateProfile, Country, EntrySource, Industry, Product, Region, Status, User, utcnow
+from portal.services import points, queues, rewards
+from search.indexing import apply_pending
+from tests.support import ALL_TYPES, activity_type_id, audits, csrf_from, item_id, make_advocate, make_reward, text_of
 
 
 @pytest.fixture
@@ -82,12 +85,41 @@ def test_each_filter_and_the_sort(app, admin_client, people):
     assert db.session.get(Country, "DE").region_id == europe
 
 
+def test_the_level_filter_is_the_range_of_lifetime_points_level_for_reads(app, admin_client, people, make_user):
+    """Levels come from lifetime points (points.level_for); the filter is that range in SQL. A redemption
+    lowers the balance, not the level; no ledger yet is the first level."""
+    s = db.session
+    for key, amount in (("ana", 499), ("bo", 1500), ("di", 20000)):
+        points.award(s, people[key], amount, key=f"level-test:{key}", reason="Test", source=EntrySource.MANUAL)
+    points.award(s, people["cy"], 4000, key="level-test:cy", reason="Test", source=EntrySource.MANUAL)
+    reward = make_reward(cost=3999, name="Big prize")
+    s.commit()
+    rewards.redeem(s, s.get(User, people["cy"]), reward, "level-test-order")
+    s.commit()
+    assert (
+        points.balance(s, people["cy"]) == 1
+        and points.level_for(points.lifetime_earned(s, people["cy"])).name == "Gold"
+    )
+    assert _names(admin_client, level="Member") == ["Ana Bank"]
+    assert _names(admin_client, level="Bronze") == []
+    assert _names(admin_client, level="Silver") == ["Bo Care"]
+    assert _names(admin_client, level="Gold") == ["Cy Shop"]
+    assert _names(admin_client, level="Platinum") == []
+    assert _names(admin_client, level="Platinum", status="suspended") == ["Di Gone"]
+    assert _names(admin_client, level="Silver", industry=item_id(Industry, "Healthcare")) == ["Bo Care"]
+    # an advocate with no points at all is a Member
+    nobody = make_advocate(make_user, "nobody@example.com", name="Al Zero")
+    assert points.lifetime_earned(s, nobody) == 0
+    assert _names(admin_client, level="Member") == ["Al Zero", "Ana Bank"]
+
+
 @pytest.mark.parametrize(
     "params",
     [
         {"industry": "999999"},
         {"joined_since": "2026-02-30"},
         {"joined_since": "2026-12-06", "joined_until": "2026-12-01"},
+        {"level": "Diamond"},
     ],
 )
 def test_bad_filters_are_answered_on_the_page(app, admin_client, people, params):
@@ -143,3 +175,35 @@ def test_the_filtered_export_matches_the_list(app, admin_client, people):
     resp = admin_client.post(f"/admin/exports/advocates?industry={hc}&sort=oldest", data={"csrf_token": token})
     emails = [line.split(",")[2] for line in resp.get_data(as_text=True).splitlines()[1:]]
     assert sorted(emails) == ["bo@example.com", "cy@example.com"]
+
+
+def test_the_fatigue_filter_reads_the_index_and_pauses_live(app, admin_client, make_user):
+    """The fatigue tab and the home page's "at their limit" count ask the same function: the statuses the
+    search index holds (search.service.advocate_ids_by_fatigue), with pauses and blackouts read now."""
+    today = utcnow().date()
+    make_advocate(make_user, "held@example.com", name="Held Limit", max_asks_per_month=0)
+    away = make_advocate(make_user, "away@example.com", name="Away Limit", max_asks_per_month=0)
+    back = make_advocate(
+        make_user, "back@example.com", name="Back Limit", max_asks_per_month=0, paused_until=today + timedelta(days=5)
+    )
+    make_advocate(make_user, "free@example.com", name="Free Rider")
+    apply_pending(db.engine)
+    assert _names(admin_client, fatigue="at_limit") == ["Away Limit", "Held Limit"]
+    assert _names(admin_client, fatigue="unavailable") == ["Back Limit"]
+    assert _names(admin_client, fatigue="under_used") == []
+    assert _names(admin_client, fatigue="available") == ["Free Rider"]
+    # Pauses change behind the index's back (bulk updates queue no index write): read live all the same.
+    db.session.execute(
+        update(AdvocateProfile).where(AdvocateProfile.user_id == away).values(paused_until=today + timedelta(days=5))
+    )
+    db.session.execute(update(AdvocateProfile).where(AdvocateProfile.user_id == back).values(paused_until=None))
+    db.session.commit()
+    assert _names(admin_client, fatigue="at_limit") == ["Back Limit", "Held Limit"]
+    assert _names(admin_client, fatigue="unavailable") == ["Away Limit"]
+    assert queues.at_limit_count(db.session) == 2
+    assert "2 advocates at limit" in text_of(admin_client.get("/admin/advocates?fatigue=at_limit"))
+    # the large side is named by the others (NOT IN): the same answer
+    with patch("admin.advocates.FEW", 0):
+        assert _names(admin_client, fatigue="available") == ["Free Rider"]
+        assert _names(admin_client, fatigue="at_limit") == ["Back Limit", "Held Limit"]
+        assert _names(admin_client, fatigue="near_limit") == []

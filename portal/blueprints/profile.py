@@ -23,26 +23,21 @@ from portal.forms.profile import (
     DeleteAccountForm,
     LimitsForm,
     ProfileForm,
+    fill_profile_choices,
+    profile_form_data,
+    profile_input,
 )
-from portal.models import Industry, Product, SizeBand, TagKind
+from portal.models import TagKind
 from portal.security import advocate_or_applicant_required, advocate_required
-from portal.services import fatigue, lists, privacy, profiles, subscriptions
+from portal.services import fatigue, privacy, profiles, subscriptions
 
 bp = Blueprint("profile", __name__, url_prefix="/me")
 
 
-def _choices(model, blank: str, keep: int | None):
-    return [(None, blank)] + [(item.id, item.name) for item in lists.offered(db.session, model, [keep])]
-
-
 def _fill_profile_choices(form: ProfileForm) -> None:
-    """The active items, and the retired ones the profile already has (it keeps them and still saves)."""
-    profile = profiles.read_profile(db.session, current_user)
-    form.industry_id.choices = _choices(Industry, "Choose your industry", profile.industry_id)
-    form.size_band_id.choices = _choices(SizeBand, "Choose a size", profile.size_band_id)
-    form.country_code.choices = [("", "Choose your country")] + [(c.code, c.name) for c in lists.countries(db.session)]
-    had = [p.id for p in profile.products]
-    form.product_ids.choices = [(p.id, p.name) for p in lists.offered(db.session, Product, had)]
+    fill_profile_choices(form, db.session, profiles.read_profile(db.session, current_user))
+    form.industry_id.choices[0] = (None, "Choose your industry")
+    form.country_code.choices[0] = ("", "Choose your country")
 
 
 def _edit_page(form):
@@ -65,37 +60,10 @@ def edit():
     _fill_profile_choices(form)
     if request.method == "GET":
         profile = profiles.read_profile(db.session, current_user)
-        form.name.data, form.job_title.data, form.company.data = (
-            current_user.name,
-            current_user.job_title,
-            current_user.company,
-        )
-        form.industry_id.data, form.size_band_id.data = profile.industry_id, profile.size_band_id
-        form.country_code.data = profile.country_code or ""
-        form.product_ids.data = [p.id for p in profile.products]
-        form.use_cases.data = ", ".join(t.name for t in profile.use_cases)
-        form.topics.data = ", ".join(t.name for t in profile.topics)
-        form.story.data, form.linkedin_url.data = profile.story, profile.linkedin_url or ""
-        form.show_in_directory.data, form.show_on_leaderboard.data = (
-            profile.show_in_directory,
-            profile.show_on_leaderboard,
-        )
+        for name, value in profile_form_data(current_user, profile).items():
+            form[name].data = value
     elif form.validate_on_submit():
-        data = profiles.ProfileInput(
-            name=form.name.data,
-            job_title=form.job_title.data,
-            company=form.company.data,
-            industry_id=form.industry_id.data,
-            size_band_id=form.size_band_id.data,
-            country_code=form.country_code.data or None,
-            product_ids=form.product_ids.data or [],
-            use_cases=form.use_cases.data or "",
-            topics=form.topics.data or "",
-            story=form.story.data or "",
-            linkedin_url=form.linkedin_url.data or "",
-            show_in_directory=form.show_in_directory.data,
-            show_on_leaderboard=form.show_on_leaderboard.data,
-        )
+        data = profile_input(form)
         refused_form(form, _edit_page)
         profiles.update_profile(db.session, current_user, data)
         flash("Your profile is saved and marked as current.", "success")

@@ -15,7 +15,15 @@ from wtforms.widgets import CheckboxInput, ListWidget
 
 from portal.forms import BaseForm as FlaskForm
 from portal.forms import IntegerField, mailable_email
-from portal.services.profiles import MAX_ASKS_MONTH, MAX_ASKS_QUARTER, MAX_STORY, timezone_choices
+from portal.models import Industry, Product, SizeBand
+from portal.services import lists
+from portal.services.profiles import (
+    MAX_ASKS_MONTH,
+    MAX_ASKS_QUARTER,
+    MAX_STORY,
+    ProfileInput,
+    timezone_choices,
+)
 
 
 class MultiCheckboxField(SelectMultipleField):
@@ -67,6 +75,58 @@ class ProfileForm(FlaskForm):
     )
     show_on_leaderboard = BooleanField("Show me on leaderboards")
     submit = SubmitField("Save profile")
+
+
+def fill_profile_choices(form: ProfileForm, session, profile=None) -> None:
+    """The lists the profile form chooses from: the program's active items, and the retired ones the
+    profile already has (it keeps them and still saves); the advocate's own edit and an admin's edit of it."""
+
+    def choices(model, blank: str, keep):
+        return [(None, blank)] + [(item.id, item.name) for item in lists.offered(session, model, keep)]
+
+    form.industry_id.choices = choices(Industry, "Choose an industry", [profile.industry_id] if profile else [])
+    form.size_band_id.choices = choices(SizeBand, "Choose a size", [profile.size_band_id] if profile else [])
+    form.country_code.choices = [("", "Choose a country")] + [(c.code, c.name) for c in lists.countries(session)]
+    had = [p.id for p in profile.products] if profile else []
+    form.product_ids.choices = [(p.id, p.name) for p in lists.offered(session, Product, had)]
+
+
+def profile_form_data(user, profile) -> dict:
+    """The profile form's fields as saved (the form's ``data=``)."""
+    return {
+        "name": user.name,
+        "job_title": user.job_title,
+        "company": user.company,
+        "industry_id": profile.industry_id,
+        "size_band_id": profile.size_band_id,
+        "country_code": profile.country_code or "",
+        "product_ids": [p.id for p in profile.products],
+        "use_cases": ", ".join(t.name for t in profile.use_cases),
+        "topics": ", ".join(t.name for t in profile.topics),
+        "story": profile.story,
+        "linkedin_url": profile.linkedin_url or "",
+        "show_in_directory": profile.show_in_directory,
+        "show_on_leaderboard": profile.show_on_leaderboard,
+    }
+
+
+def profile_input(form: ProfileForm) -> ProfileInput:
+    """What a validated profile form asks to save, for profiles.update_profile / edit_for_admin."""
+    return ProfileInput(
+        name=form.name.data,
+        job_title=form.job_title.data,
+        company=form.company.data,
+        industry_id=form.industry_id.data,
+        size_band_id=form.size_band_id.data,
+        country_code=form.country_code.data or None,
+        product_ids=form.product_ids.data or [],
+        use_cases=form.use_cases.data or "",
+        topics=form.topics.data or "",
+        story=form.story.data or "",
+        linkedin_url=form.linkedin_url.data or "",
+        show_in_directory=form.show_in_directory.data,
+        show_on_leaderboard=form.show_on_leaderboard.data,
+    )
 
 
 class CommunicationForm(FlaskForm):

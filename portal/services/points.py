@@ -358,3 +358,14 @@ def level_for(lifetime: int) -> Level:
             current = (name, threshold)
             nxt = table[i + 1] if i + 1 < len(table) else None
     return Level(current[0], current[1], nxt[0] if nxt else None, nxt[1] if nxt else None, lifetime)
+
+
+def level_range(name: str) -> tuple[int, int | None] | None:
+    """The lifetime points a level spans, as ``level_for`` reads them: (its threshold, the next level's,
+    or None for the top one); None for a name that is not a level. For filters in SQL (a range, not a
+    level computed per row)."""
+    table = levels()
+    for i, (level, threshold) in enumerate(table):
+        if level == name:
+            return threshold, (table[i + 1][1] if i + 1 < len(table) else None)
+    return None

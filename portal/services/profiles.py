@@ -216,6 +216,16 @@ def _active(session: Session, model: type[Base], ident: int | None, current: int
 def update_profile(session: Session, user: User, data: ProfileInput) -> AdvocateProfile:
     """Validate and save the profile; saving counts as confirming it is current."""
     profile = get_profile(session, user)
+    _apply_profile(session, user, profile, data)
+    profile.confirmed_at = utcnow()
+    session.flush()
+    award_if_complete(session, user, profile)
+    return profile
+
+
+def _apply_profile(session: Session, user: User, profile: AdvocateProfile, data: ProfileInput) -> None:
+    """The profile's rules (the advocate's own edit and an admin's edit alike): check everything in
+    ``data`` first, then set it; a refused value changes nothing."""
     name, job_title, company = data.name.strip(), data.job_title.strip(), data.company.strip()
     if not name:
         raise DomainError("Your name cannot be empty.")
@@ -239,6 +249,7 @@ def update_profile(session: Session, user: User, data: ProfileInput) -> Advocate
         raise DomainError(f"Your story can be at most {MAX_STORY} characters.")
     use_cases = parse_tags(data.use_cases, "use cases")
     topics = parse_tags(data.topics, "topics")
+    linkedin_url = check_linkedin(data.linkedin_url)
 
     user.name, user.job_title, user.company = name[:120], job_title[:160] or None, company[:160] or None
     profile.industry, profile.size_band, profile.country = industry, size_band, country
@@ -251,13 +262,53 @@ def update_profile(session: Session, user: User, data: ProfileInput) -> Advocate
             raise DomainError(f"The {label} “{tag.name}” is no longer used; choose another.")
     profile.tags = tags
     profile.story = story
-    profile.linkedin_url = check_linkedin(data.linkedin_url)
+    profile.linkedin_url = linkedin_url
     profile.show_in_directory = bool(data.show_in_directory)
     profile.show_on_leaderboard = bool(data.show_on_leaderboard)
-    profile.confirmed_at = utcnow()
+
+
+def profile_values(user: User, profile: AdvocateProfile) -> dict:
+    """The profile's fields as plain values, as the audit log records an edit (names, not ids; tags in
+    one order whatever the database's collation or the order they were typed in)."""
+    return {
+        "name": user.name,
+        "job_title": user.job_title or "",
+        "company": user.company or "",
+        "industry": profile.industry.name if profile.industry else None,
+        "size_band": profile.size_band.name if profile.size_band else None,
+        "country": profile.country_code,
+        "products": [p.name for p in profile.products],
+        "use_cases": sorted((t.name for t in profile.use_cases), key=str.casefold),
+        "topics": sorted((t.name for t in profile.topics), key=str.casefold),
+        "story": profile.story or "",
+        "linkedin_url": profile.linkedin_url or "",
+        "show_in_directory": bool(profile.show_in_directory),
+        "show_on_leaderboard": bool(profile.show_on_leaderboard),
+    }
+
+
+def edit_for_admin(session: Session, user: User, data: ProfileInput, actor_id: int) -> dict[str, tuple]:
+    """An admin changes an advocate's profile (any account status but erased): the same rules as the
+    advocate's own edit (``_apply_profile``). It does not count as the advocate confirming their profile
+    (its freshness stays) and earns no completion points (those reward the advocate's own work). One
+    audit entry, ``profile.edit``, holds the changed fields only, ``before`` and ``after``; nothing
+    changed, no entry. Returns {field: (before, after)}."""
+    profile = get_profile(session, user)
+    before = profile_values(user, profile)
+    _apply_profile(session, user, profile, data)
     session.flush()
-    award_if_complete(session, user, profile)
-    return profile
+    after = profile_values(user, profile)
+    changed = {k: (before[k], after[k]) for k in before if before[k] != after[k]}
+    if changed:
+        audit.record(
+            session,
+            "profile.edit",
+            actor_id,
+            user,
+            before={k: b for k, (b, _) in changed.items()},
+            after={k: a for k, (_, a) in changed.items()},
+        )
+    return changed
 
 
 def award_if_complete(session: Session, user: User, profile: AdvocateProfile) -> bool:

@@ -32,7 +32,6 @@ from portal.models import (
 )
 from portal.services import accounts, profiles, settings
 from portal.services.errors import DomainError
-from search import querying
 from search import service as search_service
 
 SERVICE_LEVEL_KEY = "service_level_days"
@@ -124,9 +123,8 @@ def today(session: Session, now: datetime | None = None) -> list[Queue]:
 
 
 def at_limit_count(session: Session) -> int:
-    """Active advocates at their limit, counted by the search index's fatigue facet: the index holds
-    each advocate's fatigue.statuses, refreshed on every change that moves it and by the daily
-    'flask search sync' (computing it here for 50,000 advocates takes seconds). Without an index the
-    search's database fallback computes it."""
-    req = querying.AdvocateSearch(filters={"fatigue": ["at_limit"]}, include_unavailable=True)
-    return search_service.advocates(session, req).total
+    """Active advocates at their limit: search.service.advocate_ids_with_fatigue, which the advocate list's
+    fatigue filter (where the count links) asks too, so the two agree. The index's fatigue facet holds each
+    advocate's fatigue.statuses, refreshed on every change that moves it and by the daily 'flask search
+    sync' (computing it here for 50,000 advocates takes seconds); pauses and blackouts are read live."""
+    return len(search_service.advocate_ids_with_fatigue(session, "at_limit"))

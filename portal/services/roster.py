@@ -8,20 +8,21 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 
-from sqlalchemy import Select, select
+from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session
 
 from portal.models import (
     ActivityPreference,
     AdvocateProfile,
     Country,
+    PointsBalance,
     Role,
     Status,
     TagKind,
     User,
     profile_products,
 )
-from portal.services import audit, profiles, subscriptions
+from portal.services import audit, points, profiles, subscriptions
 from portal.services.errors import DomainError
 
 STATUSES = {"active": Status.ACTIVE, "suspended": Status.SUSPENDED}
@@ -43,6 +44,7 @@ class Filters:
     product_id: int | None = None
     activity_type_id: int | None = None  # opted in to it
     freshness: str = ""
+    level: str = ""  # a points level's name (points.level_range: a range of lifetime points)
     joined_since: date | None = None
     joined_until: date | None = None
     sort: str = "name"
@@ -77,6 +79,16 @@ def ids(f: Filters, now: datetime | None = None) -> Select:
         )
     if f.freshness == "stale":
         stmt = stmt.where(profiles.stale_condition(now))
+    if f.level:
+        span = points.level_range(f.level)
+        if span is None:
+            raise DomainError("Choose a level from the list.")
+        lo, hi = span
+        stmt = stmt.outerjoin(PointsBalance, PointsBalance.user_id == User.id)
+        lifetime = func.coalesce(PointsBalance.lifetime_earned, 0)  # no ledger yet: 0 points, the first level
+        stmt = stmt.where(lifetime >= lo)
+        if hi is not None:
+            stmt = stmt.where(lifetime < hi)
     if f.joined_since:
         stmt = stmt.where(User.created_at >= datetime.combine(f.joined_since, time.min, tzinfo=UTC))
     if f.joined_until:

@@ -149,6 +149,7 @@ ADMIN = [
     Visit("admin.pending"),
     Visit("admin.advocates"),
     Visit("admin.advocate_profile", lambda w: {"user_id": w.advocate_id}),
+    Visit("admin.advocate_edit", lambda w: {"user_id": w.advocate_id}),
     Visit("admin.opportunities_list"),
     Visit("admin.opportunity_new"),
     Visit("admin.opportunity_detail", lambda w: {"opp_id": w.seat_opp}),
