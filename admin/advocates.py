@@ -155,7 +155,6 @@ ADMIN_LABELS = {
     "product_ids": "Products they use",
     "topics": "Topics they know well",
     "story": "Story and outcomes",
-    "show_in_directory": "List them in the community directory",
     "show_on_leaderboard": "Show them on leaderboards",
 }
 
@@ -170,7 +169,6 @@ def _profile_form(user: User, saved: bool) -> ProfileForm:
             form[name].data = value
     for name, label in ADMIN_LABELS.items():
         form[name].label.text = label
-    form.show_in_directory.description = "There is no community directory yet."
     form.submit.label.text = "Save changes"
     return form
 

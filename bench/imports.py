@@ -14,6 +14,13 @@ import tempfile
 import time
 from pathlib import Path
 
+from flask_migrate import upgrade
+
+from portal import create_app
+from portal.extensions import db
+from portal.models import ImportJob
+from portal.services import imports, lists
+
 
 def make_csv(rows: int) -> bytes:
     lines = ["First name;Last name;Email;Company;Job title;Industry;Country;Products"]
@@ -27,13 +34,6 @@ def make_csv(rows: int) -> bytes:
 
 
 def run(uri: str, rows: int, workdir: Path) -> dict[str, float]:
-    from flask_migrate import upgrade
-
-    from portal import create_app
-    from portal.extensions import db
-    from portal.models import ImportJob
-    from portal.services import imports, lists
-
     app = create_app(
         {
             "SECRET_KEY": "bench",

@@ -35,6 +35,7 @@ import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
+from urllib.parse import urlsplit
 
 import time_machine
 from aiosmtpd.controller import Controller
@@ -238,6 +239,40 @@ def clone_client(app, source):
     assert cookie is not None, "the source client has no session"
     c.set_cookie("session", cookie.value, domain=cookie.domain or "localhost")
     return c
+
+
+# --- registering through the form (the sign-up and what reads its emails) ---
+
+GOOD_PW = "purple-otter-skates-42"
+
+
+def form_data(email="bea@example.com", name="Bea Bold", password=GOOD_PW, **extra):
+    data = {
+        "name": name,
+        "email": email,
+        "company": "Globex",
+        "job_title": "CTO",
+        "password": password,
+        "confirm": password,
+        "accept_terms": "y",
+    }
+    data.update(extra)
+    return {k: v for k, v in data.items() if v is not None}
+
+
+def register(client, **kw):
+    return post_form(client, "/auth/register", form_data(**kw))
+
+
+def verify_path(mailbox, email, nth=-1):
+    mails = mailbox.wait_for(email, subject="Confirm your email")
+    parts = urlsplit(mails[nth].link("/auth/verify/"))
+    return parts.path + (f"?{parts.query}" if parts.query else "")
+
+
+def confirm(client, path):
+    """The link's page shows a button; pressing it (POST with CSRF) confirms."""
+    return post_form(client, path, {})
 
 
 # === 3. Pages =======================================================================================================

@@ -78,7 +78,7 @@ def _form(client, uid: int) -> dict:
     data["product_ids"] = [
         re.search(r'value="(\d+)"', t).group(1) for t in tags if 'name="product_ids"' in t and checked(t)
     ]
-    for name in ("show_in_directory", "show_on_leaderboard"):
+    for name in ("show_on_leaderboard",):
         if any(f'name="{name}"' in t and checked(t) for t in tags):
             data[name] = "y"
     return data
@@ -107,7 +107,7 @@ def _new_values() -> dict:
         "industry_id": str(item_id(Industry, "Insurance")),
         "size_band_id": str(item_id(SizeBand, "5,000+ employees")),
         "product_ids": [str(item_id(Product, "Security Suite")), str(item_id(Product, "Analytics Cloud"))],
-        # show_in_directory and show_on_leaderboard left out: unticked
+        # show_on_leaderboard left out: unticked
     }
 
 
@@ -120,14 +120,14 @@ def test_the_advocate_page_links_to_the_edit_page_which_shows_what_is_saved(app,
     assert form["size_band_id"] == str(item_id(SizeBand, "50-249 employees"))
     assert form["country_code"] == "DE" and form["linkedin_url"] == "https://www.linkedin.com/in/ada"
     assert form["product_ids"] == [str(item_id(Product, "Data Platform"))]
-    assert form.get("show_in_directory") == "y" and form.get("show_on_leaderboard") == "y"
+    assert form.get("show_on_leaderboard") == "y"
+    assert "community directory" not in admin_client.get(_url(ada)).get_data(as_text=True)  # there is none
     assert "Products they use" in page or "Products they use" in admin_client.get(_url(ada)).get_data(as_text=True)
 
 
 def test_every_field_round_trips_and_one_audit_entry_holds_the_changes(app, admin, admin_client, ada):
     before_confirmed = _profile(ada)[1].confirmed_at
     data = {**_form(admin_client, ada), **_new_values()}
-    data.pop("show_in_directory", None)
     data.pop("show_on_leaderboard", None)
     resp = admin_client.post(_url(ada), data=data)
     assert resp.status_code == 302 and resp.headers["Location"].endswith(f"/admin/advocates/{ada}/profile")
@@ -141,7 +141,7 @@ def test_every_field_round_trips_and_one_audit_entry_holds_the_changes(app, admi
     assert [t.name for t in profile.topics] == ["zero trust"]
     assert profile.story == NEW["story"]
     assert profile.linkedin_url == "https://www.linkedin.com/in/ada-king"  # canonical, as the advocate's own
-    assert profile.show_in_directory is False and profile.show_on_leaderboard is False
+    assert profile.show_in_directory is True and profile.show_on_leaderboard is False  # no directory: unchanged
     # not the advocate confirming: freshness unchanged
     assert profile.confirmed_at == before_confirmed
 
@@ -151,7 +151,7 @@ def test_every_field_round_trips_and_one_audit_entry_holds_the_changes(app, admi
     assert again["use_cases"] == "Customer onboarding, fraud detection" and again["topics"] == "zero trust"
     assert again["industry_id"] == str(item_id(Industry, "Insurance")) and again["country_code"] == "JP"
     assert sorted(again["product_ids"]) == sorted(_new_values()["product_ids"])
-    assert "show_in_directory" not in again and "show_on_leaderboard" not in again
+    assert "show_on_leaderboard" not in again
 
     (event,) = audits("profile.edit", ada)
     assert event.actor_id == admin.id and event.target_type == "user"
@@ -168,7 +168,6 @@ def test_every_field_round_trips_and_one_audit_entry_holds_the_changes(app, admi
             "topics": [],
             "story": "Old story about ledgers.",
             "linkedin_url": "https://www.linkedin.com/in/ada",
-            "show_in_directory": True,
             "show_on_leaderboard": True,
         },
         "after": {
@@ -183,7 +182,6 @@ def test_every_field_round_trips_and_one_audit_entry_holds_the_changes(app, admi
             "topics": ["zero trust"],
             "story": NEW["story"],
             "linkedin_url": "https://www.linkedin.com/in/ada-king",
-            "show_in_directory": False,
             "show_on_leaderboard": False,
         },
     }

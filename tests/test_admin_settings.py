@@ -18,15 +18,17 @@ from tests.support import (
     audits,
     client_for,
     complete_profile_form,
+    confirm,
     entries,
     make_advocate,
     post_form,
     recorded_sql,
+    register,
     settings_form,
     text_of,
     user_by_email,
+    verify_path,
 )
-from tests.test_auth_register import confirm, register, verify_path
 
 
 def saved_rows() -> dict[str, int]:

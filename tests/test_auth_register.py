@@ -14,56 +14,27 @@ from sqlalchemy import func, select
 from portal.extensions import db
 from portal.models import AuditEvent, Consent, OutboxMessage, Role, Status, User, utcnow
 from tests.support import (
+    GOOD_PW,
     FreshContextClient,
+    confirm,
     csrf_from,
     empty_tables,
+    form_data,
     has_profile,
     login,
+    path_of,
     post_form,
+    register,
     reload,
     user_by_email,
+    verify_path,
     without_values,
 )
-
-GOOD_PW = "purple-otter-skates-42"
-
-
-def form_data(email="bea@example.com", name="Bea Bold", password=GOOD_PW, **extra):
-    data = {
-        "name": name,
-        "email": email,
-        "company": "Globex",
-        "job_title": "CTO",
-        "password": password,
-        "confirm": password,
-        "accept_terms": "y",
-    }
-    data.update(extra)
-    return {k: v for k, v in data.items() if v is not None}
-
-
-def register(client, **kw):
-    return post_form(client, "/auth/register", form_data(**kw))
 
 
 def count(model):
     db.session.rollback()
     return db.session.scalar(select(func.count()).select_from(model))
-
-
-def path_of(url: str) -> str:
-    parts = urlsplit(url)
-    return parts.path + (f"?{parts.query}" if parts.query else "")
-
-
-def verify_path(mailbox, email, nth=-1):
-    mails = mailbox.wait_for(email, subject="Confirm your email")
-    return path_of(mails[nth].link("/auth/verify/"))
-
-
-def confirm(client, path):
-    """The link's page shows a button; pressing it (POST with CSRF) confirms."""
-    return post_form(client, path, {})
 
 
 # --- registering ------------------------------------------------------------------------------------------

@@ -8,7 +8,8 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def test_service_function_parameters_have_type_hints():
-    """Every parameter of every function in portal/services has a type hint; a session is a Session."""
+    """Every parameter of every function in portal/services has a type hint; a session is a Session (or an
+    optional one)."""
     missing, wrong = [], []
     for path in sorted((ROOT / "portal" / "services").glob("*.py")):
         for node in ast.walk(ast.parse(path.read_text())):
@@ -21,7 +22,8 @@ def test_service_function_parameters_have_type_hints():
                     continue
                 if a.annotation is None:
                     missing.append(where)
-                elif a.arg == "session" and ast.unparse(a.annotation) != "Session":
+                # (an optional one, None meaning the app's db.session, is a Session too)
+                elif a.arg == "session" and ast.unparse(a.annotation) not in ("Session", "Session | None"):
                     wrong.append(f"{where}: {ast.unparse(a.annotation)}")
     assert missing == [] and wrong == []
 

@@ -109,10 +109,10 @@ def test_several_products_and_clearing_lists(advocate_client, advocate):
 def test_visibility_switches(advocate_client, advocate):
     save_profile(advocate_client, show_in_directory=None, show_on_leaderboard=None)
     p = reload(AdvocateProfile, advocate.id)
-    assert not p.show_in_directory and not p.show_on_leaderboard
+    assert p.show_in_directory and not p.show_on_leaderboard  # no directory, no switch: unchanged
     save_profile(advocate_client, show_on_leaderboard="y", show_in_directory=None)
     p = reload(AdvocateProfile, advocate.id)
-    assert not p.show_in_directory and p.show_on_leaderboard
+    assert p.show_in_directory and p.show_on_leaderboard
 
 
 def test_tags_are_cleaned_deduplicated_and_shared_as_suggestions(app, advocate_client, advocate, make_user):

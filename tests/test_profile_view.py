@@ -8,9 +8,9 @@ from markupsafe import Markup
 from sqlalchemy import select
 
 from portal.extensions import db
-from portal.models import ActivityType, Industry, Product, SizeBand, Status, utcnow
+from portal.models import ActivityType, AdvocateProfile, Industry, Product, SizeBand, Status, utcnow
 from portal.templating import paragraphs
-from tests.support import TEST_PASSWORD, login, post_form, text
+from tests.support import TEST_PASSWORD, login, post_form, reload, save_profile, text
 
 SCRIPT = '<script>alert("pwn")</script>'
 ESCAPED_SCRIPT = "&lt;script&gt;alert(&#34;pwn&#34;)&lt;/script&gt;"
@@ -232,10 +232,12 @@ def test_the_preview_is_always_the_signed_in_advocates_own(app, advocate_client,
 # --- the community directory (there is none yet) -------------------------------------------------------------
 
 
-def test_the_directory_switch_promises_nothing_that_does_not_exist(advocate_client, advocate):
+def test_there_is_no_directory_switch_while_there_is_no_directory(advocate_client, advocate):
+    """Settings that do nothing are not shown (issue 16); saving leaves the stored choice as it was."""
     page = text(advocate_client.get("/me/profile"))
-    assert "Show me in the community directory" not in page
-    assert "List me in the community directory" in page and "There is no community directory yet." in page
+    assert "directory" not in page.lower()
+    assert save_profile(advocate_client, show_in_directory=None).status_code == 302
+    assert reload(AdvocateProfile, advocate.id).show_in_directory is True
 
 
 def test_staff_open_an_advocates_profile_from_the_search(app, advocate_client, advocate, staff_client):

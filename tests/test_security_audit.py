@@ -9,10 +9,10 @@ import json
 
 from portal.extensions import db
 from portal.models import Status, User
-from tests.support import TEST_PASSWORD, audits, login, post_form, reload
-from tests.test_auth_reset import NEW_PW, ask_reset, reset_path, set_password
+from tests.support import TEST_PASSWORD, audits, login, path_of, post_form, reload
 
 WRONG = "not-the-right-password-1"
+NEW_PW = "new-walrus-lantern-5"
 
 
 def _reasons(user_id: int | None) -> list[str]:
@@ -72,8 +72,10 @@ def test_password_changes_resets_and_wrong_guesses_are_recorded(app, client, adv
     assert len(audits("auth.password_change", advocate.id)) == 1
 
     other = app.test_client()
-    ask_reset(other, advocate.email)
-    set_password(other, reset_path(mailbox, advocate.email), password="yet-another-pass-8")
+    post_form(other, "/auth/forgot-password", {"email": advocate.email})
+    link = mailbox.wait_for(advocate.email, subject="Reset your password")[-1].link("/auth/reset-password/")
+    again = "yet-another-pass-8"
+    post_form(other, path_of(link), {"password": again, "confirm": again})
     assert reload(User, advocate.id).password_changed_at is not None
     [reset] = audits("auth.password_reset", advocate.id)
     assert reset.actor_id == advocate.id and "yet-another" not in json.dumps(reset.details)

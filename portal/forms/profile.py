@@ -68,11 +68,8 @@ class ProfileForm(FlaskForm):
     linkedin_url = URLField(
         "LinkedIn profile", validators=[Optional(), Length(max=255)], description="https://www.linkedin.com/in/…"
     )
-    show_in_directory = BooleanField(
-        "List me in the community directory",
-        description="There is no community directory yet. When it opens, "
-        "other advocates will see your name, title and company there only if this is ticked.",
-    )
+    # No "community directory" switch: there is no directory, and a setting that does nothing is not shown.
+    # (AdvocateProfile.show_in_directory keeps its value for the day one opens; a save leaves it as it is.)
     show_on_leaderboard = BooleanField("Show me on leaderboards")
     submit = SubmitField("Save profile")
 
@@ -105,7 +102,6 @@ def profile_form_data(user, profile) -> dict:
         "topics": ", ".join(t.name for t in profile.topics),
         "story": profile.story,
         "linkedin_url": profile.linkedin_url or "",
-        "show_in_directory": profile.show_in_directory,
         "show_on_leaderboard": profile.show_on_leaderboard,
     }
 
@@ -124,7 +120,6 @@ def profile_input(form: ProfileForm) -> ProfileInput:
         topics=form.topics.data or "",
         story=form.story.data or "",
         linkedin_url=form.linkedin_url.data or "",
-        show_in_directory=form.show_in_directory.data,
         show_on_leaderboard=form.show_on_leaderboard.data,
     )
 

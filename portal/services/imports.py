@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from math import ceil
 
 import charset_normalizer
-from flask import current_app
+from flask import Flask, current_app
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 from wtforms.validators import ValidationError
@@ -98,7 +98,7 @@ _LATIN_BLOCKS = ("Control character", "General Punctuation", "Currency Symbols",
 _WORD_PUNCTUATION = set("’‘“”–—…€©®°·«»×\u00a0")
 
 
-def _other_script(match) -> bool:
+def _other_script(match: charset_normalizer.CharsetMatch) -> bool:
     return any("Latin" not in a and a not in _LATIN_BLOCKS for a in match.alphabets)
 
 
@@ -582,7 +582,7 @@ def _fail(session: Session, job_id: int, err: Exception) -> None:
     session.commit()
 
 
-def run_in_background(app, job_id: int, wait: bool = False) -> threading.Thread:
+def run_in_background(app: Flask, job_id: int, wait: bool = False) -> threading.Thread:
     """Run the job in a thread with its own app context (and session); ``wait``: until it is done."""
 
     def work():

@@ -87,7 +87,7 @@ class ProfileInput:
     topics: list[str] = field(default_factory=list)
     story: str = ""
     linkedin_url: str = ""
-    show_in_directory: bool = True
+    show_in_directory: bool | None = None  # None: unchanged (no form offers it while there is no directory)
     show_on_leaderboard: bool = True
 
 
@@ -263,7 +263,8 @@ def _apply_profile(session: Session, user: User, profile: AdvocateProfile, data:
     profile.tags = tags
     profile.story = story
     profile.linkedin_url = linkedin_url
-    profile.show_in_directory = bool(data.show_in_directory)
+    if data.show_in_directory is not None:
+        profile.show_in_directory = bool(data.show_in_directory)
     profile.show_on_leaderboard = bool(data.show_on_leaderboard)
 
 
@@ -282,7 +283,6 @@ def profile_values(user: User, profile: AdvocateProfile) -> dict:
         "topics": sorted((t.name for t in profile.topics), key=str.casefold),
         "story": profile.story or "",
         "linkedin_url": profile.linkedin_url or "",
-        "show_in_directory": bool(profile.show_in_directory),
         "show_on_leaderboard": bool(profile.show_on_leaderboard),
     }
 

@@ -47,7 +47,7 @@ class Setting:
             return bool(value) if self.kind == BOOL else int(value)
         return bool(self.default) if self.kind == BOOL else int(self.default)
 
-    def check(self, value) -> int | bool:
+    def check(self, value: object) -> int | bool:
         """The value in its type, or a DomainError saying what is allowed."""
         if self.kind == BOOL:
             if not isinstance(value, bool) and value not in (0, 1):
@@ -197,7 +197,7 @@ def save(session: Session, changes: dict, actor_id: int | None) -> dict[str, tup
     return changed
 
 
-def describe(setting: Setting, value) -> str:
+def describe(setting: Setting, value: int | bool) -> str:
     """A value as the confirmation message says it."""
     if setting.kind == BOOL:
         return "on" if value else "off"
