@@ -11,8 +11,9 @@ from portal.errors import FLASH, refused_form, unit_of_work
 from portal.extensions import db, limiter
 from portal.forms.auth import ConfirmForm, ForgotPasswordForm, LoginForm, RegisterForm, ResetPasswordForm
 from portal.security import client_ip, even_timing, safe_next
-from portal.services import accounts
+from portal.services import accounts, sso
 from portal.services.errors import PasswordRejected
+from portal.services.outbox import external_url
 
 bp = Blueprint("auth", __name__, url_prefix="/auth")
 
@@ -131,10 +132,12 @@ def logout():
         return redirect(url_for("main.index"))
     if current_user.is_authenticated:
         accounts.end_all_sessions(db.session, current_user)
+    # Signed in through a provider that supports RP-initiated logout: end its session too.
+    provider_logout = sso.logout_url(session.get("sso"), external_url("main.index"))
     session.clear()
     logout_user()  # after clear(): it leaves the note that tells Flask-Login to delete the remember cookie
     flash("You are signed out.", "success")
-    return redirect(url_for("main.index"))
+    return redirect(provider_logout or url_for("main.index"))
 
 
 @bp.route("/forgot-password", methods=["GET", "POST"])

@@ -43,6 +43,7 @@ from portal.models.recognition import (
     Reward,
     UserBadge,
 )
+from portal.models.sso import Identity
 
 __all__ = [
     "ActivityPreference",
@@ -86,6 +87,7 @@ __all__ = [
     "Consent",
     "AuditEvent",
     "AdvocateNote",
+    "Identity",
     "OutboxMessage",
     "OutboxStatus",
 ]
