@@ -15,7 +15,7 @@ from portal import create_app
 from portal.config import ConfigError
 from portal.extensions import db
 from portal.models import Consent, Identity, Role, Status, User, utcnow
-from portal.services import sso
+from portal.services import privacy, sso
 from tests.oidc_provider import Browser
 from tests.support import (
     TEST_PASSWORD,
@@ -342,7 +342,7 @@ def test_identities_are_listed_and_removed_but_not_the_last_way_to_sign_in(app, 
     c = app.test_client()
     assert sso_sign_in(c, oidc_provider, "ida@example.com").status_code == 302
     page = c.get("/auth/sso/identities")
-    assert page.status_code == 200 and "Acme ID" in text_of(page) and "ida@example.com" not in text_of(page)
+    assert page.status_code == 200 and "Acme ID" in text_of(page)
     [identity] = identities_of(ida.id)
     resp = post_form(c, f"/auth/sso/identities/{identity.id}/remove", page="/auth/sso/identities")
     assert resp.status_code == 302 and identities_of(ida.id) == []  # she still has her password
@@ -371,11 +371,15 @@ def test_signing_out_ends_the_provider_session_too(app, oidc_provider, make_user
     c = app.test_client()
     assert sso_sign_in(c, oidc_provider, "liv@example.com").status_code == 302
     resp = post_form(c, "/auth/logout", page="/dashboard")
-    target = urlsplit(resp.headers["Location"])
+    assert resp.headers["Location"] == "/auth/sso/signed-out"  # CSP form-action: not straight off-site
+    page = c.get("/auth/sso/signed-out")
+    assert page.status_code == 200 and page.headers["Refresh"].startswith("0; url=")
+    target = urlsplit(page.headers["Refresh"][len("0; url=") :])
     assert f"{target.scheme}://{target.netloc}{target.path}" == f"{oidc_provider.url}/logout"
     query = parse_qs(target.query)
     assert query["post_logout_redirect_uri"] == ["http://localhost/"] and query["id_token_hint"][0].count(".") == 2
     assert c.get("/dashboard").status_code == 302  # signed out of the portal
+    assert c.get("/auth/sso/signed-out").headers["Location"] == "/"  # once only
 
     # A password sign-in signs out of the portal only.
     c = app.test_client()
@@ -427,3 +431,13 @@ def test_providers_from_the_environment_as_json(monkeypatch, tmp_path, mailbox_s
     [okta] = application.config["OIDC_PROVIDERS"]
     assert okta["staff_domains"] == ["example.com"] and okta["create_accounts"] is False
     assert okta["scopes"] == "openid email profile"
+
+
+def test_identities_are_in_the_data_download_and_gone_with_the_account(app, oidc_provider, make_user):
+    zoe = _linked(oidc_provider, make_user, "zoe@example.com")
+    me = db.session.get(User, zoe.id)
+    [exported] = privacy.export_user_data(db.session, me)["sign_in_identities"]
+    assert exported["provider"] == "acme" and exported["issuer"] == oidc_provider.url
+    privacy.delete_account(db.session, me, TEST_PASSWORD)
+    db.session.commit()
+    assert identities_of(zoe.id) == []

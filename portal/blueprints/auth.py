@@ -137,7 +137,10 @@ def logout():
     session.clear()
     logout_user()  # after clear(): it leaves the note that tells Flask-Login to delete the remember cookie
     flash("You are signed out.", "success")
-    return redirect(provider_logout or url_for("main.index"))
+    if provider_logout:  # a page of ours sends the browser on (CSP form-action stops a form's redirect off-site)
+        session[sso.LOGOUT_URL] = provider_logout
+        return redirect(url_for("sso.signed_out"))
+    return redirect(url_for("main.index"))
 
 
 @bp.route("/forgot-password", methods=["GET", "POST"])

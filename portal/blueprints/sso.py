@@ -11,7 +11,7 @@ import secrets
 import time
 
 from authlib.integrations.base_client import OAuthError
-from flask import Blueprint, abort, flash, redirect, render_template, request, session, url_for
+from flask import Blueprint, abort, flash, make_response, redirect, render_template, request, session, url_for
 from flask_login import current_user, login_user
 from joserfc.errors import ExpiredTokenError, JoseError
 
@@ -330,3 +330,15 @@ def remove_identity(identity_id):
     label = {p.name: p.label for p in sso.providers()}.get(identity.provider, identity.provider)
     flash(f"{label} is no longer linked to your account.", "success")
     return redirect(back)
+
+
+@bp.route("/signed-out")
+def signed_out():
+    """After the portal's sign-out: on to the provider's end-session endpoint (a Refresh header, no script),
+    which sends the browser back to the start page."""
+    target = session.pop(sso.LOGOUT_URL, None)
+    if not isinstance(target, str) or not target.startswith(("https://", "http://")):
+        return redirect(url_for("main.index"))
+    response = make_response(render_template("auth/sso_signed_out.html", target=target))
+    response.headers["Refresh"] = f"0; url={target}"
+    return response

@@ -22,6 +22,7 @@ from portal.services import audit
 from portal.services.errors import Conflict, DomainError, NotFound
 
 EXTENSION = "portal.sso"
+LOGOUT_URL = "sso_logout_url"  # the browser session's key for the provider's end-session URL, after sign-out
 REQUIRED_FOR_STAFF = "sso_required_for_staff"  # a ProgramSetting: 1 = staff and admins sign in through a provider
 
 
