@@ -21,10 +21,12 @@ from tests.support import (
     TEST_PASSWORD,
     audits,
     base_config,
+    csrf_from,
     free_port,
     login,
     path_of,
     post_form,
+    recorded_sql,
     text_of,
     user_by_email,
 )
@@ -57,9 +59,16 @@ def callback_path(provider, authorize_url, email, allow=True):
     return path_of(Browser(provider).authorize(authorize_url, email, allow=allow))
 
 
+def come_back(client, path):
+    """The provider's redirect back (a GET that writes nothing), then its page's POST on: the portal's answer."""
+    page = client.get(path)
+    assert page.status_code == 200 and 'id="sso-continue"' in page.get_data(True), page.status_code
+    return client.post("/auth/sso/finish", data={"csrf_token": csrf_from(page.get_data(True))})
+
+
 def sso_sign_in(client, provider, email, name="acme", allow=True):
-    """Start at the portal, sign in at the provider, come back: the portal's answer to the callback."""
-    return client.get(callback_path(provider, start(client, name), email, allow=allow))
+    """Start at the portal, sign in at the provider, come back: the portal's answer."""
+    return come_back(client, callback_path(provider, start(client, name), email, allow=allow))
 
 
 def counts():
@@ -177,8 +186,8 @@ def test_signing_in_from_the_settings_links_the_identity_to_the_signed_in_accoun
     app, oidc_provider, advocate, advocate_client
 ):
     oidc_provider.add_account("ada.private@example.com", name="Ada")  # another address at the provider
-    resp = advocate_client.get(
-        callback_path(oidc_provider, start(advocate_client, link="1"), "ada.private@example.com")
+    resp = come_back(
+        advocate_client, callback_path(oidc_provider, start(advocate_client, link="1"), "ada.private@example.com")
     )
     assert resp.status_code == 302 and resp.headers["Location"].endswith("/auth/sso/identities")
     [identity] = identities_of(advocate.id)
@@ -196,7 +205,7 @@ def test_signing_in_from_the_settings_links_the_identity_to_the_signed_in_accoun
 
 
 def test_an_unreachable_provider(client):
-    resp = client.get("/auth/sso/down/start")
+    resp = come_back(client, "/auth/sso/down/start")
     assert resp.status_code == 502 and "could not reach Down ID" in text_of(resp)
     assert failures("provider_unreachable")[0].details["provider"] == "down"
 
@@ -213,15 +222,15 @@ def test_a_state_that_does_not_match_and_a_callback_replayed(client, oidc_provid
     path = callback_path(oidc_provider, start(client), "sue@example.com")
     parts = urlsplit(path)
     code = parse_qs(parts.query)["code"][0]
-    forged = client.get(parts.path, query_string={"code": code, "state": "forged-state"})
+    forged = come_back(client, f"{parts.path}?code={code}&state=forged-state")
     assert forged.status_code == 400 and "start again" in text_of(forged)
     assert failures("state_mismatch") and counts() == (0, 0)
 
     # A callback that worked cannot be used a second time (its state is spent).
     make_user(email="sue@example.com")
     path = callback_path(oidc_provider, start(client), "sue@example.com")
-    assert client.get(path).headers["Location"].endswith("/auth/sso/link")
-    assert client.get(path).status_code == 400 and len(failures("state_mismatch")) == 2
+    assert come_back(client, path).headers["Location"].endswith("/auth/sso/link")
+    assert come_back(client, path).status_code == 400 and len(failures("state_mismatch")) == 2
 
 
 @pytest.mark.parametrize(
@@ -250,7 +259,7 @@ def test_a_nonce_from_an_earlier_sign_in_is_refused(client, oidc_provider, make_
     oidc_provider.add_account("val@example.com")
     first = start(client)
     nonce = parse_qs(urlsplit(first).query)["nonce"][0]
-    assert client.get(callback_path(oidc_provider, first, "val@example.com")).status_code == 302
+    assert come_back(client, callback_path(oidc_provider, first, "val@example.com")).status_code == 302
     oidc_provider.tweak = {"nonce": nonce}
     assert sso_sign_in(client, oidc_provider, "val@example.com").status_code == 400
     assert failures("bad_token")
@@ -441,3 +450,17 @@ def test_identities_are_in_the_data_download_and_gone_with_the_account(app, oidc
     privacy.delete_account(db.session, me, TEST_PASSWORD)
     db.session.commit()
     assert identities_of(zoe.id) == []
+
+
+def test_the_callback_writes_nothing_and_its_outcome_is_acted_on_once(app, oidc_provider, make_user):
+    fay = _linked(oidc_provider, make_user, "fay.once@example.com")
+    c = app.test_client()
+    path = callback_path(oidc_provider, start(c), "fay.once@example.com")
+    with recorded_sql() as statements:
+        page = c.get(path)
+    assert page.status_code == 200 and not [s for s in statements if not s.startswith("select")]
+    token = csrf_from(page.get_data(True))
+    assert c.post("/auth/sso/finish", data={"csrf_token": token}).headers["Location"].endswith("/dashboard")
+    fresh = csrf_from(c.get("/auth/sso/identities").get_data(True))  # the new session's token
+    again = c.post("/auth/sso/finish", data={"csrf_token": fresh})
+    assert again.headers["Location"].endswith("/auth/login") and len(audits("auth.sign_in", fay.id)) == 1

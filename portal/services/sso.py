@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from authlib.integrations.flask_client import OAuth
-from flask import current_app
+from flask import Flask, current_app
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
@@ -60,14 +60,18 @@ def providers() -> list[Provider]:
     return [_provider(conf) for conf in current_app.config["OIDC_PROVIDERS"]]
 
 
+def find_provider(name: str) -> Provider | None:
+    return next((p for p in providers() if p.name == name), None)
+
+
 def provider(name: str) -> Provider:
-    for p in providers():
-        if p.name == name:
-            return p
-    raise NotFound("There is no such sign-in provider.")
+    found = find_provider(name)
+    if found is None:
+        raise NotFound("There is no such sign-in provider.")
+    return found
 
 
-def init_app(app) -> None:
+def init_app(app: Flask) -> None:
     """One Authlib client per provider, on this app (the discovery document is fetched at first use)."""
     oauth = OAuth()
     oauth.init_app(app)
@@ -95,12 +99,26 @@ def client(name: str):
 
 
 class SsoFailed(DomainError):
-    """A sign-in through a provider that cannot go on; ``reason`` is the audit log's machine-readable word."""
+    """A sign-in through a provider that cannot go on; ``reason`` is the audit log's machine-readable word.
+    Raised by ``refuse``, which has written its audit entry: that entry stands, nothing else was written."""
 
-    def __init__(self, reason: str, message: str, status: int = 400):
+    keeps_writes = True
+
+    def __init__(self, reason: str, message: str):
         super().__init__(message)
         self.reason = reason
-        self.status_code = status
+
+
+class SsoForbidden(SsoFailed):
+    """The person is not let in this way (a domain, an unverified address, no account to create)."""
+
+    status_code = 403
+
+
+def refuse(session: Session, prov_name: str | None, reason: str, message: str, forbidden: bool = False) -> SsoFailed:
+    """The refusal of a sign-in through a provider, with its audit entry written: ``raise refuse(...)``."""
+    failed(session, reason, prov_name)
+    return (SsoForbidden if forbidden else SsoFailed)(reason, message)
 
 
 @dataclass(frozen=True)
@@ -119,24 +137,35 @@ class Claims:
         return self.email.rpartition("@")[2] if self.email and "@" in self.email else None
 
 
-def _truthy(value) -> bool:
+def _truthy(value: object) -> bool:
     return value is True or (isinstance(value, str) and value.lower() == "true")
 
 
-def _text(value, limit: int) -> str:
+def _text(value: object, limit: int) -> str:
     return value.strip()[:limit] if isinstance(value, str) else ""
 
 
-def read_claims(prov: Provider, id_claims: dict, userinfo: dict | None = None) -> Claims:
+def claims_kept(prov: Provider, claims: dict | None) -> dict | None:
+    """Of a provider's claims, those the portal reads (kept in the browser's signed session between the
+    callback and the POST that acts on them)."""
+    if claims is None:
+        return None
+    wanted = {"iss", "sub", "email", "email_verified", prov.groups_claim, *prov.claims.values()}
+    return {k: v for k, v in claims.items() if k in wanted}
+
+
+def read_claims(session: Session, prov: Provider, id_claims: dict, userinfo: dict | None = None) -> Claims:
     """The person as the provider describes them: issuer and subject from the ID token (checked by Authlib),
     the rest from the userinfo endpoint when it answered for the same subject, else from the ID token."""
     issuer, subject = id_claims.get("iss"), id_claims.get("sub")
     if not isinstance(issuer, str) or not isinstance(subject, str) or not issuer or not subject:
-        raise SsoFailed("bad_token", "The provider's answer did not say who you are.")
+        raise refuse(session, prov.name, "bad_token", "The provider's answer did not say who you are.")
     merged = dict(id_claims)
     if userinfo:
         if userinfo.get("sub") != subject:
-            raise SsoFailed("bad_token", "The provider's answer did not match the person who signed in.")
+            raise refuse(
+                session, prov.name, "bad_token", "The provider's answer did not match the person who signed in."
+            )
         merged.update({k: v for k, v in userinfo.items() if k not in ("iss", "sub", "aud", "exp", "iat", "nonce")})
     email = merged.get("email")
     email = email.strip().lower() if isinstance(email, str) and "@" in email else None
@@ -181,20 +210,20 @@ def decide(session: Session, prov: Provider, claims: Claims) -> Decision:
     address is linked only when the provider verified the address (and the person then proves ownership);
     a new account only when the provider may create it."""
     if prov.allowed_domains and claims.domain not in prov.allowed_domains:
-        raise SsoFailed(
-            "domain_not_allowed",
-            f"Addresses at {claims.domain or 'this domain'} cannot sign in with {prov.label}.",
-            status=403,
-        )
+        domain = claims.domain or "this domain"
+        message = f"Addresses at {domain} cannot sign in with {prov.label}."
+        raise refuse(session, prov.name, "domain_not_allowed", message, forbidden=True)
     identity = find_identity(session, claims.issuer, claims.subject)
     if identity is not None:
         return Decision("sign_in", session.get(User, identity.user_id), identity)
     if not claims.email or not claims.email_verified:
-        raise SsoFailed(
+        raise refuse(
+            session,
+            prov.name,
             "email_unverified",
             f"{prov.label} has not confirmed your email address, so we cannot connect it to an account. "
             "Confirm it with the provider, or sign in with your password.",
-            status=403,
+            forbidden=True,
         )
     existing = session.scalar(select(User).where(User.email == claims.email))
     if existing is not None:
@@ -203,11 +232,13 @@ def decide(session: Session, prov: Provider, claims: Claims) -> Decision:
     if role != Role.ADVOCATE:
         return Decision("create", role=role)
     if not prov.create_accounts:
-        raise SsoFailed(
+        raise refuse(
+            session,
+            prov.name,
             "not_allowed",
             f"There is no account for {claims.email}, and {prov.label} cannot create one. "
             "Join the program with the registration form instead.",
-            status=403,
+            forbidden=True,
         )
     return Decision("join")
 
@@ -296,8 +327,8 @@ def logout_url(signed_in: dict | None, return_to: str) -> str | None:
     """Where to send the browser to end the provider's session too (RP-initiated logout), when the session
     signed in through a provider that has an end_session_endpoint; None otherwise, or when the provider
     cannot be reached (the portal's own sign-out has happened either way)."""
-    if not isinstance(signed_in, dict) or not signed_in.get("provider"):
-        return None
+    if not isinstance(signed_in, dict) or find_provider(signed_in.get("provider") or "") is None:
+        return None  # not signed in through a provider, or one no longer configured
     try:
         app_client = client(signed_in["provider"])
         if not app_client.load_server_metadata().get("end_session_endpoint"):
@@ -307,5 +338,5 @@ def logout_url(signed_in: dict | None, return_to: str) -> str | None:
             id_token_hint=signed_in.get("id_token"),
             client_id=app_client.client_id,
         )["url"]
-    except (NotFound, OSError, ValueError):  # provider gone from the config, unreachable, or a bad document
+    except (OSError, ValueError):  # unreachable, or a broken discovery document
         return None
