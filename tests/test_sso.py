@@ -16,6 +16,7 @@ from portal.config import ConfigError
 from portal.extensions import db
 from portal.models import Consent, Identity, Role, Status, User, utcnow
 from portal.services import privacy, sso
+from portal.services.errors import Conflict
 from tests.oidc_provider import Browser
 from tests.support import (
     TEST_PASSWORD,
@@ -464,3 +465,15 @@ def test_the_callback_writes_nothing_and_its_outcome_is_acted_on_once(app, oidc_
     fresh = csrf_from(c.get("/auth/sso/identities").get_data(True))  # the new session's token
     again = c.post("/auth/sso/finish", data={"csrf_token": fresh})
     assert again.headers["Location"].endswith("/auth/login") and len(audits("auth.sign_in", fay.id)) == 1
+
+
+def test_sso_cannot_be_made_mandatory_without_a_provider_for_staff(app_config, oidc_provider):
+    app_config["OIDC_PROVIDERS"] = [oidc_provider.provider_config(create_accounts=True)]  # no staff domains
+    application = create_app(app_config)
+    with application.app_context():
+        with pytest.raises(Conflict, match="staff_domains or staff_groups"):
+            sso.set_required_for_staff(db.session, True, actor_id=None)
+        db.session.rollback()
+        assert sso.required_for_staff(db.session) is False
+        db.session.remove()
+        db.engine.dispose()

@@ -309,6 +309,13 @@ def required_for_staff(session: Session) -> bool:
 
 
 def set_required_for_staff(session: Session, value: bool, actor_id: int | None) -> None:
+    """Turn the requirement on or off (audited). On only with a provider that can sign staff in (staff domains
+    or groups): otherwise no staff member or admin could sign in at all."""
+    if value and not any(p.allows_staff for p in providers()):
+        raise Conflict(
+            "No sign-in provider is configured for staff (staff_domains or staff_groups): staff and admins "
+            "could not sign in at all. Configure one first."
+        )
     row = session.get(ProgramSetting, REQUIRED_FOR_STAFF)
     before = bool(row.value) if row is not None else False
     if row is None:

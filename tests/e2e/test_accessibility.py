@@ -50,7 +50,7 @@ NOT_PAGES = {
     "main.healthz": "JSON for the load balancer",
     "profile.export_data": "a JSON download of the advocate's data",
     "sso.start": "a redirect to the identity provider",
-    "sso.callback": "the provider's redirect back: it signs in and redirects (or shows the sign-in error page)",
+    "sso.callback": "the provider's redirect back: a heading and a Continue button that post themselves on at once",
     "sso.join": "reached only after a provider's sign-in: axe-checked at both widths in test_sso_journey.py",
     "sso.link_account": "reached only after a provider's sign-in: axe-checked at both widths in test_sso_journey.py",
     "sso.signed_out": "forwards at once (Refresh: 0) to the provider's sign-out: a heading, a sentence and a link",
