@@ -10,7 +10,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 
 from admin import bp as admin_bp
 from portal import templating
-from portal.blueprints import account, auth, main, opportunities, profile, recognition
+from portal.blueprints import account, auth, main, opportunities, profile, recognition, sso
 from portal.cli import GROUPS
 from portal.config import load_config
 from portal.database import begin_write_for_unsafe_methods, configure_engine
@@ -19,6 +19,7 @@ from portal.extensions import csrf, db, limiter, login_manager, mail, migrate
 from portal.routing import BoundedIntConverter
 from portal.security import TrustedHostsMiddleware, set_security_headers  # (also registers the user loader)
 from portal.services import badges
+from portal.services import sso as sso_service
 from portal.services.outbox import deliver_after_appcontext, deliver_after_request
 from search.cli import search_cli
 from search.indexing import apply_after_appcontext, apply_after_request
@@ -94,6 +95,7 @@ def register_extensions(app: Flask) -> None:
     login_manager.login_message = "Please sign in to see that page."
     login_manager.login_message_category = "info"
     login_manager.session_protection = "basic"
+    sso_service.init_app(app)  # an OpenID Connect client per configured provider (Authlib)
     init_search(app, db.session)  # the backend, its start-up check (Whoosh internals), the listeners
 
 
@@ -108,6 +110,7 @@ def register_blueprints(app: Flask) -> None:
     app.register_blueprint(main.bp)
     app.register_blueprint(auth.bp)
     app.register_blueprint(account.bp)
+    app.register_blueprint(sso.bp)
     app.register_blueprint(profile.bp)
     app.register_blueprint(recognition.bp)
     app.register_blueprint(opportunities.bp)

@@ -13,6 +13,7 @@ Nothing here runs at import time: ``load_config`` is called by the factory.
 from __future__ import annotations
 
 import os
+import re
 import secrets
 import time
 from dataclasses import dataclass
@@ -127,6 +128,11 @@ DEFAULTS: dict[str, object] = {
     "SEARCH_INDEX_DIR": None,  # None: instance/search-index
     "SEARCH_REQUEST_WRITER_PATIENCE": 1.5,  # seconds a request waits for the index lock; then sync applies it
     # SEARCH_WARM: unset means on, off under TESTING (warm the index in a background thread at start)
+    # Single sign-on (OpenID Connect): the providers (see README "Single sign-on"; checked at start by
+    # check_oidc_providers) and the only addresses that a provider's sign-in may make admins.
+    "OIDC_PROVIDERS": [],
+    "OIDC_ADMIN_EMAILS": [],
+    "OIDC_TIMEOUT_SECONDS": 10,  # how long the portal waits for a provider's answer
 }
 
 
@@ -252,6 +258,73 @@ def _check_points_levels(levels) -> None:
         raise ConfigError(f"POINTS_LEVELS needs a level that starts at 0 points, or new advocates have none: {usage}.")
 
 
+OIDC_REQUIRED = ("name", "label", "server_metadata_url", "client_id", "client_secret")
+OIDC_OPTIONAL: dict[str, object] = {
+    "scopes": "openid email profile",
+    "create_accounts": False,  # a first sign-in may create an advocate account (pending approval)
+    "allowed_domains": [],  # only these email domains may sign in through it ([]: any)
+    "staff_domains": [],  # a verified email in these domains makes a staff member
+    "staff_groups": [],  # ... or one of these values in the groups claim
+    "groups_claim": "groups",
+    "claims": {},  # {"name": "name", "company": "org", "job_title": "title"}: the claims read at first sign-in
+}
+OIDC_PROFILE_FIELDS = ("name", "company", "job_title")
+_PROVIDER_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,39}$")
+
+
+def check_oidc_providers(providers) -> list[dict]:
+    """The providers as a list of complete dicts (defaults filled in), or a ConfigError saying what is wrong."""
+    usage = "see the README, Single sign-on"
+    if not isinstance(providers, (list, tuple)):
+        raise ConfigError(f"OIDC_PROVIDERS must be a list of providers (JSON objects): {usage}.")
+    checked, names = [], set()
+    for i, raw in enumerate(providers):
+        where = f"OIDC_PROVIDERS[{i}]"
+        if not isinstance(raw, dict):
+            raise ConfigError(f"{where} must be an object with {', '.join(OIDC_REQUIRED)}: {usage}.")
+        unknown = sorted(set(raw) - set(OIDC_REQUIRED) - set(OIDC_OPTIONAL))
+        if unknown:
+            raise ConfigError(f"{where} has unknown keys {unknown}: {usage}.")
+        for key in OIDC_REQUIRED:
+            if not isinstance(raw.get(key), str) or not raw[key].strip():
+                raise ConfigError(f"{where} needs {key} (a non-empty string): {usage}.")
+        provider = {**OIDC_OPTIONAL, **raw}
+        if not _PROVIDER_NAME.match(provider["name"]):
+            raise ConfigError(f"{where}: name {provider['name']!r} must be lower-case letters, digits, - or _.")
+        if provider["name"] in names:
+            raise ConfigError(f"{where}: two providers are named {provider['name']!r}.")
+        names.add(provider["name"])
+        url = urlsplit(provider["server_metadata_url"])
+        if url.scheme not in ("http", "https") or not url.hostname:
+            raise ConfigError(f"{where}: server_metadata_url must be an http(s) URL of the discovery document.")
+        scopes = provider["scopes"]
+        if not isinstance(scopes, str) or "openid" not in scopes.split():
+            raise ConfigError(f"{where}: scopes must be a space-separated string that includes openid.")
+        if not isinstance(provider["create_accounts"], bool):
+            raise ConfigError(f"{where}: create_accounts must be true or false.")
+        for key in ("allowed_domains", "staff_domains", "staff_groups"):
+            value = provider[key]
+            if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) and v.strip() for v in value):
+                raise ConfigError(f"{where}: {key} must be a list of non-empty strings.")
+            provider[key] = [v.strip().lower() if key != "staff_groups" else v.strip() for v in value]
+        if not isinstance(provider["groups_claim"], str) or not provider["groups_claim"]:
+            raise ConfigError(f"{where}: groups_claim must be a claim name.")
+        claims = provider["claims"]
+        if not isinstance(claims, dict) or not all(
+            k in OIDC_PROFILE_FIELDS and isinstance(v, str) and v for k, v in claims.items()
+        ):
+            raise ConfigError(f"{where}: claims maps {', '.join(OIDC_PROFILE_FIELDS)} to claim names.")
+        provider["claims"] = {"name": "name", **claims}
+        checked.append(provider)
+    return checked
+
+
+def _check_admin_emails(emails) -> list[str]:
+    if not isinstance(emails, (list, tuple)) or not all(isinstance(e, str) and "@" in e for e in emails):
+        raise ConfigError("OIDC_ADMIN_EMAILS must be a list of email addresses.")
+    return [e.strip().lower() for e in emails]
+
+
 def load_config(app, test_config: dict | None = None) -> None:
     cfg = app.config
     cfg.from_mapping(DEFAULTS)
@@ -317,6 +390,9 @@ def load_config(app, test_config: dict | None = None) -> None:
     if cfg.get("OUTBOX_DELIVERY") not in ("worker", "inline"):
         raise ConfigError(f'OUTBOX_DELIVERY must be "worker" or "inline", not {cfg.get("OUTBOX_DELIVERY")!r}.')
     _check_points_levels(cfg.get("POINTS_LEVELS"))
+    cfg["OIDC_PROVIDERS"] = check_oidc_providers(cfg.get("OIDC_PROVIDERS"))
+    cfg["OIDC_ADMIN_EMAILS"] = _check_admin_emails(cfg.get("OIDC_ADMIN_EMAILS"))
+    _require_positive_number(cfg, "OIDC_TIMEOUT_SECONDS")
 
     uri = cfg.get("SQLALCHEMY_DATABASE_URI")
     if not uri:

@@ -293,3 +293,23 @@ def mig_app(empty_db_url, mailbox_server, tmp_path):
         yield application
         db.session.remove()
         db.engine.dispose()
+
+
+# --- a real OpenID provider (tests/oidc_provider.py), for the single sign-on tests ---------------------------------
+
+
+@pytest.fixture(scope="session")
+def oidc_provider_server():
+    """Built and served once per run on 127.0.0.1; ``oidc_provider`` hands it out reset for each test."""
+    from tests.oidc_provider import OpenIDProvider
+
+    provider = OpenIDProvider().start()
+    yield provider
+    provider.stop()
+
+
+@pytest.fixture
+def oidc_provider(oidc_provider_server):
+    oidc_provider_server.reset()
+    yield oidc_provider_server
+    oidc_provider_server.reset()

@@ -193,3 +193,12 @@ def test_settings_are_read_once_per_transaction(app):
     with recorded_sql() as sql:
         profiles.stale_days()
     assert len([s for s in sql if "program_settings" in s]) == 1
+
+
+def test_single_sign_on_is_required_for_staff_only_when_a_provider_can_sign_them_in(app, admin_client):
+    """The page offers the sign-in setting; without a provider for staff, turning it on is refused there
+    (staff and admins could not sign in at all) and nothing is saved."""
+    assert "Staff and admins sign in only with single sign-on" in text_of(admin_client.get("/admin/settings"))
+    resp = post_form(admin_client, "/admin/settings", settings_form(sso_required_for_staff=True))
+    assert resp.status_code == 422 and "No sign-in provider is configured for staff" in text_of(resp)
+    assert settings.get(db.session, "sso_required_for_staff") is False and audits("settings.update") == []

@@ -12,8 +12,9 @@ from portal.extensions import db, limiter
 from portal.forms.auth import ConfirmForm, ForgotPasswordForm, LoginForm, RegisterForm, ResetPasswordForm
 from portal.forms.invitations import InvitedForm
 from portal.security import client_ip, even_timing, safe_next
-from portal.services import accounts, invitations
+from portal.services import accounts, invitations, sso
 from portal.services.errors import PasswordRejected
+from portal.services.outbox import external_url
 
 bp = Blueprint("auth", __name__, url_prefix="/auth")
 
@@ -132,9 +133,14 @@ def logout():
         return redirect(url_for("main.index"))
     if current_user.is_authenticated:
         accounts.end_all_sessions(db.session, current_user)
+    # Signed in through a provider that supports RP-initiated logout: end its session too.
+    provider_logout = sso.logout_url(session.get("sso"), external_url("main.index"))
     session.clear()
     logout_user()  # after clear(): it leaves the note that tells Flask-Login to delete the remember cookie
     flash("You are signed out.", "success")
+    if provider_logout:  # a page of ours sends the browser on (CSP form-action stops a form's redirect off-site)
+        session[sso.LOGOUT_URL] = provider_logout
+        return redirect(url_for("sso.signed_out"))
     return redirect(url_for("main.index"))
 
 

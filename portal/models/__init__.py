@@ -44,6 +44,7 @@ from portal.models.recognition import (
     Reward,
     UserBadge,
 )
+from portal.models.sso import Identity
 
 __all__ = [
     "ActivityPreference",
@@ -91,6 +92,7 @@ __all__ = [
     "Consent",
     "AuditEvent",
     "AdvocateNote",
+    "Identity",
     "OutboxMessage",
     "OutboxStatus",
 ]

@@ -12,7 +12,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from portal.models import Consent, Role, Status, User, utcnow
-from portal.services import audit, paging, settings
+from portal.services import audit, paging, settings, sso
 from portal.services.errors import Conflict, DomainError, InvalidToken, NotFound
 from portal.services.outbox import external_url, queue_email
 from portal.services.passwords import check_password_policy, hash_password, needs_rehash, verify_password
@@ -92,12 +92,27 @@ def register_advocate(session: Session, reg: Registration) -> User | None:
                 reset_url=external_url("auth.forgot_password"),
             )
         return None
+    user = _new_advocate(session, reg, email, hash_password(reg.password))
+    queue_email(
+        session,
+        to=user.email,
+        subject="Confirm your email address",
+        template="verify_email",
+        user_id=user.id,
+        name=user.name,
+        verify_url=verification_link(user),
+    )
+    return user
+
+
+def _new_advocate(session: Session, reg: Registration, email: str, password_hash: str | None) -> User:
+    """An unverified advocate with the program terms' consent (time, version, address) recorded."""
     user = User(
         email=email,
         name=reg.name.strip(),
         company=reg.company.strip() or None,
         job_title=reg.job_title.strip() or None,
-        password_hash=hash_password(reg.password),
+        password_hash=password_hash,
         role=Role.ADVOCATE,
         status=Status.UNVERIFIED,
         referred_by_id=reg.referred_by_id,
@@ -112,15 +127,22 @@ def register_advocate(session: Session, reg: Registration) -> User | None:
             ip_address=reg.ip_address,
         )
     )
-    queue_email(
-        session,
-        to=user.email,
-        subject="Confirm your email address",
-        template="verify_email",
-        user_id=user.id,
-        name=user.name,
-        verify_url=verification_link(user),
-    )
+    return user
+
+
+def register_verified_advocate(session: Session, reg: Registration) -> User:
+    """A registration whose address an identity provider has verified (single sign-on): no password and
+    no verification email; then as a verified registration, approved or waiting for an admin. The
+    caller made sure no account has the address (an existing one is linked, never duplicated)."""
+    if not reg.accepted_terms:
+        raise DomainError("Please accept the program terms to join.")
+    email = normalize_email(reg.email)
+    if get_by_email(session, email) is not None:
+        raise Conflict("An account already uses this address: sign in to it and link your identity in its settings.")
+    user = _new_advocate(session, reg, email, None)
+    audit.record(session, "user.register", user.id, user, via="sso")
+    _address_verified(session, user)
+    session.flush()
     return user
 
 
@@ -418,6 +440,10 @@ def authenticate(session: Session, email: str, password: str) -> User:
     if user.status == Status.SUSPENDED:
         _sign_in_failed(session, user, "suspended")
         raise AccountSuspended()
+    if user.is_staff and sso.required_for_staff(session):
+        # Only after the password was right: the refusal tells nothing to someone who does not know it.
+        _sign_in_failed(session, user, "sso_required")
+        raise SsoRequired()
     user.failed_login_count = 0
     user.locked_until = None
     user.last_login_at = now
@@ -425,6 +451,39 @@ def authenticate(session: Session, email: str, password: str) -> User:
         user.password_hash = hash_password(password)
     audit.record(session, "auth.sign_in", user.id, user)
     return user
+
+
+def sign_in_external(session: Session, user: User | None, via: str, **details) -> User:
+    """A sign-in that an identity provider vouched for (single sign-on): the same rules as a password
+    sign-in for what the account allows (deleted, locked, suspended: refused and audited)."""
+    if user is None or user.status == Status.DELETED:
+        _sign_in_failed(session, None, "no_account")
+        raise LoginFailed()
+    now = utcnow()
+    if _is_locked(user, now):
+        _sign_in_failed(session, user, "locked")
+        raise AccountLocked()
+    if user.status == Status.SUSPENDED:
+        _sign_in_failed(session, user, "suspended")
+        raise AccountSuspended()
+    user.last_login_at = now
+    audit.record(session, "auth.sign_in", user.id, user, via=via, **details)
+    return user
+
+
+def prove_password(session: Session, user: User, password: str) -> None:
+    """The person knows the account's password (linking an identity to it): checked like a sign-in, a
+    wrong guess counts toward the lock and a locked account takes no guesses."""
+    now = utcnow()
+    if _is_locked(user, now) or user.status in (Status.DELETED, Status.SUSPENDED):
+        verify_password(None, password)
+        _count_no_failure(session)
+        _sign_in_failed(session, user, "locked" if _is_locked(user, now) else user.status.value)
+        raise LoginFailed()
+    if not verify_password(user.password_hash, password):
+        _count_failure(session, user, now)
+        audit.record(session, "auth.password_check_failed", user.id, user)
+        raise CurrentPasswordWrong("That password is not right.")
 
 
 def _sign_in_failed(session: Session, user: User | None, reason: str) -> None:
@@ -438,6 +497,25 @@ class AccountSuspended(DomainError):
 
     def __init__(self):
         super().__init__("This account is suspended. Contact the program team if you think this is a mistake.")
+
+
+class AccountLocked(DomainError):
+    keeps_writes = True
+
+    def __init__(self):
+        super().__init__(
+            "This account is locked for a while after too many wrong passwords. Try again later, "
+            "or reset your password."
+        )
+
+
+class SsoRequired(DomainError):
+    keeps_writes = True  # the audit entry of the refused sign-in stands
+
+    def __init__(self):
+        super().__init__(
+            'Staff and admins sign in with the company\'s identity provider: use the "Sign in with" button below.'
+        )
 
 
 # --- passwords ---------------------------------------------------------------------------------

@@ -19,7 +19,8 @@ What stays, and why (the documented exceptions ``tests/test_erasure.py`` allows)
   reasons written about them or their participations and orders;
 - digest deliveries stay (counts only);
 - tags that only this advocate used are deleted: they were offered to everyone as suggestions;
-- admins' internal notes about them are deleted (the audit log keeps that a note was added, not its text).
+- admins' internal notes about them are deleted (the audit log keeps that a note was added, not its text);
+- their single sign-on identities are deleted (the provider's subject and address at link time).
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from portal.models import (
     AdvocateNote,
     AdvocateProfile,
     AuditEvent,
+    Identity,
     Participation,
     Redemption,
     RedemptionStatus,
@@ -143,6 +145,10 @@ def delete_notes(session: Session, user: User) -> None:
     session.execute(delete(AdvocateNote).where(AdvocateNote.user_id == user.id))
 
 
+def delete_identities(session: Session, user: User) -> None:
+    session.execute(delete(Identity).where(Identity.user_id == user.id))
+
+
 STEPS = [
     withdraw_open_participations,
     cancel_open_redemptions,
@@ -150,4 +156,5 @@ STEPS = [
     scrub_audit_log,
     delete_unused_tags,
     delete_notes,
+    delete_identities,
 ]

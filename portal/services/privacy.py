@@ -23,6 +23,7 @@ from portal.models import (
     Consent,
     DigestDelivery,
     EntrySource,
+    Identity,
     OutboxMessage,
     OutboxStatus,
     Participation,
@@ -301,6 +302,23 @@ def _activity_log(session: Session, user: User):
             "ip_address": e.ip_address if e.actor_id == user.id else None,
         }
         for e in rows
+    ]
+
+
+@register_export_section
+def _identities(session: Session, user: User):
+    """The single sign-on identities linked to the account."""
+    rows = session.scalars(select(Identity).where(Identity.user_id == user.id).order_by(Identity.created_at))
+    return "sign_in_identities", [
+        {
+            "provider": i.provider,
+            "issuer": i.issuer,
+            "subject": i.subject,
+            "email": i.email,
+            "linked_at": _iso(i.created_at),
+            "last_used_at": _iso(i.last_used_at),
+        }
+        for i in rows
     ]
 
 

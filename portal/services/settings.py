@@ -16,6 +16,7 @@ for a completed profile (``profiles``) and for a referral (``referrals``).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from flask import current_app
@@ -62,6 +63,7 @@ FATIGUE = "Fatigue policy"
 QUEUES = "Queues"
 PROFILES = "Profiles and registration"
 POINTS_GROUP = "Points"
+SIGN_IN = "Sign-in"
 
 SETTINGS: tuple[Setting, ...] = (
     Setting(
@@ -135,8 +137,22 @@ SETTINGS: tuple[Setting, ...] = (
         POINTS_GROUP,
         config_key="POINTS_REFERRAL",
     ),
+    Setting(
+        "sso_required_for_staff",
+        "Staff and admins sign in only with single sign-on",
+        "On: their password sign-in is refused and points them to the provider's button. Needs a sign-in "
+        "provider configured for staff (OIDC_PROVIDERS with staff_domains or staff_groups).",
+        BOOL,
+        0,
+        1,
+        SIGN_IN,
+        default=0,
+    ),
 )
 BY_KEY = {s.key: s for s in SETTINGS}
+# Checks a new value must pass beyond its bounds, registered by the module that knows the rule
+# (sso: single sign-on can be required only when a provider can sign staff in). Raise a DomainError.
+GUARDS: dict[str, Callable[[int | bool], None]] = {}
 _CACHE = "program_settings"
 
 
@@ -178,6 +194,9 @@ def save(session: Session, changes: dict, actor_id: int | None) -> dict[str, tup
     changed = {key: (current[key], value) for key, value in checked.items() if current[key] != value}
     if not changed:
         return {}
+    for key, (_, after) in changed.items():
+        if key in GUARDS:
+            GUARDS[key](after)
     for key, (_, after) in changed.items():
         row = session.get(ProgramSetting, key)
         if row is None:

@@ -61,6 +61,11 @@ NOT_PAGES = {
     "static": "CSS, JavaScript and images",
     "main.healthz": "JSON for the load balancer",
     "profile.export_data": "a JSON download of the advocate's data",
+    "sso.start": "a redirect to the identity provider",
+    "sso.callback": "the provider's redirect back: a heading and a Continue button that post themselves on at once",
+    "sso.join": "reached only after a provider's sign-in: axe-checked at both widths in test_sso_journey.py",
+    "sso.link_account": "reached only after a provider's sign-in: axe-checked at both widths in test_sso_journey.py",
+    "sso.signed_out": "forwards at once (Refresh: 0) to the provider's sign-out: a heading, a sentence and a link",
 }
 
 
@@ -131,6 +136,7 @@ ADVOCATE = [
     Visit("recognition.my_referrals"),
     Visit("recognition.leaderboard_page"),
     Visit("account.change_password"),
+    Visit("sso.identities"),
     Visit(None, path="/admin/", status=403),
 ]
 
@@ -142,6 +148,7 @@ STAFF = [
     Visit("search.advocate_profile", lambda w: {"user_id": w.advocate_id}),
     Visit("recognition.leaderboard_page"),
     Visit("account.change_password"),
+    Visit("sso.identities"),
 ]
 
 ADMIN = [
