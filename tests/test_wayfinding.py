@@ -8,6 +8,7 @@ from __future__ import annotations
 import re
 
 import pytest
+from flask import url_for
 
 from tests.support import client_for
 
@@ -90,3 +91,48 @@ def test_a_staff_member_refused_an_admin_page_sees_the_portals_layout(app, staff
     assert 'aria-label="Main"' in html and 'aria-label="Admin"' not in html
     missing = client_for(app, admin.id).get("/admin/opportunities/999999")
     assert missing.status_code == 404 and 'aria-label="Admin"' in missing.get_data(as_text=True)  # admins keep theirs
+
+
+def _title(html: str) -> str:
+    return re.search(r"<title>([^<·]+)·", html).group(1).strip()
+
+
+def _h1(html: str) -> str:
+    return re.sub(r"<[^>]+>", "", re.search(r"<h1[^>]*>(.*?)</h1>", html, re.S).group(1)).strip()
+
+
+def test_every_admin_navigation_link_says_the_title_of_the_page_it_opens(app, admin_client):
+    """What you click is what you land on: each section of the admin bar, and each page of a section's
+    own bar, is named as the page it opens (its title or its heading), and that page marks it."""
+    from admin.navigation import SECTIONS
+
+    wrong = []
+    for section in SECTIONS:
+        for endpoint, label in ((section.endpoint, section.label), *section.pages):
+            with app.test_request_context():
+                url = url_for(endpoint)
+            resp = admin_client.get(url)
+            html = resp.get_data(as_text=True)
+            if resp.status_code != 200 or label not in (_title(html), _h1(html)):
+                wrong.append((label, url, resp.status_code, _title(html), _h1(html)))
+                continue
+            admin_bar = re.search(r'aria-label="Admin">(.*?)</nav>', html, re.S).group(1)
+            marked = re.findall(r'<a href="[^"]+" aria-current="(?:page|true)">([^<]+)</a>', admin_bar)
+            if marked != [section.label]:
+                wrong.append((label, url, "marks", marked))
+            if section.pages:
+                bar = re.search(
+                    rf'class="subnav section-nav container" aria-label="{section.label}">(.*?)</nav>', html, re.S
+                )
+                here = re.findall(r'aria-current="page">([^<]+)</a>', bar.group(1)) if bar else None
+                if here != [label]:
+                    wrong.append((label, url, "section bar marks", here))
+    assert wrong == []
+    assert len(SECTIONS) <= 8  # the bar holds one row at 1280 px (the browser test measures it)
+
+
+def test_a_page_inside_a_section_marks_its_section(app, admin_client, advocate):
+    html = admin_client.get(f"/admin/advocates/{advocate.id}/profile").get_data(as_text=True)
+    admin_bar = re.search(r'aria-label="Admin">(.*?)</nav>', html, re.S).group(1)
+    assert re.findall(r'aria-current="(?:page|true)">([^<]+)</a>', admin_bar) == ["Advocates"]
+    assert 'aria-current="true">Advocates' in admin_bar  # in the section, not on its first page

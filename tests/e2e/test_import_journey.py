@@ -46,7 +46,8 @@ def test_admin_imports_a_csv_and_the_invited_person_signs_up(live_server, page, 
     page.on("dialog", lambda d: d.accept())
 
     # From the admin navigation to the upload form.
-    page.get_by_role("navigation", name="Admin").get_by_role("link", name="Import").click()
+    page.get_by_role("navigation", name="Admin").get_by_role("link", name="Advocates").click()
+    page.get_by_role("navigation", name="Advocates").get_by_role("link", name="Import advocates").click()
     expect(page.get_by_role("heading", name="Import advocates from a CSV file")).to_be_visible()
     accessible(page, "imports")
     path = tmp_path / "spring-event.csv"
