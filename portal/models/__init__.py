@@ -43,6 +43,7 @@ from portal.models.recognition import (
     Reward,
     UserBadge,
 )
+from portal.models.reporting import ActivityValue, SegmentTarget  # noqa: F401  (issue 14)
 
 __all__ = [
     "ActivityPreference",
