@@ -24,7 +24,7 @@ from portal.models import (
     User,
     utcnow,
 )
-from portal.services import points, rewards
+from portal.services import coverage, points, rewards
 from tests.support import activity_type_id, client_for, make_opp, make_reward, recorded_sql
 
 
@@ -40,6 +40,10 @@ class Program:
         self.reward_id = make_reward(cost=10, name="Sticker")
         self.type_id = activity_type_id("speaking")
         self.focus_id = self._advocate()  # the advocate whose admin page is counted
+        self.target_id = coverage.create_target(
+            db.session, coverage.TargetInput("Germany", country_code="DE", wanted=5), admin_id
+        ).id
+        db.session.commit()
 
     def _advocate(self) -> int:
         self.n += 1
@@ -97,6 +101,7 @@ def counts(app, client, program: Program) -> dict[str, int]:
     """SQL statements per admin page (after one warm-up visit)."""
     values = {"opp_id": program.board_id, "reward_id": program.reward_id, "type_id": program.type_id}
     values["user_id"] = program.focus_id
+    values["target_id"] = program.target_id
     out = {}
     for rule in admin_pages(app):
         missing = set(rule.arguments) - set(values)
