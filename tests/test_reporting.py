@@ -228,3 +228,19 @@ def test_custom_dates_and_their_mistakes(app, program, admin_client):
     assert admin_client.get("/admin/reports?period=custom&start=2025-05-01").status_code == 422
     assert admin_client.get("/admin/reports?period=week").status_code == 422
     assert admin_client.get("/admin/reports?period=month&on=not-a-day").status_code == 422
+
+
+def test_the_window_peak_counts_as_a_day_by_day_walk_does(app):
+    """fatigue._window_peak (made faster for whole-program counts) against the plain walk over every window."""
+    import random
+
+    from portal.services.fatigue import _window_peak
+
+    def walk(days, d, span=90):
+        return max(sum(1 for x in days if s <= x <= s + span - 1) for s in range(d - span + 1, d + 1))
+
+    rng = random.Random(14)
+    for _ in range(3000):
+        d = 1000
+        days = [rng.randint(d - 200, d + 200) for _ in range(rng.randint(0, 12))]
+        assert _window_peak(days, d) == walk(days, d), (days, d)
