@@ -70,7 +70,7 @@ def program(app, make_user, admin):
     - values: speaking 500 from 1 Jan 2025, 800 from 15 April (after a1's call: it keeps 500); review 150
       from 1 April: Q2 delivered 500 + 150 = 650 (April 500, May 150, June 0); Q1 500;
     - points: earned 100 (2 April) + 50 (30 June 23:59:59) in Q2, 30 in Q1 (31 March 23:59:59); a reward of
-      40 redeemed on 3 May and fulfilled on 4 May;
+      40 redeemed on 3 May and fulfilled on 4 May (a1 completed one activity in the 90 days before, one after);
     - now: a1 and a5 fresh, a2-a4 stale (3 of 5); fatigue: a4 paused (unavailable), a5 new (available),
       a1-a3 under-used (no engagement in 180 days)."""
     ids = {}
@@ -153,6 +153,9 @@ def test_every_number_of_the_dashboard_against_the_hand_built_program(app, progr
         0,
     )
     assert [(t.name, t.completed) for t in board.top] == [("Advocate A1", 2)]
+    # The mug ordered on 3 May: a1's call of 10 April before it, the review of 5 May after it.
+    assert [(r.name, r.orders, r.before, r.after) for r in board.reward_return] == [("Mug", 1, 1, 1)]
+    assert reporting.reward_return(db.session, Q2.previous()) == []
     assert (board.membership.active, board.membership.stale, board.membership.stale_share) == (5, 3, 0.6)
     assert board.fatigue == {"under_used": 3, "available": 1, "near_limit": 0, "at_limit": 0, "unavailable": 1}
     assert board.reference_requests is None and board.influenced_revenue is None and board.top_nominators is None

@@ -13,6 +13,8 @@ One function per block of the page, each a constant number of grouped queries wh
   no-show rates (of those requested in the period), completed ones by type and month, and their value;
 - ``points``: points earned and redeemed, rewards fulfilled;
 - ``top_advocates``: most activities completed in the period;
+- ``reward_return``: per reward ordered in the period, the advocates' completed activities in the 90
+  days before and after their order;
 - now, not per period: ``membership`` (active advocates, stale profiles by ``profiles.stale_condition``)
   and ``fatigue_distribution`` (``fatigue.statuses`` itself, for every active advocate).
 
@@ -47,6 +49,7 @@ from portal.models import (
     PointsEntry,
     Redemption,
     RedemptionStatus,
+    Reward,
     Role,
     Status,
     User,
@@ -417,6 +420,51 @@ def influenced_revenue(session: Session, period: Period) -> dict | None:
     return None
 
 
+REWARD_RETURN_DAYS = 90
+
+
+@dataclass
+class RewardReturn:
+    reward_id: int
+    name: str
+    orders: int  # orders placed in the period (not cancelled)
+    before: int  # the ordering advocates' activities completed in the 90 days before each order
+    after: int  # ... and in the 90 days after it (fewer while those days have not all passed)
+
+
+def _shifted(session: Session, column, days: int):
+    """SQL: a UTC datetime column moved by ``days`` days."""
+    if session.get_bind().dialect.name == "postgresql":
+        return column + timedelta(days=days)
+    return func.strftime("%Y-%m-%d %H:%M:%f", column, f"{days:+d} days")
+
+
+def reward_return(session: Session, period: Period) -> list[RewardReturn]:
+    """For each reward ordered in the period: the ordering advocates' completed activities in the 90 days
+    before and after each order (one grouped query)."""
+    R, P = Redemption, Participation
+    near = (P.user_id == R.user_id) & (P.status == ParticipationStatus.COMPLETED)
+    lo, hi = _shifted(session, R.created_at, -REWARD_RETURN_DAYS), _shifted(session, R.created_at, REWARD_RETURN_DAYS)
+    before = case(((P.completed_at >= lo) & (P.completed_at < R.created_at), 1), else_=0)
+    after = case(((P.completed_at >= R.created_at) & (P.completed_at < hi), 1), else_=0)
+    q = (
+        select(
+            Reward.id,
+            Reward.name,
+            func.count(func.distinct(R.id)),
+            func.coalesce(func.sum(before), 0),
+            func.coalesce(func.sum(after), 0),
+        )
+        .select_from(R)
+        .join(Reward, Reward.id == R.reward_id)
+        .outerjoin(P, near & (P.completed_at >= lo) & (P.completed_at < hi))
+        .where(R.status != RedemptionStatus.CANCELLED, _in(R.created_at, period))
+        .group_by(Reward.id, Reward.name)
+        .order_by(Reward.name, Reward.id)
+    )
+    return [RewardReturn(rid, name, n, int(b), int(a)) for rid, name, n, b, a in session.execute(q)]
+
+
 @dataclass
 class Membership:
     active: int
@@ -464,6 +512,7 @@ class Dashboard:
     points: PointsBlock
     points_before: PointsBlock
     top: list[TopAdvocate]
+    reward_return: list[RewardReturn]
     membership: Membership
     fatigue: dict[str, int]
     types: list[tuple[int, str]]
@@ -487,6 +536,7 @@ def dashboard(session: Session, period: Period, now: datetime | None = None) -> 
         points=points(session, period),
         points_before=points(session, before),
         top=top_advocates(session, period),
+        reward_return=reward_return(session, period),
         membership=membership(session, now),
         fatigue=fatigue_distribution(session, now),
         types=types,
