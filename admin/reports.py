@@ -5,7 +5,7 @@ from portal.services.reporting and portal.services.coverage; charts are SVG draw
 
 from __future__ import annotations
 
-from flask import flash, redirect, render_template, request, url_for
+from flask import abort, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 from wtforms import DateField, HiddenField, SelectField, StringField
 from wtforms.validators import DataRequired, InputRequired, Length, NumberRange, Optional
@@ -17,6 +17,7 @@ from portal.extensions import db
 from portal.forms import BaseForm, IntegerField
 from portal.forms.auth import ConfirmForm
 from portal.models import utcnow
+from portal.routing import MAX_ID
 from portal.services import audit, coverage, reporting
 from portal.services.errors import DomainError
 
@@ -124,10 +125,12 @@ def report_values():
     try:
         type_id = int(form.type_id.data)
     except (TypeError, ValueError):
-        type_id = None
-    if not form.validate_on_submit() or type_id is None:
+        abort(400)
+    if not 0 < type_id <= MAX_ID:
+        abort(400)
+    if not form.validate_on_submit():
         return _values_page(form, type_id), 422
-    refused_form(form, lambda f: _values_page(f, type_id), field=form.value)
+    refused_form(form, lambda f: _values_page(f, type_id))  # e.g. the type was removed: said above the table
     value = reporting.set_value(db.session, type_id, form.value.data, current_user.id)
     flash(f"The value is now {value:,} {reporting.currency()} from today on; past activities keep theirs.", "success")
     return redirect(url_for("admin.report_values"))

@@ -247,3 +247,14 @@ def test_the_window_peak_counts_as_a_day_by_day_walk_does(app):
         d = 1000
         days = [rng.randint(d - 200, d + 200) for _ in range(rng.randint(0, 12))]
         assert _window_peak(days, d) == walk(days, d), (days, d)
+
+
+def test_a_value_for_a_type_that_does_not_exist(app, admin_client):
+    page = admin_client.get("/admin/reports/values").get_data(as_text=True)
+    token = csrf_from(page)
+    gone = admin_client.post("/admin/reports/values", data={"csrf_token": token, "type_id": "999999", "value": "5"})
+    assert gone.status_code == 422 and "No such activity type." in gone.get_data(as_text=True)
+    for bad in ("99999999999", "x", ""):
+        resp = admin_client.post("/admin/reports/values", data={"csrf_token": token, "type_id": bad, "value": "5"})
+        assert resp.status_code == 400
+    assert audits("activity_value.set") == []
