@@ -1,4 +1,4 @@
-"""activity values (a history per type) and segment targets (issue 14: reporting and coverage)
+"""activity values (a history per type), segment targets, indexes on participations' request and completion times (issue 14)
 
 Revision ID: 0016
 Revises: 0012
@@ -96,9 +96,14 @@ def upgrade():
         sa.PrimaryKeyConstraint("id", name=op.f("pk_segment_targets")),
     )
     op.create_index(op.f("ix_segment_targets_active"), "segment_targets", ["active"], unique=False)
+    # The program report reads requests made and activities completed in a period.
+    op.create_index("ix_participations_completed_at", "participations", ["completed_at"], unique=False)
+    op.create_index("ix_participations_requested_at", "participations", ["requested_at"], unique=False)
 
 
 def downgrade():
+    op.drop_index("ix_participations_requested_at", table_name="participations")
+    op.drop_index("ix_participations_completed_at", table_name="participations")
     op.drop_index(op.f("ix_segment_targets_active"), table_name="segment_targets")
     op.drop_table("segment_targets")
     op.drop_index("ix_activity_values_type_from", table_name="activity_values")

@@ -442,23 +442,29 @@ def _shifted(session: Session, column, days: int):
 def reward_return(session: Session, period: Period) -> list[RewardReturn]:
     """For each reward ordered in the period: the ordering advocates' completed activities in the 90 days
     before and after each order (one grouped query)."""
-    R, P = Redemption, Participation
-    near = (P.user_id == R.user_id) & (P.status == ParticipationStatus.COMPLETED)
-    lo, hi = _shifted(session, R.created_at, -REWARD_RETURN_DAYS), _shifted(session, R.created_at, REWARD_RETURN_DAYS)
-    before = case(((P.completed_at >= lo) & (P.completed_at < R.created_at), 1), else_=0)
-    after = case(((P.completed_at >= R.created_at) & (P.completed_at < hi), 1), else_=0)
+    P = Participation
+    # The orders of the period first (an indexed range), then each order's advocate's completed activities.
+    R = (
+        select(Redemption.id, Redemption.user_id, Redemption.reward_id, Redemption.created_at)
+        .where(Redemption.status != RedemptionStatus.CANCELLED, _in(Redemption.created_at, period))
+        .subquery()
+    )
+    near = (P.user_id == R.c.user_id) & (P.status == ParticipationStatus.COMPLETED)
+    lo = _shifted(session, R.c.created_at, -REWARD_RETURN_DAYS)
+    hi = _shifted(session, R.c.created_at, REWARD_RETURN_DAYS)
+    before = case(((P.completed_at >= lo) & (P.completed_at < R.c.created_at), 1), else_=0)
+    after = case(((P.completed_at >= R.c.created_at) & (P.completed_at < hi), 1), else_=0)
     q = (
         select(
             Reward.id,
             Reward.name,
-            func.count(func.distinct(R.id)),
+            func.count(func.distinct(R.c.id)),
             func.coalesce(func.sum(before), 0),
             func.coalesce(func.sum(after), 0),
         )
         .select_from(R)
-        .join(Reward, Reward.id == R.reward_id)
+        .join(Reward, Reward.id == R.c.reward_id)
         .outerjoin(P, near & (P.completed_at >= lo) & (P.completed_at < hi))
-        .where(R.status != RedemptionStatus.CANCELLED, _in(R.created_at, period))
         .group_by(Reward.id, Reward.name)
         .order_by(Reward.name, Reward.id)
     )
