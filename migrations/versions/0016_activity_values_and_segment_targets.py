@@ -1,4 +1,4 @@
-"""activity values (a history per type), segment targets, indexes on participations' request and completion times (issue 14)
+"""activity values (history per type), segment targets, indexes on participation request and completion times
 
 Revision ID: 0016
 Revises: 0012

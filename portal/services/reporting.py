@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 
 from flask import current_app
-from sqlalchemy import case, func, select
+from sqlalchemy import Interval, case, func, literal, select
 from sqlalchemy.orm import Session
 
 from portal.models import (
@@ -435,7 +435,7 @@ class RewardReturn:
 def _shifted(session: Session, column, days: int):
     """SQL: a UTC datetime column moved by ``days`` days."""
     if session.get_bind().dialect.name == "postgresql":
-        return column + timedelta(days=days)
+        return column + literal(timedelta(days=days), type_=Interval())
     return func.strftime("%Y-%m-%d %H:%M:%f", column, f"{days:+d} days")
 
 
