@@ -1,6 +1,6 @@
 """The admin area: its own blueprint and layout; it calls portal's services."""
 
-from admin import advocates, exports, health, imports, lists, navigation, opportunities, recognition, settings  # noqa: F401  (add their pages to the blueprint)
+from admin import advocates, exports, health, imports, lists, navigation, opportunities, recognition, reports, settings  # noqa: F401  (add their pages to the blueprint)
 from admin.views import bp
 
 bp.app_context_processor(navigation.inject)  # app-wide: the search index page uses the admin layout too

@@ -56,6 +56,16 @@ SECTIONS: tuple[Section, ...] = (
         ),
         ("admin.reward_new", "admin.reward_edit"),
     ),
+    Section(
+        "Reports",
+        "admin.reports",
+        (
+            ("admin.reports", "Reports"),
+            ("admin.coverage_page", "Portfolio coverage"),
+            ("admin.report_values", "Activity values"),
+        ),
+        ("admin.coverage_edit",),
+    ),
     Section("Audit log", "admin.audit_log"),
     Section(
         "Settings",

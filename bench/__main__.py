@@ -35,6 +35,7 @@ from flask_migrate import upgrade
 from sqlalchemy import func, or_, select
 
 from bench import admin as admin_bench
+from bench import reports as reports_bench
 from bench.generate import generate
 from bench.queries import QUERIES, WORST_QUERIES
 from portal import create_app
@@ -315,6 +316,7 @@ def main():
     ap.add_argument("--cold-runs", type=int, default=2, help="fresh processes per cold measurement")
     admin = ap.add_argument_group("admin pages (--admin)")
     admin.add_argument("--admin", action="store_true", help="benchmark the admin pages, not search")
+    admin.add_argument("--reports", action="store_true", help="the program report and coverage (bench/reports.py)")
     admin.add_argument("--advocates", type=int, default=50_000)
     admin.add_argument("--participations", type=int, default=500_000)
     admin.add_argument("--opportunities", type=int, default=3_000)
@@ -327,6 +329,9 @@ def main():
         help="measure only the pages whose label or URL contains this text (repeatable; e.g. --only advocates)",
     )
     args = ap.parse_args()
+    if args.reports:
+        reports_bench.main(args)
+        return
     if args.admin:
         admin_bench.main(args)
         return

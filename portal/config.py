@@ -124,6 +124,7 @@ DEFAULTS: dict[str, object] = {
     "POINTS_PROFILE_COMPLETE": 100,
     "POINTS_REFERRAL": 250,
     "POINTS_LEVELS": None,  # [["Member", 0], ["Bronze", 500], ...]; None: the defaults
+    "PROGRAM_CURRENCY": "USD",  # activity values (admin reports): an ISO 4217 code, shown beside each amount
     # Search
     "SEARCH_INDEX_DIR": None,  # None: instance/search-index
     "SEARCH_REQUEST_WRITER_PATIENCE": 1.5,  # seconds a request waits for the index lock; then sync applies it

@@ -24,7 +24,7 @@ from portal.models import (
     User,
     utcnow,
 )
-from portal.services import fatigue, imports, points, rewards
+from portal.services import coverage, fatigue, imports, points, rewards
 from search.indexing import apply_pending
 from tests.support import activity_type_id, client_for, make_opp, make_reward, recorded_sql
 
@@ -45,6 +45,10 @@ class Program:
         job = imports.upload(db.session, "people.csv", b"Name,Email\nAda,ada@example.com\nBob,bad\n", admin_id)
         db.session.commit()
         self.job_id = job.id
+        self.target_id = coverage.create_target(
+            db.session, coverage.TargetInput("Germany", country_code="DE", wanted=5), admin_id
+        ).id
+        db.session.commit()
 
     def _advocate(self) -> int:
         self.n += 1
@@ -105,6 +109,7 @@ def counts(app, client, program: Program) -> dict[str, int]:
     values["job_id"] = program.job_id
     values["list_kind"] = "regions"  # the lists' pages: regions also list every country
     values["tag_kind"] = "topics"
+    values["target_id"] = program.target_id
     out = {}
     for rule in admin_pages(app):
         missing = set(rule.arguments) - set(values)

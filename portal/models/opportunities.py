@@ -142,6 +142,9 @@ class Participation(Base):
         Index("ix_participations_user_status", "user_id", "status"),
         # Requests waiting per opportunity (the admin list) without reading every participation.
         Index("ix_participations_status_opportunity", "status", "opportunity_id"),
+        # The program report: requests made and activities completed in a period (migration 0016).
+        Index("ix_participations_completed_at", "completed_at"),
+        Index("ix_participations_requested_at", "requested_at"),
     )
 
 

@@ -29,6 +29,7 @@ fewer than D days before *or after* it. A limit of N is reached when N are used:
 
 from __future__ import annotations
 
+from bisect import bisect_left, bisect_right
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
@@ -271,8 +272,9 @@ def unavailable_on(
     utc_today = now.astimezone(UTC).date()
     before, after = utc_today - timedelta(days=1), utc_today + timedelta(days=1)
     lo, hi = (before, after) if on_date is None else (on_date, on_date)
-    ids = None if user_ids is None else list(set(user_ids))
-    if ids == []:
+    # A Select of ids is used as a subquery (any number of advocates, no bound parameter per id).
+    ids = None if user_ids is None else user_ids if isinstance(user_ids, Select) else list(set(user_ids))
+    if isinstance(ids, list) and not ids:
         return {}
     pq = select(AdvocateProfile.user_id, AdvocateProfile.paused_until).where(AdvocateProfile.paused_until >= before)
     bq = select(Blackout.user_id, Blackout.starts_on, Blackout.ends_on).where(
@@ -363,19 +365,17 @@ def _window_peak(days: list[int], d: int, span: int = WINDOW_DAYS) -> int:
     near = sorted(x for x in days if d - span < x < d + span)
     if not near:
         return 0
-    best, lo = 0, 0
-    for start in range(d - span + 1, d + 1):
-        end = start + span - 1
-        while lo < len(near) and near[lo] < start:
-            lo += 1
-        hi = lo
-        while hi < len(near) and near[hi] <= end:
-            hi += 1
-        best = max(best, hi - lo)
-    return best
+    # The count of a window only grows when its end reaches an engagement day, so the most is found among
+    # the first window and those ending on an engagement day (a few bisections, not one step per day:
+    # the reports count this for every advocate of the program).
+    first = d - span + 1
+    starts = {first} | {x - span + 1 for x in near if first <= x - span + 1 <= d}
+    return max(bisect_right(near, s + span - 1) - bisect_left(near, s) for s in starts)
 
 
-def _engagement_rows(session: Session, user_ids: list[int], exclude_id: int | None = None, since: date | None = None):
+def _engagement_rows(
+    session: Session, user_ids: list[int] | Select, exclude_id: int | None = None, since: date | None = None
+):
     """(user_id, day, activity key) of the advocates' engagements (approved or completed)."""
     Opp, P = Opportunity, Participation
     q = (
@@ -607,7 +607,7 @@ class FatigueStatus:
         return STATUS_LABELS[self.key]
 
 
-def statuses(session: Session, user_ids: list[int], now: datetime | None = None) -> dict[int, FatigueStatus]:
+def statuses(session: Session, user_ids: list[int] | Select, now: datetime | None = None) -> dict[int, FatigueStatus]:
     """Fatigue status for many advocates in a fixed number of queries, with plain rows (no ORM
     objects), so lists, search documents and bulk filters can call it for thousands of ids.
 
@@ -615,26 +615,33 @@ def statuses(session: Session, user_ids: list[int], now: datetime | None = None)
     paused or in a blackout, "at limit" when refused by a limit. ``engagements_90d`` is the most
     engagements in a 90-day window that holds the advocate's today (what a new engagement today would be
     checked against); under-used: no engagement within the last 180 days
-    (none ever: counted from the approval)."""
+    (none ever: counted from the approval).
+
+    ``user_ids`` may be a Select of ids (the whole program: the reports' fatigue distribution, coverage):
+    it is then used as a subquery in each of the same queries, whatever the number of advocates."""
     now = now or utcnow()
     today = now.date()
-    if not user_ids:
+    if isinstance(user_ids, Select):
+        in_ids = user_ids
+        ids = list(dict.fromkeys(session.scalars(user_ids)))
+    else:
+        ids = in_ids = list(set(user_ids))
+    if not ids:
         return {}
-    ids = list(set(user_ids))
     pol = policy(session)
 
     recent_from = today - timedelta(days=UNDER_USED_DAYS - 1)
     days: dict[int, list[int]] = {}
-    for uid, day, _ in _engagement_rows(session, ids, since=min(recent_from, today - timedelta(days=WINDOW_DAYS))):
+    for uid, day, _ in _engagement_rows(session, in_ids, since=min(recent_from, today - timedelta(days=WINDOW_DAYS))):
         days.setdefault(uid, []).append(day.toordinal())
     ever_engaged = set(
         session.scalars(
             select(Participation.user_id)
-            .where(Participation.user_id.in_(ids), Participation.status.in_(ENGAGED_STATUSES))
+            .where(Participation.user_id.in_(in_ids), Participation.status.in_(ENGAGED_STATUSES))
             .distinct()
         )
     )
-    away = unavailable_on(session, ids, now=now)
+    away = unavailable_on(session, in_ids, now=now)
     profile_rows = {
         r.user_id: r
         for r in session.execute(
@@ -643,7 +650,7 @@ def statuses(session: Session, user_ids: list[int], now: datetime | None = None)
                 AdvocateProfile.max_asks_per_month,
                 AdvocateProfile.max_asks_per_quarter,
                 AdvocateProfile.timezone,
-            ).where(AdvocateProfile.user_id.in_(ids))
+            ).where(AdvocateProfile.user_id.in_(in_ids))
         ).all()
     }
     # The own ask limits count from each advocate's local 1st of the month / quarter: one query for the
@@ -671,7 +678,7 @@ def statuses(session: Session, user_ids: list[int], now: datetime | None = None)
                 asks_month[uid] = asks_month.get(uid, 0) + 1
     joined = {
         r.id: r.approved_at or r.created_at
-        for r in session.execute(select(User.id, User.approved_at, User.created_at).where(User.id.in_(ids))).all()
+        for r in session.execute(select(User.id, User.approved_at, User.created_at).where(User.id.in_(in_ids))).all()
     }
 
     recent = recent_from.toordinal()

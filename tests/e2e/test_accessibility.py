@@ -183,11 +183,28 @@ ADMIN = [
     Visit("admin.list_items", lambda w: {"list_kind": "industries"}),
     Visit("admin.list_tags", lambda w: {"tag_kind": "topics"}),
     Visit("admin.health"),
+    Visit("admin.reports"),
+    Visit("admin.reports", lambda w: {"period": "custom", "start": "2026-01-01", "end": "2026-03-31"}),
+    Visit("admin.report_values"),
+    Visit("admin.coverage_page"),
+    Visit("admin.coverage_edit", lambda w: {"target_id": _coverage_target(w)}),
     Visit("search.health"),
     Visit("search.advocates", lambda w: {"q": "Ada"}),
     Visit("search.advocate_profile", lambda w: {"user_id": w.advocate_id}),
     Visit(None, path="/admin/opportunities/999999", status=404),
 ]
+
+
+def _coverage_target(w) -> int:
+    """A portfolio coverage target to edit (issue 14), made on first use."""
+    from portal.services import coverage
+
+    if not hasattr(w, "target_id"):
+        target = coverage.create_target(db.session, coverage.TargetInput("Germany", country_code="DE", wanted=3), None)
+        db.session.commit()
+        w.target_id = target.id
+    return w.target_id
+
 
 ROLES = {"public": PUBLIC, "applicant": APPLICANT, "advocate": ADVOCATE, "staff": STAFF, "admin": ADMIN}
 

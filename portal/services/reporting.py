@@ -1,0 +1,573 @@
+"""The program dashboard (admins): what the program did in a period, against the period before it, and
+what each activity type is worth (a value per type, with its history).
+
+Periods are UTC calendar days: a month, a quarter or a year (the one holding a chosen day), or custom
+dates (both included); each is compared with the period before it (the previous month, quarter or year;
+for custom dates the same number of days just before). A period is ``[start, end)`` in UTC instants.
+
+One function per block of the page, each a constant number of grouped queries whatever the data size
+(``dashboard`` calls them for the period and for the one before):
+
+- ``advocates``: new advocates (approved in the period) by source, advocates who completed an activity;
+- ``participations``: requested in the period by type and outcome, with the completion, decline and
+  no-show rates (of those requested in the period), completed ones by type and month, and their value;
+- ``points``: points earned and redeemed, rewards fulfilled;
+- ``top_advocates``: most activities completed in the period;
+- ``reward_return``: per reward ordered in the period, the advocates' completed activities in the 90
+  days before and after their order;
+- now, not per period: ``membership`` (active advocates, stale profiles by ``profiles.stale_condition``)
+  and ``fatigue_distribution`` (``fatigue.statuses`` itself, for every active advocate).
+
+Seams: what other features will answer (reference requests and their outcomes, nominations, imports)
+has a named function here that returns ``None`` today; pages show "not available yet", never a number.
+
+Activity values: ``set_value`` adds a row in force from today (UTC) on; the value of a completed activity
+is the one in force on the day it was completed (``value_on``). Rows are never changed, so the past keeps
+the value it had. Before any value is set a type is worth 0.
+"""
+
+from __future__ import annotations
+
+import bisect
+import calendar
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, time, timedelta
+
+from flask import current_app
+from sqlalchemy import Interval, case, func, literal, select
+from sqlalchemy.orm import Session
+
+from portal.models import (
+    ActivityType,
+    ActivityValue,
+    AdvocateProfile,
+    EntryKind,
+    Opportunity,
+    Participation,
+    ParticipationStatus,
+    PointsEntry,
+    Redemption,
+    RedemptionStatus,
+    Reward,
+    Role,
+    Status,
+    User,
+    utcnow,
+)
+from portal.services import audit, fatigue, profiles
+from portal.services.errors import DomainError, NotFound
+
+KINDS = ("month", "quarter", "year", "custom")
+MAX_CUSTOM_DAYS = 3 * 366
+MAX_VALUE = 10_000_000
+FATIGUE_ORDER = ("under_used", "available", "near_limit", "at_limit", "unavailable")
+FATIGUE_LABELS = {
+    "under_used": "Unused in 180 days",
+    "available": "Available",
+    "near_limit": "Near limit",
+    "at_limit": "At limit",
+    "unavailable": "Paused or in a blackout",
+}
+TOP = 10
+
+
+# --- periods -----------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Period:
+    kind: str
+    start: date  # first day (UTC)
+    end: date  # the day after the last one
+
+    @property
+    def start_at(self) -> datetime:
+        return datetime.combine(self.start, time.min, tzinfo=UTC)
+
+    @property
+    def end_at(self) -> datetime:
+        return datetime.combine(self.end, time.min, tzinfo=UTC)
+
+    @property
+    def last_day(self) -> date:
+        return self.end - timedelta(days=1)
+
+    @property
+    def days(self) -> int:
+        return (self.end - self.start).days
+
+    @property
+    def label(self) -> str:
+        if self.kind == "month":
+            return f"{self.start:%B %Y}"
+        if self.kind == "quarter":
+            return f"Q{(self.start.month - 1) // 3 + 1} {self.start.year}"
+        if self.kind == "year":
+            return str(self.start.year)
+        return f"{self.start:%d %b %Y} – {self.last_day:%d %b %Y}"
+
+    def months(self) -> list[str]:
+        """The calendar months (YYYY-MM) the period touches, in order."""
+        out, d = [], self.start.replace(day=1)
+        while d < self.end:
+            out.append(f"{d:%Y-%m}")
+            d = _add_months(d, 1)
+        return out
+
+    def previous(self) -> Period:
+        if self.kind == "month":
+            return Period("month", _add_months(self.start, -1), self.start)
+        if self.kind == "quarter":
+            return Period("quarter", _add_months(self.start, -3), self.start)
+        if self.kind == "year":
+            return Period("year", self.start.replace(year=self.start.year - 1), self.start)
+        return Period("custom", self.start - timedelta(days=self.days), self.start)
+
+
+def _add_months(d: date, n: int) -> date:
+    m = d.month - 1 + n
+    y, m = d.year + m // 12, m % 12 + 1
+    return date(y, m, min(d.day, calendar.monthrange(y, m)[1]))
+
+
+def period_for(kind: str, on: date, start: date | None = None, end: date | None = None) -> Period:
+    """The month, quarter or year holding ``on`` (UTC day), or custom days ``start``..``end`` (both included)."""
+    if kind == "month":
+        first = on.replace(day=1)
+        return Period(kind, first, _add_months(first, 1))
+    if kind == "quarter":
+        first = date(on.year, 3 * ((on.month - 1) // 3) + 1, 1)
+        return Period(kind, first, _add_months(first, 3))
+    if kind == "year":
+        return Period(kind, date(on.year, 1, 1), date(on.year + 1, 1, 1))
+    if kind == "custom":
+        if start is None or end is None:
+            raise DomainError("Give both the first and the last day.")
+        if end < start:
+            raise DomainError("The last day must not be before the first day.")
+        if (end - start).days + 1 > MAX_CUSTOM_DAYS:
+            raise DomainError("A custom period may cover at most three years.")
+        return Period(kind, start, end + timedelta(days=1))
+    raise DomainError("Choose a month, a quarter, a year or custom dates.")
+
+
+def _utc_day(session: Session, column):
+    """SQL: the UTC calendar day (YYYY-MM-DD text) of a UTC datetime column."""
+    if session.get_bind().dialect.name == "postgresql":
+        return func.to_char(func.timezone("UTC", column), "YYYY-MM-DD")
+    return func.substr(column, 1, 10)  # SQLite keeps UTC datetimes as ISO text
+
+
+def _in(column, period: Period):
+    return (column >= period.start_at) & (column < period.end_at)
+
+
+def rate(part: int, whole: int) -> float | None:
+    return None if whole == 0 else part / whole
+
+
+# --- activity values ---------------------------------------------------------------------------------------------
+
+
+def currency() -> str:
+    return str(current_app.config.get("PROGRAM_CURRENCY") or "USD")
+
+
+@dataclass
+class ValueHistory:
+    """Every value row per type, oldest first: ``on(type_id, day)`` is the value in force that day."""
+
+    rows: dict[int, list[ActivityValue]] = field(default_factory=dict)
+
+    def on(self, type_id: int, day: date) -> int:
+        rows = self.rows.get(type_id, [])
+        i = bisect.bisect_right([r.effective_from for r in rows], day)
+        return rows[i - 1].value if i else 0
+
+    def current(self, type_id: int, today: date) -> ActivityValue | None:
+        rows = [r for r in self.rows.get(type_id, []) if r.effective_from <= today]
+        return rows[-1] if rows else None
+
+
+def value_history(session: Session) -> ValueHistory:
+    out: dict[int, list[ActivityValue]] = defaultdict(list)
+    for row in session.scalars(
+        select(ActivityValue).order_by(ActivityValue.activity_type_id, ActivityValue.effective_from, ActivityValue.id)
+    ):
+        # Several rows on one day: the last one set wins (bisect finds the last of equal days).
+        out[row.activity_type_id].append(row)
+    return ValueHistory(dict(out))
+
+
+def set_value(session: Session, type_id: int, value: int | None, actor_id: int, today: date | None = None) -> int:
+    """The activity type is worth ``value`` (whole units of PROGRAM_CURRENCY) from today (UTC) on."""
+    atype = session.get(ActivityType, type_id)
+    if atype is None:
+        raise NotFound("No such activity type.")
+    if value is None or not 0 <= int(value) <= MAX_VALUE:
+        raise DomainError(f"A value must be a whole number from 0 to {MAX_VALUE:,}.")
+    today = today or utcnow().date()
+    before = value_history(session).on(type_id, today)
+    session.add(
+        ActivityValue(
+            activity_type_id=type_id, value=int(value), currency=currency(), effective_from=today, set_by_id=actor_id
+        )
+    )
+    audit.record(
+        session,
+        "activity_value.set",
+        actor_id,
+        atype,
+        before=before,
+        after=int(value),
+        currency=currency(),
+        effective_from=today.isoformat(),
+    )
+    session.flush()
+    return int(value)
+
+
+# --- blocks --------------------------------------------------------------------------------------------------------
+
+
+def _advocates_q():
+    return (User.role == Role.ADVOCATE) & (User.status == Status.ACTIVE)
+
+
+@dataclass
+class AdvocatesBlock:
+    new: int
+    self_registered: int  # signed up themselves (referred by a colleague or not)
+    referred: int  # of which through a colleague's referral link
+    nominated: int | None  # seam: nominations (not built yet)
+    imported: int | None  # seam: imports (not built yet)
+    engaged: int  # advocates who completed at least one activity in the period
+
+
+def new_by_nomination(session: Session, period: Period) -> int | None:
+    """Seam: advocates who joined through a staff nomination. Nominations are not built yet: None."""
+    return None
+
+
+def new_by_import(session: Session, period: Period) -> int | None:
+    """Seam: advocates who joined through an invitation or import. Not built yet: None."""
+    return None
+
+
+def advocates(session: Session, period: Period) -> AdvocatesBlock:
+    new, referred = session.execute(
+        select(func.count(), func.coalesce(func.sum(case((User.referred_by_id.is_not(None), 1), else_=0)), 0)).where(
+            User.role == Role.ADVOCATE, User.status != Status.DELETED, _in(User.approved_at, period)
+        )
+    ).one()
+    engaged = session.scalar(
+        select(func.count(func.distinct(Participation.user_id))).where(
+            Participation.status == ParticipationStatus.COMPLETED, _in(Participation.completed_at, period)
+        )
+    )
+    nominated, imported = new_by_nomination(session, period), new_by_import(session, period)
+    self_registered = new - (nominated or 0) - (imported or 0)
+    return AdvocatesBlock(new, self_registered, referred, nominated, imported, engaged or 0)
+
+
+@dataclass
+class TypeRow:
+    type_id: int
+    name: str
+    requested: int = 0
+    completed: int = 0  # completed in the period (by completion day)
+    value: int = 0
+
+
+@dataclass
+class ParticipationsBlock:
+    requested: int
+    by_status: dict[str, int]  # of the participations requested in the period
+    completion_rate: float | None  # completed / (completed + no-show), of those requested in the period
+    decline_rate: float | None  # declined / requested
+    no_show_rate: float | None  # no-show / (completed + no-show)
+    completed: int  # completed in the period
+    by_type: list[TypeRow]
+    months: list[str]
+    by_month: dict[str, dict[int, int]]  # month -> type id -> completed
+    value_by_month: dict[str, int]
+    value: int
+
+
+def _types(session: Session) -> list[tuple[int, str]]:
+    return list(
+        session.execute(select(ActivityType.id, ActivityType.name).order_by(ActivityType.position, ActivityType.id))
+    )
+
+
+def participations(
+    session: Session, period: Period, history: ValueHistory | None = None, types: list | None = None
+) -> ParticipationsBlock:
+    history = history or value_history(session)
+    types = types if types is not None else _types(session)
+    rows = {tid: TypeRow(tid, name) for tid, name in types}
+    P, Opp = Participation, Opportunity
+    by_status: Counter[str] = Counter()
+    for tid, status, n in session.execute(
+        select(Opp.activity_type_id, P.status, func.count())
+        .join(Opp, Opp.id == P.opportunity_id)
+        .where(_in(P.requested_at, period))
+        .group_by(Opp.activity_type_id, P.status)
+    ):
+        by_status[ParticipationStatus(status).value] += n
+        rows.setdefault(tid, TypeRow(tid, "?")).requested += n
+    day = _utc_day(session, P.completed_at)
+    months = period.months()
+    by_month: dict[str, dict[int, int]] = {m: {} for m in months}
+    value_by_month: dict[str, int] = dict.fromkeys(months, 0)
+    for tid, d, n in session.execute(
+        select(Opp.activity_type_id, day, func.count())
+        .join(Opp, Opp.id == P.opportunity_id)
+        .where(P.status == ParticipationStatus.COMPLETED, _in(P.completed_at, period))
+        .group_by(Opp.activity_type_id, day)
+    ):
+        d = date.fromisoformat(str(d)[:10])
+        row = rows.setdefault(tid, TypeRow(tid, "?"))
+        worth = n * history.on(tid, d)
+        row.completed += n
+        row.value += worth
+        m = f"{d:%Y-%m}"
+        by_month.setdefault(m, {})[tid] = by_month.get(m, {}).get(tid, 0) + n
+        value_by_month[m] = value_by_month.get(m, 0) + worth
+    requested = sum(by_status.values())
+    done, no_show = by_status["completed"], by_status["no_show"]
+    return ParticipationsBlock(
+        requested=requested,
+        by_status=dict(by_status),
+        completion_rate=rate(done, done + no_show),
+        decline_rate=rate(by_status["declined"], requested),
+        no_show_rate=rate(no_show, done + no_show),
+        completed=sum(r.completed for r in rows.values()),
+        by_type=list(rows.values()),
+        months=months,
+        by_month=by_month,
+        value_by_month=value_by_month,
+        value=sum(r.value for r in rows.values()),
+    )
+
+
+@dataclass
+class PointsBlock:
+    earned: int
+    redeemed: int
+    rewards_fulfilled: int
+
+
+def points(session: Session, period: Period) -> PointsBlock:
+    E = PointsEntry
+    earned, redeemed = session.execute(
+        select(
+            func.coalesce(func.sum(case((E.kind == EntryKind.EARNED, E.amount), else_=0)), 0),
+            func.coalesce(func.sum(case((E.kind == EntryKind.REDEEMED, -E.amount), else_=0)), 0),
+        ).where(_in(E.created_at, period))
+    ).one()
+    fulfilled = session.scalar(
+        select(func.count()).where(
+            Redemption.status == RedemptionStatus.FULFILLED, _in(Redemption.fulfilled_at, period)
+        )
+    )
+    return PointsBlock(int(earned), int(redeemed), fulfilled or 0)
+
+
+@dataclass
+class TopAdvocate:
+    user_id: int
+    name: str
+    completed: int
+
+
+def top_advocates(session: Session, period: Period, limit: int = TOP) -> list[TopAdvocate]:
+    P = Participation
+    n = func.count().label("n")
+    q = (
+        select(User.id, User.name, n)
+        .join(P, P.user_id == User.id)
+        .where(User.status != Status.DELETED, P.status == ParticipationStatus.COMPLETED, _in(P.completed_at, period))
+        .group_by(User.id, User.name)
+        .order_by(n.desc(), User.name, User.id)
+        .limit(limit)
+    )
+    return [TopAdvocate(uid, name, count) for uid, name, count in session.execute(q)]
+
+
+def top_nominators(session: Session, period: Period) -> list | None:
+    """Seam: the staff who brought the most advocates in (nominations are not built yet): None."""
+    return None
+
+
+@dataclass
+class ReferenceRequests:
+    received: int
+    fulfilled: int
+    median_days_to_fulfil: float | None
+
+
+def reference_requests(session: Session, period: Period) -> ReferenceRequests | None:
+    """Seam: reference requests received and fulfilled, and the median time to fulfil. Reference requests
+    are being built elsewhere: None until they land (the page says "not available yet")."""
+    return None
+
+
+def influenced_revenue(session: Session, period: Period) -> dict | None:
+    """Seam: won deals where an advocate took part, win rates with and without a completed reference.
+    Needs reference request outcomes (not built yet): None."""
+    return None
+
+
+REWARD_RETURN_DAYS = 90
+
+
+@dataclass
+class RewardReturn:
+    reward_id: int
+    name: str
+    orders: int  # orders placed in the period (not cancelled)
+    before: int  # the ordering advocates' activities completed in the 90 days before each order
+    after: int  # ... and in the 90 days after it (fewer while those days have not all passed)
+
+
+def _shifted(session: Session, column, days: int):
+    """SQL: a UTC datetime column moved by ``days`` days."""
+    if session.get_bind().dialect.name == "postgresql":
+        return column + literal(timedelta(days=days), type_=Interval())
+    return func.strftime("%Y-%m-%d %H:%M:%f", column, f"{days:+d} days")
+
+
+def reward_return(session: Session, period: Period) -> list[RewardReturn]:
+    """For each reward ordered in the period: the ordering advocates' completed activities in the 90 days
+    before and after each order (one grouped query)."""
+    P = Participation
+    # The orders of the period first (an indexed range), then each order's advocate's completed activities.
+    R = (
+        select(Redemption.id, Redemption.user_id, Redemption.reward_id, Redemption.created_at)
+        .where(Redemption.status != RedemptionStatus.CANCELLED, _in(Redemption.created_at, period))
+        .subquery()
+    )
+    near = (P.user_id == R.c.user_id) & (P.status == ParticipationStatus.COMPLETED)
+    lo = _shifted(session, R.c.created_at, -REWARD_RETURN_DAYS)
+    hi = _shifted(session, R.c.created_at, REWARD_RETURN_DAYS)
+    before = case(((P.completed_at >= lo) & (P.completed_at < R.c.created_at), 1), else_=0)
+    after = case(((P.completed_at >= R.c.created_at) & (P.completed_at < hi), 1), else_=0)
+    q = (
+        select(
+            Reward.id,
+            Reward.name,
+            func.count(func.distinct(R.c.id)),
+            func.coalesce(func.sum(before), 0),
+            func.coalesce(func.sum(after), 0),
+        )
+        .select_from(R)
+        .join(Reward, Reward.id == R.c.reward_id)
+        .outerjoin(P, near & (P.completed_at >= lo) & (P.completed_at < hi))
+        .group_by(Reward.id, Reward.name)
+        .order_by(Reward.name, Reward.id)
+    )
+    return [RewardReturn(rid, name, n, int(b), int(a)) for rid, name, n, b, a in session.execute(q)]
+
+
+@dataclass
+class Membership:
+    active: int
+    stale: int
+
+    @property
+    def stale_share(self) -> float | None:
+        return rate(self.stale, self.active)
+
+
+def membership(session: Session, now: datetime | None = None) -> Membership:
+    """Active advocates now and how many of their profiles are stale (``profiles.stale_condition``)."""
+    active, stale = session.execute(
+        select(func.count(), func.coalesce(func.sum(case((profiles.stale_condition(now), 1), else_=0)), 0))
+        .select_from(User)
+        .outerjoin(AdvocateProfile, AdvocateProfile.user_id == User.id)
+        .where(_advocates_q())
+    ).one()
+    return Membership(active, int(stale))
+
+
+def active_advocate_ids():
+    """A Select of the active advocates' ids (for set-based rules: ``fatigue.statuses``)."""
+    return select(User.id).where(_advocates_q())
+
+
+def fatigue_distribution(session: Session, now: datetime | None = None) -> dict[str, int]:
+    """How many active advocates are in each fatigue status now (``fatigue.statuses``, the one rule)."""
+    counts = Counter(s.key for s in fatigue.statuses(session, active_advocate_ids(), now).values())
+    return {key: counts.get(key, 0) for key in FATIGUE_ORDER}
+
+
+# --- the page --------------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Dashboard:
+    period: Period
+    previous: Period
+    currency: str
+    advocates: AdvocatesBlock
+    advocates_before: AdvocatesBlock
+    participations: ParticipationsBlock
+    participations_before: ParticipationsBlock
+    points: PointsBlock
+    points_before: PointsBlock
+    top: list[TopAdvocate]
+    reward_return: list[RewardReturn]
+    membership: Membership
+    fatigue: dict[str, int]
+    types: list[tuple[int, str]]
+    reference_requests: ReferenceRequests | None
+    influenced_revenue: dict | None
+    top_nominators: list | None
+
+
+def dashboard(session: Session, period: Period, now: datetime | None = None) -> Dashboard:
+    now = now or utcnow()
+    history, types = value_history(session), _types(session)
+    before = period.previous()
+    return Dashboard(
+        period=period,
+        previous=before,
+        currency=currency(),
+        advocates=advocates(session, period),
+        advocates_before=advocates(session, before),
+        participations=participations(session, period, history, types),
+        participations_before=participations(session, before, history, types),
+        points=points(session, period),
+        points_before=points(session, before),
+        top=top_advocates(session, period),
+        reward_return=reward_return(session, period),
+        membership=membership(session, now),
+        fatigue=fatigue_distribution(session, now),
+        types=types,
+        reference_requests=reference_requests(session, period),
+        influenced_revenue=influenced_revenue(session, period),
+        top_nominators=top_nominators(session, period),
+    )
+
+
+@dataclass
+class ValueRow:
+    type_id: int
+    name: str
+    current: int
+    since: date | None
+    history: list[ActivityValue]
+
+
+def value_rows(session: Session, today: date | None = None) -> list[ValueRow]:
+    today = today or utcnow().date()
+    history = value_history(session)
+    out = []
+    for tid, name in _types(session):
+        cur = history.current(tid, today)
+        out.append(
+            ValueRow(tid, name, cur.value if cur else 0, cur.effective_from if cur else None, history.rows.get(tid, []))
+        )
+    return out

@@ -1,0 +1,260 @@
+"""The program dashboard (issue 14): every number against a program built by hand (dates chosen around
+the edges of a quarter), an empty program, period edges, a changed activity value, charts with tables."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, date, datetime, timedelta, timezone
+
+import pytest
+import time_machine
+from sqlalchemy import update
+
+from portal.extensions import db
+from portal.models import (
+    AdvocateProfile,
+    Opportunity,
+    OpportunityStatus,
+    Participation,
+    ParticipationStatus,
+    Redemption,
+    RedemptionStatus,
+    User,
+    utcnow,
+)
+from portal.services import reporting, rewards
+from tests.support import activity_type_id, audits, csrf_from, give, make_reward
+
+Q2 = reporting.Period("quarter", date(2025, 4, 1), date(2025, 7, 1))
+
+
+def at(*args) -> datetime:
+    return datetime(*args, tzinfo=UTC)
+
+
+def _approved(uid: int, when: datetime | None, referred_by: int | None = None) -> None:
+    db.session.execute(update(User).where(User.id == uid).values(approved_at=when, referred_by_id=referred_by))
+    db.session.commit()
+
+
+def _part(uid: int, key: str, status: ParticipationStatus, requested: datetime, completed: datetime | None = None):
+    opp = Opportunity(
+        activity_type_id=activity_type_id(key), title=f"{key} {requested:%Y%m%d%H%M%S}", status=OpportunityStatus.CLOSED
+    )
+    db.session.add(opp)
+    db.session.flush()
+    engaged = status in (ParticipationStatus.COMPLETED, ParticipationStatus.APPROVED, ParticipationStatus.NO_SHOW)
+    db.session.add(
+        Participation(
+            opportunity_id=opp.id,
+            user_id=uid,
+            status=status,
+            requested_at=requested,
+            engaged_at=requested if engaged else None,
+            completed_at=completed,
+        )
+    )
+    db.session.commit()
+
+
+@pytest.fixture
+def program(app, make_user, admin):
+    """Five advocates; Q2 2025 (1 April - 30 June, UTC) holds, by hand:
+
+    - new advocates: a1 (approved at the first second of Q2) and a2 (the last second, given in UTC+2,
+      referred by a1): 2, of which 1 referred; a3 (the last second of Q1) is the previous quarter's one; a4
+      (the first second of Q3) counts in neither; a5 joined today;
+    - requested in Q2: a1 speaking (completed 10 April), a1 review (completed 5 May), a2 speaking (no-show),
+      a2 review (declined, requested the last second of Q2): 4; completion 2/3, no-show 1/3, decline 1/4;
+      a3 speaking in Q1 (completed 31 March 23:59:59); a4 review requested the first second of Q3;
+    - values: speaking 500 from 1 Jan 2025, 800 from 15 April (after a1's call: it keeps 500); review 150
+      from 1 April: Q2 delivered 500 + 150 = 650 (April 500, May 150, June 0); Q1 500;
+    - points: earned 100 (2 April) + 50 (30 June 23:59:59) in Q2, 30 in Q1 (31 March 23:59:59); a reward of
+      40 redeemed on 3 May and fulfilled on 4 May (a1 completed one activity in the 90 days before, one after);
+    - now: a1 and a5 fresh, a2-a4 stale (3 of 5); fatigue: a4 paused (unavailable), a5 new (available),
+      a1-a3 under-used (no engagement in 180 days)."""
+    ids = {}
+    for name in ("a1", "a2", "a3", "a4", "a5"):
+        ids[name] = make_user(email=f"{name}@example.com", name=f"Advocate {name.upper()}").id
+    a1, a2, a3, a4, a5 = (ids[k] for k in ("a1", "a2", "a3", "a4", "a5"))
+    _approved(a1, at(2025, 4, 1, 0, 0, 0))
+    _approved(a2, datetime(2025, 7, 1, 1, 59, 59, tzinfo=timezone(timedelta(hours=2))), referred_by=a1)
+    _approved(a3, at(2025, 3, 31, 23, 59, 59))
+    _approved(a4, at(2025, 7, 1, 0, 0, 0))
+    now = utcnow()
+    db.session.add_all(
+        [
+            AdvocateProfile(user_id=a1, confirmed_at=now),
+            AdvocateProfile(user_id=a4, paused_until=(now + timedelta(days=30)).date()),
+        ]
+    )
+    db.session.commit()
+    C, N, D = ParticipationStatus.COMPLETED, ParticipationStatus.NO_SHOW, ParticipationStatus.DECLINED
+    _part(a1, "speaking", C, at(2025, 4, 2, 9), at(2025, 4, 10, 12))
+    _part(a1, "review", C, at(2025, 5, 1, 9), at(2025, 5, 5, 12))
+    _part(a2, "speaking", N, at(2025, 5, 10, 9))
+    _part(a2, "review", D, at(2025, 6, 30, 23, 59, 59))
+    _part(a3, "speaking", C, at(2025, 3, 30, 9), at(2025, 3, 31, 23, 59, 59))
+    _part(a4, "review", ParticipationStatus.REQUESTED, at(2025, 7, 1, 0, 0, 0))
+    speaking, review = activity_type_id("speaking"), activity_type_id("review")
+    reporting.set_value(db.session, speaking, 500, admin.id, today=date(2025, 1, 1))
+    reporting.set_value(db.session, speaking, 800, admin.id, today=date(2025, 4, 15))
+    reporting.set_value(db.session, review, 150, admin.id, today=date(2025, 4, 1))
+    db.session.commit()
+    for when, amount in ((at(2025, 4, 2), 100), (at(2025, 6, 30, 23, 59, 59), 50), (at(2025, 3, 31, 23, 59, 59), 30)):
+        with time_machine.travel(when, tick=False):
+            give(a1, amount)
+    reward_id = make_reward(cost=40, name="Mug")
+    with time_machine.travel(at(2025, 5, 3), tick=False):
+        order, _ = rewards.redeem(db.session, db.session.get(User, a1), reward_id, "mug")
+        db.session.commit()
+    db.session.execute(
+        update(Redemption)
+        .where(Redemption.id == order.id)
+        .values(status=RedemptionStatus.FULFILLED, fulfilled_at=at(2025, 5, 4))
+    )
+    db.session.commit()
+    return ids
+
+
+def test_a_quarter_holds_its_first_and_last_second(app):
+    q = reporting.period_for("quarter", date(2025, 6, 30))
+    assert (q.start, q.end, q.label) == (date(2025, 4, 1), date(2025, 7, 1), "Q2 2025")
+    assert q.start_at == at(2025, 4, 1) and q.end_at == at(2025, 7, 1)  # [start, end): 30 June 23:59:59 is in
+    assert q.previous() == reporting.Period("quarter", date(2025, 1, 1), date(2025, 4, 1))
+    assert reporting.period_for("month", date(2025, 3, 31)).previous().start == date(2025, 2, 1)
+    assert reporting.period_for("year", date(2024, 2, 29)).previous() == reporting.Period(
+        "year", date(2023, 1, 1), date(2024, 1, 1)
+    )
+    custom = reporting.period_for("custom", date(2025, 1, 1), date(2025, 1, 10), date(2025, 1, 19))
+    assert (custom.days, custom.previous().start, custom.previous().end) == (10, date(2024, 12, 31), date(2025, 1, 10))
+    assert custom.months() == ["2025-01"] and q.months() == ["2025-04", "2025-05", "2025-06"]
+
+
+def test_every_number_of_the_dashboard_against_the_hand_built_program(app, program):
+    board = reporting.dashboard(db.session, Q2)
+    adv, before = board.advocates, board.advocates_before
+    assert (adv.new, adv.self_registered, adv.referred, adv.engaged) == (2, 2, 1, 1)
+    assert (adv.nominated, adv.imported) == (None, None)  # seams: not built yet
+    assert (before.new, before.referred, before.engaged) == (1, 0, 1)
+    p, b = board.participations, board.participations_before
+    assert p.requested == 4 and p.by_status == {"completed": 2, "no_show": 1, "declined": 1}
+    assert (p.completion_rate, p.no_show_rate, p.decline_rate) == (2 / 3, 1 / 3, 1 / 4)
+    assert p.completed == 2 and p.value == 650 and p.value_by_month == {"2025-04": 500, "2025-05": 150, "2025-06": 0}
+    speaking, review = activity_type_id("speaking"), activity_type_id("review")
+    assert p.by_month == {"2025-04": {speaking: 1}, "2025-05": {review: 1}, "2025-06": {}}
+    by_type = {t.type_id: (t.requested, t.completed, t.value) for t in p.by_type}
+    assert by_type[speaking] == (2, 1, 500) and by_type[review] == (2, 1, 150)
+    assert (b.requested, b.completed, b.value, b.completion_rate, b.decline_rate) == (1, 1, 500, 1.0, 0.0)
+    assert (board.points.earned, board.points.redeemed, board.points.rewards_fulfilled) == (150, 40, 1)
+    assert (board.points_before.earned, board.points_before.redeemed, board.points_before.rewards_fulfilled) == (
+        30,
+        0,
+        0,
+    )
+    assert [(t.name, t.completed) for t in board.top] == [("Advocate A1", 2)]
+    # The mug ordered on 3 May: a1's call of 10 April before it, the review of 5 May after it.
+    assert [(r.name, r.orders, r.before, r.after) for r in board.reward_return] == [("Mug", 1, 1, 1)]
+    assert reporting.reward_return(db.session, Q2.previous()) == []
+    assert (board.membership.active, board.membership.stale, board.membership.stale_share) == (5, 3, 0.6)
+    assert board.fatigue == {"under_used": 3, "available": 1, "near_limit": 0, "at_limit": 0, "unavailable": 1}
+    assert board.reference_requests is None and board.influenced_revenue is None and board.top_nominators is None
+
+
+def test_an_empty_program(app, admin_client):
+    board = reporting.dashboard(db.session, Q2)
+    assert board.participations.requested == 0 and board.participations.value == 0
+    assert board.participations.completion_rate is None and board.membership.stale_share is None
+    assert board.top == [] and sum(board.fatigue.values()) == 0
+    resp = admin_client.get("/admin/reports?period=quarter&on=2025-05-15")
+    assert resp.status_code == 200
+    html = resp.get_data(as_text=True)
+    assert "No activity completed in this period." in html and "Not available yet" in html
+
+
+def test_a_changed_value_applies_from_that_day_and_the_past_keeps_its_value(app, program, admin_client):
+    speaking = activity_type_id("speaking")
+    page = admin_client.get("/admin/reports/values").get_data(as_text=True)
+    resp = admin_client.post(
+        "/admin/reports/values", data={"csrf_token": csrf_from(page), "type_id": speaking, "value": "900"}
+    )
+    assert resp.status_code == 302
+    assert reporting.dashboard(db.session, Q2).participations.value == 650  # April's call still counts 500
+    today = utcnow().date()
+    history = reporting.value_history(db.session)
+    assert history.on(speaking, today) == 900 and history.on(speaking, date(2025, 4, 14)) == 500
+    assert history.on(speaking, date(2025, 4, 15)) == 800 and history.on(speaking, date(2024, 12, 31)) == 0
+    (event,) = audits("activity_value.set", speaking)[-1:]
+    assert (event.details["before"], event.details["after"], event.details["currency"]) == (800, 900, "USD")
+    rows = {r.type_id: r for r in reporting.value_rows(db.session)}
+    assert (rows[speaking].current, rows[speaking].since) == (900, today)
+    html = admin_client.get("/admin/reports/values").get_data(as_text=True)
+    assert "800 from 2025-04-15" in html and "500 from 2025-01-01" in html
+
+
+@pytest.mark.parametrize("value", ["-5", "", "abc", "10000001"])
+def test_a_wrong_value_is_refused_with_a_message(app, admin_client, value):
+    page = admin_client.get("/admin/reports/values").get_data(as_text=True)
+    resp = admin_client.post(
+        "/admin/reports/values",
+        data={"csrf_token": csrf_from(page), "type_id": activity_type_id("review"), "value": value},
+    )
+    assert resp.status_code == 422
+    assert 'aria-invalid="true"' in resp.get_data(as_text=True)
+    assert audits("activity_value.set") == []
+
+
+def test_the_page_shows_the_numbers_and_each_chart_is_followed_by_its_table(app, program, admin_client):
+    resp = admin_client.get("/admin/reports?period=quarter&on=2025-06-30")
+    assert resp.status_code == 200
+    html = resp.get_data(as_text=True)
+    assert "Q2 2025" in html and "compared with Q1 2025" in html
+    assert re.search(r'stat-value">650</span><span class="stat-label">Value delivered \(USD\)', html)
+    assert re.search(r'stat-value">67%</span><span class="stat-label">Completion rate', html)
+    charts = re.findall(r'<svg class="chart" id="([^"]+)"', html)
+    assert charts == ["chart-by-month", "chart-value", "chart-fatigue"]
+    for chart in charts:
+        after = html[html.index(f'id="{chart}"') :]
+        assert after.index("<table") < after.index("</svg>") + 200  # the table comes right after the chart
+        assert "<script" not in after[: after.index("</svg>")] and "style=" not in after[: after.index("</svg>")]
+    table = html[html.index('id="table-value"') :]
+    assert re.search(r"2025-04</th><td class=\"num\">500</td>", table)
+    fatigue = html[html.index('id="table-fatigue"') :]
+    assert re.search(r"Unused in 180 days</th><td class=\"num\">3</td>", fatigue)
+
+
+def test_custom_dates_and_their_mistakes(app, program, admin_client):
+    ok = admin_client.get("/admin/reports?period=custom&start=2025-04-01&end=2025-04-30")
+    assert ok.status_code == 200 and "01 Apr 2025 – 30 Apr 2025" in ok.get_data(as_text=True)
+    backwards = admin_client.get("/admin/reports?period=custom&start=2025-05-01&end=2025-04-01")
+    assert backwards.status_code == 422 and "must not be before" in backwards.get_data(as_text=True)
+    assert admin_client.get("/admin/reports?period=custom&start=2025-05-01").status_code == 422
+    assert admin_client.get("/admin/reports?period=week").status_code == 422
+    assert admin_client.get("/admin/reports?period=month&on=not-a-day").status_code == 422
+
+
+def test_the_window_peak_counts_as_a_day_by_day_walk_does(app):
+    """fatigue._window_peak (made faster for whole-program counts) against the plain walk over every window."""
+    import random
+
+    from portal.services.fatigue import _window_peak
+
+    def walk(days, d, span=90):
+        return max(sum(1 for x in days if s <= x <= s + span - 1) for s in range(d - span + 1, d + 1))
+
+    rng = random.Random(14)
+    for _ in range(3000):
+        d = 1000
+        days = [rng.randint(d - 200, d + 200) for _ in range(rng.randint(0, 12))]
+        assert _window_peak(days, d) == walk(days, d), (days, d)
+
+
+def test_a_value_for_a_type_that_does_not_exist(app, admin_client):
+    page = admin_client.get("/admin/reports/values").get_data(as_text=True)
+    token = csrf_from(page)
+    gone = admin_client.post("/admin/reports/values", data={"csrf_token": token, "type_id": "999999", "value": "5"})
+    assert gone.status_code == 422 and "No such activity type." in gone.get_data(as_text=True)
+    for bad in ("99999999999", "x", ""):
+        resp = admin_client.post("/admin/reports/values", data={"csrf_token": token, "type_id": bad, "value": "5"})
+        assert resp.status_code == 400
+    assert audits("activity_value.set") == []
