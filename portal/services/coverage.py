@@ -36,6 +36,7 @@ from portal.models import (
     ActivityPreference,
     ActivityType,
     AdvocateProfile,
+    Base,
     Country,
     Industry,
     Opportunity,
@@ -368,7 +369,7 @@ def csv_rows(rows: list[CoverageRow]):
 def dimension_choices(session: Session) -> dict[str, list[tuple[str, str]]]:
     """The target form's choices per dimension: the active list items, in their order."""
 
-    def items(model):
+    def items(model: type[Base]) -> list[tuple[str, str]]:
         return [
             (str(i), n)
             for i, n in session.execute(

@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 
 from flask import current_app
-from sqlalchemy import Interval, case, func, literal, select
+from sqlalchemy import ColumnElement, Interval, case, func, literal, select
 from sqlalchemy.orm import Session
 
 from portal.models import (
@@ -152,14 +152,14 @@ def period_for(kind: str, on: date, start: date | None = None, end: date | None 
     raise DomainError("Choose a month, a quarter, a year or custom dates.")
 
 
-def _utc_day(session: Session, column):
+def _utc_day(session: Session, column: ColumnElement) -> ColumnElement:
     """SQL: the UTC calendar day (YYYY-MM-DD text) of a UTC datetime column."""
     if session.get_bind().dialect.name == "postgresql":
         return func.to_char(func.timezone("UTC", column), "YYYY-MM-DD")
     return func.substr(column, 1, 10)  # SQLite keeps UTC datetimes as ISO text
 
 
-def _in(column, period: Period):
+def _in(column: ColumnElement, period: Period) -> ColumnElement:
     return (column >= period.start_at) & (column < period.end_at)
 
 
@@ -432,7 +432,7 @@ class RewardReturn:
     after: int  # ... and in the 90 days after it (fewer while those days have not all passed)
 
 
-def _shifted(session: Session, column, days: int):
+def _shifted(session: Session, column: ColumnElement, days: int) -> ColumnElement:
     """SQL: a UTC datetime column moved by ``days`` days."""
     if session.get_bind().dialect.name == "postgresql":
         return column + literal(timedelta(days=days), type_=Interval())
