@@ -23,6 +23,7 @@ from portal.models import (
     utcnow,
 )
 from portal.services import reporting, rewards
+from search.indexing import apply_pending
 from tests.support import activity_type_id, audits, csrf_from, give, make_reward
 
 Q2 = reporting.Period("quarter", date(2025, 4, 1), date(2025, 7, 1))
@@ -114,6 +115,7 @@ def program(app, make_user, admin):
         .values(status=RedemptionStatus.FULFILLED, fulfilled_at=at(2025, 5, 4))
     )
     db.session.commit()
+    apply_pending(db.engine)  # the index the fatigue distribution reads, as each change leaves it
     return ids
 
 
