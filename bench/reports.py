@@ -32,6 +32,7 @@ from portal.models import ActivityType, ActivityValue, Country, Industry, Produc
 from portal.models import User as UserModel
 from portal.services import coverage, lists, reporting
 from search.indexing import discard_pending
+from search.rebuild import rebuild
 
 RESULTS = Path(__file__).resolve().parent / "results"
 TARGETS = 20
@@ -135,11 +136,14 @@ def measure(app, runs: int) -> list[dict]:
 
 
 def run_backend(name: str, uri: str, workdir: Path, args, meta: Path | None) -> dict:
-    app = create_app(_config(uri, workdir, name))
+    # The search index the pages read the fatigue statuses from (beside a reused file: PATH.index/).
+    index_dir = meta.with_suffix(".index") if meta is not None else None
+    app = create_app(_config(uri, workdir, name, index_dir))
     out = {"backend": name}
     with app.app_context():
         upgrade()
-        if meta is not None and meta.exists():
+        reused = meta is not None and meta.exists()
+        if reused:
             ids = json.loads(meta.read_text())
             print(f"  reusing the data generated before ({meta})", flush=True)
         else:
@@ -155,6 +159,12 @@ def run_backend(name: str, uri: str, workdir: Path, args, meta: Path | None) -> 
             print(f"  generated in {ids['generate_s']:.1f} s", flush=True)
             if meta is not None:
                 meta.write_text(json.dumps(ids))
+        if reused and (index_dir / "current").exists():
+            print(f"  reusing the search index built before ({index_dir})", flush=True)
+        else:
+            t = time.perf_counter()
+            rebuild(db.engine, procs=args.procs)
+            print(f"  search index rebuilt in {time.perf_counter() - t:.1f} s", flush=True)
         out["targets"] = add_targets(db.session)
         if db.engine.dialect.name == "postgresql":
             with db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
