@@ -351,6 +351,16 @@ def advocates_bulk():
         audit.record(db.session, "export.advocates", current_user.id, None, selection=sorted(set(ids))[:1000])
         rows = exports.advocate_rows(db.session, sorted(set(ids)))
         return csv_response(f"advocates-{utcnow():%Y%m%d-%H%M%S}.csv", exports.ADVOCATES.header, rows)
+    if form.action.data == "approve":
+        if len(set(ids)) > accounts.APPROVE_AT_ONCE:
+            flash(f"Approve at most {accounts.APPROVE_AT_ONCE} at once.", "error")
+            return redirect(back)
+        approved, skipped = accounts.approve_many(db.session, sorted(set(ids)), current_user.id)
+        message = f"Approved {len(approved)} advocate{'s' if len(approved) != 1 else ''}; each has been emailed."
+        if skipped:
+            message += f" {skipped} skipped: not waiting for approval."
+        flash(message, "success" if approved else "error")
+        return redirect(back)
     if form.action.data == "nudge":
         sent, skipped = roster.nudge(db.session, ids, current_user.id)
         message = f"Sent the email to {sent} advocate{'s' if sent != 1 else ''}."

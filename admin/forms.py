@@ -91,6 +91,7 @@ class BulkAdvocatesForm(FlaskForm):
     action = SelectField(
         "With the selected advocates",
         choices=[
+            ("approve", "Approve (those waiting for approval; each is emailed)"),
             ("nudge", 'Send a "please confirm your profile" email'),
             ("tag", "Add a topic tag"),
             ("export", "Export as CSV"),

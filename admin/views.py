@@ -74,7 +74,6 @@ def approve():
     return redirect(url_for("admin.pending"))
 
 
-BULK_LIMIT = 500
 
 
 @bp.route("/pending/approve-selected", methods=["POST"])
@@ -90,8 +89,8 @@ def approve_selected():
     if not ids:
         flash("Select the applicants to approve first.", "error")
         return redirect(url_for("admin.pending"))
-    if len(ids) > BULK_LIMIT:
-        flash(f"Approve at most {BULK_LIMIT} at once.", "error")
+    if len(ids) > accounts.APPROVE_AT_ONCE:
+        flash(f"Approve at most {accounts.APPROVE_AT_ONCE} at once.", "error")
         return redirect(url_for("admin.pending"))
     approved, skipped = accounts.approve_many(db.session, ids, current_user.id)
     message = f"Approved {len(approved)} applicant{'s' if len(approved) != 1 else ''}; each has been emailed."

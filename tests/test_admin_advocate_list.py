@@ -148,6 +148,19 @@ def test_nudge_the_selection(app, admin, admin_client, people, mailbox):
     assert [e.details["sent"] for e in audits("advocates.nudge")] == [1]
 
 
+def test_approve_the_selection(app, admin, admin_client, people, make_user, mailbox):
+    waiting = make_user(status=Status.PENDING, email="wanda.waiting@example.com", name="Wanda Waiting")
+    resp = _bulk(admin_client, "approve", [waiting.id, people["ana"]])
+    assert resp.status_code == 302
+    page = text_of(admin_client.get("/admin/advocates"))
+    assert "Approved 1 advocate; each has been emailed. 1 skipped: not waiting for approval." in page
+    db.session.rollback()
+    assert db.session.get(User, waiting.id).status == Status.ACTIVE
+    assert db.session.get(User, people["ana"]).status == Status.ACTIVE  # unchanged
+    assert mailbox.wait_for("wanda.waiting@example.com", subject="approved")
+    assert [e.target_id for e in audits("user.approve")] == [waiting.id]
+
+
 def test_tag_the_selection(app, admin_client, people):
     resp = _bulk(admin_client, "tag", [people["ana"], people["bo"]], tag="  Q3 Launch  ")
     assert resp.status_code == 302

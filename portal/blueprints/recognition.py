@@ -12,7 +12,7 @@ from portal.extensions import db
 from portal.forms.recognition import CancelRedemptionForm, RedeemForm
 from portal.models import RedemptionStatus
 from portal.security import advocate_required, login_required_active
-from portal.services import badges, leaderboard, points, referrals, rewards
+from portal.services import badges, leaderboard, points, referrals, rewards, settings
 
 bp = Blueprint("recognition", __name__)
 
@@ -26,6 +26,7 @@ def my_points():
         balance=points.balance(db.session, current_user.id),
         level=points.level_for(lifetime),
         entries=points.history(db.session, current_user.id),
+        ways=points.ways_to_earn(db.session),
     )
 
 
@@ -108,6 +109,7 @@ def my_referrals():
     return render_template(
         "recognition/referrals.html",
         link=referrals.referral_link(current_user),
+        per_referral=settings.get(db.session, "points_referral"),
         people=referrals.referrals_of(db.session, current_user.id),
         credited=referrals.credited_ids(db.session, current_user.id),
     )

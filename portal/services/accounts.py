@@ -227,6 +227,9 @@ def approve(session: Session, user: User, actor_id: int | None, via: str = "admi
     return user
 
 
+APPROVE_AT_ONCE = 500  # the most applicants one bulk approval takes (the registrations and the advocate list)
+
+
 def approve_many(session: Session, user_ids: list[int], actor_id: int) -> tuple[list[User], int]:
     """Approve each applicant still waiting (each emailed and audited as one approval); returns the
     approved and how many were skipped (decided meanwhile by another admin, or not applicants)."""

@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 
 from portal import signals
 from portal.models import ActivityType, EntryKind, EntrySource, PointsBalance, PointsEntry, User, utcnow
-from portal.services import audit
+from portal.services import audit, settings
 from portal.services.errors import Conflict, DomainError, NotFound
 
 DEFAULT_LEVELS = [("Member", 0), ("Bronze", 500), ("Silver", 1500), ("Gold", 4000), ("Platinum", 10000)]
@@ -249,6 +249,32 @@ MAX_DEFAULT_POINTS = 100_000
 
 def activity_types(session: Session) -> list[ActivityType]:
     return list(session.scalars(select(ActivityType).order_by(ActivityType.position, ActivityType.name)))
+
+
+@dataclass(frozen=True)
+class WayToEarn:
+    what: str
+    points: int
+    detail: str = ""
+
+
+def ways_to_earn(session: Session) -> list[WayToEarn]:
+    """What earns points, as the program has it now (the points and rewards pages say so): each activity type
+    an advocate can take part in, with its default points (an opportunity may offer another amount), then a
+    complete profile and a referral (program settings; 0: not offered, not listed)."""
+    ways = [
+        WayToEarn(t.name, t.default_points, t.description)
+        for t in activity_types(session)
+        if t.active and t.default_points > 0
+    ]
+    for key, what, detail in (
+        ("points_profile_complete", "Complete your profile", "Once, when every part of your profile is filled in."),
+        ("points_referral", "Refer a colleague", "For each colleague who joins through your link and is approved."),
+    ):
+        amount = settings.get(session, key)
+        if amount > 0:
+            ways.append(WayToEarn(what, amount, detail))
+    return ways
 
 
 def set_default_points(session: Session, activity_type: ActivityType, value: int, actor_id: int) -> ActivityType:
