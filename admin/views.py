@@ -74,8 +74,6 @@ def approve():
     return redirect(url_for("admin.pending"))
 
 
-
-
 @bp.route("/pending/approve-selected", methods=["POST"])
 @unit_of_work
 def approve_selected():
