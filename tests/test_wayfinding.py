@@ -71,6 +71,7 @@ def test_registration_links_the_terms_and_the_footer_links_privacy_terms_and_con
     assert 'href="/privacy"' in footer and 'href="/terms"' in footer and "mailto:" not in footer
     terms = client.get("/terms")
     assert terms.status_code == 200 and f"Version {app.config['TERMS_VERSION']}" in terms.get_data(as_text=True)
+    assert '<a href="/terms" aria-current="page">Program terms</a>' in terms.get_data(as_text=True)  # footer
     assert client.get("/privacy").status_code == 200
 
     app.config.update(

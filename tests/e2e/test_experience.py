@@ -86,3 +86,18 @@ def test_the_leaderboard_keeps_one_line_per_row_on_a_phone(live_server, browser)
     assert mine.bounding_box()["height"] < 60  # one line, not a stacked card per row
     assert page.evaluate("document.documentElement.scrollWidth") <= 375
     context.close()
+
+
+def test_the_admin_navigation_holds_one_row_at_1280_px(live_server, browser):
+    email = "nora.nav-admin@example.com"
+    live_server.make_user(email, role=Role.ADMIN, name="Nora Nav")
+    context = browser.new_context(viewport={"width": 1280, "height": 800})
+    page = context.new_page()
+    sign_in(page, live_server.url, email)
+    for path in ("/admin/", "/admin/advocates", "/admin/settings"):
+        page.goto(live_server.url + path)
+        links = page.get_by_role("navigation", name="Admin").get_by_role("link")
+        tops = {round(box["y"]) for box in (links.nth(i).bounding_box() for i in range(links.count()))}
+        assert len(tops) == 1, f"{path}: the admin bar wraps onto {len(tops)} rows"
+        assert page.evaluate("document.documentElement.scrollWidth") <= 1280
+    context.close()
