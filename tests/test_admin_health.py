@@ -67,8 +67,10 @@ def test_the_health_page_shows_where_limits_are_counted_and_the_rest(app, admin_
     ]
     assert "2026" in _fact(html, "Oldest waiting since")
     assert "flask outbox retry-failed" in html
-    # the admin navigation leads there
-    assert '<a href="/admin/health">Health</a>' in admin_client.get("/admin/").get_data(as_text=True)
+    # the admin navigation leads there: Settings, then Health in the section's own bar
+    home = admin_client.get("/admin/").get_data(as_text=True)
+    assert '<a href="/admin/settings">Settings</a>' in home
+    assert '<a href="/admin/health">Health</a>' in admin_client.get("/admin/settings").get_data(as_text=True)
 
 
 @pytest.fixture

@@ -31,7 +31,7 @@ def test_an_admin_sets_a_target_sees_its_gap_and_finds_advocates_for_it(live_ser
 
     sign_in(page, base, ADMIN)
     page.goto(base + "/admin/reports")
-    page.get_by_role("link", name="Portfolio coverage").click()
+    page.get_by_role("navigation", name="Reports").get_by_role("link", name="Portfolio coverage").click()
     expect(page.get_by_role("heading", name="Portfolio coverage", level=1)).to_be_visible()
     page.get_by_label("Name").fill("Life sciences reviewers")
     page.get_by_label("Industry").select_option(label="Life sciences")
