@@ -92,21 +92,14 @@ def register_advocate(session: Session, reg: Registration) -> User | None:
                 reset_url=external_url("auth.forgot_password"),
             )
         return None
-    user = _new_advocate(session, reg, email, hash_password(reg.password))
-    queue_email(
-        session,
-        to=user.email,
-        subject="Confirm your email address",
-        template="verify_email",
-        user_id=user.id,
-        name=user.name,
-        verify_url=verification_link(user),
-    )
+    user = new_advocate(session, reg, email, hash_password(reg.password))
+    _send_verification(session, user)
     return user
 
 
-def _new_advocate(session: Session, reg: Registration, email: str, password_hash: str | None) -> User:
-    """An unverified advocate with the program terms' consent (time, version, address) recorded."""
+def new_advocate(session: Session, reg: Registration, email: str, password_hash: str | None) -> User:
+    """An unverified advocate with the program terms' consent (time, version, address) recorded: every way
+    of joining starts here (the form, single sign-on, an invitation)."""
     user = User(
         email=email,
         name=reg.name.strip(),
@@ -139,24 +132,28 @@ def register_verified_advocate(session: Session, reg: Registration) -> User:
     email = normalize_email(reg.email)
     if get_by_email(session, email) is not None:
         raise Conflict("An account already uses this address: sign in to it and link your identity in its settings.")
-    user = _new_advocate(session, reg, email, None)
+    user = new_advocate(session, reg, email, None)
     audit.record(session, "user.register", user.id, user, via="sso")
     _address_verified(session, user)
     session.flush()
     return user
 
 
+def _send_verification(session: Session, user: User) -> None:
+    queue_email(
+        session,
+        to=user.email,
+        subject="Confirm your email address",
+        template="verify_email",
+        user_id=user.id,
+        name=user.name,
+        verify_url=verification_link(user),
+    )
+
+
 def resend_verification(session: Session, user: User) -> None:
     if user.status == Status.UNVERIFIED:
-        queue_email(
-            session,
-            to=user.email,
-            subject="Confirm your email address",
-            template="verify_email",
-            user_id=user.id,
-            name=user.name,
-            verify_url=verification_link(user),
-        )
+        _send_verification(session, user)
 
 
 def verify_email(session: Session, token: str) -> User:

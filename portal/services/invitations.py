@@ -24,19 +24,17 @@ from sqlalchemy.orm import Session
 
 from portal.models import (
     AdvocateProfile,
-    Consent,
     Country,
     Industry,
     Invitation,
     Product,
-    Role,
     Status,
     SuppressedAddress,
     User,
     utcnow,
 )
 from portal.services import audit
-from portal.services.accounts import get_by_email, normalize_email
+from portal.services.accounts import Registration, get_by_email, new_advocate, normalize_email
 from portal.services.errors import Conflict, DomainError, InvalidToken
 from portal.services.outbox import external_url, queue_emails
 from portal.services.passwords import check_password_policy, hash_password
@@ -272,27 +270,18 @@ def accept(session: Session, token: str, answer: Acceptance) -> User:
     if is_suppressed(session, invitation.email):
         raise InvalidToken(INVALID_LINK)
     now = utcnow()
-    user = User(
+    reg = Registration(
+        name=answer.name,
         email=invitation.email,
-        name=answer.name.strip(),
-        company=answer.company.strip() or None,
-        job_title=answer.job_title.strip() or None,
-        password_hash=hash_password(answer.password),
-        role=Role.ADVOCATE,
-        status=Status.ACTIVE,
-        email_verified_at=now,  # the link came to this address
-        approved_at=now,
+        password=answer.password,
+        company=answer.company,
+        job_title=answer.job_title,
+        accepted_terms=True,
+        ip_address=answer.ip_address,
     )
-    session.add(user)
-    session.flush()
-    session.add(
-        Consent(
-            user_id=user.id,
-            kind="program_terms",
-            version=current_app.config["TERMS_VERSION"],
-            ip_address=answer.ip_address,
-        )
-    )
+    user = new_advocate(session, reg, invitation.email, hash_password(answer.password))
+    # The link came to this address, and the program invited them: verified and approved at once.
+    user.status, user.email_verified_at, user.approved_at = Status.ACTIVE, now, now
     _fill_profile(session, get_profile(session, user), invitation.profile or {})
     invitation.accepted_at = now
     invitation.accepted_user_id = user.id
