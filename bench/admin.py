@@ -34,13 +34,14 @@ from pathlib import Path
 
 from flask import url_for
 from flask_migrate import upgrade
-from sqlalchemy import create_engine, event, inspect, text
+from sqlalchemy import create_engine, event, inspect, select, text
 from sqlalchemy.engine import make_url
 
 from bench.generate import BENCH_ADMIN_EMAIL, BENCH_ADMIN_PASSWORD, generate_program
 from portal import create_app
 from portal.extensions import db
-from portal.services import lists
+from portal.models import ImportJob, SegmentTarget
+from portal.services import coverage, imports, lists
 from search import querying
 from search.indexing import discard_pending
 from search.rebuild import rebuild
@@ -63,6 +64,21 @@ def admin_rules(app) -> list:
     )
 
 
+def _one_of_each(app) -> dict[str, int]:
+    """An import job (its mapping and preview pages: a small file) and a coverage target (its edit page),
+    made once in the bench's database if it has none."""
+    with app.app_context():
+        job_id = db.session.scalar(select(ImportJob.id).limit(1))
+        if job_id is None:
+            data = b"Name,Email\nAda Bench,ada.bench@example.com\nBad Row,not-an-address\n"
+            job_id = imports.upload(db.session, "bench.csv", data, None).id
+        target_id = db.session.scalar(select(SegmentTarget.id).limit(1))
+        if target_id is None:
+            target_id = coverage.create_target(db.session, coverage.TargetInput("Bench target", wanted=5), None).id
+        db.session.commit()
+        return {"job_id": job_id, "target_id": target_id}
+
+
 def urls(app, ids: dict) -> list[tuple[str, str]]:
     """(label, url) for every GET route under /admin/, then the extra views. An argument not known here
     stops the run: say in this function how to fill it."""
@@ -71,6 +87,9 @@ def urls(app, ids: dict) -> list[tuple[str, str]]:
         "user_id": ids["focus_advocate"],  # also /admin/advocates/<user_id>/edit
         "reward_id": ids["reward"],
         "type_id": ids["activity_type"],
+        "list_kind": "regions",  # the lists' pages: regions also list every country
+        "tag_kind": "topics",
+        **_one_of_each(app),
     }
     out = []
     with app.test_request_context():
