@@ -3,6 +3,4 @@
 from admin import advocates, exports, health, imports, lists, navigation, opportunities, recognition, reports, settings  # noqa: F401  (add their pages to the blueprint)
 from admin.views import bp
 
-bp.app_context_processor(navigation.inject)  # app-wide: the search index page uses the admin layout too
-
 __all__ = ["bp"]

@@ -40,10 +40,9 @@ TAG_SLUGS = {kind: slug for slug, kind in TAG_KINDS.items()}
 
 
 def _kind(slug: str) -> lists.ListKind:
-    try:
-        return lists.kind_of(slug)
-    except NotFound:
+    if slug not in lists.KINDS:  # a URL naming no list: the 404 page (views leave DomainErrors to unit_of_work)
         abort(404)
+    return lists.kind_of(slug)
 
 
 def _tag_kind(slug: str) -> TagKind:

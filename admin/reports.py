@@ -19,7 +19,6 @@ from portal.forms.auth import ConfirmForm
 from portal.models import utcnow
 from portal.routing import MAX_ID
 from portal.services import audit, coverage, reporting
-from portal.services.errors import DomainError
 
 # --- forms ---------------------------------------------------------------------------------------------------------
 
@@ -85,22 +84,19 @@ class TargetForm(BaseForm):
 # --- the dashboard ---------------------------------------------------------------------------------------------------
 
 
+def _report_page(form, board=None):
+    return render_template("admin/reports.html", form=form, board=board, labels=reporting.FATIGUE_LABELS)
+
+
 @bp.route("/reports")
+@unit_of_work  # a refused period (custom dates the wrong way round, ...) is said on the form, 422
 def reports():
     form = PeriodForm(request.args)
-    today = utcnow().date()
-    board, status = None, 200
-    if form.validate():
-        try:
-            period = reporting.period_for(form.period.data, form.on.data or today, form.start.data, form.end.data)
-        except DomainError as err:
-            form.form_errors.append(err.message)
-            status = 422
-        else:
-            board = reporting.dashboard(db.session, period)
-    else:
-        status = 422
-    return render_template("admin/reports.html", form=form, board=board, labels=reporting.FATIGUE_LABELS), status
+    if not form.validate():
+        return _report_page(form), 422
+    refused_form(form, _report_page)
+    period = reporting.period_for(form.period.data, form.on.data or utcnow().date(), form.start.data, form.end.data)
+    return _report_page(form, reporting.dashboard(db.session, period))
 
 
 # --- activity values -------------------------------------------------------------------------------------------------

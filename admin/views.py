@@ -4,6 +4,7 @@ from flask import Blueprint, abort, flash, redirect, render_template, request, u
 from flask_login import current_user
 from sqlalchemy import select
 
+from admin import navigation
 from admin.forms import ApproveForm, AuditFilterForm, DeclineForm
 from portal.errors import refused_back_to, unit_of_work
 from portal.exports import csv_response
@@ -15,6 +16,7 @@ from portal.security import admin_required
 from portal.services import accounts, audit, queues
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
+bp.app_context_processor(navigation.inject)  # app-wide: the search index page uses the admin layout too
 
 
 @bp.before_request

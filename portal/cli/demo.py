@@ -21,7 +21,7 @@ from flask.cli import AppGroup
 from sqlalchemy import event, func, select
 
 from portal.cli import demo_data as data
-from portal.cli.common import transaction
+from portal.cli.common import attempt, transaction
 from portal.extensions import db
 from portal.models import (
     ActivityPreference,
@@ -55,7 +55,6 @@ from portal.models import (
 )
 from portal.models.mail import OutboxStatus
 from portal.services import badges, lists, participation, points, profiles, rewards
-from portal.services.errors import DomainError
 from portal.services.passwords import hash_password
 from portal.services.profiles import tags_named
 from search import backend as search_backend
@@ -125,15 +124,6 @@ class _Clock:
             db.session.flush()
         finally:
             self.at = None
-
-
-def _attempt(step, *args, **kwargs):
-    """One service call in a savepoint: refused by the rules (a DomainError), it leaves nothing behind."""
-    try:
-        with db.session.begin_nested():
-            return step(db.session, *args, **kwargs)
-    except DomainError:
-        return None
 
 
 # --- people -------------------------------------------------------------------------------------------------------
@@ -376,21 +366,21 @@ def _take_part(clock, rng, user, admin, opp, outcome: str) -> Participation | No
     day = opp.engagement_date
     asked = _at(day - timedelta(days=rng.randint(12, 30)), rng.randint(8, 17))
     with clock.on(asked):
-        p = _attempt(participation.request, user, opp.id, rng.choice(["", "", "Happy to help!", "Count me in."]))
+        p = attempt(participation.request, user, opp.id, rng.choice(["", "", "Happy to help!", "Count me in."]))
     if p is None:
         return None
     if p.status == ParticipationStatus.REQUESTED:
         with clock.on(asked + timedelta(days=2, hours=1)):
-            approved = outcome != "declined" and _attempt(participation.approve, p.id, admin) is not None
+            approved = outcome != "declined" and attempt(participation.approve, p.id, admin) is not None
             if not approved:  # declined, or the rules refuse the approval: no request is left waiting in the past
                 msg = "Thank you! We had more volunteers than places this time; we will ask you first next time."
-                return _attempt(participation.decline, p.id, admin, msg)
+                return attempt(participation.decline, p.id, admin, msg)
     elif outcome == "declined":  # first come, first served: a place taken is not declined
         outcome = "completed"
     if outcome in ("completed", "no_show"):
         with clock.on(_at(day + timedelta(days=1), 10)):
             step = participation.complete if outcome == "completed" else participation.no_show
-            _attempt(step, p.id, admin)
+            attempt(step, p.id, admin)
     return p
 
 
@@ -459,7 +449,7 @@ def _current(clock, rng, active, admin, open_opps, now):
         if (u.id in asked and not again) or i == PAUSED:
             return None
         with clock.on(now - timedelta(hours=hours_ago)):
-            p = _attempt(participation.request, u, opp.id, rng.choice(["", "I would love to.", "Happy to help."]))
+            p = attempt(participation.request, u, opp.id, rng.choice(["", "I would love to.", "Happy to help."]))
         if p is not None:
             asked.add(u.id)
         return p
@@ -494,10 +484,10 @@ def _recognition(clock, rng, active, admin, now):
         if points.balance(db.session, u.id) < reward.points_cost:
             continue
         with clock.on(now - timedelta(days=days_ago)):
-            r = _attempt(rewards.redeem, u, reward.id, f"demo-{name}")
+            r = attempt(rewards.redeem, u, reward.id, f"demo-{name}")
         if r is not None and fulfilled:
             with clock.on(now - timedelta(days=days_ago) + timedelta(days=3)):
-                _attempt(rewards.fulfil, r[0].id, admin.id, "Shipped")
+                attempt(rewards.fulfil, r[0].id, admin.id, "Shipped")
 
 
 @demo_cli.command("seed")
