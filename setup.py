@@ -9,7 +9,7 @@ live outside the package's own directory; they are found here, so a new sub-fold
 
 from setuptools import find_namespace_packages, setup
 
-CODE = ["portal", "portal.*", "admin", "admin.*", "search", "search.*"]
+CODE = ["portal", "portal.*", "admin", "admin.*", "search", "search.*", "staff", "staff.*"]
 FOLDERS = ["templates", "static", "migrations"]
 NOT_PACKAGES = ["__pycache__", "*.__pycache__"]
 

@@ -25,6 +25,7 @@ from search.cli import search_cli
 from search.indexing import apply_after_appcontext, apply_after_request
 from search.seam import init_app as init_search
 from search.views import bp as search_bp
+from staff import bp as staff_bp
 
 PACKAGE = Path(__file__).resolve().parent
 ROOT = PACKAGE.parent
@@ -116,6 +117,7 @@ def register_blueprints(app: Flask) -> None:
     app.register_blueprint(opportunities.bp)
     app.register_blueprint(admin_bp)
     app.register_blueprint(search_bp)
+    app.register_blueprint(staff_bp)
 
 
 def register_errorhandlers(app: Flask) -> None:

@@ -12,13 +12,13 @@ from tests.support import client_for, csrf_from
 ADMIN, STAFF = "admin", "staff"  # who may use it: admins only, or staff and admins
 
 # Routes of the program's side, by endpoint prefix or name. Anything under /admin/ is admin-only
-# unless listed; staff pages are listed by name.
+# unless listed; the staff workspace (staff.*) and the staff pages listed by name are for staff and admins.
 STAFF_PAGES = {"search.advocates", "search.advocate_profile"}
 
 
 def program_routes(app):
     for rule in sorted(app.url_map.iter_rules(), key=lambda r: (r.rule, r.endpoint)):
-        if rule.endpoint in STAFF_PAGES:
+        if rule.endpoint in STAFF_PAGES or rule.endpoint.startswith("staff."):
             yield rule, STAFF
         elif rule.rule.startswith("/admin/") or rule.rule == "/admin" or rule.endpoint.startswith("admin."):
             yield rule, ADMIN

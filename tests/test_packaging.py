@@ -24,7 +24,18 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-SOURCES = ["pyproject.toml", "setup.py", "README.md", "portal", "admin", "search", "templates", "static", "migrations"]
+SOURCES = [
+    "pyproject.toml",
+    "setup.py",
+    "README.md",
+    "portal",
+    "admin",
+    "search",
+    "staff",
+    "templates",
+    "static",
+    "migrations",
+]
 FOLDERS = ["templates", "static", "migrations"]  # top level in the source tree, portal/<name> in the wheel
 JUNK = shutil.ignore_patterns("__pycache__", "*.pyc")
 
@@ -117,12 +128,17 @@ def test_wheel_holds_code_templates_static_and_migrations(wheel):
         assert expected, folder
         missing = {f"portal/{folder}/{name}" for name in expected} - names
         assert not missing, f"not in the wheel: {sorted(missing)}"
-    for package in ("portal", "admin", "search"):  # code and package data (portal/data/...)
+    for package in ("portal", "admin", "search", "staff"):  # code and package data (portal/data/...)
         missing = {f"{package}/{name}" for name in _files(ROOT / package)} - names
         assert not missing, f"not in the wheel: {sorted(missing)}"
     assert {"portal/migrations/env.py", "portal/data/common-passwords.txt.gz", "portal/static/css/portal.css"} <= names
     # Nothing else lands at the top of site-packages, and no byte code travels.
-    assert {name.split("/", 1)[0] for name in names if ".dist-info/" not in name} == {"portal", "admin", "search"}
+    assert {name.split("/", 1)[0] for name in names if ".dist-info/" not in name} == {
+        "portal",
+        "admin",
+        "search",
+        "staff",
+    }
     assert not [n for n in names if "__pycache__" in n or n.endswith(".pyc")]
     assert "License-Expression: MIT" in metadata.splitlines()
 

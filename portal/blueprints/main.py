@@ -36,7 +36,7 @@ def dashboard():
     if current_user.role == Role.ADMIN:
         return redirect(url_for("admin.index"))
     if current_user.role == Role.STAFF:
-        return render_template("main/staff_home.html")
+        return redirect(url_for("staff.home"))
     profile = profiles.read_profile(db.session, current_user._get_current_object())
     return render_template(
         "main/dashboard.html",

@@ -46,6 +46,13 @@ from portal.models.recognition import (
 )
 from portal.models.reporting import ActivityValue, SegmentTarget  # noqa: F401  (issue 14)
 from portal.models.sso import Identity
+from portal.models.staff import (
+    Nomination,
+    NominationStatus,
+    ReferenceOutcome,
+    ReferenceRequest,
+    ReferenceStatus,
+)
 
 __all__ = [
     "ActivityPreference",
@@ -94,6 +101,11 @@ __all__ = [
     "AuditEvent",
     "AdvocateNote",
     "Identity",
+    "Nomination",
+    "NominationStatus",
+    "ReferenceOutcome",
+    "ReferenceRequest",
+    "ReferenceStatus",
     "OutboxMessage",
     "OutboxStatus",
 ]

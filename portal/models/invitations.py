@@ -67,6 +67,7 @@ class Invitation(Base):
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)
     expires_at: Mapped[datetime]
     accepted_at: Mapped[datetime | None]
+    reminded_at: Mapped[datetime | None]  # the one reminder (after 7 days), then nothing
     accepted_user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 

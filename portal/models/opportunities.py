@@ -69,6 +69,9 @@ class Opportunity(Base):
     term_start: Mapped[date | None] = mapped_column(Date)
     term_end: Mapped[date | None] = mapped_column(Date)
     opened_at: Mapped[datetime | None] = mapped_column(index=True)
+    # A reference request's own opportunity: never in a feed, a search or a digest; only its participants
+    # (the advocates asked) see it (portal.models.staff).
+    private: Mapped[bool] = mapped_column(default=False)
     created_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
@@ -107,6 +110,8 @@ class ParticipationStatus(str, enum.Enum):
     DECLINED = "declined"
     WITHDRAWN = "withdrawn"
     NO_SHOW = "no_show"
+    ASKED = "asked"  # the program asked the advocate (a reference request): they accept or decline
+    EXPIRED = "expired"  # an ask not answered in time
 
 
 ACTIVE_STATUSES = (ParticipationStatus.REQUESTED, ParticipationStatus.APPROVED)
@@ -132,6 +137,12 @@ class Participation(Base):
     decided_at: Mapped[datetime | None]
     completed_at: Mapped[datetime | None]
     decided_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    # An ask (status asked): who asked, when the advocate answered, why they declined (optional), and the
+    # advocate's note on how it went once completed.
+    asked_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    answered_at: Mapped[datetime | None]
+    answer_reason: Mapped[str] = mapped_column(String(500), default="")
+    advocate_note: Mapped[str] = mapped_column(String(1000), default="")
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
     opportunity: Mapped[Opportunity] = relationship(lazy="joined")

@@ -141,7 +141,8 @@ ADVOCATE = [
 ]
 
 STAFF = [
-    Visit("main.dashboard"),
+    Visit("main.dashboard", lands_on="staff.home"),
+    Visit("staff.home"),
     Visit("search.advocates"),
     Visit("search.advocates", lambda w: {"q": "Ada"}),
     Visit("search.advocates", lambda w: {"q": "x" * 201}, status=422),  # too long: the page says so
