@@ -61,7 +61,14 @@ DEFAULTS = {key: settings.BY_KEY[key].default for key in ("max_engagements_90d",
 LABELS = {key: settings.BY_KEY[key].label for key in DEFAULTS}
 WINDOW_DAYS = 90
 UNDER_USED_DAYS = 180
-ASK_STATUSES = (ParticipationStatus.REQUESTED, ParticipationStatus.APPROVED, ParticipationStatus.COMPLETED)
+# What counts against the advocate's own ask limits: their requests, their places, and the program's asks
+# while they wait for an answer or once accepted (a declined or expired ask does not count).
+ASK_STATUSES = (
+    ParticipationStatus.REQUESTED,
+    ParticipationStatus.APPROVED,
+    ParticipationStatus.COMPLETED,
+    ParticipationStatus.ASKED,
+)
 
 
 @dataclass
