@@ -7,7 +7,11 @@ from __future__ import annotations
 
 from datetime import date, timedelta
 
+from flask import render_template
+from flask_login import login_user
+
 from portal.extensions import db
+from portal.forms import BaseForm
 from portal.models import (
     AdvocateProfile,
     Industry,
@@ -19,6 +23,7 @@ from portal.models import (
     SizeBand,
     Tag,
     TagKind,
+    User,
     utcnow,
 )
 from portal.services import fatigue, matching
@@ -77,10 +82,28 @@ def ask(rr: ReferenceRequest, uid: int) -> None:
     db.session.commit()
 
 
+def rendered(app, rr: ReferenceRequest, matches: matching.Matches, viewer_id: int, can_ask: bool = True) -> str:
+    """The request page's partial as ``viewer_id`` sees it (the ask route is the request page's: stood in
+    for here when the app has none)."""
+
+    def ask_url(error, endpoint, values):
+        return f"/staff/references/{values['rr_id']}/ask" if endpoint == "staff.reference_ask" else None
+
+    app.url_build_error_handlers.append(ask_url)
+    try:
+        with app.test_request_context("/staff"):
+            login_user(db.session.get(User, viewer_id))
+            return render_template(
+                "staff/_reference_matches.html", rr=rr, matches=matches, can_ask=can_ask, ask_form=BaseForm()
+            )
+    finally:
+        app.url_build_error_handlers.remove(ask_url)
+
+
 ALL = ["Industry: Healthcare", "Region: Europe", "Product: Data Platform", f"Company size: {SIZE}", f"Topic: {TOPIC}"]
 
 
-def test_the_best_fit_first_relaxing_what_nobody_matches_and_the_rules_counted(app, make_user, staff):
+def test_the_best_fit_first_relaxing_what_nobody_matches_and_the_rules_counted(app, make_user, staff, admin):
     now = utcnow()
     exact = fits(make_user, "Exact")
     no_topic = fits(make_user, "Notopic", topics=(), story="We moved our clinics to Kubernetes.")
@@ -131,6 +154,22 @@ def test_the_best_fit_first_relaxing_what_nobody_matches_and_the_rules_counted(a
         "Caller's last one was on"
         in got.excluded_people[[c.user_id for c in got.excluded_people].index(caller)].decision.for_admin()[0]
     )
+
+    # The page: the counts in words, each candidate's Ask; the people left out and their reasons for admins only.
+    html = rendered(app, rr, got, staff.id)
+    assert (
+        "2 paused or in a blackout, 1 at their limit, 1 in a cool-down after a reference call, 1 not opted in" in html
+    )
+    assert (
+        html.count('name="advocate_id"') == 1 and f'value="{exact}"' in html and "Matches: Industry: Healthcare" in html
+    )
+    assert f'action="/staff/references/{rr.id}/ask"' in html and 'name="csrf_token"' in html
+    assert (
+        "Left out by the rules" not in html and "Paused" not in html and "style=" not in html and "<script" not in html
+    )
+    html = rendered(app, rr, got, admin.id)
+    assert html.count('name="override_reason" required') == 5 and "has paused all asks until" in html
+    assert 'name="advocate_id"' not in rendered(app, rr, got, staff.id, can_ask=False)
 
     # Three needed: criteria are dropped one at a time (topics, size, product, region; industry last) until
     # three who may be asked match what is left; each says what they match and what they do not.
