@@ -509,6 +509,14 @@ class Criterion:
 class CriteriaRanking:
     ranked: list[tuple[int, frozenset[str]]]  # (advocate id, keys of the criteria they match), best fit first
     level_counts: list[int]  # [k]: advocates matching every criterion but the first k of the relaxation order
+    notes: list[str] = field(default_factory=list)  # e.g. the database was searched instead of the index
+
+
+def relax_level(order: list[str], keys: frozenset[str]) -> int:
+    """How many criteria of ``order`` (least important first) must be dropped before an advocate matching
+    ``keys`` matches all that are left."""
+    missing = [i for i, key in enumerate(order) if key not in keys]
+    return missing[-1] + 1 if missing else 0
 
 
 def _criterion_bits(searcher, view: FacetView, c: Criterion) -> int:

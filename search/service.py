@@ -88,17 +88,17 @@ def _active_among(session, ids: set[int]) -> set[int]:
 
 
 def advocates_matching(
-    criteria: list[querying.Criterion], relax_order: list[str], need: str, leave_out: set[int], limit: int
-) -> querying.CriteriaRanking | None:
+    session, criteria: list[querying.Criterion], relax_order: list[str], need: str, leave_out: set[int], limit: int
+) -> querying.CriteriaRanking:
     """The advocates matching a reference request's criteria best, through the index (see
-    querying.rank_by_criteria); None when the index cannot answer (the caller says so)."""
+    querying.rank_by_criteria); from the database, more simply, when the index cannot answer."""
     try:
         return backend().rank_by_criteria(criteria, relax_order, need, leave_out, limit, utcnow().date())
     except IndexUnavailable as exc:
-        log.warning("matching: search index unavailable: %s", exc)
+        log.warning("matching: search index unavailable, using the database: %s", exc)
     except Exception:
-        log.exception("matching: search failed")
-    return None
+        log.exception("matching: search failed, using the database")
+    return fallback.rank_by_criteria(session, criteria, relax_order, leave_out, limit)
 
 
 def opportunities_for(session, user, text: str, type_id: int | None):

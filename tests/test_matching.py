@@ -28,6 +28,7 @@ from portal.models import (
 )
 from portal.services import fatigue, matching
 from search.indexing import apply_pending
+from search.seam import IndexUnavailable, WhooshBackend
 from tests.support import activity_type_id, engaged, item_id, make_advocate, make_opp, recorded_sql
 
 SIZE = "1,000-4,999 employees"
@@ -103,7 +104,9 @@ def rendered(app, rr: ReferenceRequest, matches: matching.Matches, viewer_id: in
 ALL = ["Industry: Healthcare", "Region: Europe", "Product: Data Platform", f"Company size: {SIZE}", f"Topic: {TOPIC}"]
 
 
-def test_the_best_fit_first_relaxing_what_nobody_matches_and_the_rules_counted(app, make_user, staff, admin):
+def test_the_best_fit_first_relaxing_what_nobody_matches_and_the_rules_counted(
+    app, make_user, staff, admin, monkeypatch
+):
     now = utcnow()
     exact = fits(make_user, "Exact")
     no_topic = fits(make_user, "Notopic", topics=(), story="We moved our clinics to Kubernetes.")
@@ -181,6 +184,17 @@ def test_the_best_fit_first_relaxing_what_nobody_matches_and_the_rules_counted(a
     assert got.candidates[1].missing == [f"Topic: {TOPIC}"] and got.candidates[2].missing == ["Region: Europe"]
     assert got.candidates[2].matched == [a for a in ALL if a != "Region: Europe"]
     assert got.total_matching == 8 and other not in {c.user_id for c in got.candidates + got.excluded_people}
+
+    # Without a readable index the database answers alike (more simply: no relevance), and says so.
+    def unreadable(*args, **kw):
+        raise IndexUnavailable("gone")
+
+    with monkeypatch.context() as m:
+        m.setattr(WhooshBackend, "rank_by_criteria", unreadable)
+        plain = matching.for_request(db.session, rr)
+    assert [c.user_id for c in plain.candidates] == [exact, no_topic, far] and plain.relaxed == got.relaxed
+    assert plain.excluded == got.excluded and plain.total_matching == 8 and "not available" in plain.notes[0]
+    assert [(c.matched, c.missing) for c in plain.candidates] == [(c.matched, c.missing) for c in got.candidates]
 
     # A topic nobody has: relaxed first (the best of the rest: all but the topic).
     rr2 = request(staff.id, topics=("Quantum ledgers",))

@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 from portal.models import Industry, Participation, Product, ReferenceRequest, Region, SizeBand, Tag, User
 from portal.services import fatigue
 from search import service as search_service
-from search.querying import Criterion
+from search.querying import Criterion, relax_level
 
 DECIDE_AT_MOST = 500  # the best-fitting advocates decided by the rules (the counts of those left out are over them)
 RELAX_ORDER = ("size", "product", "region", "industry")  # after the topics (least important first)
@@ -87,21 +87,13 @@ def for_request(session: Session, rr: ReferenceRequest, limit: int = 20) -> Matc
     order = [*reversed(topics), *(k for k in RELAX_ORDER if k in words)]  # least important first
     asked = set(session.scalars(select(Participation.user_id).where(Participation.opportunity_id == rr.opportunity_id)))
     found = search_service.advocates_matching(
-        [c for c, _ in crit], order, rr.need or "", asked, max(DECIDE_AT_MOST, limit)
+        session, [c for c, _ in crit], order, rr.need or "", asked, max(DECIDE_AT_MOST, limit)
     )
-    matches = Matches(criteria=[label for _, label in crit])
-    if found is None:
-        matches.notes.append("The search index cannot be read just now, so no advocates can be proposed.")
-        return matches
+    matches = Matches(criteria=[label for _, label in crit], notes=list(found.notes))
     ranked = [(uid, keys) for uid, keys in found.ranked if uid not in asked]
     decisions = fatigue.decide_many(session, [uid for uid, _ in ranked], rr.activity_type, rr.due_date)
 
-    def level(keys: frozenset[str]) -> int:
-        """How many criteria of ``order`` must be dropped for the advocate to match all that is left."""
-        missing = [i for i, key in enumerate(order) if key not in keys]
-        return missing[-1] + 1 if missing else 0
-
-    levels = [(uid, keys, level(keys)) for uid, keys in ranked if uid in decisions]
+    levels = [(uid, keys, relax_level(order, keys)) for uid, keys in ranked if uid in decisions]
     needed = max(rr.advocates_needed or 0, 1)
     k = len(order)
     for j in range(len(order) + 1):
