@@ -494,10 +494,14 @@ def search_opportunity_ids(
 # --- matching advocates to criteria (reference requests) --------------------------------------------------------
 
 
+NEED_WORDS = 20  # words of a request's free text that order the matches
+
+
 @dataclass(frozen=True)
 class Criterion:
     """One thing a reference request asks for: a facet value (``facet``, ``value``: as the documents hold
-    it, e.g. ("industry", "3")), or, without a facet, a ``phrase`` in the content (a topic tag's name)."""
+    it, e.g. ("industry", "3")), or, without a facet, a ``phrase`` in the content (a topic tag's name: the
+    document's tags, or its story; the database fallback reads the tags only)."""
 
     key: str
     facet: str = ""
@@ -582,7 +586,7 @@ def rank_by_criteria(
                 bits &= by_key[key]
             levels.append(pool & union if order and k == len(order) else bits)
         words = [t.text for t in searcher.schema["content"].analyzer(need[:MAX_QUERY])] if need else []
-        q = Or([Term("content", w) for w in dict.fromkeys(words)]) if words else None
+        q = Or([Term("content", w) for w in list(dict.fromkeys(words))[:NEED_WORDS]]) if words else None
         q_bits = ranking.match_bits(searcher, view, q) if q is not None else 0
         docnums: list[int] = []
         before = 0

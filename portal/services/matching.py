@@ -47,7 +47,8 @@ class Candidate:
 class Matches:
     candidates: list[Candidate] = field(default_factory=list)  # may be asked, best fit first
     relaxed: list[str] = field(default_factory=list)  # criteria dropped because nobody matched them all
-    excluded: dict[str, int] = field(default_factory=dict)  # fatigue reason code -> how many were left out
+    # fatigue reason code -> how many were left out (of the DECIDE_AT_MOST best fits matching the relaxed criteria)
+    excluded: dict[str, int] = field(default_factory=dict)
     excluded_people: list[Candidate] = field(default_factory=list)  # the best-fitting of those left out
     total_matching: int = 0  # advocates matching the (relaxed) criteria, before the rules
     criteria: list[str] = field(default_factory=list)  # every criterion of the request, in words
