@@ -3,11 +3,22 @@
 from __future__ import annotations
 
 import re
-from datetime import date
+from datetime import date, datetime
 
-from sqlalchemy import and_, or_, select
+from sqlalchemy import and_, case, exists, func, or_, select
 
-from portal.models import AdvocateProfile, Role, Status, User
+from portal.models import (
+    ENGAGED_STATUSES,
+    AdvocateProfile,
+    Country,
+    Participation,
+    Role,
+    Status,
+    Tag,
+    User,
+    profile_products,
+    profile_tags,
+)
 from portal.services import fatigue
 from portal.services.profiles import stale_days
 from search import documents
@@ -15,10 +26,13 @@ from search.facets import FACETS, MULTI, freshness_bucket, freshness_labels
 from search.querying import (
     PER_PAGE,
     AdvocateSearch,
+    CriteriaRanking,
+    Criterion,
     FacetValue,
     Results,
     _hits,
     _labels,
+    relax_level,
 )
 from search.schema import advocate_schema
 
@@ -128,4 +142,72 @@ def search_advocates(session, req: AdvocateSearch, today: date) -> Results:
     ]
     return Results(
         total, _hits(session, uids, set(), advocate_schema(), today), facets, page, pages, notes, fallback=True
+    )
+
+
+MATCH_LIMIT = 5000  # advocates read when matching a request's criteria without the index
+
+
+def rank_by_criteria(
+    session, criteria: list[Criterion], relax_order: list[str], leave_out: set[int], limit: int
+) -> CriteriaRanking:
+    """querying.rank_by_criteria from the database (one query), when the index cannot answer: the same
+    order of fit, least recently engaged next (no relevance to the free text). Reads at most MATCH_LIMIT
+    advocates matching at least one criterion (every active advocate when there are none)."""
+    P = AdvocateProfile
+    tests = []
+    for c in criteria:
+        if c.facet == "industry":
+            test = P.industry_id == int(c.value)
+        elif c.facet == "size":
+            test = P.size_band_id == int(c.value)
+        elif c.facet == "region":
+            test = P.country_code.in_(select(Country.code).where(Country.region_id == int(c.value)))
+        elif c.facet == "product":
+            pp = profile_products.c
+            test = exists().where(pp.user_id == User.id, pp.product_id == int(c.value))
+        elif c.phrase:
+            pt = profile_tags.c
+            test = exists().where(
+                pt.user_id == User.id, pt.tag_id == Tag.id, func.lower(Tag.name) == c.phrase.strip().lower()
+            )
+        else:
+            continue
+        tests.append((c.key, test))
+    last = (
+        select(func.max(Participation.engaged_at))
+        .where(Participation.user_id == User.id, Participation.status.in_(ENGAGED_STATUSES))
+        .scalar_subquery()
+    )
+    q = (
+        select(User.id, last, *(case((test, 1), else_=0) for _, test in tests))
+        .outerjoin(P, P.user_id == User.id)
+        .where(User.role == Role.ADVOCATE, User.status == Status.ACTIVE)
+    )
+    if tests:
+        q = q.where(or_(*(test for _, test in tests)))
+    if leave_out:
+        q = q.where(User.id.not_in(sorted(leave_out)))
+    rows = session.execute(q.order_by(User.id).limit(MATCH_LIMIT)).all()
+    order = [k for k in relax_order if any(k == key for key, _ in tests)] + [
+        key for key, _ in tests if key not in relax_order
+    ]
+    found = []
+    for uid, engaged_at, *hits in rows:
+        keys = frozenset(key for (key, _), hit in zip(tests, hits) if hit)
+        level = relax_level(order, keys)
+        dropped = sum(1 for key in order[: max(level - 1, 0)] if key in keys)
+        found.append(((level, -dropped, engaged_at is not None, engaged_at or datetime.min, uid), uid, keys))
+    found.sort(key=lambda f: f[0])
+    counts = [0] * (len(order) + 1)
+    for (level, *_), _, _ in found:
+        for k in range(level, len(order) + 1):
+            counts[k] += 1
+    return CriteriaRanking(
+        [(uid, keys) for _, uid, keys in found[:limit]],
+        counts,
+        [
+            "The search index is not available right now, so the database was searched more simply"
+            + (f" (the first {MATCH_LIMIT:,} matches)." if len(rows) >= MATCH_LIMIT else ".")
+        ],
     )

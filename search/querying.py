@@ -16,7 +16,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 from whoosh import highlight
 from whoosh.qparser import QueryParser
-from whoosh.query import And, Every, NullQuery, Or, Term
+from whoosh.query import And, Every, NullQuery, Or, Phrase, Term
 
 from portal.extensions import db
 from portal.models import (
@@ -33,7 +33,7 @@ from portal.models import (
 from portal.services import fatigue
 from portal.services.profiles import stale_days
 from search import ranking
-from search.facets import FACETS, FacetCache, bits_from_positions, freshness_labels, positions_of
+from search.facets import FACETS, FacetCache, FacetView, bits_from_positions, freshness_labels, positions_of
 from search.indexing import ADVOCATES, OPPORTUNITIES, IndexUnavailable, current_dir, open_index, open_searcher
 
 PER_PAGE = 20
@@ -489,3 +489,120 @@ def search_opportunity_ids(
         limit = len(set(among)) if among is not None else None
         results = st.searcher.search(q, limit=limit, filter=filt)
         return [int(hit["oid"]) for hit in results], notes
+
+
+# --- matching advocates to criteria (reference requests) --------------------------------------------------------
+
+
+NEED_WORDS = 20  # words of a request's free text that order the matches
+
+
+@dataclass(frozen=True)
+class Criterion:
+    """One thing a reference request asks for: a facet value (``facet``, ``value``: as the documents hold
+    it, e.g. ("industry", "3")), or, without a facet, a ``phrase`` in the content (a topic tag's name: the
+    document's tags, or its story; the database fallback reads the tags only)."""
+
+    key: str
+    facet: str = ""
+    value: str = ""
+    phrase: str = ""
+
+
+@dataclass
+class CriteriaRanking:
+    ranked: list[tuple[int, frozenset[str]]]  # (advocate id, keys of the criteria they match), best fit first
+    level_counts: list[int]  # [k]: advocates matching every criterion but the first k of the relaxation order
+    notes: list[str] = field(default_factory=list)  # e.g. the database was searched instead of the index
+
+
+def relax_level(order: list[str], keys: frozenset[str]) -> int:
+    """How many criteria of ``order`` (least important first) must be dropped before an advocate matching
+    ``keys`` matches all that are left."""
+    missing = [i for i, key in enumerate(order) if key not in keys]
+    return missing[-1] + 1 if missing else 0
+
+
+def _criterion_bits(searcher, view: FacetView, c: Criterion) -> int:
+    if c.facet:
+        return view.values[c.facet].get(c.value, 0) & view.alive
+    words = [t.text for t in searcher.schema["content"].analyzer(c.phrase)]
+    if not words:
+        return 0
+    q = Term("content", words[0]) if len(words) == 1 else Phrase("content", words)
+    return ranking.match_bits(searcher, view, q) & view.alive
+
+
+def _count_groups(scope: int, sets: list[int]) -> list[int]:
+    """The documents of ``scope`` grouped by how many of ``sets`` hold them, most first (one bitset per
+    count, empty ones left out): a bit-sliced counter, so no document is visited one by one."""
+    planes: list[int] = []  # planes[i]: bit i of each document's count
+    for s in sets:
+        carry = s & scope
+        for i in range(len(planes)):
+            if not carry:
+                break
+            planes[i], carry = planes[i] ^ carry, planes[i] & carry
+        if carry:
+            planes.append(carry)
+    groups = []
+    for n in range(len(sets), -1, -1):
+        if n >> len(planes):
+            continue
+        bits = scope
+        for i, plane in enumerate(planes):
+            bits &= plane if n >> i & 1 else ~plane
+        if bits:
+            groups.append(bits)
+    return groups
+
+
+def rank_by_criteria(
+    criteria: list[Criterion], relax_order: list[str], need: str, leave_out: set[int], limit: int, today: date
+) -> CriteriaRanking:
+    """The advocates who match the criteria best, at most ``limit``, over the index's facet bitsets.
+
+    Those matching every criterion come first; then those matching all but the first criterion of
+    ``relax_order`` (keys of ``criteria``, least important first), then all but the first two, and so on
+    (the last: matching at least one criterion; everyone when there are no criteria). Within each of
+    these, those matching more of the dropped criteria first, then by relevance to ``need`` (free text:
+    any of its words), then least recently engaged. ``leave_out``: advocate ids never returned."""
+    st = searcher_for(ADVOCATES)
+    with st.lock:
+        searcher = st.searcher
+        view = st.facets.view(searcher, today, stale_days())
+        by_key = {c.key: _criterion_bits(searcher, view, c) for c in criteria}
+        pool = view.alive
+        if leave_out:
+            pool &= ~bits_from_positions(view.docnums_for_uids(set(leave_out)), view.size)
+        union = 0
+        for bits in by_key.values():
+            union |= bits
+        order = [k for k in relax_order if k in by_key] + [k for k in by_key if k not in relax_order]
+        levels = []  # levels[k]: matching every criterion but order[:k]
+        for k in range(len(order) + 1):
+            bits = pool
+            for key in order[k:]:
+                bits &= by_key[key]
+            levels.append(pool & union if order and k == len(order) else bits)
+        words = [t.text for t in searcher.schema["content"].analyzer(need[:MAX_QUERY])] if need else []
+        q = Or([Term("content", w) for w in list(dict.fromkeys(words))[:NEED_WORDS]]) if words else None
+        q_bits = ranking.match_bits(searcher, view, q) if q is not None else 0
+        docnums: list[int] = []
+        before = 0
+        for k, bits in enumerate(levels):
+            layer = bits & ~before
+            before |= bits
+            for group in _count_groups(layer, [by_key[key] for key in order[: max(k - 1, 0)]]):
+                for relevant, part in ((True, group & q_bits), (False, group & ~q_bits)):
+                    want = limit - len(docnums)
+                    if want <= 0 or not part:
+                        continue
+                    if relevant:
+                        docnums += ranking.top_docs(searcher, view, q, part, part.bit_count(), want)[:want]
+                    else:
+                        docnums += view.ordered(part, "engaged", want)
+        ranked = [
+            (view.uid_of(d), frozenset(key for key, bits in by_key.items() if bits >> d & 1)) for d in docnums[:limit]
+        ]
+        return CriteriaRanking(ranked, [bits.bit_count() for bits in levels])

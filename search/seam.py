@@ -68,6 +68,17 @@ class SearchBackend(Protocol):
         """(opportunity ids matching ``text``, best first, only among ``among``; None when no text was
         given), and notes for the page."""
 
+    def rank_by_criteria(
+        self,
+        criteria: list[querying.Criterion],
+        relax_order: list[str],
+        need: str,
+        leave_out: set[int],
+        limit: int,
+        today: date,
+    ) -> querying.CriteriaRanking:
+        """The advocates matching a reference request's criteria best (querying.rank_by_criteria)."""
+
     # --- following the database: search_pending, filled by the listeners from documents.SOURCES
 
     def queue(self, session, kind: str, ids: Iterable[int]) -> None:
@@ -116,6 +127,15 @@ class WhooshBackend:
 
     def search_opportunity_ids(self, text, type_id, among=None):
         return querying.search_opportunity_ids(text, type_id, among)
+
+    def rank_by_criteria(self, criteria, relax_order, need, leave_out, limit, today) -> querying.CriteriaRanking:
+        try:
+            return querying.rank_by_criteria(criteria, relax_order, need, leave_out, limit, today)
+        except IndexUnavailable:
+            raise
+        except Exception:  # a corrupt segment: open the index afresh next time
+            querying.forget_searchers()
+            raise
 
     def fatigue_uids(self, keys: tuple[str, ...], today: date, most: int | None = None) -> dict[str, set[int] | None]:
         try:

@@ -87,6 +87,20 @@ def _active_among(session, ids: set[int]) -> set[int]:
     return ids & set(session.connection().execute(q).scalars())  # Core rows: thousands of ids
 
 
+def advocates_matching(
+    session, criteria: list[querying.Criterion], relax_order: list[str], need: str, leave_out: set[int], limit: int
+) -> querying.CriteriaRanking:
+    """The advocates matching a reference request's criteria best, through the index (see
+    querying.rank_by_criteria); from the database, more simply, when the index cannot answer."""
+    try:
+        return backend().rank_by_criteria(criteria, relax_order, need, leave_out, limit, utcnow().date())
+    except IndexUnavailable as exc:
+        log.warning("matching: search index unavailable, using the database: %s", exc)
+    except Exception:
+        log.exception("matching: search failed, using the database")
+    return fallback.rank_by_criteria(session, criteria, relax_order, leave_out, limit)
+
+
 def opportunities_for(session, user, text: str, type_id: int | None):
     """(matches the advocate is eligible for, notes): text and type over the feed."""
     matches = opps.feed(session, user, type_id)

@@ -271,3 +271,61 @@ def test_reason_codes_are_distinct_and_grouped():
     fit = opportunities.NOT_FOR_THEM
     assert fatigue.AWAY.isdisjoint(fatigue.LIMITS) and fit.isdisjoint(fatigue.AWAY | fatigue.LIMITS)
     assert {fatigue.NOT_ACTIVE, fatigue.NOT_OPTED_IN} <= fit
+
+
+def test_deciding_many_at_once_agrees_with_may_ask(app, make_user):
+    """fatigue.decide_many (a fixed number of queries for any number of advocates) gives each advocate
+    may_ask's decision, reasons and words alike, for dated and undated asks of either kind, in any zone."""
+    with time_machine.travel(T0, tick=False):
+        soon = T0.date() + timedelta(days=12)
+        people = [
+            make_advocate(make_user, "m1@example.com"),
+            make_advocate(make_user, "m2@example.com", types=("review",)),
+            make_advocate(make_user, "m3@example.com", paused_until=T0.date() + timedelta(days=2)),
+            make_advocate(make_user, "m4@example.com", blackouts=[(soon, soon), (T0.date(), T0.date())]),
+            make_advocate(make_user, "m5@example.com", max_asks_per_month=1, max_asks_per_quarter=1),
+            make_advocate(make_user, "m6@example.com", max_asks_per_quarter=2, timezone="Pacific/Auckland"),
+            make_advocate(make_user, "m7@example.com"),
+            make_advocate(make_user, "m8@example.com", timezone="America/Los_Angeles"),
+            make_advocate(make_user, "m9@example.com", types=()),
+        ]
+        db.session.get(User, people[8]).status = Status.SUSPENDED
+        for uid, days_ago in ((people[4], 3), (people[5], 40), (people[5], 1)):
+            db.session.add(
+                Participation(
+                    opportunity_id=make_opp(title=f"Asked {uid} {days_ago}"),
+                    user_id=uid,
+                    status=ParticipationStatus.REQUESTED,
+                    requested_at=T0 - timedelta(days=days_ago),
+                )
+            )
+        db.session.commit()
+        for days_ago in (2, 9, 30, 60):
+            engaged(people[6], T0 - timedelta(days=days_ago))
+        engaged(people[7], T0 - timedelta(days=20), "reference_call")
+        engaged(people[7], T0 + timedelta(days=25), "reference_call")
+        ids = [*people, 10**9]  # an id without an account is left out
+        seen = set()
+        for key, on in (
+            ("reference_call", soon),
+            ("reference_call", None),
+            ("speaking", T0.date() + timedelta(days=70)),
+        ):
+            many = fatigue.decide_many(db.session, ids, atype(key), on, chunk=4)
+            assert set(many) == set(people)
+            for uid in people:
+                one = fatigue.may_ask(db.session, uid, atype(key), on)
+                assert many[uid].codes == one.codes and many[uid].for_admin() == one.for_admin(), (uid, key, on)
+                assert many[uid].for_advocate() == one.for_advocate()
+                seen.update(one.codes)
+        assert seen >= {
+            fatigue.NOT_ACTIVE,
+            fatigue.NOT_OPTED_IN,
+            fatigue.PAUSED,
+            fatigue.BLACKOUT,
+            fatigue.MONTH_LIMIT,
+            fatigue.QUARTER_LIMIT,
+            fatigue.PROGRAM_LIMIT,
+            fatigue.REFERENCE_CALL_GAP,
+        }
+        assert fatigue.decide_many(db.session, [], atype("speaking")) == {}

@@ -24,6 +24,7 @@ def test_the_interface_is_small_and_the_whoosh_backend_implements_all_of_it():
             "search_advocates",
             "search_opportunity_ids",
             "fatigue_uids",
+            "rank_by_criteria",
             "queue",
             "apply_pending",
             "ensure_index",

@@ -433,7 +433,8 @@ def _asks_since(session: Session, user_id: int, since: datetime, exclude_id: int
 
 class Snapshot:
     """One advocate's facts for the rules, read once (a handful of queries); any number of asks are then
-    decided without another query (the feed, the digest, announcements).
+    decided without another query (the feed, the digest, announcements). ``decide_many`` builds them for
+    many advocates at once from facts read in bulk (``Snapshot.of_facts``); both decide with ``decide``.
 
     ``counts_as_ask=False`` decides the advocate's own earlier request (an approval): it was an ask when
     it was made, so their opt-in and their own ask limits were checked then and are not checked again."""
@@ -448,17 +449,12 @@ class Snapshot:
         now: datetime | None = None,
         pol: Policy | None = None,
     ):
-        self.now = now or utcnow()
-        self.name = user.name
-        self.active = user.role == Role.ADVOCATE and user.status == Status.ACTIVE
-        self.counts_as_ask = counts_as_ask
-        self.policy = pol or policy(session)
-        self.profile = profile = session.get(AdvocateProfile, user.id)
-        self.today, month_start, quarter_start = ask_periods(profile.timezone if profile else None, self.now)
-        self.paused_until = profile.paused_until if profile is not None else None
-        self.blackouts: list[tuple[date, date]] = []
+        now = now or utcnow()
+        profile = session.get(AdvocateProfile, user.id)
+        _, month_start, quarter_start = ask_periods(profile.timezone if profile else None, now)
+        blackouts: list[tuple[date, date]] = []
         if profile is not None:
-            self.blackouts = [
+            blackouts = [
                 tuple(row)
                 for row in session.execute(
                     select(Blackout.starts_on, Blackout.ends_on)
@@ -466,10 +462,10 @@ class Snapshot:
                     .order_by(Blackout.starts_on)
                 ).all()
             ]
-        self.opted_in: set[int] = set()
-        self.limits: list[tuple[int, int, str]] = []  # (limit, used, "month" | "quarter")
+        opted_in: set[int] = set()
+        limits: list[tuple[int, int, str]] = []
         if counts_as_ask:
-            self.opted_in = set(
+            opted_in = set(
                 session.scalars(
                     select(ActivityPreference.activity_type_id).where(
                         ActivityPreference.user_id == user.id, ActivityPreference.opted_in.is_(True)
@@ -481,10 +477,81 @@ class Snapshot:
                 (profile.max_asks_per_quarter if profile else None, quarter_start, "quarter"),
             ):
                 if limit is not None:
-                    self.limits.append((limit, _asks_since(session, user.id, since, exclude_participation_id), period))
+                    limits.append((limit, _asks_since(session, user.id, since, exclude_participation_id), period))
         rows = _engagement_rows(session, [user.id], exclude_participation_id)
-        self.days = [d.toordinal() for _, d, _ in rows]
-        self.call_days = sorted(d.toordinal() for _, d, key in rows if key == "reference_call")
+        self._set(
+            user.name,
+            _is_active(user.role, user.status),
+            profile,
+            blackouts,
+            opted_in,
+            limits,
+            [(d, key) for _, d, key in rows],
+            counts_as_ask=counts_as_ask,
+            now=now,
+            pol=pol or policy(session),
+        )
+
+    @classmethod
+    def of_facts(
+        cls,
+        name: str,
+        active: bool,
+        profile: AdvocateProfile | None,
+        blackouts: list[tuple[date, date]],
+        opted_in: set[int],
+        limits: list[tuple[int, int, str]],
+        engagements: list[tuple[date, str]],
+        *,
+        counts_as_ask: bool,
+        now: datetime,
+        pol: Policy,
+    ) -> Snapshot:
+        """A snapshot from facts already read (``decide_many`` reads them for many advocates at once):
+        blackouts by start day, the opted-in activity type ids, the own ask limits as (limit, asks used,
+        "month" | "quarter"), the engagements as (day, activity key)."""
+        snap = cls.__new__(cls)
+        snap._set(
+            name,
+            active,
+            profile,
+            blackouts,
+            opted_in,
+            limits,
+            engagements,
+            counts_as_ask=counts_as_ask,
+            now=now,
+            pol=pol,
+        )
+        return snap
+
+    def _set(
+        self,
+        name: str,
+        active: bool,
+        profile: AdvocateProfile | None,
+        blackouts: list[tuple[date, date]],
+        opted_in: set[int],
+        limits: list[tuple[int, int, str]],
+        engagements: list[tuple[date, str]],
+        *,
+        counts_as_ask: bool,
+        now: datetime,
+        pol: Policy,
+    ) -> None:
+        self.now = now
+        self.name = name
+        self.active = active
+        self.counts_as_ask = counts_as_ask
+        self.policy = pol
+        self.profile = profile
+        self.today, _, _ = ask_periods(profile.timezone if profile else None, now)
+        self.paused_until = profile.paused_until if profile is not None else None
+        self.blackouts = blackouts if profile is not None else []
+        self.opted_in = opted_in if counts_as_ask else set()
+        self.limits = limits if counts_as_ask else []  # (limit, used, "month" | "quarter")
+        self.days = [d.toordinal() for d, _ in engagements]
+        self.call_days = sorted(d.toordinal() for d, key in engagements if key == "reference_call")
 
     def _pause(self) -> list[Reason]:
         paused, _ = _away(self.paused_until, (), self.today, self.today)
@@ -586,6 +653,116 @@ def may_ask(
         session, user, counts_as_ask=counts_as_ask, exclude_participation_id=exclude_participation_id, now=now
     )
     return snap.decide(activity_type, on_date)
+
+
+DECIDE_CHUNK = 1000  # ids one statement names as parameters when deciding many advocates
+
+
+def decide_many(
+    session: Session,
+    user_ids: Iterable[int],
+    activity_type: ActivityType,
+    on_date: date | None = None,
+    *,
+    now: datetime | None = None,
+    chunk: int = DECIDE_CHUNK,
+) -> dict[int, Decision]:
+    """``may_ask`` for many advocates at once ({user id: Decision}; ids without an account are left out),
+    in a fixed number of queries per ``chunk`` of ids: their accounts, profiles, blackouts, opt-ins to
+    ``activity_type``, asks and engagements, each read for the whole chunk with one IN query. The rules are
+    ``Snapshot.decide``'s, the same code ``may_ask`` runs."""
+    now = now or utcnow()
+    ids = list(dict.fromkeys(user_ids))
+    if not ids:
+        return {}
+    pol = policy(session)
+    out: dict[int, Decision] = {}
+    for i in range(0, len(ids), chunk):
+        part = ids[i : i + chunk]
+        for uid, snap in _snapshots(session, part, activity_type, now, pol).items():
+            out[uid] = snap.decide(activity_type, on_date)
+    return out
+
+
+def _is_active(role: Role, status: Status) -> bool:
+    return role == Role.ADVOCATE and status == Status.ACTIVE
+
+
+def _snapshots(
+    session: Session, ids: list[int], activity_type: ActivityType, now: datetime, pol: Policy
+) -> dict[int, Snapshot]:
+    """Snapshots (counting as an ask) of the advocates ``ids``, from one query per kind of fact."""
+    users = {
+        r.id: r for r in session.execute(select(User.id, User.name, User.role, User.status).where(User.id.in_(ids)))
+    }
+    if not users:
+        return {}
+    profiles = {p.user_id: p for p in session.scalars(select(AdvocateProfile).where(AdvocateProfile.user_id.in_(ids)))}
+    blackouts: dict[int, list[tuple[date, date]]] = {}
+    for uid, starts, ends in session.execute(
+        select(Blackout.user_id, Blackout.starts_on, Blackout.ends_on)
+        .where(Blackout.user_id.in_(ids))
+        .order_by(Blackout.user_id, Blackout.starts_on)
+    ):
+        blackouts.setdefault(uid, []).append((starts, ends))
+    opted = set(
+        session.scalars(
+            select(ActivityPreference.user_id).where(
+                ActivityPreference.user_id.in_(ids),
+                ActivityPreference.activity_type_id == activity_type.id,
+                ActivityPreference.opted_in.is_(True),
+            )
+        )
+    )
+    # The own ask limits count from each advocate's local 1st of the month / quarter: one query for the asks
+    # since the earliest of those starts (only of advocates with a limit), counted per advocate here.
+    periods = {
+        uid: ask_periods(p.timezone, now)
+        for uid, p in profiles.items()
+        if p.max_asks_per_month is not None or p.max_asks_per_quarter is not None
+    }
+    asks: dict[int, list[datetime]] = {}
+    if periods:
+        earliest = min(quarter_start for _, _, quarter_start in periods.values())
+        for uid, requested_at in session.execute(
+            select(Participation.user_id, Participation.requested_at).where(
+                Participation.user_id.in_(list(periods)),
+                Participation.status.in_(ASK_STATUSES),
+                Participation.requested_at >= earliest,
+            )
+        ):
+            asks.setdefault(uid, []).append(requested_at)
+    engagements: dict[int, list[tuple[date, str]]] = {}
+    for uid, day, key in _engagement_rows(session, ids):
+        engagements.setdefault(uid, []).append((day, key))
+    out = {}
+    for uid in ids:
+        u = users.get(uid)
+        if u is None:
+            continue
+        p = profiles.get(uid)
+        limits: list[tuple[int, int, str]] = []
+        if uid in periods:
+            _, month_start, quarter_start = periods[uid]
+            for limit, since, period in (
+                (p.max_asks_per_month, month_start, "month"),
+                (p.max_asks_per_quarter, quarter_start, "quarter"),
+            ):
+                if limit is not None:
+                    limits.append((limit, sum(1 for at in asks.get(uid, ()) if at >= since), period))
+        out[uid] = Snapshot.of_facts(
+            u.name,
+            _is_active(u.role, u.status),
+            p,
+            blackouts.get(uid, []),
+            {activity_type.id} if uid in opted else set(),
+            limits,
+            engagements.get(uid, []),
+            counts_as_ask=True,
+            now=now,
+            pol=pol,
+        )
+    return out
 
 
 # --- status for lists ----------------------------------------------------------------------------------------
