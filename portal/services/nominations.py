@@ -222,7 +222,7 @@ def joined(session: Session, invitation: Invitation, user: User) -> Nomination |
     return nomination
 
 
-def _on_invitation_accepted(sender, session: Session, invitation: Invitation, user: User, **_kw) -> None:
+def _on_invitation_accepted(sender: object, session: Session, invitation: Invitation, user: User, **_kw) -> None:
     joined(session, invitation, user)
 
 
