@@ -35,7 +35,7 @@ class NominationForm(BaseForm):
         render_kw={"autocomplete": "off"},
     )
     company = StringField("Company", validators=[DataRequired(), Length(max=160)])
-    job_title = StringField("Job title", validators=[Optional(), Length(max=160)])
+    job_title = StringField("Job title", validators=[DataRequired(), Length(max=160)])
     reason = TextAreaField(
         "Why them?",
         validators=[DataRequired(), Length(max=4000)],

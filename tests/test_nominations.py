@@ -13,7 +13,7 @@ from sqlalchemy import select, update
 
 from portal.extensions import db
 from portal.models import Invitation, Nomination, NominationStatus, Role, Status, SuppressedAddress, User, utcnow
-from portal.services import invitations, settings
+from portal.services import invitations, privacy, settings
 from portal.services.outbox import send_due
 from tests.support import audits, client_for, csrf_from, path_of, post_form, text_of
 
@@ -57,7 +57,8 @@ def join_from_email(app, mailbox, email: str, subject: str = "invited"):
     }
     resp = visitor.post(link, data=data)
     assert resp.status_code == 302, text_of(resp)[:500]
-    return link
+    welcome = visitor.get(resp.headers["Location"], follow_redirects=True)
+    return link, text_of(welcome)
 
 
 def save_settings(**values) -> None:
@@ -96,7 +97,8 @@ def test_nominated_reviewed_invited_joined(app, mailbox, staff, admin):
     assert "already decided" in text_of(boss.get(again.headers["Location"]))
     assert "No nominations are waiting" in boss.get("/admin/nominations").get_data(as_text=True)
 
-    link = join_from_email(app, mailbox, "nora.nominee@customer.example")
+    link, welcome = join_from_email(app, mailbox, "nora.nominee@customer.example")
+    assert "Your account is ready" in welcome
     nomination = the_nomination()
     user = db.session.scalar(select(User).where(User.email == "nora.nominee@customer.example"))
     assert (user.status, user.role) == (Status.ACTIVE, Role.ADVOCATE) and user.approved_at  # approved at once
@@ -107,6 +109,17 @@ def test_nominated_reviewed_invited_joined(app, mailbox, staff, admin):
     assert "Nora Nominee" in told.text and f"/staff/nominations/{nomination.id}" in told.text
     assert "Joined" in sam.get("/staff/").get_data(as_text=True)
     assert app.test_client().get(link).status_code == 400  # single use
+    # The nominee deletes their account: the nomination still counts, and says nothing about them.
+    privacy.delete_account(db.session, db.session.get(User, user.id), PASSWORD)
+    db.session.commit()
+    nomination = the_nomination("")
+    assert (nomination.status, nomination.name, nomination.reason, nomination.company) == (
+        NominationStatus.JOINED,
+        "(a deleted account)",
+        "",
+        "",
+    )
+    assert "deleted their account" in text_of(nominate(sam))  # and never nominated again
 
 
 def test_invited_at_once_and_waiting_for_approval_when_the_program_says_so(app, mailbox, staff, admin):
@@ -119,7 +132,8 @@ def test_invited_at_once_and_waiting_for_approval_when_the_program_says_so(app, 
     invitation = db.session.get(Invitation, nomination.invitation_id)
     assert invitation.source == invitations.NOMINATION and invitation.company == "Nominee GmbH"
     assert (invitation.expires_at - invitation.created_at).days == 14
-    join_from_email(app, mailbox, "nora.nominee@customer.example")
+    _, welcome = join_from_email(app, mailbox, "nora.nominee@customer.example")
+    assert "approves your account shortly" in welcome and "Your account is ready" not in welcome
     user = db.session.scalar(select(User).where(User.email == "nora.nominee@customer.example"))
     assert user.status == Status.PENDING and user.approved_at is None and user.email_verified_at
     assert the_nomination().status == NominationStatus.JOINED
@@ -199,11 +213,14 @@ def test_declined_with_a_reason_and_nobody_else_sees_it(app, mailbox, make_user,
     assert nominate(sam).status_code == 302  # a declined nomination does not block a new one
 
 
-def test_one_reminder_after_seven_days_then_nothing(app, runner, mailbox, staff):
+def test_one_reminder_after_seven_days_then_nothing(app, runner, mailbox, make_user, staff):
     save_settings(nominations_invite_at_once=True)
     sam = client_for(app, staff.id)
     nominate(sam, email="nora.nominee@customer.example")
     invitations.create(db.session, invitations.Invitee(email="old@customer.example"), actor_id=None)
+    invitations.create(db.session, invitations.Invitee(email="self.made@customer.example"), actor_id=None)
+    db.session.commit()
+    make_user(email="self.made@customer.example")  # registered by themselves meanwhile: not reminded
     db.session.execute(
         update(Invitation)
         .where(Invitation.email == "old@customer.example")
@@ -221,6 +238,7 @@ def test_one_reminder_after_seven_days_then_nothing(app, runner, mailbox, staff)
         db.session.rollback()
         join_from_email(app, mailbox, "nora.nominee@customer.example", subject="Reminder")
     assert len(mailbox.to("nora.nominee@customer.example")) == 2 and len(mailbox.to("old@customer.example")) == 1
+    assert len(mailbox.to("self.made@customer.example")) == 1
     assert the_nomination().status == NominationStatus.JOINED
     assert len(audits("invitation.remind")) == 1
 

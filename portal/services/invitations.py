@@ -253,6 +253,7 @@ def remind_due(session: Session, now: datetime | None = None) -> int:
             Invitation.reminded_at.is_(None),
             Invitation.expires_at > now,
             Invitation.created_at <= now - timedelta(days=REMIND_AFTER_DAYS),
+            Invitation.email.not_in(select(User.email).where(User.email.is_not(None))),  # joined another way
         )
         .order_by(Invitation.id)
         .with_for_update(skip_locked=True)

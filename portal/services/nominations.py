@@ -16,7 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Select, select
+from sqlalchemy import Select, or_, select, update
 from sqlalchemy.orm import Session
 
 from portal import signals
@@ -25,10 +25,12 @@ from portal.services import audit, invitations, paging, settings
 from portal.services.accounts import get_by_email, normalize_email
 from portal.services.errors import Conflict, DomainError, NotFound
 from portal.services.outbox import external_url, queue_email
+from portal.services.privacy import register_erasure_step
 
 INVITE_AT_ONCE_KEY = "nominations_invite_at_once"
 HOME_ROWS = 10  # nominations on the workspace's home
 WAITING = (Nomination.status == NominationStatus.PENDING,)  # what the admin's queue holds
+ERASED_NAME = "(a deleted account)"
 
 
 @dataclass
@@ -186,7 +188,7 @@ def decline(session: Session, nomination: Nomination, actor_id: int, reason: str
     return nomination
 
 
-def _tell_nominator(session: Session, nomination: Nomination, what: str) -> None:
+def _tell_nominator(session: Session, nomination: Nomination, what: str, about_user_id: int | None = None) -> None:
     nominator = session.get(User, nomination.nominator_id) if nomination.nominator_id else None
     if nominator is None or not nominator.is_active or not nominator.email:
         return
@@ -197,6 +199,7 @@ def _tell_nominator(session: Session, nomination: Nomination, what: str) -> None
         + ("they joined the program" if what == "joined" else "not invited"),
         template=f"nomination_{what}",
         user_id=nominator.id,
+        about_user_id=about_user_id,  # erased with the nominee
         name=nominator.name,
         nominee=nomination.name,
         company=nomination.company,
@@ -210,20 +213,43 @@ def _tell_nominator(session: Session, nomination: Nomination, what: str) -> None
 
 
 def joined(session: Session, invitation: Invitation, user: User) -> Nomination | None:
-    """The nominee signed up from their invitation: the nomination counts for its nominator, who is told."""
+    """The nominee signed up from their invitation: the nomination counts for its nominator, who is told.
+    Its own invitation, or (when that one expired and another invited them since) the nomination of
+    the address that is still waiting for them."""
     nomination = session.scalar(select(Nomination).where(Nomination.invitation_id == invitation.id))
+    if nomination is None:
+        nomination = session.scalar(
+            select(Nomination)
+            .where(Nomination.email == invitation.email, Nomination.status == NominationStatus.INVITED)
+            .order_by(Nomination.id.desc())
+            .limit(1)
+        )
     if nomination is None:
         return None
     nomination.status = NominationStatus.JOINED
     nomination.joined_user_id, nomination.joined_at = user.id, utcnow()
     audit.record(session, "nomination.joined", user.id, nomination, nominator_id=nomination.nominator_id)
-    _tell_nominator(session, nomination, "joined")
+    _tell_nominator(session, nomination, "joined", about_user_id=user.id)
     session.flush()
     return nomination
 
 
 def _on_invitation_accepted(sender: object, session: Session, invitation: Invitation, user: User, **_kw) -> None:
     joined(session, invitation, user)
+
+
+@register_erasure_step
+def erase_nominee(session: Session, user: User) -> None:
+    """Erasure step: the nominations of the erased person keep their outcome (they count for their
+    nominator) but nothing about the person."""
+    about = [Nomination.joined_user_id == user.id]
+    if user.email:
+        about.append(Nomination.email == normalize_email(user.email))
+    session.execute(
+        update(Nomination)
+        .where(or_(*about))
+        .values(name=ERASED_NAME, email="", company="", job_title="", reason="", account_owner="", decline_reason="")
+    )
 
 
 def connect() -> None:

@@ -59,6 +59,7 @@ def test_staff_nominates_an_admin_accepts_and_the_customer_joins(live_server, pa
     page.get_by_label("Name").fill("Niko N.")
     page.get_by_label("Work email").fill(NOMINEE)
     page.get_by_label("Company").fill("Nominee Networks")
+    page.get_by_label("Job title").fill("VP Operations")
     page.get_by_label("Why them?").fill("Again.")
     page.get_by_role("button", name="Nominate").click()
     expect(page.get_by_text(re.compile(r"already nominated by Sandra Sales on"))).to_be_visible()
