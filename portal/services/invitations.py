@@ -3,8 +3,10 @@
 An invitation carries what is known about the person (name, company, job title, profile fields); its
 link is single use and expires (INVITATION_DAYS). Only a hash of the link's token is stored. Accepting
 creates the advocate account with the password the person chooses and their consent to the terms; it is
-approved at once (the program vouched for them) and its profile is filled with what was known. Nobody
-else ever sets an account's password.
+approved at once (the program vouched for them; a nominee's waits for an admin when the program says so)
+and its profile is filled with what was known, then announced (``signals.invitation_accepted``: a
+nomination counts for its nominator). Nobody else ever sets an account's password. An invitation still
+open after REMIND_AFTER_DAYS gets one reminder (``remind_due``, run daily), then nothing.
 
 Nobody is invited who has an account, has a pending invitation, or deleted their account: an erasure
 adds a hash of the address to the suppression list (``suppress``, registered as an erasure step).
