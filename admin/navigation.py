@@ -22,7 +22,7 @@ class Section:
 
 SECTIONS: tuple[Section, ...] = (
     Section("Overview", "admin.index"),
-    Section("Approvals", "admin.pending"),
+    Section("Approvals", "admin.pending", (("admin.pending", "Approvals"), ("admin.nominations", "Nominations"))),
     Section(
         "Advocates",
         "admin.advocates",

@@ -32,3 +32,11 @@ advocates_changed = _signals.signal(
     Listened to by ``search`` (connected by ``search.seam.init_app``): queues those advocates' documents
     for re-indexing in the caller's transaction, with one INSERT ... SELECT.""",
 )
+
+invitation_accepted = _signals.signal(
+    "invitation-accepted",
+    doc="""Sent by ``invitations.accept`` once the invited person's account exists. Keyword arguments:
+    ``session`` (the caller's), ``invitation`` (the Invitation, now accepted), ``user`` (the new User).
+    Listened to by ``nominations`` (connected by ``nominations.connect``): the nomination it came from
+    counts as joined, and its nominator is emailed.""",
+)

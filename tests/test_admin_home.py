@@ -75,6 +75,7 @@ def test_the_home_shows_each_queue_with_its_count_and_what_is_overdue(app, admin
         "Registrations awaiting approval": (2, True),  # Olive has waited 5 days
         "Requests for a place waiting": (1, False),
         "Reward orders to fulfil": (1, True),  # 4 days
+        "Nominations to review": (0, False),
         "Stale profiles": (1, False),  # states, never overdue
         "Advocates at their limit": (1, False),
     }
@@ -114,6 +115,7 @@ def test_the_service_level_is_a_setting_and_its_change_is_audited(app, admin, ad
         "Registrations awaiting approval": False,
         "Requests for a place waiting": False,
         "Reward orders to fulfil": False,
+        "Nominations to review": False,
         "Stale profiles": False,
         "Advocates at their limit": False,
     }

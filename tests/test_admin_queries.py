@@ -17,6 +17,7 @@ from portal.models import (
     AdvocateProfile,
     AuditEvent,
     EntrySource,
+    Nomination,
     Participation,
     ParticipationStatus,
     Role,
@@ -86,6 +87,7 @@ class Program:
                 ]
             )
             s.add(AuditEvent(actor_id=self.admin_id, action="test.grow", target_type="user", target_id=uid))
+            s.add(Nomination(nominator_id=self.admin_id, email=f"nominee{self.n}@example.com", name="Nominee"))
             for who in (uid, self.focus_id):
                 points.award(s, who, 50, key=f"grow:{who}:{self.n}", reason="Grown", source=EntrySource.MANUAL)
             s.commit()

@@ -221,6 +221,8 @@ def invited(token):
         )
         session.clear()  # no fixation: a fresh session for the new member
         login_user(user)
-        flash("Welcome to the advocate program! Your account is ready: complete your profile when you can.", "success")
+        ready = "Welcome to the advocate program! Your account is ready: complete your profile when you can."
+        waiting = "Welcome! The program team approves your account shortly; we will email you."  # a setting
+        flash(ready if user.is_approved else waiting, "success")
         return redirect(url_for("main.dashboard"))
     return _invited_page(form, token, email), 422

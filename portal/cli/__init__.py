@@ -1,6 +1,7 @@
 from portal.cli import imports as _imports  # noqa: F401  (adds `flask advocates import`)
 from portal.cli.advocates import advocates_cli, lists_cli
 from portal.cli.demo import demo_cli
+from portal.cli.invitations import invitations_cli
 from portal.cli.opportunities import digest_cli, opportunities_cli
 from portal.cli.outbox import outbox_cli
 from portal.cli.recognition import badges_cli, points_cli
@@ -16,4 +17,5 @@ GROUPS = [
     badges_cli,
     digest_cli,
     opportunities_cli,
+    invitations_cli,
 ]

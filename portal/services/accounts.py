@@ -176,6 +176,11 @@ def _address_verified(session: Session, user: User) -> None:
         _notify_admins_of_pending(session, user)
 
 
+def notify_admins_of_pending(session: Session, user: User) -> None:
+    """Tell the active admins that ``user`` waits for approval (a verified registration, a nominee)."""
+    _notify_admins_of_pending(session, user)
+
+
 def _notify_admins_of_pending(session: Session, user: User) -> None:
     admins = session.scalars(select(User).where(User.role == Role.ADMIN, User.status == Status.ACTIVE)).all()
     for admin in admins:

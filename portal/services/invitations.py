@@ -3,8 +3,10 @@
 An invitation carries what is known about the person (name, company, job title, profile fields); its
 link is single use and expires (INVITATION_DAYS). Only a hash of the link's token is stored. Accepting
 creates the advocate account with the password the person chooses and their consent to the terms; it is
-approved at once (the program vouched for them) and its profile is filled with what was known. Nobody
-else ever sets an account's password.
+approved at once (the program vouched for them; a nominee's waits for an admin when the program says so)
+and its profile is filled with what was known, then announced (``signals.invitation_accepted``: a
+nomination counts for its nominator). Nobody else ever sets an account's password. An invitation still
+open after REMIND_AFTER_DAYS gets one reminder (``remind_due``, run daily), then nothing.
 
 Nobody is invited who has an account, has a pending invitation, or deleted their account: an erasure
 adds a hash of the address to the suppression list (``suppress``, registered as an erasure step).
@@ -22,6 +24,7 @@ from flask import current_app
 from sqlalchemy import delete, insert, or_, select
 from sqlalchemy.orm import Session
 
+from portal import signals
 from portal.models import (
     AdvocateProfile,
     Country,
@@ -33,8 +36,14 @@ from portal.models import (
     User,
     utcnow,
 )
-from portal.services import audit
-from portal.services.accounts import Registration, get_by_email, new_advocate, normalize_email
+from portal.services import audit, settings
+from portal.services.accounts import (
+    Registration,
+    get_by_email,
+    new_advocate,
+    normalize_email,
+    notify_admins_of_pending,
+)
 from portal.services.errors import Conflict, DomainError, InvalidToken
 from portal.services.outbox import external_url, queue_emails
 from portal.services.passwords import check_password_policy, hash_password
@@ -47,6 +56,8 @@ INVALID_LINK = "This invitation link is not valid. Ask the program team for a ne
 USED_LINK = "This invitation has already been used. Sign in, or reset your password if you forgot it."
 EXPIRED_LINK = "This invitation has expired. Ask the program team for a new one."
 CHUNK = 500  # addresses per IN (...) lookup
+REMIND_AFTER_DAYS = 7  # one reminder this long after the invitation, then nothing
+NOMINEES_APPROVED_KEY = "nominees_approved_at_once"
 
 
 def email_hash(email: str) -> str:
@@ -228,6 +239,42 @@ def create(session: Session, invitee: Invitee, actor_id: int | None, source: str
     return invitation
 
 
+# --- the reminder ------------------------------------------------------------------------------------------
+
+
+def remind_due(session: Session, now: datetime | None = None) -> int:
+    """One reminder for each invitation still open (not accepted, not expired) sent more than
+    REMIND_AFTER_DAYS ago and not reminded yet; then nothing. A new link goes with it (only hashes are
+    kept, so the first link cannot be sent again): the reminder's link replaces it, same expiry. Returns
+    how many were reminded."""
+    now = now or utcnow()
+    due = session.scalars(
+        select(Invitation)
+        .where(
+            Invitation.accepted_at.is_(None),
+            Invitation.reminded_at.is_(None),
+            Invitation.expires_at > now,
+            Invitation.created_at <= now - timedelta(days=REMIND_AFTER_DAYS),
+            Invitation.email.not_in(select(User.email).where(User.email.is_not(None))),  # joined another way
+        )
+        .order_by(Invitation.id)
+        .with_for_update(skip_locked=True)
+    ).all()
+    messages = []
+    for invitation in due:
+        token = secrets.token_urlsafe(32)
+        invitation.token_hash = token_hash(token)
+        invitation.reminded_at = now
+        message = _message(invitation.id, invitation.email, invitation.name, token, invitation.expires_at)
+        message.update(subject="Reminder: you are invited to join the advocate program", template="invitation_reminder")
+        messages.append(message)
+    session.flush()
+    queue_emails(session, messages)
+    if due:
+        audit.record(session, "invitation.remind", None, None, count=len(due), ids=[i.id for i in due][:100])
+    return len(due)
+
+
 # --- the link ----------------------------------------------------------------------------------------------
 
 
@@ -280,13 +327,21 @@ def accept(session: Session, token: str, answer: Acceptance) -> User:
         ip_address=answer.ip_address,
     )
     user = new_advocate(session, reg, invitation.email, hash_password(answer.password))
-    # The link came to this address, and the program invited them: verified and approved at once.
-    user.status, user.email_verified_at, user.approved_at = Status.ACTIVE, now, now
+    # The link came to this address, and the program invited them: verified and approved at once (a
+    # nominee: unless the program says their account waits for an admin, like a registration).
+    user.email_verified_at = now
+    if invitation.source == NOMINATION and not settings.get(session, NOMINEES_APPROVED_KEY):
+        user.status = Status.PENDING
+    else:
+        user.status, user.approved_at = Status.ACTIVE, now
     _fill_profile(session, get_profile(session, user), invitation.profile or {})
     invitation.accepted_at = now
     invitation.accepted_user_id = user.id
     audit.record(session, "invitation.accept", user.id, user, invitation_id=invitation.id, source=invitation.source)
     session.flush()
+    if user.status == Status.PENDING:
+        notify_admins_of_pending(session, user)
+    signals.invitation_accepted.send(session=session, invitation=invitation, user=user)
     return user
 
 

@@ -21,6 +21,7 @@ from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from portal.models import (
     AdvocateProfile,
+    Nomination,
     Participation,
     ParticipationStatus,
     Redemption,
@@ -30,7 +31,7 @@ from portal.models import (
     User,
     utcnow,
 )
-from portal.services import accounts, profiles, settings
+from portal.services import accounts, nominations, profiles, settings
 from portal.services.errors import DomainError
 from search import service as search_service
 
@@ -100,6 +101,13 @@ def today(session: Session, now: datetime | None = None) -> list[Queue]:
             "admin.redemptions_queue",
             {"status": "requested"},
             _waiting(session, Redemption, Redemption.created_at, Redemption.status == RedemptionStatus.REQUESTED),
+        ),
+        (
+            "nominations",
+            "Nominations to review",
+            "admin.nominations",
+            {},
+            _waiting(session, Nomination, Nomination.created_at, *nominations.WAITING),
         ),
     ):
         queues.append(Queue(key, label, count, endpoint, args, oldest, bool(count and oldest and oldest <= due)))

@@ -89,7 +89,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(
         "service_level_days",
         "Service level (days)",
-        "A registration, request or order waiting longer than this is marked overdue on the home page.",
+        "A registration, request, order or nomination waiting longer than this is marked overdue on the home page.",
         DAYS,
         1,
         90,
@@ -147,6 +147,28 @@ SETTINGS: tuple[Setting, ...] = (
         1,
         SIGN_IN,
         default=0,
+    ),
+    Setting(
+        "nominations_invite_at_once",
+        "Send nominees their invitation without review",
+        "On: a staff member's nomination sends the customer their invitation at once. Off: an admin reviews "
+        "each nomination first (Approvals, Nominations).",
+        BOOL,
+        0,
+        1,
+        QUEUES,
+        default=0,
+    ),
+    Setting(
+        "nominees_approved_at_once",
+        "Approve nominees at once",
+        "On: a nominated customer who signs up from their invitation is approved at once (staff vouched for "
+        "them). Off: their account waits for an admin's approval like a registration.",
+        BOOL,
+        0,
+        1,
+        PROFILES,
+        default=1,
     ),
 )
 BY_KEY = {s.key: s for s in SETTINGS}

@@ -41,7 +41,7 @@ from portal.models import (
     User,
     utcnow,
 )
-from portal.services import accounts, imports, invitations, referrals, subscriptions
+from portal.services import accounts, imports, invitations, nominations, referrals, subscriptions
 from search.indexing import apply_pending
 from tests.support import (
     TEST_PASSWORD,
@@ -150,6 +150,9 @@ STAFF = [
     Visit("recognition.leaderboard_page"),
     Visit("account.change_password"),
     Visit("sso.identities"),
+    Visit("staff.nominations", lambda w: {} if _nomination(w) else {}),
+    Visit("staff.nominate"),
+    Visit("staff.nomination", lambda w: {"nomination_id": _nomination(w)}),
 ]
 
 ADMIN = [
@@ -193,6 +196,7 @@ ADMIN = [
     Visit("search.advocates", lambda w: {"q": "Ada"}),
     Visit("search.advocate_profile", lambda w: {"user_id": w.advocate_id}),
     Visit(None, path="/admin/opportunities/999999", status=404),
+    Visit("admin.nominations", lambda w: {} if _nomination(w) else {}),
 ]
 
 
@@ -205,6 +209,23 @@ def _coverage_target(w) -> int:
         db.session.commit()
         w.target_id = target.id
     return w.target_id
+
+
+def _nomination(w) -> int:
+    """A customer nominated by the staff member, waiting for review (issue 13), made on first use."""
+    if not hasattr(w, "nomination_id"):
+        staff = db.session.scalar(select(User).where(User.email == w.staff_email))
+        nominee = nominations.Nominee(
+            name="Nadia Nominated",
+            email="nadia.nominated@example.com",
+            company="Versicherungsgesellschaftsrechtsabteilung",
+            job_title="Head of claims",
+            reason="Rolled the platform out to 40 teams; happy to speak at the summit.",
+            account_owner="Olga Owner",
+        )
+        w.nomination_id = nominations.nominate(db.session, nominee, staff).id
+        db.session.commit()
+    return w.nomination_id
 
 
 ROLES = {"public": PUBLIC, "applicant": APPLICANT, "advocate": ADVOCATE, "staff": STAFF, "admin": ADMIN}

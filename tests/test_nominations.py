@@ -1,0 +1,264 @@
+"""Nominations (issue 13): a staff member nominates a customer; an admin accepts (the customer is invited)
+or declines with a reason the nominator sees; the customer joins from the emailed link and the nomination
+counts for its nominator, who is emailed. Duplicates are explained, staff see only their own, invitations
+get one reminder after 7 days, and nominations waiting past the service level are overdue on the admin home."""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+
+import time_machine
+from sqlalchemy import select, update
+
+from portal.extensions import db
+from portal.models import Invitation, Nomination, NominationStatus, Role, Status, SuppressedAddress, User, utcnow
+from portal.services import invitations, privacy, settings
+from portal.services.outbox import send_due
+from tests.support import audits, client_for, csrf_from, path_of, post_form, text_of
+
+NEW = "/staff/nominations/new"
+PASSWORD = "violet otter canoe 42"
+
+
+def nominate(client, email: str = "Nora.Nominee@Customer.example ", **over):
+    data = {
+        "name": "Nora Nominee",
+        "email": email,
+        "company": "Nominee GmbH",
+        "job_title": "Head of data",
+        "reason": "Cut reporting time from days to minutes <b>and</b> would speak at our summit.",
+        "account_owner": "Olga Owner",
+        **over,
+    }
+    return post_form(client, NEW, data)
+
+
+def the_nomination(email: str = "nora.nominee@customer.example") -> Nomination:
+    db.session.rollback()
+    return db.session.scalar(select(Nomination).where(Nomination.email == email).order_by(Nomination.id.desc()))
+
+
+def join_from_email(app, mailbox, email: str, subject: str = "invited"):
+    """The nominee opens the link of their email and signs up (a fresh, anonymous browser)."""
+    send_due()
+    link = path_of(mailbox.last(email, subject=subject).link("/auth/invited/"))
+    visitor = app.test_client()
+    page = visitor.get(link)
+    assert page.status_code == 200 and 'value="Nominee GmbH"' in page.get_data(as_text=True)
+    data = {
+        "csrf_token": csrf_from(page.get_data(as_text=True)),
+        "name": "Nora Nominee",
+        "company": "Nominee GmbH",
+        "job_title": "Head of data",
+        "password": PASSWORD,
+        "confirm": PASSWORD,
+        "accept_terms": "y",
+    }
+    resp = visitor.post(link, data=data)
+    assert resp.status_code == 302, text_of(resp)[:500]
+    welcome = visitor.get(resp.headers["Location"], follow_redirects=True)
+    return link, text_of(welcome)
+
+
+def save_settings(**values) -> None:
+    settings.save(db.session, values, None)
+    db.session.commit()
+
+
+def test_nominated_reviewed_invited_joined(app, mailbox, staff, admin):
+    sam = client_for(app, staff.id)
+    home = sam.get("/staff/").get_data(as_text=True)
+    assert 'href="/staff/nominations/new">Nominate a customer<' in home and "No nominations yet" in home
+    resp = nominate(sam)
+    nomination = the_nomination()
+    assert resp.status_code == 302 and resp.headers["Location"].endswith(f"/staff/nominations/{nomination.id}")
+    assert (nomination.status, nomination.nominator_id, nomination.account_owner) == (
+        NominationStatus.PENDING,
+        staff.id,
+        "Olga Owner",
+    )
+    assert [e.actor_id for e in audits("nomination.create", nomination.id)] == [staff.id]
+    page = sam.get(f"/staff/nominations/{nomination.id}").get_data(as_text=True)
+    assert "Waiting for review" in page and "&lt;b&gt;and&lt;/b&gt;" in page  # escaped
+    assert "Nora Nominee" in sam.get("/staff/nominations").get_data(as_text=True)
+    assert db.session.scalar(select(Invitation)) is None  # nobody invited before the review
+
+    # The admin's queue, reached from the Approvals section; accepting invites the nominee.
+    boss = client_for(app, admin.id)
+    queue = boss.get("/admin/nominations").get_data(as_text=True)
+    assert "Nora Nominee" in queue and staff.name in queue and "Olga Owner" in queue
+    resp = post_form(boss, f"/admin/nominations/{nomination.id}/accept", page="/admin/nominations")
+    assert resp.status_code == 302
+    nomination = the_nomination()
+    assert nomination.status == NominationStatus.INVITED and nomination.reviewed_by_id == admin.id
+    assert [e.actor_id for e in audits("nomination.invite", nomination.id)] == [admin.id]
+    again = post_form(boss, f"/admin/nominations/{nomination.id}/accept", page="/admin/nominations")
+    assert "already decided" in text_of(boss.get(again.headers["Location"]))
+    assert "No nominations are waiting" in boss.get("/admin/nominations").get_data(as_text=True)
+
+    link, welcome = join_from_email(app, mailbox, "nora.nominee@customer.example")
+    assert "Your account is ready" in welcome
+    nomination = the_nomination()
+    user = db.session.scalar(select(User).where(User.email == "nora.nominee@customer.example"))
+    assert (user.status, user.role) == (Status.ACTIVE, Role.ADVOCATE) and user.approved_at  # approved at once
+    assert (nomination.status, nomination.joined_user_id) == (NominationStatus.JOINED, user.id)
+    assert nomination.joined_at is not None and audits("nomination.joined", nomination.id)
+    send_due()
+    told = mailbox.last(staff.email, subject="joined")
+    assert "Nora Nominee" in told.text and f"/staff/nominations/{nomination.id}" in told.text
+    assert "Joined" in sam.get("/staff/").get_data(as_text=True)
+    assert app.test_client().get(link).status_code == 400  # single use
+    # The nominee deletes their account: the nomination still counts, and says nothing about them.
+    privacy.delete_account(db.session, db.session.get(User, user.id), PASSWORD)
+    db.session.commit()
+    nomination = the_nomination("")
+    assert (nomination.status, nomination.name, nomination.reason, nomination.company) == (
+        NominationStatus.JOINED,
+        "(a deleted account)",
+        "",
+        "",
+    )
+    assert "deleted their account" in text_of(nominate(sam))  # and never nominated again
+
+
+def test_invited_at_once_and_waiting_for_approval_when_the_program_says_so(app, mailbox, staff, admin):
+    save_settings(nominations_invite_at_once=True, nominees_approved_at_once=False)
+    sam = client_for(app, staff.id)
+    resp = nominate(sam, email="nora.nominee@customer.example")
+    assert "has been sent their invitation" in text_of(sam.get(resp.headers["Location"]))
+    nomination = the_nomination()
+    assert nomination.status == NominationStatus.INVITED and nomination.reviewed_by_id is None
+    invitation = db.session.get(Invitation, nomination.invitation_id)
+    assert invitation.source == invitations.NOMINATION and invitation.company == "Nominee GmbH"
+    assert (invitation.expires_at - invitation.created_at).days == 14
+    _, welcome = join_from_email(app, mailbox, "nora.nominee@customer.example")
+    assert "approves your account shortly" in welcome and "Your account is ready" not in welcome
+    user = db.session.scalar(select(User).where(User.email == "nora.nominee@customer.example"))
+    assert user.status == Status.PENDING and user.approved_at is None and user.email_verified_at
+    assert the_nomination().status == NominationStatus.JOINED
+    send_due()
+    assert mailbox.last(admin.email, subject="waiting for approval")  # like a registration
+    assert "Nora Nominee" in text_of(client_for(app, admin.id).get("/admin/pending"))
+
+
+def test_duplicates_are_explained(app, make_user, staff, admin):
+    advocate = make_user(email="ada@customer.example", name="Ada Advocate")
+    make_user(Role.STAFF, email="pat@example.com", name="Pat Peer")
+    db.session.add(SuppressedAddress(email_hash=invitations.email_hash("gone@customer.example"), reason="deleted"))
+    db.session.commit()
+    invitations.create(db.session, invitations.Invitee(email="ivy@customer.example", name="Ivy"), actor_id=None)
+    db.session.commit()
+    pat = client_for(app, "pat@example.com")
+    assert nominate(pat, email="nora.nominee@customer.example").status_code == 302
+    day = the_nomination().created_at.strftime("%d %b %Y")
+
+    sam = client_for(app, staff.id)
+    expected = {
+        " ADA@customer.example": ("Ada Advocate is already an advocate.", f"/search/advocates/{advocate.id}"),
+        "Nora.Nominee@customer.example": (f"was already nominated by Pat Peer on {day} (waiting for review)", None),
+        "ivy@customer.example": ("An invitation to this address is already pending", None),
+        "gone@customer.example": ("deleted their account or unsubscribed", None),
+        staff.email: ("already has an account at the portal", None),
+    }
+    for email, (message, link) in expected.items():
+        resp = nominate(sam, email=email)
+        html = resp.get_data(as_text=True)
+        assert resp.status_code == 409 and message in text_of(resp), (email, text_of(resp)[:800])
+        assert 'value="Nominee GmbH"' in html  # the form keeps what was typed
+        if link:
+            assert f'href="{link}"' in html
+    # An admin is pointed to the advocate's admin profile, and to the earlier nomination.
+    boss = client_for(app, admin.id)
+    assert f'href="/admin/advocates/{advocate.id}/profile"' in nominate(boss, email="ada@customer.example").text
+    earlier = nominate(boss, email="nora.nominee@customer.example")
+    assert f'href="/staff/nominations/{the_nomination().id}"' in earlier.text
+    invalid = nominate(sam, email="not an address", reason="")
+    assert invalid.status_code == 422 and "Why them?" in invalid.text
+    db.session.rollback()
+    assert len(db.session.scalars(select(Nomination)).all()) == 1  # only Pat's
+
+
+def test_declined_with_a_reason_and_nobody_else_sees_it(app, mailbox, make_user, staff, admin):
+    sam = client_for(app, staff.id)
+    nominate(sam)
+    nomination = the_nomination()
+    other = client_for(app, make_user(Role.STAFF, email="pat@example.com").id)
+    assert other.get(f"/staff/nominations/{nomination.id}").status_code == 404  # another's nomination
+    assert "Nora Nominee" not in other.get("/staff/nominations").get_data(as_text=True)
+    assert "Nora Nominee" not in other.get("/staff/").get_data(as_text=True)
+    assert other.get("/admin/nominations").status_code == 403  # staff do not review
+    token = csrf_from(other.get("/staff/nominations").get_data(as_text=True))
+    for action in ("accept", "decline"):
+        resp = other.post(f"/admin/nominations/{nomination.id}/{action}", data={"csrf_token": token, "reason": "x"})
+        assert resp.status_code == 403
+    boss = client_for(app, admin.id)
+    assert "Nora Nominee" in boss.get(f"/staff/nominations/{nomination.id}").get_data(as_text=True)  # admins: all
+    url = f"/admin/nominations/{nomination.id}/decline"
+    no_reason = post_form(boss, url, {"reason": "  "}, page="/admin/nominations")
+    assert "Give the reason" in text_of(boss.get(no_reason.headers["Location"]))
+    assert the_nomination().status == NominationStatus.PENDING
+    post_form(boss, url, {"reason": "Their contract ends <soon>: ask again next year."}, page="/admin/nominations")
+    nomination = the_nomination()
+    assert (nomination.status, nomination.reviewed_by_id) == (NominationStatus.DECLINED, admin.id)
+    [event] = audits("nomination.decline", nomination.id)
+    assert event.actor_id == admin.id and event.details["reason"].startswith("Their contract")
+    page = sam.get(f"/staff/nominations/{nomination.id}").get_data(as_text=True)
+    assert "Their contract ends &lt;soon&gt;: ask again next year." in page and "Declined" in page
+    assert "Their contract ends &lt;soon&gt;" in sam.get("/staff/").get_data(as_text=True)
+    send_due()
+    mail = mailbox.last(staff.email, subject="not invited")
+    assert "Their contract ends &lt;soon&gt;: ask again next year." in mail.text  # no tag, even in text
+    assert db.session.scalar(select(Invitation)) is None
+    assert nominate(sam).status_code == 302  # a declined nomination does not block a new one
+
+
+def test_one_reminder_after_seven_days_then_nothing(app, runner, mailbox, make_user, staff):
+    save_settings(nominations_invite_at_once=True)
+    sam = client_for(app, staff.id)
+    nominate(sam, email="nora.nominee@customer.example")
+    invitations.create(db.session, invitations.Invitee(email="old@customer.example"), actor_id=None)
+    invitations.create(db.session, invitations.Invitee(email="self.made@customer.example"), actor_id=None)
+    db.session.commit()
+    make_user(email="self.made@customer.example")  # registered by themselves meanwhile: not reminded
+    db.session.execute(
+        update(Invitation)
+        .where(Invitation.email == "old@customer.example")
+        .values(created_at=utcnow() - timedelta(days=20), expires_at=utcnow() - timedelta(days=6))
+    )
+    db.session.commit()
+    send_due()
+    assert "0 invitation reminder(s)" in runner.invoke(args=["invitations", "remind"]).output  # too early
+    with time_machine.travel(utcnow() + timedelta(days=8), tick=False):
+        result = runner.invoke(args=["invitations", "remind"])
+        assert result.exit_code == 0 and "1 invitation reminder(s) queued" in result.output, result.output
+        assert "0 invitation reminder(s)" in runner.invoke(args=["invitations", "remind"]).output  # only once
+        [reminded] = db.session.scalars(select(Invitation).where(Invitation.reminded_at.is_not(None))).all()
+        assert reminded.email == "nora.nominee@customer.example"
+        db.session.rollback()
+        join_from_email(app, mailbox, "nora.nominee@customer.example", subject="Reminder")
+    assert len(mailbox.to("nora.nominee@customer.example")) == 2 and len(mailbox.to("old@customer.example")) == 1
+    assert len(mailbox.to("self.made@customer.example")) == 1
+    assert the_nomination().status == NominationStatus.JOINED
+    assert len(audits("invitation.remind")) == 1
+
+
+def test_a_nomination_waiting_past_the_service_level_is_overdue_on_the_admin_home(app, staff, admin):
+    sam = client_for(app, staff.id)
+    nominate(sam)
+    boss = client_for(app, admin.id)
+
+    def queue() -> str:
+        html = boss.get("/admin/").get_data(as_text=True)
+        return next(
+            (cls, body)
+            for cls, body in re.findall(r'<li class="card queue([^"]*)">(.*?)</li>', html, re.S)
+            if "Nominations to review" in body
+        )
+
+    classes, body = queue()
+    assert "queue-overdue" not in classes and 'href="/admin/nominations"' in body and ">1<" in body
+    db.session.execute(update(Nomination).values(created_at=utcnow() - timedelta(days=5)))
+    db.session.commit()
+    classes, body = queue()
+    assert "queue-overdue" in classes and "Overdue" in body
