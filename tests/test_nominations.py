@@ -13,7 +13,7 @@ from sqlalchemy import select, update
 
 from portal.extensions import db
 from portal.models import Invitation, Nomination, NominationStatus, Role, Status, SuppressedAddress, User, utcnow
-from portal.services import invitations, privacy, settings
+from portal.services import invitations, privacy, reporting, settings
 from portal.services.outbox import send_due
 from tests.support import audits, client_for, csrf_from, path_of, post_form, text_of
 
@@ -109,6 +109,10 @@ def test_nominated_reviewed_invited_joined(app, mailbox, staff, admin):
     assert "Nora Nominee" in told.text and f"/staff/nominations/{nomination.id}" in told.text
     assert "Joined" in sam.get("/staff/").get_data(as_text=True)
     assert app.test_client().get(link).status_code == 400  # single use
+    # The nomination counts for its nominator in the program report (this month: they joined today).
+    month = reporting.period_for("month", utcnow().date())
+    assert [(t.user_id, t.joined) for t in reporting.top_nominators(db.session, month)] == [(staff.id, 1)]
+    assert reporting.advocates(db.session, month).nominated == 1
     # The nominee deletes their account: the nomination still counts, and says nothing about them.
     privacy.delete_account(db.session, db.session.get(User, user.id), PASSWORD)
     db.session.commit()
