@@ -10,7 +10,7 @@ Sections:
   3. Pages                       text, page_text, text_of, without_values, path_of
   4. Mail and servers            free_port, Mail, Mailbox (a real SMTP server), LiveServer (a real WSGI server)
   5. Users and profiles          user, user_by_email, has_profile, profile_data, save_profile, profile_form, ...
-  6. Opportunities               ALL_TYPES, atype, make_advocate, make_opp, participation_of, admin_form
+  6. Opportunities               ALL_TYPES, atype, make_advocate, make_opp, reference_request_record, ...
   7. Recognition                 give, participate, make_reward, redeem, badge_keys, entries, ...
   8. Privacy                     fill_everything, fill_program_data (the program's data about one advocate)
   9. Search                      find, names, staff_search, page_hits, indexed, pending_rows, member, ...
@@ -63,6 +63,8 @@ from portal.models import (
     ParticipationStatus,
     PointsEntry,
     Product,
+    ReferenceRequest,
+    ReferenceStatus,
     Region,
     Reward,
     SearchPending,
@@ -624,6 +626,30 @@ def engaged(user_id: int, when, key: str = "speaking", status=ParticipationStatu
     )
     db.session.commit()
     return oid
+
+
+def reference_request_record(
+    key: str, status: ReferenceStatus, created: datetime, requester_id: int | None = None, **fields
+) -> int:
+    """A reference request straight in the database (with its private opportunity), as the reports and the
+    coverage page read it: ``fields`` are its columns (industry_id, outcome, fulfilled_at, ...)."""
+    type_id = atype(key).id
+    opp = Opportunity(activity_type_id=type_id, title="Reference", status=OpportunityStatus.CLOSED, private=True)
+    db.session.add(opp)
+    db.session.flush()
+    rr = ReferenceRequest(
+        requester_id=requester_id,
+        activity_type_id=type_id,
+        opportunity_id=opp.id,
+        account_name=fields.pop("account_name", "Acme"),
+        due_date=fields.pop("due_date", created.date() + timedelta(days=30)),
+        status=status,
+        created_at=created,
+        **fields,
+    )
+    db.session.add(rr)
+    db.session.commit()
+    return rr.id
 
 
 def participation_of(user_id: int, opp_id: int) -> Participation | None:

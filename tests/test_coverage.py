@@ -21,6 +21,7 @@ from portal.models import (
     Industry,
     OpportunityStatus,
     Product,
+    ReferenceStatus,
     Region,
     SegmentTarget,
     SizeBand,
@@ -30,7 +31,7 @@ from portal.models import (
 )
 from portal.services import coverage
 from search.indexing import apply_pending
-from tests.support import audits, csrf_from, engaged, item_id, make_advocate, make_opp
+from tests.support import audits, csrf_from, engaged, item_id, make_advocate, make_opp, reference_request_record
 
 
 def _target(name, wanted, **dims) -> int:
@@ -115,6 +116,29 @@ def portfolio(app, make_user):
         product_id=item_id(Product, "Data Platform"),
         size_band_id=item_id(SizeBand, "5,000+ employees"),
     )
+    # Reference requests of the last 180 days: a Healthcare speaker in Europe (fulfilled), a Healthcare
+    # reference call past its due day without an advocate, one from 200 days ago, and a cancelled case study
+    # for Data Platform at large companies.
+    reference_request_record(
+        "speaking", ReferenceStatus.COMPLETED, now - timedelta(days=10), industry_id=hc, region_id=europe
+    )
+    reference_request_record(
+        "reference_call",
+        ReferenceStatus.ASKED,
+        now - timedelta(days=30),
+        industry_id=hc,
+        due_date=now.date() - timedelta(days=5),
+    )
+    reference_request_record(
+        "speaking", ReferenceStatus.OPEN, now - timedelta(days=200), industry_id=hc, region_id=europe
+    )
+    reference_request_record(
+        "case_study",
+        ReferenceStatus.CANCELLED,
+        now - timedelta(days=3),
+        product_id=item_id(Product, "Data Platform"),
+        size_band_id=item_id(SizeBand, "5,000+ employees"),
+    )
     db.session.rollback()
     apply_pending(db.engine)  # the search index follows the database (as `flask search sync` does)
     return ids
@@ -122,11 +146,14 @@ def portfolio(app, make_user):
 
 def test_coverage_against_the_hand_built_portfolio(app, portfolio):
     rows = coverage.coverage(db.session)
-    got = [(r.name, r.wanted, r.covered, r.gap, r.demand, r.unfulfilled, r.reference_requests) for r in rows]
+    got = [
+        (r.name, r.wanted, r.covered, r.gap, r.demand, r.unfulfilled, r.reference_requests, r.references_unfulfilled)
+        for r in rows
+    ]
     assert got == [
-        ("Healthcare", 5, 3, 2, 2, 1, None),
-        ("Healthcare speakers in Europe", 2, 1, 1, 1, 0, None),
-        ("Data Platform at large companies", 1, 1, 0, 1, 0, None),
+        ("Healthcare", 5, 3, 2, 2, 1, 2, 1),
+        ("Healthcare speakers in Europe", 2, 1, 1, 1, 0, 1, 0),
+        ("Data Platform at large companies", 1, 1, 0, 1, 0, 1, 1),
     ]
     t2 = rows[1]
     assert t2.segment == [("Industry", "Healthcare"), ("Region", "Europe"), ("Activity", "Speaking")]
@@ -164,7 +191,10 @@ def test_the_page_sorts_by_gap_links_to_the_filtered_search_and_the_csv_matches(
     assert [r[0] for r in table[1:]] == names
     for row, gap in zip(table[1:], cells, strict=True):
         assert row[10] == gap
-    assert table[1][1:] == ["Healthcare", "", "", "", "", "", "5", "", "3", "2", "2", "1", "not available yet"]
+    assert table[1][1:] == ["Healthcare", "", "", "", "", "", "5", "", "3", "2", "2", "1", "2", "1"]
+    assert (
+        'href="/staff/nominations/new">Nominate a customer' in html and 'href="/admin/imports">Import advocates' in html
+    )
     assert table[2][1:8] == ["Healthcare", "Europe", "", "", "", "Speaking", "2"] and table[2][8] == "2027-06-30"
     assert len(audits("export.coverage")) == 1
 

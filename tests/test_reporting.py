@@ -24,7 +24,6 @@ from portal.models import (
     Redemption,
     RedemptionStatus,
     ReferenceOutcome,
-    ReferenceRequest,
     ReferenceStatus,
     Role,
     User,
@@ -32,7 +31,7 @@ from portal.models import (
 )
 from portal.services import reporting, rewards
 from search.indexing import apply_pending
-from tests.support import activity_type_id, audits, csrf_from, give, make_reward
+from tests.support import activity_type_id, audits, csrf_from, give, make_reward, reference_request_record
 
 Q2 = reporting.Period("quarter", date(2025, 4, 1), date(2025, 7, 1))
 
@@ -172,26 +171,6 @@ def test_every_number_of_the_dashboard_against_the_hand_built_program(app, progr
     assert board.influenced_revenue.deals == 0 and board.influenced_revenue.with_reference.rate is None
 
 
-def _request(requester: int, key: str, status: ReferenceStatus, created: datetime, **fields) -> None:
-    opp = Opportunity(
-        activity_type_id=activity_type_id(key), title="ref", status=OpportunityStatus.CLOSED, private=True
-    )
-    db.session.add(opp)
-    db.session.flush()
-    db.session.add(
-        ReferenceRequest(
-            requester_id=requester,
-            activity_type_id=activity_type_id(key),
-            opportunity_id=opp.id,
-            account_name="Acme",
-            due_date=created.date() + timedelta(days=30),
-            status=status,
-            created_at=created,
-            **fields,
-        )
-    )
-
-
 def test_nominations_imports_and_reference_requests_against_hand_built_records(app, make_user, admin):
     """New advocates by the invitation they joined through, the nominators whose nominees joined, reference
     requests received and fulfilled with the median days, influenced revenue and the two win rates."""
@@ -233,11 +212,11 @@ def test_nominations_imports_and_reference_requests_against_hand_built_records(a
     db.session.flush()
     rep = staff_a.id
     # Received in Q2: four (fulfilled in 2 days, in 5 days, never, never); one from March fulfilled in April (10 days).
-    _request(
-        rep,
+    reference_request_record(
         "reference_call",
         ReferenceStatus.COMPLETED,
         at(2025, 4, 2),
+        rep,
         fulfilled_at=at(2025, 4, 4),
         outcome=ReferenceOutcome.WON,
         final_amount=90_000,
@@ -246,43 +225,43 @@ def test_nominations_imports_and_reference_requests_against_hand_built_records(a
         currency="EUR",
         industry_id=health.id,
     )
-    _request(
-        rep,
+    reference_request_record(
         "case_study",
         ReferenceStatus.COMPLETED,
         at(2025, 4, 10),
+        rep,
         fulfilled_at=at(2025, 4, 15),
         outcome=ReferenceOutcome.LOST,
         outcome_at=at(2025, 5, 2),
         currency="EUR",
     )
-    _request(
-        rep,
+    reference_request_record(
         "reference_call",
         ReferenceStatus.CANCELLED,
         at(2025, 5, 10),
+        rep,
         outcome=ReferenceOutcome.WON,
         deal_amount=5_000,
         outcome_at=at(2025, 6, 1),
         currency="EUR",
     )
-    _request(rep, "reference_call", ReferenceStatus.OPEN, at(2025, 6, 30, 23, 59, 59))
-    _request(
-        rep,
+    reference_request_record("reference_call", ReferenceStatus.OPEN, at(2025, 6, 30, 23, 59, 59), rep)
+    reference_request_record(
         "reference_call",
         ReferenceStatus.COMPLETED,
         at(2025, 3, 22),
+        rep,
         fulfilled_at=at(2025, 4, 1),
         outcome=ReferenceOutcome.WON,
         deal_amount=40_000,
         outcome_at=at(2025, 4, 20),
         currency="USD",
     )
-    _request(
-        rep,
+    reference_request_record(
         "reference_call",
         ReferenceStatus.COMPLETED,
         at(2025, 3, 1),
+        rep,
         fulfilled_at=at(2025, 3, 5),
         outcome=ReferenceOutcome.WON,
         deal_amount=1,

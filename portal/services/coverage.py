@@ -16,7 +16,9 @@ Demand: opportunities opened in the last 180 days whose targeting asks for the t
 activity type; each of industry, region (a target's country counts as its region), product and company
 size the target sets is among the opportunity's targeting), and how many of them went unfulfilled (over:
 closed, archived or past their deadline, with fewer seats taken than offered, one for unlimited).
-Reference requests are a seam (``reference_demand``: None until they are built).
+Reference requests of the last 180 days count too (``reference_demand``): those whose activity type and
+criteria are the target's (each dimension the target sets; a target's country counts as its region), and
+how many went unfulfilled (cancelled, or past their due day without as many advocates as they needed).
 
 ``coverage`` reads every active target's members with one query (a UNION ALL of one select per target),
 their fatigue with ``fatigue.statuses`` on those ids as a subquery, and the demand with one more: a
@@ -42,6 +44,8 @@ from portal.models import (
     Opportunity,
     OpportunityStatus,
     Product,
+    ReferenceRequest,
+    ReferenceStatus,
     Region,
     Role,
     SegmentTarget,
@@ -200,10 +204,46 @@ def _demand(target: SegmentTarget, region_id: int | None, since: datetime, today
     return q
 
 
-def reference_demand(session: Session, targets: list[SegmentTarget], since: datetime) -> dict[int, tuple] | None:
-    """Seam: reference requests of the last 180 days per target (asked, unfulfilled). Reference requests
-    are being built elsewhere: None until they land (the page says "not available yet")."""
-    return None
+# A reference request that got as many advocates as it needed (or more: it went on from there).
+FULFILLED = (ReferenceStatus.ACCEPTED, ReferenceStatus.SCHEDULED, ReferenceStatus.COMPLETED)
+
+
+def _reference_demand(target: SegmentTarget, region_id: int | None, since: datetime, today: date):
+    """Select (target id, unfulfilled 0/1) per reference request of the last 180 days for the segment."""
+    R = ReferenceRequest
+    unfulfilled = or_(R.status == ReferenceStatus.CANCELLED, and_(R.status.not_in(FULFILLED), R.due_date < today))
+    q = select(literal(target.id).label("target_id"), case((unfulfilled, 1), else_=0).label("unfulfilled")).where(
+        R.created_at >= since
+    )
+    for value, column in (
+        (target.activity_type_id, R.activity_type_id),
+        (target.industry_id, R.industry_id),
+        (region_id, R.region_id),
+        (target.product_id, R.product_id),
+        (target.size_band_id, R.size_band_id),
+    ):
+        if value:
+            q = q.where(column == value)
+    return q
+
+
+def _grouped(session: Session, parts: list) -> dict[int, tuple[int, int]]:
+    """{target id: (count, unfulfilled)} from the per-target selects, in one query."""
+    d = union_all(*parts).subquery()
+    return {
+        tid: (n, int(unfulfilled))
+        for tid, n, unfulfilled in session.execute(
+            select(d.c.target_id, func.count(), func.coalesce(func.sum(d.c.unfulfilled), 0)).group_by(d.c.target_id)
+        )
+    }
+
+
+def reference_demand(
+    session: Session, targets: list[SegmentTarget], regions: dict[int, int | None], since: datetime, today: date
+) -> dict[int, tuple[int, int]]:
+    """Reference requests of the last 180 days per target: (asked, unfulfilled); a target nobody asked for
+    is left out (0, 0)."""
+    return _grouped(session, [_reference_demand(t, regions[t.id], since, today) for t in targets])
 
 
 @dataclass
@@ -217,7 +257,8 @@ class CoverageRow:
     covered: int
     demand: int
     unfulfilled: int
-    reference_requests: tuple | None
+    reference_requests: int  # reference requests for the segment in the last 180 days
+    references_unfulfilled: int
 
     @property
     def gap(self) -> int:
@@ -286,17 +327,12 @@ def coverage(session: Session, now: datetime | None = None) -> list[CoverageRow]
         *(s or set() for s in search_service.advocate_ids_by_fatigue(session, fatigue.REFUSED_STATUSES).values())
     )
     since = now - timedelta(days=DEMAND_DAYS)
-    demand: dict[int, tuple[int, int]] = {}
-    parts = []
-    for t in targets:
-        region = t.region_id or (names["country_code"].get(t.country_code, (None, None))[1] if t.country_code else None)
-        parts.append(_demand(t, region, since, now.date()))
-    d = union_all(*parts).subquery()
-    for tid, n, unfulfilled in session.execute(
-        select(d.c.target_id, func.count(), func.coalesce(func.sum(d.c.unfulfilled), 0)).group_by(d.c.target_id)
-    ):
-        demand[tid] = (n, int(unfulfilled))
-    refs = reference_demand(session, targets, since)
+    regions = {
+        t.id: t.region_id or (names["country_code"].get(t.country_code, (None, None))[1] if t.country_code else None)
+        for t in targets
+    }
+    demand = _grouped(session, [_demand(t, regions[t.id], since, now.date()) for t in targets])
+    refs = reference_demand(session, targets, regions, since, now.date())
     rows = []
     for t in targets:
         covered = sum(1 for uid in in_segment.get(t.id, ()) if uid not in refused)
@@ -329,7 +365,8 @@ def coverage(session: Session, now: datetime | None = None) -> list[CoverageRow]
                 covered=covered,
                 demand=n,
                 unfulfilled=unfulfilled,
-                reference_requests=refs.get(t.id) if refs is not None else None,
+                reference_requests=refs.get(t.id, (0, 0))[0],
+                references_unfulfilled=refs.get(t.id, (0, 0))[1],
             )
         )
     rows.sort(key=lambda r: (-r.gap, r.name.lower(), r.target_id))
@@ -350,7 +387,8 @@ CSV_HEADER = (
     "Gap",
     f"Opportunities asking (last {DEMAND_DAYS} days)",
     "Unfulfilled",
-    "Reference requests",
+    f"Reference requests (last {DEMAND_DAYS} days)",
+    "Reference requests unfulfilled",
 )
 
 
@@ -367,7 +405,8 @@ def csv_rows(rows: list[CoverageRow]):
             r.gap,
             r.demand,
             r.unfulfilled,
-            "not available yet" if r.reference_requests is None else r.reference_requests[0],
+            r.reference_requests,
+            r.references_unfulfilled,
         )
 
 
