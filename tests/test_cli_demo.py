@@ -13,6 +13,8 @@ from portal.models import (
     AdvocateProfile,
     Consent,
     Industry,
+    Nomination,
+    NominationStatus,
     Opportunity,
     OpportunityStatus,
     OutboxMessage,
@@ -158,6 +160,10 @@ def test_demo_histories_through_the_services_and_first_pages(app, runner):
     # History is not news: its emails are recorded as sent when they happened; nobody is mailed by the seed.
     assert count(model=OutboxMessage) > 0
     assert count(OutboxMessage.status != OutboxStatus.SENT, model=OutboxMessage) == 0
+    # The staff have nominated customers, waiting for the admin's review; one is past the service level.
+    noms = db.session.scalars(select(Nomination).order_by(Nomination.created_at)).all()
+    assert [n.status for n in noms] == [NominationStatus.PENDING] * 3
+    assert (now - noms[0].created_at).days >= queues.service_level_days(db.session) > (now - noms[1].created_at).days
 
     # Exactly one paused, exactly one at their limit (the fatigue rules' own answer), a few stale profiles.
     paused = count(AdvocateProfile.paused_until >= now.date(), model=AdvocateProfile)

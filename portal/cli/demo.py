@@ -34,6 +34,7 @@ from portal.models import (
     Digest,
     EntrySource,
     Industry,
+    Nomination,
     Opportunity,
     OpportunityStatus,
     OutboxMessage,
@@ -54,7 +55,7 @@ from portal.models import (
     utcnow,
 )
 from portal.models.mail import OutboxStatus
-from portal.services import badges, lists, participation, points, profiles, rewards
+from portal.services import badges, lists, nominations, participation, points, profiles, rewards
 from portal.services.passwords import hash_password
 from portal.services.profiles import tags_named
 from search import backend as search_backend
@@ -84,6 +85,7 @@ STAMPS = {
     OutboxMessage: ("created_at", "next_attempt_at"),
     Redemption: ("created_at", "fulfilled_at", "cancelled_at"),
     Participation: ("requested_at", "engaged_at", "decided_at", "completed_at", "updated_at"),
+    Nomination: ("created_at", "updated_at"),
 }
 DEFAULTED = {"created_at", "awarded_at", "next_attempt_at", "updated_at", "requested_at"}
 
@@ -560,4 +562,47 @@ def _seed(rng, now, clock, n) -> str:
     _close(past)
     _current(clock, rng, users, admin, open_opps, now)
     _recognition(clock, rng, users, admin, now)
+    _nominations(clock, staff[1:], now)
     return users[DEMO].email
+
+
+NOMINEES = (  # (nominator index, days ago, name, email, company, job title, why)
+    (
+        0,
+        6,
+        "Priya Raman",
+        "priya.raman@northwind.example",
+        "Northwind Health",
+        "Director of IT",
+        "Rolled out our platform to 40 clinics in three months; happy to talk about it.",
+    ),
+    (
+        0,
+        1,
+        "Tomasz Wójcik",
+        "tomasz.wojcik@baltic-logistics.example",
+        "Baltic Logistics",
+        "CTO",
+        "Cut their dispatch time by a third; spoke well of us at a partner event.",
+    ),
+    (
+        1,
+        2,
+        "Grace Okafor",
+        "grace.okafor@lagos-fintech.example",
+        "Lagos Fintech",
+        "Head of Data",
+        "Renewed early and expanded; her team built three dashboards our sales team now shows.",
+    ),
+)
+
+
+def _nominations(clock, staff: list[User], now: datetime) -> None:
+    """Customers the staff nominated, waiting for the admin's review (one past the service level)."""
+    for who, days, name, email, company, title, why in NOMINEES:
+        with clock.on(now - timedelta(days=days)):
+            attempt(
+                nominations.nominate,
+                nominations.Nominee(name=name, email=email, company=company, job_title=title, reason=why),
+                staff[who],
+            )
