@@ -10,7 +10,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 
 from admin import bp as admin_bp
 from portal import templating
-from portal.blueprints import account, auth, main, opportunities, profile, recognition, sso
+from portal.blueprints import account, asks, auth, main, opportunities, profile, recognition, sso
 from portal.cli import GROUPS
 from portal.config import load_config
 from portal.database import begin_write_for_unsafe_methods, configure_engine
@@ -118,6 +118,7 @@ def register_blueprints(app: Flask) -> None:
     app.register_blueprint(admin_bp)
     app.register_blueprint(search_bp)
     app.register_blueprint(staff_bp)
+    app.register_blueprint(asks.bp)
 
 
 def register_errorhandlers(app: Flask) -> None:

@@ -4,6 +4,7 @@ from portal.cli.demo import demo_cli
 from portal.cli.opportunities import digest_cli, opportunities_cli
 from portal.cli.outbox import outbox_cli
 from portal.cli.recognition import badges_cli, points_cli
+from portal.cli.references import references_cli
 from portal.cli.users import users_cli
 
 GROUPS = [
@@ -16,4 +17,5 @@ GROUPS = [
     badges_cli,
     digest_cli,
     opportunities_cli,
+    references_cli,
 ]
