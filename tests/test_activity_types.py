@@ -102,7 +102,7 @@ def test_only_admins_and_only_with_csrf(app, admin_client, advocate_client, staf
                 c,
                 f"/admin/activity-types/{review.id}",
                 {"default_points": "5"},
-                page="/me/points" if c is advocate_client else "/dashboard",
+                page="/me/points" if c is advocate_client else "/staff/",
             ).status_code
             == 403
         )

@@ -302,7 +302,7 @@ def test_advocate_and_staff_get_403_in_admin(advocate_client, staff_client, admi
 
 def test_staff_cannot_approve(staff_client, make_user):
     pending = make_user(status=Status.PENDING)
-    resp = post_form(staff_client, "/admin/pending/approve", {"user_id": pending.id}, page="/dashboard")
+    resp = post_form(staff_client, "/admin/pending/approve", {"user_id": pending.id}, page="/staff/")
     assert resp.status_code == 403
     assert reload(User, pending.id).status == Status.PENDING
 
@@ -310,7 +310,8 @@ def test_staff_cannot_approve(staff_client, make_user):
 def test_roles_land_on_their_home(app, staff, admin):
     s = app.test_client()
     sign_in(s, staff.email)
-    assert "Hello, Sam Staff" in s.get("/dashboard").get_data(as_text=True)
+    assert s.get("/dashboard").headers["Location"].endswith("/staff/")  # the staff workspace
+    assert "Hello, Sam Staff" in s.get("/staff/").get_data(as_text=True)
     a = app.test_client()
     sign_in(a, admin.email)
     resp = a.get("/dashboard")

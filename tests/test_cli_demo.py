@@ -213,7 +213,7 @@ def test_demo_histories_through_the_services_and_first_pages(app, runner):
     db.session.rollback()
     for email, home in (
         ("admin@example.com", "/admin/"),
-        ("sam.sales@example.com", "/dashboard"),
+        ("sam.sales@example.com", "/staff/"),
         (advocate.email, "/dashboard"),
     ):
         c = app.test_client()

@@ -110,7 +110,7 @@ def test_create_staff(app, runner):
     assert len(audits("user.create_staff", rep.id)) == 1
     c = app.test_client()
     login(c, "rep@example.com", PW)
-    assert c.get("/dashboard").status_code == 200
+    assert c.get("/dashboard", follow_redirects=True).status_code == 200  # the staff workspace
     assert c.get("/admin/").status_code == 403
 
 

@@ -289,7 +289,7 @@ def test_requests_for_drafts_and_unknown_opportunities(app, make_user, staff_cli
         assert participation_of(adv, oid) is None
     # staff members are not advocates: the advocate pages are closed to them
     assert staff_client.get("/opportunities").status_code == 403
-    assert post_form(staff_client, f"/opportunities/{draft}/request", {}, page="/dashboard").status_code == 403
+    assert post_form(staff_client, f"/opportunities/{draft}/request", {}, page="/staff/").status_code == 403
     assert db.session.query(Participation).count() == 0
 
 

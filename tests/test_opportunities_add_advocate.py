@@ -265,7 +265,7 @@ def test_concurrent_additions_never_pass_capacity(app, make_user, admin):
 def test_staff_cannot_add(app, make_user, staff_client):
     make_advocate(make_user, "x@example.com")
     oid = make_opp("speaking", title="Admins only")
-    resp = post_form(staff_client, f"/admin/opportunities/{oid}/add", {"advocate": "x@example.com"}, page="/dashboard")
+    resp = post_form(staff_client, f"/admin/opportunities/{oid}/add", {"advocate": "x@example.com"}, page="/staff/")
     assert resp.status_code == 403
     db.session.rollback()
     assert db.session.query(Participation).count() == 0

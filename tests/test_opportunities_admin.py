@@ -521,7 +521,7 @@ def test_staff_and_advocates_get_403_on_admin_pages(app, make_user, who, request
     pid = participation_of(adv, oid).id
     for url in ADMIN_GETS:
         assert client.get(url.format(oid=oid)).status_code == 403, url
-    token_page = "/me/commitments" if who == "advocate" else "/dashboard"
+    token_page = "/me/commitments" if who == "advocate" else "/staff/"
     data = {**admin_form(atype("speaking").id, title="Taken over"), "status": "closed", "max_engagements_90d": "99"}
     for url in ADMIN_POSTS:
         resp = post_form(client, url.format(oid=oid, pid=pid), data, page=token_page)

@@ -13,12 +13,20 @@ from sqlalchemy import update
 from portal.extensions import db
 from portal.models import (
     AdvocateProfile,
+    Industry,
+    Invitation,
+    Nomination,
+    NominationStatus,
     Opportunity,
     OpportunityStatus,
     Participation,
     ParticipationStatus,
     Redemption,
     RedemptionStatus,
+    ReferenceOutcome,
+    ReferenceRequest,
+    ReferenceStatus,
+    Role,
     User,
     utcnow,
 )
@@ -137,7 +145,7 @@ def test_every_number_of_the_dashboard_against_the_hand_built_program(app, progr
     board = reporting.dashboard(db.session, Q2)
     adv, before = board.advocates, board.advocates_before
     assert (adv.new, adv.self_registered, adv.referred, adv.engaged) == (2, 2, 1, 1)
-    assert (adv.nominated, adv.imported) == (None, None)  # seams: not built yet
+    assert (adv.nominated, adv.imported) == (0, 0)
     assert (before.new, before.referred, before.engaged) == (1, 0, 1)
     p, b = board.participations, board.participations_before
     assert p.requested == 4 and p.by_status == {"completed": 2, "no_show": 1, "declined": 1}
@@ -160,7 +168,142 @@ def test_every_number_of_the_dashboard_against_the_hand_built_program(app, progr
     assert reporting.reward_return(db.session, Q2.previous()) == []
     assert (board.membership.active, board.membership.stale, board.membership.stale_share) == (5, 3, 0.6)
     assert board.fatigue == {"under_used": 3, "available": 1, "near_limit": 0, "at_limit": 0, "unavailable": 1}
-    assert board.reference_requests is None and board.influenced_revenue is None and board.top_nominators is None
+    assert board.reference_requests == reporting.ReferenceRequests(0, 0, None) and board.top_nominators == []
+    assert board.influenced_revenue.deals == 0 and board.influenced_revenue.with_reference.rate is None
+
+
+def _request(requester: int, key: str, status: ReferenceStatus, created: datetime, **fields) -> None:
+    opp = Opportunity(
+        activity_type_id=activity_type_id(key), title="ref", status=OpportunityStatus.CLOSED, private=True
+    )
+    db.session.add(opp)
+    db.session.flush()
+    db.session.add(
+        ReferenceRequest(
+            requester_id=requester,
+            activity_type_id=activity_type_id(key),
+            opportunity_id=opp.id,
+            account_name="Acme",
+            due_date=created.date() + timedelta(days=30),
+            status=status,
+            created_at=created,
+            **fields,
+        )
+    )
+
+
+def test_nominations_imports_and_reference_requests_against_hand_built_records(app, make_user, admin):
+    """New advocates by the invitation they joined through, the nominators whose nominees joined, reference
+    requests received and fulfilled with the median days, influenced revenue and the two win rates."""
+    staff_a = make_user(email="rep.a@example.com", name="Rep A", role=Role.STAFF)
+    staff_b = make_user(email="rep.b@example.com", name="Rep B", role=Role.STAFF)
+    joined = [make_user(email=f"n{i}@example.com").id for i in range(4)]
+    for uid, when in zip(joined, (at(2025, 4, 1), at(2025, 6, 30, 23, 59, 59), at(2025, 7, 1), at(2025, 5, 5))):
+        _approved(uid, when)
+    # n0, n1 (in Q2) and n2 (1 July: the next quarter) through nominations; n3 through an import.
+    for i, (uid, source) in enumerate(zip(joined, ("nomination", "nomination", "nomination", "import"))):
+        db.session.add(
+            Invitation(
+                email=f"n{i}@example.com",
+                source=source,
+                token_hash=f"{i:064d}",
+                expires_at=at(2025, 12, 1),
+                accepted_at=at(2025, 4, 1),
+                accepted_user_id=uid,
+            )
+        )
+    for nominator, uid, when in (
+        (staff_b.id, joined[0], at(2025, 4, 1)),
+        (staff_b.id, joined[1], at(2025, 6, 30)),
+        (staff_a.id, joined[2], at(2025, 7, 1)),
+        (staff_a.id, None, at(2025, 5, 1)),
+    ):
+        db.session.add(
+            Nomination(
+                nominator_id=nominator,
+                email=f"x{when:%m%d}{nominator}@example.com",
+                name="Nominee",
+                status=NominationStatus.JOINED if uid else NominationStatus.INVITED,
+                joined_user_id=uid,
+                joined_at=when if uid else None,
+            )
+        )
+    health = Industry(name="Healthcare test")
+    db.session.add(health)
+    db.session.flush()
+    rep = staff_a.id
+    # Received in Q2: four (fulfilled in 2 days, in 5 days, never, never); one from March fulfilled in April (10 days).
+    _request(
+        rep,
+        "reference_call",
+        ReferenceStatus.COMPLETED,
+        at(2025, 4, 2),
+        fulfilled_at=at(2025, 4, 4),
+        outcome=ReferenceOutcome.WON,
+        final_amount=90_000,
+        deal_amount=100_000,
+        outcome_at=at(2025, 5, 1),
+        currency="EUR",
+        industry_id=health.id,
+    )
+    _request(
+        rep,
+        "case_study",
+        ReferenceStatus.COMPLETED,
+        at(2025, 4, 10),
+        fulfilled_at=at(2025, 4, 15),
+        outcome=ReferenceOutcome.LOST,
+        outcome_at=at(2025, 5, 2),
+        currency="EUR",
+    )
+    _request(
+        rep,
+        "reference_call",
+        ReferenceStatus.CANCELLED,
+        at(2025, 5, 10),
+        outcome=ReferenceOutcome.WON,
+        deal_amount=5_000,
+        outcome_at=at(2025, 6, 1),
+        currency="EUR",
+    )
+    _request(rep, "reference_call", ReferenceStatus.OPEN, at(2025, 6, 30, 23, 59, 59))
+    _request(
+        rep,
+        "reference_call",
+        ReferenceStatus.COMPLETED,
+        at(2025, 3, 22),
+        fulfilled_at=at(2025, 4, 1),
+        outcome=ReferenceOutcome.WON,
+        deal_amount=40_000,
+        outcome_at=at(2025, 4, 20),
+        currency="USD",
+    )
+    _request(
+        rep,
+        "reference_call",
+        ReferenceStatus.COMPLETED,
+        at(2025, 3, 1),
+        fulfilled_at=at(2025, 3, 5),
+        outcome=ReferenceOutcome.WON,
+        deal_amount=1,
+        outcome_at=at(2025, 3, 31, 23, 59, 59),
+        currency="USD",
+    )
+    db.session.commit()
+
+    adv = reporting.advocates(db.session, Q2)
+    assert (adv.new, adv.nominated, adv.imported, adv.self_registered) == (3, 2, 1, 0)
+    assert [(t.name, t.joined) for t in reporting.top_nominators(db.session, Q2)] == [("Rep B", 2)]
+    assert reporting.reference_requests(db.session, Q2) == reporting.ReferenceRequests(4, 3, 5.0)  # 2, 5, 10 days
+    ir = reporting.influenced_revenue(db.session, Q2)
+    assert ir.deals == 2 and ir.amounts == {"EUR": 90_000, "USD": 40_000}
+    assert {(r.label, r.currency, r.deals, r.amount) for r in ir.by_type} == {
+        ("Reference call", "EUR", 1, 90_000),
+        ("Reference call", "USD", 1, 40_000),
+    }
+    assert {(r.label, r.amount) for r in ir.by_industry} == {("Healthcare test", 90_000), ("Any industry", 40_000)}
+    assert (ir.with_reference.won, ir.with_reference.decided, ir.with_reference.rate) == (2, 3, 2 / 3)
+    assert (ir.without_reference.won, ir.without_reference.decided) == (1, 1)
 
 
 def test_an_empty_program(app, admin_client):
@@ -171,7 +314,8 @@ def test_an_empty_program(app, admin_client):
     resp = admin_client.get("/admin/reports?period=quarter&on=2025-05-15")
     assert resp.status_code == 200
     html = resp.get_data(as_text=True)
-    assert "No activity completed in this period." in html and "Not available yet" in html
+    assert "No activity completed in this period." in html and "No nominee joined in this period." in html
+    assert "No won deal with a completed reference in this period." in html
 
 
 def test_a_changed_value_applies_from_that_day_and_the_past_keeps_its_value(app, program, admin_client):

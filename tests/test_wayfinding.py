@@ -60,7 +60,7 @@ def test_pages_outside_the_navigation_mark_nothing_and_visitors_see_theirs(app, 
 def test_account_opens_the_privacy_and_account_page_for_advocates(app, advocate_client, staff_client):
     nav = NAV.search(advocate_client.get("/dashboard").get_data(as_text=True)).group(1)
     assert re.search(r'<a href="/me/privacy"[^>]*>Account</a>', nav)
-    staff_nav = NAV.search(staff_client.get("/dashboard").get_data(as_text=True)).group(1)
+    staff_nav = NAV.search(staff_client.get("/staff/").get_data(as_text=True)).group(1)
     assert re.search(r'<a href="/account/password"[^>]*>Account</a>', staff_nav)  # staff have no profile pages
 
 

@@ -18,8 +18,11 @@ One function per block of the page, each a constant number of grouped queries wh
 - now, not per period: ``membership`` (active advocates, stale profiles by ``profiles.stale_condition``)
   and ``fatigue_distribution`` (``fatigue.statuses`` itself, for every active advocate).
 
-Seams: what other features will answer (reference requests and their outcomes, nominations, imports)
-has a named function here that returns ``None`` today; pages show "not available yet", never a number.
+From the staff workspace and the imports: new advocates by the invitation they joined through
+(``new_by_nomination``, ``new_by_import``), ``top_nominators`` (nominees who joined in the period),
+``reference_requests`` (received, fulfilled, median days to fulfil) and ``influenced_revenue`` (won deals
+with a completed reference, by activity type and industry, and the win rates with and without one, each
+with the counts behind it).
 
 Activity values: ``set_value`` adds a row in force from today (UTC) on; the value of a completed activity
 is the one in force on the day it was completed (``value_on``). Rows are never changed, so the past keeps
@@ -43,19 +46,26 @@ from portal.models import (
     ActivityValue,
     AdvocateProfile,
     EntryKind,
+    Industry,
+    Invitation,
+    Nomination,
+    NominationStatus,
     Opportunity,
     Participation,
     ParticipationStatus,
     PointsEntry,
     Redemption,
     RedemptionStatus,
+    ReferenceOutcome,
+    ReferenceRequest,
+    ReferenceStatus,
     Reward,
     Role,
     Status,
     User,
     utcnow,
 )
-from portal.services import audit, profiles
+from portal.services import audit, invitations, profiles
 from portal.services.errors import DomainError, NotFound
 from search import service as search_service
 
@@ -241,19 +251,35 @@ class AdvocatesBlock:
     new: int
     self_registered: int  # signed up themselves (referred by a colleague or not)
     referred: int  # of which through a colleague's referral link
-    nominated: int | None  # seam: nominations (not built yet)
-    imported: int | None  # seam: imports (not built yet)
+    nominated: int  # joined through a staff nomination's invitation
+    imported: int  # joined through an imported list's invitation
     engaged: int  # advocates who completed at least one activity in the period
 
 
-def new_by_nomination(session: Session, period: Period) -> int | None:
-    """Seam: advocates who joined through a staff nomination. Nominations are not built yet: None."""
-    return None
+def _joined_through(session: Session, period: Period, source: str) -> int:
+    """New advocates (approved in the period, as ``advocates`` counts them) who joined through an invitation
+    of ``source``."""
+    return session.scalar(
+        select(func.count())
+        .select_from(Invitation)
+        .join(User, User.id == Invitation.accepted_user_id)
+        .where(
+            Invitation.source == source,
+            User.role == Role.ADVOCATE,
+            User.status != Status.DELETED,
+            _in(User.approved_at, period),
+        )
+    )
 
 
-def new_by_import(session: Session, period: Period) -> int | None:
-    """Seam: advocates who joined through an invitation or import. Not built yet: None."""
-    return None
+def new_by_nomination(session: Session, period: Period) -> int:
+    """New advocates who joined through a staff nomination's invitation."""
+    return _joined_through(session, period, invitations.NOMINATION)
+
+
+def new_by_import(session: Session, period: Period) -> int:
+    """New advocates who joined through an imported list's invitation."""
+    return _joined_through(session, period, invitations.IMPORT)
 
 
 def advocates(session: Session, period: Period) -> AdvocatesBlock:
@@ -268,7 +294,7 @@ def advocates(session: Session, period: Period) -> AdvocatesBlock:
         )
     )
     nominated, imported = new_by_nomination(session, period), new_by_import(session, period)
-    self_registered = new - (nominated or 0) - (imported or 0)
+    self_registered = new - nominated - imported
     return AdvocatesBlock(new, self_registered, referred, nominated, imported, engaged or 0)
 
 
@@ -397,28 +423,122 @@ def top_advocates(session: Session, period: Period, limit: int = TOP) -> list[To
     return [TopAdvocate(uid, name, count) for uid, name, count in session.execute(q)]
 
 
-def top_nominators(session: Session, period: Period) -> list | None:
-    """Seam: the staff who brought the most advocates in (nominations are not built yet): None."""
-    return None
+@dataclass
+class TopNominator:
+    user_id: int | None
+    name: str
+    joined: int  # their nominees who joined in the period
+
+
+def top_nominators(session: Session, period: Period, limit: int = TOP) -> list[TopNominator]:
+    """The staff whose nominees joined in the period, most first."""
+    n = func.count().label("n")
+    q = (
+        select(Nomination.nominator_id, User.name, n)
+        .join(User, User.id == Nomination.nominator_id)
+        .where(Nomination.status == NominationStatus.JOINED, _in(Nomination.joined_at, period))
+        .group_by(Nomination.nominator_id, User.name)
+        .order_by(n.desc(), User.name, Nomination.nominator_id)
+        .limit(limit)
+    )
+    return [TopNominator(uid, name, count) for uid, name, count in session.execute(q)]
 
 
 @dataclass
 class ReferenceRequests:
-    received: int
-    fulfilled: int
-    median_days_to_fulfil: float | None
+    received: int  # asked for in the period
+    fulfilled: int  # as many advocates accepted as were needed, in the period
+    median_days_to_fulfil: float | None  # of those fulfilled in the period, from the request
 
 
-def reference_requests(session: Session, period: Period) -> ReferenceRequests | None:
-    """Seam: reference requests received and fulfilled, and the median time to fulfil. Reference requests
-    are being built elsewhere: None until they land (the page says "not available yet")."""
-    return None
+def reference_requests(session: Session, period: Period) -> ReferenceRequests:
+    R = ReferenceRequest
+    received = session.scalar(select(func.count()).select_from(R).where(_in(R.created_at, period)))
+    spans = sorted(
+        (done - asked).total_seconds() / 86400
+        for asked, done in session.execute(select(R.created_at, R.fulfilled_at).where(_in(R.fulfilled_at, period)))
+    )
+    median = None
+    if spans:
+        mid = len(spans) // 2
+        median = spans[mid] if len(spans) % 2 else (spans[mid - 1] + spans[mid]) / 2
+    return ReferenceRequests(received, len(spans), median)
 
 
-def influenced_revenue(session: Session, period: Period) -> dict | None:
-    """Seam: won deals where an advocate took part, win rates with and without a completed reference.
-    Needs reference request outcomes (not built yet): None."""
-    return None
+@dataclass
+class WinRate:
+    won: int
+    decided: int  # won or lost (still open ones are left out)
+
+    @property
+    def rate(self) -> float | None:
+        return rate(self.won, self.decided)
+
+
+@dataclass
+class RevenueRow:
+    label: str
+    currency: str
+    deals: int
+    amount: int
+
+
+@dataclass
+class InfluencedRevenue:
+    deals: int  # won deals where an advocate took part (the request was completed), outcome in the period
+    amounts: dict[str, int]  # currency -> won amount (the final amount, else the deal amount)
+    by_type: list[RevenueRow]
+    by_industry: list[RevenueRow]
+    with_reference: WinRate  # outcomes in the period of requests with a completed reference
+    without_reference: WinRate  # ... of requests that were not fulfilled (no completed reference)
+
+
+def influenced_revenue(session: Session, period: Period) -> InfluencedRevenue:
+    """Won deals where an advocate took part (a completed reference request whose outcome, recorded in the
+    period, is won), by activity type and by the request's industry; the win rate of deals that had a
+    completed reference against those whose request was not fulfilled, with the counts behind each."""
+    R = ReferenceRequest
+    amount = func.coalesce(R.final_amount, R.deal_amount, 0)
+    took_part = (
+        (R.status == ReferenceStatus.COMPLETED) & (R.outcome == ReferenceOutcome.WON) & _in(R.outcome_at, period)
+    )
+    by_type = [
+        RevenueRow(name, cur, deals, int(total))
+        for name, cur, deals, total in session.execute(
+            select(ActivityType.name, R.currency, func.count(), func.sum(amount))
+            .join(ActivityType, ActivityType.id == R.activity_type_id)
+            .where(took_part)
+            .group_by(ActivityType.name, R.currency)
+            .order_by(func.sum(amount).desc(), ActivityType.name)
+        )
+    ]
+    by_industry = [
+        RevenueRow(name or "Any industry", cur, deals, int(total))
+        for name, cur, deals, total in session.execute(
+            select(Industry.name, R.currency, func.count(), func.sum(amount))
+            .outerjoin(Industry, Industry.id == R.industry_id)
+            .where(took_part)
+            .group_by(Industry.name, R.currency)
+            .order_by(func.sum(amount).desc(), Industry.name)
+        )
+    ]
+    amounts: dict[str, int] = defaultdict(int)
+    for row in by_type:
+        amounts[row.currency] += row.amount
+    rates = {True: WinRate(0, 0), False: WinRate(0, 0)}
+    completed = R.status == ReferenceStatus.COMPLETED
+    for had_reference, outcome, count in session.execute(
+        select(completed, R.outcome, func.count())
+        .where(R.outcome.in_((ReferenceOutcome.WON, ReferenceOutcome.LOST)), _in(R.outcome_at, period))
+        .group_by(completed, R.outcome)
+    ):
+        side = rates[bool(had_reference)]
+        side.decided += count
+        if outcome == ReferenceOutcome.WON:
+            side.won += count
+    return InfluencedRevenue(
+        sum(r.deals for r in by_type), dict(amounts), by_type, by_industry, rates[True], rates[False]
+    )
 
 
 REWARD_RETURN_DAYS = 90
@@ -526,9 +646,9 @@ class Dashboard:
     membership: Membership
     fatigue: dict[str, int]
     types: list[tuple[int, str]]
-    reference_requests: ReferenceRequests | None
-    influenced_revenue: dict | None
-    top_nominators: list | None
+    reference_requests: ReferenceRequests
+    influenced_revenue: InfluencedRevenue
+    top_nominators: list[TopNominator]
 
 
 def dashboard(session: Session, period: Period, now: datetime | None = None) -> Dashboard:
