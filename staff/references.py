@@ -170,9 +170,10 @@ def reference_ask(rr_id):
     return redirect(back)
 
 
-@bp.route("/references/<int:rr_id>/<any(schedule, complete, outcome, cancel):action>", methods=["POST"])
+@bp.route("/references/<int:rr_id>/<any(schedule, complete, outcome, cancel):step>", methods=["POST"])
 @unit_of_work
-def reference_action(rr_id, action):
+def reference_action(rr_id, step):
+    action = step
     _visible(rr_id)
     back = _detail_url(rr_id)
     form = {"schedule": ScheduleForm, "outcome": OutcomeForm, "cancel": CancelForm, "complete": ConfirmForm}[action]()

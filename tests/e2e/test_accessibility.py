@@ -41,7 +41,7 @@ from portal.models import (
     User,
     utcnow,
 )
-from portal.services import accounts, imports, invitations, referrals, subscriptions
+from portal.services import accounts, imports, invitations, references, referrals, subscriptions
 from search.indexing import apply_pending
 from tests.support import (
     TEST_PASSWORD,
@@ -138,6 +138,7 @@ ADVOCATE = [
     Visit("account.change_password"),
     Visit("sso.identities"),
     Visit(None, path="/admin/", status=403),
+    Visit("asks.index", lambda w: (_reference_request(w), {})[1]),  # with an ask waiting for an answer
 ]
 
 STAFF = [
@@ -150,6 +151,9 @@ STAFF = [
     Visit("recognition.leaderboard_page"),
     Visit("account.change_password"),
     Visit("sso.identities"),
+    Visit("staff.references_list"),
+    Visit("staff.reference_new"),
+    Visit("staff.reference_detail", lambda w: {"rr_id": _reference_request(w)}),
 ]
 
 ADMIN = [
@@ -193,6 +197,8 @@ ADMIN = [
     Visit("search.advocates", lambda w: {"q": "Ada"}),
     Visit("search.advocate_profile", lambda w: {"user_id": w.advocate_id}),
     Visit(None, path="/admin/opportunities/999999", status=404),
+    Visit("staff.references_list"),
+    Visit("staff.reference_detail", lambda w: {"rr_id": _reference_request(w)}),  # the ask form, the override
 ]
 
 
@@ -205,6 +211,28 @@ def _coverage_target(w) -> int:
         db.session.commit()
         w.target_id = target.id
     return w.target_id
+
+
+def _reference_request(w) -> int:
+    """The staff member's reference request, with the advocate asked by the admin (issue 13), made on first use."""
+    if not hasattr(w, "rr_id"):
+        db.session.rollback()
+        begin_write(db.session)
+        staff = db.session.scalar(select(User).where(User.email == w.staff_email))
+        admin = db.session.scalar(select(User).where(User.email == w.admin_email))
+        call = db.session.scalar(select(ActivityType.id).where(ActivityType.key == "reference_call"))
+        data = references.RequestInput(
+            activity_type_id=call,
+            account_name="Versicherungsgesellschaftsrechtsabteilung International",
+            due_date=utcnow().date() + timedelta(days=21),
+            need="A finance leader who moved their planning off spreadsheets",
+            deal_amount=250_000,
+        )
+        rr = references.create(db.session, staff, data)
+        references.ask(db.session, admin, rr.id, w.advocate_id, "Checking the pages")
+        db.session.commit()
+        w.rr_id = rr.id
+    return w.rr_id
 
 
 ROLES = {"public": PUBLIC, "applicant": APPLICANT, "advocate": ADVOCATE, "staff": STAFF, "admin": ADMIN}
