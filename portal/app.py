@@ -18,7 +18,7 @@ from portal.errors import register_errorhandlers as register_error_pages
 from portal.extensions import csrf, db, limiter, login_manager, mail, migrate
 from portal.routing import BoundedIntConverter
 from portal.security import TrustedHostsMiddleware, set_security_headers  # (also registers the user loader)
-from portal.services import badges
+from portal.services import badges, references
 from portal.services import sso as sso_service
 from portal.services.outbox import deliver_after_appcontext, deliver_after_request
 from search.cli import search_cli
@@ -103,6 +103,7 @@ def register_extensions(app: Flask) -> None:
 def register_signals(app: Flask) -> None:
     """Connect the receivers of portal.signals (what follows a credit); once per process, however many apps."""
     badges.connect()
+    references.connect()
 
 
 def register_blueprints(app: Flask) -> None:

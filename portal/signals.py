@@ -32,3 +32,11 @@ advocates_changed = _signals.signal(
     Listened to by ``search`` (connected by ``search.seam.init_app``): queues those advocates' documents
     for re-indexing in the caller's transaction, with one INSERT ... SELECT.""",
 )
+
+participation_withdrawn = _signals.signal(
+    "participation-withdrawn",
+    doc="""Sent by ``participation.withdraw`` once an advocate withdrew (their seat, if any, given back).
+    Keyword arguments: ``session`` (the caller's), ``participation`` (the Participation, now withdrawn).
+    Listened to by ``references`` (connected by ``references.connect``): a reference request's status
+    follows its asks, and its requester is told.""",
+)

@@ -21,7 +21,7 @@ from portal.models import (
     User,
     utcnow,
 )
-from portal.services import fatigue, opportunities, references, settings
+from portal.services import fatigue, opportunities, participation, references, settings
 from portal.services.errors import DomainError
 from search import documents
 from tests.support import (
@@ -256,3 +256,13 @@ def test_twenty_concurrent_accepts_fill_a_one_advocate_request_once(app, make_us
     statuses = [p.status for p in db.session.query(Participation).filter_by(opportunity_id=oid)]
     assert statuses.count(ParticipationStatus.APPROVED) == 1 and statuses.count(ParticipationStatus.ASKED) == 19
     assert reload(ReferenceRequest, rr_id).status == ReferenceStatus.ACCEPTED
+
+    # the one who said yes withdraws (from their commitments): the seat is free, the request asked again
+    winner = results.index("yes")
+    db.session.rollback()
+    begin_write(db.session)
+    participation.withdraw(db.session, db.session.get(User, ids[winner]), asks[winner])
+    db.session.commit()
+    assert reload(Opportunity, oid).seats_taken == 0
+    assert reload(ReferenceRequest, rr_id).status == ReferenceStatus.ASKED
+    assert audits("reference.withdraw", asks[winner])

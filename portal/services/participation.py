@@ -13,6 +13,7 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from portal import signals
 from portal.models import (
     ActivityType,
     EntrySource,
@@ -169,6 +170,7 @@ def withdraw(session: Session, user: User, participation_id: int) -> Participati
     release_seat(session, p)
     p.status = ParticipationStatus.WITHDRAWN
     _mail(session, p, "participation_withdrawn", f"You withdrew from: {p.opportunity.title}")
+    signals.participation_withdrawn.send(None, session=session, participation=p)  # e.g. a reference request's ask
     return p
 
 

@@ -21,6 +21,7 @@ from datetime import UTC, date, datetime, timedelta
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from portal import signals
 from portal.models import (
     ActivityType,
     Industry,
@@ -627,3 +628,18 @@ def expire_due(session: Session, now: datetime | None = None) -> int:
             f"The ask expired after {ASK_DAYS} days; ask someone else.",
         )
     return len(due)
+
+
+def connect() -> None:
+    """Follow an advocate withdrawing from an accepted ask (``portal.signals.participation_withdrawn``).
+    Called by the app factory; connecting again changes nothing."""
+    signals.participation_withdrawn.connect(_after_withdrawn)
+
+
+def _after_withdrawn(sender: object, *, session: Session, participation: Participation, **_: object) -> None:
+    rr = session.scalar(select(ReferenceRequest).where(ReferenceRequest.opportunity_id == participation.opportunity_id))
+    if rr is None or rr.status in CLOSED_STATUSES:
+        return
+    advocate = session.get(User, participation.user_id)
+    audit.record(session, "reference.withdraw", advocate.id, participation, request_id=rr.id)
+    _changed(session, rr, f"{advocate.name} withdrew", "Ask someone else, or cancel the request if it is not needed.")
