@@ -145,7 +145,7 @@ SOURCES: tuple[Source, ...] = (
     Source(
         Opportunity,
         OPPORTUNITIES,
-        _attrs("title", "description", "location", "activity_type_id", "status"),
+        _attrs("title", "description", "location", "activity_type_id", "status", "private"),
         key="id",
     ),
     # read, not followed
