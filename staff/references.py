@@ -109,7 +109,8 @@ def reference_detail(rr_id):
     rr = _visible(rr_id)
     asks = references.asks(db.session, rr)
     can_ask = references.can_ask(db.session, current_user, rr)
-    matches = matching.for_request(db.session, rr) if can_ask else matching.Matches()
+    closed = rr.status in references.CLOSED_STATUSES
+    matches = matching.Matches() if closed else matching.for_request(db.session, rr)
     return render_template(
         "staff/reference_detail.html",
         rr=rr,
