@@ -10,7 +10,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 
 from admin import bp as admin_bp
 from portal import templating
-from portal.blueprints import account, auth, main, opportunities, profile, recognition, sso
+from portal.blueprints import account, asks, auth, main, opportunities, profile, recognition, sso
 from portal.cli import GROUPS
 from portal.config import load_config
 from portal.database import begin_write_for_unsafe_methods, configure_engine
@@ -18,7 +18,7 @@ from portal.errors import register_errorhandlers as register_error_pages
 from portal.extensions import csrf, db, limiter, login_manager, mail, migrate
 from portal.routing import BoundedIntConverter
 from portal.security import TrustedHostsMiddleware, set_security_headers  # (also registers the user loader)
-from portal.services import badges, nominations
+from portal.services import badges, nominations, references
 from portal.services import sso as sso_service
 from portal.services.outbox import deliver_after_appcontext, deliver_after_request
 from search.cli import search_cli
@@ -104,6 +104,7 @@ def register_signals(app: Flask) -> None:
     """Connect the receivers of portal.signals (what follows a credit); once per process, however many apps."""
     badges.connect()
     nominations.connect()
+    references.connect()
 
 
 def register_blueprints(app: Flask) -> None:
@@ -119,6 +120,7 @@ def register_blueprints(app: Flask) -> None:
     app.register_blueprint(admin_bp)
     app.register_blueprint(search_bp)
     app.register_blueprint(staff_bp)
+    app.register_blueprint(asks.bp)
 
 
 def register_errorhandlers(app: Flask) -> None:

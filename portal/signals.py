@@ -40,3 +40,11 @@ invitation_accepted = _signals.signal(
     Listened to by ``nominations`` (connected by ``nominations.connect``): the nomination it came from
     counts as joined, and its nominator is emailed.""",
 )
+
+participation_withdrawn = _signals.signal(
+    "participation-withdrawn",
+    doc="""Sent by ``participation.withdraw`` once an advocate withdrew (their seat, if any, given back).
+    Keyword arguments: ``session`` (the caller's), ``participation`` (the Participation, now withdrawn).
+    Listened to by ``references`` (connected by ``references.connect``): a reference request's status
+    follows its asks, and its requester is told.""",
+)

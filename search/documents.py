@@ -145,7 +145,7 @@ SOURCES: tuple[Source, ...] = (
     Source(
         Opportunity,
         OPPORTUNITIES,
-        _attrs("title", "description", "location", "activity_type_id", "status"),
+        _attrs("title", "description", "location", "activity_type_id", "status", "private"),
         key="id",
     ),
     # read, not followed
@@ -378,7 +378,14 @@ def opportunity_docs(session, ids: list[int]) -> tuple[list[dict], list[int]]:
         r.id: r
         for r in session.execute(
             select(
-                Opp.id, Opp.title, Opp.description, Opp.location, Opp.activity_type_id, Opp.status, ActivityType.name
+                Opp.id,
+                Opp.title,
+                Opp.description,
+                Opp.location,
+                Opp.activity_type_id,
+                Opp.status,
+                Opp.private,
+                ActivityType.name,
             )
             .join(ActivityType, ActivityType.id == Opp.activity_type_id)
             .where(Opp.id.in_(ids))
@@ -387,7 +394,7 @@ def opportunity_docs(session, ids: list[int]) -> tuple[list[dict], list[int]]:
     docs, remove = [], []
     for oid in ids:
         o = opps.get(oid)
-        if o is None or o.status in (OpportunityStatus.DRAFT, OpportunityStatus.ARCHIVED):
+        if o is None or o.private or o.status in (OpportunityStatus.DRAFT, OpportunityStatus.ARCHIVED):
             remove.append(oid)
             continue
         doc = {
@@ -406,7 +413,10 @@ def all_opportunity_ids(session) -> list[int]:
     return list(
         session.scalars(
             select(Opportunity.id)
-            .where(Opportunity.status.in_((OpportunityStatus.OPEN, OpportunityStatus.CLOSED)))
+            .where(
+                Opportunity.status.in_((OpportunityStatus.OPEN, OpportunityStatus.CLOSED)),
+                Opportunity.private.is_(False),
+            )
             .order_by(Opportunity.id)
         )
     )

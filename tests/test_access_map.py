@@ -25,7 +25,7 @@ def program_routes(app):
 
 
 def _url(app, rule) -> str:
-    named = {"action": "approve", "kind": "ledger"}  # the <any(...)> arguments: one of their values
+    named = {"action": "approve", "kind": "ledger", "step": "complete"}  # the <any(...)> arguments: one of their values
     args = {a: named.get(a, 1) for a in rule.arguments}
     with app.test_request_context():
         return url_for(rule.endpoint, **args)

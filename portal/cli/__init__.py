@@ -5,6 +5,7 @@ from portal.cli.invitations import invitations_cli
 from portal.cli.opportunities import digest_cli, opportunities_cli
 from portal.cli.outbox import outbox_cli
 from portal.cli.recognition import badges_cli, points_cli
+from portal.cli.references import references_cli
 from portal.cli.users import users_cli
 
 GROUPS = [
@@ -18,4 +19,5 @@ GROUPS = [
     digest_cli,
     opportunities_cli,
     invitations_cli,
+    references_cli,
 ]

@@ -258,8 +258,9 @@ HIDDEN_FROM_ADVOCATES = frozenset({OpportunityStatus.DRAFT, OpportunityStatus.AR
 def visible_to(session: Session, user_id: int, opp: Opportunity) -> bool:
     """May this advocate see ``opp`` at all (its page, a request for a seat)? Not a draft or an archived
     one, unless they answered it once (their commitments link there); to them the others do not exist,
-    like an unknown id. What they may see can still refuse them (closed, full, deadline passed)."""
-    if opp.status not in HIDDEN_FROM_ADVOCATES:
+    like an unknown id. What they may see can still refuse them (closed, full, deadline passed). A private
+    one (a reference request's) only its participants (the advocates asked) see."""
+    if opp.status not in HIDDEN_FROM_ADVOCATES and not opp.private:
         return True
     answered = select(Participation.id).where(Participation.opportunity_id == opp.id, Participation.user_id == user_id)
     return session.scalar(answered.limit(1)) is not None
@@ -311,7 +312,7 @@ def open_opportunities(session: Session, today: date | None = None) -> list[Oppo
     today = today or utcnow().date()
     q = (
         select(Opportunity)
-        .where(Opportunity.status == OpportunityStatus.OPEN)
+        .where(Opportunity.status == OpportunityStatus.OPEN, Opportunity.private.is_(False))
         .where((Opportunity.deadline.is_(None)) | (Opportunity.deadline >= today))
         .options(
             selectinload(Opportunity.industries),
@@ -496,8 +497,10 @@ ADMIN_PER_PAGE = 50
 def admin_list(
     session: Session, status: str | None = None, waiting_only: bool = False, page: int = 1, per_page: int | None = None
 ) -> paging.Page:
-    """A page of opportunities (of a status), newest first; ``waiting_only``: those with a request waiting."""
+    """A page of opportunities (of a status), newest first; ``waiting_only``: those with a request waiting.
+    Reference requests' private opportunities are left out (their requests list them)."""
     q = select(Opportunity).order_by(Opportunity.created_at.desc(), Opportunity.id.desc())
+    q = q.where(Opportunity.private.is_(False))  # a reference request's: on the request's page (staff workspace)
     if status:
         q = q.where(Opportunity.status == OpportunityStatus(status))
     if waiting_only:

@@ -13,6 +13,7 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from portal import signals
 from portal.models import (
     ActivityType,
     EntrySource,
@@ -31,7 +32,7 @@ from portal.services.errors import Conflict, DomainError, NotAllowed, NotFound
 from portal.services.outbox import external_url, queue_email
 
 
-def _take_seat(session: Session, opp: Opportunity) -> bool:
+def take_seat(session: Session, opp: Opportunity) -> bool:
     res = session.execute(
         update(Opportunity)
         .where(
@@ -44,7 +45,7 @@ def _take_seat(session: Session, opp: Opportunity) -> bool:
     return res.rowcount == 1
 
 
-def _release_seat(session: Session, p: Participation) -> None:
+def release_seat(session: Session, p: Participation) -> None:
     if p.holds_seat:
         session.execute(
             update(Opportunity)
@@ -54,7 +55,7 @@ def _release_seat(session: Session, p: Participation) -> None:
         p.holds_seat = False
 
 
-def _locked(session: Session, participation_id: int) -> Participation:
+def locked(session: Session, participation_id: int) -> Participation:
     p = session.scalars(
         select(Participation)
         .where(Participation.id == participation_id)
@@ -66,7 +67,7 @@ def _locked(session: Session, participation_id: int) -> Participation:
     return p
 
 
-def _insert_once(session: Session, p: Participation, conflict: str) -> None:
+def insert_once(session: Session, p: Participation, conflict: str) -> None:
     """Add a new participation; the unique (opportunity, advocate) constraint turns a concurrent
     second one into ``Conflict(conflict)`` without ending the caller's transaction."""
     try:
@@ -77,7 +78,7 @@ def _insert_once(session: Session, p: Participation, conflict: str) -> None:
         raise Conflict(conflict) from None
 
 
-def _lock_advocate(session: Session, user_id: int) -> None:
+def lock_advocate(session: Session, user_id: int) -> None:
     """Serialise the fatigue-checked steps of one advocate: two requests (or approvals) at once must
     not both pass a limit that only one of them fits under. A row lock on PostgreSQL (taken after any
     participation lock, in the same order everywhere); SQLite writers are serial already."""
@@ -106,7 +107,7 @@ def _mail(session: Session, p: Participation, template: str, subject: str, **ext
 SEATED_STATUSES = (OpportunityStatus.OPEN, OpportunityStatus.CLOSED)
 
 
-def _can_take_part(opp: Opportunity, user: User | None, what: str) -> None:
+def can_take_part(opp: Opportunity, user: User | None, what: str) -> None:
     """A seat is given only on an open or closed opportunity, to an active advocate."""
     if opp.status not in SEATED_STATUSES:
         state = "a draft" if opp.status == OpportunityStatus.DRAFT else opp.status.value
@@ -138,7 +139,7 @@ def request(session: Session, user: User, opp_id: int, message: str = "") -> Par
     )
     if existing is not None and existing.status != ParticipationStatus.WITHDRAWN:
         raise Conflict("You have already answered this opportunity; see My commitments.")
-    _lock_advocate(session, user.id)
+    lock_advocate(session, user.id)
     decision = opportunities.may_take_part(session, user, opp)
     if not decision:
         raise fatigue.AskRefused(decision, for_advocate=True)
@@ -146,9 +147,9 @@ def request(session: Session, user: User, opp_id: int, message: str = "") -> Par
     p.status, p.message, p.requested_at = ParticipationStatus.REQUESTED, message, utcnow()
     p.admin_message, p.decided_at, p.engaged_at, p.override_reason = "", None, None, None
     if existing is None:
-        _insert_once(session, p, "You have already answered this opportunity; see My commitments.")
+        insert_once(session, p, "You have already answered this opportunity; see My commitments.")
     if opp.selection_mode == SelectionMode.FIRST_COME:
-        if not _take_seat(session, opp):
+        if not take_seat(session, opp):
             raise Conflict("Sorry, the last seat was just taken.")
         p.status, p.holds_seat, p.engaged_at, p.decided_at = ParticipationStatus.APPROVED, True, utcnow(), utcnow()
         session.flush()
@@ -161,26 +162,27 @@ def request(session: Session, user: User, opp_id: int, message: str = "") -> Par
 
 
 def withdraw(session: Session, user: User, participation_id: int) -> Participation:
-    p = _locked(session, participation_id)
+    p = locked(session, participation_id)
     if p.user_id != user.id:
         raise NotFound("No such participation.")
     if p.status not in (ParticipationStatus.REQUESTED, ParticipationStatus.APPROVED):
         raise Conflict("Only a request or an approved place can be withdrawn.")
-    _release_seat(session, p)
+    release_seat(session, p)
     p.status = ParticipationStatus.WITHDRAWN
     _mail(session, p, "participation_withdrawn", f"You withdrew from: {p.opportunity.title}")
+    signals.participation_withdrawn.send(None, session=session, participation=p)  # e.g. a reference request's ask
     return p
 
 
 def approve(
     session: Session, participation_id: int, actor: User, message: str = "", override_reason: str | None = None
 ) -> Participation:
-    p = _locked(session, participation_id)
+    p = locked(session, participation_id)
     if p.status != ParticipationStatus.REQUESTED:
         raise Conflict(f"This participation is already {p.status.value.replace('_', ' ')}.")
-    _lock_advocate(session, p.user_id)
+    lock_advocate(session, p.user_id)
     user = session.get(User, p.user_id)
-    _can_take_part(p.opportunity, user, "approved")
+    can_take_part(p.opportunity, user, "approved")
     # The advocate's own request: their opt-in and own ask limits were checked when they asked.
     opp = p.opportunity
     decision = fatigue.may_ask(
@@ -189,7 +191,7 @@ def approve(
     override_reason = (override_reason or "").strip() or None
     if not decision and not override_reason:
         raise fatigue.AskRefused(decision)
-    if not _take_seat(session, p.opportunity):
+    if not take_seat(session, p.opportunity):
         raise Conflict("All seats are taken; raise the capacity or decline someone first.")
     p.status, p.holds_seat, p.engaged_at, p.decided_at = ParticipationStatus.APPROVED, True, utcnow(), utcnow()
     p.decided_by_id, p.admin_message = actor.id, (message or "").strip()[:1000]
@@ -227,9 +229,9 @@ def add_by_admin(
         .where(Participation.opportunity_id == opp.id, Participation.user_id == user_id)
         .with_for_update(of=Participation)
     )
-    _lock_advocate(session, user_id)
+    lock_advocate(session, user_id)
     user = session.get(User, user_id)
-    _can_take_part(opp, user, "added")
+    can_take_part(opp, user, "added")
     if existing is not None:
         if existing.status == ParticipationStatus.REQUESTED:
             raise Conflict(f"{user.name} has already asked for a place: approve the request instead.")
@@ -249,8 +251,8 @@ def add_by_admin(
     p.engaged_at, p.decided_at, p.decided_by_id, p.completed_at = now, now, actor.id, None
     p.admin_message, p.override_reason = message, (override_reason if not decision else None)
     if existing is None:
-        _insert_once(session, p, f"{user.name} answered this opportunity just now; reload the page.")
-    if not _take_seat(session, opp):
+        insert_once(session, p, f"{user.name} answered this opportunity just now; reload the page.")
+    if not take_seat(session, opp):
         raise Conflict("All seats are taken; raise the capacity or decline someone first.")
     p.holds_seat = True
     session.flush()
@@ -265,10 +267,10 @@ def add_by_admin(
 
 
 def decline(session: Session, participation_id: int, actor: User, message: str = "") -> Participation:
-    p = _locked(session, participation_id)
+    p = locked(session, participation_id)
     if p.status not in (ParticipationStatus.REQUESTED, ParticipationStatus.APPROVED):
         raise Conflict(f"This participation is already {p.status.value.replace('_', ' ')}.")
-    _release_seat(session, p)
+    release_seat(session, p)
     p.status, p.decided_at, p.decided_by_id = ParticipationStatus.DECLINED, utcnow(), actor.id
     p.admin_message = (message or "").strip()[:1000]
     audit.record(session, "participation.decline", actor.id, p, opportunity_id=p.opportunity_id, user_id=p.user_id)
@@ -278,7 +280,7 @@ def decline(session: Session, participation_id: int, actor: User, message: str =
 
 def complete(session: Session, participation_id: int, actor: User) -> Participation:
     """Mark done and credit the points, exactly once per participation."""
-    p = _locked(session, participation_id)
+    p = locked(session, participation_id)
     if p.status == ParticipationStatus.COMPLETED:
         raise Conflict("Already marked completed; the points were credited then.")
     if p.status != ParticipationStatus.APPROVED:
@@ -306,7 +308,7 @@ def complete(session: Session, participation_id: int, actor: User) -> Participat
 
 
 def no_show(session: Session, participation_id: int, actor: User) -> Participation:
-    p = _locked(session, participation_id)
+    p = locked(session, participation_id)
     if p.status != ParticipationStatus.APPROVED:
         raise Conflict("Only an approved participation can be marked as a no-show.")
     p.status, p.decided_by_id = ParticipationStatus.NO_SHOW, actor.id

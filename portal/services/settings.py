@@ -64,6 +64,7 @@ QUEUES = "Queues"
 PROFILES = "Profiles and registration"
 POINTS_GROUP = "Points"
 SIGN_IN = "Sign-in"
+REFERENCES = "Reference requests"
 
 SETTINGS: tuple[Setting, ...] = (
     Setting(
@@ -169,6 +170,17 @@ SETTINGS: tuple[Setting, ...] = (
         1,
         PROFILES,
         default=1,
+    ),
+    Setting(
+        "self_service_requests",
+        "Staff ask advocates for references themselves",
+        "On: a staff member may ask the advocates matching their reference request directly. Off: an admin "
+        "shortlists and asks for them.",
+        BOOL,
+        0,
+        1,
+        REFERENCES,
+        default=0,
     ),
 )
 BY_KEY = {s.key: s for s in SETTINGS}

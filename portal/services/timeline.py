@@ -86,8 +86,13 @@ def timeline(session: Session, user_id: int, before: datetime | None = None, lim
         (Participation.completed_at, "completed"),
     ):
         for p, title in session.execute(_newest(asks.where(column.is_not(None)), column, before, limit)):
-            if what == "requested":
+            if what == "requested" and p.asked_by_id:  # a reference request's ask: the program asked them
+                details = {"override": p.override_reason} if p.override_reason else {}
+                entries.append(Entry(p.requested_at, "ask", f"Asked: {title}", actor_id=p.asked_by_id, details=details))
+            elif what == "requested":
                 entries.append(Entry(p.requested_at, "ask", f"Asked for a place: {title}", by_self=True))
+            elif what == "decided" and p.answered_at and p.decided_by_id is None:  # they accepted an ask
+                entries.append(Entry(p.decided_at, "ask", f"Accepted the ask: {title}", by_self=True))
             elif what == "decided":
                 entries.append(
                     Entry(

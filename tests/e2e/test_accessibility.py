@@ -41,7 +41,7 @@ from portal.models import (
     User,
     utcnow,
 )
-from portal.services import accounts, imports, invitations, nominations, referrals, subscriptions
+from portal.services import accounts, imports, invitations, nominations, references, referrals, subscriptions
 from search.indexing import apply_pending
 from tests.support import (
     TEST_PASSWORD,
@@ -138,6 +138,7 @@ ADVOCATE = [
     Visit("account.change_password"),
     Visit("sso.identities"),
     Visit(None, path="/admin/", status=403),
+    Visit("asks.index", lambda w: (_reference_request(w), {})[1]),  # with an ask waiting for an answer
 ]
 
 STAFF = [
@@ -153,6 +154,9 @@ STAFF = [
     Visit("staff.nominations", lambda w: {} if _nomination(w) else {}),
     Visit("staff.nominate"),
     Visit("staff.nomination", lambda w: {"nomination_id": _nomination(w)}),
+    Visit("staff.references_list"),
+    Visit("staff.reference_new"),
+    Visit("staff.reference_detail", lambda w: {"rr_id": _reference_request(w)}),
 ]
 
 ADMIN = [
@@ -197,6 +201,8 @@ ADMIN = [
     Visit("search.advocate_profile", lambda w: {"user_id": w.advocate_id}),
     Visit(None, path="/admin/opportunities/999999", status=404),
     Visit("admin.nominations", lambda w: {} if _nomination(w) else {}),
+    Visit("staff.references_list"),
+    Visit("staff.reference_detail", lambda w: {"rr_id": _reference_request(w)}),  # the ask form, the override
 ]
 
 
@@ -226,6 +232,28 @@ def _nomination(w) -> int:
         w.nomination_id = nominations.nominate(db.session, nominee, staff).id
         db.session.commit()
     return w.nomination_id
+
+
+def _reference_request(w) -> int:
+    """The staff member's reference request, with the advocate asked by the admin (issue 13), made on first use."""
+    if not hasattr(w, "rr_id"):
+        db.session.rollback()
+        begin_write(db.session)
+        staff = db.session.scalar(select(User).where(User.email == w.staff_email))
+        admin = db.session.scalar(select(User).where(User.email == w.admin_email))
+        call = db.session.scalar(select(ActivityType.id).where(ActivityType.key == "reference_call"))
+        data = references.RequestInput(
+            activity_type_id=call,
+            account_name="Versicherungsgesellschaftsrechtsabteilung International",
+            due_date=utcnow().date() + timedelta(days=21),
+            need="A finance leader who moved their planning off spreadsheets",
+            deal_amount=250_000,
+        )
+        rr = references.create(db.session, staff, data)
+        references.ask(db.session, admin, rr.id, w.advocate_id, "Checking the pages")
+        db.session.commit()
+        w.rr_id = rr.id
+    return w.rr_id
 
 
 ROLES = {"public": PUBLIC, "applicant": APPLICANT, "advocate": ADVOCATE, "staff": STAFF, "admin": ADMIN}

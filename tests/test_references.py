@@ -1,0 +1,268 @@
+"""Reference requests: a staff member asks for an advocate for a deal; an admin (or the staff member, when
+the program allows it) asks advocates; they accept or decline from their asks page; the requester follows
+the status by email, completes it (the activity's points, once) and records the outcome."""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+
+import time_machine
+
+from portal.database import begin_write
+from portal.extensions import db
+from portal.models import (
+    Opportunity,
+    Participation,
+    ParticipationStatus,
+    ReferenceOutcome,
+    ReferenceRequest,
+    ReferenceStatus,
+    Role,
+    User,
+    utcnow,
+)
+from portal.services import fatigue, opportunities, participation, references, settings
+from portal.services.errors import DomainError
+from search import documents
+from tests.support import (
+    atype,
+    audits,
+    client_for,
+    entries,
+    make_advocate,
+    page_text,
+    post_form,
+    reload,
+    run_threads,
+)
+
+DUE = date.today() + timedelta(days=20)
+
+
+def _new_request(client, account: str = "Globex", needed: int = 1) -> int:
+    resp = post_form(
+        client,
+        "/staff/references/new",
+        {
+            "activity_type_id": str(atype("reference_call").id),
+            "account_name": account,
+            "crm_opportunity_id": "OPP-42",
+            "deal_amount": "120000",
+            "currency": "EUR",
+            "due_date": DUE.isoformat(),
+            "advocates_needed": str(needed),
+            "industry_id": "0",
+            "product_id": "0",
+            "region_id": "0",
+            "size_band_id": "0",
+            "need": "A CFO who moved off spreadsheets",
+        },
+    )
+    assert resp.status_code == 302, page_text(resp)[:800]
+    return int(resp.headers["Location"].rstrip("/").split("/")[-1])
+
+
+def _ask(client, rr_id: int, email: str, override: str = ""):
+    return post_form(
+        client,
+        f"/staff/references/{rr_id}/ask",
+        {"email": email, "override_reason": override},
+        page=f"/staff/references/{rr_id}",
+    )
+
+
+def _ask_id(rr_id: int, user_id: int) -> Participation:
+    db.session.rollback()
+    rr = db.session.get(ReferenceRequest, rr_id)
+    return db.session.query(Participation).filter_by(opportunity_id=rr.opportunity_id, user_id=user_id).one_or_none()
+
+
+def _answer(client, pid: int, action: str, **data):
+    return post_form(client, f"/me/asks/{pid}/{action}", data, page="/me/asks")
+
+
+def test_request_ask_accept_schedule_complete_outcome(app, make_user, staff, staff_client, admin_client, mailbox):
+    ada = make_advocate(make_user, "ada@example.com", name="Ada Lovelace")
+    other = make_advocate(make_user, "other@example.com", name="Otto Other")
+    rr_id = _new_request(staff_client)
+    rr = reload(ReferenceRequest, rr_id)
+    oid, points_each = rr.opportunity_id, atype("reference_call").default_points
+    opp = db.session.get(Opportunity, oid)
+    assert rr.status == ReferenceStatus.OPEN and opp.private and opp.capacity == 1 and opp.deadline == DUE
+    assert audits("reference.create", rr_id)
+
+    # the admin asks Ada: she is emailed, and the requester told
+    assert _ask(admin_client, rr_id, "ada@example.com").status_code == 302
+    ask = _ask_id(rr_id, ada)
+    assert ask.status == ParticipationStatus.ASKED and ask.asked_by_id is not None
+    mail = mailbox.last("ada@example.com", subject="Could you help?")
+    assert "Sam Staff" in mail.text and "Globex" in mail.text and "/me/asks" in mail.text
+    assert "was asked" in mailbox.last(staff.email, subject="Globex").text
+    assert reload(ReferenceRequest, rr_id).status == ReferenceStatus.ASKED
+
+    # the private opportunity is nowhere for another advocate: feed, page, opportunity search, index
+    other_client = client_for(app, other)
+    assert "Globex" not in page_text(other_client.get("/opportunities"))
+    assert other_client.get(f"/opportunities/{oid}").status_code == 404
+    assert "for Globex" not in page_text(other_client.get("/search/opportunities?q=Globex"))
+    assert oid not in {o.id for o in opportunities.open_opportunities(db.session)}
+    assert documents.opportunity_docs(db.session, [oid]) == ([], [oid])
+    assert oid not in documents.all_opportunity_ids(db.session)
+    db.session.rollback()
+
+    # Ada accepts in one click from her asks page
+    ada_client = client_for(app, ada)
+    page = page_text(ada_client.get("/me/asks"))
+    assert "Waiting for your answer" in page and "Sam Staff" in page and "Globex" in page
+    assert ada_client.get(f"/opportunities/{oid}").status_code == 200  # she was asked: she sees it
+    assert _answer(ada_client, ask.id, "accept").status_code == 302
+    ask = _ask_id(rr_id, ada)
+    assert ask.status == ParticipationStatus.APPROVED and ask.holds_seat and ask.answered_at and ask.engaged_at
+    rr = reload(ReferenceRequest, rr_id)
+    assert rr.status == ReferenceStatus.ACCEPTED and rr.fulfilled_at is not None
+    assert reload(Opportunity, oid).seats_taken == 1
+    assert "said yes" in mailbox.last(staff.email, subject="said yes").text
+    # an accepted ask counts like a participation: another reference call within the gap is refused
+    decision = fatigue.may_ask(db.session, ada, atype("reference_call"), DUE + timedelta(days=3))
+    assert decision.has({fatigue.REFERENCE_CALL_GAP})
+    db.session.rollback()
+
+    # the requester schedules, completes (twice: paid once) and records the outcome
+    url = f"/staff/references/{rr_id}"
+    resp = post_form(staff_client, f"{url}/schedule", {"when": f"{DUE.isoformat()}T15:30"}, page=url)
+    assert resp.status_code == 302
+    assert reload(ReferenceRequest, rr_id).status == ReferenceStatus.SCHEDULED
+    assert mailbox.last("ada@example.com", subject="Scheduled")
+    assert post_form(staff_client, f"{url}/complete", page=url).status_code == 302
+    again = post_form(staff_client, f"{url}/complete", page=url, follow_redirects=True)
+    assert "already completed" in page_text(again)
+    rr = reload(ReferenceRequest, rr_id)
+    assert rr.status == ReferenceStatus.COMPLETED and rr.completed_at
+    assert _ask_id(rr_id, ada).status == ParticipationStatus.COMPLETED
+    credited = entries(ada)
+    assert [e.amount for e in credited] == [points_each] and credited[0].source_id == ask.id
+    resp = post_form(staff_client, f"{url}/outcome", {"outcome": "won", "final_amount": "150000"}, page=url)
+    assert resp.status_code == 302
+    rr = reload(ReferenceRequest, rr_id)
+    assert rr.outcome == ReferenceOutcome.WON and rr.final_amount == 150000
+    assert audits("reference.outcome", rr_id) and audits("reference.complete", rr_id)
+    assert "completed" in mailbox.last(staff.email, subject="completed").text
+
+    # Ada leaves a note; her asks page lists every ask ever made of her, her own requests too
+    assert _answer(ada_client, ask.id, "note", note="Great call, they signed!").status_code == 302
+    assert _ask_id(rr_id, ada).advocate_note == "Great call, they signed!"
+    page = page_text(ada_client.get("/me/asks"))
+    assert "Reference call for Globex" in page and "Done" in page and "Waiting for your answer" not in page
+    detail = page_text(staff_client.get(url))
+    assert "Ada Lovelace" in detail and "Great call, they signed!" in detail and "Won" in detail
+    assert "Globex" in page_text(staff_client.get("/staff/"))
+
+
+def test_rules_override_decline_expiry_and_access(
+    app, make_user, staff, staff_client, admin, admin_client, mailbox, runner
+):
+    paused = make_advocate(make_user, "paused@example.com", name="Pat Paused", paused_until=DUE + timedelta(days=30))
+    bea = make_advocate(make_user, "bea@example.com", name="Bea Busy")
+    cyd = make_advocate(make_user, "cyd@example.com", name="Cyd Silent")
+    rr_id = _new_request(staff_client, "Initech", needed=2)
+    url = f"/staff/references/{rr_id}"
+
+    # another staff member: as if it did not exist; staff cannot ask while self-service is off
+    nosy = make_user(Role.STAFF, email="nosy@example.com", name="Nosy Staff")
+    nosy_client = client_for(app, nosy.id)
+    assert nosy_client.get(url).status_code == 404
+    assert _ask(nosy_client, rr_id, "bea@example.com").status_code == 404
+    assert rr_id not in [r.id for r in references.list_for(db.session, db.session.get(User, nosy.id)).rows]
+    db.session.rollback()
+    assert _ask(staff_client, rr_id, "bea@example.com").status_code == 403
+    assert _ask_id(rr_id, bea) is None
+
+    # the rules refuse a paused advocate; only an admin overrides, with a reason, audited
+    resp = _ask(
+        admin_client,
+        rr_id,
+        "paused@example.com",
+    )
+    assert resp.status_code == 302 and _ask_id(rr_id, paused) is None
+    settings.save(db.session, {"self_service_requests": True}, admin.id)
+    db.session.commit()
+    _ask(staff_client, rr_id, "paused@example.com", override="They insisted")
+    assert _ask_id(rr_id, paused) is None  # staff may ask now, but not override
+    assert _ask(admin_client, rr_id, "paused@example.com", override="Asked us to call on this deal").status_code == 302
+    p = _ask_id(rr_id, paused)
+    assert p.status == ParticipationStatus.ASKED and p.override_reason == "Asked us to call on this deal"
+    [event] = audits("participation.override", p.id)
+    assert event.details["reason"] == "Asked us to call on this deal"
+
+    # with self-service on, the requester asks Bea herself; Bea declines with a reason
+    assert _ask(staff_client, rr_id, "bea@example.com").status_code == 302
+    bea_ask = _ask_id(rr_id, bea)
+    assert bea_ask.status == ParticipationStatus.ASKED
+    assert _answer(client_for(app, bea), bea_ask.id, "decline", reason="On leave that week").status_code == 302
+    bea_ask = _ask_id(rr_id, bea)
+    assert bea_ask.status == ParticipationStatus.DECLINED and bea_ask.answer_reason == "On leave that week"
+    assert "On leave that week" in mailbox.last(staff.email, subject="declined").text
+    # a declined ask does not count: Bea may still be asked for another reference call
+    assert fatigue.may_ask(db.session, bea, atype("reference_call"), DUE + timedelta(days=3))
+    db.session.rollback()
+
+    # Cyd never answers: after five days her ask expires and the requester is told
+    assert _ask(admin_client, rr_id, "cyd@example.com").status_code == 302
+    with time_machine.travel(utcnow() + timedelta(days=references.ASK_DAYS, hours=1)):
+        result = runner.invoke(args=["references", "expire"])
+    assert result.exit_code == 0 and "2 ask(s) expired" in result.output, result.output
+    assert _ask_id(rr_id, cyd).status == ParticipationStatus.EXPIRED
+    assert "did not answer in time" in mailbox.last(staff.email, subject="did not answer").text
+    assert _ask_id(rr_id, paused).status == ParticipationStatus.EXPIRED  # asked first, not answered either
+    assert reload(ReferenceRequest, rr_id).status == ReferenceStatus.OPEN  # nobody left to answer
+
+    # the advocate's asks page says she did not answer; the requester cancels
+    assert "Not answered in time" in page_text(client_for(app, cyd).get("/me/asks"))
+    resp = post_form(staff_client, f"{url}/cancel", {"reason": "Deal slipped"}, page=url)
+    assert resp.status_code == 302
+    assert reload(ReferenceRequest, rr_id).status == ReferenceStatus.CANCELLED
+    assert _ask_id(rr_id, cyd).status == ParticipationStatus.EXPIRED
+    assert audits("reference.cancel", rr_id)
+
+
+def test_twenty_concurrent_accepts_fill_a_one_advocate_request_once(app, make_user, staff, admin):
+    ids = [make_advocate(make_user, f"racer{i}@example.com") for i in range(20)]
+    begin_write(db.session)
+    actor = db.session.get(User, admin.id)
+    rr = references.create(
+        db.session,
+        db.session.get(User, staff.id),
+        references.RequestInput(activity_type_id=atype("case_study").id, account_name="Race Corp", due_date=DUE),
+    )
+    asks = [references.ask(db.session, actor, rr.id, uid).id for uid in ids]
+    rr_id, oid = rr.id, rr.opportunity_id
+    db.session.commit()
+
+    def go(i):
+        with app.app_context():
+            try:
+                begin_write(db.session)
+                references.accept(db.session, db.session.get(User, ids[i]), asks[i])
+                db.session.commit()
+                return "yes"
+            except DomainError as err:
+                db.session.rollback()
+                return err.message
+
+    results = run_threads(20, go)
+    assert results.count("yes") == 1, results
+    assert not [r for r in results if isinstance(r, BaseException)]
+    assert reload(Opportunity, oid).seats_taken == 1
+    statuses = [p.status for p in db.session.query(Participation).filter_by(opportunity_id=oid)]
+    assert statuses.count(ParticipationStatus.APPROVED) == 1 and statuses.count(ParticipationStatus.ASKED) == 19
+    assert reload(ReferenceRequest, rr_id).status == ReferenceStatus.ACCEPTED
+
+    # the one who said yes withdraws (from their commitments): the seat is free, the request asked again
+    winner = results.index("yes")
+    db.session.rollback()
+    begin_write(db.session)
+    participation.withdraw(db.session, db.session.get(User, ids[winner]), asks[winner])
+    db.session.commit()
+    assert reload(Opportunity, oid).seats_taken == 0
+    assert reload(ReferenceRequest, rr_id).status == ReferenceStatus.ASKED
+    assert audits("reference.withdraw", asks[winner])
