@@ -5,10 +5,12 @@ proposed again, and a number of queries that does not grow with the program."""
 
 from __future__ import annotations
 
+import re
 from datetime import date, timedelta
 
 from flask import render_template
 from flask_login import login_user
+from sqlalchemy import select
 
 from portal.extensions import db
 from portal.forms import BaseForm
@@ -26,10 +28,10 @@ from portal.models import (
     User,
     utcnow,
 )
-from portal.services import fatigue, matching
+from portal.services import fatigue, matching, references
 from search.indexing import apply_pending
 from search.seam import IndexUnavailable, WhooshBackend
-from tests.support import activity_type_id, engaged, item_id, make_advocate, make_opp, recorded_sql
+from tests.support import activity_type_id, audits, engaged, item_id, make_advocate, make_opp, recorded_sql
 
 SIZE = "1,000-4,999 employees"
 TOPIC = "Data migration"
@@ -84,21 +86,12 @@ def ask(rr: ReferenceRequest, uid: int) -> None:
 
 
 def rendered(app, rr: ReferenceRequest, matches: matching.Matches, viewer_id: int, can_ask: bool = True) -> str:
-    """The request page's partial as ``viewer_id`` sees it (the ask route is the request page's: stood in
-    for here when the app has none)."""
-
-    def ask_url(error, endpoint, values):
-        return f"/staff/references/{values['rr_id']}/ask" if endpoint == "staff.reference_ask" else None
-
-    app.url_build_error_handlers.append(ask_url)
-    try:
-        with app.test_request_context("/staff"):
-            login_user(db.session.get(User, viewer_id))
-            return render_template(
-                "staff/_reference_matches.html", rr=rr, matches=matches, can_ask=can_ask, ask_form=BaseForm()
-            )
-    finally:
-        app.url_build_error_handlers.remove(ask_url)
+    """The request page's partial as ``viewer_id`` sees it."""
+    with app.test_request_context("/staff"):
+        login_user(db.session.get(User, viewer_id))
+        return render_template(
+            "staff/_reference_matches.html", rr=rr, matches=matches, can_ask=can_ask, ask_form=BaseForm()
+        )
 
 
 ALL = ["Industry: Healthcare", "Region: Europe", "Product: Data Platform", f"Company size: {SIZE}", f"Topic: {TOPIC}"]
@@ -239,3 +232,58 @@ def test_the_number_of_queries_does_not_grow_with_the_program(app, make_user, st
         counts.append(len(statements))
         assert len(got.candidates) == size - (size > 2) and got.left_out == 4 * size and len(got.excluded) == 4
     assert counts[0] == counts[1], counts
+
+
+ASK_FORM = re.compile(
+    r'<form method="post" action="(/staff/references/\d+/ask)"[^>]*>\s*'
+    r'<input type="hidden" name="csrf_token" value="([^"]+)">\s*'
+    r'<input type="hidden" name="advocate_id" value="(\d+)">'
+)
+
+
+def test_the_request_page_proposes_and_asks_and_an_admin_overrides_with_a_reason(
+    app, make_user, staff, admin, admin_client
+):
+    """Through the pages: the staff member's request proposes the fitting advocate (the admin asks them
+    with the page's own button), an advocate the rules leave out is listed for the admin with the reason,
+    and asked anyway only with a written reason, recorded in the audit log."""
+    gina = fits(make_user, "Gina")
+    paula = fits(make_user, "Paula", paused_until=date.today() + timedelta(days=5))
+    apply_pending(db.engine)
+    rr = references.create(
+        db.session,
+        db.session.get(User, staff.id),
+        references.RequestInput(
+            activity_type_id=activity_type_id("reference_call"),
+            account_name="Globex",
+            due_date=date.today() + timedelta(days=14),
+            advocates_needed=2,
+            industry_id=item_id(Industry, "Healthcare"),
+        ),
+    )
+    db.session.commit()
+    page = admin_client.get(f"/staff/references/{rr.id}").get_data(as_text=True)
+    forms = {int(uid): (url, token) for url, token, uid in ASK_FORM.findall(page)}
+    assert set(forms) == {gina, paula} and "Industry: Healthcare" in page
+    assert "1 matching advocate left out by the rules: 1 paused or in a blackout" in page
+    assert "Paula" in page[page.index("Left out by the rules") :] and "has paused all asks" in page
+
+    url, token = forms[gina]
+    assert admin_client.post(url, data={"csrf_token": token, "advocate_id": gina}).status_code == 302
+    url, token = forms[paula]
+    admin_client.post(url, data={"csrf_token": token, "advocate_id": paula})  # no reason: refused
+    asked = {
+        p.user_id: p
+        for p in db.session.scalars(select(Participation).where(Participation.opportunity_id == rr.opportunity_id))
+    }
+    assert set(asked) == {gina} and asked[gina].status == ParticipationStatus.ASKED
+    reason = "Paula offered to take this one call while paused"
+    admin_client.post(url, data={"csrf_token": token, "advocate_id": paula, "override_reason": reason})
+    db.session.rollback()
+    p = db.session.scalar(
+        select(Participation).where(Participation.opportunity_id == rr.opportunity_id, Participation.user_id == paula)
+    )
+    assert p.status == ParticipationStatus.ASKED and p.override_reason == reason
+    assert [e.details["reason"] for e in audits("participation.override", p.id)] == [reason]
+    after = admin_client.get(f"/staff/references/{rr.id}").get_data(as_text=True)
+    assert not ASK_FORM.findall(after)  # both asked: nobody proposed twice
