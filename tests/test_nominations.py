@@ -9,13 +9,13 @@ import re
 from datetime import timedelta
 
 import time_machine
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 
 from portal.extensions import db
 from portal.models import Invitation, Nomination, NominationStatus, Role, Status, SuppressedAddress, User, utcnow
 from portal.services import invitations, privacy, reporting, settings
 from portal.services.outbox import send_due
-from tests.support import audits, client_for, csrf_from, path_of, post_form, text_of
+from tests.support import audits, client_for, clone_client, csrf_from, path_of, post_form, run_threads, text_of
 
 NEW = "/staff/nominations/new"
 PASSWORD = "violet otter canoe 42"
@@ -266,3 +266,34 @@ def test_a_nomination_waiting_past_the_service_level_is_overdue_on_the_admin_hom
     db.session.commit()
     classes, body = queue()
     assert "queue-overdue" in classes and "Overdue" in body
+
+
+def test_a_nomination_submitted_many_times_at_once_is_recorded_and_invited_once(app, staff, admin):
+    """A double click (here eight at once, the program inviting at once) and admins accepting one nomination
+    at once: one nomination, one invitation, no error page."""
+    save_settings(nominations_invite_at_once=True)
+    sam = client_for(app, staff.id)
+    token = csrf_from(sam.get(NEW).get_data(as_text=True))
+    clients = [clone_client(app, sam) for _ in range(8)]
+    data = {"csrf_token": token, "name": "Nora Nominee", "email": "nora@customer.example", "company": "N"}
+    data |= {"job_title": "CTO", "reason": "Great results."}
+    db.session.rollback()
+    statuses = sorted(r.status_code for r in run_threads(8, lambda i: clients[i].post(NEW, data=data)))
+    assert statuses == [302] + [409] * 7
+    db.session.rollback()
+    assert db.session.scalar(select(func.count()).select_from(Nomination)) == 1
+    assert db.session.scalar(select(func.count()).select_from(Invitation)) == 1
+
+    save_settings(nominations_invite_at_once=False)
+    assert nominate(sam, "olga@customer.example").status_code == 302
+    pending = the_nomination("olga@customer.example")
+    boss = client_for(app, admin.id)
+    token = csrf_from(boss.get("/admin/nominations").get_data(as_text=True))
+    bosses = [clone_client(app, boss) for _ in range(6)]
+    url = f"/admin/nominations/{pending.id}/accept"
+    db.session.rollback()
+    results = run_threads(6, lambda i: bosses[i].post(url, data={"csrf_token": token}))
+    assert [r.status_code for r in results] == [302] * 6
+    db.session.rollback()
+    assert db.session.scalar(select(func.count()).select_from(Invitation)) == 2
+    assert len(audits("nomination.invite", pending.id)) == 1
