@@ -15,7 +15,18 @@ from portal.extensions import db
 from portal.models import Invitation, Nomination, NominationStatus, Role, Status, SuppressedAddress, User, utcnow
 from portal.services import invitations, privacy, reporting, settings
 from portal.services.outbox import send_due
-from tests.support import audits, client_for, clone_client, csrf_from, path_of, post_form, run_threads, text_of
+from tests.support import (
+    TEST_PASSWORD,
+    audits,
+    client_for,
+    clone_client,
+    csrf_from,
+    path_of,
+    post_form,
+    reload,
+    run_threads,
+    text_of,
+)
 
 NEW = "/staff/nominations/new"
 PASSWORD = "violet otter canoe 42"
@@ -297,3 +308,19 @@ def test_a_nomination_submitted_many_times_at_once_is_recorded_and_invited_once(
     db.session.rollback()
     assert db.session.scalar(select(func.count()).select_from(Invitation)) == 2
     assert len(audits("nomination.invite", pending.id)) == 1
+
+
+def test_a_waiting_nomination_of_someone_erased_since_is_not_invited(app, make_user, staff, admin):
+    """The nominee signed up by themselves meanwhile, then deleted their account: the nomination waiting for
+    review keeps nothing about them, and accepting it is refused (no invitation to an empty address)."""
+    sam = client_for(app, staff.id)
+    assert nominate(sam, "nora@customer.example").status_code == 302
+    pending = the_nomination("nora@customer.example")
+    nora = make_user(email="nora@customer.example")
+    privacy.delete_account(db.session, db.session.get(User, nora.id), TEST_PASSWORD)
+    db.session.commit()
+    boss = client_for(app, admin.id)
+    resp = post_form(boss, f"/admin/nominations/{pending.id}/accept", page="/admin/nominations")
+    assert resp.status_code == 302 and "deleted their account" in text_of(boss.get(resp.headers["Location"]))
+    assert db.session.scalar(select(func.count()).select_from(Invitation)) == 0
+    assert reload(Nomination, pending.id).status == NominationStatus.PENDING

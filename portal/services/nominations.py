@@ -179,6 +179,11 @@ def _waiting(session: Session, nomination: Nomination) -> None:
 def accept(session: Session, nomination: Nomination, actor_id: int) -> Nomination:
     """The admin accepts: the nominee gets their invitation (refused if the address was taken since)."""
     _waiting(session, nomination)
+    if not nomination.email:  # erased since (they joined another way, then deleted their account)
+        raise Conflict(
+            "This person deleted their account: the program does not invite them again without their consent. "
+            "Decline the nomination to close it."
+        )
     _invite(session, nomination, actor_id, via="review")
     return nomination
 
