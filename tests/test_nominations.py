@@ -11,6 +11,7 @@ from datetime import timedelta
 import time_machine
 from sqlalchemy import func, select, update
 
+from portal.database import begin_write
 from portal.extensions import db
 from portal.models import Invitation, Nomination, NominationStatus, Role, Status, SuppressedAddress, User, utcnow
 from portal.services import invitations, privacy, reporting, settings
@@ -324,3 +325,22 @@ def test_a_waiting_nomination_of_someone_erased_since_is_not_invited(app, make_u
     assert resp.status_code == 302 and "deleted their account" in text_of(boss.get(resp.headers["Location"]))
     assert db.session.scalar(select(func.count()).select_from(Invitation)) == 0
     assert reload(Nomination, pending.id).status == NominationStatus.PENDING
+
+
+def test_the_reminder_run_twice_at_once_reminds_each_invitation_once(app, mailbox):
+    for i in range(6):
+        invitations.create(db.session, invitations.Invitee(email=f"late{i}@customer.example"), actor_id=None)
+    db.session.execute(update(Invitation).values(created_at=utcnow() - timedelta(days=8)))
+    db.session.commit()
+
+    def remind(i):
+        with app.app_context():
+            begin_write(db.session)
+            count = invitations.remind_due(db.session)
+            db.session.commit()
+            return count
+
+    assert sum(run_threads(3, remind)) == 6  # shared out or all to one run, never twice
+    db.session.rollback()
+    send_due()
+    assert sum(len(mailbox.to(f"late{i}@customer.example")) for i in range(6)) == 12  # invitation + reminder each
