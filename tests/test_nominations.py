@@ -344,3 +344,22 @@ def test_the_reminder_run_twice_at_once_reminds_each_invitation_once(app, mailbo
     db.session.rollback()
     send_due()
     assert sum(len(mailbox.to(f"late{i}@customer.example")) for i in range(6)) == 12  # invitation + reminder each
+
+
+def test_bad_input_is_refused_without_an_error_page(app, staff, admin):
+    sam = client_for(app, staff.id)
+    assert nominate(sam, "not an address").status_code == 422
+    assert nominate(sam, name="N" * 121, reason="r" * 4001, company="c" * 161).status_code == 422
+    assert nominate(sam, name=" \x00 ").status_code == 422
+    for page in ("-5", "abc", "99999999999999999999"):
+        assert sam.get(f"/staff/nominations?page={page}").status_code == 200
+    assert sam.get("/staff/nominations/99999").status_code == 404
+    boss = client_for(app, admin.id)
+    assert boss.get("/admin/nominations?page=99999999999999999999").status_code == 200
+    for action, data in (("accept", {}), ("decline", {"reason": "No."})):
+        url = f"/admin/nominations/99999/{action}"
+        assert post_form(boss, url, data, page="/admin/nominations").status_code == 404
+    assert nominate(sam).status_code == 302
+    url = f"/admin/nominations/{the_nomination().id}/decline"
+    resp = post_form(boss, url, {"reason": "x" * 1001}, page="/admin/nominations")
+    assert resp.status_code == 302 and the_nomination().status == NominationStatus.PENDING
