@@ -287,3 +287,29 @@ def test_the_request_page_proposes_and_asks_and_an_admin_overrides_with_a_reason
     assert [e.details["reason"] for e in audits("participation.override", p.id)] == [reason]
     after = admin_client.get(f"/staff/references/{rr.id}").get_data(as_text=True)
     assert not ASK_FORM.findall(after)  # both asked: nobody proposed twice
+
+
+def test_requests_at_the_edges_give_sensible_answers(app, make_user, staff, admin, monkeypatch):
+    exact = fits(make_user, "Exact")
+    other = fits(make_user, "Other", industry="Insurance", country="JP", topics=(), products=(), size=None)
+    apply_pending(db.engine)
+    gone = topic_id("Retired topic")
+    # No criteria at all (nor free text): every advocate who may be asked, nothing relaxed.
+    bare = request(staff.id, topics=())
+    bare.industry_id = bare.region_id = bare.product_id = bare.size_band_id = None
+    db.session.commit()
+    got = matching.for_request(db.session, bare)
+    assert {c.user_id for c in got.candidates} == {exact, other} and got.relaxed == [] and got.criteria == []
+    # A topic deleted since, ids that never existed, more advocates needed than there are.
+    rr = request(staff.id, needed=5)
+    rr.topic_ids = [*rr.topic_ids, gone, 999999]
+    db.session.commit()
+    db.session.delete(db.session.get(Tag, gone))
+    db.session.commit()
+    got = matching.for_request(db.session, rr)
+    assert [c.user_id for c in got.candidates] == [exact] and got.criteria == ALL  # other matches nothing
+    # An activity type nobody opted in to: nobody proposed, everyone counted as not opted in.
+    rr.activity_type_id = activity_type_id("speaking")
+    db.session.commit()
+    got = matching.for_request(db.session, rr)
+    assert got.candidates == [] and got.excluded == {fatigue.NOT_OPTED_IN: 1} and got.left_out == 1

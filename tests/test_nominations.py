@@ -9,13 +9,25 @@ import re
 from datetime import timedelta
 
 import time_machine
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 
+from portal.database import begin_write
 from portal.extensions import db
 from portal.models import Invitation, Nomination, NominationStatus, Role, Status, SuppressedAddress, User, utcnow
 from portal.services import invitations, privacy, reporting, settings
 from portal.services.outbox import send_due
-from tests.support import audits, client_for, csrf_from, path_of, post_form, text_of
+from tests.support import (
+    TEST_PASSWORD,
+    audits,
+    client_for,
+    clone_client,
+    csrf_from,
+    path_of,
+    post_form,
+    reload,
+    run_threads,
+    text_of,
+)
 
 NEW = "/staff/nominations/new"
 PASSWORD = "violet otter canoe 42"
@@ -266,3 +278,88 @@ def test_a_nomination_waiting_past_the_service_level_is_overdue_on_the_admin_hom
     db.session.commit()
     classes, body = queue()
     assert "queue-overdue" in classes and "Overdue" in body
+
+
+def test_a_nomination_submitted_many_times_at_once_is_recorded_and_invited_once(app, staff, admin):
+    """A double click (here eight at once, the program inviting at once) and admins accepting one nomination
+    at once: one nomination, one invitation, no error page."""
+    save_settings(nominations_invite_at_once=True)
+    sam = client_for(app, staff.id)
+    token = csrf_from(sam.get(NEW).get_data(as_text=True))
+    clients = [clone_client(app, sam) for _ in range(8)]
+    data = {"csrf_token": token, "name": "Nora Nominee", "email": "nora@customer.example", "company": "N"}
+    data |= {"job_title": "CTO", "reason": "Great results."}
+    db.session.rollback()
+    statuses = sorted(r.status_code for r in run_threads(8, lambda i: clients[i].post(NEW, data=data)))
+    assert statuses == [302] + [409] * 7
+    db.session.rollback()
+    assert db.session.scalar(select(func.count()).select_from(Nomination)) == 1
+    assert db.session.scalar(select(func.count()).select_from(Invitation)) == 1
+
+    save_settings(nominations_invite_at_once=False)
+    assert nominate(sam, "olga@customer.example").status_code == 302
+    pending = the_nomination("olga@customer.example")
+    boss = client_for(app, admin.id)
+    token = csrf_from(boss.get("/admin/nominations").get_data(as_text=True))
+    bosses = [clone_client(app, boss) for _ in range(6)]
+    url = f"/admin/nominations/{pending.id}/accept"
+    db.session.rollback()
+    results = run_threads(6, lambda i: bosses[i].post(url, data={"csrf_token": token}))
+    assert [r.status_code for r in results] == [302] * 6
+    db.session.rollback()
+    assert db.session.scalar(select(func.count()).select_from(Invitation)) == 2
+    assert len(audits("nomination.invite", pending.id)) == 1
+
+
+def test_a_waiting_nomination_of_someone_erased_since_is_not_invited(app, make_user, staff, admin):
+    """The nominee signed up by themselves meanwhile, then deleted their account: the nomination waiting for
+    review keeps nothing about them, and accepting it is refused (no invitation to an empty address)."""
+    sam = client_for(app, staff.id)
+    assert nominate(sam, "nora@customer.example").status_code == 302
+    pending = the_nomination("nora@customer.example")
+    nora = make_user(email="nora@customer.example")
+    privacy.delete_account(db.session, db.session.get(User, nora.id), TEST_PASSWORD)
+    db.session.commit()
+    boss = client_for(app, admin.id)
+    resp = post_form(boss, f"/admin/nominations/{pending.id}/accept", page="/admin/nominations")
+    assert resp.status_code == 302 and "deleted their account" in text_of(boss.get(resp.headers["Location"]))
+    assert db.session.scalar(select(func.count()).select_from(Invitation)) == 0
+    assert reload(Nomination, pending.id).status == NominationStatus.PENDING
+
+
+def test_the_reminder_run_twice_at_once_reminds_each_invitation_once(app, mailbox):
+    for i in range(6):
+        invitations.create(db.session, invitations.Invitee(email=f"late{i}@customer.example"), actor_id=None)
+    db.session.execute(update(Invitation).values(created_at=utcnow() - timedelta(days=8)))
+    db.session.commit()
+
+    def remind(i):
+        with app.app_context():
+            begin_write(db.session)
+            count = invitations.remind_due(db.session)
+            db.session.commit()
+            return count
+
+    assert sum(run_threads(3, remind)) == 6  # shared out or all to one run, never twice
+    db.session.rollback()
+    send_due()
+    assert sum(len(mailbox.to(f"late{i}@customer.example")) for i in range(6)) == 12  # invitation + reminder each
+
+
+def test_bad_input_is_refused_without_an_error_page(app, staff, admin):
+    sam = client_for(app, staff.id)
+    assert nominate(sam, "not an address").status_code == 422
+    assert nominate(sam, name="N" * 121, reason="r" * 4001, company="c" * 161).status_code == 422
+    assert nominate(sam, name=" \x00 ").status_code == 422
+    for page in ("-5", "abc", "99999999999999999999"):
+        assert sam.get(f"/staff/nominations?page={page}").status_code == 200
+    assert sam.get("/staff/nominations/99999").status_code == 404
+    boss = client_for(app, admin.id)
+    assert boss.get("/admin/nominations?page=99999999999999999999").status_code == 200
+    for action, data in (("accept", {}), ("decline", {"reason": "No."})):
+        url = f"/admin/nominations/99999/{action}"
+        assert post_form(boss, url, data, page="/admin/nominations").status_code == 404
+    assert nominate(sam).status_code == 302
+    url = f"/admin/nominations/{the_nomination().id}/decline"
+    resp = post_form(boss, url, {"reason": "x" * 1001}, page="/admin/nominations")
+    assert resp.status_code == 302 and the_nomination().status == NominationStatus.PENDING

@@ -16,7 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Select, or_, select, update
+from sqlalchemy import Select, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from portal import signals
@@ -31,6 +31,7 @@ INVITE_AT_ONCE_KEY = "nominations_invite_at_once"
 HOME_ROWS = 10  # nominations on the workspace's home
 WAITING = (Nomination.status == NominationStatus.PENDING,)  # what the admin's queue holds
 ERASED_NAME = "(a deleted account)"
+LOCK_SPACE = 13013  # PostgreSQL advisory locks of nominations: (LOCK_SPACE, hashtext(email))
 
 
 @dataclass
@@ -123,6 +124,7 @@ def nominate(session: Session, nominee: Nominee, nominator: User) -> Nomination:
     """Record the nomination (refused with the reason when the address is taken, see ``duplicate``); when
     the program sends invitations without review, the customer is invited at once."""
     email = normalize_email(nominee.email)
+    _lock_address(session, email)
     found = duplicate(session, email)
     if found is not None:
         raise Conflict(found.message)
@@ -144,6 +146,14 @@ def nominate(session: Session, nominee: Nominee, nominator: User) -> Nomination:
     if settings.get(session, INVITE_AT_ONCE_KEY):
         _invite(session, nomination, nominator.id, via="at_once")
     return nomination
+
+
+def _lock_address(session: Session, email: str) -> None:
+    """Nominations of one address one at a time (a double click, two colleagues at once): on PostgreSQL a
+    transaction-scoped advisory lock on the address, so the second reads the first's nomination (SQLite's
+    writers already take turns: BEGIN IMMEDIATE)."""
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(select(func.pg_advisory_xact_lock(LOCK_SPACE, func.hashtext(email))))
 
 
 def _invite(session: Session, nomination: Nomination, actor_id: int | None, via: str) -> None:
@@ -169,6 +179,11 @@ def _waiting(session: Session, nomination: Nomination) -> None:
 def accept(session: Session, nomination: Nomination, actor_id: int) -> Nomination:
     """The admin accepts: the nominee gets their invitation (refused if the address was taken since)."""
     _waiting(session, nomination)
+    if not nomination.email:  # erased since (they joined another way, then deleted their account)
+        raise Conflict(
+            "This person deleted their account: the program does not invite them again without their consent. "
+            "Decline the nomination to close it."
+        )
     _invite(session, nomination, actor_id, via="review")
     return nomination
 
