@@ -60,7 +60,11 @@ class User(UserMixin, Base):
 
     profile = relationship("AdvocateProfile", back_populates="user", uselist=False, cascade="all, delete-orphan")
 
-    __table_args__ = (Index("ix_users_role_status", "role", "status"),)
+    __table_args__ = (
+        Index("ix_users_role_status", "role", "status"),
+        # New advocates of a period (the program report): the role, then a range of approval times (0018).
+        Index("ix_users_role_approved", "role", "approved_at", "status"),
+    )
 
     # Flask-Login
     def get_id(self) -> str:
