@@ -252,7 +252,11 @@ def test_one_reminder_after_seven_days_then_nothing(app, runner, mailbox, make_u
         [reminded] = db.session.scalars(select(Invitation).where(Invitation.reminded_at.is_not(None))).all()
         assert reminded.email == "nora.nominee@customer.example"
         db.session.rollback()
+        send_due()
+        first = path_of(mailbox.last("nora.nominee@customer.example", subject="invited").link("/auth/invited/"))
+        assert app.test_client().get(first).status_code == 200  # the first email's link still works
         join_from_email(app, mailbox, "nora.nominee@customer.example", subject="Reminder")
+        assert app.test_client().get(first).status_code == 400  # one invitation: used through either link
     assert len(mailbox.to("nora.nominee@customer.example")) == 2 and len(mailbox.to("old@customer.example")) == 1
     assert len(mailbox.to("self.made@customer.example")) == 1
     assert the_nomination().status == NominationStatus.JOINED

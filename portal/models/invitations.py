@@ -68,6 +68,8 @@ class Invitation(Base):
     expires_at: Mapped[datetime]
     accepted_at: Mapped[datetime | None]
     reminded_at: Mapped[datetime | None]  # the one reminder (after 7 days), then nothing
+    # The reminder's own link (the first link keeps working: only hashes are kept, so it cannot be resent).
+    reminder_token_hash: Mapped[str | None] = mapped_column(String(64), unique=True, index=True)
     accepted_user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 

@@ -244,9 +244,9 @@ def create(session: Session, invitee: Invitee, actor_id: int | None, source: str
 
 def remind_due(session: Session, now: datetime | None = None) -> int:
     """One reminder for each invitation still open (not accepted, not expired) sent more than
-    REMIND_AFTER_DAYS ago and not reminded yet; then nothing. A new link goes with it (only hashes are
-    kept, so the first link cannot be sent again): the reminder's link replaces it, same expiry. Returns
-    how many were reminded."""
+    REMIND_AFTER_DAYS ago and not reminded yet; then nothing. A second link goes with it (only hashes are
+    kept, so the first link cannot be sent again); both work until the invitation is used or expires.
+    Returns how many were reminded."""
     now = now or utcnow()
     due = session.scalars(
         select(Invitation)
@@ -263,7 +263,7 @@ def remind_due(session: Session, now: datetime | None = None) -> int:
     messages = []
     for invitation in due:
         token = secrets.token_urlsafe(32)
-        invitation.token_hash = token_hash(token)
+        invitation.reminder_token_hash = token_hash(token)
         invitation.reminded_at = now
         message = _message(invitation.id, invitation.email, invitation.name, token, invitation.expires_at)
         message.update(subject="Reminder: you are invited to join the advocate program", template="invitation_reminder")
@@ -282,7 +282,8 @@ def for_token(session: Session, token: str, lock: bool = False) -> Invitation:
     """The invitation the link stands for, or InvalidToken with a message the person can act on."""
     if not token or len(token) > 200:
         raise InvalidToken(INVALID_LINK)
-    stmt = select(Invitation).where(Invitation.token_hash == token_hash(token))
+    hashed = token_hash(token)
+    stmt = select(Invitation).where(or_(Invitation.token_hash == hashed, Invitation.reminder_token_hash == hashed))
     if lock:
         stmt = stmt.with_for_update()
     invitation = session.scalar(stmt)
