@@ -39,6 +39,7 @@ from sqlalchemy.engine import make_url
 
 from bench.generate import BENCH_ADMIN_EMAIL, BENCH_ADMIN_PASSWORD, generate_program
 from portal import create_app
+from portal.database import refresh_statistics
 from portal.extensions import db
 from portal.models import ImportJob, SegmentTarget
 from portal.services import coverage, imports, lists
@@ -249,6 +250,7 @@ def run_backend(name: str, uri: str, workdir: Path, args, reuse_meta: Path | Non
             if db.engine.dialect.name == "postgresql":
                 with db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
                     conn.execute(text("VACUUM ANALYZE"))
+            refresh_statistics(db.engine)  # as the daily `flask maintenance analyze` leaves a database
             if reuse_meta is not None:
                 reuse_meta.write_text(json.dumps({**ids, "generate_s": out["generate_s"]}))
         if out.get("reused") and (index_dir / "current").exists():

@@ -27,6 +27,7 @@ from sqlalchemy.engine import make_url
 from bench.admin import BUDGET_MS, _config, _prepare_postgres, pct, sign_in
 from bench.generate import generate_program
 from portal import create_app
+from portal.database import refresh_statistics
 from portal.extensions import db
 from portal.models import ActivityType, ActivityValue, Country, Industry, Product, Region, SegmentTarget, SizeBand
 from portal.models import User as UserModel
@@ -157,6 +158,7 @@ def run_backend(name: str, uri: str, workdir: Path, args, meta: Path | None) -> 
             db.session.commit()
             ids["generate_s"] = time.perf_counter() - t
             print(f"  generated in {ids['generate_s']:.1f} s", flush=True)
+            refresh_statistics(db.engine)  # as the daily `flask maintenance analyze` leaves a database
             if meta is not None:
                 meta.write_text(json.dumps(ids))
         if reused and (index_dir / "current").exists():

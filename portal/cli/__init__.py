@@ -2,6 +2,7 @@ from portal.cli import imports as _imports  # noqa: F401  (adds `flask advocates
 from portal.cli.advocates import advocates_cli, lists_cli
 from portal.cli.demo import demo_cli
 from portal.cli.invitations import invitations_cli
+from portal.cli.maintenance import maintenance_cli
 from portal.cli.opportunities import digest_cli, opportunities_cli
 from portal.cli.outbox import outbox_cli
 from portal.cli.recognition import badges_cli, points_cli
@@ -20,4 +21,5 @@ GROUPS = [
     opportunities_cli,
     invitations_cli,
     references_cli,
+    maintenance_cli,
 ]
