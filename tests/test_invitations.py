@@ -4,6 +4,7 @@ account, an open invitation or an erased account is invited."""
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 
 import pytest
@@ -25,7 +26,7 @@ from portal.models import (
 from portal.services import invitations, privacy
 from portal.services.errors import Conflict
 from portal.services.passwords import verify_password
-from tests.support import TEST_PASSWORD, audits, csrf_from, path_of, text_of
+from tests.support import TEST_PASSWORD, audits, client_for, csrf_from, path_of, text_of
 
 NEW_PASSWORD = "violet otter canoe 42"
 
@@ -184,3 +185,37 @@ def test_someone_who_deleted_their_account_is_never_invited_again(app, make_user
     # Only a hash of the address is kept, and the invitations to it are gone.
     [kept] = db.session.scalars(select(SuppressedAddress)).all()
     assert kept.email_hash == invitations.email_hash("gone@example.com") and "gone" not in kept.email_hash
+
+
+def test_no_thanks_means_never_invited_nor_nominated_again(app, client, mailbox, staff):
+    invite("nope@example.com")
+    link = link_for(mailbox, "nope@example.com")
+    assert 'choose "No thanks"' in mailbox.last("nope@example.com", subject="invited").text
+    page = client.get(link).get_data(as_text=True)
+    assert "No thanks, don&#39;t invite me again" in page or "No thanks, don't invite me again" in page
+    forms = re.findall(r'<form method="post" action="([^"]+/no-thanks)">\s*<input[^>]*value="([^"]+)"', page)
+    [(action, token)] = forms
+    assert client.post(action, data={}).status_code == 400  # no CSRF token: refused
+    done = client.post(action, data={"csrf_token": token})
+    assert done.status_code == 200 and "We will not invite you again" in text_of(done)
+    assert client.get(link).status_code == 400  # the invitation is gone
+    assert invitations.is_suppressed(db.session, "nope@example.com")
+    assert db.session.scalar(select(Invitation).where(Invitation.email == "nope@example.com")) is None
+    assert len(audits("invitation.refused")) == 1
+    with pytest.raises(Conflict, match="cannot be invited"):
+        invitations.create(db.session, invitations.Invitee(email="Nope@example.com"), actor_id=None)
+    db.session.rollback()
+    sam = client_for(app, staff.id)
+    page = sam.get("/staff/nominations/new").get_data(as_text=True)
+    resp = sam.post(
+        "/staff/nominations/new",
+        data={
+            "csrf_token": csrf_from(page),
+            "name": "Nora Nope",
+            "email": "nope@example.com",
+            "company": "Nope Ltd",
+            "job_title": "CIO",
+            "reason": "A fan",
+        },
+    )
+    assert resp.status_code == 409 and "unsubscribed" in text_of(resp)

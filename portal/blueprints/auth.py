@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from functools import partial
 
-from flask import Blueprint, current_app, flash, redirect, render_template, request, session, url_for
+from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, session, url_for
 from flask_login import current_user, login_user, logout_user
 
 from portal.errors import FLASH, refused_form, unit_of_work
@@ -178,7 +178,19 @@ def reset_password(token):
 
 
 def _invited_page(form, token, email):
-    return render_template("auth/invited.html", form=form, token=token, email=email)
+    return render_template("auth/invited.html", form=form, token=token, email=email, refuse_form=ConfirmForm())
+
+
+@bp.route("/invited/<token>/no-thanks", methods=["POST"])
+@limiter.limit(auth_limit)
+@unit_of_work
+def invitation_refused(token):
+    """"No thanks, don't invite me again": the address is never invited (nor nominated) again."""
+    form = ConfirmForm()
+    if not form.validate_on_submit():
+        abort(400)
+    invitations.refuse(db.session, token)  # an InvalidToken: the "link not valid" page
+    return render_template("auth/invitation_refused.html")
 
 
 @bp.route("/invited/<token>", methods=["GET", "POST"])

@@ -129,6 +129,17 @@ def suppress(session: Session, user: User) -> None:
     )
 
 
+def refuse(session: Session, token: str) -> None:
+    """The invited person says "no thanks": the address goes on the suppression list (hashed), never invited
+    or nominated again without their consent, and the invitation is gone (its link stops working)."""
+    invitation = for_token(session, token, lock=True)
+    if session.get(SuppressedAddress, email_hash(invitation.email)) is None:
+        session.add(SuppressedAddress(email_hash=email_hash(invitation.email), reason="declined invitation"))
+    audit.record(session, "invitation.refused", None, invitation, source=invitation.source)
+    session.delete(invitation)
+    session.flush()
+
+
 # --- creating and sending ----------------------------------------------------------------------------------
 
 
