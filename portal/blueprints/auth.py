@@ -185,7 +185,7 @@ def _invited_page(form, token, email):
 @limiter.limit(auth_limit)
 @unit_of_work
 def invitation_refused(token):
-    """"No thanks, don't invite me again": the address is never invited (nor nominated) again."""
+    """ "No thanks, don't invite me again": the address is never invited (nor nominated) again."""
     form = ConfirmForm()
     if not form.validate_on_submit():
         abort(400)
