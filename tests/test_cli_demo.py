@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
+from datetime import timedelta
 
 from sqlalchemy import func, select
 
@@ -23,6 +24,9 @@ from portal.models import (
     PointsEntry,
     Redemption,
     RedemptionStatus,
+    ReferenceOutcome,
+    ReferenceRequest,
+    ReferenceStatus,
     Reward,
     Role,
     Status,
@@ -141,11 +145,17 @@ def test_demo_histories_through_the_services_and_first_pages(app, runner):
     assert parts[ParticipationStatus.DECLINED] > 0 and parts[ParticipationStatus.APPROVED] > 0
     assert parts[ParticipationStatus.REQUESTED] >= 5  # the admin's queue has work
     # Past opportunities are closed and dated in the last 18 months; their participations are dated with them.
-    closed = db.session.scalars(select(Opportunity).where(Opportunity.status == OpportunityStatus.CLOSED)).all()
+    closed = db.session.scalars(
+        select(Opportunity).where(Opportunity.status == OpportunityStatus.CLOSED, Opportunity.private.is_(False))
+    ).all()
     assert len(closed) >= 10
     assert all(now.date().toordinal() - 550 <= o.engagement_date.toordinal() for o in closed)
     assert all(o.deadline and o.deadline < now.date() for o in closed)
-    done = db.session.scalars(select(Participation).where(Participation.status == ParticipationStatus.COMPLETED))
+    done = db.session.scalars(
+        select(Participation)
+        .join(Opportunity, Opportunity.id == Participation.opportunity_id)
+        .where(Participation.status == ParticipationStatus.COMPLETED, Opportunity.private.is_(False))
+    )
     assert all(p.completed_at < now and p.completed_at.date() > p.opportunity.engagement_date for p in done)
 
     # Points were awarded by the service, once per completion, and dated then; the ledger agrees with balances.
@@ -163,6 +173,14 @@ def test_demo_histories_through_the_services_and_first_pages(app, runner):
     # The staff have nominated customers, waiting for the admin's review; one is past the service level.
     noms = db.session.scalars(select(Nomination).order_by(Nomination.created_at)).all()
     assert [n.status for n in noms] == [NominationStatus.PENDING] * 3
+    # Reference requests: a deal won with an advocate's reference, an ask waiting for its answer, a new one.
+    refs = db.session.scalars(select(ReferenceRequest).order_by(ReferenceRequest.created_at)).all()
+    assert [(r.status, r.outcome) for r in refs] == [
+        (ReferenceStatus.COMPLETED, ReferenceOutcome.WON),
+        (ReferenceStatus.ASKED, None),
+        (ReferenceStatus.OPEN, None),
+    ]
+    assert refs[0].completed_at < now - timedelta(days=1) and refs[0].final_amount > 0
     assert (now - noms[0].created_at).days >= queues.service_level_days(db.session) > (now - noms[1].created_at).days
 
     # Exactly one paused, exactly one at their limit (the fatigue rules' own answer), a few stale profiles.

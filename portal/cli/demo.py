@@ -43,6 +43,7 @@ from portal.models import (
     PointsEntry,
     Product,
     Redemption,
+    ReferenceRequest,
     Region,
     Reward,
     Role,
@@ -55,7 +56,7 @@ from portal.models import (
     utcnow,
 )
 from portal.models.mail import OutboxStatus
-from portal.services import badges, lists, nominations, participation, points, profiles, rewards
+from portal.services import badges, lists, nominations, participation, points, profiles, references, rewards
 from portal.services.passwords import hash_password
 from portal.services.profiles import tags_named
 from search import backend as search_backend
@@ -86,6 +87,7 @@ STAMPS = {
     Redemption: ("created_at", "fulfilled_at", "cancelled_at"),
     Participation: ("requested_at", "engaged_at", "decided_at", "completed_at", "updated_at"),
     Nomination: ("created_at", "updated_at"),
+    ReferenceRequest: ("created_at", "updated_at", "fulfilled_at", "completed_at", "outcome_at"),
 }
 DEFAULTED = {"created_at", "awarded_at", "next_attempt_at", "updated_at", "requested_at"}
 
@@ -563,6 +565,7 @@ def _seed(rng, now, clock, n) -> str:
     _current(clock, rng, users, admin, open_opps, now)
     _recognition(clock, rng, users, admin, now)
     _nominations(clock, staff[1:], now)
+    _references(clock, staff, users, now)
     return users[DEMO].email
 
 
@@ -606,3 +609,52 @@ def _nominations(clock, staff: list[User], now: datetime) -> None:
                 nominations.Nominee(name=name, email=email, company=company, job_title=title, reason=why),
                 staff[who],
             )
+
+
+def _ask_someone(clock, admin: User, rr_id: int, users: list[User], at: datetime) -> Participation | None:
+    """Ask the first advocate the rules let the program ask (a demo request names no criteria)."""
+    for u in users:
+        if u.id in (users[DEMO].id, users[PAUSED].id, users[AT_LIMIT].id):
+            continue
+        with clock.on(at):
+            p = attempt(references.ask, admin, rr_id, u.id)
+        if p is not None:
+            return p
+    return None
+
+
+def _references(clock, staff: list[User], users: list[User], now: datetime) -> None:
+    """Reference requests: a won deal two months back, an ask waiting for its answer, a new request."""
+    admin, sam, casey = staff
+    call = db.session.scalar(select(ActivityType.id).where(ActivityType.key == "reference_call"))
+    story = db.session.scalar(select(ActivityType.id).where(ActivityType.key == "case_study"))
+    # (requester, type, account, created days ago, due in days, amount, won): the service dates what it
+    # checks by today, so the won deal is one whose call took place ahead of its due day.
+    for requester, type_id, account, days_ago, due_in, amount, won in (
+        (sam, call, "Umbrella Logistics", 20, 3, 120_000, True),
+        (casey, story, "Initech Retail", 9, 20, 45_000, False),
+        (sam, call, "Globex Manufacturing", 1, 14, 250_000, False),
+    ):
+        with clock.on(now - timedelta(days=days_ago)):
+            rr = attempt(
+                references.create,
+                requester,
+                references.RequestInput(
+                    activity_type_id=type_id,
+                    account_name=account,
+                    due_date=(now + timedelta(days=due_in)).date(),
+                    need="A customer who moved off spreadsheets and can speak to the rollout",
+                    deal_amount=amount,
+                ),
+            )
+        if rr is None or days_ago < 5:
+            continue
+        p = _ask_someone(clock, admin, rr.id, users, now - timedelta(days=days_ago - 1))
+        if p is None or not won:
+            continue  # the ask waits for the advocate's answer
+        advocate = db.session.get(User, p.user_id)
+        with clock.on(now - timedelta(days=days_ago - 2)):
+            attempt(references.accept, advocate, p.id)
+        with clock.on(now - timedelta(days=2)):
+            attempt(references.complete, admin, rr.id)
+            attempt(references.record_outcome, requester, rr.id, "won", amount)

@@ -402,6 +402,7 @@ def schedule(session: Session, actor: User, rr_id: int, when: datetime) -> Refer
         raise DomainError("Give the day and time it happens.")
     when = when if when.tzinfo else when.replace(tzinfo=UTC)  # the form's time is UTC
     rr.scheduled_for = when
+    rr.opportunity.event_date = when.date()  # the rules count the engagement on the day it happens
     audit.record(session, "reference.schedule", actor.id, rr, scheduled_for=when.isoformat())
     for p in asks(session, rr):
         if p.status == ParticipationStatus.APPROVED:
@@ -422,6 +423,8 @@ def complete(session: Session, actor: User, rr_id: int) -> ReferenceRequest:
         raise Conflict("This request is already completed; the advocates' points were credited then.")
     if rr.status not in (ReferenceStatus.ACCEPTED, ReferenceStatus.SCHEDULED):
         raise Conflict("Only a request the advocates have accepted can be completed.")
+    if rr.opportunity.event_date is None:  # not scheduled: it happened by today, not on its due day
+        rr.opportunity.event_date = utcnow().date()
     for p in asks(session, rr):
         if p.status == ParticipationStatus.APPROVED:
             participation.complete(session, p.id, actor)
