@@ -266,3 +266,117 @@ def test_twenty_concurrent_accepts_fill_a_one_advocate_request_once(app, make_us
     assert reload(Opportunity, oid).seats_taken == 0
     assert reload(ReferenceRequest, rr_id).status == ReferenceStatus.ASKED
     assert audits("reference.withdraw", asks[winner])
+
+
+def test_concurrent_answers_keep_the_status_and_late_accepts_are_refused(app, make_user, staff, admin):
+    """Answers lock the request before its ask (the order ask/cancel/complete use): ten advocates saying
+    yes at once to a ten-advocate request leave it accepted (no lost status update); an ask past its five
+    days is refused even before the expiry job ran, and the job then expires it once, requester told once."""
+    ids = [make_advocate(make_user, f"team{i}@example.com") for i in range(11)]
+    begin_write(db.session)
+    actor = db.session.get(User, admin.id)
+    rr = references.create(
+        db.session,
+        db.session.get(User, staff.id),
+        references.RequestInput(
+            activity_type_id=atype("case_study").id, account_name="Team Corp", due_date=DUE, advocates_needed=10
+        ),
+    )
+    asks = [references.ask(db.session, actor, rr.id, uid).id for uid in ids]
+    rr_id = rr.id
+    db.session.commit()
+
+    def go(i):
+        with app.app_context():
+            try:
+                begin_write(db.session)
+                references.accept(db.session, db.session.get(User, ids[i]), asks[i])
+                db.session.commit()
+                return "yes"
+            except DomainError as err:
+                db.session.rollback()
+                return err.message
+
+    assert run_threads(10, go) == ["yes"] * 10
+    rr = reload(ReferenceRequest, rr_id)
+    assert rr.status == ReferenceStatus.ACCEPTED and rr.fulfilled_at is not None
+    db.session.rollback()
+
+    # a cancel racing five accepts: whichever wins, no seat is left held by a cancelled request's ask
+    racers = [make_advocate(make_user, f"racer-c{i}@example.com") for i in range(5)]
+    begin_write(db.session)
+    rr2 = references.create(
+        db.session,
+        db.session.get(User, staff.id),
+        references.RequestInput(
+            activity_type_id=atype("case_study").id, account_name="Race Co", due_date=DUE, advocates_needed=5
+        ),
+    )
+    asks2 = [references.ask(db.session, db.session.get(User, admin.id), rr2.id, uid).id for uid in racers]
+    rr2_id, oid2 = rr2.id, rr2.opportunity_id
+    db.session.commit()
+
+    def race(i):
+        with app.app_context():
+            try:
+                begin_write(db.session)
+                if i == 5:
+                    references.cancel(db.session, db.session.get(User, staff.id), rr2_id)
+                else:
+                    references.accept(db.session, db.session.get(User, racers[i]), asks2[i])
+                db.session.commit()
+                return "ok"
+            except DomainError as err:
+                db.session.rollback()
+                return err.message
+
+    results = run_threads(6, race)
+    assert results[5] == "ok" and not [r for r in results if isinstance(r, BaseException)], results
+    assert reload(ReferenceRequest, rr2_id).status == ReferenceStatus.CANCELLED
+    held = db.session.query(Participation).filter_by(opportunity_id=oid2, holds_seat=True).count()
+    statuses = {p.status for p in db.session.query(Participation).filter_by(opportunity_id=oid2)}
+    assert held == 0 and reload(Opportunity, oid2).seats_taken == 0 and statuses == {ParticipationStatus.DECLINED}
+    db.session.rollback()
+
+    # the eleventh ask (the request is full, so asks are no longer possible; this one was made before)
+    late = ids[10]
+    with time_machine.travel(utcnow() + timedelta(days=references.ASK_DAYS, minutes=5)):
+        begin_write(db.session)
+        try:
+            references.accept(db.session, db.session.get(User, late), asks[10])
+            raise AssertionError("a late accept must be refused")
+        except DomainError as err:
+            assert "expired" in err.message
+        db.session.rollback()
+        begin_write(db.session)
+        assert references.expire_due(db.session) == 1
+        assert references.expire_due(db.session) == 0  # exactly once
+        db.session.commit()
+    assert _ask_id(rr_id, late).status == ParticipationStatus.EXPIRED
+    assert len(audits("reference.expire", asks[10])) == 1
+    # an expired ask does not count against the advocate's limits (fatigue's ASK_STATUSES)
+    assert ParticipationStatus.EXPIRED not in fatigue.ASK_STATUSES
+    assert fatigue.may_ask(db.session, late, atype("reference_call"), DUE)
+    db.session.rollback()
+
+
+def test_another_advocates_ask_is_a_404_and_bad_ids_are_404s(app, make_user, staff, admin, staff_client):
+    ada = make_advocate(make_user, "ada2@example.com", name="Ada Two")
+    eve = make_advocate(make_user, "eve2@example.com", name="Eve Two")
+    begin_write(db.session)
+    rr = references.create(
+        db.session,
+        db.session.get(User, staff.id),
+        references.RequestInput(activity_type_id=atype("case_study").id, account_name="Own Corp", due_date=DUE),
+    )
+    pid = references.ask(db.session, db.session.get(User, admin.id), rr.id, ada).id
+    rr_id = rr.id
+    db.session.commit()
+    eve_client = client_for(app, eve)
+    for action, data in (("accept", {}), ("decline", {"reason": "x"}), ("note", {"note": "x"})):
+        assert _answer(eve_client, pid, action, **data).status_code == 404
+        assert _answer(eve_client, 2**31 - 1, action, **data).status_code == 404
+    assert _ask_id(rr_id, ada).status == ParticipationStatus.ASKED
+    for step in ("schedule", "complete", "outcome", "cancel"):
+        assert post_form(staff_client, f"/staff/references/{2**31 - 1}/{step}", {}, page="/staff/").status_code == 404
+    assert staff_client.get(f"/staff/references/{2**40}").status_code == 404
