@@ -380,3 +380,60 @@ def test_another_advocates_ask_is_a_404_and_bad_ids_are_404s(app, make_user, sta
     for step in ("schedule", "complete", "outcome", "cancel"):
         assert post_form(staff_client, f"/staff/references/{2**31 - 1}/{step}", {}, page="/staff/").status_code == 404
     assert staff_client.get(f"/staff/references/{2**40}").status_code == 404
+
+
+def test_bad_input_and_illegal_steps_are_refused_with_a_message(app, make_user, staff, staff_client):
+    base = {
+        "activity_type_id": str(atype("reference_call").id),
+        "account_name": "Bad Corp",
+        "currency": "USD",
+        "due_date": DUE.isoformat(),
+        "advocates_needed": "1",
+        "industry_id": "0",
+        "product_id": "0",
+        "region_id": "0",
+        "size_band_id": "0",
+    }
+    new = "/staff/references/new"
+    for bad in (
+        {"advocates_needed": "0"},
+        {"advocates_needed": "1000"},
+        {"advocates_needed": "99999999999999999999"},
+        {"currency": "EURO"},
+        {"currency": "E\nU"},
+        {"deal_amount": "-1"},
+        {"deal_amount": "10000000000000000000000"},
+        {"due_date": (date.today() - timedelta(days=1)).isoformat()},
+        {"due_date": "2026-02-30"},
+        {"due_date": "9999-12-31"},
+        {"account_name": "x" * 161},
+        {"account_name": "   "},
+        {"need": "x" * 4001},
+        {"crm_opportunity_id": "x" * 65},
+        {"activity_type_id": "999999"},
+        {"industry_id": "999999"},
+        {"topic_ids": "999999"},
+    ):
+        resp = post_form(staff_client, new, {**base, **bad})
+        assert resp.status_code == 422, (bad, resp.status_code)
+    assert db.session.query(ReferenceRequest).count() == 0
+    db.session.rollback()
+    rr_id = _new_request(staff_client, "Step Corp")
+    url = f"/staff/references/{rr_id}"
+    # an open request cannot be scheduled, completed or given an outcome; bad values are refused
+    for step, data, words in (
+        ("schedule", {"when": f"{DUE.isoformat()}T10:00"}, "Only a request the advocates have accepted"),
+        ("schedule", {"when": "not-a-time"}, "When it happens"),
+        ("complete", {}, "Only a request the advocates have accepted"),
+        ("outcome", {"outcome": "won"}, "once the reference is completed"),
+        ("outcome", {"outcome": "won", "final_amount": "-5"}, "Final amount"),
+        ("outcome", {"outcome": "maybe"}, "Outcome"),
+        ("cancel", {"reason": "x" * 1001}, "Why"),
+    ):
+        resp = post_form(staff_client, f"{url}/{step}", data, page=url, follow_redirects=True)
+        assert resp.status_code == 200 and words in page_text(resp), (step, data)
+    assert reload(ReferenceRequest, rr_id).status == ReferenceStatus.OPEN
+    assert post_form(staff_client, f"{url}/cancel", {}, page=url).status_code == 302
+    again = post_form(staff_client, f"{url}/cancel", {}, page=url, follow_redirects=True)
+    assert "already cancelled" in page_text(again)
+    assert _ask(staff_client, rr_id, "x@example.com").status_code == 403  # nobody is asked for a closed one
