@@ -437,3 +437,16 @@ def test_bad_input_and_illegal_steps_are_refused_with_a_message(app, make_user, 
     again = post_form(staff_client, f"{url}/cancel", {}, page=url, follow_redirects=True)
     assert "already cancelled" in page_text(again)
     assert _ask(staff_client, rr_id, "x@example.com").status_code == 403  # nobody is asked for a closed one
+
+
+def test_user_content_is_escaped_in_the_emails_and_subjects_stay_one_line(
+    app, make_user, staff, staff_client, admin_client, mailbox
+):
+    make_advocate(make_user, "esc@example.com", name="Esc Advocate")
+    rr_id = _new_request(staff_client, "<b>Acme</b>\r\nBcc: evil@example.com")
+    assert _ask(admin_client, rr_id, "esc@example.com").status_code == 302
+    for mail in (mailbox.last("esc@example.com"), mailbox.last(staff.email)):
+        assert "\n" not in mail.subject and "\r" not in mail.subject
+        assert "<b>Acme</b>" not in mail.html and "&lt;b&gt;Acme&lt;/b&gt;" in mail.html
+    page = staff_client.get(f"/staff/references/{rr_id}").get_data(as_text=True)
+    assert "<b>Acme</b>" not in page
