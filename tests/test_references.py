@@ -450,3 +450,30 @@ def test_user_content_is_escaped_in_the_emails_and_subjects_stay_one_line(
         assert "<b>Acme</b>" not in mail.html and "&lt;b&gt;Acme&lt;/b&gt;" in mail.html
     page = staff_client.get(f"/staff/references/{rr_id}").get_data(as_text=True)
     assert "<b>Acme</b>" not in page
+
+
+def test_a_cancelled_request_is_not_shown_as_declined_by_the_advocate(app, make_user, staff, admin, staff_client):
+    yes = make_advocate(make_user, "yes@example.com", name="Yes Advocate")
+    wait = make_advocate(make_user, "wait@example.com", name="Wait Advocate")
+    no = make_advocate(make_user, "no@example.com", name="No Advocate")
+    begin_write(db.session)
+    rr = references.create(
+        db.session,
+        db.session.get(User, staff.id),
+        references.RequestInput(
+            activity_type_id=atype("case_study").id, account_name="Gone Corp", due_date=DUE, advocates_needed=2
+        ),
+    )
+    actor = db.session.get(User, admin.id)
+    pids = {uid: references.ask(db.session, actor, rr.id, uid).id for uid in (yes, wait, no)}
+    references.accept(db.session, db.session.get(User, yes), pids[yes])
+    references.decline(db.session, db.session.get(User, no), pids[no], "Busy")
+    references.cancel(db.session, db.session.get(User, staff.id), rr.id, "Deal lost")
+    db.session.commit()
+    answers = {uid: [r.answer for r in references.asks_of(db.session, uid)] for uid in (yes, wait, no)}
+    assert answers == {
+        yes: ["The request was cancelled after you said yes"],
+        wait: ["The request was cancelled"],
+        no: ["You declined: Busy"],
+    }
+    db.session.rollback()

@@ -195,6 +195,9 @@ class AskRow:
             return "Waiting for your answer"
         if s == ParticipationStatus.REQUESTED:
             return "You asked; waiting for the program team"
+        if s == ParticipationStatus.DECLINED and self.request and self.request.status == ReferenceStatus.CANCELLED:
+            if self.p.decided_by_id:  # withdrawn by the cancel (``cancel``), whatever they had answered
+                return "The request was cancelled" + (" after you said yes" if self.p.engaged_at else "")
         if s == ParticipationStatus.DECLINED and self.p.answered_at:
             return "You declined" + (f": {self.p.answer_reason}" if self.p.answer_reason else "")
         if s == ParticipationStatus.DECLINED:
