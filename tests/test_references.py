@@ -7,11 +7,13 @@ from __future__ import annotations
 from datetime import date, timedelta
 
 import time_machine
+from sqlalchemy import select
 
 from portal.database import begin_write
 from portal.extensions import db
 from portal.models import (
     Opportunity,
+    OutboxMessage,
     Participation,
     ParticipationStatus,
     ReferenceOutcome,
@@ -353,6 +355,12 @@ def test_concurrent_answers_keep_the_status_and_late_accepts_are_refused(app, ma
         assert references.expire_due(db.session) == 0  # exactly once
         db.session.commit()
     assert _ask_id(rr_id, late).status == ParticipationStatus.EXPIRED
+    told = db.session.scalars(
+        select(OutboxMessage.body_text)
+        .where(OutboxMessage.recipient == staff.email, OutboxMessage.subject.contains("did not answer"))
+        .order_by(OutboxMessage.id.desc())
+    ).first()
+    assert "nothing is needed" in told and "ask someone else" not in told  # the request is full already
     assert len(audits("reference.expire", asks[10])) == 1
     # an expired ask does not count against the advocate's limits (fatigue's ASK_STATUSES)
     assert ParticipationStatus.EXPIRED not in fatigue.ASK_STATUSES

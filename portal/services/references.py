@@ -654,11 +654,13 @@ def expire_due(session: Session, now: datetime | None = None) -> int:
         n += 1
         advocate = session.get(User, p.user_id)
         audit.record(session, "reference.expire", None, p, request_id=rr.id)
+        full = rr.status in (ReferenceStatus.ACCEPTED, ReferenceStatus.SCHEDULED)
         _changed(
             session,
             rr,
             f"{advocate.name} did not answer in time",
-            f"The ask expired after {ASK_DAYS} days; ask someone else.",
+            f"The ask expired after {ASK_DAYS} days; "
+            + ("enough advocates have said yes already, so nothing is needed." if full else "ask someone else."),
         )
     return n
 
