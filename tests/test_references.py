@@ -7,11 +7,13 @@ from __future__ import annotations
 from datetime import date, timedelta
 
 import time_machine
+from sqlalchemy import select
 
 from portal.database import begin_write
 from portal.extensions import db
 from portal.models import (
     Opportunity,
+    OutboxMessage,
     Participation,
     ParticipationStatus,
     ReferenceOutcome,
@@ -266,3 +268,220 @@ def test_twenty_concurrent_accepts_fill_a_one_advocate_request_once(app, make_us
     assert reload(Opportunity, oid).seats_taken == 0
     assert reload(ReferenceRequest, rr_id).status == ReferenceStatus.ASKED
     assert audits("reference.withdraw", asks[winner])
+
+
+def test_concurrent_answers_keep_the_status_and_late_accepts_are_refused(app, make_user, staff, admin):
+    """Answers lock the request before its ask (the order ask/cancel/complete use): ten advocates saying
+    yes at once to a ten-advocate request leave it accepted (no lost status update); an ask past its five
+    days is refused even before the expiry job ran, and the job then expires it once, requester told once."""
+    ids = [make_advocate(make_user, f"team{i}@example.com") for i in range(11)]
+    begin_write(db.session)
+    actor = db.session.get(User, admin.id)
+    rr = references.create(
+        db.session,
+        db.session.get(User, staff.id),
+        references.RequestInput(
+            activity_type_id=atype("case_study").id, account_name="Team Corp", due_date=DUE, advocates_needed=10
+        ),
+    )
+    asks = [references.ask(db.session, actor, rr.id, uid).id for uid in ids]
+    rr_id = rr.id
+    db.session.commit()
+
+    def go(i):
+        with app.app_context():
+            try:
+                begin_write(db.session)
+                references.accept(db.session, db.session.get(User, ids[i]), asks[i])
+                db.session.commit()
+                return "yes"
+            except DomainError as err:
+                db.session.rollback()
+                return err.message
+
+    assert run_threads(10, go) == ["yes"] * 10
+    rr = reload(ReferenceRequest, rr_id)
+    assert rr.status == ReferenceStatus.ACCEPTED and rr.fulfilled_at is not None
+    db.session.rollback()
+
+    # a cancel racing five accepts: whichever wins, no seat is left held by a cancelled request's ask
+    racers = [make_advocate(make_user, f"racer-c{i}@example.com") for i in range(5)]
+    begin_write(db.session)
+    rr2 = references.create(
+        db.session,
+        db.session.get(User, staff.id),
+        references.RequestInput(
+            activity_type_id=atype("case_study").id, account_name="Race Co", due_date=DUE, advocates_needed=5
+        ),
+    )
+    asks2 = [references.ask(db.session, db.session.get(User, admin.id), rr2.id, uid).id for uid in racers]
+    rr2_id, oid2 = rr2.id, rr2.opportunity_id
+    db.session.commit()
+
+    def race(i):
+        with app.app_context():
+            try:
+                begin_write(db.session)
+                if i == 5:
+                    references.cancel(db.session, db.session.get(User, staff.id), rr2_id)
+                else:
+                    references.accept(db.session, db.session.get(User, racers[i]), asks2[i])
+                db.session.commit()
+                return "ok"
+            except DomainError as err:
+                db.session.rollback()
+                return err.message
+
+    results = run_threads(6, race)
+    assert results[5] == "ok" and not [r for r in results if isinstance(r, BaseException)], results
+    assert reload(ReferenceRequest, rr2_id).status == ReferenceStatus.CANCELLED
+    held = db.session.query(Participation).filter_by(opportunity_id=oid2, holds_seat=True).count()
+    statuses = {p.status for p in db.session.query(Participation).filter_by(opportunity_id=oid2)}
+    assert held == 0 and reload(Opportunity, oid2).seats_taken == 0 and statuses == {ParticipationStatus.DECLINED}
+    db.session.rollback()
+
+    # the eleventh ask (the request is full, so asks are no longer possible; this one was made before)
+    late = ids[10]
+    with time_machine.travel(utcnow() + timedelta(days=references.ASK_DAYS, minutes=5)):
+        begin_write(db.session)
+        try:
+            references.accept(db.session, db.session.get(User, late), asks[10])
+            raise AssertionError("a late accept must be refused")
+        except DomainError as err:
+            assert "expired" in err.message
+        db.session.rollback()
+        begin_write(db.session)
+        assert references.expire_due(db.session) == 1
+        assert references.expire_due(db.session) == 0  # exactly once
+        db.session.commit()
+    assert _ask_id(rr_id, late).status == ParticipationStatus.EXPIRED
+    told = db.session.scalars(
+        select(OutboxMessage.body_text)
+        .where(OutboxMessage.recipient == staff.email, OutboxMessage.subject.contains("did not answer"))
+        .order_by(OutboxMessage.id.desc())
+    ).first()
+    assert "nothing is needed" in told and "ask someone else" not in told  # the request is full already
+    assert len(audits("reference.expire", asks[10])) == 1
+    # an expired ask does not count against the advocate's limits (fatigue's ASK_STATUSES)
+    assert ParticipationStatus.EXPIRED not in fatigue.ASK_STATUSES
+    assert fatigue.may_ask(db.session, late, atype("reference_call"), DUE)
+    db.session.rollback()
+
+
+def test_another_advocates_ask_is_a_404_and_bad_ids_are_404s(app, make_user, staff, admin, staff_client):
+    ada = make_advocate(make_user, "ada2@example.com", name="Ada Two")
+    eve = make_advocate(make_user, "eve2@example.com", name="Eve Two")
+    begin_write(db.session)
+    rr = references.create(
+        db.session,
+        db.session.get(User, staff.id),
+        references.RequestInput(activity_type_id=atype("case_study").id, account_name="Own Corp", due_date=DUE),
+    )
+    pid = references.ask(db.session, db.session.get(User, admin.id), rr.id, ada).id
+    rr_id = rr.id
+    db.session.commit()
+    eve_client = client_for(app, eve)
+    for action, data in (("accept", {}), ("decline", {"reason": "x"}), ("note", {"note": "x"})):
+        assert _answer(eve_client, pid, action, **data).status_code == 404
+        assert _answer(eve_client, 2**31 - 1, action, **data).status_code == 404
+    assert _ask_id(rr_id, ada).status == ParticipationStatus.ASKED
+    for step in ("schedule", "complete", "outcome", "cancel"):
+        assert post_form(staff_client, f"/staff/references/{2**31 - 1}/{step}", {}, page="/staff/").status_code == 404
+    assert staff_client.get(f"/staff/references/{2**40}").status_code == 404
+
+
+def test_bad_input_and_illegal_steps_are_refused_with_a_message(app, make_user, staff, staff_client):
+    base = {
+        "activity_type_id": str(atype("reference_call").id),
+        "account_name": "Bad Corp",
+        "currency": "USD",
+        "due_date": DUE.isoformat(),
+        "advocates_needed": "1",
+        "industry_id": "0",
+        "product_id": "0",
+        "region_id": "0",
+        "size_band_id": "0",
+    }
+    new = "/staff/references/new"
+    for bad in (
+        {"advocates_needed": "0"},
+        {"advocates_needed": "1000"},
+        {"advocates_needed": "99999999999999999999"},
+        {"currency": "EURO"},
+        {"currency": "E\nU"},
+        {"deal_amount": "-1"},
+        {"deal_amount": "10000000000000000000000"},
+        {"due_date": (date.today() - timedelta(days=1)).isoformat()},
+        {"due_date": "2026-02-30"},
+        {"due_date": "9999-12-31"},
+        {"account_name": "x" * 161},
+        {"account_name": "   "},
+        {"need": "x" * 4001},
+        {"crm_opportunity_id": "x" * 65},
+        {"activity_type_id": "999999"},
+        {"industry_id": "999999"},
+        {"topic_ids": "999999"},
+    ):
+        resp = post_form(staff_client, new, {**base, **bad})
+        assert resp.status_code == 422, (bad, resp.status_code)
+    assert db.session.query(ReferenceRequest).count() == 0
+    db.session.rollback()
+    rr_id = _new_request(staff_client, "Step Corp")
+    url = f"/staff/references/{rr_id}"
+    # an open request cannot be scheduled, completed or given an outcome; bad values are refused
+    for step, data, words in (
+        ("schedule", {"when": f"{DUE.isoformat()}T10:00"}, "Only a request the advocates have accepted"),
+        ("schedule", {"when": "not-a-time"}, "When it happens"),
+        ("complete", {}, "Only a request the advocates have accepted"),
+        ("outcome", {"outcome": "won"}, "once the reference is completed"),
+        ("outcome", {"outcome": "won", "final_amount": "-5"}, "Final amount"),
+        ("outcome", {"outcome": "maybe"}, "Outcome"),
+        ("cancel", {"reason": "x" * 1001}, "Why"),
+    ):
+        resp = post_form(staff_client, f"{url}/{step}", data, page=url, follow_redirects=True)
+        assert resp.status_code == 200 and words in page_text(resp), (step, data)
+    assert reload(ReferenceRequest, rr_id).status == ReferenceStatus.OPEN
+    assert post_form(staff_client, f"{url}/cancel", {}, page=url).status_code == 302
+    again = post_form(staff_client, f"{url}/cancel", {}, page=url, follow_redirects=True)
+    assert "already cancelled" in page_text(again)
+    assert _ask(staff_client, rr_id, "x@example.com").status_code == 403  # nobody is asked for a closed one
+
+
+def test_user_content_is_escaped_in_the_emails_and_subjects_stay_one_line(
+    app, make_user, staff, staff_client, admin_client, mailbox
+):
+    make_advocate(make_user, "esc@example.com", name="Esc Advocate")
+    rr_id = _new_request(staff_client, "<b>Acme</b>\r\nBcc: evil@example.com")
+    assert _ask(admin_client, rr_id, "esc@example.com").status_code == 302
+    for mail in (mailbox.last("esc@example.com"), mailbox.last(staff.email)):
+        assert "\n" not in mail.subject and "\r" not in mail.subject
+        assert "<b>Acme</b>" not in mail.html and "&lt;b&gt;Acme&lt;/b&gt;" in mail.html
+    page = staff_client.get(f"/staff/references/{rr_id}").get_data(as_text=True)
+    assert "<b>Acme</b>" not in page
+
+
+def test_a_cancelled_request_is_not_shown_as_declined_by_the_advocate(app, make_user, staff, admin, staff_client):
+    yes = make_advocate(make_user, "yes@example.com", name="Yes Advocate")
+    wait = make_advocate(make_user, "wait@example.com", name="Wait Advocate")
+    no = make_advocate(make_user, "no@example.com", name="No Advocate")
+    begin_write(db.session)
+    rr = references.create(
+        db.session,
+        db.session.get(User, staff.id),
+        references.RequestInput(
+            activity_type_id=atype("case_study").id, account_name="Gone Corp", due_date=DUE, advocates_needed=2
+        ),
+    )
+    actor = db.session.get(User, admin.id)
+    pids = {uid: references.ask(db.session, actor, rr.id, uid).id for uid in (yes, wait, no)}
+    references.accept(db.session, db.session.get(User, yes), pids[yes])
+    references.decline(db.session, db.session.get(User, no), pids[no], "Busy")
+    references.cancel(db.session, db.session.get(User, staff.id), rr.id, "Deal lost")
+    db.session.commit()
+    answers = {uid: [r.answer for r in references.asks_of(db.session, uid)] for uid in (yes, wait, no)}
+    assert answers == {
+        yes: ["The request was cancelled after you said yes"],
+        wait: ["The request was cancelled"],
+        no: ["You declined: Busy"],
+    }
+    db.session.rollback()

@@ -195,6 +195,9 @@ class AskRow:
             return "Waiting for your answer"
         if s == ParticipationStatus.REQUESTED:
             return "You asked; waiting for the program team"
+        if s == ParticipationStatus.DECLINED and self.request and self.request.status == ReferenceStatus.CANCELLED:
+            if self.p.decided_by_id:  # withdrawn by the cancel (``cancel``), whatever they had answered
+                return "The request was cancelled" + (" after you said yes" if self.p.engaged_at else "")
         if s == ParticipationStatus.DECLINED and self.p.answered_at:
             return "You declined" + (f": {self.p.answer_reason}" if self.p.answer_reason else "")
         if s == ParticipationStatus.DECLINED:
@@ -425,7 +428,7 @@ def complete(session: Session, actor: User, rr_id: int) -> ReferenceRequest:
         raise Conflict("Only a request the advocates have accepted can be completed.")
     if rr.opportunity.event_date is None:  # not scheduled: it happened by today, not on its due day
         rr.opportunity.event_date = utcnow().date()
-    for p in asks(session, rr):
+    for p in _locked_asks(session, rr):
         if p.status == ParticipationStatus.APPROVED:
             participation.complete(session, p.id, actor)
         elif p.status == ParticipationStatus.ASKED:  # nobody waits on an ask that is no longer needed
@@ -462,7 +465,7 @@ def cancel(session: Session, actor: User, rr_id: int, reason: str = "") -> Refer
     reason = (reason or "").strip()
     if len(reason) > 1000:
         raise DomainError("The reason can be at most 1,000 characters.")
-    for p in asks(session, rr):
+    for p in _locked_asks(session, rr):
         if p.status in (ParticipationStatus.ASKED, ParticipationStatus.APPROVED):
             was_in = p.status == ParticipationStatus.APPROVED
             participation.release_seat(session, p)
@@ -536,12 +539,38 @@ def ask(
     return p
 
 
+def _lock_request_of(session: Session, opportunity_id: int) -> ReferenceRequest | None:
+    """The request owning the opportunity, locked (the request first, then its asks: the same order
+    as ``ask``, ``cancel`` and ``complete``), so two answers at once cannot both compute its status."""
+    return session.scalars(
+        select(ReferenceRequest)
+        .where(ReferenceRequest.opportunity_id == opportunity_id)
+        .with_for_update(of=ReferenceRequest)
+        .execution_options(populate_existing=True)
+    ).one_or_none()
+
+
 def _own_ask(session: Session, advocate: User, participation_id: int) -> tuple[Participation, ReferenceRequest]:
-    p = participation.locked(session, participation_id)
-    rr = session.scalar(select(ReferenceRequest).where(ReferenceRequest.opportunity_id == p.opportunity_id))
-    if p.user_id != advocate.id or rr is None:
+    p = session.get(Participation, participation_id)
+    if p is None or p.user_id != advocate.id:
         raise NotFound("No such ask.")
-    return p, rr
+    rr = _lock_request_of(session, p.opportunity_id)
+    if rr is None:
+        raise NotFound("No such ask.")
+    return participation.locked(session, participation_id), rr
+
+
+def _locked_asks(session: Session, rr: ReferenceRequest) -> list[Participation]:
+    """Every ask of the (already locked) request, each locked: an advocate answering at this moment waits."""
+    return list(
+        session.scalars(
+            select(Participation)
+            .where(Participation.opportunity_id == rr.opportunity_id)
+            .order_by(Participation.requested_at, Participation.id)
+            .with_for_update(of=Participation)
+            .execution_options(populate_existing=True)
+        )
+    )
 
 
 def accept(session: Session, advocate: User, participation_id: int) -> Participation:
@@ -552,6 +581,8 @@ def accept(session: Session, advocate: User, participation_id: int) -> Participa
         raise Conflict(f"You have already answered this ask ({p.status.value.replace('_', ' ')}).")
     if rr.status in CLOSED_STATUSES:
         raise Conflict(f"This request was {rr.status.value}; thank you all the same.")
+    if p.requested_at <= utcnow() - timedelta(days=ASK_DAYS):
+        raise Conflict(f"This ask was not answered within {ASK_DAYS} days and has expired; thank you all the same.")
     participation.lock_advocate(session, advocate.id)
     participation.can_take_part(p.opportunity, session.get(User, advocate.id), "asked")
     decision = fatigue.may_ask(
@@ -605,32 +636,36 @@ def leave_note(session: Session, advocate: User, participation_id: int, note: st
 
 
 def expire_due(session: Session, now: datetime | None = None) -> int:
-    """Asks not answered in ``ASK_DAYS`` expire (they no longer count); each requester is told."""
+    """Asks not answered in ``ASK_DAYS`` expire (they no longer count); each requester is told, once.
+    Each is locked as every other path locks it (its request first, then the ask) and checked again:
+    an ask answered, or a request completed or cancelled, meanwhile is left alone."""
     now = now or utcnow()
-    due = list(
-        session.scalars(
-            select(Participation)
-            .join(ReferenceRequest, ReferenceRequest.opportunity_id == Participation.opportunity_id)
-            .where(
-                Participation.status == ParticipationStatus.ASKED,
-                Participation.requested_at < now - timedelta(days=ASK_DAYS),
-            )
-            .order_by(Participation.id)
-            .with_for_update(of=Participation, skip_locked=True)
-        )
-    )
-    for p in due:
+    cutoff = now - timedelta(days=ASK_DAYS)
+    due = session.execute(
+        select(Participation.id, Participation.opportunity_id)
+        .join(ReferenceRequest, ReferenceRequest.opportunity_id == Participation.opportunity_id)
+        .where(Participation.status == ParticipationStatus.ASKED, Participation.requested_at < cutoff)
+        .order_by(Participation.id)
+    ).all()
+    n = 0
+    for pid, opportunity_id in due:
+        rr = _lock_request_of(session, opportunity_id)
+        p = participation.locked(session, pid)
+        if rr is None or p.status != ParticipationStatus.ASKED or not p.requested_at < cutoff:
+            continue
         p.status = ParticipationStatus.EXPIRED
-        rr = session.scalar(select(ReferenceRequest).where(ReferenceRequest.opportunity_id == p.opportunity_id))
+        n += 1
         advocate = session.get(User, p.user_id)
         audit.record(session, "reference.expire", None, p, request_id=rr.id)
+        full = rr.status in (ReferenceStatus.ACCEPTED, ReferenceStatus.SCHEDULED)
         _changed(
             session,
             rr,
             f"{advocate.name} did not answer in time",
-            f"The ask expired after {ASK_DAYS} days; ask someone else.",
+            f"The ask expired after {ASK_DAYS} days; "
+            + ("enough advocates have said yes already, so nothing is needed." if full else "ask someone else."),
         )
-    return len(due)
+    return n
 
 
 def connect() -> None:
