@@ -631,8 +631,8 @@ def _references(clock, staff: list[User], users: list[User], now: datetime) -> N
     # (requester, type, account, created days ago, due in days, amount, won): the service dates what it
     # checks by today, so the won deal is one whose call took place ahead of its due day.
     for requester, type_id, account, days_ago, due_in, amount, won in (
-        (sam, call, "Umbrella Logistics", 20, 3, 120_000, True),
-        (casey, story, "Initech Retail", 9, 20, 45_000, False),
+        (sam, call, "Umbrella Logistics", 6, 3, 120_000, True),
+        (casey, story, "Initech Retail", 4, 20, 45_000, False),
         (sam, call, "Globex Manufacturing", 1, 14, 250_000, False),
     ):
         with clock.on(now - timedelta(days=days_ago)):
@@ -647,13 +647,14 @@ def _references(clock, staff: list[User], users: list[User], now: datetime) -> N
                     deal_amount=amount,
                 ),
             )
-        if rr is None or days_ago < 5:
+        if rr is None or days_ago < 2:
             continue
-        p = _ask_someone(clock, admin, rr.id, users, now - timedelta(days=days_ago - 1))
+        # Asked two days after the request (an ask is answered within 5 days, or expires).
+        p = _ask_someone(clock, admin, rr.id, users, now - timedelta(days=days_ago - 2))
         if p is None or not won:
             continue  # the ask waits for the advocate's answer
         advocate = db.session.get(User, p.user_id)
-        with clock.on(now - timedelta(days=days_ago - 2)):
+        with clock.on(now - timedelta(days=days_ago - 3)):
             attempt(references.accept, advocate, p.id)
         with clock.on(now - timedelta(days=2)):
             attempt(references.complete, admin, rr.id)
