@@ -340,6 +340,42 @@ def test_concurrent_answers_keep_the_status_and_late_accepts_are_refused(app, ma
     assert held == 0 and reload(Opportunity, oid2).seats_taken == 0 and statuses == {ParticipationStatus.DECLINED}
     db.session.rollback()
 
+    # advocates withdrawing (My commitments) while the requester cancels: the same lock order, no deadlock
+    quitters = [make_advocate(make_user, f"quitter{i}@example.com") for i in range(4)]
+    begin_write(db.session)
+    rr3 = references.create(
+        db.session,
+        db.session.get(User, staff.id),
+        references.RequestInput(
+            activity_type_id=atype("case_study").id, account_name="Quit Co", due_date=DUE, advocates_needed=4
+        ),
+    )
+    asks3 = [references.ask(db.session, db.session.get(User, admin.id), rr3.id, uid).id for uid in quitters]
+    for uid, ask_id in zip(quitters, asks3, strict=True):
+        references.accept(db.session, db.session.get(User, uid), ask_id)
+    rr3_id, oid3 = rr3.id, rr3.opportunity_id
+    db.session.commit()
+
+    def leave(i):
+        with app.app_context():
+            try:
+                begin_write(db.session)
+                if i == 4:
+                    references.cancel(db.session, db.session.get(User, staff.id), rr3_id)
+                else:
+                    participation.withdraw(db.session, db.session.get(User, quitters[i]), asks3[i])
+                db.session.commit()
+                return "ok"
+            except DomainError as err:
+                db.session.rollback()
+                return err.message
+
+    results = run_threads(5, leave)
+    assert results[4] == "ok" and not [r for r in results if isinstance(r, BaseException)], results
+    assert reload(ReferenceRequest, rr3_id).status == ReferenceStatus.CANCELLED
+    assert reload(Opportunity, oid3).seats_taken == 0
+    db.session.rollback()
+
     # the eleventh ask (the request is full, so asks are no longer possible; this one was made before)
     late = ids[10]
     with time_machine.travel(utcnow() + timedelta(days=references.ASK_DAYS, minutes=5)):

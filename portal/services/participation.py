@@ -21,6 +21,7 @@ from portal.models import (
     OpportunityStatus,
     Participation,
     ParticipationStatus,
+    ReferenceRequest,
     Role,
     SelectionMode,
     Status,
@@ -162,6 +163,14 @@ def request(session: Session, user: User, opp_id: int, message: str = "") -> Par
 
 
 def withdraw(session: Session, user: User, participation_id: int) -> Participation:
+    # An accepted reference ask: its request is locked first, the order every step of a reference request
+    # takes (request, then its asks), so a withdrawal and the requester's cancel cannot deadlock.
+    session.execute(
+        select(ReferenceRequest.id)
+        .join(Participation, Participation.opportunity_id == ReferenceRequest.opportunity_id)
+        .where(Participation.id == participation_id)
+        .with_for_update(of=ReferenceRequest)
+    )
     p = locked(session, participation_id)
     if p.user_id != user.id:
         raise NotFound("No such participation.")
