@@ -520,4 +520,16 @@ def test_a_cancelled_request_is_not_shown_as_declined_by_the_advocate(app, make_
         wait: ["The request was cancelled"],
         no: ["You declined: Busy"],
     }
+    # Everyone still concerned is told: the one who said yes, the one who had not answered yet.
+    told = {
+        to: body
+        for to, body in db.session.execute(
+            select(OutboxMessage.recipient, OutboxMessage.body_text).where(
+                OutboxMessage.subject.startswith("Cancelled")
+            )
+        )
+    }
+    assert set(told) == {"yes@example.com", "wait@example.com"}
+    assert "that you said yes to" in told["yes@example.com"] and "we asked you about" in told["wait@example.com"]
+    assert "Deal lost" in told["wait@example.com"]
     db.session.rollback()

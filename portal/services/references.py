@@ -458,7 +458,8 @@ def record_outcome(
 
 
 def cancel(session: Session, actor: User, rr_id: int, reason: str = "") -> ReferenceRequest:
-    """No longer needed: the asks still out are withdrawn and the advocates who said yes are told."""
+    """No longer needed: the asks still out are withdrawn, and every advocate asked (waiting to answer or
+    having said yes) is told."""
     rr = _locked_request(session, actor, rr_id)
     if rr.status in CLOSED_STATUSES:
         raise Conflict(f"This request is already {rr.status.value}.")
@@ -471,8 +472,9 @@ def cancel(session: Session, actor: User, rr_id: int, reason: str = "") -> Refer
             participation.release_seat(session, p)
             p.status, p.decided_at, p.decided_by_id = ParticipationStatus.DECLINED, utcnow(), actor.id
             p.admin_message = "The request was cancelled."
-            if was_in:
-                _tell_advocate(session, p, "reference_cancelled", f"Cancelled: {rr.activity_type.name}", reason=reason)
+            _tell_advocate(
+                session, p, "reference_cancelled", f"Cancelled: {rr.activity_type.name}", reason=reason, said_yes=was_in
+            )
     rr.status, rr.cancelled_at, rr.cancel_reason = ReferenceStatus.CANCELLED, utcnow(), reason
     audit.record(session, "reference.cancel", actor.id, rr, reason=reason)
     session.flush()
