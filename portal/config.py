@@ -71,6 +71,8 @@ DEFAULTS: dict[str, object] = {
     "RATELIMIT_SINGLE_PROCESS": False,
     "RATELIMIT_HEADERS_ENABLED": True,
     "AUTH_RATE_LIMIT": "10 per minute",
+    # Nominations per staff member (each may send an invitation email at once, by a program setting).
+    "NOMINATION_RATE_LIMIT": "30 per hour",
     # Mail
     "MAIL_SERVER": "127.0.0.1",
     "MAIL_PORT": 25,

@@ -3,14 +3,14 @@ the rules). Staff see their own nominations; admins see everyone's (and review t
 
 from __future__ import annotations
 
-from flask import flash, redirect, render_template, request, url_for
+from flask import current_app, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 from sqlalchemy.orm import Session
 from wtforms import EmailField, StringField, SubmitField, TextAreaField
 from wtforms.validators import DataRequired, Length, Optional
 
 from portal.errors import refused_form, unit_of_work
-from portal.extensions import db
+from portal.extensions import db, limiter
 from portal.forms import BaseForm, mailable_email
 from portal.models import NominationStatus, Role, User
 from portal.services import nominations
@@ -89,7 +89,16 @@ def _may_see(nomination) -> bool:
     return _me().role == Role.ADMIN or nomination.nominator_id == _me().id
 
 
+def _nomination_limit() -> str:
+    return current_app.config["NOMINATION_RATE_LIMIT"]
+
+
+def _per_user() -> str:
+    return f"user:{current_user.get_id()}"
+
+
 @bp.route("/nominations/new", methods=["GET", "POST"])
+@limiter.limit(_nomination_limit, methods=["POST"], key_func=_per_user)  # a nomination can send an invitation
 @unit_of_work
 def nominate():
     form = NominationForm()

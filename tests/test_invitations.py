@@ -5,12 +5,15 @@ account, an open invitation or an erased account is invited."""
 from __future__ import annotations
 
 import re
+import threading
+import time
 from datetime import timedelta
 
 import pytest
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
+from portal.database import begin_write
 from portal.extensions import db
 from portal.models import (
     AdvocateProfile,
@@ -26,7 +29,7 @@ from portal.models import (
 from portal.services import invitations, privacy
 from portal.services.errors import Conflict
 from portal.services.passwords import verify_password
-from tests.support import TEST_PASSWORD, audits, client_for, csrf_from, path_of, text_of
+from tests.support import TEST_PASSWORD, audits, client_for, csrf_from, path_of, run_threads, text_of
 
 NEW_PASSWORD = "violet otter canoe 42"
 
@@ -219,3 +222,34 @@ def test_no_thanks_means_never_invited_nor_nominated_again(app, client, mailbox,
         },
     )
     assert resp.status_code == 409 and "unsubscribed" in text_of(resp)
+
+
+def test_an_invitation_committed_meanwhile_is_a_conflict_not_an_error(app):
+    """Two requests invite one address at once (an import's batch and a nomination invited at once): the one
+    that commits second is refused with a message, not a database error, and one invitation stands."""
+    inserted = threading.Event()
+
+    def first():
+        with app.app_context():
+            begin_write(db.session)
+            invitations.create_many(db.session, [invitations.Invitee(email="both@example.com")], None)
+            inserted.set()
+            time.sleep(0.5)  # the second request reaches its insert while this one holds its row
+            db.session.commit()
+            return "invited"
+
+    def second():
+        inserted.wait(10)
+        with app.app_context():
+            try:
+                begin_write(db.session)
+                invitations.create(db.session, invitations.Invitee(email="both@example.com"), None)
+                db.session.commit()
+                return "invited"
+            except Conflict as err:
+                db.session.rollback()
+                return err.message
+
+    results = run_threads(2, lambda i: (first, second)[i]())
+    assert results[0] == "invited" and isinstance(results[1], str) and results[1] != "invited", results
+    assert len(db.session.scalars(select(Invitation).where(Invitation.email == "both@example.com")).all()) == 1

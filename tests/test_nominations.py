@@ -8,6 +8,7 @@ from __future__ import annotations
 import re
 from datetime import timedelta
 
+import pytest
 import time_machine
 from sqlalchemy import func, select, update
 
@@ -367,3 +368,17 @@ def test_bad_input_is_refused_without_an_error_page(app, staff, admin):
     url = f"/admin/nominations/{the_nomination().id}/decline"
     resp = post_form(boss, url, {"reason": "x" * 1001}, page="/admin/nominations")
     assert resp.status_code == 302 and the_nomination().status == NominationStatus.PENDING
+
+
+@pytest.fixture
+def nominations_limited(app_config):
+    app_config.update(RATELIMIT_ENABLED=True, NOMINATION_RATE_LIMIT="2 per minute")
+    return app_config
+
+
+def test_nominating_is_rate_limited_per_staff_member(nominations_limited, app, make_user, staff):
+    sam = client_for(app, staff.id)
+    kim = client_for(app, make_user(role=Role.STAFF, email="kim@example.com").id)
+    assert [nominate(sam, email=f"n{i}@customer.example").status_code for i in range(3)] == [302, 302, 429]
+    assert nominate(kim, email="n9@customer.example").status_code == 302  # per staff member, not per address
+    assert db.session.scalar(select(func.count()).select_from(Nomination)) == 3

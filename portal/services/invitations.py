@@ -22,6 +22,7 @@ from typing import Any
 
 from flask import current_app
 from sqlalchemy import delete, insert, or_, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from portal import signals
@@ -226,9 +227,16 @@ def create_many(
     if not rows:
         return 0
     # Expired invitations to these addresses make way for the new ones (one open invitation per address).
-    for chunk in _chunks([r["email"] for r in rows]):
-        session.execute(delete(Invitation).where(Invitation.email.in_(chunk), Invitation.accepted_at.is_(None)))
-    session.execute(insert(Invitation), rows)
+    # In a savepoint: an invitation to one of these addresses committed meanwhile by another request (a
+    # nomination invited at once racing an import) breaks the one-open-invitation rule in the database, and
+    # is told as a conflict, the caller's transaction intact.
+    try:
+        with session.begin_nested():
+            for chunk in _chunks([r["email"] for r in rows]):
+                session.execute(delete(Invitation).where(Invitation.email.in_(chunk), Invitation.accepted_at.is_(None)))
+            session.execute(insert(Invitation), rows)
+    except IntegrityError:
+        raise Conflict("One of these people was invited a moment ago by someone else; try again.") from None
     ids = dict(
         session.execute(
             select(Invitation.email, Invitation.id).where(Invitation.token_hash.in_([r["token_hash"] for r in rows]))
