@@ -80,13 +80,9 @@ def _form_page(form, found: nominations.Duplicate | None = None):
     if found is not None and found.user_id:
         endpoint = "admin.advocate_profile" if _me().role == Role.ADMIN else "search.advocate_profile"
         link = url_for(endpoint, user_id=found.user_id)
-    elif found is not None and found.nomination is not None and _may_see(found.nomination):
+    elif found is not None and found.nomination is not None and nominations.may_see(_me(), found.nomination):
         link = url_for("staff.nomination", nomination_id=found.nomination.id)
     return render_template("staff/nominate.html", form=form, duplicate=found, duplicate_link=link)
-
-
-def _may_see(nomination) -> bool:
-    return _me().role == Role.ADMIN or nomination.nominator_id == _me().id
 
 
 def _nomination_limit() -> str:

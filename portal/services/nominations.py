@@ -283,10 +283,15 @@ def visible_to(user: User) -> Select:
     return stmt
 
 
+def may_see(user: User, nomination: Nomination) -> bool:
+    """Their own nominations; an admin, everyone's (``visible_to`` is the same rule as a query)."""
+    return user.role == Role.ADMIN or nomination.nominator_id == user.id
+
+
 def get_for(session: Session, nomination_id: int, user: User) -> Nomination:
     """One nomination, if ``user`` may see it (another staff member's: NotFound, as if it did not exist)."""
     nomination = session.get(Nomination, nomination_id)
-    if nomination is None or (user.role != Role.ADMIN and nomination.nominator_id != user.id):
+    if nomination is None or not may_see(user, nomination):
         raise NotFound("No such nomination.")
     return nomination
 
