@@ -37,6 +37,13 @@ class PeriodForm(BaseForm):
     end = DateField("To", validators=[Optional()], description="Custom dates: last day (included).")
 
 
+class RefreshForm(PeriodForm):
+    """ "Refresh now": the period's figures computed and kept (a POST with its CSRF token)."""
+
+    class Meta:
+        csrf = True
+
+
 class ValueForm(BaseForm):
     type_id = HiddenField()
     value = IntegerField(
@@ -85,7 +92,20 @@ class TargetForm(BaseForm):
 
 
 def _report_page(form, board=None):
-    return render_template("admin/reports.html", form=form, board=board, labels=reporting.FATIGUE_LABELS)
+    return render_template(
+        "admin/reports.html",
+        form=form,
+        board=board,
+        labels=reporting.FATIGUE_LABELS,
+        refresh_args=_period_args(board.period) if board else {},
+        kept_for=reporting.max_age(),
+    )
+
+
+def _period_args(period: reporting.Period) -> dict:
+    if period.kind == "custom":
+        return {"period": "custom", "start": period.start.isoformat(), "end": period.last_day.isoformat()}
+    return {"period": period.kind, "on": period.start.isoformat()}
 
 
 @bp.route("/reports")
@@ -97,6 +117,21 @@ def reports():
     refused_form(form, _report_page)
     period = reporting.period_for(form.period.data, form.on.data or utcnow().date(), form.start.data, form.end.data)
     return _report_page(form, reporting.dashboard(db.session, period))
+
+
+@bp.route("/reports/refresh", methods=["POST"])
+@unit_of_work
+def reports_refresh():
+    """The period's figures computed now and kept, so the next views read them (audited)."""
+    form = RefreshForm()
+    refused_back_to(url_for("admin.reports"), target_in_url=False)
+    if not form.validate_on_submit():
+        flash("The period could not be read; choose it again.", "error")
+        return redirect(url_for("admin.reports"))
+    period = reporting.period_for(form.period.data, form.on.data or utcnow().date(), form.start.data, form.end.data)
+    reporting.keep(db.session, reporting.figures(db.session, period), current_user.id)
+    flash(f"The figures of {period.label} are up to date.", "success")
+    return redirect(url_for("admin.reports", **_period_args(period)))
 
 
 # --- activity values -------------------------------------------------------------------------------------------------

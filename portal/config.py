@@ -115,6 +115,9 @@ DEFAULTS: dict[str, object] = {
     "PROXY_FIX_X_PREFIX": 0,
     # Advocates
     "PROFILE_STALE_DAYS": 180,
+    # The program dashboard reads a period's kept figures (`flask reports refresh`, every 15 minutes from cron;
+    # an admin's "Refresh now") while they are younger than this many seconds; older: computed on view.
+    "REPORT_FIGURES_MAX_AGE": 3600,
     # Invitations and the CSV import (portal.services.invitations, portal.services.imports)
     "INVITATION_DAYS": 14,  # an invitation link is valid this long
     "IMPORT_MAX_BYTES": 10 * 1024 * 1024,  # the upload limit of the import page (MAX_CONTENT_LENGTH elsewhere)

@@ -8,7 +8,7 @@ from datetime import UTC, date, datetime, timedelta, timezone
 
 import pytest
 import time_machine
-from sqlalchemy import update
+from sqlalchemy import select, update
 
 from portal.extensions import db
 from portal.models import (
@@ -25,13 +25,23 @@ from portal.models import (
     RedemptionStatus,
     ReferenceOutcome,
     ReferenceStatus,
+    ReportFigures,
     Role,
+    Status,
     User,
     utcnow,
 )
 from portal.services import reporting, rewards
 from search.indexing import apply_pending
-from tests.support import activity_type_id, audits, csrf_from, give, make_reward, reference_request_record
+from tests.support import (
+    activity_type_id,
+    audits,
+    csrf_from,
+    give,
+    make_reward,
+    recorded_sql,
+    reference_request_record,
+)
 
 Q2 = reporting.Period("quarter", date(2025, 4, 1), date(2025, 7, 1))
 
@@ -383,3 +393,153 @@ def test_a_value_for_a_type_that_does_not_exist(app, admin_client):
         resp = admin_client.post("/admin/reports/values", data={"csrf_token": token, "type_id": bad, "value": "5"})
         assert resp.status_code == 400
     assert audits("activity_value.set") == []
+
+
+# --- kept figures (flask reports refresh, "Refresh now") ------------------------------------------------------------
+
+
+def _kept_rows() -> list[ReportFigures]:
+    return list(db.session.scalars(select(ReportFigures).order_by(ReportFigures.id)))
+
+
+def test_kept_figures_read_back_as_computed_until_they_are_too_old(app, program, make_user):
+    now = utcnow()
+    speaking, review = activity_type_id("speaking"), activity_type_id("review")
+    for period in (
+        Q2,
+        reporting.period_for("year", date(2025, 5, 1)),
+        reporting.period_for("custom", now.date(), date(2025, 3, 15), date(2025, 5, 2)),
+    ):
+        live = reporting.figures(db.session, period, now)
+        reporting.keep(db.session, live)
+        db.session.commit()
+        assert reporting.kept(db.session, period, now) == live  # every block, dates and type-id keys included
+    board = reporting.dashboard(db.session, Q2, now)
+    assert board.kept and board.computed_at == now
+    assert board.participations.by_month == {"2025-04": {speaking: 1}, "2025-05": {review: 1}, "2025-06": {}}
+    assert [(t.name, t.completed) for t in board.top] == [("Advocate A1", 2)]
+    (row,) = [r for r in _kept_rows() if r.kind == "quarter"]
+    assert "Advocate A1" not in row.figures  # names are read when shown, never kept
+
+    # A change after the figures were kept: not in them until they are refreshed or too old.
+    _part(program["a5"], "review", ParticipationStatus.COMPLETED, at(2025, 6, 1, 9), at(2025, 6, 2, 9))
+    assert reporting.dashboard(db.session, Q2, now).participations.requested == 4
+    later = now + timedelta(seconds=app.config["REPORT_FIGURES_MAX_AGE"] + 1)
+    fresh = reporting.dashboard(db.session, Q2, later)
+    assert not fresh.kept and fresh.participations.requested == 5 and fresh.computed_at == later
+
+    # Names are read now: a renamed advocate shows their new name, an erased one is left out (as live).
+    db.session.execute(update(User).where(User.id == program["a1"]).values(name="Ada Renamed"))
+    db.session.commit()
+    assert [t.name for t in reporting.dashboard(db.session, Q2, now).top] == ["Ada Renamed"]
+    db.session.execute(update(User).where(User.id == program["a1"]).values(status=Status.DELETED))
+    db.session.commit()
+    assert reporting.dashboard(db.session, Q2, now).top == []
+
+
+def test_kept_figures_of_another_shape_currency_or_value_are_not_read(app, program, admin):
+    now = utcnow()
+    reporting.keep(db.session, reporting.figures(db.session, Q2, now))
+    db.session.commit()
+    assert reporting.kept(db.session, Q2, now) is not None
+    db.session.execute(update(ReportFigures).values(version=reporting.FIGURES_VERSION - 1))
+    db.session.commit()
+    assert reporting.kept(db.session, Q2, now) is None  # written by an older shape of the code
+    db.session.execute(update(ReportFigures).values(version=reporting.FIGURES_VERSION, figures='{"period": 1}'))
+    db.session.commit()
+    assert reporting.kept(db.session, Q2, now) is None and not reporting.dashboard(db.session, Q2, now).kept
+    reporting.keep(db.session, reporting.figures(db.session, Q2, now))
+    db.session.commit()
+    app.config["PROGRAM_CURRENCY"] = "EUR"
+    assert reporting.kept(db.session, Q2, now) is None  # the program's currency changed
+    app.config["PROGRAM_CURRENCY"] = "USD"
+    assert reporting.kept(db.session, Q2, now) is not None
+    reporting.set_value(db.session, activity_type_id("review"), 175, admin.id)
+    db.session.commit()
+    assert _kept_rows() == [] and reporting.kept(db.session, Q2, now) is None  # a new value: computed live again
+
+
+def test_flask_reports_refresh_keeps_the_standard_periods_and_removes_old_ones(app, program, runner):
+    old = reporting.figures(
+        db.session, reporting.period_for("custom", date(2025, 1, 1), date(2025, 1, 1), date(2025, 1, 9))
+    )
+    old.computed_at = utcnow() - timedelta(seconds=app.config["REPORT_FIGURES_MAX_AGE"] + 5)
+    reporting.keep(db.session, old)
+    db.session.commit()
+    for _ in range(2):  # twice: the same six rows, refreshed
+        result = runner.invoke(args=["reports", "refresh"])
+        assert result.exit_code == 0, result.output
+        assert "Figures kept for 6 periods" in result.output
+    assert "0 out-of-date" in result.output
+    today = utcnow().date()
+    rows = _kept_rows()
+    assert sorted((r.kind, r.period_start) for r in rows) == sorted(
+        (p.kind, p.start) for p in reporting.standard_periods(today)
+    )
+    quarter = reporting.period_for("quarter", today)
+    assert {(quarter.kind, quarter.start), (quarter.kind, quarter.previous().start)} <= {
+        (r.kind, r.period_start) for r in rows
+    }
+    assert reporting.dashboard(db.session, quarter).kept
+    assert audits("report.refresh") == []  # the job is not an admin's action
+
+
+def test_reading_kept_figures_takes_the_same_statements_whatever_the_data(app, program, make_user):
+    now = utcnow()
+
+    def statements() -> int:
+        reporting.keep(db.session, reporting.figures(db.session, Q2, now))
+        db.session.commit()
+        with recorded_sql() as sql:
+            board = reporting.dashboard(db.session, Q2, now)
+        assert board.kept
+        return len(sql)
+
+    small = statements()
+    for i in range(12):
+        uid = make_user(email=f"many{i}@example.com", name=f"Many {i}").id
+        _part(uid, "review", ParticipationStatus.COMPLETED, at(2025, 5, 2, 9), at(2025, 5, 3, 9))
+    assert statements() == small
+
+
+def test_refresh_now_keeps_the_period_shown_and_is_audited(app, program, admin_client, admin):
+    url = "/admin/reports?period=quarter&on=2025-05-15"
+    page = admin_client.get(url).get_data(as_text=True)
+    assert "Figures computed now" in page and "Keep these figures" in page
+    form = page[page.index('action="/admin/reports/refresh"') :]
+    fields = dict(
+        re.findall(r'<input type="hidden" name="(period|on|start|end)" value="([^"]*)"', form[: form.index("</form>")])
+    )
+    assert fields == {"period": "quarter", "on": "2025-04-01"}
+    resp = admin_client.post("/admin/reports/refresh", data={"csrf_token": csrf_from(page), **fields})
+    assert resp.status_code == 302 and resp.headers["Location"].endswith("/admin/reports?period=quarter&on=2025-04-01")
+    (event,) = audits("report.refresh")
+    assert (event.actor_id, event.details) == (
+        admin.id,
+        {"kind": "quarter", "start": "2025-04-01", "last_day": "2025-06-30"},
+    )
+    shown = admin_client.get(resp.headers["Location"]).get_data(as_text=True)
+    assert "Figures as of" in shown and "Refresh now" in shown and "The figures of Q2 2025 are up to date." in shown
+    assert re.search(r'stat-value">650</span><span class="stat-label">Value delivered \(USD\)', shown)
+
+    custom = admin_client.get("/admin/reports?period=custom&start=2025-04-03&end=2025-05-20").get_data(as_text=True)
+    form = custom[custom.index('action="/admin/reports/refresh"') :]
+    fields = dict(
+        re.findall(r'<input type="hidden" name="(period|on|start|end)" value="([^"]*)"', form[: form.index("</form>")])
+    )
+    assert fields == {"period": "custom", "start": "2025-04-03", "end": "2025-05-20"}
+    assert (
+        admin_client.post("/admin/reports/refresh", data={"csrf_token": csrf_from(custom), **fields}).status_code == 302
+    )
+    assert reporting.kept(db.session, reporting.period_for("custom", date.today(), date(2025, 4, 3), date(2025, 5, 20)))
+
+    # Mistakes: the wrong way round, no token, a GET.
+    bad = admin_client.post(
+        "/admin/reports/refresh",
+        data={"csrf_token": csrf_from(page), "period": "custom", "start": "2025-05-01", "end": "2025-04-01"},
+    )
+    assert bad.status_code == 302 and "/admin/reports" in bad.headers["Location"]
+    assert "must not be before" in admin_client.get(bad.headers["Location"]).get_data(as_text=True)
+    assert admin_client.post("/admin/reports/refresh", data=fields).status_code in (302, 400)
+    assert admin_client.get("/admin/reports/refresh").status_code == 405
+    assert len(audits("report.refresh")) == 2

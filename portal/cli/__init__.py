@@ -7,6 +7,7 @@ from portal.cli.opportunities import digest_cli, opportunities_cli
 from portal.cli.outbox import outbox_cli
 from portal.cli.recognition import badges_cli, points_cli
 from portal.cli.references import references_cli
+from portal.cli.reports import reports_cli
 from portal.cli.users import users_cli
 
 GROUPS = [
@@ -22,4 +23,5 @@ GROUPS = [
     invitations_cli,
     references_cli,
     maintenance_cli,
+    reports_cli,
 ]

@@ -56,6 +56,17 @@ def transaction():
     apply_after_appcontext()
 
 
+@contextmanager
+def reading():
+    """A command's long read before a short write: the read's transaction ends (nothing to commit) with the
+    block, so the ``transaction`` after it begins as a writer only then (SQLite: other writers are not kept
+    waiting while the command reads)."""
+    try:
+        yield
+    finally:
+        db.session.rollback()
+
+
 def attempt(step, *args, **kwargs):
     """One service call in a savepoint of the command's transaction: refused by the rules (a DomainError), it
     leaves nothing behind and gives None (the demo seed plays a history the rules may refuse a step of)."""

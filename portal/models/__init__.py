@@ -44,7 +44,7 @@ from portal.models.recognition import (
     Reward,
     UserBadge,
 )
-from portal.models.reporting import ActivityValue, SegmentTarget  # noqa: F401  (issue 14)
+from portal.models.reporting import ActivityValue, ReportFigures, SegmentTarget  # noqa: F401  (issue 14)
 from portal.models.sso import Identity
 from portal.models.staff import (
     Nomination,

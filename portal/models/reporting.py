@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import date, datetime
 
-from sqlalchemy import CheckConstraint, Date, ForeignKey, Index, String
+from sqlalchemy import CheckConstraint, Date, ForeignKey, Index, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from portal.models.base import Base, utcnow
@@ -53,3 +53,23 @@ class SegmentTarget(Base):
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
     __table_args__ = (CheckConstraint("wanted >= 1", name="wanted_positive"),)
+
+
+class ReportFigures(Base):
+    """The dashboard's figures for one period (and the one before it), computed at ``computed_at`` and kept
+    as JSON (``portal.services.reporting.Figures``), so the page reads a long period in a few milliseconds.
+    Kept by ``flask reports refresh`` (the current and the previous month, quarter and year) and by an
+    admin's "Refresh now"; a row older than REPORT_FIGURES_MAX_AGE, or of another ``version`` of the
+    figures' shape, is not read (the page computes the figures live instead)."""
+
+    __tablename__ = "report_figures"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    kind: Mapped[str] = mapped_column(String(10))
+    period_start: Mapped[date] = mapped_column(Date)
+    period_end: Mapped[date] = mapped_column(Date)  # the day after the period's last day
+    version: Mapped[int]
+    computed_at: Mapped[datetime] = mapped_column(default=utcnow)
+    figures: Mapped[str] = mapped_column(Text)
+
+    __table_args__ = (UniqueConstraint("kind", "period_start", "period_end", name="uq_report_figures_period"),)

@@ -34,11 +34,14 @@ from __future__ import annotations
 import bisect
 import calendar
 from collections import Counter, defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields, replace
 from datetime import UTC, date, datetime, time, timedelta
 
+from cattrs.errors import BaseValidationError
+from cattrs.preconf.json import make_converter
 from flask import current_app
-from sqlalchemy import ColumnElement, Interval, case, func, literal, select
+from sqlalchemy import ColumnElement, Interval, case, delete, func, literal, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from portal.models import (
@@ -59,6 +62,7 @@ from portal.models import (
     ReferenceOutcome,
     ReferenceRequest,
     ReferenceStatus,
+    ReportFigures,
     Reward,
     Role,
     Status,
@@ -235,6 +239,7 @@ def set_value(session: Session, type_id: int, value: int | None, actor_id: int, 
         currency=currency(),
         effective_from=today.isoformat(),
     )
+    forget_all(session)  # today's completions are worth the new value: kept figures are out of date
     session.flush()
     return int(value)
 
@@ -631,7 +636,10 @@ def fatigue_distribution(session: Session) -> dict[str, int]:
 
 
 @dataclass
-class Dashboard:
+class Figures:
+    """Everything the dashboard says about a period and the one before it, computed at ``computed_at``: the
+    part kept per period (``keep``, ``kept``)."""
+
     period: Period
     previous: Period
     currency: str
@@ -643,19 +651,27 @@ class Dashboard:
     points_before: PointsBlock
     top: list[TopAdvocate]
     reward_return: list[RewardReturn]
-    membership: Membership
-    fatigue: dict[str, int]
-    types: list[tuple[int, str]]
     reference_requests: ReferenceRequests
     influenced_revenue: InfluencedRevenue
     top_nominators: list[TopNominator]
+    computed_at: datetime
 
 
-def dashboard(session: Session, period: Period, now: datetime | None = None) -> Dashboard:
-    now = now or utcnow()
+@dataclass
+class Dashboard(Figures):
+    """The page: a period's figures (kept, or computed now) and the program now."""
+
+    membership: Membership
+    fatigue: dict[str, int]
+    types: list[tuple[int, str]]
+    kept: bool  # the figures were read as kept at ``computed_at`` (``kept``), not computed for this view
+
+
+def figures(session: Session, period: Period, now: datetime | None = None) -> Figures:
+    """The period's figures, computed now from the records (a constant number of grouped queries)."""
     history, types = value_history(session), _types(session)
     before = period.previous()
-    return Dashboard(
+    return Figures(
         period=period,
         previous=before,
         currency=currency(),
@@ -667,13 +683,140 @@ def dashboard(session: Session, period: Period, now: datetime | None = None) -> 
         points_before=points(session, before),
         top=top_advocates(session, period),
         reward_return=reward_return(session, period),
-        membership=membership(session, now),
-        fatigue=fatigue_distribution(session),
-        types=types,
         reference_requests=reference_requests(session, period),
         influenced_revenue=influenced_revenue(session, period),
         top_nominators=top_nominators(session, period),
+        computed_at=now or utcnow(),
     )
+
+
+def dashboard(session: Session, period: Period, now: datetime | None = None) -> Dashboard:
+    """The page for a period: its figures as kept when they are recent enough (``kept``), else computed now;
+    the active advocates, stale profiles and fatigue statuses are always read now."""
+    now = now or utcnow()
+    found = kept(session, period, now)
+    shown = found or figures(session, period, now)
+    return Dashboard(
+        **{f.name: getattr(shown, f.name) for f in fields(Figures)},
+        membership=membership(session, now),
+        fatigue=fatigue_distribution(session),
+        types=_types(session),
+        kept=found is not None,
+    )
+
+
+# --- kept figures ------------------------------------------------------------------------------------------------
+#
+# A quarter or a year holds tens or hundreds of thousands of participations; grouping them takes seconds at
+# 50,000 advocates. So the figures of the current and the previous month, quarter and year are kept (JSON in
+# report_figures, one row per period) by `flask reports refresh` (cron, every 15 minutes) and by an admin's
+# "Refresh now" (any period, custom dates too), and the page reads them while they are younger than
+# REPORT_FIGURES_MAX_AGE, saying as of when. Older ones (the job not running), another shape's (a newer
+# version of the code) or another currency's are not read: the page computes the figures live, as before.
+# People's names are not kept: the top advocates' and nominators' names are read when shown, and an advocate
+# who erased their account meanwhile is left out (as the live query leaves them out).
+
+FIGURES_VERSION = 1  # raise it when Figures (or a block in it) changes shape: older rows are then not read
+_json = make_converter()
+
+
+def max_age() -> timedelta:
+    return timedelta(seconds=int(current_app.config.get("REPORT_FIGURES_MAX_AGE", 3600)))
+
+
+def standard_periods(today: date) -> list[Period]:
+    """The periods ``flask reports refresh`` keeps: the month, quarter and year holding ``today``, and the
+    ones before them."""
+    out = []
+    for kind in ("month", "quarter", "year"):
+        current = period_for(kind, today)
+        out += [current, current.previous()]
+    return out
+
+
+def _row_of(period: Period) -> ColumnElement:
+    return (
+        (ReportFigures.kind == period.kind)
+        & (ReportFigures.period_start == period.start)
+        & (ReportFigures.period_end == period.end)
+    )
+
+
+def keep(session: Session, shown: Figures, actor_id: int | None = None) -> None:
+    """Keep these figures for their period, replacing the ones kept before (an admin's refresh is audited)."""
+    anonymous = replace(
+        shown,
+        top=[replace(t, name="") for t in shown.top],
+        top_nominators=[replace(t, name="") for t in shown.top_nominators],
+    )
+    values = {"version": FIGURES_VERSION, "computed_at": shown.computed_at, "figures": _json.dumps(anonymous)}
+    where = _row_of(shown.period)
+    if session.execute(update(ReportFigures).where(where).values(**values)).rowcount == 0:
+        try:
+            with session.begin_nested():
+                session.add(
+                    ReportFigures(
+                        kind=shown.period.kind, period_start=shown.period.start, period_end=shown.period.end, **values
+                    )
+                )
+        except IntegrityError:  # kept meanwhile by another refresh: ours is as new
+            session.execute(update(ReportFigures).where(where).values(**values))
+    if actor_id is not None:
+        audit.record(
+            session,
+            "report.refresh",
+            actor_id,
+            None,
+            kind=shown.period.kind,
+            start=shown.period.start.isoformat(),
+            last_day=shown.period.last_day.isoformat(),
+        )
+    session.flush()
+
+
+def kept(session: Session, period: Period, now: datetime | None = None) -> Figures | None:
+    """The period's kept figures if they are younger than REPORT_FIGURES_MAX_AGE and of this code's shape and
+    the program's currency, with the names read now; else None."""
+    now = now or utcnow()
+    row = session.execute(
+        select(ReportFigures.figures).where(
+            _row_of(period), ReportFigures.version == FIGURES_VERSION, ReportFigures.computed_at > now - max_age()
+        )
+    ).first()
+    if row is None:
+        return None
+    try:
+        found = _json.loads(row.figures, Figures)
+    except (ValueError, TypeError, BaseValidationError):  # not readable as this shape: computed live instead
+        return None
+    if found.currency != currency() or found.period != period:
+        return None
+    ids = {t.user_id for t in found.top} | {t.user_id for t in found.top_nominators if t.user_id is not None}
+    people = {
+        uid: (name, status)
+        for uid, name, status in session.execute(select(User.id, User.name, User.status).where(User.id.in_(ids)))
+    }
+    found.top = [
+        replace(t, name=people[t.user_id][0])
+        for t in found.top
+        if t.user_id in people and people[t.user_id][1] != Status.DELETED
+    ]
+    found.top_nominators = [
+        replace(t, name=people[t.user_id][0] if t.user_id in people else "") for t in found.top_nominators
+    ]
+    return found
+
+
+def forget_old(session: Session, now: datetime | None = None) -> int:
+    """Remove kept figures too old to be read (the custom periods an admin refreshed once)."""
+    now = now or utcnow()
+    return session.execute(delete(ReportFigures).where(ReportFigures.computed_at <= now - max_age())).rowcount
+
+
+def forget_all(session: Session) -> None:
+    """Every kept figure is out of date (an activity's value changed): the page computes them live until the
+    next refresh."""
+    session.execute(delete(ReportFigures))
 
 
 @dataclass
