@@ -4,12 +4,14 @@ the edges of a quarter), an empty program, period edges, a changed activity valu
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta, timezone
 
 import pytest
 import time_machine
 from sqlalchemy import select, update
 
+from portal.database import begin_write
 from portal.extensions import db
 from portal.models import (
     AdvocateProfile,
@@ -41,6 +43,7 @@ from tests.support import (
     make_reward,
     recorded_sql,
     reference_request_record,
+    run_threads,
 )
 
 Q2 = reporting.Period("quarter", date(2025, 4, 1), date(2025, 7, 1))
@@ -543,3 +546,21 @@ def test_refresh_now_keeps_the_period_shown_and_is_audited(app, program, admin_c
     assert admin_client.post("/admin/reports/refresh", data=fields).status_code in (302, 400)
     assert admin_client.get("/admin/reports/refresh").status_code == 405
     assert len(audits("report.refresh")) == 2
+
+
+def test_concurrent_refreshes_keep_one_row_per_period(app, program):
+    now = utcnow()
+    shown = reporting.figures(db.session, Q2, now)
+    db.session.rollback()
+
+    def go(i):
+        with app.app_context():
+            begin_write(db.session)
+            reporting.keep(db.session, replace(shown, computed_at=now + timedelta(seconds=i)))
+            db.session.commit()
+            return "kept"
+
+    assert run_threads(6, go) == ["kept"] * 6
+    (row,) = _kept_rows()
+    assert (row.kind, row.period_start, row.period_end) == ("quarter", Q2.start, Q2.end)
+    assert reporting.kept(db.session, Q2, now + timedelta(seconds=10)) is not None

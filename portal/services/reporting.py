@@ -24,6 +24,11 @@ From the staff workspace and the imports: new advocates by the invitation they j
 with a completed reference, by activity type and industry, and the win rates with and without one, each
 with the counts behind it).
 
+Kept figures: ``figures`` computes a period's blocks (and the previous period's); ``keep`` stores them
+(``flask reports refresh`` for the current and previous month, quarter and year; an admin's "Refresh now"
+for any period) and ``dashboard`` reads them while younger than REPORT_FIGURES_MAX_AGE (``kept``), else
+computes them on view. See the section "kept figures" below.
+
 Activity values: ``set_value`` adds a row in force from today (UTC) on; the value of a completed activity
 is the one in force on the day it was completed (``value_on``). Rows are never changed, so the past keeps
 the value it had. Before any value is set a type is worth 0.
