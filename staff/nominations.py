@@ -61,6 +61,7 @@ def home_context(session: Session, user: User) -> dict:
         "nominate_url": url_for("staff.nominate"),
         "my_nominations": rows,
         "nomination_people": nominations.people(session, rows),
+        "nominations_lapsed": nominations.lapsed(session, rows),
     }
 
 
@@ -71,6 +72,7 @@ def nominations_list():
         "staff/nominations.html",
         found=found,
         people=nominations.people(db.session, found.rows),
+        lapsed=nominations.lapsed(db.session, found.rows),
         everyone=_me().role == Role.ADMIN,
     )
 
@@ -134,5 +136,6 @@ def nomination(nomination_id: int):
         "staff/nomination.html",
         nomination=row,
         people=nominations.people(db.session, [row]),
+        lapsed=nominations.lapsed(db.session, [row]),
         everyone=_me().role == Role.ADMIN,
     )

@@ -15,7 +15,7 @@ from sqlalchemy import func, select, update
 from portal.database import begin_write
 from portal.extensions import db
 from portal.models import Invitation, Nomination, NominationStatus, Role, Status, SuppressedAddress, User, utcnow
-from portal.services import invitations, privacy, reporting, settings
+from portal.services import invitations, nominations, privacy, reporting, settings
 from portal.services.outbox import send_due
 from tests.support import (
     TEST_PASSWORD,
@@ -382,3 +382,26 @@ def test_nominating_is_rate_limited_per_staff_member(nominations_limited, app, m
     assert [nominate(sam, email=f"n{i}@customer.example").status_code for i in range(3)] == [302, 302, 429]
     assert nominate(kim, email="n9@customer.example").status_code == 302  # per staff member, not per address
     assert db.session.scalar(select(func.count()).select_from(Nomination)) == 3
+
+
+def test_an_invitation_that_expired_unanswered_is_shown_and_the_person_may_be_nominated_again(app, staff, admin):
+    save_settings(nominations_invite_at_once=True)
+    sam = client_for(app, staff.id)
+    assert nominate(sam, email="nora.nominee@customer.example").status_code == 302
+    first = the_nomination()
+    assert first.status == NominationStatus.INVITED
+    assert nominate(sam, email="nora.nominee@customer.example").status_code == 409  # while the invitation is open
+    assert "Invitation expired" not in text_of(sam.get("/staff/nominations"))
+    db.session.execute(
+        update(Invitation).where(Invitation.id == first.invitation_id).values(expires_at=utcnow() - timedelta(hours=1))
+    )
+    db.session.commit()
+    assert nominations.lapsed(db.session, [first]) == {first.id}
+    for url in ("/staff/", "/staff/nominations", f"/staff/nominations/{first.id}"):
+        assert "Invitation expired" in text_of(sam.get(url)), url
+    assert "nominate them again" in text_of(sam.get(f"/staff/nominations/{first.id}"))
+    assert nominate(sam, email="nora.nominee@customer.example").status_code == 302  # nominated, invited again
+    second = the_nomination()
+    assert second.id != first.id and second.status == NominationStatus.INVITED
+    assert nominations.lapsed(db.session, [first, second]) == {first.id}
+    assert "Invitation expired" not in text_of(sam.get(f"/staff/nominations/{second.id}"))

@@ -21,7 +21,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from flask import current_app
-from sqlalchemy import delete, insert, or_, select
+from sqlalchemy import ColumnElement, delete, insert, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -95,6 +95,12 @@ class Taken:
         return None
 
 
+def still_open(now: datetime) -> ColumnElement[bool]:
+    """SQL: the invitation may still be used at ``now`` (not accepted, not expired): the rule ``for_token``
+    applies to a link, as a condition for lists."""
+    return Invitation.accepted_at.is_(None) & (Invitation.expires_at > now)
+
+
 def taken(session: Session, emails: list[str], now: datetime | None = None) -> Taken:
     """Of these normalised addresses: those with an account (any status but deleted), those with a pending
     unexpired invitation, those on the suppression list."""
@@ -104,11 +110,7 @@ def taken(session: Session, emails: list[str], now: datetime | None = None) -> T
     for chunk in _chunks(emails):
         out.accounts.update(session.scalars(select(User.email).where(User.email.in_(chunk))))
         out.invited.update(
-            session.scalars(
-                select(Invitation.email).where(
-                    Invitation.email.in_(chunk), Invitation.accepted_at.is_(None), Invitation.expires_at > now
-                )
-            )
+            session.scalars(select(Invitation.email).where(Invitation.email.in_(chunk), still_open(now)))
         )
         hashes = {email_hash(e): e for e in chunk}
         found = session.scalars(select(SuppressedAddress.email_hash).where(SuppressedAddress.email_hash.in_(hashes)))
@@ -270,9 +272,8 @@ def remind_due(session: Session, now: datetime | None = None) -> int:
     due = session.scalars(
         select(Invitation)
         .where(
-            Invitation.accepted_at.is_(None),
+            still_open(now),
             Invitation.reminded_at.is_(None),
-            Invitation.expires_at > now,
             Invitation.created_at <= now - timedelta(days=REMIND_AFTER_DAYS),
             Invitation.email.not_in(select(User.email).where(User.email.is_not(None))),  # joined another way
         )

@@ -61,6 +61,23 @@ def _day(when: datetime) -> str:
     return when.strftime("%d %b %Y")
 
 
+def _open_invitations(session: Session, invitation_ids: set[int], now: datetime) -> set[int]:
+    """Of these invitations, those that may still be used (``invitations.still_open``); one query."""
+    if not invitation_ids:
+        return set()
+    return set(
+        session.scalars(select(Invitation.id).where(Invitation.id.in_(invitation_ids), invitations.still_open(now)))
+    )
+
+
+def lapsed(session: Session, rows: list[Nomination], now: datetime | None = None) -> set[int]:
+    """The ids of these nominations that were invited but whose invitation can no longer be used (expired
+    unanswered, or removed): shown as "Invitation expired"; the person may be nominated again."""
+    invited = [n for n in rows if n.status == NominationStatus.INVITED]
+    still = _open_invitations(session, {n.invitation_id for n in invited if n.invitation_id}, now or utcnow())
+    return {n.id for n in invited if n.invitation_id not in still}
+
+
 def _open_nomination(session: Session, email: str, now: datetime) -> Nomination | None:
     """The nomination of this address still open: waiting for review, or invited with the invitation open."""
     rows = session.scalars(
@@ -68,13 +85,8 @@ def _open_nomination(session: Session, email: str, now: datetime) -> Nomination 
         .where(Nomination.email == email, Nomination.status.in_([NominationStatus.PENDING, NominationStatus.INVITED]))
         .order_by(Nomination.id.desc())
     ).all()
-    for row in rows:
-        if row.status == NominationStatus.PENDING:
-            return row
-        invitation = session.get(Invitation, row.invitation_id) if row.invitation_id else None
-        if invitation is not None and invitation.accepted_at is None and invitation.expires_at > now:
-            return row
-    return None
+    gone = lapsed(session, rows, now)
+    return next((row for row in rows if row.id not in gone), None)
 
 
 def duplicate(session: Session, email: str, now: datetime | None = None) -> Duplicate | None:
@@ -103,11 +115,7 @@ def duplicate(session: Session, email: str, now: datetime | None = None) -> Dupl
             f"{nomination.name} was already nominated by {by} on {_day(nomination.created_at)} ({state}).",
             nomination=nomination,
         )
-    invitation = session.scalar(
-        select(Invitation).where(
-            Invitation.email == email, Invitation.accepted_at.is_(None), Invitation.expires_at > now
-        )
-    )
+    invitation = session.scalar(select(Invitation).where(Invitation.email == email, invitations.still_open(now)))
     if invitation is not None:
         return Duplicate(
             "invited",
