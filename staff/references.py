@@ -123,7 +123,8 @@ def reference_detail(rr_id):
         is_admin=current_user.role == Role.ADMIN,
         self_service=references.self_service(db.session),
         ask_form=AskForm(),
-        schedule_form=ScheduleForm(),
+        schedule_form=ScheduleForm(timezone=rr.scheduled_tz or "UTC"),
+        scheduled_at=references.shown_at(rr.scheduled_for, rr.scheduled_tz) if rr.scheduled_for else None,
         outcome_form=OutcomeForm(outcome=rr.outcome.value if rr.outcome else "won", final_amount=rr.final_amount),
         cancel_form=CancelForm(),
         confirm_form=ConfirmForm(),
@@ -186,7 +187,7 @@ def reference_action(rr_id, step):
         return redirect(back)
     refused_back_to(back)
     if action == "schedule":
-        references.schedule(db.session, current_user, rr_id, form.when.data)
+        references.schedule(db.session, current_user, rr_id, form.when.data, form.timezone.data)
         flash("Scheduled; the advocates have been emailed.", "success")
     elif action == "complete":
         references.complete(db.session, current_user, rr_id)

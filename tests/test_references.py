@@ -4,8 +4,9 @@ the status by email, completes it (the activity's points, once) and records the 
 
 from __future__ import annotations
 
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 
+import pytest
 import time_machine
 from sqlalchemy import select
 
@@ -532,4 +533,40 @@ def test_a_cancelled_request_is_not_shown_as_declined_by_the_advocate(app, make_
     assert set(told) == {"yes@example.com", "wait@example.com"}
     assert "that you said yes to" in told["yes@example.com"] and "we asked you about" in told["wait@example.com"]
     assert "Deal lost" in told["wait@example.com"]
+    db.session.rollback()
+
+
+def test_a_reference_is_scheduled_in_a_time_zone_and_each_advocate_is_told_in_their_own(
+    app, make_user, staff, staff_client, admin_client, mailbox
+):
+    ada = make_advocate(make_user, "ada@example.com", name="Ada Lovelace", timezone="America/New_York")
+    rr_id = _new_request(staff_client)
+    assert _ask(admin_client, rr_id, "ada@example.com").status_code == 302
+    ada_client = client_for(app, ada)
+    assert _answer(ada_client, _ask_id(rr_id, ada).id, "accept").status_code == 302
+    url = f"/staff/references/{rr_id}"
+    page = staff_client.get(url).get_data(as_text=True)
+    assert 'name="timezone"' in page and "Europe/Berlin" in page
+
+    # 15:30 in Berlin on 14 January (CET, UTC+1) is 14:30 UTC and 09:30 in New York (EST, UTC-5).
+    day = date(utcnow().year + 1, 1, 14)
+    resp = post_form(staff_client, f"{url}/schedule", {"when": f"{day}T15:30", "timezone": "Europe/Berlin"}, page=url)
+    assert resp.status_code == 302
+    rr = reload(ReferenceRequest, rr_id)
+    assert rr.scheduled_for.astimezone(UTC).replace(tzinfo=None) == datetime(day.year, 1, 14, 14, 30)
+    assert rr.scheduled_tz == "Europe/Berlin" and rr.opportunity.event_date == day
+    told = mailbox.last("ada@example.com", subject="Scheduled").text
+    assert f"14 Jan {day.year} 09:30 (America/New_York)" in told
+    assert f"14 Jan {day.year} 15:30 (Europe/Berlin)" in mailbox.last(staff.email, subject="scheduled").text
+    assert f"14 Jan {day.year} 15:30 (Europe/Berlin)" in page_text(staff_client.get(url))
+    assert f"Scheduled for 14 Jan {day.year} 09:30 (America/New_York)" in page_text(ada_client.get("/me/asks"))
+    (event,) = audits("reference.schedule", rr_id)
+    assert event.details["timezone"] == "Europe/Berlin"
+
+    # A zone not on the list is refused with a message; the time stays as it was.
+    bad = post_form(staff_client, f"{url}/schedule", {"when": f"{day}T18:00", "timezone": "Mars/Olympus"}, page=url)
+    assert bad.status_code == 302 and "Time zone of that time" in page_text(staff_client.get(url))
+    assert reload(ReferenceRequest, rr_id).scheduled_tz == "Europe/Berlin"
+    with pytest.raises(DomainError, match="time zone"):
+        references.schedule(db.session, db.session.get(User, staff.id), rr_id, datetime(day.year, 1, 15, 9), "Nowhere")
     db.session.rollback()

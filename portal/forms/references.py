@@ -6,6 +6,7 @@ from wtforms.validators import DataRequired, Length, NumberRange, Optional
 from portal.forms import BaseForm as FlaskForm
 from portal.forms import IntegerField
 from portal.forms.profile import MultiCheckboxField
+from portal.services.profiles import timezone_choices
 from portal.services.references import CURRENCIES
 
 
@@ -41,8 +42,19 @@ class AskForm(FlaskForm):
 
 
 class ScheduleForm(FlaskForm):
-    when = DateTimeLocalField("When it happens (UTC)", format="%Y-%m-%dT%H:%M", validators=[DataRequired()])
+    when = DateTimeLocalField("When it happens", format="%Y-%m-%dT%H:%M", validators=[DataRequired()])
+    timezone = SelectField(
+        "Time zone of that time",
+        choices=[],
+        default="UTC",
+        validate_choice=True,
+        description="Each advocate is told the time in their own time zone.",
+    )
     submit = SubmitField("Schedule")
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.timezone.choices = list(timezone_choices())
 
 
 class OutcomeForm(FlaskForm):

@@ -92,7 +92,8 @@ class ReferenceRequest(Base):
     status: Mapped[ReferenceStatus] = mapped_column(
         str_enum(ReferenceStatus, "reference_status", 12), default=ReferenceStatus.OPEN
     )
-    scheduled_for: Mapped[datetime | None]
+    scheduled_for: Mapped[datetime | None]  # UTC
+    scheduled_tz: Mapped[str | None] = mapped_column(String(64))  # the zone the requester gave the time in
     fulfilled_at: Mapped[datetime | None]  # when as many advocates had accepted as needed (time to fulfil)
     completed_at: Mapped[datetime | None]
     cancelled_at: Mapped[datetime | None]

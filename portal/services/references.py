@@ -24,6 +24,7 @@ from sqlalchemy.orm import Session
 from portal import signals
 from portal.models import (
     ActivityType,
+    AdvocateProfile,
     Industry,
     Opportunity,
     OpportunityStatus,
@@ -41,7 +42,7 @@ from portal.models import (
     User,
     utcnow,
 )
-from portal.services import audit, fatigue, paging, participation, settings
+from portal.services import audit, fatigue, paging, participation, profiles, settings
 from portal.services.errors import Conflict, DomainError, NotAllowed, NotFound
 from portal.services.outbox import external_url, queue_email
 
@@ -183,6 +184,7 @@ class AskRow:
     asked_by: str  # who asked, in words
     request: ReferenceRequest | None  # the reference request it belongs to, if any
     requester: str = ""
+    scheduled: str = ""  # when it happens, in the advocate's time zone (``shown_at``), once scheduled
 
     @property
     def pending(self) -> bool:
@@ -224,6 +226,7 @@ def asks_of(session: Session, user_id: int) -> list[AskRow]:
     ).all()
     people = {p.asked_by_id for p, _ in rows} | {p.decided_by_id for p, _ in rows}
     names = names_of(session, people | {rr.requester_id for _, rr in rows if rr})
+    zone = session.scalar(select(AdvocateProfile.timezone).where(AdvocateProfile.user_id == user_id))
     out = []
     for p, rr in rows:
         if p.asked_by_id:
@@ -233,7 +236,8 @@ def asks_of(session: Session, user_id: int) -> list[AskRow]:
         else:
             who = "You"  # they asked for a place themselves
         requester = names.get(rr.requester_id, "") if rr else ""
-        out.append(AskRow(p, who, rr, requester))
+        when = shown_at(rr.scheduled_for, zone) if rr and rr.scheduled_for else ""
+        out.append(AskRow(p, who, rr, requester, when))
     return out
 
 
@@ -397,25 +401,46 @@ def create(session: Session, requester: User, data: RequestInput) -> ReferenceRe
     return rr
 
 
-def schedule(session: Session, actor: User, rr_id: int, when: datetime) -> ReferenceRequest:
+def shown_at(when: datetime, zone_name: str | None) -> str:
+    """A moment as people read it where they are: "14 Jan 2027 15:00 (Europe/Berlin)"."""
+    zone = fatigue.zone_named(zone_name)
+    return f"{when.astimezone(zone):%d %b %Y %H:%M} ({zone.key})"
+
+
+def schedule(session: Session, actor: User, rr_id: int, when: datetime, zone_name: str = "UTC") -> ReferenceRequest:
+    """It happens at ``when``: a wall-clock time in ``zone_name`` (an aware ``when`` is taken as it is). Kept in
+    UTC; each advocate who said yes is emailed the time in their own time zone, the requester in theirs."""
     rr = _locked_request(session, actor, rr_id)
     if rr.status not in (ReferenceStatus.ACCEPTED, ReferenceStatus.SCHEDULED):
         raise Conflict("Only a request the advocates have accepted can be scheduled.")
+    if zone_name not in profiles.timezone_choices():
+        raise DomainError("Choose the time zone from the list.")
     if when is None or when.date() < utcnow().date() - timedelta(days=365):
         raise DomainError("Give the day and time it happens.")
-    when = when if when.tzinfo else when.replace(tzinfo=UTC)  # the form's time is UTC
-    rr.scheduled_for = when
-    rr.opportunity.event_date = when.date()  # the rules count the engagement on the day it happens
-    audit.record(session, "reference.schedule", actor.id, rr, scheduled_for=when.isoformat())
+    when = (when if when.tzinfo else when.replace(tzinfo=fatigue.zone_named(zone_name))).astimezone(UTC)
+    rr.scheduled_for, rr.scheduled_tz = when, zone_name
+    rr.opportunity.event_date = when.date()  # the rules count the engagement on the day it happens (UTC)
+    audit.record(session, "reference.schedule", actor.id, rr, scheduled_for=when.isoformat(), timezone=zone_name)
+    zones = dict(
+        session.execute(
+            select(AdvocateProfile.user_id, AdvocateProfile.timezone).where(
+                AdvocateProfile.user_id.in_([p.user_id for p in asks(session, rr)])
+            )
+        ).all()
+    )
     for p in asks(session, rr):
         if p.status == ParticipationStatus.APPROVED:
             _tell_advocate(
-                session, p, "reference_scheduled", f"Scheduled: {rr.activity_type.name}", when=f"{when:%d %b %Y %H:%M}"
+                session,
+                p,
+                "reference_scheduled",
+                f"Scheduled: {rr.activity_type.name}",
+                when=shown_at(when, zones.get(p.user_id)),
             )
     old = rr.status
     _sync(session, rr)
     if rr.status != old or old == ReferenceStatus.SCHEDULED:
-        _tell_requester(session, rr, f"scheduled for {when:%d %b %Y %H:%M}")
+        _tell_requester(session, rr, f"scheduled for {shown_at(when, zone_name)}")
     return rr
 
 
