@@ -540,7 +540,9 @@ def test_a_reference_is_scheduled_in_a_time_zone_and_each_advocate_is_told_in_th
     app, make_user, staff, staff_client, admin_client, mailbox
 ):
     ada = make_advocate(make_user, "ada@example.com", name="Ada Lovelace", timezone="America/New_York")
+    bob = make_advocate(make_user, "bob@example.com", name="Bob Silent")
     rr_id = _new_request(staff_client)
+    assert _ask(admin_client, rr_id, "bob@example.com").status_code == 302
     assert _ask(admin_client, rr_id, "ada@example.com").status_code == 302
     ada_client = client_for(app, ada)
     assert _answer(ada_client, _ask_id(rr_id, ada).id, "accept").status_code == 302
@@ -570,3 +572,10 @@ def test_a_reference_is_scheduled_in_a_time_zone_and_each_advocate_is_told_in_th
     with pytest.raises(DomainError, match="time zone"):
         references.schedule(db.session, db.session.get(User, staff.id), rr_id, datetime(day.year, 1, 15, 9), "Nowhere")
     db.session.rollback()
+
+    # It took place: Bob, who never answered, is told his ask is no longer needed (not that he was too late).
+    assert post_form(staff_client, f"{url}/complete", page=url).status_code == 302
+    assert _ask_id(rr_id, bob).status == ParticipationStatus.EXPIRED
+    bobs = page_text(client_for(app, bob).get("/me/asks"))
+    assert "No longer needed" in bobs and "Not answered in time" not in bobs
+    assert "Took place 14 Jan" in page_text(ada_client.get("/me/asks"))

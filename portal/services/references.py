@@ -204,6 +204,8 @@ class AskRow:
             return "You declined" + (f": {self.p.answer_reason}" if self.p.answer_reason else "")
         if s == ParticipationStatus.DECLINED:
             return "Not chosen, or cancelled"
+        if s == ParticipationStatus.EXPIRED and self.p.decided_by_id:  # closed by ``complete``
+            return "No longer needed: it took place with others who said yes"
         if s == ParticipationStatus.EXPIRED:
             return "Not answered in time"
         if s == ParticipationStatus.APPROVED:
@@ -458,6 +460,7 @@ def complete(session: Session, actor: User, rr_id: int) -> ReferenceRequest:
             participation.complete(session, p.id, actor)
         elif p.status == ParticipationStatus.ASKED:  # nobody waits on an ask that is no longer needed
             p.status, p.answered_at = ParticipationStatus.EXPIRED, None
+            p.decided_at, p.decided_by_id = utcnow(), actor.id  # closed by the completion, not by the clock
     rr.status, rr.completed_at = ReferenceStatus.COMPLETED, utcnow()
     audit.record(session, "reference.complete", actor.id, rr)
     session.flush()
