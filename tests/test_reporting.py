@@ -27,8 +27,10 @@ from portal.models import (
     RedemptionStatus,
     ReferenceOutcome,
     ReferenceStatus,
+    Region,
     ReportFigures,
     Role,
+    SizeBand,
     Status,
     User,
     utcnow,
@@ -184,7 +186,7 @@ def test_every_number_of_the_dashboard_against_the_hand_built_program(app, progr
     assert board.influenced_revenue.deals == 0 and board.influenced_revenue.with_reference.rate is None
 
 
-def test_nominations_imports_and_reference_requests_against_hand_built_records(app, make_user, admin):
+def test_nominations_imports_and_reference_requests_against_hand_built_records(app, make_user, admin, admin_client):
     """New advocates by the invitation they joined through, the nominators whose nominees joined, reference
     requests received and fulfilled with the median days, influenced revenue and the two win rates."""
     staff_a = make_user(email="rep.a@example.com", name="Rep A", role=Role.STAFF)
@@ -220,8 +222,8 @@ def test_nominations_imports_and_reference_requests_against_hand_built_records(a
                 joined_at=when if uid else None,
             )
         )
-    health = Industry(name="Healthcare test")
-    db.session.add(health)
+    health, emea, huge = Industry(name="Healthcare test"), Region(name="EMEA test"), SizeBand(name="Huge test")
+    db.session.add_all([health, emea, huge])
     db.session.flush()
     rep = staff_a.id
     # Received in Q2: four (fulfilled in 2 days, in 5 days, never, never); one from March fulfilled in April (10 days).
@@ -237,6 +239,8 @@ def test_nominations_imports_and_reference_requests_against_hand_built_records(a
         outcome_at=at(2025, 5, 1),
         currency="EUR",
         industry_id=health.id,
+        region_id=emea.id,
+        size_band_id=huge.id,
     )
     reference_request_record(
         "case_study",
@@ -294,8 +298,18 @@ def test_nominations_imports_and_reference_requests_against_hand_built_records(a
         ("Reference call", "USD", 1, 40_000),
     }
     assert {(r.label, r.amount) for r in ir.by_industry} == {("Healthcare test", 90_000), ("Any industry", 40_000)}
+    assert {(r.label, r.amount) for r in ir.by_region} == {("EMEA test", 90_000), ("Any region", 40_000)}
+    assert {(r.label, r.deals) for r in ir.by_size} == {("Huge test", 1), ("Any company size", 1)}
+    assert {(r.label, r.currency, r.amount) for r in ir.by_product} == {
+        ("Any product", "EUR", 90_000),
+        ("Any product", "USD", 40_000),
+    }
     assert (ir.with_reference.won, ir.with_reference.decided, ir.with_reference.rate) == (2, 3, 2 / 3)
     assert (ir.without_reference.won, ir.without_reference.decided) == (1, 1)
+    table = admin_client.get("/admin/reports?period=quarter&on=2025-05-01").get_data(as_text=True)
+    table = table[table.index('id="table-revenue"') : table.index("</table>", table.index('id="table-revenue"'))]
+    for row in ("Industry: Healthcare test", "Region: EMEA test", "Company size: Huge test", "Product: Any product"):
+        assert f'<th scope="row">{row}</th>' in table, row
 
 
 def test_an_empty_program(app, admin_client):

@@ -62,14 +62,17 @@ from portal.models import (
     Participation,
     ParticipationStatus,
     PointsEntry,
+    Product,
     Redemption,
     RedemptionStatus,
     ReferenceOutcome,
     ReferenceRequest,
     ReferenceStatus,
+    Region,
     ReportFigures,
     Reward,
     Role,
+    SizeBand,
     Status,
     User,
     utcnow,
@@ -498,7 +501,10 @@ class InfluencedRevenue:
     deals: int  # won deals where an advocate took part (the request was completed), outcome in the period
     amounts: dict[str, int]  # currency -> won amount (the final amount, else the deal amount)
     by_type: list[RevenueRow]
-    by_industry: list[RevenueRow]
+    by_industry: list[RevenueRow]  # the segment the request asked for, one dimension at a time
+    by_region: list[RevenueRow]
+    by_size: list[RevenueRow]
+    by_product: list[RevenueRow]
     with_reference: WinRate  # outcomes in the period of requests with a completed reference
     without_reference: WinRate  # ... of requests that were not fulfilled (no completed reference)
 
@@ -522,16 +528,19 @@ def influenced_revenue(session: Session, period: Period) -> InfluencedRevenue:
             .order_by(func.sum(amount).desc(), ActivityType.name)
         )
     ]
-    by_industry = [
-        RevenueRow(name or "Any industry", cur, deals, int(total))
-        for name, cur, deals, total in session.execute(
-            select(Industry.name, R.currency, func.count(), func.sum(amount))
-            .outerjoin(Industry, Industry.id == R.industry_id)
-            .where(took_part)
-            .group_by(Industry.name, R.currency)
-            .order_by(func.sum(amount).desc(), Industry.name)
-        )
-    ]
+
+    def by_segment(model, key: ColumnElement, anyone: str) -> list[RevenueRow]:
+        return [
+            RevenueRow(name or anyone, cur, deals, int(total))
+            for name, cur, deals, total in session.execute(
+                select(model.name, R.currency, func.count(), func.sum(amount))
+                .outerjoin(model, model.id == key)
+                .where(took_part)
+                .group_by(model.name, R.currency)
+                .order_by(func.sum(amount).desc(), model.name)
+            )
+        ]
+
     amounts: dict[str, int] = defaultdict(int)
     for row in by_type:
         amounts[row.currency] += row.amount
@@ -547,7 +556,15 @@ def influenced_revenue(session: Session, period: Period) -> InfluencedRevenue:
         if outcome == ReferenceOutcome.WON:
             side.won += count
     return InfluencedRevenue(
-        sum(r.deals for r in by_type), dict(amounts), by_type, by_industry, rates[True], rates[False]
+        deals=sum(r.deals for r in by_type),
+        amounts=dict(amounts),
+        by_type=by_type,
+        by_industry=by_segment(Industry, R.industry_id, "Any industry"),
+        by_region=by_segment(Region, R.region_id, "Any region"),
+        by_size=by_segment(SizeBand, R.size_band_id, "Any company size"),
+        by_product=by_segment(Product, R.product_id, "Any product"),
+        with_reference=rates[True],
+        without_reference=rates[False],
     )
 
 
@@ -721,7 +738,7 @@ def dashboard(session: Session, period: Period, now: datetime | None = None) -> 
 # People's names are not kept: the top advocates' and nominators' names are read when shown, and an advocate
 # who erased their account meanwhile is left out (as the live query leaves them out).
 
-FIGURES_VERSION = 1  # raise it when Figures (or a block in it) changes shape: older rows are then not read
+FIGURES_VERSION = 2  # raise it when Figures (or a block in it) changes shape: older rows are then not read
 _json = make_converter()
 
 
