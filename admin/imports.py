@@ -50,10 +50,12 @@ def _job(job_id: int) -> ImportJob:
 
 
 def _list_page(form, status=200):
+    jobs = imports.recent_jobs(db.session)
     return render_template(
         "admin/imports.html",
         form=form,
-        jobs=imports.recent_jobs(db.session),
+        jobs=jobs,
+        interrupted={j.id for j in jobs if imports.interrupted(j)},
         limit_mb=current_app.config["IMPORT_MAX_BYTES"] // (1024 * 1024),
     ), status
 
@@ -123,7 +125,8 @@ def import_job(job_id):
         preview=preview,
         only_problems=request.args.get("problems") == "1",
         start_form=ConfirmForm(),
-        running=job.status == ImportStatus.RUNNING,
+        interrupted=imports.interrupted(job),
+        running=job.status == ImportStatus.RUNNING and not imports.interrupted(job),
     )
 
 
@@ -136,7 +139,24 @@ def import_start(job_id):
     refused_back_to(url_for("admin.import_job", job_id=job.id))
     imports.start(db.session, job, current_user.id)
     flash("The import has started: this page follows it.", "success")
-    app, job_id, inline = current_app._get_current_object(), job.id, current_app.config["IMPORT_RUN"] == "inline"
+    return _run_after_commit(job.id)
+
+
+@bp.route("/imports/<int:job_id>/resume", methods=["POST"])
+@unit_of_work
+def import_resume(job_id):
+    """Run again an import that failed or was cut off (a restart): who it invited is not invited again."""
+    job = _job(job_id)
+    if not ConfirmForm().validate_on_submit():
+        abort(400)
+    refused_back_to(url_for("admin.import_job", job_id=job.id))
+    imports.resume(db.session, job, current_user.id)
+    flash("The import goes on: the people it invited before are not invited again.", "success")
+    return _run_after_commit(job.id)
+
+
+def _run_after_commit(job_id: int):
+    app, inline = current_app._get_current_object(), current_app.config["IMPORT_RUN"] == "inline"
 
     @after_this_request  # runs after unit_of_work has committed the job as running
     def run_it(response):

@@ -122,6 +122,8 @@ DEFAULTS: dict[str, object] = {
     "INVITATION_DAYS": 14,  # an invitation link is valid this long
     "IMPORT_MAX_BYTES": 10 * 1024 * 1024,  # the upload limit of the import page (MAX_CONTENT_LENGTH elsewhere)
     "IMPORT_BATCH_SIZE": 500,  # rows invited per commit (the job page's progress moves per batch)
+    # A running import with no batch committed for this many seconds was cut off (a restart): it may be resumed.
+    "IMPORT_STALL_SECONDS": 300,
     # How the web starts an import: "thread" (a background thread) or "inline" (in the request, after its
     # commit). None: "thread", except under TESTING.
     "IMPORT_RUN": None,

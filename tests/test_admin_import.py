@@ -385,3 +385,67 @@ def test_flask_advocates_import(app, runner, tmp_path, mailbox, make_user):
     assert mailbox.last("ada@example.com", subject="invited")
     again = runner.invoke(args=["advocates", "import", str(path), "--mapping", "Mail box=email", "--yes"])
     assert again.exit_code == 0 and "0 to invite, 2 to skip." in again.output and "Nothing to import." in again.output
+
+
+def test_an_import_cut_off_by_a_restart_is_shown_and_resumed_without_inviting_anyone_twice(
+    app, app_config, admin, admin_client, mailbox
+):
+    rows = "".join(f"Person {i},person{i}@example.com\r\n" for i in range(7))
+    job_id = job_id_of(upload(admin_client, "Name,Email\r\n" + rows + "Nobody,\r\n"))
+    save_mapping(admin_client, job_id, {"Name": "name", "Email": "email"})
+    # The process that ran it ended after its first batch (three people invited and emailed) ...
+    app.config["IMPORT_BATCH_SIZE"] = 3
+
+    def cut_off(done, total):
+        if done == 3:
+            raise SystemExit("the process ends")
+
+    imports.start(db.session, job(job_id), admin.id)
+    db.session.commit()
+    with pytest.raises(SystemExit):
+        imports.run(db.session, job_id, on_progress=cut_off)
+    db.session.rollback()
+    stuck = job(job_id)
+    assert (stuck.status, stuck.done, stuck.invited) == (ImportStatus.RUNNING, 3, 3)
+    assert len(mailbox.messages) == 3
+    # ... so it is running, then (no batch for IMPORT_STALL_SECONDS) interrupted, and says so.
+    page = admin_client.get(f"/admin/imports/{job_id}").get_data(as_text=True)
+    assert "Importing…" in page and "Resume the import" not in page
+    resume = admin_client.post(f"/admin/imports/{job_id}/resume", data={"csrf_token": csrf_from(page)})
+    assert resume.status_code == 302 and "nothing to resume" in text_of(admin_client.get(f"/admin/imports/{job_id}"))
+    app.config["IMPORT_STALL_SECONDS"] = 0
+    page = admin_client.get(f"/admin/imports/{job_id}").get_data(as_text=True)
+    assert "The import stopped" in text_of(admin_client.get(f"/admin/imports/{job_id}"))
+    assert 'http-equiv="refresh"' not in page and "Resume the import" in page
+    assert "interrupted" in text_of(admin_client.get("/admin/imports"))
+    # Resumed: the four others are invited; nobody twice; the counts are the whole file's.
+    resp = admin_client.post(f"/admin/imports/{job_id}/resume", data={"csrf_token": csrf_from(page)})
+    assert resp.status_code == 302
+    done = job(job_id)
+    assert (done.status, done.total, done.done, done.invited, done.skipped) == (ImportStatus.DONE, 8, 8, 7, 1)
+    for i in range(7):
+        assert len(invitations_to(f"person{i}@example.com")) == 1
+    assert len(mailbox.messages) == 7
+    assert len(audits("import.resume", job_id)) == 1 and len(audits("import.run", job_id)) == 1
+    again = admin_client.post(f"/admin/imports/{job_id}/resume", data={"csrf_token": csrf_from(page)})
+    assert again.status_code == 302 and len(audits("import.resume", job_id)) == 1  # done: nothing to resume
+
+
+def test_a_failed_import_can_be_tried_again(app, admin_client, monkeypatch, mailbox):
+    job_id = job_id_of(upload(admin_client, "Email\nada@example.com\n"))
+    save_mapping(admin_client, job_id, {"Email": "email"})
+    real = imports.invitations.create_many
+
+    def boom(*args, **kwargs):
+        raise RuntimeError("disk on fire")
+
+    monkeypatch.setattr(imports.invitations, "create_many", boom)
+    start(admin_client, job_id)
+    page = admin_client.get(f"/admin/imports/{job_id}").get_data(as_text=True)
+    assert job(job_id).status == ImportStatus.FAILED and "Try again" in page
+    monkeypatch.setattr(imports.invitations, "create_many", real)
+    resp = admin_client.post(f"/admin/imports/{job_id}/resume", data={"csrf_token": csrf_from(page)})
+    assert resp.status_code == 302
+    done = job(job_id)
+    assert (done.status, done.invited, done.error) == (ImportStatus.DONE, 1, None)
+    assert len(invitations_to("ada@example.com")) == 1 and mailbox.last("ada@example.com")

@@ -396,12 +396,21 @@ def test_an_invitation_that_expired_unanswered_is_shown_and_the_person_may_be_no
         update(Invitation).where(Invitation.id == first.invitation_id).values(expires_at=utcnow() - timedelta(hours=1))
     )
     db.session.commit()
-    assert nominations.lapsed(db.session, [first]) == {first.id}
+    assert nominations.lapsed(db.session, [first]) == {first.id: nominations.EXPIRED}
     for url in ("/staff/", "/staff/nominations", f"/staff/nominations/{first.id}"):
         assert "Invitation expired" in text_of(sam.get(url)), url
     assert "nominate them again" in text_of(sam.get(f"/staff/nominations/{first.id}"))
     assert nominate(sam, email="nora.nominee@customer.example").status_code == 302  # nominated, invited again
     second = the_nomination()
     assert second.id != first.id and second.status == NominationStatus.INVITED
-    assert nominations.lapsed(db.session, [first, second]) == {first.id}
+    assert nominations.lapsed(db.session, [first, second]) == {first.id: nominations.EXPIRED}
     assert "Invitation expired" not in text_of(sam.get(f"/staff/nominations/{second.id}"))
+    # The second one is answered "No thanks, don't invite me again": refused, and no link to nominate again.
+    invitation = db.session.get(Invitation, second.invitation_id)
+    invitation.token_hash = invitations.token_hash("no-thanks-token")
+    db.session.commit()
+    invitations.refuse(db.session, "no-thanks-token")
+    db.session.commit()
+    assert nominations.lapsed(db.session, [the_nomination()]) == {second.id: nominations.REFUSED}
+    page = text_of(sam.get(f"/staff/nominations/{second.id}"))
+    assert "Invitation refused" in page and "does not invite them again" in page and "nominate them again" not in page

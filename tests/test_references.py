@@ -24,7 +24,7 @@ from portal.models import (
     User,
     utcnow,
 )
-from portal.services import fatigue, opportunities, participation, references, settings
+from portal.services import fatigue, opportunities, participation, references, settings, timeline
 from portal.services.errors import DomainError
 from search import documents
 from tests.support import (
@@ -567,15 +567,31 @@ def test_a_reference_is_scheduled_in_a_time_zone_and_each_advocate_is_told_in_th
 
     # A zone not on the list is refused with a message; the time stays as it was.
     bad = post_form(staff_client, f"{url}/schedule", {"when": f"{day}T18:00", "timezone": "Mars/Olympus"}, page=url)
-    assert bad.status_code == 302 and "Time zone of that time" in page_text(staff_client.get(url))
+    assert bad.status_code == 302 and "Time zone of that time: Not a valid choice" in page_text(staff_client.get(url))
     assert reload(ReferenceRequest, rr_id).scheduled_tz == "Europe/Berlin"
     with pytest.raises(DomainError, match="time zone"):
         references.schedule(db.session, db.session.get(User, staff.id), rr_id, datetime(day.year, 1, 15, 9), "Nowhere")
     db.session.rollback()
+    # 02:30 on the last Sunday of March does not exist in Berlin (02:00 becomes 03:00): refused with a message.
+    spring = max(date(day.year, 3, d) for d in range(25, 32) if date(day.year, 3, d).weekday() == 6)
+    skipped = post_form(
+        staff_client, f"{url}/schedule", {"when": f"{spring}T02:30", "timezone": "Europe/Berlin"}, page=url
+    )
+    assert skipped.status_code == 302 and "does not exist" in page_text(staff_client.get(url))
+    assert reload(ReferenceRequest, rr_id).scheduled_for.astimezone(UTC).day == 14
+    summer = post_form(
+        staff_client, f"{url}/schedule", {"when": f"{spring}T03:30", "timezone": "Europe/Berlin"}, page=url
+    )
+    assert summer.status_code == 302
+    assert reload(ReferenceRequest, rr_id).scheduled_for.astimezone(UTC).hour == 1  # CEST, UTC+2
 
     # It took place: Bob, who never answered, is told his ask is no longer needed (not that he was too late).
     assert post_form(staff_client, f"{url}/complete", page=url).status_code == 302
     assert _ask_id(rr_id, bob).status == ParticipationStatus.EXPIRED
     bobs = page_text(client_for(app, bob).get("/me/asks"))
     assert "No longer needed" in bobs and "Not answered in time" not in bobs
-    assert "Took place 14 Jan" in page_text(ada_client.get("/me/asks"))
+    told = [e.text for e in timeline.timeline(db.session, bob).entries]
+    assert any(t.startswith("No longer needed:") for t in told) and not any(t.startswith("Approved:") for t in told)
+    took = references.shown_at(reload(ReferenceRequest, rr_id).scheduled_for, "America/New_York")
+    assert took.endswith("21:30 (America/New_York)")  # 03:30 in Berlin (CEST) is 21:30 the evening before (EDT)
+    assert f"Took place {took}" in page_text(ada_client.get("/me/asks"))

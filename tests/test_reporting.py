@@ -578,3 +578,42 @@ def test_concurrent_refreshes_keep_one_row_per_period(app, program):
     (row,) = _kept_rows()
     assert (row.kind, row.period_start, row.period_end) == ("quarter", Q2.start, Q2.end)
     assert reporting.kept(db.session, Q2, now + timedelta(seconds=10)) is not None
+
+
+def test_figures_read_before_a_value_change_or_older_than_the_kept_ones_are_not_used(app, program, admin):
+    now = utcnow()
+    # A refresh read the figures, then an admin set a value (forgetting kept figures), then the refresh wrote.
+    read_before = reporting.figures(db.session, Q2, now - timedelta(seconds=30))
+    reporting.set_value(db.session, activity_type_id("review"), 175, admin.id)
+    db.session.commit()
+    reporting.keep(db.session, read_before)
+    db.session.commit()
+    assert len(_kept_rows()) == 1 and reporting.kept(db.session, Q2, now) is None  # computed live instead
+    # Figures computed later are never replaced by older ones (a slow refresh finishing after "Refresh now").
+    fresh = reporting.figures(db.session, Q2, now + timedelta(seconds=5))
+    reporting.keep(db.session, fresh)
+    reporting.keep(db.session, replace(fresh, computed_at=now + timedelta(seconds=1)))
+    db.session.commit()
+    (row,) = _kept_rows()
+    assert row.computed_at == now + timedelta(seconds=5)
+    assert reporting.kept(db.session, Q2, now + timedelta(seconds=6)) is not None
+
+
+def test_kept_top_advocates_still_show_ten_after_one_is_erased(app, program, make_user):
+    now = utcnow()
+    ids = []
+    for i in range(11):
+        uid = make_user(email=f"top{i}@example.com", name=f"Top {i:02d}").id
+        ids.append(uid)
+        for _ in range(13 - i):  # Top 00 completed 13, Top 10 three (Advocate A1 two)
+            _part(uid, "review", ParticipationStatus.COMPLETED, at(2025, 5, 2, 9), at(2025, 5, 3, 9))
+    reporting.keep(db.session, reporting.figures(db.session, Q2, now))
+    db.session.commit()
+    board = reporting.dashboard(db.session, Q2, now)
+    assert board.kept and [t.name for t in board.top] == [f"Top {i:02d}" for i in range(10)]
+    db.session.execute(update(User).where(User.id == ids[0]).values(status=Status.DELETED))
+    db.session.commit()
+    kept_board = reporting.dashboard(db.session, Q2, now)
+    live = reporting.dashboard(db.session, Q2, now + timedelta(hours=2))
+    assert kept_board.kept and not live.kept
+    assert [t.name for t in kept_board.top] == [t.name for t in live.top] == [f"Top {i:02d}" for i in range(1, 11)]

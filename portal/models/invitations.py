@@ -44,6 +44,9 @@ class ImportJob(Base):
     error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     started_at: Mapped[datetime | None]
+    # The running job's last sign of life (each batch): a job "running" without one for a while was cut off
+    # (the process ended) and may be resumed (portal.services.imports.interrupted, resume).
+    heartbeat_at: Mapped[datetime | None]
     finished_at: Mapped[datetime | None]
 
     __table_args__ = (Index("ix_import_jobs_created_at", "created_at"),)

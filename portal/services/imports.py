@@ -27,18 +27,19 @@ import threading
 import unicodedata
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from math import ceil
 
 import charset_normalizer
 from flask import Flask, current_app
-from sqlalchemy import select
+from sqlalchemy import func, or_, select, update
 from sqlalchemy.orm import Session
 from wtforms.validators import ValidationError
 
 from portal.database import begin_write
 from portal.extensions import db
 from portal.forms import mailable_email
-from portal.models import Country, ImportJob, ImportStatus, Industry, Product, utcnow
+from portal.models import Country, ImportJob, ImportStatus, Industry, Invitation, Product, utcnow
 from portal.services import audit, invitations
 from portal.services.accounts import normalize_email
 from portal.services.errors import Conflict, DomainError
@@ -457,8 +458,9 @@ def check(session: Session, job: ImportJob) -> Check:
                 first_seen[row.email] = line
         rows.append(row)
     blocked = invitations.taken(session, list(first_seen))
+    mine = invited_by(session, job.id)  # a resumed job's own invitations are its work, not a reason to skip
     for row in rows:
-        if row.ok:
+        if row.ok and row.email not in mine:
             reason = blocked.reason(row.email)
             if reason:
                 row.problems.insert(0, Problem(f"{reason}: skipped"))
@@ -499,6 +501,46 @@ def preview(session: Session, job: ImportJob, page: int = 1, only_problems: bool
 # --- running the import --------------------------------------------------------------------------------------
 
 
+def invited_by(session: Session, job_id: int) -> set[str]:
+    """The addresses this job has invited (before it was cut off, when it is resumed)."""
+    return set(session.scalars(select(Invitation.email).where(Invitation.import_job_id == job_id)))
+
+
+def _stalled_before(now: datetime) -> datetime:
+    return now - timedelta(seconds=current_app.config["IMPORT_STALL_SECONDS"])
+
+
+def interrupted(job: ImportJob, now: datetime | None = None) -> bool:
+    """A job marked running that has committed no batch for IMPORT_STALL_SECONDS: its process ended (a
+    restart, a deploy) and nobody runs it; ``resume`` runs it again."""
+    last = job.heartbeat_at or job.started_at
+    return job.status == ImportStatus.RUNNING and last is not None and last < _stalled_before(now or utcnow())
+
+
+def resume(session: Session, job: ImportJob, actor_id: int | None) -> ImportJob:
+    """Mark a failed or interrupted job as running again (the caller then runs it, after its commit). Only one
+    of several clicks at once claims it. The rows it invited before are not invited again (``invited_by``)."""
+    now = utcnow()
+    last = func.coalesce(ImportJob.heartbeat_at, ImportJob.started_at)
+    claimed = session.execute(
+        update(ImportJob)
+        .where(
+            ImportJob.id == job.id,
+            or_(
+                ImportJob.status == ImportStatus.FAILED,
+                (ImportJob.status == ImportStatus.RUNNING) & (last < _stalled_before(now)),
+            ),
+        )
+        .values(status=ImportStatus.RUNNING, heartbeat_at=now, finished_at=None, error=None)
+        .execution_options(synchronize_session=False)
+    ).rowcount
+    if not claimed:
+        raise Conflict("This import is running or done: there is nothing to resume.")
+    session.refresh(job)
+    audit.record(session, "import.resume", actor_id, job, filename=job.filename, done=job.done, total=job.total)
+    return job
+
+
 def start(session: Session, job: ImportJob, actor_id: int | None) -> ImportJob:
     """Mark a mapped job as running (the caller then runs it, after its commit)."""
     if job.status == ImportStatus.UPLOADED:
@@ -508,7 +550,7 @@ def start(session: Session, job: ImportJob, actor_id: int | None) -> ImportJob:
     if not check(session, job).valid:
         raise DomainError("Nothing in this file can be imported: every row has a problem that skips it.")
     job.status = ImportStatus.RUNNING
-    job.started_at = utcnow()
+    job.started_at = job.heartbeat_at = utcnow()
     job.done = job.invited = job.skipped = job.problems = 0
     audit.record(session, "import.start", actor_id, job, filename=job.filename, rows=job.total)
     return job
@@ -529,9 +571,12 @@ def run(session: Session, job_id: int, on_progress: Progress | None = None) -> I
         raise Conflict("This import is not waiting to run.")
     try:
         result = check(session, job)
+        mine = invited_by(session, job_id)  # resumed: what it invited before it was cut off
         job.total = total = len(result.rows)
         job.skipped = result.skipped
         job.problems = len(result.with_problems)
+        job.invited = len(mine)
+        job.heartbeat_at = utcnow()
         actor_id = job.created_by_id
         session.commit()
         _progress(on_progress, 0, total)
@@ -540,13 +585,13 @@ def run(session: Session, job_id: int, on_progress: Progress | None = None) -> I
             chunk = rows[start_at : start_at + batch]
             begin_write(session)
             job = session.get(ImportJob, job_id)
-            invited = invitations.create_many(
-                session, [r.invitee for r in chunk if r.ok], actor_id, import_job_id=job_id
-            )
+            fresh = [r for r in chunk if r.ok and r.email not in mine]
+            invited = invitations.create_many(session, [r.invitee for r in fresh], actor_id, import_job_id=job_id)
             done += len(chunk)
             job.invited += invited
-            job.skipped += sum(1 for r in chunk if r.ok) - invited  # taken meanwhile (another import)
+            job.skipped += len(fresh) - invited  # taken meanwhile (another import)
             job.done = done
+            job.heartbeat_at = utcnow()
             session.commit()
             deliver_after_appcontext()  # "inline" delivery: this batch's email now
             _progress(on_progress, done, total)

@@ -61,21 +61,21 @@ def _day(when: datetime) -> str:
     return when.strftime("%d %b %Y")
 
 
-def _open_invitations(session: Session, invitation_ids: set[int], now: datetime) -> set[int]:
-    """Of these invitations, those that may still be used (``invitations.still_open``); one query."""
-    if not invitation_ids:
-        return set()
-    return set(
-        session.scalars(select(Invitation.id).where(Invitation.id.in_(invitation_ids), invitations.still_open(now)))
-    )
+EXPIRED, REFUSED = "expired", "refused"
 
 
-def lapsed(session: Session, rows: list[Nomination], now: datetime | None = None) -> set[int]:
-    """The ids of these nominations that were invited but whose invitation can no longer be used (expired
-    unanswered, or removed): shown as "Invitation expired"; the person may be nominated again."""
+def lapsed(session: Session, rows: list[Nomination], now: datetime | None = None) -> dict[int, str]:
+    """These nominations that were invited but whose invitation can no longer be used, by id: REFUSED when
+    the address is on the suppression list (they answered "No thanks, don't invite me again", or left), else
+    EXPIRED (it expired unanswered, or a newer invitation replaced it: the person may be nominated again).
+    A fixed number of queries whatever the number of rows."""
+    now = now or utcnow()
     invited = [n for n in rows if n.status == NominationStatus.INVITED]
-    still = _open_invitations(session, {n.invitation_id for n in invited if n.invitation_id}, now or utcnow())
-    return {n.id for n in invited if n.invitation_id not in still}
+    ids = {n.invitation_id for n in invited if n.invitation_id}
+    still = set(session.scalars(select(Invitation.id).where(Invitation.id.in_(ids), invitations.still_open(now))))
+    gone = [n for n in invited if n.invitation_id not in still]
+    refused = invitations.taken(session, [n.email for n in gone], now).suppressed if gone else set()
+    return {n.id: REFUSED if n.email in refused else EXPIRED for n in gone}
 
 
 def _open_nomination(session: Session, email: str, now: datetime) -> Nomination | None:

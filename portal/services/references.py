@@ -419,7 +419,13 @@ def schedule(session: Session, actor: User, rr_id: int, when: datetime, zone_nam
         raise DomainError("Choose the time zone from the list.")
     if when is None or when.date() < utcnow().date() - timedelta(days=365):
         raise DomainError("Give the day and time it happens.")
-    when = (when if when.tzinfo else when.replace(tzinfo=fatigue.zone_named(zone_name))).astimezone(UTC)
+    if when.tzinfo is None:
+        zone = fatigue.zone_named(zone_name)
+        local = when.replace(tzinfo=zone)
+        if local.astimezone(UTC).astimezone(zone).replace(tzinfo=None) != when:  # skipped when the clocks went forward
+            raise DomainError(f"{when:%H:%M} does not exist on {when:%d %b %Y} in {zone_name} (the clocks change).")
+        when = local
+    when = when.astimezone(UTC)
     rr.scheduled_for, rr.scheduled_tz = when, zone_name
     rr.opportunity.event_date = when.date()  # the rules count the engagement on the day it happens (UTC)
     audit.record(session, "reference.schedule", actor.id, rr, scheduled_for=when.isoformat(), timezone=zone_name)

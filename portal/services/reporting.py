@@ -45,7 +45,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from cattrs.errors import BaseValidationError
 from cattrs.preconf.json import make_converter
 from flask import current_app
-from sqlalchemy import ColumnElement, Interval, case, delete, func, literal, select, update
+from sqlalchemy import ColumnElement, Interval, case, delete, func, literal, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -93,6 +93,7 @@ FATIGUE_LABELS = {
     "unavailable": "Paused or in a blackout",
 }
 TOP = 10
+TOP_SPARE = 10  # kept figures hold this many more top advocates, so one erased since leaves ten to show
 
 
 # --- periods -----------------------------------------------------------------------------------------------------
@@ -529,7 +530,9 @@ def influenced_revenue(session: Session, period: Period) -> InfluencedRevenue:
         )
     ]
 
-    def by_segment(model, key: ColumnElement, anyone: str) -> list[RevenueRow]:
+    def by_segment(
+        model: type[Industry | Region | SizeBand | Product], key: ColumnElement, anyone: str
+    ) -> list[RevenueRow]:
         return [
             RevenueRow(name or anyone, cur, deals, int(total))
             for name, cur, deals, total in session.execute(
@@ -703,7 +706,7 @@ def figures(session: Session, period: Period, now: datetime | None = None) -> Fi
         participations_before=participations(session, before, history, types),
         points=points(session, period),
         points_before=points(session, before),
-        top=top_advocates(session, period),
+        top=top_advocates(session, period, TOP + TOP_SPARE),
         reward_return=reward_return(session, period),
         reference_requests=reference_requests(session, period),
         influenced_revenue=influenced_revenue(session, period),
@@ -719,7 +722,8 @@ def dashboard(session: Session, period: Period, now: datetime | None = None) -> 
     found = kept(session, period, now)
     shown = found or figures(session, period, now)
     return Dashboard(
-        **{f.name: getattr(shown, f.name) for f in fields(Figures)},
+        **{f.name: getattr(shown, f.name) for f in fields(Figures) if f.name != "top"},
+        top=shown.top[:TOP],
         membership=membership(session, now),
         fatigue=fatigue_distribution(session),
         types=_types(session),
@@ -773,7 +777,12 @@ def keep(session: Session, shown: Figures, actor_id: int | None = None) -> None:
     )
     values = {"version": FIGURES_VERSION, "computed_at": shown.computed_at, "figures": _json.dumps(anonymous)}
     where = _row_of(shown.period)
-    if session.execute(update(ReportFigures).where(where).values(**values)).rowcount == 0:
+    older = ReportFigures.computed_at <= shown.computed_at  # figures computed later are never replaced by these
+
+    def replace_older() -> int:
+        return session.execute(update(ReportFigures).where(where, older).values(**values)).rowcount
+
+    if replace_older() == 0 and session.scalar(select(ReportFigures.id).where(where)) is None:
         try:
             with session.begin_nested():
                 session.add(
@@ -781,8 +790,8 @@ def keep(session: Session, shown: Figures, actor_id: int | None = None) -> None:
                         kind=shown.period.kind, period_start=shown.period.start, period_end=shown.period.end, **values
                     )
                 )
-        except IntegrityError:  # kept meanwhile by another refresh: ours is as new
-            session.execute(update(ReportFigures).where(where).values(**values))
+        except IntegrityError:  # kept meanwhile by another refresh: replaced if that one is older
+            replace_older()
     if actor_id is not None:
         audit.record(
             session,
@@ -800,9 +809,15 @@ def kept(session: Session, period: Period, now: datetime | None = None) -> Figur
     """The period's kept figures if they are younger than REPORT_FIGURES_MAX_AGE and of this code's shape and
     the program's currency, with the names read now; else None."""
     now = now or utcnow()
+    # Figures read before an activity value was set are out of date even if written after it (a refresh that
+    # read, then wrote once set_value had forgotten the kept ones).
+    value_set = select(func.max(ActivityValue.created_at)).scalar_subquery()
     row = session.execute(
         select(ReportFigures.figures).where(
-            _row_of(period), ReportFigures.version == FIGURES_VERSION, ReportFigures.computed_at > now - max_age()
+            _row_of(period),
+            ReportFigures.version == FIGURES_VERSION,
+            ReportFigures.computed_at > now - max_age(),
+            or_(value_set.is_(None), ReportFigures.computed_at > value_set),
         )
     ).first()
     if row is None:

@@ -39,7 +39,12 @@ from portal.services import points
 
 PER_PAGE = 50
 # A decision as the participation's status tells it now (approved ones may since be completed or no-shows).
-DECIDED = {ParticipationStatus.DECLINED: "Declined", ParticipationStatus.WITHDRAWN: "Withdrawn"}
+DECIDED = {
+    ParticipationStatus.DECLINED: "Declined",
+    ParticipationStatus.WITHDRAWN: "Withdrawn",
+    # an ask still unanswered when its reference request was completed (references.complete closes it)
+    ParticipationStatus.EXPIRED: "No longer needed",
+}
 
 
 @dataclass
