@@ -133,29 +133,24 @@ def import_job(job_id):
 @bp.route("/imports/<int:job_id>/start", methods=["POST"])
 @unit_of_work
 def import_start(job_id):
-    job = _job(job_id)
-    if not ConfirmForm().validate_on_submit():
-        abort(400)
-    refused_back_to(url_for("admin.import_job", job_id=job.id))
-    imports.start(db.session, job, current_user.id)
-    flash("The import has started: this page follows it.", "success")
-    return _run_after_commit(job.id)
+    return _run(job_id, imports.start, "The import has started: this page follows it.")
 
 
 @bp.route("/imports/<int:job_id>/resume", methods=["POST"])
 @unit_of_work
 def import_resume(job_id):
     """Run again an import that failed or was cut off (a restart): who it invited is not invited again."""
+    return _run(job_id, imports.resume, "The import goes on: the people it invited before are not invited again.")
+
+
+def _run(job_id: int, mark_running, message: str):
+    """Mark the job running (``imports.start`` or ``resume``), then run it once that is committed."""
     job = _job(job_id)
     if not ConfirmForm().validate_on_submit():
         abort(400)
     refused_back_to(url_for("admin.import_job", job_id=job.id))
-    imports.resume(db.session, job, current_user.id)
-    flash("The import goes on: the people it invited before are not invited again.", "success")
-    return _run_after_commit(job.id)
-
-
-def _run_after_commit(job_id: int):
+    mark_running(db.session, job, current_user.id)
+    flash(message, "success")
     app, inline = current_app._get_current_object(), current_app.config["IMPORT_RUN"] == "inline"
 
     @after_this_request  # runs after unit_of_work has committed the job as running
