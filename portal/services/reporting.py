@@ -425,13 +425,19 @@ class TopAdvocate:
 
 def top_advocates(session: Session, period: Period, limit: int = TOP) -> list[TopAdvocate]:
     P = Participation
-    n = func.count().label("n")
+    # Counted per advocate from the covering index first, then joined to the (far fewer) advocates: joining
+    # every completed activity of a year to its advocate before grouping took four times as long.
+    counts = (
+        select(P.user_id, func.count().label("n"))
+        .where(P.status == ParticipationStatus.COMPLETED, _in(P.completed_at, period))
+        .group_by(P.user_id)
+        .subquery()
+    )
     q = (
-        select(User.id, User.name, n)
-        .join(P, P.user_id == User.id)
-        .where(User.status != Status.DELETED, P.status == ParticipationStatus.COMPLETED, _in(P.completed_at, period))
-        .group_by(User.id, User.name)
-        .order_by(n.desc(), User.name, User.id)
+        select(User.id, User.name, counts.c.n)
+        .join(counts, counts.c.user_id == User.id)
+        .where(User.status != Status.DELETED)
+        .order_by(counts.c.n.desc(), User.name, User.id)
         .limit(limit)
     )
     return [TopAdvocate(uid, name, count) for uid, name, count in session.execute(q)]
