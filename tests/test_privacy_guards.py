@@ -4,15 +4,29 @@ data and delete their account (and nothing else); an email change that loses a r
 refused cleanly; the profile pages write nothing on GET."""
 
 import json
+from datetime import timedelta
 
 import pytest
+import time_machine
 from sqlalchemy import event, func, select
 from sqlalchemy.orm import Session
 
 from portal.extensions import db
-from portal.models import AdvocateProfile, AuditEvent, OutboxMessage, Role, Status, User
+from portal.models import AdvocateProfile, AuditEvent, OutboxMessage, Role, Status, User, utcnow
 from portal.services import privacy
-from tests.support import BACKENDS, TEST_PASSWORD, csrf_from, login, path_of, post_form, reload, text
+from portal.services.outbox import send_due
+from tests.support import (
+    BACKENDS,
+    TEST_PASSWORD,
+    audits,
+    client_for,
+    csrf_from,
+    login,
+    path_of,
+    post_form,
+    reload,
+    text,
+)
 
 WRONG = "not-the-password-0"
 
@@ -364,3 +378,62 @@ def test_refused_posts_render_without_creating_a_profile(app, advocate_client, a
     assert resp.status_code == 422
     db.session.rollback()
     assert db.session.get(AdvocateProfile, advocate.id) is None
+
+
+# --- an account without a password (single sign-on only) confirms its deletion from an emailed link ---------------
+
+
+def _without_password(user_id: int) -> None:
+    db.session.execute(User.__table__.update().where(User.id == user_id).values(password_hash=None))
+    db.session.commit()
+
+
+def test_an_account_without_a_password_deletes_itself_from_an_emailed_link(app, make_user, mailbox):
+    ned = make_user(email="ned.sso@example.com", name="Ned Single")
+    other = make_user(email="olga.sso@example.com", name="Olga Other")
+    ned_client, olga_client = client_for(app, ned.id), client_for(app, other.id)
+    _without_password(ned.id)
+    _without_password(other.id)
+    page = ned_client.get("/me/delete").get_data(as_text=True)
+    assert "Email me the confirmation link" in page and 'name="password"' not in page
+    assert post_form(ned_client, "/me/delete", {"password": "", "confirm": "y"}).status_code == 422  # no way in
+    resp = post_form(ned_client, "/me/delete/link", page="/me/delete")
+    assert resp.status_code == 302 and "emailed you a link" in text(ned_client.get("/me/delete"))
+    send_due()
+    link = path_of(mailbox.last("ned.sso@example.com", subject="Confirm deleting").link("/me/delete/confirm/"))
+    assert audits("user.delete_link", ned.id)
+
+    # Nobody else can use it, a changed link is not valid, and the box must be ticked.
+    assert olga_client.get(link).status_code == 200  # the page asks; the POST decides
+    refused = post_form(olga_client, link, {"confirm": "y"}, page=link)
+    assert refused.status_code == 400 and "not for the account you are signed in to" in text(refused)
+    assert reload(User, other.id).status == Status.ACTIVE
+    assert post_form(ned_client, link + "x", {"confirm": "y"}, page=link).status_code == 400
+    assert post_form(ned_client, link, {}, page=link).status_code == 422
+    assert reload(User, ned.id).status == Status.ACTIVE
+
+    # The owner confirms: deleted, signed out, the goodbye email sent; the link is used up.
+    done = post_form(ned_client, link, {"confirm": "y"}, page=link)
+    assert done.status_code == 302
+    gone = reload(User, ned.id)
+    assert gone.status == Status.DELETED and gone.email.endswith("@deleted.invalid")
+    send_due()
+    assert mailbox.last("ned.sso@example.com", subject="Your advocate account is deleted")
+    assert ned_client.get("/me/delete").status_code in (302, 401)
+
+
+def test_the_deletion_link_is_for_accounts_without_a_password_and_expires(app, make_user, mailbox):
+    pat = make_user(email="pat.password@example.com", name="Pat Password")
+    pat_client = client_for(app, pat.id)
+    resp = post_form(pat_client, "/me/delete/link", page="/me/delete")
+    assert resp.status_code == 302 and "Confirm the deletion with your password" in text(pat_client.get("/me/delete"))
+    send_due()
+    assert mailbox.to("pat.password@example.com") == []
+    _without_password(pat.id)
+    post_form(pat_client, "/me/delete/link", page="/me/delete")
+    send_due()
+    link = path_of(mailbox.last("pat.password@example.com", subject="Confirm deleting").link("/me/delete/confirm/"))
+    with time_machine.travel(utcnow() + timedelta(seconds=app.config["RESET_TOKEN_MAX_AGE"] + 60)):
+        late = post_form(pat_client, link, {"confirm": "y"}, page=link)
+    assert late.status_code == 400 and "expired" in text(late)
+    assert reload(User, pat.id).status == Status.ACTIVE

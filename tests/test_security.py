@@ -797,6 +797,9 @@ def crawl_data(app, make_user, advocate, admin):
             privacy.CHANGE_EMAIL, advocate.id, fingerprint(advocate.email), e="ada.new@example.com"
         ),
         "profile.unsubscribe": make_token(subscriptions.UNSUBSCRIBE, advocate.id, "all"),
+        "profile.confirm_delete": make_token(
+            privacy.DELETE_ACCOUNT, advocate.id, fingerprint(advocate.email, advocate.status.value)
+        ),
         "auth.invited": "no-such-invitation",  # a link that is not valid: its page, and no write
     }
     code = referrals.referral_link(reload(User, advocate.id)).rsplit("/", 1)[-1]

@@ -20,6 +20,7 @@ from portal.forms.profile import (
     BlackoutForm,
     ChangeEmailForm,
     CommunicationForm,
+    ConfirmDeletionForm,
     DeleteAccountForm,
     LimitsForm,
     ProfileForm,
@@ -310,7 +311,7 @@ def export_data():
 
 
 def _delete_page(form):
-    return render_template("profile/delete.html", form=form)
+    return render_template("profile/delete.html", form=form, link_form=ConfirmForm())
 
 
 @bp.route("/delete", methods=["GET", "POST"])
@@ -329,6 +330,36 @@ def delete_account():
         flash("Your account is deleted. Thank you for having been part of the program.", "success")
         return redirect(url_for("main.index"))
     return _delete_page(form), 422 if form.errors else 200
+
+
+@bp.route("/delete/link", methods=["POST"])
+@limiter.limit(auth_limit)
+@advocate_or_applicant_required
+@unit_of_work
+def delete_account_link():
+    """An account without a password (single sign-on only): the confirmation link goes to its address."""
+    if not ConfirmForm().validate_on_submit():
+        abort(400)
+    refused_back_to(url_for("profile.delete_account"))
+    privacy.request_deletion_link(db.session, current_user._get_current_object())
+    flash("We have emailed you a link to confirm the deletion. It is valid for one hour.", "success")
+    return redirect(url_for("profile.delete_account"))
+
+
+@bp.route("/delete/confirm/<token>", methods=["GET", "POST"])
+@advocate_or_applicant_required
+@unit_of_work
+def confirm_delete(token):
+    form = ConfirmDeletionForm()
+    if request.method == "POST" and form.validate_on_submit():
+        refused_as_link()
+        privacy.delete_account_by_link(db.session, current_user._get_current_object(), token)
+        logout_user()
+        session.clear()
+        flash("Your account is deleted. Thank you for having been part of the program.", "success")
+        return redirect(url_for("main.index"))
+    status = 422 if form.errors else 200
+    return render_template("profile/confirm_delete.html", form=form, token=token), status
 
 
 def _change_email_page(form):

@@ -163,6 +163,16 @@ class BlackoutForm(FlaskForm):
     submit = SubmitField("Add blackout")
 
 
+class ConfirmDeletionForm(FlaskForm):
+    """The deletion of an account without a password, confirmed from the emailed link."""
+
+    confirm = BooleanField(
+        "I understand my profile and personal data will be erased and cannot be restored.",
+        validators=[DataRequired("Tick the box to confirm.")],
+    )
+    submit = SubmitField("Delete my account")
+
+
 class DeleteAccountForm(FlaskForm):
     password = PasswordField(
         "Your password", validators=[InputRequired(), Length(max=1024)], render_kw={"autocomplete": "current-password"}

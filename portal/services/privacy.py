@@ -367,6 +367,42 @@ def delete_account(session: Session, user: User, password: str) -> None:
     if type(user) is not User:  # a LocalProxy passes isinstance(); its type does not
         raise TypeError(f"delete_account needs a User, not {type(user).__name__}")
     check_password(session, user, password)
+    _erase(session, user)
+
+
+DELETE_ACCOUNT = "delete-account"
+DELETE_LINK_INVALID = "This link has already been used, has expired, or is not for the account you are signed in to."
+
+
+def request_deletion_link(session: Session, user: User) -> None:
+    """An account without a password (it signs in only through single sign-on) confirms its deletion from a
+    link emailed to its own address (valid RESET_TOKEN_MAX_AGE), as others confirm it with their password."""
+    if user.password_hash:
+        raise DomainError("Confirm the deletion with your password.")
+    token = make_token(DELETE_ACCOUNT, user.id, fingerprint(user.email, user.status.value))
+    queue_email(
+        session,
+        to=user.email,
+        subject="Confirm deleting your advocate account",
+        template="account_delete_confirm",
+        user_id=user.id,
+        name=user.name,
+        confirm_url=external_url("profile.confirm_delete", token=token),
+    )
+    audit.record(session, "user.delete_link", user.id, user)
+
+
+def delete_account_by_link(session: Session, user: User, token: str) -> None:
+    """The deletion confirmed from ``request_deletion_link``'s link, by the signed-in owner of the account."""
+    if type(user) is not User:
+        raise TypeError(f"delete_account_by_link needs a User, not {type(user).__name__}")
+    data = read_token(DELETE_ACCOUNT, token, current_app.config["RESET_TOKEN_MAX_AGE"])
+    if data.get("u") != user.id or data.get("s") != fingerprint(user.email, user.status.value) or user.password_hash:
+        raise InvalidToken(DELETE_LINK_INVALID)
+    _erase(session, user)
+
+
+def _erase(session: Session, user: User) -> None:
     original_email = user.email
     # Open commitments are withdrawn, open orders cancelled, free text blanked, ... (erasure.py). The steps
     # run first: the mails they queue ("you withdrew from ...") are dropped with the rest just below.

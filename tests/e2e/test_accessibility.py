@@ -129,6 +129,7 @@ ADVOCATE = [
     Visit("profile.privacy_page"),
     Visit("profile.change_email"),
     Visit("profile.delete_account"),
+    Visit("profile.confirm_delete", lambda w: {"token": "a-link-from-the-email"}),  # the page asks; POST decides
     Visit("recognition.my_points"),
     Visit("recognition.badges_page"),
     Visit("recognition.catalog"),
