@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 from portal.extensions import db
 from portal.models import AdvocateProfile, AuditEvent, OutboxMessage, Role, Status, User, utcnow
 from portal.services import privacy
+from portal.services.errors import DomainError
 from portal.services.outbox import send_due
 from tests.support import (
     BACKENDS,
@@ -437,3 +438,50 @@ def test_the_deletion_link_is_for_accounts_without_a_password_and_expires(app, m
         late = post_form(pat_client, link, {"confirm": "y"}, page=link)
     assert late.status_code == 400 and "expired" in text(late)
     assert reload(User, pat.id).status == Status.ACTIVE
+
+
+def test_an_account_without_a_password_changes_its_email_after_its_current_address_confirms(app, make_user, mailbox):
+    ned = make_user(email="ned.sso@example.com", name="Ned Single")
+    other = make_user(email="olga.sso@example.com", name="Olga Other")
+    ned_client, olga_client = client_for(app, ned.id), client_for(app, other.id)
+    _without_password(ned.id)
+    _without_password(other.id)
+    page = ned_client.get("/me/email").get_data(as_text=True)
+    assert 'name="password"' not in page and "we first email your current address" in page
+    resp = post_form(ned_client, "/me/email", {"new_email": "ned.new@example.com"})
+    assert resp.status_code == 302
+    send_due()
+    assert mailbox.to("ned.new@example.com") == []  # nothing to the new address before the current one confirms
+    link = path_of(mailbox.last("ned.sso@example.com", subject="Confirm changing").link("/me/email/owner/"))
+    assert audits("user.email_change_link", ned.id)
+
+    # Someone else, a changed link: refused; nothing is sent to the new address.
+    assert olga_client.get(link).status_code == 200
+    refused = post_form(olga_client, link, page=link)
+    assert refused.status_code == 400 and "not for the account you are signed in to" in text(refused)
+    assert post_form(ned_client, link + "x", page=link).status_code == 400
+    send_due()
+    assert mailbox.to("ned.new@example.com") == []
+
+    # The owner confirms: the new address gets its link, and the usual confirmation changes the email.
+    done = post_form(ned_client, link, page=link)
+    assert done.status_code == 302 and "sent a confirmation link to ned.new@example.com" in text(
+        ned_client.get("/me/privacy")
+    )
+    send_due()
+    confirm = path_of(mailbox.last("ned.new@example.com", subject="Confirm your new email").link("/me/email/confirm/"))
+    assert post_form(ned_client, confirm, page=confirm).status_code == 302
+    assert reload(User, ned.id).email == "ned.new@example.com"
+
+
+def test_an_account_with_a_password_cannot_use_the_link_and_the_same_address_is_refused(app, make_user, mailbox):
+    pat = make_user(email="pat.password@example.com", name="Pat Password")
+    pat_client = client_for(app, pat.id)
+    with pytest.raises(DomainError, match="with your password"):
+        privacy.request_email_change_by_link(db.session, reload(User, pat.id), "pat.new@example.com")
+    db.session.rollback()
+    _without_password(pat.id)
+    same = post_form(pat_client, "/me/email", {"new_email": "Pat.Password@example.com"})
+    assert same.status_code == 422 and "That is already your email address." in text(same)
+    send_due()
+    assert mailbox.to("pat.password@example.com") == []

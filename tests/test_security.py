@@ -797,6 +797,9 @@ def crawl_data(app, make_user, advocate, admin):
             privacy.CHANGE_EMAIL, advocate.id, fingerprint(advocate.email), e="ada.new@example.com"
         ),
         "profile.unsubscribe": make_token(subscriptions.UNSUBSCRIBE, advocate.id, "all"),
+        "profile.confirm_current_address": make_token(
+            privacy.CHANGE_EMAIL_OWNER, advocate.id, fingerprint(advocate.email), e="ada.new@example.com"
+        ),
         "profile.confirm_delete": make_token(
             privacy.DELETE_ACCOUNT, advocate.id, fingerprint(advocate.email, advocate.status.value)
         ),

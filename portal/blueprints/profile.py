@@ -18,6 +18,7 @@ from portal.forms import BaseForm as FlaskForm
 from portal.forms.auth import ConfirmForm
 from portal.forms.profile import (
     BlackoutForm,
+    ChangeEmailByLinkForm,
     ChangeEmailForm,
     CommunicationForm,
     ConfirmDeletionForm,
@@ -371,16 +372,35 @@ def _change_email_page(form):
 @advocate_required
 @unit_of_work
 def change_email():
-    form = ChangeEmailForm()
+    user = current_user._get_current_object()
+    form = ChangeEmailForm() if user.password_hash else ChangeEmailByLinkForm()
     if form.validate_on_submit():
         # A wrong password keeps its failure count and any lock (CurrentPasswordWrong keeps writes).
         refused_form(form, _change_email_page)
-        privacy.request_email_change(
-            db.session, current_user._get_current_object(), form.password.data, form.new_email.data
-        )
-        flash("We have sent a confirmation link to the new address. Your email changes when you open it.", "success")
+        if user.password_hash:
+            privacy.request_email_change(db.session, user, form.password.data, form.new_email.data)
+            flash(
+                "We have sent a confirmation link to the new address. Your email changes when you open it.", "success"
+            )
+        else:  # single sign-on only: the current address confirms first
+            privacy.request_email_change_by_link(db.session, user, form.new_email.data)
+            flash("We have emailed your current address a link to confirm it is you (valid one hour).", "success")
         return redirect(url_for("profile.privacy_page"))
     return _change_email_page(form), 422 if form.errors else 200
+
+
+@bp.route("/email/owner/<token>", methods=["GET", "POST"])
+@advocate_required
+@unit_of_work
+def confirm_current_address(token):
+    """An account without a password: the link sent to its current address, before the new one gets its own."""
+    form = ConfirmForm()
+    if request.method == "POST" and form.validate_on_submit():
+        refused_as_link()
+        new_email = privacy.confirm_current_address(db.session, current_user._get_current_object(), token)
+        flash(f"We have sent a confirmation link to {new_email}. Your email changes when you open it.", "success")
+        return redirect(url_for("profile.privacy_page"))
+    return render_template("profile/confirm_current_address.html", form=form, token=token)
 
 
 @bp.route("/email/confirm/<token>", methods=["GET", "POST"])

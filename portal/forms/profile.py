@@ -184,9 +184,14 @@ class DeleteAccountForm(FlaskForm):
     submit = SubmitField("Delete my account")
 
 
-class ChangeEmailForm(FlaskForm):
+class ChangeEmailByLinkForm(FlaskForm):
+    """An account without a password: its current address confirms the change (privacy.request_email_change_by_link)."""
+
     new_email = EmailField("New email address", validators=[DataRequired(), *mailable_email(), Length(max=254)])
+    submit = SubmitField("Send confirmation link")
+
+
+class ChangeEmailForm(ChangeEmailByLinkForm):
     password = PasswordField(
         "Your password", validators=[InputRequired(), Length(max=1024)], render_kw={"autocomplete": "current-password"}
     )
-    submit = SubmitField("Send confirmation link")

@@ -371,7 +371,16 @@ def delete_account(session: Session, user: User, password: str) -> None:
 
 
 DELETE_ACCOUNT = "delete-account"
-DELETE_LINK_INVALID = "This link has already been used, has expired, or is not for the account you are signed in to."
+OWNER_LINK_INVALID = "This link has already been used, has expired, or is not for the account you are signed in to."
+
+
+def _owner_link(purpose: str, token: str, user: User, state: str) -> dict:
+    """The payload of a link emailed to an account without a password (deletion, email change), if it was
+    made for this signed-in user in this state and they still have no password; else InvalidToken."""
+    data = read_token(purpose, token, current_app.config["RESET_TOKEN_MAX_AGE"])
+    if data.get("u") != user.id or data.get("s") != state or user.password_hash:
+        raise InvalidToken(OWNER_LINK_INVALID)
+    return data
 
 
 def request_deletion_link(session: Session, user: User) -> None:
@@ -396,9 +405,7 @@ def delete_account_by_link(session: Session, user: User, token: str) -> None:
     """The deletion confirmed from ``request_deletion_link``'s link, by the signed-in owner of the account."""
     if type(user) is not User:
         raise TypeError(f"delete_account_by_link needs a User, not {type(user).__name__}")
-    data = read_token(DELETE_ACCOUNT, token, current_app.config["RESET_TOKEN_MAX_AGE"])
-    if data.get("u") != user.id or data.get("s") != fingerprint(user.email, user.status.value) or user.password_hash:
-        raise InvalidToken(DELETE_LINK_INVALID)
+    _owner_link(DELETE_ACCOUNT, token, user, fingerprint(user.email, user.status.value))
     _erase(session, user)
 
 
@@ -453,9 +460,52 @@ CHANGE_EMAIL = "change-email"
 
 def request_email_change(session: Session, user: User, password: str, new_email: str) -> None:
     check_password(session, user, password)
+    _send_change_links(session, user, new_email)
+
+
+CHANGE_EMAIL_OWNER = "change-email-owner"
+
+
+def request_email_change_by_link(session: Session, user: User, new_email: str) -> None:
+    """An account without a password (single sign-on only) proves it owns its current address instead: a link
+    to it (valid RESET_TOKEN_MAX_AGE) confirms the change, and only then the new address is sent its own
+    link (``confirm_current_address``), as after a password."""
+    if user.password_hash:
+        raise DomainError("Confirm the change with your password.")
+    new_email = _new_address(user, new_email)
+    token = make_token(CHANGE_EMAIL_OWNER, user.id, fingerprint(user.email), e=new_email)
+    queue_email(
+        session,
+        to=user.email,
+        subject="Confirm changing your email address",
+        template="email_change_owner",
+        user_id=user.id,
+        name=user.name,
+        new_email=new_email,
+        confirm_url=external_url("profile.confirm_current_address", token=token),
+    )
+    audit.record(session, "user.email_change_link", user.id, user)
+
+
+def confirm_current_address(session: Session, user: User, token: str) -> str:
+    """The signed-in owner opened the link sent to their current address: the new address gets its link.
+    Returns the new address."""
+    new_email = _owner_link(CHANGE_EMAIL_OWNER, token, user, fingerprint(user.email)).get("e")
+    if not isinstance(new_email, str):
+        raise InvalidToken(OWNER_LINK_INVALID)
+    _send_change_links(session, user, new_email)
+    return new_email
+
+
+def _new_address(user: User, new_email: str) -> str:
     new_email = normalize_email(new_email)
     if new_email == user.email:
         raise DomainError("That is already your email address.")
+    return new_email
+
+
+def _send_change_links(session: Session, user: User, new_email: str) -> None:
+    new_email = _new_address(user, new_email)
     token = make_token(CHANGE_EMAIL, user.id, fingerprint(user.email), e=new_email)
     link = external_url("profile.confirm_email_change", token=token)
     if get_by_email(session, new_email) is None:

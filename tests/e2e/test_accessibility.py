@@ -130,6 +130,7 @@ ADVOCATE = [
     Visit("profile.change_email"),
     Visit("profile.delete_account"),
     Visit("profile.confirm_delete", lambda w: {"token": "a-link-from-the-email"}),  # the page asks; POST decides
+    Visit("profile.confirm_current_address", lambda w: {"token": "a-link-from-the-email"}),
     Visit("recognition.my_points"),
     Visit("recognition.badges_page"),
     Visit("recognition.catalog"),
